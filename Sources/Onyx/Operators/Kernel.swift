@@ -1,0 +1,110 @@
+/// A concrete tensor type: element type and fixed extents.
+struct TensorDescriptor: Hashable, Sendable, CustomStringConvertible {
+    var dataType: DataType
+    var shape: [Int]
+
+    init(_ dataType: DataType, _ shape: [Int]) {
+        self.dataType = dataType
+        self.shape = shape
+    }
+
+    var elementCount: Int { shape.reduce(1, *) }
+    var byteCount: Int { elementCount * dataType.byteWidth }
+    var rank: Int { shape.count }
+    var description: String { "\(dataType)\(shape)" }
+}
+
+/// What planning knows about one input of a node: its type and shape, and its value if it is
+/// a constant (an initializer, a folded node, or a shape computed from the input signature).
+struct PlannedInput: Sendable {
+    var descriptor: TensorDescriptor
+    var constant: Tensor?
+
+    var dataType: DataType { descriptor.dataType }
+    var shape: [Int] { descriptor.shape }
+}
+
+/// A tensor as a kernel sees it during a run: type, shape, and a pointer to its bytes.
+struct TensorView {
+    let dataType: DataType
+    let shape: [Int]
+    let data: UnsafeMutableRawPointer
+
+    var elementCount: Int { shape.reduce(1, *) }
+    var byteCount: Int { elementCount * dataType.byteWidth }
+    var rank: Int { shape.count }
+
+    @inline(__always)
+    func pointer<T>(as type: T.Type) -> UnsafeMutablePointer<T> {
+        data.assumingMemoryBound(to: T.self)
+    }
+
+    @inline(__always)
+    func buffer<T>(as type: T.Type) -> UnsafeMutableBufferPointer<T> {
+        UnsafeMutableBufferPointer(start: data.assumingMemoryBound(to: T.self), count: elementCount)
+    }
+}
+
+/// How a kernel's output 0 may share memory with one of its inputs.
+enum KernelAliasing: Sendable, Equatable {
+    /// The output gets its own buffer.
+    case none
+    /// The kernel can write output 0 over input `input` (same byte count) when that input dies here.
+    case inPlace(input: Int)
+    /// Output 0 is input `input`'s bytes under a new shape (Reshape, Flatten, Identity …). The
+    /// planner aliases the two whenever it can; the kernel still copies if handed distinct buffers.
+    case view(input: Int)
+}
+
+/// A prepared operator: attributes parsed and validated, constant weights packed.
+///
+/// Created once per session by an ``OperatorRegistration``; used from many runs at once,
+/// so a kernel keeps no per-run state.
+protocol Kernel: Sendable {
+    /// The type and shape of each output for one input-shape signature.
+    ///
+    /// `inputs[i]` is `nil` for an optional input the node leaves out. Constant inputs carry
+    /// their value, so shape-computing inputs (Reshape's shape, ReduceMean's axes) can be read.
+    func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor]
+
+    /// Scratch bytes the kernel needs in a run with these shapes (im2col buffers and such).
+    func workspaceByteCount(inputs: [TensorDescriptor?], outputs: [TensorDescriptor]) -> Int
+
+    /// Whether the kernel reads the data (not just the shape) of input `index`.
+    func readsData(ofInput index: Int) -> Bool
+
+    /// How output 0 may share memory with an input.
+    var aliasing: KernelAliasing { get }
+
+    /// Computes the outputs. Output buffers are allocated (not zeroed) by the caller.
+    func run(_ context: borrowing KernelContext) throws
+}
+
+extension Kernel {
+    func workspaceByteCount(inputs: [TensorDescriptor?], outputs: [TensorDescriptor]) -> Int { 0 }
+    func readsData(ofInput index: Int) -> Bool { true }
+    var aliasing: KernelAliasing { .none }
+}
+
+/// Everything a kernel may touch during one run of one node.
+struct KernelContext: ~Copyable {
+    let inputs: UnsafeBufferPointer<TensorView?>
+    let outputs: UnsafeBufferPointer<TensorView>
+    /// Scratch memory of the size the kernel asked for, 64-byte aligned; `nil` if it asked for none.
+    let workspace: UnsafeMutableRawPointer?
+    let pool: ComputePool
+
+    var inputCount: Int { inputs.count }
+
+    /// Input `index`, or `nil` if the node leaves it out.
+    @inline(__always)
+    func input(_ index: Int) -> TensorView? {
+        index < inputs.count ? inputs[index] : nil
+    }
+
+    /// Output `index`.
+    @inline(__always)
+    func output(_ index: Int) -> TensorView {
+        outputs[index]
+    }
+}

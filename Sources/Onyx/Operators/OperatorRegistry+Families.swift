@@ -1,0 +1,5 @@
+extension OperatorRegistry {
+    /// Every operator family's registrations. A new family adds its list here.
+    static let families: [[OperatorRegistration]] = [
+    ]
+}

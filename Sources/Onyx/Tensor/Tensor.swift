@@ -1,0 +1,152 @@
+/// A dense, row-major, n-dimensional array of one ``DataType``.
+///
+/// `Tensor` is a value type with copy-on-write storage: copies are cheap and
+/// writing through ``withUnsafeMutableBytes(_:)`` never affects another copy.
+public struct Tensor: Sendable {
+    /// The element type.
+    public let dataType: DataType
+    /// The extent of each axis; empty for a scalar.
+    public let shape: [Int]
+    var storage: TensorStorage
+
+    /// The number of elements (the product of the shape; 1 for a scalar).
+    public var elementCount: Int { shape.reduce(1, *) }
+
+    /// The number of bytes of element data.
+    public var byteCount: Int { elementCount * dataType.byteWidth }
+
+    /// The number of axes.
+    public var rank: Int { shape.count }
+
+    /// Creates a zero-filled tensor.
+    ///
+    /// - Parameters:
+    ///   - dataType: The element type.
+    ///   - shape: The extent of each axis; every extent must be ≥ 0.
+    public init(zeros dataType: DataType, shape: [Int]) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative extent in shape \(shape)")
+        self.dataType = dataType
+        self.shape = shape
+        self.storage = TensorStorage(byteCount: shape.reduce(1, *) * dataType.byteWidth)
+    }
+
+    /// Creates a tensor from Swift scalars.
+    ///
+    /// - Parameters:
+    ///   - shape: The extent of each axis.
+    ///   - scalars: The elements in row-major order; their count must equal the product of `shape`.
+    /// - Throws: ``OnyxError`` with code `.shapeMismatch` if the count does not match the shape.
+    public init<Element: TensorElement>(shape: [Int], scalars: [Element]) throws {
+        let count = try Self.checkedElementCount(shape)
+        guard count == scalars.count else {
+            throw OnyxError.shapeMismatch(
+                "shape \(shape) holds \(count) elements but \(scalars.count) were given")
+        }
+        self.dataType = Element.dataType
+        self.shape = shape
+        self.storage = scalars.withUnsafeBytes { TensorStorage(copying: $0) }
+    }
+
+    /// Creates a tensor by copying raw bytes.
+    ///
+    /// - Parameters:
+    ///   - dataType: The element type of the bytes.
+    ///   - shape: The extent of each axis.
+    ///   - bytes: Exactly `product(shape) * dataType.byteWidth` bytes, row-major.
+    /// - Throws: ``OnyxError`` with code `.shapeMismatch` if the byte count does not match.
+    public init(dataType: DataType, shape: [Int], bytes: UnsafeRawBufferPointer) throws {
+        let count = try Self.checkedElementCount(shape)
+        guard count * dataType.byteWidth == bytes.count else {
+            throw OnyxError.shapeMismatch(
+                "shape \(shape) of \(dataType) needs \(count * dataType.byteWidth) bytes but \(bytes.count) were given")
+        }
+        self.dataType = dataType
+        self.shape = shape
+        self.storage = TensorStorage(copying: bytes)
+    }
+
+    /// Creates a scalar (rank-0) tensor.
+    public init<Element: TensorElement>(scalar: Element) {
+        self.dataType = Element.dataType
+        self.shape = []
+        self.storage = Swift.withUnsafeBytes(of: scalar) { TensorStorage(copying: $0) }
+    }
+
+    init(dataType: DataType, shape: [Int], storage: TensorStorage) {
+        self.dataType = dataType
+        self.shape = shape
+        self.storage = storage
+    }
+
+    /// Creates a tensor whose bytes are not initialized; the caller fills them.
+    init(uninitialized dataType: DataType, shape: [Int]) {
+        self.dataType = dataType
+        self.shape = shape
+        self.storage = TensorStorage(uninitializedByteCount: shape.reduce(1, *) * dataType.byteWidth)
+    }
+
+    /// The element count of `shape`, or an error if an extent is negative or the product overflows.
+    static func checkedElementCount(_ shape: [Int]) throws -> Int {
+        var count = 1
+        for extent in shape {
+            guard extent >= 0 else {
+                throw OnyxError.shapeMismatch("negative extent \(extent) in shape \(shape)")
+            }
+            let (product, overflow) = count.multipliedReportingOverflow(by: extent)
+            guard !overflow else {
+                throw OnyxError.limitExceeded("element count of shape \(shape) overflows")
+            }
+            count = product
+        }
+        return count
+    }
+
+    /// Returns the elements as a Swift array.
+    ///
+    /// - Parameter type: The Swift element type; it must match ``dataType``.
+    /// - Returns: The elements in row-major order.
+    /// - Throws: ``OnyxError`` with code `.unsupportedDataType` if `type` does not match.
+    public func scalars<Element: TensorElement>(as type: Element.Type = Element.self) throws -> [Element] {
+        guard Element.dataType == dataType else {
+            throw OnyxError.unsupportedDataType("tensor holds \(dataType), not \(Element.dataType)")
+        }
+        let count = elementCount
+        return [Element](unsafeUninitializedCapacity: count) { buffer, initialized in
+            UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(
+                from: storage.bytes, byteCount: count * dataType.byteWidth)
+            initialized = count
+        }
+    }
+
+    /// Calls `body` with the tensor's bytes.
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeRawBufferPointer(start: storage.bytes, count: byteCount))
+    }
+
+    /// Calls `body` with the tensor's bytes for writing, copying the storage first if it is shared.
+    public mutating func withUnsafeMutableBytes<R>(
+        _ body: (UnsafeMutableRawBufferPointer) throws -> R
+    ) rethrows -> R {
+        if !isKnownUniquelyReferenced(&storage) {
+            storage = TensorStorage(copying: UnsafeRawBufferPointer(start: storage.bytes, count: byteCount))
+        }
+        return try body(UnsafeMutableRawBufferPointer(start: storage.bytes, count: byteCount))
+    }
+
+    /// Returns the same elements with a new shape of equal element count; shares storage.
+    ///
+    /// - Throws: ``OnyxError`` with code `.shapeMismatch` if the element counts differ.
+    public func reshaped(_ newShape: [Int]) throws -> Tensor {
+        guard try Self.checkedElementCount(newShape) == elementCount else {
+            throw OnyxError.shapeMismatch("cannot reshape \(shape) to \(newShape)")
+        }
+        return Tensor(dataType: dataType, shape: newShape, storage: storage)
+    }
+
+    /// The raw base address, valid while the tensor is alive. Internal: kernels and the executor.
+    var baseAddress: UnsafeMutableRawPointer { storage.bytes }
+}
+
+extension Tensor: CustomStringConvertible {
+    public var description: String { "Tensor<\(dataType)>\(shape)" }
+}

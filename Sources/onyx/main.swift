@@ -1,0 +1,2 @@
+import Onyx
+print("onyx")
