@@ -39,7 +39,7 @@ extension Kernel {
         defer { workspace?.deallocate() }
 
         let inputViews = inputs.map { $0.map { TensorView(dataType: $0.dataType, shape: $0.shape, data: $0.baseAddress) } }
-        let outputViews = outputs.map { TensorView(dataType: $0.dataType, shape: $0.shape, data: $0.baseAddress) }
+        let outputViews: [TensorView?] = outputs.map { TensorView(dataType: $0.dataType, shape: $0.shape, data: $0.baseAddress) }
         try withExtendedLifetime((inputs, outputs)) {
             try inputViews.withUnsafeBufferPointer { inputBuffer in
                 try outputViews.withUnsafeBufferPointer { outputBuffer in

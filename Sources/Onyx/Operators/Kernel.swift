@@ -89,7 +89,8 @@ extension Kernel {
 /// Everything a kernel may touch during one run of one node.
 struct KernelContext: ~Copyable {
     let inputs: UnsafeBufferPointer<TensorView?>
-    let outputs: UnsafeBufferPointer<TensorView>
+    /// One slot per node output; `nil` where the node leaves an optional output out.
+    let outputs: UnsafeBufferPointer<TensorView?>
     /// Scratch memory of the size the kernel asked for, 64-byte aligned; `nil` if it asked for none.
     let workspace: UnsafeMutableRawPointer?
     let pool: ComputePool
@@ -102,9 +103,15 @@ struct KernelContext: ~Copyable {
         index < inputs.count ? inputs[index] : nil
     }
 
-    /// Output `index`.
+    /// Output `index`, which the node must have (outputs 0 and any the kernel requires).
     @inline(__always)
     func output(_ index: Int) -> TensorView {
-        outputs[index]
+        outputs[index]!
+    }
+
+    /// Output `index`, or `nil` if the node leaves this optional output out.
+    @inline(__always)
+    func optionalOutput(_ index: Int) -> TensorView? {
+        index < outputs.count ? outputs[index] : nil
     }
 }

@@ -1,0 +1,49 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How much the session rewrites the graph before running it.
+public enum OptimizationLevel: String, Sendable, CaseIterable {
+    /// Run the graph as decoded (constant inputs are still folded, since kernels need them).
+    case none
+    /// Remove Identity/Dropout and fold Conv+BatchNormalization.
+    case basic
+    /// Everything in `basic`, plus activation fusion into Conv/Gemm epilogues.
+    case all
+}
+
+/// Settings for an ``InferenceSession``.
+public struct SessionOptions: Sendable {
+    /// Threads a single `run` may use for one kernel; defaults to the number of online CPUs.
+    public var threadCount: Int
+    /// Graph optimizations to apply when the session is created.
+    public var optimizationLevel: OptimizationLevel
+    /// The micro-kernel variant; defaults to the best the CPU supports (or `ONYX_ISA`).
+    public var isa: KernelISA
+    /// Largest number of distinct input-shape signatures whose plans are kept.
+    public var planCacheCapacity: Int
+    /// Largest arena (bytes of intermediate values) a single run may need.
+    public var memoryLimitBytes: Int
+
+    public init(
+        threadCount: Int? = nil,
+        optimizationLevel: OptimizationLevel = .all,
+        isa: KernelISA = .preferred,
+        planCacheCapacity: Int = 32,
+        memoryLimitBytes: Int = 8 << 30
+    ) {
+        self.threadCount = max(1, threadCount ?? Self.onlineProcessorCount)
+        self.optimizationLevel = optimizationLevel
+        self.isa = isa
+        self.planCacheCapacity = max(1, planCacheCapacity)
+        self.memoryLimitBytes = memoryLimitBytes
+    }
+
+    static var onlineProcessorCount: Int {
+        #if canImport(Glibc)
+        return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        #else
+        return 1
+        #endif
+    }
+}
