@@ -1,0 +1,138 @@
+/// Reading and writing NumPy's `.npy` format (version 1.0–3.0, little-endian, C order).
+extension Tensor {
+    /// Decodes the contents of a `.npy` file.
+    ///
+    /// - Parameter bytes: The file's bytes.
+    /// - Throws: ``OnyxError`` with code `.invalidInput` if the header is malformed, the array is
+    ///   Fortran-ordered or big-endian, its dtype has no ``DataType``, or the data is short.
+    public init(npy bytes: [UInt8]) throws {
+        func fail(_ why: String) -> OnyxError { OnyxError.invalidInput("not a readable .npy file: \(why)") }
+        let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]
+        guard bytes.count >= 10, Array(bytes[0..<6]) == magic else { throw fail("missing \\x93NUMPY magic") }
+        let major = bytes[6]
+        let headerLength: Int
+        let headerStart: Int
+        switch major {
+        case 1:
+            headerLength = Int(bytes[8]) | Int(bytes[9]) << 8
+            headerStart = 10
+        case 2, 3:
+            guard bytes.count >= 12 else { throw fail("truncated header") }
+            headerLength = Int(bytes[8]) | Int(bytes[9]) << 8 | Int(bytes[10]) << 16 | Int(bytes[11]) << 24
+            headerStart = 12
+        default:
+            throw fail("unknown format version \(major)")
+        }
+        guard headerStart + headerLength <= bytes.count else { throw fail("truncated header") }
+        let header = String(decoding: bytes[headerStart..<(headerStart + headerLength)], as: UTF8.self)
+
+        guard let descr = Self.npyField("descr", in: header)?.trimmingCharacters(in: "'\" ") else {
+            throw fail("header has no 'descr'")
+        }
+        if let order = Self.npyField("fortran_order", in: header), order.contains("True") {
+            throw fail("Fortran-ordered arrays are not supported")
+        }
+        guard let shapeText = Self.npyField("shape", in: header) else { throw fail("header has no 'shape'") }
+        let shape = try shapeText.trimmingCharacters(in: "() ")
+            .split(separator: ",")
+            .map { $0.trimmingCharacters(in: " L") }
+            .filter { !$0.isEmpty }
+            .map { part -> Int in
+                guard let n = Int(part), n >= 0 else { throw fail("bad extent '\(part)' in shape") }
+                return n
+            }
+        guard let dataType = Self.dataType(npyDescr: descr) else {
+            throw fail("dtype '\(descr)' has no Onyx equivalent")
+        }
+        let count = try Tensor.checkedElementCount(shape)
+        let (byteCount, overflow) = count.multipliedReportingOverflow(by: dataType.byteWidth)
+        let dataStart = headerStart + headerLength
+        guard !overflow, bytes.count - dataStart >= byteCount else {
+            throw fail("shape \(shape) of \(descr) needs \(byteCount) bytes of data, the file has \(bytes.count - dataStart)")
+        }
+        self = try bytes[dataStart..<(dataStart + byteCount)].withUnsafeBytes {
+            try Tensor(dataType: dataType, shape: shape, bytes: $0)
+        }
+    }
+
+    /// Encodes the tensor as a version 1.0 `.npy` file.
+    public func npyBytes() -> [UInt8] {
+        let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
+        var header = "{'descr': '\(Self.npyDescr(dataType))', 'fortran_order': False, 'shape': \(shapeText), }"
+        let unpadded = 10 + header.utf8.count + 1
+        header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
+        var bytes: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0]
+        let length = header.utf8.count
+        bytes.append(UInt8(length & 0xFF))
+        bytes.append(UInt8(length >> 8))
+        bytes.append(contentsOf: header.utf8)
+        withUnsafeBytes { bytes.append(contentsOf: $0) }
+        return bytes
+    }
+
+    private static func npyField(_ key: String, in header: String) -> String? {
+        let characters = Array(header)
+        var found: Int?
+        for quote in ["'", "\""] {
+            let needle = Array(quote + key + quote)
+            if let start = characters.indices.first(where: { i in
+                i + needle.count <= characters.count && Array(characters[i..<(i + needle.count)]) == needle
+            }) {
+                found = start + needle.count
+                break
+            }
+        }
+        guard let end = found else { return nil }
+        var rest = Substring(String(characters[end...])).drop { $0 == " " || $0 == ":" }
+        if rest.first == "(" {
+            guard let close = rest.firstIndex(of: ")") else { return nil }
+            return String(rest[...close])
+        }
+        rest = rest.prefix { $0 != "," && $0 != "}" }
+        return String(rest)
+    }
+
+    private static func dataType(npyDescr descr: String) -> DataType? {
+        var code = Substring(descr)
+        if let first = code.first, "<|=".contains(first) { code = code.dropFirst() }
+        switch code {
+        case "f4": return .float
+        case "f8": return .double
+        case "f2": return .float16
+        case "i1": return .int8
+        case "u1": return .uint8
+        case "i2": return .int16
+        case "u2": return .uint16
+        case "i4": return .int32
+        case "u4": return .uint32
+        case "i8": return .int64
+        case "u8": return .uint64
+        case "b1", "?": return .bool
+        default: return nil
+        }
+    }
+
+    private static func npyDescr(_ type: DataType) -> String {
+        switch type {
+        case .float: "<f4"
+        case .double: "<f8"
+        case .float16: "<f2"
+        case .int8: "|i1"
+        case .uint8: "|u1"
+        case .int16: "<i2"
+        case .uint16: "<u2"
+        case .int32: "<i4"
+        case .uint32: "<u4"
+        case .int64: "<i8"
+        case .uint64: "<u8"
+        case .bool: "|b1"
+        }
+    }
+}
+
+extension StringProtocol {
+    fileprivate func trimmingCharacters(in set: String) -> String {
+        let characters = Set(set)
+        return String(self.drop { characters.contains($0) }.reversed().drop { characters.contains($0) }.reversed())
+    }
+}
