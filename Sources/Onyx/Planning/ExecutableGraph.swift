@@ -1,0 +1,118 @@
+/// The graph as the executor sees it: values numbered, nodes in topological order with their
+/// kernels prepared, and everything computable from constants already computed.
+///
+/// Built once per session; shared by every plan and run.
+struct ExecutableGraph: Sendable {
+    /// One prepared node.
+    struct Step: Sendable {
+        let name: String
+        let opType: String
+        let kernel: any Kernel
+        /// Value id per node input; `nil` for an omitted optional input.
+        let inputs: [Int?]
+        /// Value id per node output; `nil` for an omitted optional output.
+        let outputs: [Int?]
+    }
+
+    /// Value names by id.
+    let valueNames: [String]
+    /// Constant values by id: initializers, Constant nodes and everything folded from them.
+    let constants: [Tensor?]
+    /// Ids of the graph inputs the caller supplies, in declaration order.
+    let inputIds: [Int]
+    /// Ids of the graph outputs, in declaration order.
+    let outputIds: [Int]
+    /// The nodes left to run, in topological order.
+    let steps: [Step]
+
+    var valueCount: Int { valueNames.count }
+
+    /// Prepares `graph` for execution.
+    ///
+    /// - Parameters:
+    ///   - graph: A validated graph.
+    ///   - opsetImports: The model's opset imports.
+    ///   - isa: The micro-kernel variant kernels are prepared for.
+    init(graph: Graph, opsetImports: [String: Int], isa: KernelISA) throws {
+        var ids: [String: Int] = [:]
+        var names: [String] = []
+        func id(_ name: String) -> Int {
+            if let existing = ids[name] { return existing }
+            ids[name] = names.count
+            names.append(name)
+            return names.count - 1
+        }
+
+        var constants: [Int: Tensor] = [:]
+        for (name, tensor) in graph.initializers { constants[id(name)] = tensor }
+        let inputIds = graph.inputs.map { id($0.name) }
+        for node in graph.nodes {
+            for name in node.inputs where !name.isEmpty { _ = id(name) }
+            for name in node.outputs where !name.isEmpty { _ = id(name) }
+        }
+        let outputIds = graph.outputs.map { id($0.name) }
+
+        let pool = ComputePool(threadCount: 1)
+        var steps: [Step] = []
+        for node in try graph.topologicallySortedNodes() {
+            let opset = try Self.opset(of: node, in: opsetImports)
+            guard let registration = OperatorRegistry.registration(
+                domain: node.domain, opType: node.opType, opset: opset)
+            else {
+                throw OnyxError.unsupportedOperator(node: node, opset: opset)
+            }
+            let inputs: [Int?] = node.inputs.map { $0.isEmpty ? nil : ids[$0] }
+            let outputs: [Int?] = node.outputs.map { $0.isEmpty ? nil : ids[$0] }
+            let constantInputs = inputs.map { $0.flatMap { constants[$0] } }
+            let kernel = try Self.annotating(node) {
+                try registration.make(NodeContext(node: node, opset: opset, constantInputs: constantInputs, isa: isa))
+            }
+
+            let foldable = zip(inputs, constantInputs).allSatisfy { id, value in id == nil || value != nil }
+                && !Self.nondeterministicOps.contains(node.opType)
+            if foldable {
+                let values = try Self.annotating(node) { try kernel.evaluate(inputs: constantInputs, pool: pool) }
+                for (output, value) in zip(outputs, values) {
+                    if let output { constants[output] = value }
+                }
+                continue
+            }
+            steps.append(Step(name: node.name, opType: node.opType, kernel: kernel, inputs: inputs, outputs: outputs))
+        }
+
+        self.valueNames = names
+        self.constants = names.indices.map { constants[$0] }
+        self.inputIds = inputIds
+        self.outputIds = outputIds
+        self.steps = steps
+    }
+
+    /// Ops whose result must not be computed ahead of a run.
+    static let nondeterministicOps: Set<String> = [
+        "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli",
+    ]
+
+    static func opset(of node: Node, in imports: [String: Int]) throws -> Int {
+        let domain = Model.canonicalDomain(node.domain)
+        if let version = imports[domain] ?? (domain.isEmpty ? imports["ai.onnx"] : nil) { return version }
+        throw OnyxError.invalidModel(
+            "missing opset import for domain '\(domain.isEmpty ? "ai.onnx" : domain)' used by node '\(node.name)'")
+    }
+
+    /// Runs `body`, prefixing any Onyx error with the node it concerns.
+    static func annotating<T>(_ node: Node, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as OnyxError {
+            throw error.annotated(nodeName: node.name, opType: node.opType)
+        }
+    }
+}
+
+extension OnyxError {
+    /// The same error with "at node 'n' (Op): " in front, unless the message already names the node.
+    func annotated(nodeName: String, opType: String) -> OnyxError {
+        if message.contains("node '\(nodeName)'") { return self }
+        return OnyxError(code, "at node '\(nodeName)' (\(opType)): \(message)")
+    }
+}

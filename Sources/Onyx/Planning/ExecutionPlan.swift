@@ -1,0 +1,276 @@
+import Synchronization
+
+/// Everything about a run that depends only on the input shapes: every value's type and shape,
+/// where its bytes live, which nodes still run, and the arena size. Computed once per input-shape
+/// signature and cached by the session.
+final class ExecutionPlan: Sendable {
+    /// Where a value's bytes are during a run.
+    enum Location: Sendable {
+        /// Never produced (an omitted output) or never needed.
+        case absent
+        /// A tensor fixed for the session or for this signature.
+        case constant(Tensor)
+        /// The caller's input tensor number `k` (bytes shared, shape possibly viewed differently).
+        case input(Int)
+        /// The freshly allocated graph output number `k`.
+        case output(Int)
+        /// `offset` bytes into the run's arena.
+        case arena(offset: Int)
+    }
+
+    /// One node to run.
+    struct Step: Sendable {
+        let graphStep: Int
+        /// First slot of this step's inputs, then its outputs, in the arena's view table.
+        let viewStart: Int
+        let inputCount: Int
+        let outputCount: Int
+        let workspaceOffset: Int?
+        /// The output already is the input's bytes (an aliased view): nothing to run.
+        let isElided: Bool
+    }
+
+    let graph: ExecutableGraph
+    let descriptors: [TensorDescriptor?]
+    let locations: [Location]
+    let steps: [Step]
+    let arenaByteCount: Int
+    /// Per view-table slot: the value it shows, or `nil` for an omitted input.
+    let viewValues: [Int?]
+    /// View-table slots that show a caller input or a graph output: refreshed each run.
+    let perRunSlots: [Int]
+    private let arenas = Mutex<[RunArena]>([])
+
+    /// Plans `graph` for inputs of the given descriptors (one per graph input, in order).
+    init(graph: ExecutableGraph, inputs: [TensorDescriptor], memoryLimit: Int) throws {
+        self.graph = graph
+        let valueCount = graph.valueCount
+        var descriptors = [TensorDescriptor?](repeating: nil, count: valueCount)
+        var locations = [Location](repeating: .absent, count: valueCount)
+        var constants = graph.constants
+
+        for (id, tensor) in constants.enumerated() {
+            if let tensor {
+                descriptors[id] = TensorDescriptor(tensor.dataType, tensor.shape)
+                locations[id] = .constant(tensor)
+            }
+        }
+        for (k, (id, descriptor)) in zip(graph.inputIds, inputs).enumerated() {
+            descriptors[id] = descriptor
+            locations[id] = .input(k)
+            constants[id] = nil
+        }
+
+        // Pass 1: shapes, and plan-time evaluation of nodes whose data inputs are all known
+        // (the Shape → Gather → Concat → Reshape chains of exported models).
+        var live: [Int] = []
+        let pool = ComputePool(threadCount: 1)
+        for (index, step) in graph.steps.enumerated() {
+            let planned: [PlannedInput?] = try step.inputs.map { id in
+                guard let id else { return nil }
+                guard let descriptor = descriptors[id] else {
+                    throw OnyxError.internalError("value '\(graph.valueNames[id])' has no shape when node '\(step.name)' runs")
+                }
+                return PlannedInput(descriptor: descriptor, constant: constants[id])
+            }
+            let outputs = try ExecutableGraph.annotating(step) { try step.kernel.outputDescriptors(for: planned) }
+            guard outputs.count >= step.outputs.compactMap({ $0 }).count else {
+                throw OnyxError.internalError("\(step.opType) kernel returned \(outputs.count) outputs for node '\(step.name)'")
+            }
+            for (id, descriptor) in zip(step.outputs, outputs) {
+                guard let id else { continue }
+                _ = try Tensor.checkedElementCount(descriptor.shape)
+                descriptors[id] = descriptor
+            }
+
+            let dataKnown = step.inputs.enumerated().allSatisfy { i, id in
+                id == nil || constants[id!] != nil || !step.kernel.readsData(ofInput: i)
+            }
+            let smallOutputs = outputs.allSatisfy { $0.byteCount <= Self.planTimeFoldingLimit }
+            if dataKnown && smallOutputs && !ExecutableGraph.nondeterministicOps.contains(step.opType) {
+                let values = try ExecutableGraph.annotating(step) {
+                    try step.kernel.evaluate(planned: planned, outputs: outputs, pool: pool)
+                }
+                for (id, value) in zip(step.outputs, values) {
+                    guard let id else { continue }
+                    constants[id] = value
+                    locations[id] = .constant(value)
+                }
+            } else {
+                live.append(index)
+            }
+        }
+
+        // Pass 2: lifetimes and buffers for the steps that remain.
+        var lastUse = [Int](repeating: -1, count: valueCount)
+        for (position, index) in live.enumerated() {
+            for id in graph.steps[index].inputs { if let id { lastUse[id] = position } }
+        }
+        let isGraphOutput = Set(graph.outputIds)
+        for (k, id) in graph.outputIds.enumerated() where constants[id] == nil {
+            if case .input = locations[id] { continue }
+            locations[id] = .output(k)
+        }
+
+        var memory = MemoryPlanner()
+        // Arena values sharing one buffer (views), keyed by offset: bytes, and last use of any of them.
+        var buffers: [Int: (bytes: Int, end: Int)] = [:]
+        var planSteps: [Step] = []
+        var viewValues: [Int?] = []
+        for (position, index) in live.enumerated() {
+            let step = graph.steps[index]
+            let viewStart = viewValues.count
+            viewValues.append(contentsOf: step.inputs)
+            viewValues.append(contentsOf: step.outputs)
+
+            var elided = false
+            for (slot, id) in step.outputs.enumerated() {
+                guard let id, let descriptor = descriptors[id] else { continue }
+                if case .output = locations[id] { continue }
+                if case .constant = locations[id] { continue }
+                let end = max(lastUse[id], position)
+
+                if slot == 0, let source = Self.aliasSource(step, locations, descriptors, lastUse, buffers, position) {
+                    switch locations[source] {
+                    case .arena(let offset):
+                        locations[id] = .arena(offset: offset)
+                        buffers[offset]!.end = max(buffers[offset]!.end, end)
+                        if case .view = step.kernel.aliasing { elided = true }
+                        continue
+                    case .input(let k):
+                        locations[id] = .input(k)
+                        elided = true
+                        continue
+                    default:
+                        break
+                    }
+                }
+                let offset = memory.allocate(descriptor.byteCount)
+                buffers[offset] = (descriptor.byteCount, end)
+                locations[id] = .arena(offset: offset)
+            }
+
+            let workspaceBytes = step.kernel.workspaceByteCount(
+                inputs: step.inputs.map { $0.flatMap { descriptors[$0] } },
+                outputs: step.outputs.map { $0.flatMap { descriptors[$0] } ?? TensorDescriptor(.float, [0]) })
+            var workspaceOffset: Int?
+            if workspaceBytes > 0 {
+                workspaceOffset = memory.allocate(workspaceBytes)
+                memory.release(offset: workspaceOffset!, byteCount: workspaceBytes)
+            }
+            planSteps.append(Step(
+                graphStep: index, viewStart: viewStart, inputCount: step.inputs.count,
+                outputCount: step.outputs.count, workspaceOffset: workspaceOffset, isElided: elided))
+
+            // Release every buffer whose last reader was this step.
+            for (offset, buffer) in buffers where buffer.end <= position {
+                memory.release(offset: offset, byteCount: buffer.bytes)
+                buffers[offset] = nil
+            }
+            guard memory.arenaByteCount <= memoryLimit else {
+                throw OnyxError.limitExceeded(
+                    "running this model on inputs \(inputs) needs more than the memory limit of \(memoryLimit) bytes")
+            }
+        }
+        _ = isGraphOutput
+
+        self.descriptors = descriptors
+        self.locations = locations
+        self.steps = planSteps
+        self.arenaByteCount = memory.arenaByteCount
+        self.viewValues = viewValues
+        self.perRunSlots = viewValues.indices.filter { slot in
+            guard let id = viewValues[slot] else { return false }
+            switch locations[id] {
+            case .input, .output: return true
+            default: return false
+            }
+        }
+    }
+
+    /// Largest output (bytes) computed while planning rather than in each run.
+    static let planTimeFoldingLimit = 64 << 10
+
+    /// The input whose buffer output 0 of `step` can share, if any.
+    private static func aliasSource(
+        _ step: ExecutableGraph.Step, _ locations: [Location], _ descriptors: [TensorDescriptor?],
+        _ lastUse: [Int], _ buffers: [Int: (bytes: Int, end: Int)], _ position: Int
+    ) -> Int? {
+        guard let out = step.outputs.first ?? nil, let outDescriptor = descriptors[out] else { return nil }
+        switch step.kernel.aliasing {
+        case .none:
+            return nil
+        case .view(let i):
+            guard i < step.inputs.count, let source = step.inputs[i], let d = descriptors[source],
+                  d.byteCount == outDescriptor.byteCount else { return nil }
+            switch locations[source] {
+            case .arena, .input: return source
+            default: return nil
+            }
+        case .inPlace(let i):
+            guard i < step.inputs.count, let source = step.inputs[i], let d = descriptors[source],
+                  d.byteCount == outDescriptor.byteCount,
+                  case .arena(let offset) = locations[source],
+                  let buffer = buffers[offset], buffer.end <= position,
+                  // Another input of the same step must not read the same buffer.
+                  step.inputs.filter({ $0 != nil && $0 == source }).count == 1
+            else { return nil }
+            for (j, other) in step.inputs.enumerated() where j != i {
+                if let other, case .arena(let o) = locations[other], o == offset { return nil }
+            }
+            return source
+        }
+    }
+
+    // MARK: - Arenas
+
+    func borrowArena() -> RunArena {
+        if let arena = arenas.withLock({ $0.popLast() }) { return arena }
+        return RunArena(plan: self)
+    }
+
+    func returnArena(_ arena: RunArena) {
+        arenas.withLock { pool in
+            if pool.count < Self.idleArenaLimit { pool.append(arena) }
+        }
+    }
+
+    static let idleArenaLimit = 4
+}
+
+extension ExecutableGraph {
+    static func annotating<T>(_ step: Step, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as OnyxError {
+            throw error.annotated(nodeName: step.name, opType: step.opType)
+        }
+    }
+}
+
+extension Kernel {
+    /// Runs the kernel at plan time on inputs whose data is known (or unread), returning new tensors.
+    func evaluate(planned: [PlannedInput?], outputs: [TensorDescriptor], pool: ComputePool) throws -> [Tensor] {
+        let results = outputs.map { Tensor(zeros: $0.dataType, shape: $0.shape) }
+        let workspaceBytes = workspaceByteCount(inputs: planned.map { $0?.descriptor }, outputs: outputs)
+        let workspace = workspaceBytes > 0
+            ? UnsafeMutableRawPointer.allocate(byteCount: workspaceBytes, alignment: TensorStorage.alignment)
+            : nil
+        defer { workspace?.deallocate() }
+        let placeholder = TensorStorage(byteCount: 64)
+        let inputViews: [TensorView?] = planned.map { input in
+            input.map {
+                TensorView(dataType: $0.dataType, shape: $0.shape, data: $0.constant?.baseAddress ?? placeholder.bytes)
+            }
+        }
+        let outputViews: [TensorView?] = results.map { TensorView(dataType: $0.dataType, shape: $0.shape, data: $0.baseAddress) }
+        try withExtendedLifetime((planned, results, placeholder)) {
+            try inputViews.withUnsafeBufferPointer { inputBuffer in
+                try outputViews.withUnsafeBufferPointer { outputBuffer in
+                    try run(KernelContext(inputs: inputBuffer, outputs: outputBuffer, workspace: workspace, pool: pool))
+                }
+            }
+        }
+        return results
+    }
+}

@@ -1,0 +1,235 @@
+import Synchronization
+
+/// A loaded model, ready to run.
+///
+/// Create one per model and share it: ``run(_:)`` may be called from many threads at once.
+/// Kernels are prepared once when the session is created; shapes and the memory plan are
+/// computed once per distinct set of input shapes and cached.
+///
+/// ```swift
+/// let session = try InferenceSession(contentsOf: "model.onnx")
+/// let outputs = try session.run(["input": try Tensor(shape: [1, 64], scalars: features)])
+/// ```
+public final class InferenceSession: Sendable {
+    /// The graph inputs the caller supplies, with their declared types.
+    public let inputs: [Value]
+    /// The graph outputs, with their declared types.
+    public let outputs: [Value]
+    /// The decoded model's metadata and opset imports (its graph as decoded).
+    public let model: Model
+    /// The options the session was created with.
+    public let options: SessionOptions
+
+    let graph: ExecutableGraph
+    private let pool: ComputePool
+    private let plans = Mutex<PlanCache>(PlanCache())
+
+    /// Loads and prepares the model in the file at `path`.
+    ///
+    /// - Parameters:
+    ///   - path: An ONNX model file; external data is resolved relative to its folder.
+    ///   - options: Threads, optimization level, kernel variant and limits.
+    /// - Throws: ``OnyxError`` if the file cannot be read, is not a valid model, or uses an
+    ///   operator Onyx does not support.
+    public convenience init(contentsOf path: String, options: SessionOptions = SessionOptions()) throws {
+        try self.init(model: Model(contentsOf: path), options: options)
+    }
+
+    /// Loads and prepares a model from the bytes of an ONNX file.
+    ///
+    /// - Parameters:
+    ///   - bytes: The serialized `ModelProto`. Models with external data need ``init(contentsOf:options:)``.
+    ///   - options: Threads, optimization level, kernel variant and limits.
+    /// - Throws: ``OnyxError`` if the bytes are not a valid model or it uses an unsupported operator.
+    public convenience init(bytes: [UInt8], options: SessionOptions = SessionOptions()) throws {
+        try self.init(model: Model(bytes: bytes), options: options)
+    }
+
+    /// Prepares an already decoded model.
+    ///
+    /// - Parameters:
+    ///   - model: The model.
+    ///   - options: Threads, optimization level, kernel variant and limits.
+    /// - Throws: ``OnyxError`` if the graph is invalid or uses an unsupported operator.
+    public init(model: Model, options: SessionOptions = SessionOptions()) throws {
+        guard options.isa <= KernelISA.best else {
+            throw OnyxError(.invalidArgument, "this CPU cannot run the \(options.isa.rawValue) kernels (best: \(KernelISA.best.rawValue))")
+        }
+        try model.graph.validate(opsetImports: model.opsetImports)
+        let optimized = GraphOptimizer(level: options.optimizationLevel).optimize(model.graph)
+        self.graph = try ExecutableGraph(graph: optimized, opsetImports: model.opsetImports, isa: options.isa)
+        self.model = model
+        self.inputs = model.graph.inputs
+        self.outputs = model.graph.outputs
+        self.options = options
+        self.pool = ComputePool(threadCount: options.threadCount)
+    }
+
+    /// Runs the model.
+    ///
+    /// - Parameter inputs: One tensor per graph input, by name. Each must have the declared data
+    ///   type and a shape the declared shape accepts; a symbolic axis (such as a batch axis) takes
+    ///   the same extent wherever it appears.
+    /// - Returns: Every graph output, by name.
+    /// - Throws: ``OnyxError`` with code `.invalidInput` or `.shapeMismatch` for bad inputs, or an
+    ///   error from the node that failed.
+    public func run(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
+        let ordered = try orderedInputs(inputs)
+        let plan = try plan(for: ordered)
+        let results = try execute(plan, inputs: ordered)
+        var named: [String: Tensor] = [:]
+        named.reserveCapacity(results.count)
+        for (value, tensor) in zip(outputs, results) { named[value.name] = tensor }
+        return named
+    }
+
+    /// Runs the model with inputs given in graph-input order and returns outputs in graph-output order.
+    ///
+    /// - Parameter inputs: One tensor per entry of ``inputs``, in that order.
+    /// - Returns: One tensor per entry of ``outputs``, in that order.
+    /// - Throws: ``OnyxError`` for bad inputs or a failing node.
+    public func run(orderedInputs inputs: [Tensor]) throws -> [Tensor] {
+        guard inputs.count == self.inputs.count else {
+            throw OnyxError.invalidInput("the model takes \(self.inputs.count) inputs, \(inputs.count) were given")
+        }
+        for (value, tensor) in zip(self.inputs, inputs) { try check(tensor, against: value) }
+        try checkSymbols(inputs)
+        return try execute(try plan(for: inputs), inputs: inputs)
+    }
+
+    // MARK: - Inputs
+
+    private func orderedInputs(_ given: [String: Tensor]) throws -> [Tensor] {
+        for name in given.keys where !inputs.contains(where: { $0.name == name }) {
+            let expected = inputs.map { "'\($0.name)'" }.joined(separator: ", ")
+            throw OnyxError.invalidInput("unknown input '\(name)'; the model's inputs are \(expected)")
+        }
+        let ordered = try inputs.map { value -> Tensor in
+            guard let tensor = given[value.name] else {
+                throw OnyxError.invalidInput("missing input '\(value.name)' (\(value.type?.description ?? "tensor"))")
+            }
+            try check(tensor, against: value)
+            return tensor
+        }
+        try checkSymbols(ordered)
+        return ordered
+    }
+
+    private func check(_ tensor: Tensor, against value: Value) throws {
+        guard let type = value.type else { return }
+        guard tensor.dataType == type.dataType else {
+            throw OnyxError.invalidInput(
+                "input '\(value.name)' must be \(type.dataType), got \(tensor.dataType)")
+        }
+        if let shape = type.shape, !shape.accepts(tensor.shape) {
+            throw OnyxError.shapeMismatch(
+                "input '\(value.name)' has shape \(tensor.shape), the model expects \(shape)")
+        }
+    }
+
+    /// A symbolic axis must take one extent across all inputs.
+    private func checkSymbols(_ tensors: [Tensor]) throws {
+        var extents: [String: (Int, String)] = [:]
+        for (value, tensor) in zip(inputs, tensors) {
+            guard let dims = value.type?.shape?.dimensions, dims.count == tensor.rank else { continue }
+            for (axis, dim) in dims.enumerated() {
+                guard case .symbolic(let symbol) = dim else { continue }
+                if let (extent, other) = extents[symbol], extent != tensor.shape[axis] {
+                    throw OnyxError.shapeMismatch(
+                        "axis '\(symbol)' is \(extent) in input '\(other)' but \(tensor.shape[axis]) in input '\(value.name)'")
+                }
+                extents[symbol] = (tensor.shape[axis], value.name)
+            }
+        }
+    }
+
+    // MARK: - Planning
+
+    func plan(for inputs: [Tensor]) throws -> ExecutionPlan {
+        let signature = inputs.map(\.shape)
+        if let cached = plans.withLock({ $0.plan(for: signature) }) { return cached }
+        let plan = try ExecutionPlan(
+            graph: graph,
+            inputs: inputs.map { TensorDescriptor($0.dataType, $0.shape) },
+            memoryLimit: options.memoryLimitBytes)
+        let capacity = options.planCacheCapacity
+        plans.withLock { $0.insert(plan, for: signature, capacity: capacity) }
+        return plan
+    }
+
+    // MARK: - Execution
+
+    private func execute(_ plan: ExecutionPlan, inputs: [Tensor]) throws -> [Tensor] {
+        var results: [Tensor?] = graph.outputIds.map { id in
+            switch plan.locations[id] {
+            case .output:
+                let d = plan.descriptors[id]!
+                return Tensor(uninitialized: d.dataType, shape: d.shape)
+            default:
+                return nil
+            }
+        }
+        let arena = plan.borrowArena()
+        defer { plan.returnArena(arena) }
+
+        try withExtendedLifetime((inputs, results)) {
+            for slot in plan.perRunSlots {
+                let id = plan.viewValues[slot]!
+                let data: UnsafeMutableRawPointer
+                switch plan.locations[id] {
+                case .input(let k): data = inputs[k].baseAddress
+                case .output(let k): data = results[k]!.baseAddress
+                default: continue
+                }
+                let d = plan.descriptors[id]!
+                arena.views[slot] = TensorView(dataType: d.dataType, shape: d.shape, data: data)
+            }
+            try arena.views.withUnsafeBufferPointer { views in
+                for step in plan.steps where !step.isElided {
+                    let graphStep = graph.steps[step.graphStep]
+                    let context = KernelContext(
+                        inputs: UnsafeBufferPointer(rebasing: views[step.viewStart..<(step.viewStart + step.inputCount)]),
+                        outputs: UnsafeBufferPointer(
+                            rebasing: views[(step.viewStart + step.inputCount)..<(step.viewStart + step.inputCount + step.outputCount)]),
+                        workspace: step.workspaceOffset.map { arena.memory + $0 },
+                        pool: pool)
+                    do {
+                        try graphStep.kernel.run(context)
+                    } catch let error as OnyxError {
+                        throw error.annotated(nodeName: graphStep.name, opType: graphStep.opType)
+                    }
+                }
+            }
+        }
+
+        for (k, id) in graph.outputIds.enumerated() where results[k] == nil {
+            switch plan.locations[id] {
+            case .constant(let tensor): results[k] = tensor
+            case .input(let i): results[k] = try inputs[i].reshaped(plan.descriptors[id]!.shape)
+            default: throw OnyxError.internalError("graph output '\(graph.valueNames[id])' was not produced")
+            }
+        }
+        return results.map { $0! }
+    }
+}
+
+/// Plans by input-shape signature, evicting the least recently used past capacity.
+struct PlanCache {
+    private var entries: [[[Int]]: (plan: ExecutionPlan, lastUse: UInt64)] = [:]
+    private var clock: UInt64 = 0
+
+    mutating func plan(for signature: [[Int]]) -> ExecutionPlan? {
+        guard let entry = entries[signature] else { return nil }
+        clock += 1
+        entries[signature] = (entry.plan, clock)
+        return entry.plan
+    }
+
+    mutating func insert(_ plan: ExecutionPlan, for signature: [[Int]], capacity: Int) {
+        clock += 1
+        entries[signature] = (plan, clock)
+        if entries.count > capacity, let oldest = entries.min(by: { $0.value.lastUse < $1.value.lastUse }) {
+            entries[oldest.key] = nil
+        }
+    }
+}

@@ -1,2 +1,0 @@
-import Onyx
-print("onyx")
