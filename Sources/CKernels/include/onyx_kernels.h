@@ -20,6 +20,39 @@ typedef enum {
 /* The best variant this CPU (and OS, for AVX state) supports. */
 onyx_isa onyx_cpu_best_isa(void);
 
+/* What is applied to a GEMM tile as it is stored, after the last block of K. */
+typedef struct {
+    const float *bias_row; /* bias_row[i] added to row i of the tile (Conv: per output channel), or NULL */
+    const float *bias_col; /* bias_col[j] added to column j of the tile (Gemm: per output feature), or NULL */
+    float clip_min;        /* results are clamped to [clip_min, clip_max] when apply_clip != 0 */
+    float clip_max;
+    int apply_clip;
+} onyx_epilogue;
+
+/* Register-tile sizes of a variant's SGEMM micro-kernel. */
+size_t onyx_sgemm_mr(onyx_isa isa);
+size_t onyx_sgemm_nr(onyx_isa isa);
+
+/*
+ * C[0..m, 0..n] (=|+=) A_strip × B_panel over k, then the epilogue (if not NULL).
+ * a: packed strip, k-major: a[p * MR + i] (rows past m zero-padded).
+ * b: packed panel, k-major: b[p * NR + j] (columns past n zero-padded).
+ * c: row-major with leading dimension ldc; only the m × n corner is written.
+ * accumulate != 0 adds to C instead of overwriting it.
+ */
+void onyx_sgemm_tile(onyx_isa isa, size_t k, const float *a, const float *b, float *c, size_t ldc,
+                     size_t m, size_t n, int accumulate, const onyx_epilogue *epilogue);
+
+/*
+ * One row: c[0..n] (=|+=) sum_p a[p] * b[p * NR + j], then the epilogue (bias_row is ignored).
+ * b is a packed panel as for onyx_sgemm_tile. For M = 1 products (batch-1 MLPs).
+ */
+void onyx_sgemv_panel(onyx_isa isa, size_t k, const float *a, const float *b, float *c, size_t n,
+                      int accumulate, const onyx_epilogue *epilogue);
+
+/* y[i] = min(max(x[i], lo), hi); x and y may be the same array. */
+void onyx_clip_f32(onyx_isa isa, const float *x, float *y, size_t n, float lo, float hi);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,288 @@
+/*
+ * SGEMM register tiles. Each variant keeps an MR × NR block of C in registers, walks k with one
+ * packed-B row load and MR broadcasts of packed A per step, and stores through the epilogue.
+ * Partial tiles are computed in full into a local buffer and copied out, so the inner loop
+ * never branches on edges.
+ */
+#include "onyx_kernels.h"
+#include <string.h>
+#include <math.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define ONYX_X86 1
+#endif
+
+enum {
+    PORTABLE_MR = 4, PORTABLE_NR = 16,
+    AVX2_MR = 6, AVX2_NR = 16,
+    AVX512_MR = 12, AVX512_NR = 32,
+    MAX_TILE = AVX512_MR * AVX512_NR
+};
+
+size_t onyx_sgemm_mr(onyx_isa isa) {
+    switch (isa) {
+    case ONYX_ISA_AVX512: return AVX512_MR;
+    case ONYX_ISA_AVX2: return AVX2_MR;
+    default: return PORTABLE_MR;
+    }
+}
+
+size_t onyx_sgemm_nr(onyx_isa isa) {
+    switch (isa) {
+    case ONYX_ISA_AVX512: return AVX512_NR;
+    case ONYX_ISA_AVX2: return AVX2_NR;
+    default: return PORTABLE_NR;
+    }
+}
+
+/* Writes an MR × NR block `t` (row-major, stride nr) into C's m × n corner with the epilogue. */
+static void store_tile(const float *t, size_t nr, float *c, size_t ldc, size_t m, size_t n,
+                       int accumulate, const onyx_epilogue *ep) {
+    for (size_t i = 0; i < m; i++) {
+        float *row = c + i * ldc;
+        const float *src = t + i * nr;
+        float rb = (ep && ep->bias_row) ? ep->bias_row[i] : 0.0f;
+        for (size_t j = 0; j < n; j++) {
+            float v = src[j] + (accumulate ? row[j] : 0.0f);
+            if (ep) {
+                v += rb;
+                if (ep->bias_col) v += ep->bias_col[j];
+                if (ep->apply_clip) v = v < ep->clip_min ? ep->clip_min : (v > ep->clip_max ? ep->clip_max : v);
+            }
+            row[j] = v;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- portable */
+
+static void tile_portable(size_t k, const float *a, const float *b, float *c, size_t ldc,
+                          size_t m, size_t n, int accumulate, const onyx_epilogue *ep) {
+    float acc[PORTABLE_MR * PORTABLE_NR];
+    memset(acc, 0, sizeof acc);
+    for (size_t p = 0; p < k; p++) {
+        const float *bp = b + p * PORTABLE_NR;
+        const float *ap = a + p * PORTABLE_MR;
+        for (size_t i = 0; i < PORTABLE_MR; i++) {
+            float ai = ap[i];
+            float *accRow = acc + i * PORTABLE_NR;
+            for (size_t j = 0; j < PORTABLE_NR; j++) accRow[j] += ai * bp[j];
+        }
+    }
+    store_tile(acc, PORTABLE_NR, c, ldc, m, n, accumulate, ep);
+}
+
+static void gemv_portable(size_t k, const float *a, const float *b, float *c, size_t n,
+                          int accumulate, const onyx_epilogue *ep) {
+    float acc[PORTABLE_NR];
+    memset(acc, 0, sizeof acc);
+    for (size_t p = 0; p < k; p++) {
+        const float *bp = b + p * PORTABLE_NR;
+        float ap = a[p];
+        for (size_t j = 0; j < PORTABLE_NR; j++) acc[j] += ap * bp[j];
+    }
+    onyx_epilogue row = ep ? *ep : (onyx_epilogue){0};
+    row.bias_row = NULL;
+    store_tile(acc, PORTABLE_NR, c, 0, 1, n, accumulate, ep ? &row : NULL);
+}
+
+#ifdef ONYX_X86
+/* ---------------------------------------------------------------- AVX2 + FMA: 6 × 16 */
+
+__attribute__((target("avx2,fma")))
+static inline __m256 clamp256(__m256 v, const onyx_epilogue *ep) {
+    return _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(ep->clip_min)), _mm256_set1_ps(ep->clip_max));
+}
+
+__attribute__((target("avx2,fma")))
+static void tile_avx2(size_t k, const float *a, const float *b, float *c, size_t ldc,
+                      size_t m, size_t n, int accumulate, const onyx_epilogue *ep) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    for (size_t p = 0; p < k; p++) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        __m256 x;
+        x = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
+        x = _mm256_broadcast_ss(a + 1); c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
+        x = _mm256_broadcast_ss(a + 2); c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
+        x = _mm256_broadcast_ss(a + 3); c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
+        x = _mm256_broadcast_ss(a + 4); c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
+        x = _mm256_broadcast_ss(a + 5); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
+        a += AVX2_MR;
+        b += AVX2_NR;
+    }
+    __m256 acc[AVX2_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+    if (m == AVX2_MR && n == AVX2_NR) {
+        __m256 col0 = _mm256_setzero_ps(), col1 = _mm256_setzero_ps();
+        if (ep && ep->bias_col) { col0 = _mm256_loadu_ps(ep->bias_col); col1 = _mm256_loadu_ps(ep->bias_col + 8); }
+        for (size_t i = 0; i < AVX2_MR; i++) {
+            float *row = c + i * ldc;
+            __m256 v0 = acc[i][0], v1 = acc[i][1];
+            if (accumulate) { v0 = _mm256_add_ps(v0, _mm256_loadu_ps(row)); v1 = _mm256_add_ps(v1, _mm256_loadu_ps(row + 8)); }
+            if (ep) {
+                __m256 rb = _mm256_set1_ps(ep->bias_row ? ep->bias_row[i] : 0.0f);
+                v0 = _mm256_add_ps(_mm256_add_ps(v0, rb), col0);
+                v1 = _mm256_add_ps(_mm256_add_ps(v1, rb), col1);
+                if (ep->apply_clip) { v0 = clamp256(v0, ep); v1 = clamp256(v1, ep); }
+            }
+            _mm256_storeu_ps(row, v0);
+            _mm256_storeu_ps(row + 8, v1);
+        }
+        return;
+    }
+    float t[AVX2_MR * AVX2_NR];
+    for (size_t i = 0; i < AVX2_MR; i++) {
+        _mm256_storeu_ps(t + i * AVX2_NR, acc[i][0]);
+        _mm256_storeu_ps(t + i * AVX2_NR + 8, acc[i][1]);
+    }
+    store_tile(t, AVX2_NR, c, ldc, m, n, accumulate, ep);
+}
+
+__attribute__((target("avx2,fma")))
+static void gemv_avx2(size_t k, const float *a, const float *b, float *c, size_t n,
+                      int accumulate, const onyx_epilogue *ep) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    __m256 t0 = _mm256_setzero_ps(), t1 = _mm256_setzero_ps();
+    size_t p = 0;
+    for (; p + 2 <= k; p += 2) {
+        __m256 x0 = _mm256_broadcast_ss(a + p), x1 = _mm256_broadcast_ss(a + p + 1);
+        s0 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(b), s0);
+        s1 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(b + 8), s1);
+        t0 = _mm256_fmadd_ps(x1, _mm256_loadu_ps(b + 16), t0);
+        t1 = _mm256_fmadd_ps(x1, _mm256_loadu_ps(b + 24), t1);
+        b += 2 * AVX2_NR;
+    }
+    if (p < k) {
+        __m256 x0 = _mm256_broadcast_ss(a + p);
+        s0 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(b), s0);
+        s1 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(b + 8), s1);
+    }
+    float t[AVX2_NR];
+    _mm256_storeu_ps(t, _mm256_add_ps(s0, t0));
+    _mm256_storeu_ps(t + 8, _mm256_add_ps(s1, t1));
+    onyx_epilogue row = ep ? *ep : (onyx_epilogue){0};
+    row.bias_row = NULL;
+    store_tile(t, AVX2_NR, c, 0, 1, n, accumulate, ep ? &row : NULL);
+}
+
+__attribute__((target("avx2,fma")))
+static void clip_avx2(const float *x, float *y, size_t n, float lo, float hi) {
+    __m256 l = _mm256_set1_ps(lo), h = _mm256_set1_ps(hi);
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256 v0 = _mm256_loadu_ps(x + i), v1 = _mm256_loadu_ps(x + i + 8);
+        __m256 v2 = _mm256_loadu_ps(x + i + 16), v3 = _mm256_loadu_ps(x + i + 24);
+        _mm256_storeu_ps(y + i, _mm256_min_ps(_mm256_max_ps(v0, l), h));
+        _mm256_storeu_ps(y + i + 8, _mm256_min_ps(_mm256_max_ps(v1, l), h));
+        _mm256_storeu_ps(y + i + 16, _mm256_min_ps(_mm256_max_ps(v2, l), h));
+        _mm256_storeu_ps(y + i + 24, _mm256_min_ps(_mm256_max_ps(v3, l), h));
+    }
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_min_ps(_mm256_max_ps(_mm256_loadu_ps(x + i), l), h));
+    for (; i < n; i++) { float v = x[i]; y[i] = v < lo ? lo : (v > hi ? hi : v); }
+}
+
+/* ---------------------------------------------------------------- AVX-512: 12 × 32 */
+
+__attribute__((target("avx512f")))
+static void tile_avx512(size_t k, const float *a, const float *b, float *c, size_t ldc,
+                        size_t m, size_t n, int accumulate, const onyx_epilogue *ep) {
+    __m512 acc[AVX512_MR][2];
+    for (int i = 0; i < AVX512_MR; i++) { acc[i][0] = _mm512_setzero_ps(); acc[i][1] = _mm512_setzero_ps(); }
+    for (size_t p = 0; p < k; p++) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+#pragma GCC unroll 12
+        for (int i = 0; i < AVX512_MR; i++) {
+            __m512 x = _mm512_set1_ps(a[i]);
+            acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
+        }
+        a += AVX512_MR;
+        b += AVX512_NR;
+    }
+    if (m == AVX512_MR && n == AVX512_NR) {
+        __m512 col0 = _mm512_setzero_ps(), col1 = _mm512_setzero_ps();
+        if (ep && ep->bias_col) { col0 = _mm512_loadu_ps(ep->bias_col); col1 = _mm512_loadu_ps(ep->bias_col + 16); }
+        __m512 lo = _mm512_set1_ps(ep ? ep->clip_min : 0.0f), hi = _mm512_set1_ps(ep ? ep->clip_max : 0.0f);
+        for (int i = 0; i < AVX512_MR; i++) {
+            float *row = c + i * ldc;
+            __m512 v0 = acc[i][0], v1 = acc[i][1];
+            if (accumulate) { v0 = _mm512_add_ps(v0, _mm512_loadu_ps(row)); v1 = _mm512_add_ps(v1, _mm512_loadu_ps(row + 16)); }
+            if (ep) {
+                __m512 rb = _mm512_set1_ps(ep->bias_row ? ep->bias_row[i] : 0.0f);
+                v0 = _mm512_add_ps(_mm512_add_ps(v0, rb), col0);
+                v1 = _mm512_add_ps(_mm512_add_ps(v1, rb), col1);
+                if (ep->apply_clip) {
+                    v0 = _mm512_min_ps(_mm512_max_ps(v0, lo), hi);
+                    v1 = _mm512_min_ps(_mm512_max_ps(v1, lo), hi);
+                }
+            }
+            _mm512_storeu_ps(row, v0);
+            _mm512_storeu_ps(row + 16, v1);
+        }
+        return;
+    }
+    float t[AVX512_MR * AVX512_NR];
+    for (int i = 0; i < AVX512_MR; i++) {
+        _mm512_storeu_ps(t + i * AVX512_NR, acc[i][0]);
+        _mm512_storeu_ps(t + i * AVX512_NR + 16, acc[i][1]);
+    }
+    store_tile(t, AVX512_NR, c, ldc, m, n, accumulate, ep);
+}
+
+__attribute__((target("avx512f")))
+static void gemv_avx512(size_t k, const float *a, const float *b, float *c, size_t n,
+                        int accumulate, const onyx_epilogue *ep) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    __m512 t0 = _mm512_setzero_ps(), t1 = _mm512_setzero_ps();
+    size_t p = 0;
+    for (; p + 2 <= k; p += 2) {
+        __m512 x0 = _mm512_set1_ps(a[p]), x1 = _mm512_set1_ps(a[p + 1]);
+        s0 = _mm512_fmadd_ps(x0, _mm512_loadu_ps(b), s0);
+        s1 = _mm512_fmadd_ps(x0, _mm512_loadu_ps(b + 16), s1);
+        t0 = _mm512_fmadd_ps(x1, _mm512_loadu_ps(b + 32), t0);
+        t1 = _mm512_fmadd_ps(x1, _mm512_loadu_ps(b + 48), t1);
+        b += 2 * AVX512_NR;
+    }
+    if (p < k) {
+        __m512 x0 = _mm512_set1_ps(a[p]);
+        s0 = _mm512_fmadd_ps(x0, _mm512_loadu_ps(b), s0);
+        s1 = _mm512_fmadd_ps(x0, _mm512_loadu_ps(b + 16), s1);
+    }
+    float t[AVX512_NR];
+    _mm512_storeu_ps(t, _mm512_add_ps(s0, t0));
+    _mm512_storeu_ps(t + 16, _mm512_add_ps(s1, t1));
+    onyx_epilogue row = ep ? *ep : (onyx_epilogue){0};
+    row.bias_row = NULL;
+    store_tile(t, AVX512_NR, c, 0, 1, n, accumulate, ep ? &row : NULL);
+}
+#endif
+
+void onyx_sgemm_tile(onyx_isa isa, size_t k, const float *a, const float *b, float *c, size_t ldc,
+                     size_t m, size_t n, int accumulate, const onyx_epilogue *epilogue) {
+#ifdef ONYX_X86
+    if (isa == ONYX_ISA_AVX512) { tile_avx512(k, a, b, c, ldc, m, n, accumulate, epilogue); return; }
+    if (isa == ONYX_ISA_AVX2) { tile_avx2(k, a, b, c, ldc, m, n, accumulate, epilogue); return; }
+#endif
+    tile_portable(k, a, b, c, ldc, m, n, accumulate, epilogue);
+}
+
+void onyx_sgemv_panel(onyx_isa isa, size_t k, const float *a, const float *b, float *c, size_t n,
+                      int accumulate, const onyx_epilogue *epilogue) {
+#ifdef ONYX_X86
+    if (isa == ONYX_ISA_AVX512) { gemv_avx512(k, a, b, c, n, accumulate, epilogue); return; }
+    if (isa == ONYX_ISA_AVX2) { gemv_avx2(k, a, b, c, n, accumulate, epilogue); return; }
+#endif
+    gemv_portable(k, a, b, c, n, accumulate, epilogue);
+}
+
+void onyx_clip_f32(onyx_isa isa, const float *x, float *y, size_t n, float lo, float hi) {
+#ifdef ONYX_X86
+    if (isa >= ONYX_ISA_AVX2) { clip_avx2(x, y, n, lo, hi); return; }
+#endif
+    for (size_t i = 0; i < n; i++) { float v = x[i]; y[i] = v < lo ? lo : (v > hi ? hi : v); }
+}
