@@ -1,0 +1,210 @@
+import CKernels
+
+/// A matrix packed for the SGEMM micro-kernel: `B` in NR-wide column panels, or `A` in MR-tall
+/// row strips, each k-major and zero-padded to a whole panel.
+///
+/// Weights are packed once when a session is created; activations are packed per run into the
+/// kernel's workspace.
+struct PackedPanels: @unchecked Sendable {
+    /// Rows of `A` (for strips) or columns of `B` (for panels) covered.
+    let extent: Int
+    let depth: Int
+    /// MR (strips) or NR (panels).
+    let width: Int
+    let base: UnsafePointer<Float>
+    /// Owns `base` when the panels were packed ahead of time.
+    let owner: TensorStorage?
+
+    var panelCount: Int { (extent + width - 1) / width }
+    var panelStride: Int { depth * width }
+
+    static func floatCount(extent: Int, depth: Int, width: Int) -> Int {
+        (extent + width - 1) / width * width * depth
+    }
+
+    @inline(__always)
+    func panel(_ index: Int) -> UnsafePointer<Float> { base + index * panelStride }
+}
+
+/// Single-precision matrix products on packed operands, blocked over K and split over threads.
+enum Gemm {
+    /// Depth of one K block: a B panel block of KC × NR floats stays in L1 while A strips stream by.
+    static let kc = 256
+
+    /// Packs `op(B)` (K × N) into NR-wide panels at `destination`, multiplied by `scale`.
+    ///
+    /// - Parameters:
+    ///   - b: The matrix as stored: K × N row-major, or N × K when `transposed`.
+    ///   - ld: Leading dimension of the stored matrix.
+    static func packB(
+        _ b: UnsafePointer<Float>, k: Int, n: Int, ld: Int, transposed: Bool, scale: Float = 1,
+        nr: Int, into destination: UnsafeMutablePointer<Float>
+    ) {
+        let panels = (n + nr - 1) / nr
+        for panel in 0..<panels {
+            let j0 = panel * nr
+            let width = min(nr, n - j0)
+            var out = destination + panel * k * nr
+            for p in 0..<k {
+                if transposed {
+                    for j in 0..<width { out[j] = b[(j0 + j) * ld + p] * scale }
+                } else {
+                    let row = b + p * ld + j0
+                    if scale == 1 {
+                        out.update(from: row, count: width)
+                    } else {
+                        for j in 0..<width { out[j] = row[j] * scale }
+                    }
+                }
+                if width < nr { (out + width).update(repeating: 0, count: nr - width) }
+                out += nr
+            }
+        }
+    }
+
+    /// Packs `op(A)` (M × K) into MR-tall strips at `destination`, multiplied by `scale`.
+    ///
+    /// - Parameters:
+    ///   - a: The matrix as stored: M × K row-major, or K × M when `transposed`.
+    ///   - ld: Leading dimension of the stored matrix.
+    static func packA(
+        _ a: UnsafePointer<Float>, m: Int, k: Int, ld: Int, transposed: Bool, scale: Float = 1,
+        mr: Int, into destination: UnsafeMutablePointer<Float>
+    ) {
+        let strips = (m + mr - 1) / mr
+        for strip in 0..<strips {
+            let i0 = strip * mr
+            let height = min(mr, m - i0)
+            var out = destination + strip * k * mr
+            if transposed {
+                for p in 0..<k {
+                    let row = a + p * ld + i0
+                    for i in 0..<height { out[i] = row[i] * scale }
+                    if height < mr { (out + height).update(repeating: 0, count: mr - height) }
+                    out += mr
+                }
+            } else {
+                for p in 0..<k {
+                    for i in 0..<height { out[i] = a[(i0 + i) * ld + p] * scale }
+                    if height < mr { (out + height).update(repeating: 0, count: mr - height) }
+                    out += mr
+                }
+            }
+        }
+    }
+
+    /// What the micro-kernel applies as it stores the last K block.
+    struct Epilogue {
+        var biasRow: UnsafePointer<Float>?
+        var biasColumn: UnsafePointer<Float>?
+        var clip: (min: Float, max: Float)?
+
+        static var none: Epilogue { Epilogue() }
+
+        var isTrivial: Bool { biasRow == nil && biasColumn == nil && clip == nil }
+
+        func c(rowOffset: Int, columnOffset: Int) -> onyx_epilogue {
+            onyx_epilogue(
+                bias_row: biasRow.map { $0 + rowOffset },
+                bias_col: biasColumn.map { $0 + columnOffset },
+                clip_min: clip?.min ?? 0, clip_max: clip?.max ?? 0, apply_clip: clip == nil ? 0 : 1)
+        }
+    }
+
+    /// `C (=|+=) A × B` then the epilogue, for packed A strips and B panels.
+    ///
+    /// - Parameters:
+    ///   - c: M × N output with leading dimension `ldc`.
+    ///   - accumulate: Add to C's current contents instead of overwriting them.
+    static func multiply(
+        isa: KernelISA, m: Int, n: Int, k: Int,
+        a: PackedPanels, b: PackedPanels, c: UnsafeMutablePointer<Float>, ldc: Int,
+        accumulate: Bool, epilogue: Epilogue, pool: ComputePool
+    ) {
+        let mr = a.width, nr = b.width
+        let strips = a.panelCount, panels = b.panelCount
+        let work = 2 * m * n * k
+        let threads = work < 1 << 17 ? 1 : pool.threadCount
+
+        func compute(panelRange: Range<Int>, stripRange: Range<Int>) {
+            var p0 = 0
+            repeat {
+                let depth = min(kc, k - p0)
+                let last = p0 + depth >= k
+                for panel in panelRange {
+                    let j0 = panel * nr
+                    let width = min(nr, n - j0)
+                    let bBlock = b.panel(panel) + p0 * nr
+                    for strip in stripRange {
+                        let i0 = strip * mr
+                        var ep = epilogue.c(rowOffset: i0, columnOffset: j0)
+                        let useEpilogue = last && !epilogue.isTrivial
+                        withUnsafePointer(to: &ep) { ep in
+                            onyx_sgemm_tile(
+                                isa.cValue, depth, a.panel(strip) + p0 * mr, bBlock, c + i0 * ldc + j0, ldc,
+                                min(mr, m - i0), width, (accumulate || p0 > 0) ? 1 : 0, useEpilogue ? ep : nil)
+                        }
+                    }
+                }
+                p0 += depth
+            } while p0 < k
+        }
+
+        if threads == 1 {
+            compute(panelRange: 0..<panels, stripRange: 0..<strips)
+        } else if panels >= threads * 2 || panels >= strips {
+            pool.parallelRanges(panels) { compute(panelRange: $0, stripRange: 0..<strips) }
+        } else {
+            pool.parallelRanges(strips) { compute(panelRange: 0..<panels, stripRange: $0) }
+        }
+    }
+
+    /// `c (=|+=) a × B` then the epilogue, for one row `a` of length K and packed B panels.
+    static func multiplyRow(
+        isa: KernelISA, n: Int, k: Int, a: UnsafePointer<Float>, b: PackedPanels, c: UnsafeMutablePointer<Float>,
+        accumulate: Bool, epilogue: Epilogue, pool: ComputePool
+    ) {
+        let nr = b.width
+        let panels = b.panelCount
+        func compute(_ range: Range<Int>) {
+            for panel in range {
+                let j0 = panel * nr
+                var ep = epilogue.c(rowOffset: 0, columnOffset: j0)
+                withUnsafePointer(to: &ep) { ep in
+                    onyx_sgemv_panel(isa.cValue, k, a, b.panel(panel), c + j0, min(nr, n - j0),
+                                     accumulate ? 1 : 0, epilogue.isTrivial ? nil : ep)
+                }
+            }
+        }
+        if n * k < 1 << 16 || panels < 2 {
+            compute(0..<panels)
+        } else {
+            pool.parallelRanges(panels) { compute($0) }
+        }
+    }
+
+    static func mr(_ isa: KernelISA) -> Int { onyx_sgemm_mr(isa.cValue) }
+    static func nr(_ isa: KernelISA) -> Int { onyx_sgemm_nr(isa.cValue) }
+
+    /// B packed ahead of time into its own storage.
+    static func prepackB(
+        _ b: UnsafePointer<Float>, k: Int, n: Int, ld: Int, transposed: Bool, scale: Float = 1, isa: KernelISA
+    ) -> PackedPanels {
+        let nr = nr(isa)
+        let storage = TensorStorage(uninitializedByteCount: PackedPanels.floatCount(extent: n, depth: k, width: nr) * 4)
+        let base = storage.bytes.assumingMemoryBound(to: Float.self)
+        packB(b, k: k, n: n, ld: ld, transposed: transposed, scale: scale, nr: nr, into: base)
+        return PackedPanels(extent: n, depth: k, width: nr, base: base, owner: storage)
+    }
+
+    /// A packed ahead of time into its own storage.
+    static func prepackA(
+        _ a: UnsafePointer<Float>, m: Int, k: Int, ld: Int, transposed: Bool, scale: Float = 1, isa: KernelISA
+    ) -> PackedPanels {
+        let mr = mr(isa)
+        let storage = TensorStorage(uninitializedByteCount: PackedPanels.floatCount(extent: m, depth: k, width: mr) * 4)
+        let base = storage.bytes.assumingMemoryBound(to: Float.self)
+        packA(a, m: m, k: k, ld: ld, transposed: transposed, scale: scale, mr: mr, into: base)
+        return PackedPanels(extent: m, depth: k, width: mr, base: base, owner: storage)
+    }
+}
