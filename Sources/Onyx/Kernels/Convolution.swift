@@ -1,0 +1,182 @@
+/// The geometry of one 2-D convolution or pooling window (1-D uses height 1).
+struct ConvolutionGeometry: Hashable {
+    var inputHeight: Int, inputWidth: Int
+    var kernelHeight: Int, kernelWidth: Int
+    var strideY: Int, strideX: Int
+    var dilationY: Int, dilationX: Int
+    var padTop: Int, padLeft: Int
+    var outputHeight: Int, outputWidth: Int
+
+    var kernelArea: Int { kernelHeight * kernelWidth }
+    var outputArea: Int { outputHeight * outputWidth }
+    var inputArea: Int { inputHeight * inputWidth }
+
+    /// A 1×1, stride-1, unpadded window reads the image as it is.
+    var isPointwise: Bool {
+        kernelHeight == 1 && kernelWidth == 1 && strideY == 1 && strideX == 1 && padTop == 0 && padLeft == 0
+            && outputHeight == inputHeight && outputWidth == inputWidth
+    }
+}
+
+/// Resolving spatial attributes (kernel_shape, strides, dilations, pads, auto_pad) against input shapes.
+struct SpatialAttributes: Sendable {
+    var kernelShape: [Int]?
+    var strides: [Int]?
+    var dilations: [Int]?
+    var pads: [Int]?
+    var autoPad: String
+    var ceilMode: Bool = false
+
+    init(_ context: NodeContext) throws {
+        kernelShape = try context.ints("kernel_shape")
+        strides = try context.ints("strides")
+        dilations = try context.ints("dilations")
+        pads = try context.ints("pads")
+        autoPad = try context.string("auto_pad", default: "NOTSET")
+        ceilMode = try context.int("ceil_mode", default: 0) != 0
+        guard ["NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"].contains(autoPad) else {
+            throw context.attributeError("auto_pad '\(autoPad)' is not NOTSET, SAME_UPPER, SAME_LOWER or VALID")
+        }
+    }
+
+    /// Output extents and begin pads for `spatial` input extents and the given kernel.
+    func resolve(spatial: [Int], kernel: [Int], op: String) throws -> (output: [Int], padBegin: [Int]) {
+        let rank = spatial.count
+        let strides = self.strides ?? Array(repeating: 1, count: rank)
+        let dilations = self.dilations ?? Array(repeating: 1, count: rank)
+        let pads = self.pads ?? Array(repeating: 0, count: 2 * rank)
+        guard strides.count == rank, dilations.count == rank, pads.count == 2 * rank, kernel.count == rank else {
+            throw OnyxError.invalidAttribute(
+                "\(op): strides \(strides), dilations \(dilations), pads \(pads) and kernel \(kernel) do not fit \(rank) spatial axes")
+        }
+        guard strides.allSatisfy({ $0 >= 1 }), dilations.allSatisfy({ $0 >= 1 }), pads.allSatisfy({ $0 >= 0 }),
+              kernel.allSatisfy({ $0 >= 1 }) else {
+            throw OnyxError.invalidAttribute("\(op): strides, dilations and kernel must be ≥ 1 and pads ≥ 0")
+        }
+        var output: [Int] = []
+        var begin: [Int] = []
+        for axis in 0..<rank {
+            let extent = (kernel[axis] - 1) * dilations[axis] + 1
+            switch autoPad {
+            case "SAME_UPPER", "SAME_LOWER":
+                let out = (spatial[axis] + strides[axis] - 1) / strides[axis]
+                let total = max(0, (out - 1) * strides[axis] + extent - spatial[axis])
+                output.append(out)
+                begin.append(autoPad == "SAME_UPPER" ? total / 2 : total - total / 2)
+            case "VALID":
+                output.append((spatial[axis] - extent) / strides[axis] + 1)
+                begin.append(0)
+            default:
+                let padded = spatial[axis] + pads[axis] + pads[axis + rank] - extent
+                var out = (ceilMode ? (padded + strides[axis] - 1) / strides[axis] : padded / strides[axis]) + 1
+                // With ceil_mode, a last window that starts inside the right padding is dropped.
+                if ceilMode && (out - 1) * strides[axis] >= spatial[axis] + pads[axis] { out -= 1 }
+                output.append(out)
+                begin.append(pads[axis])
+            }
+            guard output[axis] >= 1, spatial[axis] + 2 * (begin[axis]) >= 0 else {
+                throw OnyxError.shapeMismatch("\(op): a window of \(extent) does not fit spatial extent \(spatial[axis]) with the given pads")
+            }
+        }
+        return (output, begin)
+    }
+
+    /// The 2-D geometry (1-D inputs get height 1).
+    func geometry(spatial: [Int], kernel: [Int], op: String) throws -> ConvolutionGeometry {
+        let (output, begin) = try resolve(spatial: spatial, kernel: kernel, op: op)
+        let strides = self.strides ?? Array(repeating: 1, count: spatial.count)
+        let dilations = self.dilations ?? Array(repeating: 1, count: spatial.count)
+        if spatial.count == 1 {
+            return ConvolutionGeometry(
+                inputHeight: 1, inputWidth: spatial[0], kernelHeight: 1, kernelWidth: kernel[0],
+                strideY: 1, strideX: strides[0], dilationY: 1, dilationX: dilations[0],
+                padTop: 0, padLeft: begin[0], outputHeight: 1, outputWidth: output[0])
+        }
+        guard spatial.count == 2 else {
+            throw OnyxError.shapeMismatch("\(op): only 1-D and 2-D spatial inputs are supported, got \(spatial.count)-D")
+        }
+        return ConvolutionGeometry(
+            inputHeight: spatial[0], inputWidth: spatial[1], kernelHeight: kernel[0], kernelWidth: kernel[1],
+            strideY: strides[0], strideX: strides[1], dilationY: dilations[0], dilationX: dilations[1],
+            padTop: begin[0], padLeft: begin[1], outputHeight: output[0], outputWidth: output[1])
+    }
+}
+
+enum Convolution {
+    /// Writes im2col of `image` (`channels` planes of the input) straight into packed B panels:
+    /// row `p = (c, ky, kx)`, column = output pixel, zero where the window reads padding.
+    static func packImageColumns(
+        _ image: UnsafePointer<Float>, channels: Int, geometry g: ConvolutionGeometry,
+        nr: Int, into destination: UnsafeMutablePointer<Float>, panels: Range<Int>
+    ) {
+        let depth = channels * g.kernelArea
+        let n = g.outputArea
+        for panel in panels {
+            let j0 = panel * nr
+            let width = min(nr, n - j0)
+            var out = destination + panel * depth * nr
+            if g.isPointwise {
+                for c in 0..<channels {
+                    let row = image + c * g.inputArea + j0
+                    out.update(from: row, count: width)
+                    if width < nr { (out + width).update(repeating: 0, count: nr - width) }
+                    out += nr
+                }
+                continue
+            }
+            let oy0 = j0 / g.outputWidth, ox0 = j0 % g.outputWidth
+            for c in 0..<channels {
+                let plane = image + c * g.inputArea
+                for ky in 0..<g.kernelHeight {
+                    for kx in 0..<g.kernelWidth {
+                        var oy = oy0, ox = ox0
+                        let dy = ky * g.dilationY - g.padTop, dx = kx * g.dilationX - g.padLeft
+                        for jj in 0..<width {
+                            let iy = oy * g.strideY + dy, ix = ox * g.strideX + dx
+                            out[jj] = (iy >= 0 && iy < g.inputHeight && ix >= 0 && ix < g.inputWidth)
+                                ? plane[iy * g.inputWidth + ix] : 0
+                            ox += 1
+                            if ox == g.outputWidth { ox = 0; oy += 1 }
+                        }
+                        if width < nr { (out + width).update(repeating: 0, count: nr - width) }
+                        out += nr
+                    }
+                }
+            }
+        }
+    }
+
+    /// Direct depthwise convolution of one channel plane (one filter per channel).
+    static func depthwisePlane(
+        _ input: UnsafePointer<Float>, _ filter: UnsafePointer<Float>, bias: Float,
+        _ output: UnsafeMutablePointer<Float>, geometry g: ConvolutionGeometry, clip: (min: Float, max: Float)?
+    ) {
+        let ow = g.outputWidth
+        for oy in 0..<g.outputHeight {
+            let row = output + oy * ow
+            row.update(repeating: bias, count: ow)
+            for ky in 0..<g.kernelHeight {
+                let iy = oy * g.strideY + ky * g.dilationY - g.padTop
+                guard iy >= 0 && iy < g.inputHeight else { continue }
+                let inRow = input + iy * g.inputWidth
+                for kx in 0..<g.kernelWidth {
+                    let w = filter[ky * g.kernelWidth + kx]
+                    let dx = kx * g.dilationX - g.padLeft
+                    // Output columns whose input column lies inside the image.
+                    let first = max(0, (-dx + g.strideX - 1) / g.strideX)
+                    let last = min(ow, (g.inputWidth - dx + g.strideX - 1) / g.strideX)
+                    guard first < last else { continue }
+                    if g.strideX == 1 {
+                        let src = inRow + dx
+                        for ox in first..<last { row[ox] += w * src[ox] }
+                    } else {
+                        for ox in first..<last { row[ox] += w * inRow[ox * g.strideX + dx] }
+                    }
+                }
+            }
+            if let clip {
+                for ox in 0..<ow { row[ox] = min(max(row[ox], clip.min), clip.max) }
+            }
+        }
+    }
+}
