@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(__file__))
-from export_common import check_with_onnxruntime, export, folder_size  # noqa: E402
+from export_common import check_with_onnxruntime, export, folder_size, randomize_batchnorm  # noqa: E402
 
 
 class ScreeningMLP(nn.Module):
@@ -85,19 +85,6 @@ class DepthwiseSeparable(nn.Module):
     def forward(self, x):
         y = self.pointwise(self.depthwise(self.stem(x)))
         return self.head(y.mean(dim=(2, 3)))
-
-
-def randomize_batchnorm(model, seed):
-    """Gives BatchNorm layers non-trivial running statistics so folding them is actually tested."""
-    generator = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            n = module.num_features
-            module.running_mean.copy_(torch.randn(n, generator=generator) * 0.1)
-            module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
-            module.weight.data.copy_(torch.rand(n, generator=generator) + 0.5)
-            module.bias.data.copy_(torch.randn(n, generator=generator) * 0.1)
-    return model
 
 
 FIXTURES = [
