@@ -1,0 +1,265 @@
+import Testing
+@testable import Onyx
+
+/// Gemm, MatMul and Conv against naive references on awkward shapes, on every micro-kernel
+/// variant this CPU runs, with one and two threads.
+@Suite struct GemmConvTests {
+    static func random(_ shape: [Int], seed: Int) -> Tensor {
+        var state = UInt64(truncatingIfNeeded: seed &* 2654435761 &+ 97)
+        let values = (0..<shape.reduce(1, *)).map { _ -> Float in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int(state >> 41) % 2001 - 1000) / 1000
+        }
+        return try! Tensor(shape: shape, scalars: values)
+    }
+
+    static func expectClose(_ actual: Tensor, _ expected: [Float], _ label: String) throws {
+        let values = try actual.scalars(as: Float.self)
+        #expect(values.count == expected.count, "\(label): count")
+        var worst: Float = 0
+        for (a, e) in zip(values, expected) { worst = max(worst, abs(a - e) - 1e-4 * abs(e) - 1e-4) }
+        #expect(worst <= 0, "\(label): exceeds tolerance by \(worst)")
+    }
+
+    static var variants: [(KernelISA, Int)] { KernelISA.supported.flatMap { isa in [(isa, 1), (isa, 2)] } }
+
+    // MARK: - Gemm
+
+    struct GemmCase: CustomTestStringConvertible, Sendable {
+        let m: Int, n: Int, k: Int
+        let transA: Bool, transB: Bool
+        let alpha: Float, beta: Float
+        let cShape: [Int]?
+        let constantB: Bool
+        let activation: String?
+        var testDescription: String {
+            "\(m)×\(n)×\(k) tA\(transA ? 1 : 0) tB\(transB ? 1 : 0) α\(alpha) β\(beta) C\(cShape.map { "\($0)" } ?? "-") \(constantB ? "constB" : "varB") \(activation ?? "")"
+        }
+    }
+
+    static let gemmCases: [GemmCase] = {
+        var cases: [GemmCase] = []
+        let sizes = [(1, 7, 17), (7, 17, 63), (17, 63, 7), (63, 1, 257), (1, 257, 63), (13, 33, 300), (257, 17, 1)]
+        for (i, (m, n, k)) in sizes.enumerated() {
+            let cShapes: [[Int]?] = [nil, [n], [1, n], [m, 1], [m, n], [1]]
+            cases.append(GemmCase(m: m, n: n, k: k, transA: i % 2 == 1, transB: i % 3 == 0, alpha: i == 2 ? 0.5 : 1,
+                                  beta: i == 4 ? 2 : 1, cShape: cShapes[i % cShapes.count], constantB: i % 2 == 0,
+                                  activation: [nil, "Relu", "Clip"][i % 3]))
+            cases.append(GemmCase(m: m, n: n, k: k, transA: false, transB: true, alpha: 1, beta: 1, cShape: [n],
+                                  constantB: true, activation: nil))
+        }
+        return cases
+    }()
+
+    static func naiveGemm(_ c: GemmCase, a: [Float], b: [Float], bias: [Float]?) -> [Float] {
+        var out = [Float](repeating: 0, count: c.m * c.n)
+        for i in 0..<c.m {
+            for j in 0..<c.n {
+                var sum: Float = 0
+                for p in 0..<c.k {
+                    let x = c.transA ? a[p * c.m + i] : a[i * c.k + p]
+                    let y = c.transB ? b[j * c.k + p] : b[p * c.n + j]
+                    sum += x * y
+                }
+                var v = c.alpha * sum
+                if let bias, let shape = c.cShape {
+                    let full = Broadcasting.strides(of: shape, in: [c.m, c.n])
+                    v += c.beta * bias[i * full[0] + j * full[1]]
+                }
+                if c.activation == "Relu" { v = max(0, v) }
+                if c.activation == "Clip" { v = min(max(v, -0.25), 0.5) }
+                out[i * c.n + j] = v
+            }
+        }
+        return out
+    }
+
+    @Test(arguments: gemmCases)
+    func gemmMatchesNaive(_ c: GemmCase) throws {
+        let a = Self.random(c.transA ? [c.k, c.m] : [c.m, c.k], seed: c.m * 31 + c.k)
+        let b = Self.random(c.transB ? [c.n, c.k] : [c.k, c.n], seed: c.n * 17 + c.k)
+        let bias = c.cShape.map { Self.random($0, seed: 5) }
+        var attributes: [String: Attribute] = [
+            "transA": .int(c.transA ? 1 : 0), "transB": .int(c.transB ? 1 : 0), "alpha": .float(c.alpha), "beta": .float(c.beta),
+        ]
+        if let activation = c.activation {
+            attributes["onyx.activation"] = .string(activation)
+            attributes["onyx.activation_min"] = .float(-0.25)
+            attributes["onyx.activation_max"] = .float(0.5)
+        }
+        let node = Node(name: "g", opType: "Gemm", inputs: bias == nil ? ["A", "B"] : ["A", "B", "C"], outputs: ["Y"], attributes: attributes)
+        let expected = Self.naiveGemm(c, a: try a.scalars(as: Float.self), b: try b.scalars(as: Float.self), bias: try bias?.scalars(as: Float.self))
+        for (isa, threads) in Self.variants {
+            // evaluate() treats every input as constant; for a variable B, prepare without it.
+            let inputs: [Tensor?] = [a, b] + (bias.map { [$0] } ?? [])
+            let result: Tensor
+            if c.constantB {
+                result = try OperatorRegistry.evaluate(node, opset: 13, inputs: inputs, isa: isa, threads: threads)[0]
+            } else {
+                let kernel = try GemmKernel(NodeContext(node: node, opset: 13, constantInputs: [nil, nil, nil], isa: isa))
+                result = try kernel.evaluate(inputs: inputs, pool: ComputePool(threadCount: threads))[0]
+            }
+            try Self.expectClose(result, expected, "\(c.testDescription) \(isa) ×\(threads)")
+        }
+    }
+
+    // MARK: - MatMul
+
+    @Test(arguments: [
+        ([7, 17], [17, 63]), ([1, 257], [257, 7]), ([17], [17, 7]), ([7, 17], [17]), ([3, 5, 7], [7, 4]),
+        ([2, 1, 5, 7], [3, 7, 6]), ([4, 63, 17], [4, 17, 9]), ([17], [17]),
+    ])
+    func matMulMatchesNaive(_ aShape: [Int], _ bShape: [Int]) throws {
+        let a = Self.random(aShape, seed: aShape.reduce(1, *))
+        let b = Self.random(bShape, seed: bShape.reduce(3, *))
+        let geometry = try MatMulKernel.Geometry(aShape, bShape)
+        let av = try a.scalars(as: Float.self), bv = try b.scalars(as: Float.self)
+        var expected: [Float] = []
+        let rank = geometry.batchShape.count
+        for batch in 0..<geometry.batchCount {
+            var rest = batch, oa = 0, ob = 0
+            for axis in stride(from: rank - 1, through: 0, by: -1) {
+                let i = rest % geometry.batchShape[axis]
+                rest /= geometry.batchShape[axis]
+                oa += i * geometry.aBatchStrides[axis]
+                ob += i * geometry.bBatchStrides[axis]
+            }
+            for i in 0..<geometry.m {
+                for j in 0..<geometry.n {
+                    var sum: Float = 0
+                    for p in 0..<geometry.k { sum += av[oa + i * geometry.k + p] * bv[ob + p * geometry.n + j] }
+                    expected.append(sum)
+                }
+            }
+        }
+        let node = Node(name: "mm", opType: "MatMul", inputs: ["A", "B"], outputs: ["Y"])
+        for (isa, threads) in Self.variants {
+            let y = try OperatorRegistry.evaluate(node, opset: 13, inputs: [a, b], isa: isa, threads: threads)[0]
+            #expect(y.shape == geometry.outputShape)
+            try Self.expectClose(y, expected, "\(aShape)×\(bShape) \(isa)")
+            let kernel = try MatMulKernel(NodeContext(node: node, opset: 13, constantInputs: [nil, nil], isa: isa))
+            try Self.expectClose(try kernel.evaluate(inputs: [a, b], pool: ComputePool(threadCount: threads))[0], expected, "variable B \(isa)")
+        }
+        #expect(throws: OnyxError.self) { try MatMulKernel.Geometry([3, 4], [5, 6]) }
+    }
+
+    // MARK: - Conv
+
+    struct ConvCase: CustomTestStringConvertible, Sendable {
+        var batch = 1, channels = 3, filters = 4, height = 7, width = 7
+        var kernel = [3, 3], strides = [1, 1], pads = [0, 0, 0, 0], dilations = [1, 1], group = 1
+        var autoPad = "NOTSET"
+        var bias = true
+        var oneD = false
+        var activation: String?
+        var testDescription: String {
+            "N\(batch) C\(channels) M\(filters) \(oneD ? "\(width)" : "\(height)×\(width)") k\(kernel) s\(strides) p\(pads) d\(dilations) g\(group) \(autoPad)\(bias ? " +b" : "")\(activation.map { " " + $0 } ?? "")"
+        }
+    }
+
+    static let convCases: [ConvCase] = [
+        ConvCase(),
+        ConvCase(batch: 2, channels: 1, filters: 7, height: 17, width: 17, kernel: [5, 5], pads: [2, 2, 2, 2]),
+        ConvCase(channels: 16, filters: 17, height: 9, width: 11, kernel: [1, 1], bias: false),
+        ConvCase(channels: 8, filters: 16, height: 8, width: 8, kernel: [1, 1], strides: [2, 2], activation: "Relu"),
+        ConvCase(channels: 6, filters: 9, height: 15, width: 13, kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], activation: "Clip"),
+        ConvCase(channels: 4, filters: 6, height: 12, width: 12, kernel: [3, 3], dilations: [2, 2], group: 2),
+        ConvCase(batch: 2, channels: 17, filters: 17, height: 10, width: 9, kernel: [3, 3], pads: [1, 1, 1, 1], group: 17, activation: "Clip"),
+        ConvCase(channels: 8, filters: 8, height: 11, width: 11, kernel: [3, 3], strides: [2, 2], pads: [1, 0, 0, 1], group: 8),
+        ConvCase(channels: 3, filters: 5, height: 10, width: 9, kernel: [3, 2], strides: [2, 1], autoPad: "SAME_UPPER"),
+        ConvCase(channels: 3, filters: 5, height: 10, width: 9, kernel: [4, 4], strides: [3, 3], autoPad: "SAME_LOWER"),
+        ConvCase(channels: 2, filters: 3, height: 8, width: 8, kernel: [3, 3], pads: [1, 1, 1, 1], autoPad: "VALID"),
+        ConvCase(channels: 3, filters: 63, height: 1, width: 63, kernel: [5], strides: [2], pads: [2, 2], dilations: [1], oneD: true),
+        ConvCase(channels: 12, filters: 12, height: 1, width: 257, kernel: [3], strides: [1], pads: [1, 1], dilations: [2], group: 12, oneD: true),
+    ]
+
+    static func naiveConv(_ c: ConvCase, x: [Float], w: [Float], b: [Float]?, outH: Int, outW: Int, padTop: Int, padLeft: Int) -> [Float] {
+        let kh = c.oneD ? 1 : c.kernel[0], kw = c.oneD ? c.kernel[0] : c.kernel[1]
+        let sh = c.oneD ? 1 : c.strides[0], sw = c.oneD ? c.strides[0] : c.strides[1]
+        let dh = c.oneD ? 1 : c.dilations[0], dw = c.oneD ? c.dilations[0] : c.dilations[1]
+        let cg = c.channels / c.group, mg = c.filters / c.group
+        var out = [Float](repeating: 0, count: c.batch * c.filters * outH * outW)
+        for n in 0..<c.batch {
+            for m in 0..<c.filters {
+                let g = m / mg
+                for oy in 0..<outH {
+                    for ox in 0..<outW {
+                        var sum = b?[m] ?? 0
+                        for ci in 0..<cg {
+                            let channel = g * cg + ci
+                            for ky in 0..<kh {
+                                for kx in 0..<kw {
+                                    let iy = oy * sh + ky * dh - padTop, ix = ox * sw + kx * dw - padLeft
+                                    guard iy >= 0, iy < c.height, ix >= 0, ix < c.width else { continue }
+                                    sum += x[((n * c.channels + channel) * c.height + iy) * c.width + ix]
+                                        * w[((m * cg + ci) * kh + ky) * kw + kx]
+                                }
+                            }
+                        }
+                        if c.activation == "Relu" { sum = max(0, sum) }
+                        if c.activation == "Clip" { sum = min(max(sum, 0), 6) }
+                        out[((n * c.filters + m) * outH + oy) * outW + ox] = sum
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    @Test(arguments: convCases)
+    func convMatchesNaive(_ c: ConvCase) throws {
+        let spatialIn = c.oneD ? [c.width] : [c.height, c.width]
+        let x = Self.random([c.batch, c.channels] + spatialIn, seed: c.channels * 7 + c.width)
+        let w = Self.random([c.filters, c.channels / c.group] + c.kernel, seed: c.filters * 3 + c.kernel[0])
+        let b = c.bias ? Self.random([c.filters], seed: 11) : nil
+        var attributes: [String: Attribute] = [
+            "kernel_shape": .ints(c.kernel), "strides": .ints(c.strides), "dilations": .ints(c.dilations),
+            "group": .int(c.group), "auto_pad": .string(c.autoPad),
+        ]
+        if c.autoPad == "NOTSET" { attributes["pads"] = .ints(c.oneD ? Array(c.pads.prefix(2)) : c.pads) }
+        if let activation = c.activation {
+            attributes["onyx.activation"] = .string(activation)
+            attributes["onyx.activation_min"] = .float(0)
+            attributes["onyx.activation_max"] = .float(6)
+        }
+        // Reference geometry, computed independently of the kernel's SpatialAttributes.
+        func extent(_ input: Int, _ k: Int, _ s: Int, _ d: Int, _ p0: Int, _ p1: Int) -> (out: Int, begin: Int) {
+            let window = (k - 1) * d + 1
+            switch c.autoPad {
+            case "SAME_UPPER", "SAME_LOWER":
+                let out = (input + s - 1) / s
+                let total = max(0, (out - 1) * s + window - input)
+                return (out, c.autoPad == "SAME_UPPER" ? total / 2 : total - total / 2)
+            case "VALID": return ((input - window) / s + 1, 0)
+            default: return ((input + p0 + p1 - window) / s + 1, p0)
+            }
+        }
+        let rows: (out: Int, begin: Int) = c.oneD ? (1, 0) : extent(c.height, c.kernel[0], c.strides[0], c.dilations[0], c.pads[0], c.pads[2])
+        let columns = c.oneD
+            ? extent(c.width, c.kernel[0], c.strides[0], c.dilations[0], c.pads[0], c.pads[1])
+            : extent(c.width, c.kernel[1], c.strides[1], c.dilations[1], c.pads[1], c.pads[3])
+        let expected = Self.naiveConv(c, x: try x.scalars(as: Float.self), w: try w.scalars(as: Float.self),
+                                      b: try b?.scalars(as: Float.self), outH: rows.out, outW: columns.out,
+                                      padTop: rows.begin, padLeft: columns.begin)
+        let node = Node(name: "conv", opType: "Conv", inputs: b == nil ? ["X", "W"] : ["X", "W", "B"], outputs: ["Y"], attributes: attributes)
+        let inputs: [Tensor?] = [x, w] + (b.map { [$0] } ?? [])
+        for (isa, threads) in Self.variants {
+            let y = try OperatorRegistry.evaluate(node, opset: 11, inputs: inputs, isa: isa, threads: threads)[0]
+            #expect(y.shape == [c.batch, c.filters] + (c.oneD ? [columns.out] : [rows.out, columns.out]))
+            try Self.expectClose(y, expected, "\(c.testDescription) \(isa) ×\(threads)")
+            let variable = try ConvKernel(NodeContext(node: node, opset: 11, constantInputs: [nil, nil, nil], isa: isa))
+            try Self.expectClose(try variable.evaluate(inputs: inputs, pool: ComputePool(threadCount: threads))[0], expected,
+                                 "variable W \(c.testDescription) \(isa)")
+        }
+    }
+
+    @Test func convRejectsMismatchedShapes() {
+        let node = Node(name: "conv", opType: "Conv", inputs: ["X", "W"], outputs: ["Y"])
+        #expect(throws: OnyxError.self) {
+            try OperatorRegistry.evaluate(node, opset: 11, inputs: [Self.random([1, 3, 5, 5], seed: 1), Self.random([2, 4, 3, 3], seed: 2)])
+        }
+        #expect(throws: OnyxError.self) {
+            try OperatorRegistry.evaluate(node, opset: 11, inputs: [Self.random([1, 3, 2, 2], seed: 1), Self.random([2, 3, 3, 3], seed: 2)])
+        }
+    }
+}
