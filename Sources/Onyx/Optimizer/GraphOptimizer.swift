@@ -13,8 +13,8 @@ struct GraphOptimizer {
     init(level: OptimizationLevel) {
         switch level {
         case .none: passes = []
-        case .basic: passes = [IdentityElimination(), ConvBatchNormFolding()]
-        case .all: passes = [IdentityElimination(), ConvBatchNormFolding(), ActivationFusion()]
+        case .basic: passes = [ConstantLifting(), IdentityElimination(), ConvBatchNormFolding()]
+        case .all: passes = [ConstantLifting(), IdentityElimination(), ConvBatchNormFolding(), ActivationFusion()]
         }
     }
 

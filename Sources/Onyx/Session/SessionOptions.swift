@@ -6,7 +6,7 @@ import Glibc
 public enum OptimizationLevel: String, Sendable, CaseIterable {
     /// Run the graph as decoded (constant inputs are still folded, since kernels need them).
     case none
-    /// Remove Identity/Dropout and fold Conv+BatchNormalization.
+    /// Lift Constant nodes into initializers, remove Identity/Dropout, fold Conv+BatchNormalization.
     case basic
     /// Everything in `basic`, plus activation fusion into Conv/Gemm epilogues.
     case all
