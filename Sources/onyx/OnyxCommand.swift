@@ -3,11 +3,11 @@ import Foundation
 import Onyx
 
 @main
-struct OnyxCommand: ParsableCommand {
+struct OnyxCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "onyx",
         abstract: "Load ONNX models exported from PyTorch and run them on the CPU.",
-        subcommands: [RunCommand.self, InspectCommand.self])
+        subcommands: [RunCommand.self, InspectCommand.self, ServeCommand.self])
 }
 
 /// Options every command that loads a model shares.

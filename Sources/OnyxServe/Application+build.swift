@@ -1,0 +1,36 @@
+import Hummingbird
+import HummingbirdCore
+import HTTPTypes
+import Logging
+
+/// Builds the HTTP application serving `repository`: Open Inference Protocol v2, TorchServe-style
+/// routes, `/metrics`, and (when enabled) repository control.
+public func buildApplication(
+    repository: ModelRepository, configuration: ServerConfiguration, logger: Logger = Logger(label: "onyx.serve")
+) -> some ApplicationProtocol {
+    let router = buildRouter(repository: repository, configuration: configuration)
+    return Application(
+        router: router,
+        server: .http1(configuration: .init(idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)))),
+        configuration: ApplicationConfiguration(
+            address: .hostname(configuration.host, port: configuration.port),
+            serverName: configuration.serverName,
+            availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxConnections)),
+        logger: logger)
+}
+
+/// The router alone (for tests and embedding).
+public func buildRouter(repository: ModelRepository, configuration: ServerConfiguration) -> Router<BasicRequestContext> {
+    let router = Router(context: BasicRequestContext.self)
+    OpenInferenceV2Routes(repository: repository, configuration: configuration).register(on: router)
+    TorchServeRoutes(repository: repository, configuration: configuration).register(on: router)
+    if configuration.repositoryControl {
+        RepositoryControlRoutes(repository: repository, configuration: configuration).register(on: router)
+    }
+    router.get("metrics") { _, _ -> Response in
+        let bytes = PrometheusSetup.registry?.emitToBuffer() ?? []
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+    return router
+}

@@ -1,0 +1,166 @@
+import Onyx
+
+/// Tensor datatypes as the Open Inference Protocol names them.
+extension DataType {
+    /// `FP32`, `INT64`, `BOOL`, …
+    public var protocolName: String {
+        switch self {
+        case .float: "FP32"
+        case .double: "FP64"
+        case .float16: "FP16"
+        case .int8: "INT8"
+        case .uint8: "UINT8"
+        case .int16: "INT16"
+        case .uint16: "UINT16"
+        case .int32: "INT32"
+        case .uint32: "UINT32"
+        case .int64: "INT64"
+        case .uint64: "UINT64"
+        case .bool: "BOOL"
+        }
+    }
+
+    /// The type named `name` in the protocol (`FP32`) or by ONNX (`float`, `float32`).
+    public init?(protocolName name: String) {
+        if let type = DataType.allCases.first(where: { $0.protocolName == name }) {
+            self = type
+            return
+        }
+        switch name.lowercased() {
+        case "float32", "float": self = .float
+        case "float64", "double": self = .double
+        case "float16", "half": self = .float16
+        default:
+            guard let type = DataType.allCases.first(where: { $0.onnxName == name.lowercased() }) else { return nil }
+            self = type
+        }
+    }
+}
+
+/// Converts between JSON `data` arrays and tensors.
+public enum TensorJSON {
+    /// The elements of a JSON `data` value (flat or nested, numbers or booleans), in order.
+    static func flatten(_ value: JSONValue, into doubles: inout [Double], integers: inout [Int64]?, limit: Int) throws {
+        switch value {
+        case .numbers(let run):
+            guard doubles.count + run.doubles.count <= limit else { throw tooMany(limit) }
+            if doubles.isEmpty {
+                doubles = run.doubles
+                integers = run.integers
+            } else {
+                doubles.append(contentsOf: run.doubles)
+                if integers != nil, let more = run.integers { integers!.append(contentsOf: more) } else { integers = nil }
+            }
+        case .array(let elements):
+            for element in elements { try flatten(element, into: &doubles, integers: &integers, limit: limit) }
+        case .number(let d):
+            guard doubles.count < limit else { throw tooMany(limit) }
+            doubles.append(d)
+            if integers != nil, d.rounded() == d, abs(d) < 9.0e15 { integers!.append(Int64(d)) } else { integers = nil }
+        case .bool(let b):
+            guard doubles.count < limit else { throw tooMany(limit) }
+            doubles.append(b ? 1 : 0)
+            integers?.append(b ? 1 : 0)
+        default:
+            throw TensorCodingError("\"data\" must hold only numbers or booleans")
+        }
+    }
+
+    private static func tooMany(_ limit: Int) -> TensorCodingError {
+        TensorCodingError("\"data\" holds more than the limit of \(limit) elements")
+    }
+
+    /// A tensor of `type` and `shape` from a JSON `data` value.
+    ///
+    /// - Throws: ``TensorCodingError`` naming what is wrong: element count against the shape,
+    ///   non-integers for an integer type, values out of the type's range.
+    public static func tensor(from data: JSONValue, type: DataType, shape: [Int], name: String, limit: Int = 1 << 28) throws -> Tensor {
+        var doubles: [Double] = []
+        var integers: [Int64]? = []
+        try flatten(data, into: &doubles, integers: &integers, limit: limit)
+        var expected = 1
+        for extent in shape {
+            guard extent >= 0 else { throw TensorCodingError("input '\(name)': negative extent in shape \(shape)") }
+            let (product, overflow) = expected.multipliedReportingOverflow(by: extent)
+            guard !overflow, product <= limit else {
+                throw TensorCodingError("input '\(name)': shape \(shape) holds more than the limit of \(limit) elements")
+            }
+            expected = product
+        }
+        guard doubles.count == expected else {
+            throw TensorCodingError("input '\(name)': shape \(shape) needs \(expected) elements but \"data\" has \(doubles.count)")
+        }
+        func integral<T: FixedWidthInteger & TensorElement>(_: T.Type) throws -> Tensor {
+            guard let integers else {
+                throw TensorCodingError("input '\(name)': \(type.protocolName) data must be integers")
+            }
+            var out = [T]()
+            out.reserveCapacity(integers.count)
+            for v in integers {
+                guard let x = T(exactly: v) else {
+                    throw TensorCodingError("input '\(name)': \(v) is out of range for \(type.protocolName)")
+                }
+                out.append(x)
+            }
+            return try Tensor(shape: shape, scalars: out)
+        }
+        switch type {
+        case .float:
+            var out = [Float](repeating: 0, count: doubles.count)
+            for i in 0..<doubles.count { out[i] = Float(doubles[i]) }
+            return try Tensor(shape: shape, scalars: out)
+        case .double: return try Tensor(shape: shape, scalars: doubles)
+        case .float16: return try Tensor(shape: shape, scalars: doubles.map { Float16($0) })
+        case .bool:
+            guard integers != nil, doubles.allSatisfy({ $0 == 0 || $0 == 1 }) else {
+                throw TensorCodingError("input '\(name)': BOOL data must be true/false (or 0/1)")
+            }
+            return try Tensor(shape: shape, scalars: doubles.map { $0 != 0 })
+        case .int8: return try integral(Int8.self)
+        case .uint8: return try integral(UInt8.self)
+        case .int16: return try integral(Int16.self)
+        case .uint16: return try integral(UInt16.self)
+        case .int32: return try integral(Int32.self)
+        case .uint32: return try integral(UInt32.self)
+        case .int64: return try integral(Int64.self)
+        case .uint64: return try integral(UInt64.self)
+        }
+    }
+
+    /// Appends the tensor's elements as a flat JSON array.
+    public static func write(_ tensor: Tensor, to writer: inout JSONWriter) {
+        writer.bytes.reserveCapacity(writer.bytes.count + tensor.elementCount * 12)
+        writer.bytes.append(UInt8(ascii: "["))
+        tensor.withUnsafeBytes { raw in
+            func each<T>(_: T.Type, _ body: (inout JSONWriter, T) -> Void) {
+                let values = raw.bindMemory(to: T.self)
+                for i in 0..<values.count {
+                    if i > 0 { writer.bytes.append(UInt8(ascii: ",")) }
+                    body(&writer, values[i])
+                }
+            }
+            switch tensor.dataType {
+            case .float: each(Float.self) { $0.float($1) }
+            case .double: each(Double.self) { $0.double($1) }
+            case .float16: each(Float16.self) { $0.float(Float($1)) }
+            case .int8: each(Int8.self) { $0.integer($1) }
+            case .uint8: each(UInt8.self) { $0.integer($1) }
+            case .int16: each(Int16.self) { $0.integer($1) }
+            case .uint16: each(UInt16.self) { $0.integer($1) }
+            case .int32: each(Int32.self) { $0.integer($1) }
+            case .uint32: each(UInt32.self) { $0.integer($1) }
+            case .int64: each(Int64.self) { $0.integer($1) }
+            case .uint64: each(UInt64.self) { $0.integer($1) }
+            case .bool: each(UInt8.self) { $0.bool($1 != 0) }
+            }
+        }
+        writer.bytes.append(UInt8(ascii: "]"))
+    }
+}
+
+/// A request body that does not describe a valid tensor.
+public struct TensorCodingError: Error, Sendable, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

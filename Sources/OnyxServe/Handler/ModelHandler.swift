@@ -1,0 +1,171 @@
+import Onyx
+
+/// A named tensor in a request or response, in the order the client or model gave it.
+public struct NamedTensor: Sendable {
+    public var name: String
+    public var tensor: Tensor
+
+    public init(name: String, tensor: Tensor) {
+        self.name = name
+        self.tensor = tensor
+    }
+}
+
+/// One client request as a handler receives it.
+public struct HandlerRequest: Sendable {
+    /// The client's request id, echoed in the response.
+    public var id: String?
+    /// Decoded input tensors (Open Inference Protocol, or `{"shape", "data"}` on `/predictions`).
+    public var inputs: [NamedTensor]
+    /// Outputs the client asked for; `nil` means all.
+    public var requestedOutputs: [String]?
+    /// Request-level `parameters` of the protocol.
+    public var parameters: [String: JSONValue]
+    /// The parsed JSON body when a handler defines its own format (`/predictions` with a custom handler).
+    public var json: JSONValue?
+
+    public init(id: String? = nil, inputs: [NamedTensor] = [], requestedOutputs: [String]? = nil,
+                parameters: [String: JSONValue] = [:], json: JSONValue? = nil) {
+        self.id = id
+        self.inputs = inputs
+        self.requestedOutputs = requestedOutputs
+        self.parameters = parameters
+        self.json = json
+    }
+}
+
+/// A handler's answer to one request.
+public enum HandlerResponse: Sendable {
+    /// Output tensors, encoded by the protocol the request came in on (JSON or binary).
+    case tensors([NamedTensor])
+    /// A handler-defined JSON body.
+    case json(JSONValue)
+}
+
+/// An error a handler reports for a request, with the HTTP status the client gets.
+public struct HandlerError: Error, Sendable, CustomStringConvertible {
+    public var status: Int
+    public var message: String
+    /// Seconds the client should wait before retrying (sent as `Retry-After` with 503).
+    public var retryAfter: Int?
+
+    public init(status: Int, _ message: String, retryAfter: Int? = nil) {
+        self.status = status
+        self.message = message
+        self.retryAfter = retryAfter
+    }
+
+    public static func badRequest(_ message: String) -> HandlerError { HandlerError(status: 400, message) }
+    public static func notFound(_ message: String) -> HandlerError { HandlerError(status: 404, message) }
+    public static func overloaded(_ message: String) -> HandlerError { HandlerError(status: 503, message, retryAfter: 1) }
+
+    public var description: String { "\(status): \(message)" }
+}
+
+/// What a handler learns about the model it serves.
+public struct HandlerContext: Sendable {
+    /// The model's name in URLs.
+    public var modelName: String
+    /// The version being served.
+    public var version: String
+    /// The version's folder (holding `model.onnx` for ONNX handlers).
+    public var modelDirectory: String
+    /// The model file.
+    public var modelPath: String
+    /// The model's `config.json` (or command-line) settings.
+    public var configuration: ModelConfiguration
+
+    public init(modelName: String, version: String, modelDirectory: String, modelPath: String, configuration: ModelConfiguration) {
+        self.modelName = modelName
+        self.version = version
+        self.modelDirectory = modelDirectory
+        self.modelPath = modelPath
+        self.configuration = configuration
+    }
+}
+
+/// Metadata of one model input or output, as `/v2/models/{m}` reports it.
+public struct TensorMetadata: Sendable, Equatable {
+    public var name: String
+    public var datatype: DataType
+    /// Extents, `-1` for a dynamic axis.
+    public var shape: [Int]
+
+    public init(name: String, datatype: DataType, shape: [Int]) {
+        self.name = name
+        self.datatype = datatype
+        self.shape = shape
+    }
+}
+
+/// The skeleton every served model goes through: `initialize` once, then for each batch of
+/// requests `handle`, which by default chains `preprocess → inference → postprocess`.
+///
+/// `handle` receives a batch (one or more requests the batcher grouped) and returns one result
+/// per request, in order; a failed request does not fail its neighbours.
+public protocol ModelHandler: AnyObject, Sendable {
+    /// What `preprocess` hands to `inference`.
+    associatedtype Prepared: Sendable
+    /// What `inference` hands to `postprocess`.
+    associatedtype Computed: Sendable
+
+    /// Loads the model; called once before any request.
+    func initialize(_ context: HandlerContext) async throws
+
+    /// Turns a batch of requests into model inputs.
+    func preprocess(_ requests: [HandlerRequest], context: HandlerContext) async throws -> Prepared
+
+    /// Runs the model.
+    func inference(_ prepared: Prepared, context: HandlerContext) async throws -> Computed
+
+    /// Splits the model's outputs back into one response per request.
+    func postprocess(_ computed: Computed, requests: [HandlerRequest], context: HandlerContext) async throws
+        -> [Result<HandlerResponse, HandlerError>]
+
+    /// Answers a batch of requests, one result each, in order.
+    func handle(_ requests: [HandlerRequest], context: HandlerContext) async -> [Result<HandlerResponse, HandlerError>]
+
+    /// Inputs the model takes (for metadata and request validation).
+    var inputs: [TensorMetadata] { get }
+    /// Outputs the model produces.
+    var outputs: [TensorMetadata] { get }
+    /// Whether requests may be stacked along axis 0 into one run.
+    var supportsBatching: Bool { get }
+}
+
+extension ModelHandler {
+    public func handle(_ requests: [HandlerRequest], context: HandlerContext) async -> [Result<HandlerResponse, HandlerError>] {
+        do {
+            let prepared = try await preprocess(requests, context: context)
+            let computed = try await inference(prepared, context: context)
+            return try await postprocess(computed, requests: requests, context: context)
+        } catch let error as HandlerError {
+            return requests.map { _ in .failure(error) }
+        } catch let error as OnyxError {
+            return requests.map { _ in .failure(HandlerError(status: error.code == .internalError ? 500 : 400, error.message)) }
+        } catch {
+            return requests.map { _ in .failure(HandlerError(status: 500, "\(error)")) }
+        }
+    }
+
+    public var supportsBatching: Bool { false }
+}
+
+/// Handler types by name, so a model's `config.json` can pick one (`"handler": "screening"`).
+public enum HandlerRegistry {
+    public typealias Factory = @Sendable () -> any ModelHandler
+
+    private static let table = LockedDictionary<String, Factory>(["onnx": { OnnxModelHandler() }])
+
+    /// Makes `name` available to model configurations.
+    public static func register(_ name: String, _ factory: @escaping Factory) {
+        table.set(name, factory)
+    }
+
+    /// A new handler of the type registered as `name`.
+    public static func make(_ name: String) -> (any ModelHandler)? {
+        table.get(name)?()
+    }
+
+    public static var names: [String] { table.keys.sorted() }
+}

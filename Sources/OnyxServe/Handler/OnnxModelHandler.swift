@@ -1,0 +1,198 @@
+import Dispatch
+import Onyx
+
+/// The default handler: decoded tensors in, `InferenceSession.run`, tensors out.
+///
+/// When every model input has a dynamic first axis, a batch of requests whose other axes agree is
+/// stacked into one run and the outputs are split back; otherwise each request runs on its own,
+/// concurrently, on the same session.
+public final class OnnxModelHandler: ModelHandler, @unchecked Sendable {
+    // Set once in `initialize`, before any request; read-only afterwards.
+    private var session: InferenceSession?
+    public private(set) var inputs: [TensorMetadata] = []
+    public private(set) var outputs: [TensorMetadata] = []
+    public private(set) var supportsBatching = false
+
+    public init() {}
+
+    public func initialize(_ context: HandlerContext) async throws {
+        let threads = context.configuration.threads
+        let session = try await Compute.run {
+            try InferenceSession(contentsOf: context.modelPath, options: SessionOptions(threadCount: threads == 0 ? nil : threads))
+        }
+        self.session = session
+        inputs = session.inputs.map(Self.metadata)
+        outputs = session.outputs.map(Self.metadata)
+        supportsBatching = !session.inputs.isEmpty && session.inputs.allSatisfy { value in
+            guard let first = value.type?.shape?.dimensions.first else { return false }
+            if case .fixed = first { return false }
+            return true
+        } && session.outputs.allSatisfy { value in
+            guard let first = value.type?.shape?.dimensions.first else { return false }
+            if case .fixed = first { return false }
+            return true
+        }
+    }
+
+    static func metadata(_ value: Value) -> TensorMetadata {
+        let shape = value.type?.shape?.dimensions.map { dimension -> Int in
+            if case .fixed(let n) = dimension { return n }
+            return -1
+        } ?? []
+        return TensorMetadata(name: value.name, datatype: value.type?.dataType ?? .float, shape: shape)
+    }
+
+    /// Requests stacked into runs: each run's inputs and, per request, its batch rows.
+    public struct Prepared: Sendable {
+        struct Run: Sendable {
+            var inputs: [String: Tensor]
+            var members: [(request: Int, rows: Int)]
+        }
+        var runs: [Run]
+        var failures: [Int: HandlerError]
+    }
+
+    public struct Computed: Sendable {
+        var results: [Int: Result<[String: Tensor], HandlerError>]
+        var runs: [Prepared.Run]
+        var failures: [Int: HandlerError]
+    }
+
+    public func preprocess(_ requests: [HandlerRequest], context: HandlerContext) async throws -> Prepared {
+        var failures: [Int: HandlerError] = [:]
+        var valid: [(Int, [String: Tensor])] = []
+        for (index, request) in requests.enumerated() {
+            do {
+                valid.append((index, try validate(request)))
+            } catch let error as HandlerError {
+                failures[index] = error
+            }
+        }
+        var runs: [Prepared.Run] = []
+        if supportsBatching && valid.count > 1 {
+            // Group requests whose non-batch axes agree; stack each group along axis 0.
+            var groups: [[[Int]]: [(Int, [String: Tensor])]] = [:]
+            var order: [[[Int]]] = []
+            for entry in valid {
+                let key = inputs.map { Array(entry.1[$0.name]!.shape.dropFirst()) }
+                if groups[key] == nil { order.append(key) }
+                groups[key, default: []].append(entry)
+            }
+            for key in order {
+                let members = groups[key]!
+                if members.count == 1 {
+                    runs.append(.init(inputs: members[0].1, members: [(members[0].0, members[0].1[inputs[0].name]!.shape[0])]))
+                    continue
+                }
+                var stacked: [String: Tensor] = [:]
+                for input in inputs {
+                    stacked[input.name] = try Batching.concatenate(members.map { $0.1[input.name]! })
+                }
+                runs.append(.init(inputs: stacked, members: members.map { ($0.0, $0.1[inputs[0].name]!.shape[0]) }))
+            }
+        } else {
+            runs = valid.map { .init(inputs: $0.1, members: [($0.0, $0.1[inputs.first?.name ?? ""]?.shape.first ?? 1)]) }
+        }
+        return Prepared(runs: runs, failures: failures)
+    }
+
+    /// Checks a request's inputs against the model: names, types, ranks and fixed extents.
+    private func validate(_ request: HandlerRequest) throws -> [String: Tensor] {
+        var byName: [String: Tensor] = [:]
+        let names = inputs.map(\.name)
+        for (position, input) in request.inputs.enumerated() {
+            // An unnamed tensor (TorchServe-style body) binds to the model's inputs in order.
+            let name = input.name.isEmpty && position < names.count ? names[position] : input.name
+            guard let spec = inputs.first(where: { $0.name == name }) else {
+                throw HandlerError.badRequest("unknown input '\(name)'; the model's inputs are \(names.map { "'\($0)'" }.joined(separator: ", "))")
+            }
+            guard byName[name] == nil else { throw HandlerError.badRequest("input '\(name)' is given twice") }
+            guard input.tensor.dataType == spec.datatype else {
+                throw HandlerError.badRequest("input '\(name)' must be \(spec.datatype.protocolName), got \(input.tensor.dataType.protocolName)")
+            }
+            let shape = input.tensor.shape
+            guard shape.count == spec.shape.count,
+                  zip(shape, spec.shape).allSatisfy({ $1 == -1 || $0 == $1 }) else {
+                throw HandlerError.badRequest("input '\(name)' has shape \(shape), the model expects \(spec.shape)")
+            }
+            byName[name] = input.tensor
+        }
+        for spec in inputs where byName[spec.name] == nil {
+            throw HandlerError.badRequest("missing input '\(spec.name)' (\(spec.datatype.protocolName) \(spec.shape))")
+        }
+        if let requested = request.requestedOutputs {
+            for name in requested where !outputs.contains(where: { $0.name == name }) {
+                throw HandlerError.badRequest("unknown output '\(name)'; the model's outputs are \(outputs.map { "'\($0.name)'" }.joined(separator: ", "))")
+            }
+        }
+        return byName
+    }
+
+    public func inference(_ prepared: Prepared, context: HandlerContext) async throws -> Computed {
+        guard let session else { throw HandlerError(status: 503, "model '\(context.modelName)' is not initialized") }
+        let results = await withTaskGroup(of: (Int, Result<[String: Tensor], HandlerError>).self) { group in
+            for (index, run) in prepared.runs.enumerated() {
+                group.addTask {
+                    do {
+                        let outputs = try await Compute.run { try session.run(run.inputs) }
+                        return (index, .success(outputs))
+                    } catch let error as OnyxError {
+                        return (index, .failure(HandlerError(status: error.code == .internalError ? 500 : 400, error.message)))
+                    } catch {
+                        return (index, .failure(HandlerError(status: 500, "\(error)")))
+                    }
+                }
+            }
+            var collected: [Int: Result<[String: Tensor], HandlerError>] = [:]
+            for await (index, result) in group { collected[index] = result }
+            return collected
+        }
+        return Computed(results: results, runs: prepared.runs, failures: prepared.failures)
+    }
+
+    public func postprocess(_ computed: Computed, requests: [HandlerRequest], context: HandlerContext) async throws
+        -> [Result<HandlerResponse, HandlerError>]
+    {
+        var responses = [Result<HandlerResponse, HandlerError>?](repeating: nil, count: requests.count)
+        for (index, error) in computed.failures { responses[index] = .failure(error) }
+        for (index, run) in computed.runs.enumerated() {
+            switch computed.results[index]! {
+            case .failure(let error):
+                for member in run.members { responses[member.request] = .failure(error) }
+            case .success(let outputs):
+                var offset = 0
+                for member in run.members {
+                    let wanted = requests[member.request].requestedOutputs ?? self.outputs.map(\.name)
+                    do {
+                        let tensors = try wanted.map { name -> NamedTensor in
+                            let full = outputs[name]!
+                            let part = run.members.count == 1 ? full : try Batching.slice(full, rows: offset..<(offset + member.rows))
+                            return NamedTensor(name: name, tensor: part)
+                        }
+                        responses[member.request] = .success(.tensors(tensors))
+                    } catch {
+                        responses[member.request] = .failure(HandlerError(status: 500, "splitting the batch failed: \(error)"))
+                    }
+                    offset += member.rows
+                }
+            }
+        }
+        return responses.enumerated().map { index, response in
+            response ?? .failure(HandlerError(status: 500, "request \(index) got no result"))
+        }
+    }
+}
+
+/// Runs CPU-bound work on Dispatch threads so it never blocks Swift concurrency's cooperative pool
+/// (where the HTTP server's tasks run).
+public enum Compute {
+    private static let queue = DispatchQueue(label: "onyx.compute", attributes: .concurrent)
+
+    public static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async {
+                continuation.resume(with: Result { try body() })
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+
+/// A model's serving settings: `config.json` beside its versions, or command-line flags.
+///
+/// ```json
+/// {"handler": "onnx", "max_batch_size": 8, "max_queue_delay_ms": 0, "instance_count": 2,
+///  "queue_capacity": 64, "timeout_ms": 30000, "threads": 1}
+/// ```
+public struct ModelConfiguration: Sendable, Codable, Equatable {
+    /// The registered handler type (`onnx` by default).
+    public var handler: String
+    /// Most requests run together in one batch; 1 turns dynamic batching off.
+    public var maxBatchSize: Int
+    /// How long the first queued request waits for others to join its batch. With 0 (the default, as in
+    /// Triton) a batch starts as soon as an instance is free, holding whatever queued while all were busy.
+    public var maxQueueDelayMilliseconds: Int
+    /// Batches of one model that may run at the same time.
+    public var instanceCount: Int
+    /// Requests queued or running beyond which new ones get 503.
+    public var queueCapacity: Int
+    /// A request still queued after this long gets 503.
+    public var timeoutMilliseconds: Int
+    /// Threads one inference may use (0: the machine's cores).
+    public var threads: Int
+    /// Largest number of elements accepted in one request tensor.
+    public var maxTensorElements: Int
+
+    public init(
+        handler: String = "onnx", maxBatchSize: Int = 8, maxQueueDelayMilliseconds: Int = 0, instanceCount: Int = 2,
+        queueCapacity: Int = 256, timeoutMilliseconds: Int = 30_000, threads: Int = 0, maxTensorElements: Int = 1 << 26
+    ) {
+        self.handler = handler
+        self.maxBatchSize = maxBatchSize
+        self.maxQueueDelayMilliseconds = maxQueueDelayMilliseconds
+        self.instanceCount = instanceCount
+        self.queueCapacity = queueCapacity
+        self.timeoutMilliseconds = timeoutMilliseconds
+        self.threads = threads
+        self.maxTensorElements = maxTensorElements
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case handler
+        case maxBatchSize = "max_batch_size"
+        case maxQueueDelayMilliseconds = "max_queue_delay_ms"
+        case instanceCount = "instance_count"
+        case queueCapacity = "queue_capacity"
+        case timeoutMilliseconds = "timeout_ms"
+        case threads
+        case maxTensorElements = "max_tensor_elements"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let defaults = ModelConfiguration()
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        handler = try c.decodeIfPresent(String.self, forKey: .handler) ?? defaults.handler
+        maxBatchSize = try c.decodeIfPresent(Int.self, forKey: .maxBatchSize) ?? defaults.maxBatchSize
+        maxQueueDelayMilliseconds = try c.decodeIfPresent(Int.self, forKey: .maxQueueDelayMilliseconds) ?? defaults.maxQueueDelayMilliseconds
+        instanceCount = try c.decodeIfPresent(Int.self, forKey: .instanceCount) ?? defaults.instanceCount
+        queueCapacity = try c.decodeIfPresent(Int.self, forKey: .queueCapacity) ?? defaults.queueCapacity
+        timeoutMilliseconds = try c.decodeIfPresent(Int.self, forKey: .timeoutMilliseconds) ?? defaults.timeoutMilliseconds
+        threads = try c.decodeIfPresent(Int.self, forKey: .threads) ?? defaults.threads
+        maxTensorElements = try c.decodeIfPresent(Int.self, forKey: .maxTensorElements) ?? defaults.maxTensorElements
+    }
+
+    /// Reads `config.json`, checking every value.
+    public static func load(_ path: String) throws -> ModelConfiguration {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw HandlerError(status: 500, "cannot read \(path)")
+        }
+        let configuration: ModelConfiguration
+        do {
+            configuration = try JSONDecoder().decode(ModelConfiguration.self, from: data)
+        } catch {
+            throw HandlerError(status: 500, "\(path) is not a valid model configuration: \(error)")
+        }
+        try configuration.validate(path)
+        return configuration
+    }
+
+    func validate(_ origin: String) throws {
+        guard maxBatchSize >= 1, maxQueueDelayMilliseconds >= 0, instanceCount >= 1, queueCapacity >= 1,
+              timeoutMilliseconds >= 1, threads >= 0, maxTensorElements >= 1 else {
+            throw HandlerError(status: 500, "\(origin): batch size, instances, queue capacity and timeout must be ≥ 1; delays and threads ≥ 0")
+        }
+    }
+}

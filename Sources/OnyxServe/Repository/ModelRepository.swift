@@ -1,0 +1,142 @@
+import Foundation
+import Onyx
+import Synchronization
+
+/// One loaded model version: its handler, context, batcher and metrics.
+public final class ServedModel: Sendable {
+    public let handler: any ModelHandler
+    public let context: HandlerContext
+    let metrics: ModelMetrics
+    private let batcherBox = Mutex<DynamicBatcher?>(nil)
+
+    init(handler: any ModelHandler, context: HandlerContext) {
+        self.handler = handler
+        self.context = context
+        self.metrics = ModelMetrics(model: context.modelName)
+    }
+
+    var batcher: DynamicBatcher {
+        batcherBox.withLock { box in
+            if let existing = box { return existing }
+            let created = DynamicBatcher(model: self)
+            box = created
+            return created
+        }
+    }
+
+    /// Runs one request through the batcher.
+    public func infer(_ request: HandlerRequest) async throws -> HandlerResponse {
+        try await batcher.submit(request)
+    }
+}
+
+/// The models a server serves: one file, or a repository folder `DIR/<name>/<version>/model.onnx`
+/// with an optional `DIR/<name>/config.json`.
+public final class ModelRepository: Sendable {
+    /// The repository folder, when serving one (load/unload resolve names inside it only).
+    public let root: String?
+    private let models = Mutex<[String: [String: ServedModel]]>([:])
+
+    /// An empty repository; models are added with ``load(name:version:path:configuration:)``.
+    public init(root: String? = nil) {
+        self.root = root.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+    }
+
+    /// Loads every model of a repository folder.
+    public static func open(_ root: String, defaults: ModelConfiguration = ModelConfiguration()) async throws -> ModelRepository {
+        let repository = ModelRepository(root: root)
+        for name in try repository.availableModels() {
+            try await repository.loadFromRepository(name, defaults: defaults)
+        }
+        return repository
+    }
+
+    /// Model folders in the repository (names only).
+    public func availableModels() throws -> [String] {
+        guard let root else { return [] }
+        let names = try FileManager.default.contentsOfDirectory(atPath: root)
+        return names.filter { name in
+            var isDirectory: ObjCBool = false
+            return !name.hasPrefix(".") && FileManager.default.fileExists(atPath: root + "/" + name, isDirectory: &isDirectory) && isDirectory.boolValue
+        }.sorted()
+    }
+
+    /// Loads (or reloads) every version of `name` from the repository folder.
+    public func loadFromRepository(_ name: String, defaults: ModelConfiguration = ModelConfiguration()) async throws {
+        guard let root else { throw HandlerError(status: 400, "this server has no model repository") }
+        guard Self.isSafeName(name) else { throw HandlerError.badRequest("invalid model name '\(name)'") }
+        let folder = root + "/" + name
+        let resolved = URL(fileURLWithPath: folder).resolvingSymlinksInPath().path
+        guard resolved.hasPrefix(URL(fileURLWithPath: root).resolvingSymlinksInPath().path + "/") else {
+            throw HandlerError.badRequest("model '\(name)' resolves outside the repository")
+        }
+        var configuration = defaults
+        if FileManager.default.fileExists(atPath: folder + "/config.json") {
+            configuration = try ModelConfiguration.load(folder + "/config.json")
+        }
+        let versions = try FileManager.default.contentsOfDirectory(atPath: folder)
+            .filter { FileManager.default.fileExists(atPath: folder + "/" + $0 + "/model.onnx") && Self.isSafeName($0) }
+        guard !versions.isEmpty else { throw HandlerError.notFound("model '\(name)' has no <version>/model.onnx in the repository") }
+        var loaded: [String: ServedModel] = [:]
+        for version in versions {
+            loaded[version] = try await Self.makeModel(
+                name: name, version: version, directory: folder + "/" + version,
+                path: folder + "/" + version + "/model.onnx", configuration: configuration)
+        }
+        models.withLock { $0[name] = loaded }
+    }
+
+    /// Loads one model file under `name`.
+    public func load(name: String, version: String = "1", path: String, configuration: ModelConfiguration = ModelConfiguration()) async throws {
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        let model = try await Self.makeModel(name: name, version: version, directory: directory, path: path, configuration: configuration)
+        models.withLock { $0[name, default: [:]][version] = model }
+    }
+
+    static func makeModel(name: String, version: String, directory: String, path: String, configuration: ModelConfiguration) async throws -> ServedModel {
+        try configuration.validate("model '\(name)'")
+        guard let handler = HandlerRegistry.make(configuration.handler) else {
+            throw HandlerError(status: 500, "model '\(name)': unknown handler '\(configuration.handler)' (registered: \(HandlerRegistry.names.joined(separator: ", ")))")
+        }
+        let context = HandlerContext(modelName: name, version: version, modelDirectory: directory, modelPath: path, configuration: configuration)
+        do {
+            try await handler.initialize(context)
+        } catch let error as OnyxError {
+            throw HandlerError(status: 500, "model '\(name)' version \(version) failed to load: \(error.message)")
+        }
+        return ServedModel(handler: handler, context: context)
+    }
+
+    /// Stops serving `name`.
+    public func unload(_ name: String) -> Bool {
+        models.withLock { $0.removeValue(forKey: name) != nil }
+    }
+
+    /// The model `name` at `version`, or its highest version when `version` is nil.
+    public func model(_ name: String, version: String? = nil) throws -> ServedModel {
+        try models.withLock { table in
+            guard let versions = table[name] else { throw HandlerError.notFound("unknown model '\(name)'") }
+            if let version {
+                guard let model = versions[version] else {
+                    throw HandlerError.notFound("model '\(name)' has no version '\(version)'")
+                }
+                return model
+            }
+            let latest = versions.keys.max { a, b in (Int(a) ?? -1, a) < (Int(b) ?? -1, b) }!
+            return versions[latest]!
+        }
+    }
+
+    /// Every served model: name → versions.
+    public var index: [(name: String, versions: [String])] {
+        models.withLock { table in table.keys.sorted().map { ($0, table[$0]!.keys.sorted()) } }
+    }
+
+    public var allModels: [ServedModel] {
+        models.withLock { table in table.values.flatMap { $0.values } }
+    }
+
+    static func isSafeName(_ name: String) -> Bool {
+        !name.isEmpty && name != "." && name != ".." && !name.contains("/") && !name.contains("\0") && !name.hasPrefix(".")
+    }
+}

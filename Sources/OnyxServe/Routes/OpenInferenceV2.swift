@@ -1,0 +1,101 @@
+import Hummingbird
+import Onyx
+
+/// Open Inference Protocol v2 routes: server and model health, metadata, and inference.
+struct OpenInferenceV2Routes {
+    let repository: ModelRepository
+    let configuration: ServerConfiguration
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.get("v2") { _, _ in
+            Responses.json(.object([
+                "name": .string(configuration.serverName),
+                "version": .string(configuration.serverVersion),
+                "extensions": .array([.string("binary_tensor_data")] + (configuration.repositoryControl ? [.string("model_repository")] : [])),
+            ]))
+        }
+        router.get("v2/health/live") { _, _ in Responses.json([], status: .ok) }
+        router.get("v2/health/ready") { _, _ -> Response in
+            let ready = !repository.allModels.isEmpty
+            return Responses.json([], status: ready ? .ok : .serviceUnavailable)
+        }
+        router.get("v2/models/:model") { _, context in try await metadata(context, version: nil) }
+        router.get("v2/models/:model/versions/:version") { _, context in
+            try await metadata(context, version: context.parameters.require("version"))
+        }
+        router.get("v2/models/:model/ready") { _, context in ready(context, version: nil) }
+        router.get("v2/models/:model/versions/:version/ready") { _, context in
+            ready(context, version: context.parameters.get("version"))
+        }
+        router.post("v2/models/:model/infer") { request, context in await infer(request, context, version: nil) }
+        router.post("v2/models/:model/versions/:version/infer") { request, context in
+            await infer(request, context, version: context.parameters.get("version"))
+        }
+    }
+
+    private func metadata(_ context: BasicRequestContext, version: String?) async throws -> Response {
+        let name = try context.parameters.require("model")
+        do {
+            let model = try repository.model(name, version: version)
+            let versions = repository.index.first { $0.name == name }?.versions ?? []
+            func tensors(_ list: [TensorMetadata]) -> JSONValue {
+                .array(list.map { t in
+                    .object(["name": .string(t.name), "datatype": .string(t.datatype.protocolName),
+                             "shape": .array(t.shape.map { .number(Double($0)) })])
+                })
+            }
+            return Responses.json(.object([
+                "name": .string(name),
+                "versions": .array(versions.map { .string($0) }),
+                "platform": .string(model.context.configuration.handler == "onnx" ? "onnx_onyx" : model.context.configuration.handler),
+                "inputs": tensors(model.handler.inputs),
+                "outputs": tensors(model.handler.outputs),
+            ]))
+        } catch let error as HandlerError {
+            return Responses.error(error)
+        }
+    }
+
+    private func ready(_ context: BasicRequestContext, version: String?) -> Response {
+        guard let name = context.parameters.get("model") else { return Responses.error(.notFound("no model named")) }
+        do {
+            _ = try repository.model(name, version: version)
+            return Responses.json([], status: .ok)
+        } catch let error as HandlerError {
+            return Responses.error(error)
+        } catch {
+            return Responses.error(HandlerError(status: 500, "\(error)"))
+        }
+    }
+
+    private func infer(_ request: Request, _ context: BasicRequestContext, version: String?) async -> Response {
+        let name = context.parameters.get("model") ?? ""
+        return await Responses.measured(model: name, route: "infer", maxBodyBytes: configuration.maxBodyBytes) {
+            let model = try repository.model(name, version: version)
+            var headerLength: Int?
+            if let field = request.headers[Responses.headerLengthField] {
+                guard let n = Int(field), n >= 0 else {
+                    throw HandlerError.badRequest("Inference-Header-Content-Length must be a non-negative integer, got '\(field)'")
+                }
+                headerLength = n
+            }
+            let body = try await request.collectBody(limit: configuration.maxBodyBytes)
+            let decoded = try InferenceProtocol.decodeRequest(
+                body, headerLength: headerLength, maxElements: model.context.configuration.maxTensorElements)
+            let response = try await model.infer(decoded.request)
+            guard case .tensors(let outputs) = response else {
+                guard case .json(let value) = response else { throw HandlerError(status: 500, "no response") }
+                return Responses.json(value)
+            }
+            let (bytes, jsonLength) = InferenceProtocol.encodeResponse(
+                modelName: name, version: model.context.version, id: decoded.request.id, outputs: outputs,
+                binaryOutputs: decoded.binaryOutputs, allBinary: decoded.allBinary)
+            var headers: HTTPFields = [:]
+            if let jsonLength {
+                headers[Responses.headerLengthField] = String(jsonLength)
+                headers[.contentType] = "application/octet-stream"
+            }
+            return Responses.json(bytes, headers: headers)
+        }
+    }
+}

@@ -1,0 +1,67 @@
+import Hummingbird
+import HummingbirdCore
+import HTTPTypes
+import NIOCore
+
+/// Building responses and turning errors into `{"error": "..."}` with the right status.
+enum Responses {
+    static let jsonType = "application/json"
+    static let headerLengthField = HTTPField.Name("Inference-Header-Content-Length")!
+
+    static func json(_ bytes: [UInt8], status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        var fields = headers
+        if fields[.contentType] == nil { fields[.contentType] = jsonType }
+        fields[.contentLength] = String(bytes.count)
+        return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+        var writer = JSONWriter()
+        writer.value(value)
+        return json(writer.bytes, status: status)
+    }
+
+    static func error(_ error: HandlerError) -> Response {
+        var headers: HTTPFields = [:]
+        if let retry = error.retryAfter { headers[.retryAfter] = String(retry) }
+        return json(InferenceProtocol.errorBody(error.message), status: HTTPResponse.Status(code: error.status), headers: headers)
+    }
+
+    /// Maps anything a route throws to a ``HandlerError``.
+    static func handlerError(_ error: any Error, maxBodyBytes: Int) -> HandlerError {
+        switch error {
+        case let error as HandlerError: return error
+        case is NIOTooManyBytesError: return HandlerError(status: 413, "request body is larger than the limit of \(maxBodyBytes) bytes")
+        case let error as HTTPError: return HandlerError(status: Int(error.status.code), error.body ?? error.status.reasonPhrase)
+        default: return HandlerError(status: 500, "internal error: \(error)")
+        }
+    }
+
+    /// Runs a route body, recording metrics and mapping errors.
+    static func measured(
+        model: String, route: String, maxBodyBytes: Int, _ body: () async throws -> Response
+    ) async -> Response {
+        let start = ContinuousClock.now
+        RequestMetrics.inFlight.increment()
+        defer { RequestMetrics.inFlight.decrement() }
+        let response: Response
+        do {
+            response = try await body()
+        } catch {
+            response = Responses.error(handlerError(error, maxBodyBytes: maxBodyBytes))
+        }
+        RequestMetrics.record(model: model, route: route, status: Int(response.status.code), duration: ContinuousClock.now - start)
+        return response
+    }
+}
+
+extension Request {
+    /// The body, up to `limit` bytes (413 beyond; a declared Content-Length over the limit fails before reading).
+    func collectBody(limit: Int) async throws -> [UInt8] {
+        if let declared = headers[.contentLength].flatMap(Int.init), declared > limit {
+            throw HandlerError(status: 413, "request body of \(declared) bytes is larger than the limit of \(limit) bytes")
+        }
+        var buffer = try await body.collect(upTo: limit)
+        return buffer.readBytes(length: buffer.readableBytes) ?? []
+    }
+}

@@ -1,0 +1,64 @@
+import Metrics
+import Prometheus
+import Synchronization
+
+/// Per-model metrics, recorded through swift-metrics so any backend works; `onyx serve`
+/// bootstraps the Prometheus one and `/metrics` emits its registry.
+struct ModelMetrics: Sendable {
+    let model: String
+    private let queue: Metrics.Timer
+    private let compute: Metrics.Timer
+    private let batchSize: Recorder
+
+    init(model: String) {
+        self.model = model
+        queue = Metrics.Timer(label: "onyx_queue_duration_seconds", dimensions: [("model", model)], preferredDisplayUnit: .seconds)
+        compute = Metrics.Timer(label: "onyx_compute_duration_seconds", dimensions: [("model", model)], preferredDisplayUnit: .seconds)
+        batchSize = Recorder(label: "onyx_batch_size", dimensions: [("model", model)], aggregate: true)
+    }
+
+    func recordQueue(_ duration: Duration) { queue.record(duration: duration) }
+
+    func recordCompute(_ duration: Duration, batchSize size: Int) {
+        compute.record(duration: duration)
+        batchSize.record(size)
+    }
+}
+
+/// Request-level metrics: counts by model and status, latency, requests in flight.
+enum RequestMetrics {
+    static let inFlight = Meter(label: "onyx_inflight_requests")
+
+    static func record(model: String, route: String, status: Int, duration: Duration) {
+        Counter(label: "onyx_requests_total", dimensions: [("model", model), ("route", route), ("status", String(status))]).increment()
+        Metrics.Timer(label: "onyx_request_duration_seconds", dimensions: [("model", model), ("route", route)], preferredDisplayUnit: .seconds)
+            .record(duration: duration)
+    }
+}
+
+/// The Prometheus registry behind `/metrics`, bootstrapped once per process.
+public enum PrometheusSetup {
+    private static let state = Mutex<PrometheusCollectorRegistry?>(nil)
+
+    /// Installs the Prometheus backend for swift-metrics (only the first call has an effect) and returns its registry.
+    @discardableResult
+    public static func bootstrap() -> PrometheusCollectorRegistry {
+        state.withLock { registry in
+            if let registry { return registry }
+            let created = PrometheusCollectorRegistry()
+            var factory = PrometheusMetricsFactory(registry: created)
+            factory.defaultDurationHistogramBuckets = [
+                .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2),
+                .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+                .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2), .seconds(5),
+            ]
+            factory.defaultValueHistogramBuckets = [1, 2, 4, 8, 16, 32, 64]
+            MetricsSystem.bootstrap(factory)
+            registry = created
+            return created
+        }
+    }
+
+    /// The registry, if ``bootstrap()`` ran.
+    public static var registry: PrometheusCollectorRegistry? { state.withLock { $0 } }
+}
