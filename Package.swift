@@ -69,6 +69,7 @@ let package = Package(
                 "OnyxServe",
                 "Onyx",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
     ]

@@ -155,7 +155,10 @@ extension ModelHandler {
 public enum HandlerRegistry {
     public typealias Factory = @Sendable () -> any ModelHandler
 
-    private static let table = LockedDictionary<String, Factory>(["onnx": { OnnxModelHandler() }])
+    private static let table = LockedDictionary<String, Factory>([
+        "onnx": { OnnxModelHandler() },
+        "screening": { RequestScreeningHandler() },
+    ])
 
     /// Makes `name` available to model configurations.
     public static func register(_ name: String, _ factory: @escaping Factory) {

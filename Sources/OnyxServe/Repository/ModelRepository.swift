@@ -66,6 +66,10 @@ public final class ModelRepository: Sendable {
         guard let root else { throw HandlerError(status: 400, "this server has no model repository") }
         guard Self.isSafeName(name) else { throw HandlerError.badRequest("invalid model name '\(name)'") }
         let folder = root + "/" + name
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw HandlerError.notFound("the repository has no model '\(name)'")
+        }
         let resolved = URL(fileURLWithPath: folder).resolvingSymlinksInPath().path
         guard resolved.hasPrefix(URL(fileURLWithPath: root).resolvingSymlinksInPath().path + "/") else {
             throw HandlerError.badRequest("model '\(name)' resolves outside the repository")
