@@ -1,7 +1,27 @@
 #!/usr/bin/env bash
 # Installs what the build needs and runs the whole test suite. CI runs exactly this.
+#   1. swift test: unit, operator, fixture and server tests (HummingbirdTesting).
+#   2. A live `onyx serve` on a fixture, checked with Triton's own client (tools/check_tritonclient.py).
+#   3. SIGTERM while requests are in flight: all answered, exit 0 (tools/check_sigterm.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tools/bootstrap.sh
 swift test
+
+python3 -m pip install --quiet --disable-pip-version-check -r tools/requirements-ci.txt
+
+port=$((20000 + RANDOM % 20000))
+.build/debug/onyx serve Fixtures/mlp_legacy/model.onnx --name mlp --port "$port" --log-level warning &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$port/v2/health/ready" >/dev/null && break
+    sleep 0.1
+done
+python3 tools/check_tritonclient.py --url "127.0.0.1:$port" --model mlp --fixture Fixtures/mlp_legacy
+kill -TERM "$server"
+wait "$server"
+trap - EXIT
+
+python3 tools/check_sigterm.py --port $((port + 1))

@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Checks a running Onyx server with Triton's own client (tritonclient.http), unmodified.
+
+    python3 tools/check_tritonclient.py --url localhost:8000 --model mlp --fixture Fixtures/mlp_legacy
+
+Starts nothing itself. Runs health, server and model metadata, and inference with JSON and with
+binary tensors against every test data set of the fixture, comparing with the expected outputs.
+Prints 'N passed, M failed' and exits non-zero on any failure.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+import onnx
+import tritonclient.http as httpclient
+from onnx import numpy_helper
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--url", default="localhost:8000")
+    parser.add_argument("--model", default="mlp")
+    parser.add_argument("--fixture", default=os.path.join(os.path.dirname(__file__), "..", "Fixtures", "mlp_legacy"))
+    parser.add_argument("--rtol", type=float, default=1e-4)
+    parser.add_argument("--atol", type=float, default=1e-5)
+    args = parser.parse_args()
+
+    client = httpclient.InferenceServerClient(args.url)
+    results = []
+
+    def check(name, ok, detail=""):
+        results.append(ok)
+        print(f"{'ok  ' if ok else 'FAIL'} {name}{': ' + detail if detail else ''}")
+
+    check("server live", client.is_server_live())
+    check("server ready", client.is_server_ready())
+    check("model ready", client.is_model_ready(args.model))
+    server = client.get_server_metadata()
+    check("server metadata", "binary_tensor_data" in server.get("extensions", []), str(server))
+    metadata = client.get_model_metadata(args.model)
+    check("model metadata", metadata["name"] == args.model and len(metadata["inputs"]) >= 1, str(metadata))
+
+    input_meta = metadata["inputs"][0]
+    output_names = [o["name"] for o in metadata["outputs"]]
+    sets = sorted(d for d in os.listdir(args.fixture) if d.startswith("test_data_set_"))
+    for data_set in sets:
+        folder = os.path.join(args.fixture, data_set)
+        x = numpy_helper.to_array(onnx.load_tensor(os.path.join(folder, "input_0.pb")))
+        expected = numpy_helper.to_array(onnx.load_tensor(os.path.join(folder, "output_0.pb")))
+        for binary in (False, True):
+            tensor = httpclient.InferInput(input_meta["name"], list(x.shape), input_meta["datatype"])
+            tensor.set_data_from_numpy(x, binary_data=binary)
+            requested = [httpclient.InferRequestedOutput(output_names[0], binary_data=binary)]
+            result = client.infer(args.model, [tensor], outputs=requested, request_id=f"{data_set}-{binary}")
+            got = result.as_numpy(output_names[0])
+            ok = got is not None and got.shape == expected.shape and bool(
+                np.all(np.abs(got - expected) <= args.atol + args.rtol * np.abs(expected)))
+            worst = float(np.abs(got - expected).max()) if got is not None and got.shape == expected.shape else float("nan")
+            same_id = result.get_response().get("id") == f"{data_set}-{binary}"
+            check(f"infer {data_set} {'binary' if binary else 'JSON'}", ok and same_id, f"max error {worst:.3g}")
+
+    try:
+        client.get_model_metadata("no-such-model")
+        check("unknown model is an error", False)
+    except httpclient.InferenceServerException as error:
+        check("unknown model is an error", "unknown model" in str(error), str(error))
+
+    passed = sum(results)
+    print(f"{passed} passed, {len(results) - passed} failed")
+    sys.exit(0 if passed == len(results) else 1)
+
+
+if __name__ == "__main__":
+    main()
