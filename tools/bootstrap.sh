@@ -2,10 +2,11 @@
 # Installs the Debian packages Onyx needs to build. Idempotent: installs only what is missing.
 #   libprotobuf-c-dev  the protobuf-c runtime the ONNX decoder links against
 #   pkg-config         lets SwiftPM find it
+#   curl               tools/test.sh waits for the live server with it
 #   protobuf-c-compiler only to regenerate Sources/COnnxProto (tools/generate-onnx-proto.sh)
 set -euo pipefail
 
-packages=(libprotobuf-c-dev pkg-config)
+packages=(libprotobuf-c-dev pkg-config curl)
 if [[ "${1:-}" == "--with-generator" ]]; then packages+=(protobuf-c-compiler); fi
 
 missing=()
