@@ -9,6 +9,8 @@ import Onyx
 public final class OnnxModelHandler: ModelHandler, @unchecked Sendable {
     // Set once in `initialize`, before any request; read-only afterwards.
     private var session: InferenceSession?
+    /// Small models run inline on the request's task: a thread hop costs more than their inference.
+    private var runsInline = false
     public private(set) var inputs: [TensorMetadata] = []
     public private(set) var outputs: [TensorMetadata] = []
     public private(set) var supportsBatching = false
@@ -21,6 +23,7 @@ public final class OnnxModelHandler: ModelHandler, @unchecked Sendable {
             try InferenceSession(contentsOf: context.modelPath, options: SessionOptions(threadCount: threads == 0 ? nil : threads))
         }
         self.session = session
+        runsInline = session.model.parameterCount.bytes <= Self.inlineParameterBytes
         inputs = session.inputs.map(Self.metadata)
         outputs = session.outputs.map(Self.metadata)
         supportsBatching = !session.inputs.isEmpty && session.inputs.allSatisfy { value in
@@ -33,6 +36,9 @@ public final class OnnxModelHandler: ModelHandler, @unchecked Sendable {
             return true
         }
     }
+
+    /// Models up to this many weight bytes (a few tens of microseconds per run) run inline.
+    static let inlineParameterBytes = 1 << 20
 
     static func metadata(_ value: Value) -> TensorMetadata {
         let shape = value.type?.shape?.dimensions.map { dimension -> Int in
@@ -130,11 +136,22 @@ public final class OnnxModelHandler: ModelHandler, @unchecked Sendable {
 
     public func inference(_ prepared: Prepared, context: HandlerContext) async throws -> Computed {
         guard let session else { throw HandlerError(status: 503, "model '\(context.modelName)' is not initialized") }
+        if runsInline && prepared.runs.count == 1 {
+            let run = prepared.runs[0]
+            let result: Result<[String: Tensor], HandlerError>
+            do {
+                result = .success(try session.run(run.inputs))
+            } catch let error as OnyxError {
+                result = .failure(HandlerError(status: error.code == .internalError ? 500 : 400, error.message))
+            }
+            return Computed(results: [0: result], runs: prepared.runs, failures: prepared.failures)
+        }
+        let inline = runsInline
         let results = await withTaskGroup(of: (Int, Result<[String: Tensor], HandlerError>).self) { group in
             for (index, run) in prepared.runs.enumerated() {
                 group.addTask {
                     do {
-                        let outputs = try await Compute.run { try session.run(run.inputs) }
+                        let outputs = inline ? try session.run(run.inputs) : try await Compute.run { try session.run(run.inputs) }
                         return (index, .success(outputs))
                     } catch let error as OnyxError {
                         return (index, .failure(HandlerError(status: error.code == .internalError ? 500 : 400, error.message)))
