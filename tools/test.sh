@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tools/bootstrap.sh
+swift build --product onyx
 swift test
 
 python3 -m pip install --quiet --disable-pip-version-check -r tools/requirements-ci.txt
