@@ -101,10 +101,18 @@ struct ExecutableGraph: Sendable {
 
     /// Runs `body`, prefixing any Onyx error with the node it concerns.
     static func annotating<T>(_ node: Node, _ body: () throws -> T) throws -> T {
+        try annotating(name: node.name, opType: node.opType, body)
+    }
+
+    static func annotating<T>(_ step: Step, _ body: () throws -> T) throws -> T {
+        try annotating(name: step.name, opType: step.opType, body)
+    }
+
+    private static func annotating<T>(name: String, opType: String, _ body: () throws -> T) throws -> T {
         do {
             return try body()
         } catch let error as OnyxError {
-            throw error.annotated(nodeName: node.name, opType: node.opType)
+            throw error.annotated(nodeName: name, opType: opType)
         }
     }
 }

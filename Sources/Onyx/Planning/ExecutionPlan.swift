@@ -238,16 +238,6 @@ final class ExecutionPlan: Sendable {
     static let idleArenaLimit = 4
 }
 
-extension ExecutableGraph {
-    static func annotating<T>(_ step: Step, _ body: () throws -> T) throws -> T {
-        do {
-            return try body()
-        } catch let error as OnyxError {
-            throw error.annotated(nodeName: step.name, opType: step.opType)
-        }
-    }
-}
-
 extension Kernel {
     /// Runs the kernel at plan time on inputs whose data is known (or unread), returning new tensors.
     func evaluate(planned: [PlannedInput?], outputs: [TensorDescriptor], pool: ComputePool) throws -> [Tensor] {

@@ -40,31 +40,17 @@ struct MemoryPlanner {
     mutating func release(offset: Int, byteCount: Int) {
         var start = offset
         var size = Self.rounded(byteCount)
-        // Merge with neighbours so large later requests can reuse the space.
-        freeBlocks.removeAll { block in
-            if block.offset + block.size == start {
-                start = block.offset
+        // Merge with neighbours (repeatedly: a merge can make another block adjacent) so large
+        // later requests can reuse the space.
+        var merged = true
+        while merged {
+            merged = false
+            if let i = freeBlocks.firstIndex(where: { $0.offset + $0.size == start || start + size == $0.offset }) {
+                let block = freeBlocks.remove(at: i)
+                start = min(start, block.offset)
                 size += block.size
-                return true
+                merged = true
             }
-            if start + size == block.offset {
-                size += block.size
-                return true
-            }
-            return false
-        }
-        // A second sweep catches a neighbour that became adjacent after the first merge.
-        freeBlocks.removeAll { block in
-            if block.offset + block.size == start {
-                start = block.offset
-                size += block.size
-                return true
-            }
-            if start + size == block.offset {
-                size += block.size
-                return true
-            }
-            return false
         }
         freeBlocks.append((start, size))
     }

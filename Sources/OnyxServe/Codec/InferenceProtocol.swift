@@ -136,32 +136,38 @@ public enum InferenceProtocol {
         var binary: [Tensor] = []
         for (i, output) in outputs.enumerated() {
             if i > 0 { writer.raw(",") }
-            writer.raw("{\"name\":")
-            writer.string(output.name)
-            writer.raw(",\"datatype\":")
-            writer.string(output.tensor.dataType.protocolName)
-            writer.raw(",\"shape\":[")
-            for (j, extent) in output.tensor.shape.enumerated() {
-                if j > 0 { writer.raw(",") }
-                writer.integer(extent)
-            }
-            writer.raw("]")
-            if allBinary || binaryOutputs.contains(output.name) {
-                writer.raw(",\"parameters\":{\"binary_data_size\":")
-                writer.integer(output.tensor.byteCount)
-                writer.raw("}}")
-                binary.append(output.tensor)
-            } else {
-                writer.raw(",\"data\":")
-                TensorJSON.write(output.tensor, to: &writer)
-                writer.raw("}")
-            }
+            let asBinary = allBinary || binaryOutputs.contains(output.name)
+            writeOutput(output, binary: asBinary, to: &writer)
+            if asBinary { binary.append(output.tensor) }
         }
         writer.raw("]}")
         guard !binary.isEmpty else { return (writer.bytes, nil) }
         let jsonLength = writer.bytes.count
         for tensor in binary { tensor.withUnsafeBytes { writer.bytes.append(contentsOf: $0) } }
         return (writer.bytes, jsonLength)
+    }
+
+    /// One output object: name, datatype, shape, then `data` or (for binary) `binary_data_size`.
+    static func writeOutput(_ output: NamedTensor, binary: Bool, to writer: inout JSONWriter) {
+        writer.raw("{\"name\":")
+        writer.string(output.name)
+        writer.raw(",\"datatype\":")
+        writer.string(output.tensor.dataType.protocolName)
+        writer.raw(",\"shape\":[")
+        for (j, extent) in output.tensor.shape.enumerated() {
+            if j > 0 { writer.raw(",") }
+            writer.integer(extent)
+        }
+        writer.raw("]")
+        if binary {
+            writer.raw(",\"parameters\":{\"binary_data_size\":")
+            writer.integer(output.tensor.byteCount)
+            writer.raw("}}")
+        } else {
+            writer.raw(",\"data\":")
+            TensorJSON.write(output.tensor, to: &writer)
+            writer.raw("}")
+        }
     }
 
     /// `{"error": "..."}`.

@@ -49,34 +49,21 @@ public struct JSONWriter {
     }
 
     /// Shortest representation that reads back as the same Float; NaN and infinities as Python writes them.
-    public mutating func float(_ value: Float) {
-        if value.isFinite {
-            if value == value.rounded(), abs(value) < 1e15 {
-                integer(Int64(value))
-                if value == 0 && value.sign == .minus { bytes.insert(UInt8(ascii: "-"), at: bytes.count - 1) }
-                return
-            }
-            bytes.append(contentsOf: value.description.utf8)
-        } else if value.isNaN {
-            raw("NaN")
-        } else {
-            raw(value < 0 ? "-Infinity" : "Infinity")
-        }
-    }
+    public mutating func float(_ value: Float) { number(value) }
 
-    public mutating func double(_ value: Double) {
-        if value.isFinite {
-            if value == value.rounded(), abs(value) < 1e15 {
-                integer(Int64(value))
-                if value == 0 && value.sign == .minus { bytes.insert(UInt8(ascii: "-"), at: bytes.count - 1) }
-                return
-            }
-            bytes.append(contentsOf: value.description.utf8)
-        } else if value.isNaN {
-            raw("NaN")
-        } else {
-            raw(value < 0 ? "-Infinity" : "Infinity")
+    /// Shortest representation that reads back as the same Double.
+    public mutating func double(_ value: Double) { number(value) }
+
+    private mutating func number<F: BinaryFloatingPoint & LosslessStringConvertible>(_ value: F) {
+        guard value.isFinite else {
+            if value.isNaN { raw("NaN") } else { raw(value < 0 ? "-Infinity" : "Infinity") }
+            return
         }
+        if value == value.rounded(), abs(value) < 1e15 {
+            if value == 0 && value.sign == .minus { raw("-0") } else { integer(Int64(value)) }
+            return
+        }
+        bytes.append(contentsOf: value.description.utf8)
     }
 
     public mutating func bool(_ value: Bool) {

@@ -42,27 +42,13 @@ struct TorchServeRoutes {
                 return Responses.json(value)
             case .tensors(let outputs):
                 var writer = JSONWriter()
-                func write(_ output: NamedTensor) {
-                    writer.raw("{\"name\":")
-                    writer.string(output.name)
-                    writer.raw(",\"datatype\":")
-                    writer.string(output.tensor.dataType.protocolName)
-                    writer.raw(",\"shape\":[")
-                    for (j, extent) in output.tensor.shape.enumerated() {
-                        if j > 0 { writer.raw(",") }
-                        writer.integer(extent)
-                    }
-                    writer.raw("],\"data\":")
-                    TensorJSON.write(output.tensor, to: &writer)
-                    writer.raw("}")
-                }
                 if outputs.count == 1 {
-                    write(outputs[0])
+                    InferenceProtocol.writeOutput(outputs[0], binary: false, to: &writer)
                 } else {
                     writer.raw("[")
                     for (i, output) in outputs.enumerated() {
                         if i > 0 { writer.raw(",") }
-                        write(output)
+                        InferenceProtocol.writeOutput(output, binary: false, to: &writer)
                     }
                     writer.raw("]")
                 }
