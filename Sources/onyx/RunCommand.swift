@@ -29,7 +29,7 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let session = try InferenceSession(contentsOf: model, options: try modelOptions.sessionOptions())
-            let feeds = try bindInputs(session)
+            let feeds = try Self.bind(inputs, to: session)
             let outputs = try session.run(feeds)
             if let outputDirectory {
                 try writeOutputs(outputs, session: session, to: outputDirectory)
@@ -42,7 +42,7 @@ struct RunCommand: ParsableCommand {
         }
     }
 
-    private func bindInputs(_ session: InferenceSession) throws -> [String: Tensor] {
+    static func bind(_ inputs: [String], to session: InferenceSession) throws -> [String: Tensor] {
         let names = session.inputs.map(\.name)
         var feeds: [String: Tensor] = [:]
         var position = 0

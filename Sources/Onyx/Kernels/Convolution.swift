@@ -105,43 +105,54 @@ struct SpatialAttributes: Sendable {
 enum Convolution {
     /// Writes im2col of `image` (`channels` planes of the input) straight into packed B panels:
     /// row `p = (c, ky, kx)`, column = output pixel, zero where the window reads padding.
+    ///
+    /// Each row is first gathered into `line` (one contiguous run per output row, so the inner
+    /// loops are plain copies), then cut into NR-wide pieces of the panels.
     static func packImageColumns(
         _ image: UnsafePointer<Float>, channels: Int, geometry g: ConvolutionGeometry,
-        nr: Int, into destination: UnsafeMutablePointer<Float>, panels: Range<Int>
+        nr: Int, into destination: UnsafeMutablePointer<Float>, rows: Range<Int>, line: UnsafeMutablePointer<Float>
     ) {
         let depth = channels * g.kernelArea
         let n = g.outputArea
-        for panel in panels {
-            let j0 = panel * nr
-            let width = min(nr, n - j0)
-            var out = destination + panel * depth * nr
+        let panels = (n + nr - 1) / nr
+        let ow = g.outputWidth
+        for p in rows {
+            let c = p / g.kernelArea
+            let ky = (p % g.kernelArea) / g.kernelWidth
+            let kx = p % g.kernelWidth
+            let plane = image + c * g.inputArea
+            let source: UnsafePointer<Float>
             if g.isPointwise {
-                for c in 0..<channels {
-                    let row = image + c * g.inputArea + j0
-                    out.update(from: row, count: width)
-                    if width < nr { (out + width).update(repeating: 0, count: nr - width) }
-                    out += nr
-                }
-                continue
-            }
-            let oy0 = j0 / g.outputWidth, ox0 = j0 % g.outputWidth
-            for c in 0..<channels {
-                let plane = image + c * g.inputArea
-                for ky in 0..<g.kernelHeight {
-                    for kx in 0..<g.kernelWidth {
-                        var oy = oy0, ox = ox0
-                        let dy = ky * g.dilationY - g.padTop, dx = kx * g.dilationX - g.padLeft
-                        for jj in 0..<width {
-                            let iy = oy * g.strideY + dy, ix = ox * g.strideX + dx
-                            out[jj] = (iy >= 0 && iy < g.inputHeight && ix >= 0 && ix < g.inputWidth)
-                                ? plane[iy * g.inputWidth + ix] : 0
-                            ox += 1
-                            if ox == g.outputWidth { ox = 0; oy += 1 }
-                        }
-                        if width < nr { (out + width).update(repeating: 0, count: nr - width) }
-                        out += nr
+                source = plane
+            } else {
+                let dx = kx * g.dilationX - g.padLeft
+                // Output columns whose input column lies inside the image.
+                let first = min(ow, max(0, (-dx + g.strideX - 1) / g.strideX))
+                let last = max(first, min(ow, (g.inputWidth - dx + g.strideX - 1) / g.strideX))
+                for oy in 0..<g.outputHeight {
+                    let out = line + oy * ow
+                    let iy = oy * g.strideY + ky * g.dilationY - g.padTop
+                    guard iy >= 0 && iy < g.inputHeight else {
+                        out.update(repeating: 0, count: ow)
+                        continue
                     }
+                    let inRow = plane + iy * g.inputWidth + dx
+                    if first > 0 { out.update(repeating: 0, count: first) }
+                    if g.strideX == 1 {
+                        (out + first).update(from: inRow + first, count: last - first)
+                    } else {
+                        for ox in first..<last { out[ox] = inRow[ox * g.strideX] }
+                    }
+                    if last < ow { (out + last).update(repeating: 0, count: ow - last) }
                 }
+                source = UnsafePointer(line)
+            }
+            for panel in 0..<panels {
+                let j0 = panel * nr
+                let width = min(nr, n - j0)
+                let out = destination + panel * depth * nr + p * nr
+                out.update(from: source + j0, count: width)
+                if width < nr { (out + width).update(repeating: 0, count: nr - width) }
             }
         }
     }

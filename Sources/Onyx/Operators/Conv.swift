@@ -125,13 +125,16 @@ struct ConvKernel: Kernel {
         let nr = Gemm.nr(isa), mr = Gemm.mr(isa)
         let columns = workspace
         let strips = workspace + PackedPanels.floatCount(extent: g.outputArea, depth: depth, width: nr)
-        let panelCount = (g.outputArea + nr - 1) / nr
 
         for n in 0..<s.batch {
             for gi in 0..<group {
                 let image = input + (n * s.channels + gi * channelsPerGroup) * g.inputArea
-                context.pool.parallelRanges(panelCount, minimumChunk: 4) { panels in
-                    Convolution.packImageColumns(image, channels: channelsPerGroup, geometry: g, nr: nr, into: columns, panels: panels)
+                context.pool.parallelRanges(depth, minimumChunk: 8) { rows in
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: g.outputArea) { line in
+                        Convolution.packImageColumns(
+                            image, channels: channelsPerGroup, geometry: g, nr: nr, into: columns, rows: rows,
+                            line: line.baseAddress!)
+                    }
                 }
                 let b = PackedPanels(extent: g.outputArea, depth: depth, width: nr, base: UnsafePointer(columns), owner: nil)
                 let a: PackedPanels

@@ -1,0 +1,120 @@
+import ArgumentParser
+import Foundation
+import Onyx
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Time a model: load time, latency percentiles, throughput, peak memory.",
+        discussion: """
+            Inputs come from --input files (as for `onyx run`) or are random, with symbolic axes set to \
+            --batch. Runs --warmup untimed runs, then runs for --duration seconds (at least 10 runs).
+            """)
+
+    @Argument(help: "The ONNX model file.")
+    var model: String
+
+    @Option(name: .customLong("input"), help: "An input tensor file, as FILE or NAME=FILE.")
+    var inputs: [String] = []
+
+    @Option(help: "Extent given to symbolic (batch) axes of random inputs.")
+    var batch = 1
+
+    @Option(help: "Untimed runs first.")
+    var warmup = 5
+
+    @Option(help: "Seconds of timed runs.")
+    var duration = 5.0
+
+    @Flag(help: "Print one JSON object instead of text.")
+    var json = false
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    func run() throws {
+        try reportingErrors {
+            let loadStart = ContinuousClock.now
+            let session = try InferenceSession(contentsOf: model, options: try modelOptions.sessionOptions())
+            let load = ContinuousClock.now - loadStart
+            let feeds = try inputs.isEmpty ? randomInputs(session) : RunCommand.bind(inputs, to: session)
+
+            for _ in 0..<warmup { _ = try session.run(feeds) }
+            var samples: [Double] = []
+            let end = ContinuousClock.now + .milliseconds(Int(duration * 1000))
+            var lastProgress = ContinuousClock.now
+            while ContinuousClock.now < end || samples.count < 10 {
+                let start = ContinuousClock.now
+                _ = try session.run(feeds)
+                samples.append((ContinuousClock.now - start).milliseconds)
+                if !json, ContinuousClock.now - lastProgress > .seconds(1) {
+                    FileHandle.standardError.write(Data("\r\(samples.count) runs…".utf8))
+                    lastProgress = .now
+                }
+            }
+            if !json { FileHandle.standardError.write(Data("\r".utf8)) }
+            samples.sort()
+            func percentile(_ p: Double) -> Double { samples[min(samples.count - 1, Int(Double(samples.count) * p))] }
+            let total = samples.reduce(0, +)
+            let batchRows = feeds.values.first?.shape.first ?? 1
+            let result: [(String, Any)] = [
+                ("model", model),
+                ("threads", session.options.threadCount),
+                ("isa", session.options.isa.rawValue),
+                ("batch", batchRows),
+                ("runs", samples.count),
+                ("load_ms", load.milliseconds),
+                ("p50_ms", percentile(0.5)),
+                ("p90_ms", percentile(0.9)),
+                ("p99_ms", percentile(0.99)),
+                ("mean_ms", total / Double(samples.count)),
+                ("throughput_per_s", Double(samples.count * batchRows) / (total / 1000)),
+                ("peak_rss_mb", Self.peakResidentMegabytes()),
+            ]
+            if json {
+                let object = Dictionary(uniqueKeysWithValues: result)
+                let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+                print(String(decoding: data, as: UTF8.self))
+            } else {
+                for (key, value) in result {
+                    if let d = value as? Double { print("\(key): \(String(format: "%.3f", d))") } else { print("\(key): \(value)") }
+                }
+            }
+        }
+    }
+
+    private func randomInputs(_ session: InferenceSession) throws -> [String: Tensor] {
+        var generator = SystemRandomNumberGenerator()
+        var feeds: [String: Tensor] = [:]
+        for value in session.inputs {
+            guard let type = value.type, let shape = type.shape else {
+                throw CommandLineInputError("input '\(value.name)' has no declared shape; give --input")
+            }
+            let extents = shape.dimensions.map { d -> Int in
+                if case .fixed(let n) = d { return n }
+                return batch
+            }
+            let count = extents.reduce(1, *)
+            switch type.dataType {
+            case .float: feeds[value.name] = try Tensor(shape: extents, scalars: (0..<count).map { _ in Float.random(in: -1...1, using: &generator) })
+            case .int64: feeds[value.name] = try Tensor(shape: extents, scalars: (0..<count).map { _ in Int64.random(in: 0..<2, using: &generator) })
+            default: feeds[value.name] = Tensor(zeros: type.dataType, shape: extents)
+            }
+        }
+        return feeds
+    }
+
+    /// VmHWM from /proc/self/status, in MiB.
+    static func peakResidentMegabytes() -> Double {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+        return kilobytes / 1024
+    }
+}
+
+extension Duration {
+    var milliseconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) * 1000 + Double(attoseconds) / 1e15
+    }
+}
