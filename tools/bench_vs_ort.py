@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Onyx vs onnxruntime, side by side in one run, on the same models and inputs.
+
+    python3 tools/bench_vs_ort.py [--models DIR ...] [--threads 1 2] [--duration 3] [--write docs/performance.md]
+
+For each model folder (model.onnx + test_data_set_0/input_0.pb): checks that Onyx's output agrees
+with onnxruntime's, then alternates `onyx bench --json` and an onnxruntime timing loop of the same
+duration, and prints p50 latencies and the Onyx/onnxruntime ratio (below 1 means Onyx is faster).
+With --write, replaces the "Latency" section of docs/performance.md with the table and command.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import numpy_helper
+
+
+def ort_p50(model, x, threads, duration):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    start = time.perf_counter()
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    load_ms = (time.perf_counter() - start) * 1000
+    feed = {session.get_inputs()[0].name: x}
+    for _ in range(5):
+        session.run(None, feed)
+    samples = []
+    end = time.perf_counter() + duration
+    while time.perf_counter() < end or len(samples) < 10:
+        t = time.perf_counter()
+        session.run(None, feed)
+        samples.append((time.perf_counter() - t) * 1000)
+    samples.sort()
+    return samples[len(samples) // 2], load_ms, session.run(None, feed)[0]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    root = os.path.join(os.path.dirname(__file__), "..")
+    parser.add_argument("--models", nargs="+", default=[os.path.join(root, "Fixtures"), os.path.join(root, "Models")])
+    parser.add_argument("--only", nargs="*", help="model folder names to include")
+    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--duration", type=float, default=3)
+    parser.add_argument("--onyx", default=os.path.join(root, ".build", "release", "onyx"))
+    parser.add_argument("--write", help="markdown file whose '## Latency' section is replaced")
+    args = parser.parse_args()
+
+    rows = []
+    skipped = []
+    for folder_root in args.models:
+        if not os.path.isdir(folder_root):
+            continue
+        for name in sorted(os.listdir(folder_root)):
+            folder = os.path.join(folder_root, name)
+            model = os.path.join(folder, "model.onnx")
+            data = os.path.join(folder, "test_data_set_0", "input_0.pb")
+            if not (os.path.isfile(model) and os.path.isfile(data)) or (args.only and name not in args.only):
+                continue
+            x = numpy_helper.to_array(onnx.load_tensor(data))
+            with tempfile.TemporaryDirectory() as out:
+                result = subprocess.run([args.onyx, "run", model, "--input", data, "--output-dir", out], capture_output=True, text=True)
+                if result.returncode != 0:
+                    print(f"{name:28s} skipped: {result.stderr.strip()}", flush=True)
+                    skipped.append((name, result.stderr.strip().replace("onyx: error: ", "")))
+                    continue
+                got = numpy_helper.to_array(onnx.load_tensor(os.path.join(out, "output_0.pb")))
+            for threads in args.threads:
+                bench = subprocess.run(
+                    [args.onyx, "bench", model, "--input", data, "--threads", str(threads), "--duration", str(args.duration), "--json"],
+                    check=True, capture_output=True, text=True)
+                onyx = json.loads(bench.stdout.strip().splitlines()[-1])
+                ort_ms, ort_load, expected = ort_p50(model, x, threads, args.duration)
+                agree = float(np.abs(got - expected).max())
+                rows.append((name, x.shape[0], threads, onyx["p50_ms"], ort_ms, onyx["p50_ms"] / ort_ms, onyx["load_ms"], ort_load, agree))
+                print(f"{name:28s} b{x.shape[0]} t{threads}  onyx {onyx['p50_ms']:9.3f} ms  ort {ort_ms:9.3f} ms  "
+                      f"ratio {onyx['p50_ms'] / ort_ms:5.2f}  load {onyx['load_ms']:7.1f}/{ort_load:7.1f} ms  max|Δ| {agree:.1e}", flush=True)
+
+    table = ["| model | batch | threads | Onyx p50 (ms) | onnxruntime p50 (ms) | Onyx / ort | load Onyx / ort (ms) | max abs diff |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, batch, threads, o, r, ratio, ol, rl, diff in rows:
+        table.append(f"| {name} | {batch} | {threads} | {o:.3f} | {r:.3f} | **{ratio:.2f}** | {ol:.0f} / {rl:.0f} | {diff:.1e} |")
+    for name, why in skipped:
+        table.append(f"| {name} | – | – | – | – | not run: {why} | – | – |")
+    print("\n".join(table))
+    if args.write:
+        command = "python3 tools/bench_vs_ort.py " + " ".join(sys.argv[1:])
+        section = (f"## Latency: Onyx vs onnxruntime\n\nCommand: `{command}` (onnxruntime {ort.__version__}, "
+                   f"{platform.machine()}, same inputs, alternating in one run; p50 of {args.duration:g} s each).\n\n"
+                   + "\n".join(table) + "\n")
+        text = open(args.write).read() if os.path.exists(args.write) else "# Performance\n"
+        if "## Latency: Onyx vs onnxruntime" in text:
+            text = re.sub(r"## Latency: Onyx vs onnxruntime\n.*?(?=\n## |\Z)", section, text, flags=re.S)
+        else:
+            text = text.rstrip() + "\n\n" + section
+        open(args.write, "w").write(text)
+
+
+if __name__ == "__main__":
+    main()
