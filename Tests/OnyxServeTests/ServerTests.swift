@@ -354,6 +354,30 @@ import Testing
         }
     }
 
+    @Test func configurationOverridesInputsAndOutputs() async throws {
+        let path = Self.fixtures.appendingPathComponent("mlp_legacy/model.onnx").path
+        let repository = ModelRepository()
+        let pinned = ModelConfiguration(inputs: [.init(name: "input", datatype: "FP32", dims: [1, 64])],
+                                        outputs: [.init(name: "output", dims: [1, 2])])
+        try await repository.load(name: "pinned", path: path, configuration: pinned)
+        let model = try repository.model("pinned")
+        #expect(model.handler.inputs.first?.shape == [1, 64])
+        #expect(model.handler.supportsBatching == false)
+        let two = try Tensor(shape: [2, 64], scalars: [Float](repeating: 0.5, count: 128))
+        await #expect(throws: HandlerError.self) { try await model.infer(HandlerRequest(inputs: [NamedTensor(name: "input", tensor: two)])) }
+
+        for bad in [
+            ModelConfiguration(inputs: [.init(name: "nope")]),
+            ModelConfiguration(inputs: [.init(name: "input", datatype: "INT64")]),
+            ModelConfiguration(inputs: [.init(name: "input", dims: [1, 63])]),
+        ] {
+            await #expect(throws: HandlerError.self) { try await repository.load(name: "bad", path: path, configuration: bad) }
+        }
+        let decoded = try JSONDecoder().decode(ModelConfiguration.self, from: Data("{\"inputs\": [{\"name\": \"input\", \"dims\": [-1, 64]}]}".utf8))
+        #expect(decoded.inputs == [.init(name: "input", dims: [-1, 64])])
+        #expect(decoded.maxBatchSize == ModelConfiguration().maxBatchSize)
+    }
+
     @Test func metricsAreExported() async throws {
         let app = Self.app(try await Self.repository())
         try await app.test(.router) { client in

@@ -24,17 +24,38 @@ public final class OnnxModelHandler: ModelHandler, @unchecked Sendable {
         }
         self.session = session
         runsInline = session.model.parameterCount.bytes <= Self.inlineParameterBytes
-        inputs = session.inputs.map(Self.metadata)
-        outputs = session.outputs.map(Self.metadata)
-        supportsBatching = !session.inputs.isEmpty && session.inputs.allSatisfy { value in
-            guard let first = value.type?.shape?.dimensions.first else { return false }
-            if case .fixed = first { return false }
-            return true
-        } && session.outputs.allSatisfy { value in
-            guard let first = value.type?.shape?.dimensions.first else { return false }
-            if case .fixed = first { return false }
-            return true
+        inputs = try Self.applying(context.configuration.inputs, to: session.inputs.map(Self.metadata), kind: "input")
+        outputs = try Self.applying(context.configuration.outputs, to: session.outputs.map(Self.metadata), kind: "output")
+        // Batching needs a dynamic first axis on every input and output.
+        supportsBatching = !inputs.isEmpty && (inputs + outputs).allSatisfy { $0.shape.first == -1 }
+    }
+
+    /// The model's metadata with config.json's declarations applied; each must name a real tensor,
+    /// keep its datatype, and keep its rank and fixed extents (it may fix a dynamic or unknown axis).
+    static func applying(
+        _ overrides: [ModelConfiguration.TensorOverride]?, to declared: [TensorMetadata], kind: String
+    ) throws -> [TensorMetadata] {
+        guard let overrides else { return declared }
+        var result = declared
+        for entry in overrides {
+            guard let index = result.firstIndex(where: { $0.name == entry.name }) else {
+                throw HandlerError(status: 500, "config.json names \(kind) '\(entry.name)', which the model does not have")
+            }
+            if let name = entry.datatype {
+                guard DataType(protocolName: name) == result[index].datatype else {
+                    throw HandlerError(status: 500, "config.json: \(kind) '\(entry.name)' is \(result[index].datatype.protocolName) in the model, not \(name)")
+                }
+            }
+            if let dims = entry.dims {
+                let model = result[index].shape
+                guard model.isEmpty || (dims.count == model.count && zip(dims, model).allSatisfy { $1 == -1 || $0 == $1 }),
+                      dims.allSatisfy({ $0 >= -1 }) else {
+                    throw HandlerError(status: 500, "config.json: dims \(dims) of \(kind) '\(entry.name)' do not fit the model's \(model)")
+                }
+                result[index].shape = dims
+            }
         }
+        return result
     }
 
     /// Models up to this many weight bytes (a few tens of microseconds per run) run inline.

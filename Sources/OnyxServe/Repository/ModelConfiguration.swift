@@ -4,7 +4,8 @@ import Foundation
 ///
 /// ```json
 /// {"handler": "onnx", "max_batch_size": 8, "max_queue_delay_ms": 0, "instance_count": 2,
-///  "queue_capacity": 64, "timeout_ms": 30000, "threads": 1}
+///  "queue_capacity": 64, "timeout_ms": 30000, "threads": 1,
+///  "inputs": [{"name": "input", "datatype": "FP32", "dims": [-1, 64]}]}
 /// ```
 public struct ModelConfiguration: Sendable, Codable, Equatable {
     /// The registered handler type (`onnx` by default).
@@ -24,10 +25,30 @@ public struct ModelConfiguration: Sendable, Codable, Equatable {
     public var threads: Int
     /// Largest number of elements accepted in one request tensor.
     public var maxTensorElements: Int
+    /// Declared inputs that replace what the model file says (for models that leave axes unknown,
+    /// or to pin a dynamic axis); each must be compatible with the model.
+    public var inputs: [TensorOverride]?
+    /// Declared outputs, likewise.
+    public var outputs: [TensorOverride]?
+
+    /// One `inputs`/`outputs` entry of config.json: `{"name": "x", "datatype": "FP32", "dims": [-1, 64]}`.
+    public struct TensorOverride: Sendable, Codable, Equatable {
+        public var name: String
+        public var datatype: String?
+        /// Extents, `-1` for a dynamic axis.
+        public var dims: [Int]?
+
+        public init(name: String, datatype: String? = nil, dims: [Int]? = nil) {
+            self.name = name
+            self.datatype = datatype
+            self.dims = dims
+        }
+    }
 
     public init(
         handler: String = "onnx", maxBatchSize: Int = 8, maxQueueDelayMilliseconds: Int = 0, instanceCount: Int = 2,
-        queueCapacity: Int = 256, timeoutMilliseconds: Int = 30_000, threads: Int = 0, maxTensorElements: Int = 1 << 26
+        queueCapacity: Int = 256, timeoutMilliseconds: Int = 30_000, threads: Int = 0, maxTensorElements: Int = 1 << 26,
+        inputs: [TensorOverride]? = nil, outputs: [TensorOverride]? = nil
     ) {
         self.handler = handler
         self.maxBatchSize = maxBatchSize
@@ -37,6 +58,8 @@ public struct ModelConfiguration: Sendable, Codable, Equatable {
         self.timeoutMilliseconds = timeoutMilliseconds
         self.threads = threads
         self.maxTensorElements = maxTensorElements
+        self.inputs = inputs
+        self.outputs = outputs
     }
 
     enum CodingKeys: String, CodingKey {
@@ -48,6 +71,8 @@ public struct ModelConfiguration: Sendable, Codable, Equatable {
         case timeoutMilliseconds = "timeout_ms"
         case threads
         case maxTensorElements = "max_tensor_elements"
+        case inputs
+        case outputs
     }
 
     public init(from decoder: any Decoder) throws {
@@ -61,6 +86,8 @@ public struct ModelConfiguration: Sendable, Codable, Equatable {
         timeoutMilliseconds = try c.decodeIfPresent(Int.self, forKey: .timeoutMilliseconds) ?? defaults.timeoutMilliseconds
         threads = try c.decodeIfPresent(Int.self, forKey: .threads) ?? defaults.threads
         maxTensorElements = try c.decodeIfPresent(Int.self, forKey: .maxTensorElements) ?? defaults.maxTensorElements
+        inputs = try c.decodeIfPresent([TensorOverride].self, forKey: .inputs)
+        outputs = try c.decodeIfPresent([TensorOverride].self, forKey: .outputs)
     }
 
     /// Reads `config.json`, checking every value.
