@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Onyx
+import OnyxServe
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -29,6 +30,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
+    @Flag(help: "Also time the server's tensor JSON codec on these inputs (decode and encode MB/s).")
+    var codec = false
+
     @OptionGroup var modelOptions: ModelOptions
 
     func run() throws {
@@ -56,7 +60,7 @@ struct BenchCommand: ParsableCommand {
             func percentile(_ p: Double) -> Double { samples[min(samples.count - 1, Int(Double(samples.count) * p))] }
             let total = samples.reduce(0, +)
             let batchRows = feeds.values.first?.shape.first ?? 1
-            let result: [(String, Any)] = [
+            var result: [(String, Any)] = [
                 ("model", model),
                 ("threads", session.options.threadCount),
                 ("isa", session.options.isa.rawValue),
@@ -70,6 +74,7 @@ struct BenchCommand: ParsableCommand {
                 ("throughput_per_s", Double(samples.count * batchRows) / (total / 1000)),
                 ("peak_rss_mb", Self.peakResidentMegabytes()),
             ]
+            if codec { result += try Self.codecThroughput(feeds) }
             if json {
                 let object = Dictionary(uniqueKeysWithValues: result)
                 let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
@@ -101,6 +106,41 @@ struct BenchCommand: ParsableCommand {
             }
         }
         return feeds
+    }
+
+    /// Decode and encode throughput of an Open Inference Protocol JSON request holding `feeds`.
+    static func codecThroughput(_ feeds: [String: Tensor]) throws -> [(String, Any)] {
+        let outputs = feeds.sorted { $0.key < $1.key }.map { NamedTensor(name: $0.key, tensor: $0.value) }
+        // The response encoder writes the same tensor JSON a client sends; wrap it as a request body.
+        let (encoded, _) = InferenceProtocol.encodeResponse(
+            modelName: "m", version: "1", id: nil, outputs: outputs, binaryOutputs: [], allBinary: false)
+        var body = Array("{\"inputs\":".utf8)
+        let document = try JSONParser.parse(encoded)
+        guard case .array(let list)? = document["outputs"] else {
+            throw CommandLineInputError("could not build a request body")
+        }
+        var writer = JSONWriter()
+        writer.value(.array(list))
+        body += writer.bytes + Array("}".utf8)
+        func time(_ work: () throws -> Void) rethrows -> Double {
+            var best = Double.infinity
+            for _ in 0..<5 {
+                let start = ContinuousClock.now
+                try work()
+                best = min(best, (ContinuousClock.now - start).milliseconds)
+            }
+            return best
+        }
+        let decodeMs = try time { _ = try InferenceProtocol.decodeRequest(body, headerLength: nil, maxElements: 1 << 28) }
+        let encodeMs = time {
+            _ = InferenceProtocol.encodeResponse(modelName: "m", version: "1", id: nil, outputs: outputs, binaryOutputs: [], allBinary: false)
+        }
+        let megabytes = Double(body.count) / 1e6
+        return [
+            ("json_request_mb", megabytes),
+            ("json_decode_mb_per_s", megabytes / (decodeMs / 1000)),
+            ("json_encode_mb_per_s", Double(encoded.count) / 1e6 / (encodeMs / 1000)),
+        ]
     }
 
     /// VmHWM from /proc/self/status, in MiB.
