@@ -204,34 +204,31 @@ static void tile_avx512(size_t k, const float *a, const float *b, float *c, size
         a += AVX512_MR;
         b += AVX512_NR;
     }
-    if (m == AVX512_MR && n == AVX512_NR) {
-        __m512 col0 = _mm512_setzero_ps(), col1 = _mm512_setzero_ps();
-        if (ep && ep->bias_col) { col0 = _mm512_loadu_ps(ep->bias_col); col1 = _mm512_loadu_ps(ep->bias_col + 16); }
-        __m512 lo = _mm512_set1_ps(ep ? ep->clip_min : 0.0f), hi = _mm512_set1_ps(ep ? ep->clip_max : 0.0f);
-        for (int i = 0; i < AVX512_MR; i++) {
-            float *row = c + i * ldc;
-            __m512 v0 = acc[i][0], v1 = acc[i][1];
-            if (accumulate) { v0 = _mm512_add_ps(v0, _mm512_loadu_ps(row)); v1 = _mm512_add_ps(v1, _mm512_loadu_ps(row + 16)); }
-            if (ep) {
-                __m512 rb = _mm512_set1_ps(ep->bias_row ? ep->bias_row[i] : 0.0f);
-                v0 = _mm512_add_ps(_mm512_add_ps(v0, rb), col0);
-                v1 = _mm512_add_ps(_mm512_add_ps(v1, rb), col1);
-                if (ep->apply_clip) {
-                    v0 = _mm512_min_ps(_mm512_max_ps(v0, lo), hi);
-                    v1 = _mm512_min_ps(_mm512_max_ps(v1, lo), hi);
-                }
-            }
-            _mm512_storeu_ps(row, v0);
-            _mm512_storeu_ps(row + 16, v1);
+    /* Partial tiles store through lane masks: rows past m are skipped, columns past n masked. */
+    __mmask16 k0 = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
+    __mmask16 k1 = n >= 32 ? (__mmask16)0xFFFF : (n > 16 ? (__mmask16)((1u << (n - 16)) - 1u) : (__mmask16)0);
+    __m512 col0 = _mm512_setzero_ps(), col1 = _mm512_setzero_ps();
+    if (ep && ep->bias_col) { col0 = _mm512_maskz_loadu_ps(k0, ep->bias_col); col1 = _mm512_maskz_loadu_ps(k1, ep->bias_col + 16); }
+    __m512 lo = _mm512_set1_ps(ep ? ep->clip_min : 0.0f), hi = _mm512_set1_ps(ep ? ep->clip_max : 0.0f);
+    for (size_t i = 0; i < m; i++) {
+        float *row = c + i * ldc;
+        __m512 v0 = acc[i][0], v1 = acc[i][1];
+        if (accumulate) {
+            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(k0, row));
+            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(k1, row + 16));
         }
-        return;
+        if (ep) {
+            __m512 rb = _mm512_set1_ps(ep->bias_row ? ep->bias_row[i] : 0.0f);
+            v0 = _mm512_add_ps(_mm512_add_ps(v0, rb), col0);
+            v1 = _mm512_add_ps(_mm512_add_ps(v1, rb), col1);
+            if (ep->apply_clip) {
+                v0 = _mm512_min_ps(_mm512_max_ps(v0, lo), hi);
+                v1 = _mm512_min_ps(_mm512_max_ps(v1, lo), hi);
+            }
+        }
+        _mm512_mask_storeu_ps(row, k0, v0);
+        _mm512_mask_storeu_ps(row + 16, k1, v1);
     }
-    float t[AVX512_MR * AVX512_NR];
-    for (int i = 0; i < AVX512_MR; i++) {
-        _mm512_storeu_ps(t + i * AVX512_NR, acc[i][0]);
-        _mm512_storeu_ps(t + i * AVX512_NR + 16, acc[i][1]);
-    }
-    store_tile(t, AVX512_NR, c, ldc, m, n, accumulate, ep);
 }
 
 __attribute__((target("avx512f")))
