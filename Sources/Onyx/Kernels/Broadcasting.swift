@@ -2,6 +2,11 @@
 enum Broadcasting {
     /// The shape two shapes broadcast to.
     ///
+    /// - Parameters:
+    ///   - a: The first shape.
+    ///   - b: The second shape.
+    ///   - op: The operator named in the error message.
+    /// - Returns: The broadcast shape, of rank `max(a.count, b.count)`.
     /// - Throws: ``OnyxError`` `.shapeMismatch` if an axis differs and neither extent is 1.
     static func shape(_ a: [Int], _ b: [Int], op: String) throws -> [Int] {
         let rank = max(a.count, b.count)
@@ -36,76 +41,117 @@ enum Broadcasting {
     }
 }
 
-/// How a binary elementwise op walks its two inputs, chosen once per shape pair.
+/// How a binary elementwise op walks its two inputs for one pair of shapes.
 ///
-/// The output is split into an outer loop over `outerCount` rows of `innerCount` contiguous
-/// elements; each input advances by `0` or `1` per inner element (`innerStrideA/B`) and by a
-/// per-row offset computed from its broadcast strides.
+/// The output's axes are coalesced (extent-1 axes dropped, neighbours merged wherever both
+/// inputs step through them as one), which reduces the common cases to a single level:
+/// same shape and scalar are one row; a `[C,1,1]` bias against `[N,C,H,W]` is `N·C` rows of
+/// `H·W` against one value each; a row vector is rows against the same row. The innermost
+/// coalesced axis is the *row*: each input advances by 0 or 1 element along it. The outer axes
+/// are walked with an odometer, so no division happens per row.
+///
+/// The plan points into stack memory; it lives only inside ``withPlan(_:_:output:_:)``.
 struct BinaryBroadcastPlan {
-    let outputShape: [Int]
-    let innerCount: Int
-    let outerCount: Int
-    let innerStrideA: Int
-    let innerStrideB: Int
-    /// Outer shape and strides (axes before the inner block).
-    let outerShape: [Int]
-    let outerStridesA: [Int]
-    let outerStridesB: [Int]
+    /// Elements per row (the innermost coalesced axis).
+    let rowLength: Int
+    /// Output elements in all.
+    let elementCount: Int
+    /// Elements input A (B) advances per element along a row: 1, or 0 if it repeats one value.
+    let stepA: Int
+    let stepB: Int
+    /// Coalesced outer axes, innermost first.
+    let outerRank: Int
+    private let extents: UnsafePointer<Int>
+    private let stridesA: UnsafePointer<Int>
+    private let stridesB: UnsafePointer<Int>
 
-    init(_ a: [Int], _ b: [Int], outputShape: [Int]) {
-        self.outputShape = outputShape
-        let rank = outputShape.count
-        let sa = Broadcasting.strides(of: a, in: outputShape)
-        let sb = Broadcasting.strides(of: b, in: outputShape)
-        // Merge trailing axes into the inner block while both inputs move the same way (both
-        // contiguous, or one fixed) across them.
-        var inner = 1
-        var axis = rank - 1
-        var modeA = -1
-        var modeB = -1
-        while axis >= 0 {
-            let n = outputShape[axis]
-            if n == 1 { axis -= 1; continue }
-            let ma = sa[axis] == 0 ? 0 : 1
-            let mb = sb[axis] == 0 ? 0 : 1
-            if modeA == -1 { modeA = ma; modeB = mb }
-            guard ma == modeA, mb == modeB,
-                  ma == 0 || sa[axis] == inner, mb == 0 || sb[axis] == inner else { break }
-            inner *= n
-            axis -= 1
+    /// Builds the plan for inputs of shapes `a` and `b` broadcast to `output`, and passes it to `body`.
+    ///
+    /// `output` must be the broadcast of `a` and `b` (see ``Broadcasting/shape(_:_:op:)``).
+    @inline(__always)
+    static func withPlan<R>(
+        _ a: [Int], _ b: [Int], output: [Int], _ body: (BinaryBroadcastPlan) throws -> R
+    ) rethrows -> R {
+        let rank = output.count
+        return try withUnsafeTemporaryAllocation(of: Int.self, capacity: 3 * rank + 3) { buffer in
+            let base = buffer.baseAddress!
+            let extents = base, stridesA = base + rank + 1, stridesB = base + 2 * rank + 2
+            // Walk the axes innermost first, appending coalesced axes to the three arrays.
+            var count = 0
+            var runA = 1, runB = 1
+            var total = 1
+            for axis in stride(from: rank - 1, through: 0, by: -1) {
+                let extent = output[axis]
+                total *= extent
+                let ia = axis - (rank - a.count), ib = axis - (rank - b.count)
+                let ea = ia >= 0 ? a[ia] : 1, eb = ib >= 0 ? b[ib] : 1
+                let sa = ea == 1 ? 0 : runA, sb = eb == 1 ? 0 : runB
+                runA *= ea
+                runB *= eb
+                if extent == 1 { continue }
+                if count > 0, sa == stridesA[count - 1] * extents[count - 1], sb == stridesB[count - 1] * extents[count - 1] {
+                    extents[count - 1] *= extent
+                } else {
+                    extents[count] = extent
+                    stridesA[count] = sa
+                    stridesB[count] = sb
+                    count += 1
+                }
+            }
+            let plan: BinaryBroadcastPlan
+            if count == 0 {
+                plan = BinaryBroadcastPlan(
+                    rowLength: 1, elementCount: total, stepA: 0, stepB: 0, outerRank: 0,
+                    extents: extents, stridesA: stridesA, stridesB: stridesB)
+            } else {
+                plan = BinaryBroadcastPlan(
+                    rowLength: extents[0], elementCount: total, stepA: stridesA[0], stepB: stridesB[0],
+                    outerRank: count - 1, extents: extents + 1, stridesA: stridesA + 1, stridesB: stridesB + 1)
+            }
+            return try body(plan)
         }
-        innerCount = inner
-        innerStrideA = max(modeA, 0)
-        innerStrideB = max(modeB, 0)
-        let outerAxes = max(axis + 1, 0)
-        outerShape = Array(outputShape[0..<outerAxes])
-        outerStridesA = Array(sa[0..<outerAxes])
-        outerStridesB = Array(sb[0..<outerAxes])
-        outerCount = outerShape.reduce(1, *)
     }
 
-    /// Calls `body(row, offsetA, offsetB)` for each outer row.
+    /// Calls `body(outputOffset, offsetA, offsetB, count)` for each run of output elements in
+    /// `range` that lies within one row, in order.
     @inline(__always)
-    func forEachRow(_ rows: Range<Int>, _ body: (Int, Int, Int) -> Void) {
-        let rank = outerShape.count
-        if rank == 0 {
-            for row in rows { body(row, 0, 0) }
+    func forEachSegment(_ range: Range<Int>, _ body: (Int, Int, Int, Int) -> Void) {
+        guard !range.isEmpty else { return }
+        let rowLength = self.rowLength, outerRank = self.outerRank
+        if outerRank == 0 {
+            body(range.lowerBound, range.lowerBound * stepA, range.lowerBound * stepB, range.count)
             return
         }
-        for row in rows {
-            var rest = row
-            var offsetA = 0
-            var offsetB = 0
-            var axis = rank - 1
-            while axis >= 0 {
-                let n = outerShape[axis]
-                let i = rest % n
-                rest /= n
-                offsetA += i * outerStridesA[axis]
-                offsetB += i * outerStridesB[axis]
-                axis -= 1
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: outerRank) { index in
+            let extents = self.extents, stridesA = self.stridesA, stridesB = self.stridesB
+            var rest = range.lowerBound / rowLength
+            var column = range.lowerBound % rowLength
+            var rowA = 0, rowB = 0
+            for d in 0..<outerRank {
+                let i = rest % extents[d]
+                rest /= extents[d]
+                index[d] = i
+                rowA += i * stridesA[d]
+                rowB += i * stridesB[d]
             }
-            body(row, offsetA, offsetB)
+            var position = range.lowerBound
+            while position < range.upperBound {
+                let count = Swift.min(rowLength - column, range.upperBound - position)
+                body(position, rowA + column * stepA, rowB + column * stepB, count)
+                position += count
+                column = 0
+                var d = 0
+                while d < outerRank {
+                    index[d] += 1
+                    rowA += stridesA[d]
+                    rowB += stridesB[d]
+                    if index[d] < extents[d] { break }
+                    rowA -= stridesA[d] * extents[d]
+                    rowB -= stridesB[d] * extents[d]
+                    index[d] = 0
+                    d += 1
+                }
+            }
         }
     }
 }
