@@ -1,0 +1,256 @@
+import Foundation
+import Testing
+@testable import Onyx
+
+/// BatchNormalization and Softmax across their opset variants, against naive references.
+@Suite struct NormalizationTests {
+    // MARK: - Helpers
+
+    static func run(
+        _ op: String, opset: Int, _ inputs: [Tensor?], _ attributes: [String: Attribute] = [:], outputs: Int = 1, threads: Int = 1
+    ) throws -> [Tensor] {
+        let node = Node(
+            name: "n", opType: op, inputs: inputs.enumerated().map { $0.element == nil ? "" : "x\($0.offset)" },
+            outputs: (0..<outputs).map { "y\($0)" }, attributes: attributes)
+        return try OperatorRegistry.evaluate(node, opset: opset, inputs: inputs, threads: threads)
+    }
+
+    static func f(_ shape: [Int], _ values: [Float]) -> Tensor { try! Tensor(shape: shape, scalars: values) }
+    static func floats(_ t: Tensor) throws -> [Float] { try t.scalars(as: Float.self) }
+
+    static func expectClose(_ a: [Float], _ b: [Float], _ tolerance: Float = 1e-5, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(a.count == b.count, sourceLocation: sourceLocation)
+        guard a.count == b.count else { return }
+        for (x, y) in zip(a, b) where !(abs(x - y) <= tolerance * (1 + abs(y))) {
+            Issue.record("\(a.prefix(16)) vs \(b.prefix(16))", sourceLocation: sourceLocation)
+            return
+        }
+    }
+
+    static func values(_ count: Int, seed: Int) -> [Float] {
+        (0..<count).map { Float((($0 + seed) * 7919) % 41) / 8 - 2.5 }
+    }
+
+    // MARK: - BatchNormalization
+
+    /// `[N, C, H, W] = [2, 3, 2, 2]` with per-channel parameters.
+    static let x = f([2, 3, 2, 2], values(24, seed: 1))
+    static let scale = f([3], [1, 2, -0.5]), bias = f([3], [0, 1, 2]), mean = f([3], [0.5, -1, 2]), variance = f([3], [4, 0.25, 1])
+
+    /// `scale · (x − mean) / √(var + ε) + B` per channel of `[N, C, area]`.
+    static func batchNormReference(
+        _ x: [Float], channels: Int, area: Int, scale: [Float], bias: [Float], mean: [Float], variance: [Float], epsilon: Float
+    ) -> [Float] {
+        x.enumerated().map { i, v in
+            let c = (i / area) % channels
+            return scale[c] * (v - mean[c]) / (variance[c] + epsilon).squareRoot() + bias[c]
+        }
+    }
+
+    /// The batch's own mean and population variance per channel.
+    static func batchStatistics(_ x: [Float], channels: Int, area: Int) -> (mean: [Float], variance: [Float]) {
+        var mean = [Float](repeating: 0, count: channels), variance = mean
+        for c in 0..<channels {
+            let members = x.enumerated().filter { ($0.offset / area) % channels == c }.map { Double($0.element) }
+            let m = members.reduce(0, +) / Double(members.count)
+            mean[c] = Float(m)
+            variance[c] = Float(members.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(members.count))
+        }
+        return (mean, variance)
+    }
+
+    @Test(arguments: [7, 9, 14, 15])
+    func batchNormalizationInference(opset: Int) throws {
+        let y = try Self.run("BatchNormalization", opset: opset, [Self.x, Self.scale, Self.bias, Self.mean, Self.variance], ["epsilon": .float(1e-3)])[0]
+        #expect(y.shape == [2, 3, 2, 2])
+        Self.expectClose(try Self.floats(y), Self.batchNormReference(
+            try Self.floats(Self.x), channels: 3, area: 4, scale: [1, 2, -0.5], bias: [0, 1, 2], mean: [0.5, -1, 2],
+            variance: [4, 0.25, 1], epsilon: 1e-3))
+        // The default epsilon is 1e-5.
+        let byDefault = try Self.run("BatchNormalization", opset: opset, [Self.x, Self.scale, Self.bias, Self.mean, Self.variance])[0]
+        Self.expectClose(try Self.floats(byDefault), Self.batchNormReference(
+            try Self.floats(Self.x), channels: 3, area: 4, scale: [1, 2, -0.5], bias: [0, 1, 2], mean: [0.5, -1, 2],
+            variance: [4, 0.25, 1], epsilon: 1e-5))
+    }
+
+    @Test func batchNormalizationHandComputed() throws {
+        let x = Self.f([1, 2, 1, 2], [1, 2, 3, 4])
+        let y = try Self.run("BatchNormalization", opset: 15, [x, Self.f([2], [1, 2]), Self.f([2], [0, 1]), Self.f([2], [1, 2]), Self.f([2], [4, 1])],
+                             ["epsilon": .float(0)])[0]
+        #expect(try Self.floats(y) == [0, 0.5, 3, 5])
+        // [N, C] and [N, C, L] inputs.
+        let rank2 = try Self.run("BatchNormalization", opset: 15, [Self.f([2, 2], [1, 3, 5, 7]), Self.f([2], [1, 1]), Self.f([2], [0, 0]),
+                                                                Self.f([2], [1, 3]), Self.f([2], [1, 4])], ["epsilon": .float(0)])[0]
+        #expect(try Self.floats(rank2) == [0, 0, 4, 2])
+        let rank3 = try Self.run("BatchNormalization", opset: 9, [Self.f([1, 1, 3], [2, 4, 6]), Self.f([1], [0.5]), Self.f([1], [1]),
+                                                               Self.f([1], [4]), Self.f([1], [1])], ["epsilon": .float(0)])[0]
+        #expect(try Self.floats(rank3) == [0, 1, 2])
+    }
+
+    @Test func batchNormalizationOpset6IsTest() throws {
+        let inputs = [Self.x, Self.scale, Self.bias, Self.mean, Self.variance]
+        let inference = try Self.run("BatchNormalization", opset: 6, inputs, ["is_test": .int(1), "epsilon": .float(1e-3)])[0]
+        Self.expectClose(try Self.floats(inference), Self.batchNormReference(
+            try Self.floats(Self.x), channels: 3, area: 4, scale: [1, 2, -0.5], bias: [0, 1, 2], mean: [0.5, -1, 2],
+            variance: [4, 0.25, 1], epsilon: 1e-3))
+        // is_test defaults to 0: training, so Y uses the batch's statistics.
+        let statistics = Self.batchStatistics(try Self.floats(Self.x), channels: 3, area: 4)
+        let training = try Self.run("BatchNormalization", opset: 6, inputs, ["epsilon": .float(1e-3)])[0]
+        Self.expectClose(try Self.floats(training), Self.batchNormReference(
+            try Self.floats(Self.x), channels: 3, area: 4, scale: [1, 2, -0.5], bias: [0, 1, 2], mean: statistics.mean,
+            variance: statistics.variance, epsilon: 1e-3), 1e-4)
+    }
+
+    @Test func batchNormalizationSpatialZero() throws {
+        // Before opset 9, spatial = 0 gives each of C×H×W its own parameters.
+        let x = Self.f([2, 2, 1, 2], [1, 2, 3, 4, 5, 6, 7, 8])
+        let ones = Self.f([2, 1, 2], [1, 1, 1, 1]), zeros = Self.f([2, 1, 2], [0, 0, 0, 0])
+        let mean = Self.f([2, 1, 2], [1, 2, 3, 4]), variance = Self.f([2, 1, 2], [1, 4, 1, 4])
+        let y = try Self.run("BatchNormalization", opset: 7, [x, ones, zeros, mean, variance], ["spatial": .int(0), "epsilon": .float(0)])[0]
+        #expect(try Self.floats(y) == [0, 0, 0, 0, 4, 2, 4, 2])
+        // spatial = 1 with such parameters is a shape error.
+        let error = #expect(throws: OnyxError.self) {
+            try Self.run("BatchNormalization", opset: 7, [x, ones, zeros, mean, variance], ["epsilon": .float(0)])
+        }
+        #expect(error?.code == .shapeMismatch)
+    }
+
+    @Test func batchNormalizationTrainingMode() throws {
+        let inputs = [Self.x, Self.scale, Self.bias, Self.mean, Self.variance]
+        let statistics = Self.batchStatistics(try Self.floats(Self.x), channels: 3, area: 4)
+        let expected = Self.batchNormReference(
+            try Self.floats(Self.x), channels: 3, area: 4, scale: [1, 2, -0.5], bias: [0, 1, 2], mean: statistics.mean,
+            variance: statistics.variance, epsilon: 1e-2)
+        // Only Y: the batch's statistics.
+        let y = try Self.run("BatchNormalization", opset: 15, inputs, ["training_mode": .int(1), "epsilon": .float(1e-2)])
+        #expect(y.count == 1)
+        Self.expectClose(try Self.floats(y[0]), expected, 1e-4)
+        // With the running statistics (momentum 0.8).
+        let all = try Self.run("BatchNormalization", opset: 14, inputs, ["training_mode": .int(1), "epsilon": .float(1e-2), "momentum": .float(0.8)],
+                               outputs: 3)
+        #expect(all.count == 3)
+        Self.expectClose(try Self.floats(all[0]), expected, 1e-4)
+        #expect(all[1].shape == [3])
+        Self.expectClose(try Self.floats(all[1]), zip([0.5, -1, 2], statistics.mean).map { $0 * 0.8 + $1 * 0.2 }, 1e-5)
+        Self.expectClose(try Self.floats(all[2]), zip([4, 0.25, 1], statistics.variance).map { $0 * 0.8 + $1 * 0.2 }, 1e-5)
+    }
+
+    @Test func batchNormalizationErrors() throws {
+        let inputs = [Self.x, Self.scale, Self.bias, Self.mean, Self.variance]
+        // Training outputs before opset 14 are refused.
+        let training = #expect(throws: OnyxError.self) { try Self.run("BatchNormalization", opset: 9, inputs, outputs: 5) }
+        #expect(training?.code == .invalidAttribute)
+        #expect(training?.message.contains("eval mode") == true)
+        // Running statistics without training_mode.
+        let running = #expect(throws: OnyxError.self) { try Self.run("BatchNormalization", opset: 15, inputs, outputs: 3) }
+        #expect(running?.code == .invalidAttribute)
+        let shape = #expect(throws: OnyxError.self) {
+            try Self.run("BatchNormalization", opset: 15, [Self.x, Self.f([2], [1, 1]), Self.bias, Self.mean, Self.variance])
+        }
+        #expect(shape?.code == .shapeMismatch)
+        #expect(shape?.message.contains("scale must be float[3]") == true)
+        let missing = #expect(throws: OnyxError.self) { try Self.run("BatchNormalization", opset: 15, [Self.x, Self.scale, Self.bias, Self.mean]) }
+        #expect(missing?.code == .invalidModel)
+        let integers = try Tensor(shape: [1, 3], scalars: [1, 2, 3] as [Int64])
+        let type = #expect(throws: OnyxError.self) { try Self.run("BatchNormalization", opset: 15, [integers, Self.scale, Self.bias, Self.mean, Self.variance]) }
+        #expect(type?.code == .unsupportedDataType)
+        let epsilon = #expect(throws: OnyxError.self) { try Self.run("BatchNormalization", opset: 15, inputs, ["epsilon": .float(-1)]) }
+        #expect(epsilon?.code == .invalidAttribute)
+    }
+
+    @Test func batchNormalizationLargeAndInPlace() throws {
+        let x = Self.f([2, 8, 64, 65], Self.values(2 * 8 * 64 * 65, seed: 3))
+        let parameters = (0..<4).map { k in Self.f([8], (0..<8).map { Float($0 + k) * 0.25 + 0.5 }) }
+        let inputs = [x] + parameters
+        let expected = Self.batchNormReference(
+            try Self.floats(x), channels: 8, area: 64 * 65, scale: try Self.floats(parameters[0]), bias: try Self.floats(parameters[1]),
+            mean: try Self.floats(parameters[2]), variance: try Self.floats(parameters[3]), epsilon: 1e-5)
+        Self.expectClose(try Self.floats(Self.run("BatchNormalization", opset: 15, inputs, threads: 2)[0]), expected)
+        let inPlace = try ElementwiseTests.runInPlace("BatchNormalization", opset: 15, inputs)
+        Self.expectClose(try Self.floats(inPlace), expected)
+    }
+
+    // MARK: - Softmax
+
+    /// Softmax along `axis` in Double, or over the flattened trailing axes with `coerce`.
+    static func softmaxReference(_ x: [Float], shape: [Int], axis: Int, coerce: Bool) -> [Float] {
+        let a = axis < 0 ? axis + shape.count : axis
+        let outer = shape[..<a].reduce(1, *)
+        let extent = coerce ? shape[a...].reduce(1, *) : shape[a]
+        let inner = coerce ? 1 : shape[(a + 1)...].reduce(1, *)
+        var y = [Float](repeating: 0, count: x.count)
+        for o in 0..<outer {
+            for i in 0..<inner {
+                let indices = (0..<extent).map { (o * extent + $0) * inner + i }
+                let peak = indices.map { Double(x[$0]) }.max()!
+                let exps = indices.map { exp(Double(x[$0]) - peak) }
+                let sum = exps.reduce(0, +)
+                for (k, index) in indices.enumerated() { y[index] = Float(exps[k] / sum) }
+            }
+        }
+        return y
+    }
+
+    @Test func softmaxOpset11CoercesTo2D() throws {
+        let shape = [2, 3, 4]
+        let values = Self.values(24, seed: 5)
+        let x = Self.f(shape, values)
+        // Default axis 1: each image's 12 values form one distribution.
+        let y = try Self.run("Softmax", opset: 11, [x])[0]
+        Self.expectClose(try Self.floats(y), Self.softmaxReference(values, shape: shape, axis: 1, coerce: true))
+        let first = try Self.floats(y)[0..<12].reduce(0, +)
+        #expect(abs(first - 1) < 1e-5)
+        for axis in [0, 2, -1, -3] {
+            let z = try Self.run("Softmax", opset: 1, [x], ["axis": .int(axis)])[0]
+            Self.expectClose(try Self.floats(z), Self.softmaxReference(values, shape: shape, axis: axis, coerce: true))
+        }
+    }
+
+    @Test func softmaxOpset13PerAxis() throws {
+        let shape = [2, 3, 4]
+        let values = Self.values(24, seed: 6)
+        let x = Self.f(shape, values)
+        // Default axis −1.
+        Self.expectClose(try Self.floats(Self.run("Softmax", opset: 13, [x])[0]), Self.softmaxReference(values, shape: shape, axis: -1, coerce: false))
+        for axis in [0, 1, 2, -2] {
+            let y = try Self.run("Softmax", opset: 13, [x], ["axis": .int(axis)])[0]
+            Self.expectClose(try Self.floats(y), Self.softmaxReference(values, shape: shape, axis: axis, coerce: false))
+        }
+        // The two opsets differ for the same attribute.
+        let old = try Self.floats(Self.run("Softmax", opset: 12, [x], ["axis": .int(1)])[0])
+        let new = try Self.floats(Self.run("Softmax", opset: 13, [x], ["axis": .int(1)])[0])
+        #expect(old != new)
+    }
+
+    @Test func softmaxHandComputedAndStable() throws {
+        let y = try Self.run("Softmax", opset: 13, [Self.f([2, 2], [0, 0, 0, log(3)])])[0]
+        Self.expectClose(try Self.floats(y), [0.5, 0.5, 0.25, 0.75])
+        // Large logits do not overflow.
+        let big = try Self.run("Softmax", opset: 13, [Self.f([3], [1000, 1001, 1002])])[0]
+        Self.expectClose(try Self.floats(big), Self.softmaxReference([0, 1, 2], shape: [3], axis: 0, coerce: false))
+        let single = try Self.run("Softmax", opset: 13, [Self.f([1], [-7])])[0]
+        #expect(try Self.floats(single) == [1])
+    }
+
+    /// Middle-axis softmax with more lines than one block of the kernel, and big row-wise work on two threads.
+    @Test(arguments: [([3, 5, 300], 1), ([2, 7, 3, 257], 1), ([2, 4, 3, 5], -3), ([64, 1031], -1), ([4, 70, 300], 1), ([1030, 3, 2], 0)])
+    func softmaxAwkwardShapes(_ shape: [Int], _ axis: Int) throws {
+        let values = Self.values(shape.reduce(1, *), seed: 7)
+        let expected = Self.softmaxReference(values, shape: shape, axis: axis, coerce: false)
+        Self.expectClose(try Self.floats(Self.run("Softmax", opset: 13, [Self.f(shape, values)], ["axis": .int(axis)], threads: 2)[0]), expected)
+        let inPlace = try ElementwiseTests.runInPlace("Softmax", opset: 13, [Self.f(shape, values)], ["axis": .int(axis)])
+        Self.expectClose(try Self.floats(inPlace), expected)
+    }
+
+    @Test func softmaxErrors() throws {
+        let x = Self.f([2, 3], [1, 2, 3, 4, 5, 6])
+        let axis = #expect(throws: OnyxError.self) { try Self.run("Softmax", opset: 13, [x], ["axis": .int(2)]) }
+        #expect(axis?.code == .invalidAttribute)
+        #expect(axis?.message.contains("axis 2 is out of range for rank 2") == true)
+        #expect(throws: OnyxError.self) { try Self.run("Softmax", opset: 11, [x], ["axis": .int(-3)]) }
+        let scalar = #expect(throws: OnyxError.self) { try Self.run("Softmax", opset: 13, [Tensor(scalar: Float(1))]) }
+        #expect(scalar?.code == .shapeMismatch)
+        let type = #expect(throws: OnyxError.self) { try Self.run("Softmax", opset: 13, [try Tensor(shape: [2], scalars: [1, 2] as [Int64])]) }
+        #expect(type?.code == .unsupportedDataType)
+    }
+}
