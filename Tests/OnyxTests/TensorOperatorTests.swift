@@ -272,6 +272,34 @@ import Testing
         #expect(try Self.cast(try Tensor(shape: [2], scalars: [Float16(-2.5), Float16(200.75)]), to: .int8).scalars(as: Int8.self) == [-2, 127])
     }
 
+    /// The bit-level float → half conversion against Swift's own, on a sweep of bit patterns and on
+    /// every halfway point between neighbouring halves (where ties-to-even decides).
+    @Test func castFloatToFloat16MatchesSwiftConversion() throws {
+        var samples: [Float] = []
+        for bits in stride(from: UInt32(0), to: UInt32.max - 40_000, by: 40_009) { samples.append(Float(bitPattern: bits)) }
+        for bits in UInt16(0)..<0x7C00 {
+            let low = Float(Float16(bitPattern: bits)), high = Float(Float16(bitPattern: bits + 1))
+            let middle = (low + high) / 2  // exact in Float
+            samples += [middle, middle.nextDown, middle.nextUp, -middle, low, -high]
+        }
+        samples += [.infinity, -.infinity, .nan, 65504, 65519.99, 65520, 1e-8, -0.0, .leastNonzeroMagnitude]
+        let x = try Tensor(shape: [samples.count], scalars: samples)
+        let y = try Self.cast(x, to: .float16).scalars(as: Float16.self)
+        var mismatches = 0
+        for (f, h) in zip(samples, y) {
+            let expected = Float16(f)
+            if expected.isNaN ? !h.isNaN : expected.bitPattern != h.bitPattern {
+                mismatches += 1
+                if mismatches <= 5 { Issue.record("float \(f) (0x\(String(f.bitPattern, radix: 16))) → \(h), expected \(expected)") }
+            }
+        }
+        #expect(mismatches == 0)
+        // And half → float is exact for every half, NaNs included.
+        let halves = (UInt16.min...UInt16.max).map { Float16(bitPattern: $0) }
+        let widened = try Self.cast(try Tensor(shape: [halves.count], scalars: halves), to: .float).scalars(as: Float.self)
+        #expect(zip(halves, widened).allSatisfy { h, f in h.isNaN ? f.isNaN : Float(h).bitPattern == f.bitPattern })
+    }
+
     @Test func castToAndFromBool() throws {
         let x = Self.f([6], [0, -0.0, 0.5, -3, .nan, .infinity])
         #expect(try Self.cast(x, to: .bool).scalars(as: Bool.self) == [false, false, true, true, true, true])

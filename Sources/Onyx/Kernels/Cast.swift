@@ -85,52 +85,90 @@ struct BoolByte {
 }
 
 /// An element type Casting can convert from.
+///
+/// Every conversion is spelled out per concrete type: the generic stdlib conversions
+/// (`T(someFloat)` with `T: FixedWidthInteger`) stay slow even when specialised.
 protocol CastSource {
     var castFloat: Float { get }
     var castDouble: Double { get }
     var castFloat16: Float16 { get }
     var castIsNonzero: Bool { get }
-    func castInteger<T: FixedWidthInteger>(_ type: T.Type) -> T
+    func castInteger<T: CastInteger>(_ type: T.Type) -> T
 }
 
-extension CastSource where Self: BinaryFloatingPoint {
-    @inline(__always) var castIsNonzero: Bool { self != 0 }
+/// An integer type Casting can convert to.
+protocol CastInteger: FixedWidthInteger {
+    /// Truncates toward zero; out-of-range values clamp to `min`/`max`; NaN → 0.
+    static func saturating(_ v: Float) -> Self
+    /// Truncates toward zero; out-of-range values clamp to `min`/`max`; NaN → 0.
+    static func saturating(_ v: Double) -> Self
+}
 
-    /// Truncates toward zero; clamps out-of-range values; NaN → 0.
-    @inline(__always)
-    func castInteger<T: FixedWidthInteger>(_ type: T.Type) -> T {
-        if isNaN { return 0 }
-        // Self(T.max) may round up to 2^bits, which is already out of range: hence `>=`.
-        if self >= Self(T.max) { return T.max }
-        if self <= Self(T.min) { return T.min }
-        return T(self)
-    }
+// Bounds are powers of two, exact in Float and Double: v ≥ 2^(bits) (or 2^(bits-1)) is too large.
+extension Int8: CastInteger {
+    @inline(__always) static func saturating(_ v: Float) -> Int8 { v.isNaN ? 0 : v >= 128 ? .max : v <= -128 ? .min : Int8(v) }
+    @inline(__always) static func saturating(_ v: Double) -> Int8 { v.isNaN ? 0 : v >= 128 ? .max : v <= -128 ? .min : Int8(v) }
+}
+extension UInt8: CastInteger {
+    @inline(__always) static func saturating(_ v: Float) -> UInt8 { v.isNaN || v <= 0 ? 0 : v >= 256 ? .max : UInt8(v) }
+    @inline(__always) static func saturating(_ v: Double) -> UInt8 { v.isNaN || v <= 0 ? 0 : v >= 256 ? .max : UInt8(v) }
+}
+extension Int16: CastInteger {
+    @inline(__always) static func saturating(_ v: Float) -> Int16 { v.isNaN ? 0 : v >= 0x1p15 ? .max : v <= -0x1p15 ? .min : Int16(v) }
+    @inline(__always) static func saturating(_ v: Double) -> Int16 { v.isNaN ? 0 : v >= 0x1p15 ? .max : v <= -0x1p15 ? .min : Int16(v) }
+}
+extension UInt16: CastInteger {
+    @inline(__always) static func saturating(_ v: Float) -> UInt16 { v.isNaN || v <= 0 ? 0 : v >= 0x1p16 ? .max : UInt16(v) }
+    @inline(__always) static func saturating(_ v: Double) -> UInt16 { v.isNaN || v <= 0 ? 0 : v >= 0x1p16 ? .max : UInt16(v) }
+}
+extension Int32: CastInteger {
+    @inline(__always) static func saturating(_ v: Float) -> Int32 { v.isNaN ? 0 : v >= 0x1p31 ? .max : v <= -0x1p31 ? .min : Int32(v) }
+    @inline(__always) static func saturating(_ v: Double) -> Int32 { v.isNaN ? 0 : v >= 0x1p31 ? .max : v <= -0x1p31 ? .min : Int32(v) }
+}
+extension UInt32: CastInteger {
+    @inline(__always) static func saturating(_ v: Float) -> UInt32 { v.isNaN || v <= 0 ? 0 : v >= 0x1p32 ? .max : UInt32(v) }
+    @inline(__always) static func saturating(_ v: Double) -> UInt32 { v.isNaN || v <= 0 ? 0 : v >= 0x1p32 ? .max : UInt32(v) }
+}
+extension Int64: CastInteger {
+    @inline(__always) static func saturating(_ v: Float) -> Int64 { v.isNaN ? 0 : v >= 0x1p63 ? .max : v <= -0x1p63 ? .min : Int64(v) }
+    @inline(__always) static func saturating(_ v: Double) -> Int64 { v.isNaN ? 0 : v >= 0x1p63 ? .max : v <= -0x1p63 ? .min : Int64(v) }
+}
+extension UInt64: CastInteger {
+    @inline(__always) static func saturating(_ v: Float) -> UInt64 { v.isNaN || v <= 0 ? 0 : v >= 0x1p64 ? .max : UInt64(v) }
+    @inline(__always) static func saturating(_ v: Double) -> UInt64 { v.isNaN || v <= 0 ? 0 : v >= 0x1p64 ? .max : UInt64(v) }
 }
 
 extension Float: CastSource {
     @inline(__always) var castFloat: Float { self }
     @inline(__always) var castDouble: Double { Double(self) }
-    @inline(__always) var castFloat16: Float16 { Float16(self) }
+    @inline(__always) var castFloat16: Float16 { Float16(bitPattern: HalfBits.fromFloat(bitPattern)) }
+    @inline(__always) var castIsNonzero: Bool { self != 0 }
+    @inline(__always) func castInteger<T: CastInteger>(_ type: T.Type) -> T { T.saturating(self) }
 }
 
 extension Double: CastSource {
     @inline(__always) var castFloat: Float { Float(self) }
     @inline(__always) var castDouble: Double { self }
-    @inline(__always) var castFloat16: Float16 { Float16(self) }
+    @inline(__always) var castFloat16: Float16 { Float16(self) }  // one rounding; via Float would round twice
+    @inline(__always) var castIsNonzero: Bool { self != 0 }
+    @inline(__always) func castInteger<T: CastInteger>(_ type: T.Type) -> T { T.saturating(self) }
 }
 
 extension Float16: CastSource {
-    @inline(__always) var castFloat: Float { Float(self) }
-    @inline(__always) var castDouble: Double { Double(self) }
+    @inline(__always) var castFloat: Float { Float(bitPattern: HalfBits.toFloat(bitPattern)) }
+    @inline(__always) var castDouble: Double { Double(castFloat) }
     @inline(__always) var castFloat16: Float16 { self }
+    @inline(__always) var castIsNonzero: Bool { bitPattern & 0x7FFF != 0 }
+    @inline(__always) func castInteger<T: CastInteger>(_ type: T.Type) -> T { T.saturating(castFloat) }
 }
 
 extension CastSource where Self: FixedWidthInteger {
     @inline(__always) var castFloat: Float { Float(self) }
     @inline(__always) var castDouble: Double { Double(self) }
-    @inline(__always) var castFloat16: Float16 { Float16(self) }
+    // Through Float: a second rounding could only matter above 2^24, where the half is infinite anyway.
+    @inline(__always) var castFloat16: Float16 { Float16(bitPattern: HalfBits.fromFloat(Float(self).bitPattern)) }
     @inline(__always) var castIsNonzero: Bool { self != 0 }
-    @inline(__always) func castInteger<T: FixedWidthInteger>(_ type: T.Type) -> T { T(truncatingIfNeeded: self) }
+    @inline(__always) func castInteger<T: CastInteger>(_ type: T.Type) -> T { T(truncatingIfNeeded: self) }
 }
 
 extension Int8: CastSource {}
@@ -147,5 +185,43 @@ extension BoolByte: CastSource {
     @inline(__always) var castFloat: Float { castIsNonzero ? 1 : 0 }
     @inline(__always) var castDouble: Double { castIsNonzero ? 1 : 0 }
     @inline(__always) var castFloat16: Float16 { castIsNonzero ? 1 : 0 }
-    @inline(__always) func castInteger<T: FixedWidthInteger>(_ type: T.Type) -> T { castIsNonzero ? 1 : 0 }
+    @inline(__always) func castInteger<T: CastInteger>(_ type: T.Type) -> T { castIsNonzero ? 1 : 0 }
+}
+
+/// IEEE half ↔ single conversion on bit patterns, exact and round-to-nearest-even like the
+/// hardware instructions; Swift's `Float16(Float)` calls a slower library routine here.
+enum HalfBits {
+    /// The float with the same value as the half `h` (NaN payloads keep their top bits).
+    @inline(__always)
+    static func toFloat(_ h: UInt16) -> UInt32 {
+        let sign = UInt32(h & 0x8000) << 16
+        let magnitude = UInt32(h & 0x7FFF)
+        if magnitude >= 0x7C00 {  // infinity, NaN
+            return sign | 0x7F80_0000 | (magnitude & 0x3FF) << 13
+        }
+        if magnitude >= 0x0400 {  // normal: rebias the exponent
+            return sign | (magnitude << 13 &+ (112 << 23))
+        }
+        // Zero or subnormal: magnitude × 2^-24, exact in Float.
+        return sign | (Float(magnitude) * 0x1p-24).bitPattern
+    }
+
+    /// The half nearest the float `f` (ties to even); overflow gives infinity, NaN a quiet NaN.
+    @inline(__always)
+    static func fromFloat(_ f: UInt32) -> UInt16 {
+        let sign = UInt16(truncatingIfNeeded: (f & 0x8000_0000) >> 16)
+        let magnitude = f & 0x7FFF_FFFF
+        if magnitude >= 0x4780_0000 {  // ≥ 65536: infinity; or NaN
+            return sign | (magnitude > 0x7F80_0000 ? 0x7E00 : 0x7C00)
+        }
+        if magnitude < 0x3880_0000 {  // < 2^-14: subnormal half or zero
+            // Adding 0.5 shifts the mantissa so the FPU rounds it to half-subnormal precision.
+            let shifted = (Float(bitPattern: magnitude) + 0.5).bitPattern &- 0x3F00_0000
+            return sign | UInt16(truncatingIfNeeded: shifted)
+        }
+        // Normal: rebias, then round the 13 dropped bits to nearest even.
+        let odd = (magnitude >> 13) & 1
+        let rounded = magnitude &+ 0xC800_0FFF &+ odd  // 0xC8000000 = (15 - 127) << 23, wrapping
+        return sign | UInt16(truncatingIfNeeded: rounded >> 13)
+    }
 }
