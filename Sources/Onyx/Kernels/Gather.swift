@@ -35,19 +35,24 @@ enum Gathering {
     ) {
         let slices = outer * count
         guard slices > 0, sliceBytes > 0 else { return }
-        let work: (Range<Int>) -> Void = { range in
-            switch indexType {
-            case .int32:
-                copySlices(data, indices.assumingMemoryBound(to: Int32.self), count, extent, sliceBytes, output, range)
-            default:
-                copySlices(data, indices.assumingMemoryBound(to: Int64.self), count, extent, sliceBytes, output, range)
-            }
-        }
         let threshold = 1 << 18
         if let pool, pool.threadCount > 1, slices > 1, slices * sliceBytes >= threshold {
-            pool.parallelRanges(slices, minimumChunk: max(1, threshold / 4 / sliceBytes), work)
+            pool.parallelRanges(slices, minimumChunk: max(1, threshold / 4 / sliceBytes)) { range in
+                copySlices(data, indices, indexType, count, extent, sliceBytes, output, range)
+            }
         } else {
-            work(0..<slices)
+            copySlices(data, indices, indexType, count, extent, sliceBytes, output, 0..<slices)
+        }
+    }
+
+    private static func copySlices(
+        _ data: UnsafeRawPointer, _ indices: UnsafeRawPointer, _ indexType: DataType, _ count: Int, _ extent: Int,
+        _ sliceBytes: Int, _ output: UnsafeMutableRawPointer, _ range: Range<Int>
+    ) {
+        if indexType == .int32 {
+            copySlices(data, indices.assumingMemoryBound(to: Int32.self), count, extent, sliceBytes, output, range)
+        } else {
+            copySlices(data, indices.assumingMemoryBound(to: Int64.self), count, extent, sliceBytes, output, range)
         }
     }
 

@@ -109,7 +109,7 @@ enum Transposition {
         let run = g.extents[last]
         var runs = 1
         for d in 0..<last { runs *= g.extents[d] }
-        let work: (Range<Int>) -> Void = { range in
+        parallel(runs, unitSize: run, pool) { range in
             Odometer.walk(range, outer: last, g.extents, g.strides, g.outputStrides) { inOffset, outOffset, _ in
                 let src = input + inOffset, dst = output + outOffset
                 if run >= 32 {
@@ -119,7 +119,6 @@ enum Transposition {
                 }
             }
         }
-        parallel(runs, unitSize: run, pool, work)
     }
 
     /// 2-D transposes between output axis `column` (input stride 1) and the innermost output axis
@@ -156,7 +155,7 @@ enum Transposition {
             var units = 1
             for d in 0..<outerRank { units *= extents[d] }
 
-            let work: (Range<Int>) -> Void = { range in
+            parallel(units, unitSize: rows * tile, pool) { range in
                 Odometer.walk(range, outer: outerRank, extents, strides, outputStrides) { inOffset, outOffset, index in
                     // A strip of `width` (≤ tile) columns down every row: `width` input streams,
                     // each read contiguously; the output row segments are written in order.
@@ -173,7 +172,6 @@ enum Transposition {
                     }
                 }
             }
-            parallel(units, unitSize: rows * tile, pool, work)
         }
     }
 
