@@ -230,6 +230,25 @@ import Testing
         Self.expectClose(try Self.floats(big), Self.softmaxReference([0, 1, 2], shape: [3], axis: 0, coerce: false))
         let single = try Self.run("Softmax", opset: 13, [Self.f([1], [-7])])[0]
         #expect(try Self.floats(single) == [1])
+        // −∞ (a masked position) gets exactly 0; the others share the mass.
+        let masked = try Self.run("Softmax", opset: 13, [Self.f([2, 3], [-.infinity, 0, 0, 2, -.infinity, 2])])[0]
+        #expect(try Self.floats(masked) == [0, 0.5, 0.5, 0.5, 0, 0.5])
+    }
+
+    @Test func vectorisableExpMatchesLibm() {
+        var worst: Double = 0
+        for i in 0...200_000 {
+            let x = Float(-90 + Double(i) * 0.0005)
+            let expected = exp(Double(x))
+            guard expected > 1e-37 else { continue }
+            worst = max(worst, abs(Double(NormalizationLoops.exp(x)) - expected) / expected)
+        }
+        #expect(worst < 3e-7, "worst relative error \(worst)")
+        #expect(NormalizationLoops.exp(0) == 1)
+        #expect(NormalizationLoops.exp(-.infinity) == 0)
+        #expect(NormalizationLoops.exp(-100) == 0)
+        #expect(NormalizationLoops.exp(.nan).isNaN)
+        #expect(abs(NormalizationLoops.exp(10) / Float(exp(10.0)) - 1) < 3e-7)
     }
 
     /// Middle-axis softmax with more lines than one block of the kernel, and big row-wise work on two threads.

@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-
 /// Float32 loops of BatchNormalization and Softmax. Outputs may be the inputs' buffers.
 enum NormalizationLoops {
     /// `y = x · factor + offset` per feature, with `factor = scale / √(variance + ε)` and
@@ -68,17 +62,16 @@ enum NormalizationLoops {
 
     /// Softmax over each of `rows` contiguous rows of `length` elements.
     static func softmax(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, length: Int, pool: ComputePool) {
-        pool.forEachChunk(rows, costPerItem: 16 * length) { range in
+        pool.forEachChunk(rows, costPerItem: 8 * length) { range in
             for r in range {
                 let src = x + r * length, dst = y + r * length
                 let peak = ReductionLoops.max(src, count: length)
-                var sum: Float = 0
-                for i in 0..<length {
-                    let v = expf(src[i] - peak)
-                    dst[i] = v
-                    sum += v
+                if UnsafePointer(dst) == src {
+                    for i in 0..<length { dst[i] = exp(dst[i] - peak) }
+                } else {
+                    for i in 0..<length { dst[i] = exp(src[i] - peak) }
                 }
-                let scale = 1 / sum
+                let scale = 1 / ReductionLoops.sum(dst, count: length)
                 for i in 0..<length { dst[i] *= scale }
             }
         }
@@ -92,26 +85,27 @@ enum NormalizationLoops {
         // Lines are handled in blocks of adjacent ones so the inner loops run over contiguous memory.
         let block = 256
         let blocks = (inner + block - 1) / block
-        pool.forEachChunk(outer * blocks, costPerItem: 16 * extent * Swift.min(inner, block)) { range in
+        pool.forEachChunk(outer * blocks, costPerItem: 8 * extent * Swift.min(inner, block)) { range in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * block) { scratch in
                 let peak = scratch.baseAddress!, sum = peak + block
                 for item in range {
                     let start = (item / blocks) * extent * inner + (item % blocks) * block
                     let n = Swift.min(block, inner - (item % blocks) * block)
                     let src = x + start, dst = y + start
-                    for i in 0..<n { peak[i] = -.infinity }
-                    for e in 0..<extent {
+                    peak.update(from: src, count: n)
+                    for e in 1..<Swift.max(extent, 1) {
                         let row = src + e * inner
                         for i in 0..<n { peak[i] = row[i] > peak[i] ? row[i] : peak[i] }
                     }
-                    for i in 0..<n { sum[i] = 0 }
+                    sum.update(repeating: 0, count: n)
                     for e in 0..<extent {
                         let row = src + e * inner, out = dst + e * inner
-                        for i in 0..<n {
-                            let v = expf(row[i] - peak[i])
-                            out[i] = v
-                            sum[i] += v
+                        if UnsafePointer(out) == row {
+                            for i in 0..<n { out[i] = exp(out[i] - peak[i]) }
+                        } else {
+                            for i in 0..<n { out[i] = exp(row[i] - peak[i]) }
                         }
+                        for i in 0..<n { sum[i] += out[i] }
                     }
                     for i in 0..<n { sum[i] = 1 / sum[i] }
                     for e in 0..<extent {
@@ -121,5 +115,28 @@ enum NormalizationLoops {
                 }
             }
         }
+    }
+
+    /// `eˣ` to within about 2 ulp, written so loops over it vectorise at baseline x86-64
+    /// (libm's `expf` is a call per element). `x = 2ⁿ·eʳ` with `|r| ≤ ln2/2`; `eʳ` by a
+    /// degree-6 polynomial (Cephes' coefficients), `2ⁿ` built in the exponent bits. Below
+    /// −87.3 (where `2ⁿ` would be subnormal) the result is 0; above 88.4 it saturates.
+    @inline(__always)
+    static func exp(_ x: Float) -> Float {
+        let low: Float = -87.33654, high: Float = 88.37626
+        let c = x < low ? low : (x > high ? high : x)
+        // Adding 1.5·2²³ rounds to an integer n, which then sits in the low mantissa bits.
+        let shifted = c * 1.442_695_04 + 12_582_912
+        let n = shifted - 12_582_912
+        let r = c - n * 0.693_359_375 - n * -2.121_944_4e-4
+        var p: Float = 1.987_569_15e-4
+        p = p * r + 1.398_199_95e-3
+        p = p * r + 8.333_451_9e-3
+        p = p * r + 4.166_579_59e-2
+        p = p * r + 1.666_666_55e-1
+        p = p * r + 5.000_000_12e-1
+        let e = p * r * r + r + 1
+        let twoToN = Float(bitPattern: (shifted.bitPattern &- 0x4B40_0000 &+ 127) &<< 23)
+        return x < low ? 0 : e * twoToN
     }
 }

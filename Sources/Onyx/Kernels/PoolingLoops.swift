@@ -110,9 +110,19 @@ struct PoolingGeometry: Hashable {
     var outputArea: Int { outputHeight * outputWidth }
     var kernelArea: Int { kernelHeight * kernelWidth }
 
+    /// Columns a padded input row must have for every output's window: the left pad, the
+    /// input, and whatever the right pad and a `ceil_mode` overhang add.
+    var paddedRowSpan: Int {
+        Swift.max(padLeft + inputWidth, (outputWidth - 1) * strideX + (kernelWidth - 1) * dilationX + 1)
+    }
+
     /// The taps `k` in `0..<kernel` whose position `start + k·dilation` lies in `0..<extent`.
     @inline(__always)
     static func taps(start: Int, extent: Int, kernel: Int, dilation: Int) -> Range<Int> {
+        if dilation == 1 {
+            let low = Swift.max(0, -start)
+            return low..<Swift.max(low, Swift.min(kernel, extent - start))
+        }
         let low = start >= 0 ? 0 : (dilation - 1 - start) / dilation
         let last = extent - 1 - start
         let high = last < 0 ? 0 : Swift.min(kernel, last / dilation + 1)
@@ -124,31 +134,63 @@ struct PoolingGeometry: Hashable {
 enum PoolingLoops {
     /// MaxPool: the largest value each window reads (padding never wins). A window that reads
     /// only padding yields −∞.
+    ///
+    /// Separable: for each output row the window's input rows are first combined column by
+    /// column into a padded row buffer (contiguous, vectorised), then each output takes the
+    /// maximum of its `kernelWidth` taps in that buffer.
     static func max(
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, planes: Int, _ g: PoolingGeometry, pool: ComputePool
     ) {
+        let span = g.paddedRowSpan
+        let width = Swift.min(g.inputWidth, span - g.padLeft)
         pool.forEachChunk(planes, costPerItem: g.outputArea * g.kernelArea) { range in
-            for plane in range {
-                let src = x + plane * g.inputArea
-                var dst = y + plane * g.outputArea
-                for oy in 0..<g.outputHeight {
-                    let iy0 = oy * g.strideY - g.padTop
-                    let rows = PoolingGeometry.taps(start: iy0, extent: g.inputHeight, kernel: g.kernelHeight, dilation: g.dilationY)
-                    for ox in 0..<g.outputWidth {
-                        let ix0 = ox * g.strideX - g.padLeft
-                        let columns = PoolingGeometry.taps(start: ix0, extent: g.inputWidth, kernel: g.kernelWidth, dilation: g.dilationX)
-                        var best = -Float.infinity
-                        for ky in rows {
-                            let row = src + (iy0 + ky * g.dilationY) * g.inputWidth + ix0
-                            for kx in columns {
-                                let v = row[kx * g.dilationX]
-                                best = v > best ? v : best
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: span) { buffer in
+                let row = buffer.baseAddress!
+                // The padding columns stay −∞; the input columns are rewritten for every output row.
+                row.initialize(repeating: -.infinity, count: span)
+                let columns = row + g.padLeft
+                for plane in range {
+                    let src = x + plane * g.inputArea
+                    var dst = y + plane * g.outputArea
+                    for oy in 0..<g.outputHeight {
+                        let iy0 = oy * g.strideY - g.padTop
+                        let rows = PoolingGeometry.taps(start: iy0, extent: g.inputHeight, kernel: g.kernelHeight, dilation: g.dilationY)
+                        if rows.isEmpty {
+                            columns.update(repeating: -.infinity, count: width)
+                        } else {
+                            columns.update(from: src + (iy0 + rows.lowerBound * g.dilationY) * g.inputWidth, count: width)
+                            for ky in rows.dropFirst() {
+                                let line = src + (iy0 + ky * g.dilationY) * g.inputWidth
+                                for i in 0..<width { columns[i] = line[i] > columns[i] ? line[i] : columns[i] }
                             }
                         }
-                        dst[ox] = best
+                        horizontalMax(row, dst, g)
+                        dst += g.outputWidth
                     }
-                    dst += g.outputWidth
                 }
+            }
+        }
+    }
+
+    /// `out[ox] = max over kx of row[ox·strideX + kx·dilationX]` (row in padded coordinates).
+    @inline(__always)
+    private static func horizontalMax(_ row: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ g: PoolingGeometry) {
+        let n = g.outputWidth, stride = g.strideX
+        if stride == 1 {
+            out.update(from: row, count: n)
+            for kx in 1..<Swift.max(g.kernelWidth, 1) {
+                let tap = row + kx * g.dilationX
+                for ox in 0..<n { out[ox] = tap[ox] > out[ox] ? tap[ox] : out[ox] }
+            }
+        } else {
+            for ox in 0..<n {
+                let window = row + ox * stride
+                var best = window[0]
+                for kx in 1..<Swift.max(g.kernelWidth, 1) {
+                    let v = window[kx * g.dilationX]
+                    best = v > best ? v : best
+                }
+                out[ox] = best
             }
         }
     }
@@ -193,39 +235,77 @@ enum PoolingLoops {
 
     /// AveragePool: each window's sum over the input elements it reads, divided by that count,
     /// or with `countIncludePad` by the taps that fall in the input or its explicit padding
-    /// (not the overhang `ceil_mode` adds), as PyTorch and onnxruntime divide.
+    /// (not the overhang `ceil_mode` adds), as PyTorch and onnxruntime divide. A window that
+    /// reads nothing yields 0.
+    ///
+    /// Separable like ``max(_:_:planes:_:pool:)``: rows are summed column by column into a
+    /// zero-padded row buffer, then each output sums its taps there.
     static func average(
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, planes: Int, _ g: PoolingGeometry,
         countIncludePad: Bool, pool: ComputePool
     ) {
+        let span = g.paddedRowSpan
+        let width = Swift.min(g.inputWidth, span - g.padLeft)
         let paddedHeight = g.padTop + g.inputHeight + g.padBottom
         let paddedWidth = g.padLeft + g.inputWidth + g.padRight
         pool.forEachChunk(planes, costPerItem: g.outputArea * g.kernelArea) { range in
-            for plane in range {
-                let src = x + plane * g.inputArea
-                var dst = y + plane * g.outputArea
-                for oy in 0..<g.outputHeight {
-                    let iy0 = oy * g.strideY - g.padTop
-                    let rows = PoolingGeometry.taps(start: iy0, extent: g.inputHeight, kernel: g.kernelHeight, dilation: g.dilationY)
-                    let paddedRows = countIncludePad
-                        ? PoolingGeometry.taps(start: oy * g.strideY, extent: paddedHeight, kernel: g.kernelHeight, dilation: g.dilationY).count
-                        : rows.count
-                    for ox in 0..<g.outputWidth {
-                        let ix0 = ox * g.strideX - g.padLeft
-                        let columns = PoolingGeometry.taps(start: ix0, extent: g.inputWidth, kernel: g.kernelWidth, dilation: g.dilationX)
-                        let paddedColumns = countIncludePad
-                            ? PoolingGeometry.taps(start: ox * g.strideX, extent: paddedWidth, kernel: g.kernelWidth, dilation: g.dilationX).count
-                            : columns.count
-                        var sum: Float = 0
-                        for ky in rows {
-                            let row = src + (iy0 + ky * g.dilationY) * g.inputWidth + ix0
-                            for kx in columns { sum += row[kx * g.dilationX] }
-                        }
-                        let divisor = paddedRows * paddedColumns
-                        dst[ox] = divisor > 0 ? sum / Float(divisor) : 0
-                    }
-                    dst += g.outputWidth
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: span + g.outputWidth) { buffer in
+                let row = buffer.baseAddress!, columnCounts = row + span
+                row.initialize(repeating: 0, count: span)
+                let columns = row + g.padLeft
+                // Taps each output column counts; the same for every output row.
+                for ox in 0..<g.outputWidth {
+                    columnCounts[ox] = Float(countIncludePad
+                        ? PoolingGeometry.taps(start: ox * g.strideX, extent: paddedWidth, kernel: g.kernelWidth, dilation: g.dilationX).count
+                        : PoolingGeometry.taps(start: ox * g.strideX - g.padLeft, extent: g.inputWidth, kernel: g.kernelWidth,
+                                               dilation: g.dilationX).count)
                 }
+                for plane in range {
+                    let src = x + plane * g.inputArea
+                    var dst = y + plane * g.outputArea
+                    for oy in 0..<g.outputHeight {
+                        let iy0 = oy * g.strideY - g.padTop
+                        let rows = PoolingGeometry.taps(start: iy0, extent: g.inputHeight, kernel: g.kernelHeight, dilation: g.dilationY)
+                        if rows.isEmpty {
+                            columns.update(repeating: 0, count: width)
+                        } else {
+                            columns.update(from: src + (iy0 + rows.lowerBound * g.dilationY) * g.inputWidth, count: width)
+                            for ky in rows.dropFirst() {
+                                let line = src + (iy0 + ky * g.dilationY) * g.inputWidth
+                                for i in 0..<width { columns[i] += line[i] }
+                            }
+                        }
+                        horizontalSum(row, dst, g)
+                        let rowCount = Float(countIncludePad
+                            ? PoolingGeometry.taps(start: oy * g.strideY, extent: paddedHeight, kernel: g.kernelHeight, dilation: g.dilationY).count
+                            : rows.count)
+                        for ox in 0..<g.outputWidth {
+                            let divisor = rowCount * columnCounts[ox]
+                            dst[ox] = divisor > 0 ? dst[ox] / divisor : 0
+                        }
+                        dst += g.outputWidth
+                    }
+                }
+            }
+        }
+    }
+
+    /// `out[ox] = Σ over kx of row[ox·strideX + kx·dilationX]` (row in padded coordinates).
+    @inline(__always)
+    private static func horizontalSum(_ row: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ g: PoolingGeometry) {
+        let n = g.outputWidth, stride = g.strideX
+        if stride == 1 {
+            out.update(from: row, count: n)
+            for kx in 1..<Swift.max(g.kernelWidth, 1) {
+                let tap = row + kx * g.dilationX
+                for ox in 0..<n { out[ox] += tap[ox] }
+            }
+        } else {
+            for ox in 0..<n {
+                let window = row + ox * stride
+                var sum = window[0]
+                for kx in 1..<Swift.max(g.kernelWidth, 1) { sum += window[kx * g.dilationX] }
+                out[ox] = sum
             }
         }
     }
