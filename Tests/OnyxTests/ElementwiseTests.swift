@@ -146,8 +146,10 @@ import Testing
         #expect(try yd.scalars(as: Double.self) == Self.reference(a.map(Double.init), sa, b.map(Double.init), sb) { $0 / $1 })
     }
 
-    /// Big enough to split across threads, including splits that cut rows in the middle.
-    @Test(arguments: [([2, 65537], [65537]), ([3, 1], [1, 70001]), ([1 << 17], []), ([4, 3, 97, 101], [3, 1, 1]), ([300, 1, 3], [1, 500, 1])])
+    /// Big enough to split across threads (above `ElementwiseLoops.parallelThreshold`), including
+    /// splits that cut rows in the middle.
+    @Test(arguments: [([2, 300_007], [300_007]), ([3, 1], [1, 200_003]), ([(1 << 19) + 5], []), ([4, 3, 211, 211], [3, 1, 1]),
+                      ([700, 1, 3], [1, 300, 1])])
     func largeTensorsSplitAcrossThreads(_ shapes: ([Int], [Int])) throws {
         let (sa, sb) = shapes
         let a = Self.values(sa.reduce(1, *), seed: 5).map(Float.init)
@@ -275,7 +277,7 @@ import Testing
     }
 
     @Test func reluLargeInPlaceAndThreaded() throws {
-        let n = 100_003
+        let n = (1 << 19) + 3
         let x = Self.f([n], Self.values(n, seed: 9).map(Float.init))
         let expected = Self.values(n, seed: 9).map { Float(max(0, $0)) }
         #expect(try Self.run("Relu", [x], threads: 2).scalars(as: Float.self) == expected)

@@ -159,12 +159,13 @@ import Testing
     }
 
     @Test func batchNormalizationLargeAndInPlace() throws {
-        let x = Self.f([2, 8, 64, 65], Self.values(2 * 8 * 64 * 65, seed: 3))
+        let x = Self.f([2, 8, 128, 130], Self.values(2 * 8 * 128 * 130, seed: 3))
         let parameters = (0..<4).map { k in Self.f([8], (0..<8).map { Float($0 + k) * 0.25 + 0.5 }) }
         let inputs = [x] + parameters
         let expected = Self.batchNormReference(
-            try Self.floats(x), channels: 8, area: 64 * 65, scale: try Self.floats(parameters[0]), bias: try Self.floats(parameters[1]),
+            try Self.floats(x), channels: 8, area: 128 * 130, scale: try Self.floats(parameters[0]), bias: try Self.floats(parameters[1]),
             mean: try Self.floats(parameters[2]), variance: try Self.floats(parameters[3]), epsilon: 1e-5)
+        // 16 planes of 16 640 elements: enough work for two threads.
         Self.expectClose(try Self.floats(Self.run("BatchNormalization", opset: 15, inputs, threads: 2)[0]), expected)
         let inPlace = try ElementwiseTests.runInPlace("BatchNormalization", opset: 15, inputs)
         Self.expectClose(try Self.floats(inPlace), expected)

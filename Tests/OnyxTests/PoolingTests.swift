@@ -229,21 +229,24 @@ import Testing
     }
 
     @Test func largePoolsSplitAcrossThreads() throws {
-        let count = 2 * 16 * 57 * 57
+        // Above ComputePool.parallelWorkThreshold: 32 planes × 33·33 outputs × 9 taps.
+        let count = 2 * 16 * 65 * 65
         let values: [Float] = (0..<count).map { i in Float((i * 31) % 97 - 48) }
-        let x = try Tensor(shape: [2, 16, 57, 57], scalars: values)
+        let x = try Tensor(shape: [2, 16, 65, 65], scalars: values)
         let attributes: [String: Attribute] = ["kernel_shape": .ints([3, 3]), "strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])]
         for op in ["MaxPool", "AveragePool"] {
             let one = try Self.run(op, x, attributes)[0], two = try Self.run(op, x, attributes, threads: 2)[0]
             #expect(try Self.floats(one) == Self.floats(two))
-            let reference = Self.reference(values, planes: 32, height: 57, width: 57, kernel: (3, 3), stride: (2, 2), dilation: (1, 1),
-                                           pads: (1, 1, 1, 1), output: (29, 29), max: op == "MaxPool", includePad: false)
+            let reference = Self.reference(values, planes: 32, height: 65, width: 65, kernel: (3, 3), stride: (2, 2), dilation: (1, 1),
+                                           pads: (1, 1, 1, 1), output: (33, 33), max: op == "MaxPool", includePad: false)
             Self.expectClose(try Self.floats(two), reference)
         }
-        let global = try Self.run("GlobalAveragePool", x, threads: 2)[0]
-        #expect(global.shape == [2, 16, 1, 1])
-        let means: [Float] = (0..<32).map { (p: Int) -> Float in
-            values[(p * 3249)..<((p + 1) * 3249)].reduce(Float(0), +) / Float(3249)
+        let planeCount = 2 * 64 * 48 * 48
+        let planeValues: [Float] = (0..<planeCount).map { (i: Int) -> Float in Float((i * 31) % 97 - 48) }
+        let global = try Self.run("GlobalAveragePool", try Tensor(shape: [2, 64, 48, 48], scalars: planeValues), threads: 2)[0]
+        #expect(global.shape == [2, 64, 1, 1])
+        let means: [Float] = (0..<128).map { (p: Int) -> Float in
+            planeValues[(p * 2304)..<((p + 1) * 2304)].reduce(Float(0), +) / Float(2304)
         }
         Self.expectClose(try Self.floats(global), means, 1e-5)
     }

@@ -1,6 +1,7 @@
 extension ComputePool {
-    /// Work (roughly, element operations) below which a kernel call stays on one thread.
-    static let parallelWorkThreshold = 1 << 16
+    /// Work (roughly, vectorised element operations) below which a kernel call stays on one
+    /// thread: handing work to another thread costs tens of microseconds.
+    static let parallelWorkThreshold = 1 << 18
 
     /// Calls `body` with contiguous sub-ranges covering `0..<count`, spread over the pool's
     /// threads only when `count · costPerItem` is large enough to pay for the hand-off.

@@ -119,10 +119,10 @@ struct BinaryArithmeticKernel: Kernel {
         let pa = UnsafePointer(a.pointer(as: T.self)), pb = UnsafePointer(b.pointer(as: T.self))
         let po = out.pointer(as: T.self)
         switch op {
-        case .add: ElementwiseLoops.binary(plan, pa, pb, po, pool: pool) { $0 + $1 }
-        case .sub: ElementwiseLoops.binary(plan, pa, pb, po, pool: pool) { $0 - $1 }
-        case .mul: ElementwiseLoops.binary(plan, pa, pb, po, pool: pool) { $0 * $1 }
-        case .div: ElementwiseLoops.binary(plan, pa, pb, po, pool: pool) { $0 / $1 }
+        case .add: ElementwiseLoops.binary(plan, pa, pb, po, pool: pool, FloatingAdd<T>())
+        case .sub: ElementwiseLoops.binary(plan, pa, pb, po, pool: pool, FloatingSubtract<T>())
+        case .mul: ElementwiseLoops.binary(plan, pa, pb, po, pool: pool, FloatingMultiply<T>())
+        case .div: ElementwiseLoops.binary(plan, pa, pb, po, pool: pool, FloatingDivide<T>())
         }
     }
 
@@ -132,18 +132,15 @@ struct BinaryArithmeticKernel: Kernel {
         let pa = UnsafePointer(a.pointer(as: T.self)), pb = UnsafePointer(b.pointer(as: T.self))
         let po = out.pointer(as: T.self)
         switch op {
-        case .add: ElementwiseLoops.binary(plan, pa, pb, po, pool: pool) { $0 &+ $1 }
-        case .sub: ElementwiseLoops.binary(plan, pa, pb, po, pool: pool) { $0 &- $1 }
-        case .mul: ElementwiseLoops.binary(plan, pa, pb, po, pool: pool) { $0 &* $1 }
+        case .add: ElementwiseLoops.binary(plan, pa, pb, po, pool: pool, WrappingAdd<T>())
+        case .sub: ElementwiseLoops.binary(plan, pa, pb, po, pool: pool, WrappingSubtract<T>())
+        case .mul: ElementwiseLoops.binary(plan, pa, pb, po, pool: pool, WrappingMultiply<T>())
         case .div:
             // Checked before any output is written: the output may be input A's buffer.
             if plan.elementCount > 0, UnsafeBufferPointer(start: pb, count: b.elementCount).contains(0) {
                 throw OnyxError.invalidInput("Div: integer division by zero")
             }
-            ElementwiseLoops.binary(plan, pa, pb, po, pool: pool) { x, y in
-                // `min / -1` overflows; it wraps to `min` as in two's-complement hardware.
-                T.isSigned && y == -1 ? 0 &- x : x / y
-            }
+            ElementwiseLoops.binary(plan, pa, pb, po, pool: pool, TruncatingDivide<T>())
         }
     }
 }
@@ -171,9 +168,7 @@ struct ReluKernel: Kernel {
         let x = context.input(0)!, y = context.output(0)
         let n = x.elementCount, pool = context.pool
         func relu<T: Comparable & ExpressibleByIntegerLiteral>(_: T.Type) {
-            ElementwiseLoops.unary(UnsafePointer(x.pointer(as: T.self)), y.pointer(as: T.self), count: n, pool: pool) {
-                $0 > 0 ? $0 : 0
-            }
+            ElementwiseLoops.unary(UnsafePointer(x.pointer(as: T.self)), y.pointer(as: T.self), count: n, pool: pool, Rectify<T>())
         }
         switch x.dataType {
         case .float:
@@ -236,10 +231,8 @@ struct ClipKernel: Kernel {
         }
         func clip<T: FixedWidthInteger>(_: T.Type) {
             let high = bound(2, T.self) ?? .max, low = Swift.min(bound(1, T.self) ?? .min, high)
-            ElementwiseLoops.unary(UnsafePointer(x.pointer(as: T.self)), y.pointer(as: T.self), count: n, pool: pool) {
-                let v = $0 < low ? low : $0
-                return v > high ? high : v
-            }
+            ElementwiseLoops.unary(UnsafePointer(x.pointer(as: T.self)), y.pointer(as: T.self), count: n, pool: pool,
+                                   Bound(low: low, high: high))
         }
         switch x.dataType {
         case .float:
@@ -250,10 +243,8 @@ struct ClipKernel: Kernel {
         case .double:
             let high = bound(2, Double.self) ?? attributeMax.map(Double.init) ?? .infinity
             let low = Swift.min(bound(1, Double.self) ?? attributeMin.map(Double.init) ?? -.infinity, high)
-            ElementwiseLoops.unary(UnsafePointer(x.pointer(as: Double.self)), y.pointer(as: Double.self), count: n, pool: pool) {
-                let v = $0 < low ? low : $0
-                return v > high ? high : v
-            }
+            ElementwiseLoops.unary(UnsafePointer(x.pointer(as: Double.self)), y.pointer(as: Double.self), count: n, pool: pool,
+                                   Bound(low: low, high: high))
         case .int8: clip(Int8.self)
         case .uint8: clip(UInt8.self)
         case .int16: clip(Int16.self)
@@ -265,6 +256,46 @@ struct ClipKernel: Kernel {
         default:
             throw OnyxError.unsupportedDataType("Clip does not support \(x.dataType)")
         }
+    }
+}
+
+// MARK: - Element operations
+
+private struct FloatingAdd<T: BinaryFloatingPoint>: BinaryElementOperation {
+    @inline(__always) func callAsFunction(_ a: T, _ b: T) -> T { a + b }
+}
+private struct FloatingSubtract<T: BinaryFloatingPoint>: BinaryElementOperation {
+    @inline(__always) func callAsFunction(_ a: T, _ b: T) -> T { a - b }
+}
+private struct FloatingMultiply<T: BinaryFloatingPoint>: BinaryElementOperation {
+    @inline(__always) func callAsFunction(_ a: T, _ b: T) -> T { a * b }
+}
+private struct FloatingDivide<T: BinaryFloatingPoint>: BinaryElementOperation {
+    @inline(__always) func callAsFunction(_ a: T, _ b: T) -> T { a / b }
+}
+private struct WrappingAdd<T: FixedWidthInteger>: BinaryElementOperation {
+    @inline(__always) func callAsFunction(_ a: T, _ b: T) -> T { a &+ b }
+}
+private struct WrappingSubtract<T: FixedWidthInteger>: BinaryElementOperation {
+    @inline(__always) func callAsFunction(_ a: T, _ b: T) -> T { a &- b }
+}
+private struct WrappingMultiply<T: FixedWidthInteger>: BinaryElementOperation {
+    @inline(__always) func callAsFunction(_ a: T, _ b: T) -> T { a &* b }
+}
+/// Division toward zero; the divisor is checked for 0 beforehand.
+private struct TruncatingDivide<T: FixedWidthInteger>: BinaryElementOperation {
+    // `min / -1` overflows; it wraps to `min` as in two's-complement hardware.
+    @inline(__always) func callAsFunction(_ a: T, _ b: T) -> T { T.isSigned && b == -1 ? 0 &- a : a / b }
+}
+private struct Rectify<T: Comparable & ExpressibleByIntegerLiteral>: UnaryElementOperation {
+    @inline(__always) func callAsFunction(_ x: T) -> T { x > 0 ? x : 0 }
+}
+/// `min(max(x, low), high)` with `low ≤ high`.
+private struct Bound<T: Comparable>: UnaryElementOperation {
+    let low: T, high: T
+    @inline(__always) func callAsFunction(_ x: T) -> T {
+        let v = x < low ? low : x
+        return v > high ? high : v
     }
 }
 
