@@ -124,7 +124,8 @@ enum Gemm {
         let mr = a.width, nr = b.width
         let strips = a.panelCount, panels = b.panelCount
         let work = 2 * m * n * k
-        let threads = work < 1 << 17 ? 1 : pool.threadCount
+        // Below ~2 MFLOP a product finishes before a second thread is worth waking.
+        let threads = work < 1 << 21 ? 1 : pool.threadCount
 
         func compute(panelRange: Range<Int>, stripRange: Range<Int>) {
             var p0 = 0

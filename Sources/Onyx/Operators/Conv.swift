@@ -107,7 +107,8 @@ struct ConvKernel: Kernel {
         if s.channels == group && s.filters == group {
             let planes = s.batch * s.channels
             let activation = self.activation
-            context.pool.parallelRanges(planes) { range in
+            let chunk = max(1, (1 << 16) / max(g.outputArea * g.kernelArea, 1))
+            context.pool.parallelRanges(planes, minimumChunk: chunk) { range in
                 for plane in range {
                     let c = plane % s.channels
                     Convolution.depthwisePlane(
@@ -129,7 +130,9 @@ struct ConvKernel: Kernel {
         for n in 0..<s.batch {
             for gi in 0..<group {
                 let image = input + (n * s.channels + gi * channelsPerGroup) * g.inputArea
-                context.pool.parallelRanges(depth, minimumChunk: 8) { rows in
+                // Small images are gathered on one thread: waking another costs more than the copy.
+                let chunk = max(8, (1 << 16) / max(g.outputArea, 1))
+                context.pool.parallelRanges(depth, minimumChunk: chunk) { rows in
                     withUnsafeTemporaryAllocation(of: Float.self, capacity: g.outputArea) { line in
                         Convolution.packImageColumns(
                             image, channels: channelsPerGroup, geometry: g, nr: nr, into: columns, rows: rows,
