@@ -1,3 +1,15 @@
+/// The shape NumPy (multidirectional) broadcasting gives two shapes.
+///
+/// - Throws: ``OnyxError`` `.shapeMismatch` ("shapes [2, 3] and [4] are not broadcastable") if
+///   an axis differs and neither extent is 1. Operators prefix their name with
+///   ``Broadcasting/shape(_:_:op:)``.
+func broadcastShapes(_ a: [Int], _ b: [Int]) throws -> [Int] {
+    guard let shape = Broadcasting.broadcast(a, b) else {
+        throw OnyxError.shapeMismatch("shapes \(a) and \(b) are not broadcastable")
+    }
+    return shape
+}
+
 /// NumPy-style (multidirectional) broadcasting of shapes.
 enum Broadcasting {
     /// The shape two shapes broadcast to.
@@ -9,14 +21,20 @@ enum Broadcasting {
     /// - Returns: The broadcast shape, of rank `max(a.count, b.count)`.
     /// - Throws: ``OnyxError`` `.shapeMismatch` if an axis differs and neither extent is 1.
     static func shape(_ a: [Int], _ b: [Int], op: String) throws -> [Int] {
+        guard let shape = broadcast(a, b) else {
+            throw OnyxError.shapeMismatch("\(op): shapes \(a) and \(b) are not broadcastable")
+        }
+        return shape
+    }
+
+    /// The broadcast of `a` and `b`, or `nil` if they do not broadcast.
+    static func broadcast(_ a: [Int], _ b: [Int]) -> [Int]? {
         let rank = max(a.count, b.count)
         var result = [Int](repeating: 1, count: rank)
         for axis in 0..<rank {
             let x = axis - (rank - a.count) >= 0 ? a[axis - (rank - a.count)] : 1
             let y = axis - (rank - b.count) >= 0 ? b[axis - (rank - b.count)] : 1
-            guard x == y || x == 1 || y == 1 else {
-                throw OnyxError.shapeMismatch("\(op): shapes \(a) and \(b) are not broadcastable")
-            }
+            guard x == y || x == 1 || y == 1 else { return nil }
             result[axis] = x == 1 ? y : x
         }
         return result
