@@ -108,6 +108,26 @@ import Testing
         Self.expectClose(try Self.floats(y), c.expected, 1e-5)
     }
 
+    /// auto_pad with ceil_mode: onnxruntime applies ceil_mode to VALID windows too (the
+    /// specification's VALID formula would give 2×2 here); Onyx follows onnxruntime.
+    @Test func autoPadWithCeilMode() throws {
+        let x = try Tensor(shape: [1, 1, 5, 5], scalars: (0..<25).map(Float.init))
+        let expected: [String: ([Float], [Float])] = [
+            "VALID": ([6, 8, 9, 16, 18, 19, 21, 23, 24], [3, 5, 6.5, 13, 15, 16.5, 20.5, 22.5, 24]),
+            "SAME_UPPER": ([6, 8, 9, 16, 18, 19, 21, 23, 24], [3, 5, 6.5, 13, 15, 16.5, 20.5, 22.5, 24]),
+            "SAME_LOWER": ([0, 2, 4, 10, 12, 14, 20, 22, 24], [0, 1.5, 3.5, 7.5, 9, 11, 17.5, 19, 21]),
+        ]
+        for (autoPad, (maxValues, averageValues)) in expected {
+            let attributes: [String: Attribute] = [
+                "kernel_shape": .ints([2, 2]), "strides": .ints([2, 2]), "auto_pad": .string(autoPad), "ceil_mode": .int(1),
+            ]
+            let maximum = try Self.run("MaxPool", x, attributes)[0]
+            #expect(maximum.shape == [1, 1, 3, 3], "\(autoPad)")
+            #expect(try Self.floats(maximum) == maxValues, "\(autoPad)")
+            #expect(try Self.floats(Self.run("AveragePool", x, attributes)[0]) == averageValues, "\(autoPad)")
+        }
+    }
+
     @Test func maxPoolIndices() throws {
         let attributes: [String: Attribute] = ["kernel_shape": .ints([2, 2]), "strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])]
         let rowMajor = try Self.run("MaxPool", opset: 12, Self.grid, attributes, outputs: 2)

@@ -82,6 +82,7 @@ struct PoolingAttributes: Sendable, Equatable {
             let begin = autoPad == .sameUpper ? total / 2 : total - total / 2
             return (output, begin, total - begin)
         case .valid, .notSet:
+            // VALID is explicit padding of 0, ceil_mode included, as onnxruntime computes it.
             let begin = autoPad == .notSet ? pads[axis] : 0
             let end = autoPad == .notSet ? pads[axis + kernel.count] : 0
             let span = input + begin + end - extent
