@@ -48,7 +48,10 @@ static void store_tile(const float *t, size_t nr, float *c, size_t ldc, size_t m
             if (ep) {
                 v += rb;
                 if (ep->bias_col) v += ep->bias_col[j];
-                if (ep->apply_clip) v = v < ep->clip_min ? ep->clip_min : (v > ep->clip_max ? ep->clip_max : v);
+                if (ep->apply_clip) {  /* as the vector paths: NaN stays NaN, min > max gives max */
+                    v = v < ep->clip_min ? ep->clip_min : v;
+                    v = v > ep->clip_max ? ep->clip_max : v;
+                }
             }
             row[j] = v;
         }
@@ -92,7 +95,7 @@ static void gemv_portable(size_t k, const float *a, const float *b, float *c, si
 
 __attribute__((target("avx2,fma")))
 static inline __m256 clamp256(__m256 v, const onyx_epilogue *ep) {
-    return _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(ep->clip_min)), _mm256_set1_ps(ep->clip_max));
+    return _mm256_min_ps(_mm256_set1_ps(ep->clip_max), _mm256_max_ps(_mm256_set1_ps(ep->clip_min), v));
 }
 
 __attribute__((target("avx2,fma")))
@@ -177,13 +180,13 @@ static void clip_avx2(const float *x, float *y, size_t n, float lo, float hi) {
     for (; i + 32 <= n; i += 32) {
         __m256 v0 = _mm256_loadu_ps(x + i), v1 = _mm256_loadu_ps(x + i + 8);
         __m256 v2 = _mm256_loadu_ps(x + i + 16), v3 = _mm256_loadu_ps(x + i + 24);
-        _mm256_storeu_ps(y + i, _mm256_min_ps(_mm256_max_ps(v0, l), h));
-        _mm256_storeu_ps(y + i + 8, _mm256_min_ps(_mm256_max_ps(v1, l), h));
-        _mm256_storeu_ps(y + i + 16, _mm256_min_ps(_mm256_max_ps(v2, l), h));
-        _mm256_storeu_ps(y + i + 24, _mm256_min_ps(_mm256_max_ps(v3, l), h));
+        _mm256_storeu_ps(y + i, _mm256_min_ps(h, _mm256_max_ps(l, v0)));
+        _mm256_storeu_ps(y + i + 8, _mm256_min_ps(h, _mm256_max_ps(l, v1)));
+        _mm256_storeu_ps(y + i + 16, _mm256_min_ps(h, _mm256_max_ps(l, v2)));
+        _mm256_storeu_ps(y + i + 24, _mm256_min_ps(h, _mm256_max_ps(l, v3)));
     }
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_min_ps(_mm256_max_ps(_mm256_loadu_ps(x + i), l), h));
-    for (; i < n; i++) { float v = x[i]; y[i] = v < lo ? lo : (v > hi ? hi : v); }
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_min_ps(h, _mm256_max_ps(l, _mm256_loadu_ps(x + i))));
+    for (; i < n; i++) { float v = x[i]; v = v < lo ? lo : v; y[i] = v > hi ? hi : v; }
 }
 
 /* ---------------------------------------------------------------- AVX-512: 12 × 32 */
@@ -222,8 +225,8 @@ static void tile_avx512(size_t k, const float *a, const float *b, float *c, size
             v0 = _mm512_add_ps(_mm512_add_ps(v0, rb), col0);
             v1 = _mm512_add_ps(_mm512_add_ps(v1, rb), col1);
             if (ep->apply_clip) {
-                v0 = _mm512_min_ps(_mm512_max_ps(v0, lo), hi);
-                v1 = _mm512_min_ps(_mm512_max_ps(v1, lo), hi);
+                v0 = _mm512_min_ps(hi, _mm512_max_ps(lo, v0));
+                v1 = _mm512_min_ps(hi, _mm512_max_ps(lo, v1));
             }
         }
         _mm512_mask_storeu_ps(row, k0, v0);
@@ -281,5 +284,5 @@ void onyx_clip_f32(onyx_isa isa, const float *x, float *y, size_t n, float lo, f
 #ifdef ONYX_X86
     if (isa >= ONYX_ISA_AVX2) { clip_avx2(x, y, n, lo, hi); return; }
 #endif
-    for (size_t i = 0; i < n; i++) { float v = x[i]; y[i] = v < lo ? lo : (v > hi ? hi : v); }
+    for (size_t i = 0; i < n; i++) { float v = x[i]; v = v < lo ? lo : v; y[i] = v > hi ? hi : v; }
 }

@@ -68,6 +68,20 @@ import Testing
         #expect(try Self.run("Relu", [Self.i64([3], [-1, 0, 5])])[0].scalars(as: Int64.self) == [0, 0, 5])
     }
 
+    /// Every micro-kernel variant treats NaN and min > max alike: NaN stays NaN, min > max gives max.
+    @Test(arguments: KernelISA.supported)
+    func clipEdgeCasesAgreeAcrossVariants(isa: KernelISA) throws {
+        let x = Self.f([20], [.nan, -3, 0.5, 7] + [Float](repeating: 1, count: 16))
+        let relu = Node(name: "relu", opType: "Relu", inputs: ["x"], outputs: ["y"])
+        let y = try Self.floats(OperatorRegistry.evaluate(relu, opset: 14, inputs: [x], isa: isa)[0])
+        #expect(y[0].isNaN)
+        #expect(Array(y[1...3]) == [0, 0.5, 7])
+        let clip = Node(name: "clip", opType: "Clip", inputs: ["x", "lo", "hi"], outputs: ["y"])
+        let z = try Self.floats(OperatorRegistry.evaluate(clip, opset: 13, inputs: [x, Self.f([], [2]), Self.f([], [1])], isa: isa)[0])
+        #expect(z[0].isNaN)
+        #expect(Array(z[1...]) == [Float](repeating: 1, count: 19))
+    }
+
     // MARK: - Pooling
 
     static let grid = Self.f([1, 1, 4, 4], (1...16).map(Float.init))
