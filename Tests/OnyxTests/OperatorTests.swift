@@ -131,6 +131,36 @@ import Testing
         // training_mode = 1 (batch statistics) is covered by NormalizationTests.
     }
 
+    @Test func layerNormalization() throws {
+        let x = Self.f([2, 2, 3], [1, 2, 3, 4, 5, 6, -1, 0, 1, 2, 2, 2])
+        let scale = Self.f([3], [1, 2, 0.5]), bias = Self.f([3], [0, 1, -1])
+        let out = try Self.run("LayerNormalization", opset: 17, [x, scale, bias], ["epsilon": .float(0)], outputs: 3)
+        let values = try Self.floats(x)
+        var expected: [Float] = [], means: [Float] = [], inverses: [Float] = []
+        for r in 0..<4 {
+            let row = Array(values[(r * 3)..<(r * 3 + 3)])
+            let mean = row.reduce(0, +) / 3
+            let variance = row.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 3
+            let inverse: Float = variance == 0 ? .infinity : 1 / variance.squareRoot()
+            means.append(mean)
+            inverses.append(inverse)
+            for i in 0..<3 { expected.append(variance == 0 ? .nan : (row[i] - mean) * inverse * [1, 2, 0.5][i] + [0, 1, -1][i]) }
+        }
+        let y = try Self.floats(out[0])
+        Self.expectClose(Array(y[0..<9]), Array(expected[0..<9]))
+        let constantRowIsNaN = y[9...].allSatisfy { $0.isNaN }  // a constant row with epsilon 0 divides by zero
+        #expect(constantRowIsNaN)
+        #expect(out[1].shape == [2, 2, 1])
+        Self.expectClose(try Self.floats(out[1]), means)
+        Self.expectClose(Array(try Self.floats(out[2])[0..<3]), Array(inverses[0..<3]))
+        // Normalising the last two axes, Scale broadcast from a row.
+        let two = try Self.run("LayerNormalization", opset: 17, [x, Self.f([1, 3], [1, 1, 1])], ["axis": .int(-2)])[0]
+        let flat = Array(values[0..<6]), mean = flat.reduce(0, +) / 6
+        let sd = (flat.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 6 + 1e-5).squareRoot()
+        Self.expectClose(Array(try Self.floats(two)[0..<6]), flat.map { ($0 - mean) / sd })
+        #expect(throws: OnyxError.self) { try Self.run("LayerNormalization", opset: 17, [x, Self.f([2], [1, 1])]) }
+    }
+
     @Test func softmaxOpsetVariants() throws {
         let x = Self.f([2, 2], [0, 0, 1, 1])
         // Opset 13: per axis (last by default).

@@ -26,6 +26,13 @@ extension OperatorRegistry {
                 epsilon: epsilon, spatial: spatial, batchStatistics: batchStatistics,
                 runningOutputs: runningOutputs, momentum: try context.float("momentum", default: 0.9))
         },
+        OperatorRegistration("LayerNormalization", versions: 17...Int.max) { context in
+            let epsilon = try context.float("epsilon", default: 1e-5)
+            guard epsilon.isFinite, epsilon >= 0 else {
+                throw context.attributeError("epsilon must be finite and ≥ 0, found \(epsilon)")
+            }
+            return LayerNormalizationKernel(axis: try context.int("axis", default: -1), epsilon: epsilon)
+        },
         OperatorRegistration("Softmax", versions: 1...12) { context in
             SoftmaxKernel(axis: try context.int("axis", default: 1), coercesTo2D: true)
         },
@@ -156,5 +163,92 @@ struct SoftmaxKernel: Kernel {
         } else {
             NormalizationLoops.softmax(input, output, outer: outer, extent: extent, inner: inner, pool: context.pool)
         }
+    }
+}
+
+/// LayerNormalization (opset 17), float32: each row over axes `axis…` is normalised to zero mean
+/// and unit variance, then scaled and shifted: `Y = (X − mean) / √(var + ε) · Scale + B`, with
+/// `Scale` and `B` broadcast over the normalised axes. The optional Mean and InvStdDev outputs
+/// have X's leading axes and 1 for each normalised axis.
+struct LayerNormalizationKernel: Kernel {
+    let axis: Int
+    let epsilon: Float
+
+    func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
+        guard inputs.count >= 2, let x = inputs[0], let scale = inputs[1] else {
+            throw OnyxError.invalidModel("LayerNormalization takes X and Scale")
+        }
+        guard x.dataType == .float, scale.dataType == .float else {
+            throw OnyxError.unsupportedDataType("LayerNormalization supports float, got \(x.dataType) and \(scale.dataType)")
+        }
+        let a = try normalizedAxis(axis, rank: x.shape.count, op: "LayerNormalization")
+        let normalized = Array(x.shape[a...])
+        for (name, input) in [("Scale", scale), ("B", inputs.count > 2 ? inputs[2] : nil)] {
+            guard let input else { continue }
+            guard input.dataType == .float,
+                  try Broadcasting.shape(input.shape, normalized, op: "LayerNormalization") == normalized,
+                  input.shape.count <= normalized.count else {
+                throw OnyxError.shapeMismatch("LayerNormalization: \(name) \(input.shape) does not broadcast to the normalised axes \(normalized)")
+            }
+        }
+        let statistics = Array(x.shape[..<a]) + Array(repeating: 1, count: x.shape.count - a)
+        return [x.descriptor, TensorDescriptor(.float, statistics), TensorDescriptor(.float, statistics)]
+    }
+
+    func run(_ context: borrowing KernelContext) throws {
+        let x = context.input(0)!, y = context.output(0)
+        let a = try normalizedAxis(axis, rank: x.rank, op: "LayerNormalization")
+        let rows = x.shape[..<a].reduce(1, *)
+        let width = x.shape[a...].reduce(1, *)
+        // Scale and B as full rows (they usually are; otherwise expand once per run).
+        let scale = expandedRow(context.input(1)!, width: width, normalized: Array(x.shape[a...]))
+        let bias = context.input(2).map { expandedRow($0, width: width, normalized: Array(x.shape[a...])) }
+        defer {
+            if scale.owned { scale.pointer.deallocate() }
+            if let bias, bias.owned { bias.pointer.deallocate() }
+        }
+        let input = x.pointer(as: Float.self), output = y.pointer(as: Float.self)
+        let meanOut = context.optionalOutput(1)?.pointer(as: Float.self)
+        let inverseOut = context.optionalOutput(2)?.pointer(as: Float.self)
+        let epsilon = self.epsilon
+        context.pool.parallelRanges(rows, minimumChunk: max(1, (1 << 15) / max(width, 1))) { range in
+            for r in range {
+                let row = input + r * width, out = output + r * width
+                var sum: Float = 0
+                for i in 0..<width { sum += row[i] }
+                let mean = sum / Float(width)
+                var squares: Float = 0
+                for i in 0..<width {
+                    let d = row[i] - mean
+                    squares += d * d
+                }
+                let inverse = 1 / (squares / Float(width) + epsilon).squareRoot()
+                let s = scale.pointer
+                if let b = bias?.pointer {
+                    for i in 0..<width { out[i] = (row[i] - mean) * inverse * s[i] + b[i] }
+                } else {
+                    for i in 0..<width { out[i] = (row[i] - mean) * inverse * s[i] }
+                }
+                meanOut?[r] = mean
+                inverseOut?[r] = inverse
+            }
+        }
+    }
+
+    /// `view` broadcast to a full row of `width` elements; borrowed when it already is one.
+    private func expandedRow(_ view: TensorView, width: Int, normalized: [Int]) -> (pointer: UnsafeMutablePointer<Float>, owned: Bool) {
+        if view.elementCount == width { return (view.pointer(as: Float.self), false) }
+        let row = UnsafeMutablePointer<Float>.allocate(capacity: width)
+        let strides = Broadcasting.strides(of: view.shape, in: normalized)
+        let source = view.pointer(as: Float.self)
+        for i in 0..<width {
+            var rest = i, offset = 0
+            for axis in stride(from: normalized.count - 1, through: 0, by: -1) {
+                offset += (rest % normalized[axis]) * strides[axis]
+                rest /= normalized[axis]
+            }
+            row[i] = source[offset]
+        }
+        return (row, true)
     }
 }
