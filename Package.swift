@@ -36,6 +36,10 @@ let package = Package(
             dependencies: ["COnnxProto", "CKernels"]
         ),
         .target(
+            name: "OnyxConformance",
+            dependencies: ["Onyx"]
+        ),
+        .target(
             name: "OnyxServe",
             dependencies: [
                 "Onyx",
@@ -52,6 +56,7 @@ let package = Package(
             name: "onyx",
             dependencies: [
                 "Onyx",
+                "OnyxConformance",
                 "OnyxServe",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -61,7 +66,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OnyxTests",
-            dependencies: ["Onyx", "CKernels"]
+            dependencies: ["Onyx", "OnyxConformance", "CKernels"]
         ),
         .testTarget(
             name: "OnyxServeTests",

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Installs what the build needs and runs the whole test suite. CI runs exactly this.
-#   1. swift test: unit, operator, fixture and server tests (HummingbirdTesting).
+#   1. swift test: unit, operator, fixture and server tests (HummingbirdTesting), and ONNX's node
+#      suite (generated into Generated/node) for every case in Tests/Conformance/expected-pass.txt.
 #   2. A live `onyx serve` on a fixture, checked with Triton's own client (tools/check_tritonclient.py).
 #   3. SIGTERM while requests are in flight: all answered, exit 0 (tools/check_sigterm.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tools/bootstrap.sh
+python3 -m pip install --quiet --disable-pip-version-check -r tools/requirements-ci.txt
+python3 tools/gen-node-tests.py Generated/node
 swift build --product onyx
 swift test
-
-python3 -m pip install --quiet --disable-pip-version-check -r tools/requirements-ci.txt
 
 port=$((20000 + RANDOM % 20000))
 .build/debug/onyx serve Fixtures/mlp_legacy/model.onnx --name mlp --port "$port" --log-level warning &

@@ -105,6 +105,28 @@ import Testing
         }
     }
 
+    /// A shape given as a graph input is known only in a run: each run is planned with its values.
+    @Test func plansWithInputValuesWhenShapesDependOnThem() throws {
+        let graph = Graph(
+            nodes: [
+                Node(name: "relu", opType: "Relu", inputs: ["x"], outputs: ["r"]),
+                Node(name: "reshape", opType: "Reshape", inputs: ["r", "shape"], outputs: ["y"]),
+            ],
+            inputs: [Self.value("x", .float, [.fixed(2), .fixed(3)]), Self.value("shape", .int64, [.fixed(2)])],
+            outputs: [Self.value("y", .float, [.symbolic("a"), .symbolic("b")])])
+        let session = try InferenceSession(model: Model(opsetImports: ["": 14], graph: graph))
+        let x = Self.floats([2, 3])
+        for target in [[3, 2], [1, 6], [6, -1]] {
+            let y = try #require(try session.run(["x": x, "shape": Tensor(shape: [2], scalars: target.map(Int64.init))])["y"])
+            #expect(y.shape == (target == [6, -1] ? [6, 1] : target))
+            #expect(try y.scalars(as: Float.self) == x.scalars(as: Float.self).map { max(0, $0) })
+        }
+        let bad = #expect(throws: OnyxError.self) {
+            try session.run(["x": x, "shape": Tensor(shape: [2], scalars: [Int64(4), 2])])
+        }
+        #expect(bad?.code == .shapeMismatch)
+    }
+
     /// A value read after an in-place candidate must keep its bytes; outputs that are also read stay intact.
     @Test func inPlaceNeverClobbersLiveValues() throws {
         let graph = Graph(

@@ -124,8 +124,8 @@ enum Gemm {
         let mr = a.width, nr = b.width
         let strips = a.panelCount, panels = b.panelCount
         let work = 2 * m * n * k
-        // Below ~2 MFLOP a product finishes before a second thread is worth waking.
-        let threads = work < 1 << 21 ? 1 : pool.threadCount
+        // Below ~4 MFLOP (~45 µs here) a product finishes before a second thread is worth waking.
+        let threads = work < 1 << 22 ? 1 : pool.threadCount
 
         func compute(panelRange: Range<Int>, stripRange: Range<Int>) {
             var p0 = 0
@@ -177,7 +177,8 @@ enum Gemm {
                 }
             }
         }
-        if n * k < 1 << 16 || panels < 2 {
+        // A row product streams the weights once; a second thread pays off only for a few MB of them.
+        if n * k < 1 << 20 || panels < 2 {
             compute(0..<panels)
         } else {
             pool.parallelRanges(panels) { compute($0) }

@@ -22,6 +22,29 @@ struct PlannedInput: Sendable {
 
     var dataType: DataType { descriptor.dataType }
     var shape: [Int] { descriptor.shape }
+
+    /// The input's value, which the output shape depends on (Reshape's shape, Slice's starts,
+    /// TopK's k, NonZero's data).
+    ///
+    /// - Throws: ``NeedsInputValues`` if the value is only known during a run; the session then
+    ///   plans that run with every input value known.
+    func requireConstant(op: String, what: String) throws -> Tensor {
+        guard let constant else { throw NeedsInputValues(op: op, what: what) }
+        return constant
+    }
+}
+
+/// Thrown while planning when an output shape depends on a value that is known only in a run.
+///
+/// The session answers by planning that run with the caller's input values as constants (and
+/// does not cache the plan), so operators such as NonZero, or Reshape fed by a graph input, work.
+struct NeedsInputValues: Error, CustomStringConvertible {
+    let op: String
+    let what: String
+
+    var description: String {
+        "\(op): the \(what) input must be known to compute the output shape"
+    }
 }
 
 /// A tensor as a kernel sees it during a run: type, shape, and a pointer to its bytes.

@@ -9,5 +9,15 @@ extension OperatorRegistry {
         reductionOperators,      // Operators/Reduction.swift: ReduceMean
         shapeOperators,          // Operators/Shape.swift: Shape, Reshape, Flatten, Squeeze, Unsqueeze, Concat, Transpose, Gather
         tensorOperators,         // Operators/TensorOps.swift: Identity, Dropout, Constant, Cast
+        mathOperators,           // Operators/Math.swift: unary math and activations
+        comparisonOperators,     // Operators/Comparison.swift: comparisons, logic, bitwise, Where, Max/Min/Sum/Mean, Pow, Mod
+        dataMovementOperators,   // Operators/DataMovement.swift: Split, Slice, Expand, Tile, Pad …
+        indexingOperators,       // Operators/Indexing.swift: Gather/Scatter families, TopK, ArgMax, NonZero …
+        resizeOperators,         // Operators/Resize.swift: Resize, Upsample
+        convTransposeOperators,  // Operators/ConvTranspose.swift: ConvTranspose
+        recurrentOperators,      // Operators/Recurrent.swift: LSTM, GRU, RNN
+        einsumOperators,         // Operators/Einsum.swift: Einsum
+        attentionOperators,      // Operators/Attention.swift: Attention, losses
+        controlFlowOperators,    // Operators/ControlFlow.swift: If, Loop
     ]
 }

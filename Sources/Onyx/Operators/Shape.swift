@@ -68,12 +68,10 @@ func normalizedAxis(_ axis: Int, rank: Int, op: String) throws -> Int {
 
 /// Reads a constant int64 (or int32) input known at plan time; `nil` if the input is left out.
 ///
-/// - Throws: If the input is present but not constant, or not an integer tensor.
+/// - Throws: ``NeedsInputValues`` if the input is present but known only in a run; an error if it is not an integer tensor.
 func constantIntegers(_ input: PlannedInput?, op: String, what: String) throws -> [Int]? {
     guard let input else { return nil }
-    guard let value = input.constant else {
-        throw OnyxError.shapeMismatch("\(op): the \(what) input must be computable when the session plans; it is not constant")
-    }
+    let value = try input.requireConstant(op: op, what: what)
     switch value.dataType {
     case .int64: return try value.scalars(as: Int64.self).map { Int($0) }
     case .int32: return try value.scalars(as: Int32.self).map { Int($0) }

@@ -42,7 +42,11 @@ final class ExecutionPlan: Sendable {
     private let arenas = Mutex<[RunArena]>([])
 
     /// Plans `graph` for inputs of the given descriptors (one per graph input, in order).
-    init(graph: ExecutableGraph, inputs: [TensorDescriptor], memoryLimit: Int) throws {
+    ///
+    /// - Parameter inputValues: The inputs themselves, for a graph whose shapes depend on values
+    ///   known only in a run (``NeedsInputValues``). Such a plan folds every node it can and
+    ///   serves that one run.
+    init(graph: ExecutableGraph, inputs: [TensorDescriptor], inputValues: [Tensor]? = nil, memoryLimit: Int) throws {
         self.graph = graph
         let valueCount = graph.valueCount
         var descriptors = [TensorDescriptor?](repeating: nil, count: valueCount)
@@ -58,8 +62,9 @@ final class ExecutionPlan: Sendable {
         for (k, (id, descriptor)) in zip(graph.inputIds, inputs).enumerated() {
             descriptors[id] = descriptor
             locations[id] = .input(k)
-            constants[id] = nil
+            constants[id] = inputValues?[k]
         }
+        let foldingLimit = inputValues == nil ? Self.planTimeFoldingLimit : memoryLimit
 
         // Pass 1: shapes, and plan-time evaluation of nodes whose data inputs are all known
         // (the Shape → Gather → Concat → Reshape chains of exported models).
@@ -86,7 +91,7 @@ final class ExecutionPlan: Sendable {
             let dataKnown = step.inputs.enumerated().allSatisfy { i, id in
                 id == nil || constants[id!] != nil || !step.kernel.readsData(ofInput: i)
             }
-            let smallOutputs = outputs.allSatisfy { $0.byteCount <= Self.planTimeFoldingLimit }
+            let smallOutputs = outputs.allSatisfy { $0.byteCount <= foldingLimit }
             if dataKnown && smallOutputs && !ExecutableGraph.nondeterministicOps.contains(step.opType) {
                 let values = try ExecutableGraph.annotating(step) {
                     try step.kernel.evaluate(planned: planned, outputs: outputs, pool: pool)

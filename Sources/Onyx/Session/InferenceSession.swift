@@ -23,6 +23,9 @@ public final class InferenceSession: Sendable {
     let graph: ExecutableGraph
     private let pool: ComputePool
     private let plans = Mutex<PlanCache>(PlanCache())
+    /// Set once planning has met a shape that depends on input values; from then on every run
+    /// is planned with its values.
+    private let shapesDependOnValues = Atomic<Bool>(false)
 
     /// Loads and prepares the model in the file at `path`.
     ///
@@ -148,13 +151,25 @@ public final class InferenceSession: Sendable {
     func plan(for inputs: [Tensor]) throws -> ExecutionPlan {
         let signature = inputs.map(\.shape)
         if let cached = plans.withLock({ $0.plan(for: signature) }) { return cached }
-        let plan = try ExecutionPlan(
-            graph: graph,
-            inputs: inputs.map { TensorDescriptor($0.dataType, $0.shape) },
-            memoryLimit: options.memoryLimitBytes)
-        let capacity = options.planCacheCapacity
-        plans.withLock { $0.insert(plan, for: signature, capacity: capacity) }
-        return plan
+        let descriptors = inputs.map { TensorDescriptor($0.dataType, $0.shape) }
+        if !shapesDependOnValues.load(ordering: .relaxed) {
+            do {
+                let plan = try ExecutionPlan(graph: graph, inputs: descriptors, memoryLimit: options.memoryLimitBytes)
+                let capacity = options.planCacheCapacity
+                plans.withLock { $0.insert(plan, for: signature, capacity: capacity) }
+                return plan
+            } catch is NeedsInputValues {
+                shapesDependOnValues.store(true, ordering: .relaxed)
+            }
+        }
+        // Some shape depends on input values (NonZero, or a Reshape fed by a graph input): plan
+        // this run with the values known.
+        do {
+            return try ExecutionPlan(
+                graph: graph, inputs: descriptors, inputValues: inputs, memoryLimit: options.memoryLimitBytes)
+        } catch let error as NeedsInputValues {
+            throw OnyxError.internalError("\(error) even with every input value known")
+        }
     }
 
     // MARK: - Execution

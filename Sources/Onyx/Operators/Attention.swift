@@ -1,0 +1,4 @@
+extension OperatorRegistry {
+    /// Attention and the loss functions.
+    static let attentionOperators: [OperatorRegistration] = []
+}

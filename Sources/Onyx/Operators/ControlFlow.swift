@@ -1,0 +1,4 @@
+extension OperatorRegistry {
+    /// If, Loop.
+    static let controlFlowOperators: [OperatorRegistration] = []
+}

@@ -1,0 +1,4 @@
+extension OperatorRegistry {
+    /// ConvTranspose.
+    static let convTransposeOperators: [OperatorRegistration] = []
+}

@@ -1,0 +1,4 @@
+extension OperatorRegistry {
+    /// Split, Slice, Expand, Tile, Pad and other data movement.
+    static let dataMovementOperators: [OperatorRegistration] = []
+}

@@ -1,0 +1,4 @@
+extension OperatorRegistry {
+    /// Einsum.
+    static let einsumOperators: [OperatorRegistration] = []
+}

@@ -1,0 +1,4 @@
+extension OperatorRegistry {
+    /// Unary math and activations.
+    static let mathOperators: [OperatorRegistration] = []
+}

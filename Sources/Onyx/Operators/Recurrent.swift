@@ -1,0 +1,4 @@
+extension OperatorRegistry {
+    /// LSTM, GRU, RNN.
+    static let recurrentOperators: [OperatorRegistration] = []
+}
