@@ -19,5 +19,12 @@ extension OperatorRegistry {
         einsumOperators,         // Operators/Einsum.swift: Einsum
         attentionOperators,      // Operators/Attention.swift: Attention, losses
         controlFlowOperators,    // Operators/ControlFlow.swift: If, Loop
+        signalOperators,         // Operators/Signal.swift: DFT, STFT, windows
+        quantizationOperators,   // Operators/Quantization.swift: (De)QuantizeLinear, integer products, BitCast, Det
+        visionOperators,         // Operators/Vision.swift: GridSample, RoiAlign, NonMaxSuppression …
+        trainingOperators,       // Operators/Training.swift: Adam, Adagrad, Momentum
+        traditionalMLOperators,  // Operators/TraditionalML.swift: ai.onnx.ml, TfIdfVectorizer
+        transformerOperators,    // Operators/Transformer.swift: SwiGLU, TensorScatter, LinearAttention …
+        optionalOperators,       // Operators/Optional.swift: Optional*
     ]
 }

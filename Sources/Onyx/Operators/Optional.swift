@@ -1,0 +1,4 @@
+extension OperatorRegistry {
+    /// Optional, OptionalHasElement, OptionalGetElement.
+    static let optionalOperators: [OperatorRegistration] = []
+}

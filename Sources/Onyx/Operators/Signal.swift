@@ -1,0 +1,4 @@
+extension OperatorRegistry {
+    /// DFT, STFT, window functions, MelWeightMatrix.
+    static let signalOperators: [OperatorRegistration] = []
+}

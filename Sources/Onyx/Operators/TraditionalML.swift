@@ -1,0 +1,4 @@
+extension OperatorRegistry {
+    /// The ai.onnx.ml operators and TfIdfVectorizer.
+    static let traditionalMLOperators: [OperatorRegistration] = []
+}

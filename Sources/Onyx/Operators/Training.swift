@@ -1,0 +1,4 @@
+extension OperatorRegistry {
+    /// The ai.onnx.preview.training optimizers (Adam, Adagrad, Momentum).
+    static let trainingOperators: [OperatorRegistration] = []
+}

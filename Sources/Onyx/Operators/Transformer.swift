@@ -1,0 +1,4 @@
+extension OperatorRegistry {
+    /// SwiGLU, TensorScatter, LinearAttention, FlexAttention, CausalConvWithState.
+    static let transformerOperators: [OperatorRegistration] = []
+}

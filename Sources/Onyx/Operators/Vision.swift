@@ -1,0 +1,4 @@
+extension OperatorRegistry {
+    /// GridSample, AffineGrid, Col2Im, DeformConv, RoiAlign, NonMaxSuppression.
+    static let visionOperators: [OperatorRegistration] = []
+}
