@@ -13,7 +13,7 @@ extension Graph {
         var pending = [Int](repeating: 0, count: nodes.count)
         var dependents = [[Int]](repeating: [], count: nodes.count)
         for (index, node) in nodes.enumerated() {
-            for input in node.inputs where !input.isEmpty {
+            for input in node.inputs + node.implicitInputs where !input.isEmpty {
                 if let source = producer[input] {
                     pending[index] += 1
                     dependents[source].append(index)

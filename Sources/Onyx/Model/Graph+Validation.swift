@@ -40,6 +40,10 @@ extension Graph {
             for input in node.inputs where !input.isEmpty && producers[input] == nil {
                 throw OnyxError.invalidModel("value '\(input)' used by node '\(node.name)' (\(node.opType)) is never produced")
             }
+            for input in node.implicitInputs where producers[input] == nil {
+                throw OnyxError.invalidModel(
+                    "value '\(input)' read by a subgraph of node '\(node.name)' (\(node.opType)) is never produced")
+            }
         }
         for output in outputs where producers[output.name] == nil {
             throw OnyxError.invalidModel("graph output '\(output.name)' is never produced")

@@ -8,6 +8,8 @@ struct NodeContext {
     let constantInputs: [Tensor?]
     /// The micro-kernel variant the session uses.
     let isa: KernelISA
+    /// The model's opset imports, for the subgraphs of control-flow nodes.
+    var opsetImports: [String: Int] = [:]
 
     var inputCount: Int { node.inputs.count }
     var outputCount: Int { node.outputs.count }

@@ -2,7 +2,7 @@
 /// (Clip bounds in legacy exports, BatchNormalization parameters, reshape targets).
 struct ConstantLifting: GraphPass {
     func apply(to graph: inout Graph) {
-        let outputs = Set(graph.outputs.map(\.name))
+        let outputs = graph.protectedValueNames
         var lifted: [(name: String, tensor: Tensor)] = []
         graph.nodes.removeAll { node in
             guard node.opType == "Constant", node.domain.isEmpty, node.outputs.count == 1,

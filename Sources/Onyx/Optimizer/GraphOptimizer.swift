@@ -32,9 +32,9 @@ struct GraphUses {
     let graphOutputs: Set<String>
 
     init(_ graph: Graph) {
-        graphOutputs = Set(graph.outputs.map(\.name))
+        graphOutputs = graph.protectedValueNames
         for (index, node) in graph.nodes.enumerated() {
-            for name in node.inputs where !name.isEmpty { consumers[name, default: []].append(index) }
+            for name in node.inputs + node.implicitInputs where !name.isEmpty { consumers[name, default: []].append(index) }
         }
     }
 

@@ -4,7 +4,7 @@
 /// whose mask output is used or whose `training_mode` input is given.
 struct IdentityElimination: GraphPass {
     func apply(to graph: inout Graph) {
-        let outputs = Set(graph.outputs.map(\.name))
+        let outputs = graph.protectedValueNames
         var usedValues = Set<String>()
         for node in graph.nodes { usedValues.formUnion(node.inputs) }
 

@@ -47,7 +47,7 @@ struct ExecutableGraph: Sendable {
         for (name, tensor) in graph.initializers { constants[id(name)] = tensor }
         let inputIds = graph.inputs.map { id($0.name) }
         for node in graph.nodes {
-            for name in node.inputs where !name.isEmpty { _ = id(name) }
+            for name in node.inputs + node.implicitInputs where !name.isEmpty { _ = id(name) }
             for name in node.outputs where !name.isEmpty { _ = id(name) }
         }
         let outputIds = graph.outputs.map { id($0.name) }
@@ -61,11 +61,13 @@ struct ExecutableGraph: Sendable {
             else {
                 throw OnyxError.unsupportedOperator(node: node, opset: opset)
             }
-            let inputs: [Int?] = node.inputs.map { $0.isEmpty ? nil : ids[$0] }
+            // A subgraph's reads from this graph follow the node's own inputs.
+            let inputs: [Int?] = (node.inputs + node.implicitInputs).map { $0.isEmpty ? nil : ids[$0] }
             let outputs: [Int?] = node.outputs.map { $0.isEmpty ? nil : ids[$0] }
             let constantInputs = inputs.map { $0.flatMap { constants[$0] } }
             let kernel = try Self.annotating(node) {
-                try registration.make(NodeContext(node: node, opset: opset, constantInputs: constantInputs, isa: isa))
+                try registration.make(NodeContext(
+                    node: node, opset: opset, constantInputs: constantInputs, isa: isa, opsetImports: opsetImports))
             }
 
             let foldable = zip(inputs, constantInputs).allSatisfy { id, value in id == nil || value != nil }
