@@ -27,6 +27,8 @@ public struct ConformanceSuite: Sendable {
         public let reason: String?
         /// The operator types the case's model uses.
         public let operators: [String]
+        /// Per operator type, the element types of the graph inputs its nodes read.
+        public let operatorInputTypes: [String: [String]]
     }
 
     public var defaultTolerance: Tolerance
@@ -81,9 +83,11 @@ public struct ConformanceSuite: Sendable {
     public func run(caseAt folder: String) -> Outcome {
         let name = (folder as NSString).lastPathComponent
         var operators: [String] = []
+        var types: [String: [String]] = [:]
         do {
             let model = try Model(contentsOf: folder + "/model.onnx")
             operators = Array(Set(model.graph.nodes.map(\.opType))).sorted()
+            types = Self.inputTypes(of: model.graph)
             let session = try InferenceSession(model: model, options: sessionOptions)
             let dataSets = try FileManager.default.contentsOfDirectory(atPath: folder)
                 .filter { $0.hasPrefix("test_data_set_") }.sorted()
@@ -100,12 +104,23 @@ public struct ConformanceSuite: Sendable {
                     }
                 }
             }
-            return Outcome(name: name, status: .passed, reason: nil, operators: operators)
+            return Outcome(name: name, status: .passed, reason: nil, operators: operators, operatorInputTypes: types)
         } catch let error as OnyxError {
-            return Outcome(name: name, status: .failed, reason: error.message, operators: operators)
+            return Outcome(name: name, status: .failed, reason: error.message, operators: operators, operatorInputTypes: types)
         } catch {
-            return Outcome(name: name, status: .failed, reason: "\(error)", operators: operators)
+            return Outcome(name: name, status: .failed, reason: "\(error)", operators: operators, operatorInputTypes: types)
         }
+    }
+
+    /// For each operator type, the element types of the graph inputs its nodes read directly.
+    private static func inputTypes(of graph: Graph) -> [String: [String]] {
+        var typeOf: [String: String] = [:]
+        for value in graph.inputs { if let type = value.type { typeOf[value.name] = type.dataType.onnxName } }
+        var result: [String: Set<String>] = [:]
+        for node in graph.nodes {
+            for input in node.inputs { if let type = typeOf[input] { result[node.opType, default: []].insert(type) } }
+        }
+        return result.mapValues { $0.sorted() }
     }
 
     private struct CaseFailure: Error, CustomStringConvertible {

@@ -71,7 +71,8 @@ struct TestCommand: ParsableCommand {
                     "failed": outcomes.count - passed.count,
                     "cases": outcomes.map { outcome -> [String: Any] in
                         var entry: [String: Any] = ["name": outcome.name, "status": outcome.status.rawValue,
-                                                    "operators": outcome.operators]
+                                                    "operators": outcome.operators,
+                                                    "operator_input_types": outcome.operatorInputTypes]
                         if let reason = outcome.reason { entry["reason"] = reason }
                         return entry
                     },

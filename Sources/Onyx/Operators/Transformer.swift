@@ -22,6 +22,9 @@ extension OperatorRegistry {
             return CausalConvWithStateKernel(silu: activation != "none")
         },
         OperatorRegistration("LinearAttention", versions: 27...Int.max) { context in try LinearAttentionKernel(context) },
+        OperatorRegistration("FlexAttention", domain: "ai.onnx.preview", versions: 1...Int.max) { context in
+            try FlexAttentionKernel(context)
+        },
     ]
 }
 
@@ -282,5 +285,132 @@ struct LinearAttentionKernel: Kernel {
         }
         FloatScratch.write(out, to: context.output(0))
         if let present = context.optionalOutput(1) { FloatScratch.write(state, to: present) }
+    }
+}
+
+/// FlexAttention (ai.onnx.preview): scaled dot-product attention whose scores and
+/// probabilities may each pass through a subgraph (`score_mod`, `prob_mod`) before and after
+/// the softmax. Query heads share K/V heads in contiguous groups.
+struct FlexAttentionKernel: Kernel {
+    let scale: Float
+    let scoreModifier: Subgraph?
+    let probabilityModifier: Subgraph?
+    /// Values the modifier subgraphs read from the enclosing graph, passed after Q, K, V.
+    let implicitNames: [String]
+
+    init(_ context: NodeContext) throws {
+        scale = try context.float("scale", default: 0)
+        func modifier(_ name: String) throws -> Subgraph? {
+            guard case .graph(let graph)? = context.attribute(name) else { return nil }
+            guard graph.inputs.count == 1, graph.outputs.count == 1 else {
+                throw context.attributeError("subgraph '\(name)' must take one tensor and return one")
+            }
+            return try Subgraph(graph, attribute: name, context: context)
+        }
+        scoreModifier = try modifier("score_mod")
+        probabilityModifier = try modifier("prob_mod")
+        implicitNames = context.node.implicitInputs
+    }
+
+    func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
+        guard inputs.count >= 3, let q = inputs[0], let k = inputs[1], let v = inputs[2] else {
+            throw OnyxError.invalidModel("FlexAttention takes Q, K and V")
+        }
+        try FloatScratch.check(q, "FlexAttention", "Q")
+        guard q.shape.count == 4, k.shape.count == 4, v.shape.count == 4,
+              k.shape[0] == q.shape[0], v.shape[0] == q.shape[0], k.shape[1] == v.shape[1], k.shape[1] > 0,
+              q.shape[1] % k.shape[1] == 0, k.shape[3] == q.shape[3], v.shape[2] == k.shape[2],
+              k.dataType == q.dataType, v.dataType == q.dataType
+        else {
+            throw OnyxError.shapeMismatch(
+                "FlexAttention: Q \(q.descriptor), K \(k.descriptor), V \(v.descriptor) are not [batch, heads, sequence, size] tensors that match")
+        }
+        return [TensorDescriptor(q.dataType, [q.shape[0], q.shape[1], q.shape[2], v.shape[3]])]
+    }
+
+    func run(_ context: borrowing KernelContext) throws {
+        let qv = context.input(0)!, kv = context.input(1)!, vv = context.input(2)!
+        let q = FloatScratch.read(qv), k = FloatScratch.read(kv), v = FloatScratch.read(vv)
+        let (batch, heads, queries, size) = (qv.shape[0], qv.shape[1], qv.shape[2], qv.shape[3])
+        let (kvHeads, keys, valueSize) = (kv.shape[1], kv.shape[2], vv.shape[3])
+        let group = heads / kvHeads
+        let factor = scale == 0 ? 1 / Float(size).squareRoot() : scale
+        var outer: [String: Tensor] = [:]
+        for (offset, name) in implicitNames.enumerated() {
+            if let view = context.input(3 + offset) {
+                outer[name] = try Tensor(dataType: view.dataType, shape: view.shape,
+                                         bytes: UnsafeRawBufferPointer(start: view.data, count: view.byteCount))
+            }
+        }
+        // The modifiers see scores in float32, or double for double inputs.
+        let precision: DataType = qv.dataType == .double ? .double : .float
+        let scoreShape = [batch, heads, queries, keys]
+        func modified(_ values: [Float], by modifier: Subgraph?) throws -> [Float] {
+            guard let modifier else { return values }
+            let input = try Tensor(shape: scoreShape, scalars: values)
+            let result = try modifier.run([precision == .double ? input.converted(to: .double) : input], outer: outer)[0]
+            guard result.shape == scoreShape else {
+                throw OnyxError.shapeMismatch("FlexAttention: a modifier returned \(result.shape), expected \(scoreShape)")
+            }
+            return try result.converted(to: .float).scalars(as: Float.self)
+        }
+        var scores = [Float](repeating: 0, count: batch * heads * queries * keys)
+        for b in 0..<batch {
+            for h in 0..<heads {
+                let kvHead = h / group
+                for i in 0..<queries {
+                    let queryBase = ((b * heads + h) * queries + i) * size
+                    for j in 0..<keys {
+                        let keyBase = ((b * kvHeads + kvHead) * keys + j) * size
+                        var dot: Float = 0
+                        for d in 0..<size { dot += q[queryBase + d] * k[keyBase + d] }
+                        scores[((b * heads + h) * queries + i) * keys + j] = dot * factor
+                    }
+                }
+            }
+        }
+        var probabilities = try modified(scores, by: scoreModifier)
+        for row in 0..<(batch * heads * queries) {
+            let base = row * keys
+            let top = probabilities[base..<(base + keys)].max() ?? 0
+            var total: Float = 0
+            for j in 0..<keys {
+                let e = top == -.infinity ? 0 : exp(probabilities[base + j] - top)
+                probabilities[base + j] = e
+                total += e
+            }
+            for j in 0..<keys { probabilities[base + j] = total > 0 ? probabilities[base + j] / total : 0 }
+        }
+        probabilities = try modified(probabilities, by: probabilityModifier)
+        var out = [Float](repeating: 0, count: batch * heads * queries * valueSize)
+        for b in 0..<batch {
+            for h in 0..<heads {
+                let kvHead = h / group
+                for i in 0..<queries {
+                    let row = ((b * heads + h) * queries + i)
+                    for j in 0..<keys {
+                        let p = probabilities[row * keys + j]
+                        let valueBase = ((b * kvHeads + kvHead) * keys + j) * valueSize
+                        for d in 0..<valueSize { out[row * valueSize + d] += p * v[valueBase + d] }
+                    }
+                }
+            }
+        }
+        FloatScratch.write(out, to: context.output(0))
+    }
+}
+
+extension Tensor {
+    /// The tensor converted to `type` by ONNX Cast rules.
+    func converted(to type: DataType) throws -> Tensor {
+        if type == dataType { return self }
+        var result = Tensor(zeros: type, shape: shape)
+        withUnsafeBytes { source in
+            result.withUnsafeMutableBytes { target in
+                guard let from = source.baseAddress, let to = target.baseAddress else { return }
+                Casting.convert(from, from: dataType, to: to, type, count: elementCount)
+            }
+        }
+        return result
     }
 }
