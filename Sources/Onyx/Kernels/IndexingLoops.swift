@@ -1,0 +1,113 @@
+/// Element types the value-reading indexing operators (TopK, ArgMax, CumSum, Scatter
+/// reductions, Unique, NonZero) compare and combine.
+///
+/// Order puts NaN after every number and NaN equal to NaN, so sorting never sees an
+/// inconsistent comparison and Unique keeps one NaN.
+protocol NumericElement: TensorElement, Comparable {
+    static var zeroValue: Self { get }
+    /// Whether the value is NaN (always false for integers).
+    var isUnordered: Bool { get }
+    /// `a + b`, wrapping for integers.
+    static func sum(_ a: Self, _ b: Self) -> Self
+    /// `a · b`, wrapping for integers.
+    static func product(_ a: Self, _ b: Self) -> Self
+}
+
+extension NumericElement where Self: BinaryFloatingPoint {
+    static var zeroValue: Self { 0 }
+    @inline(__always) var isUnordered: Bool { isNaN }
+    @inline(__always) static func sum(_ a: Self, _ b: Self) -> Self { a + b }
+    @inline(__always) static func product(_ a: Self, _ b: Self) -> Self { a * b }
+}
+
+extension NumericElement where Self: FixedWidthInteger {
+    static var zeroValue: Self { 0 }
+    @inline(__always) var isUnordered: Bool { false }
+    @inline(__always) static func sum(_ a: Self, _ b: Self) -> Self { a &+ b }
+    @inline(__always) static func product(_ a: Self, _ b: Self) -> Self { a &* b }
+}
+
+extension Float: NumericElement {}
+extension Double: NumericElement {}
+extension Float16: NumericElement {}
+extension Int8: NumericElement {}
+extension UInt8: NumericElement {}
+extension Int16: NumericElement {}
+extension UInt16: NumericElement {}
+extension Int32: NumericElement {}
+extension UInt32: NumericElement {}
+extension Int64: NumericElement {}
+extension UInt64: NumericElement {}
+
+extension NumericElement {
+    /// Strict order with NaN last.
+    @inline(__always)
+    static func orderedBefore(_ a: Self, _ b: Self) -> Bool {
+        if a.isUnordered { return false }
+        if b.isUnordered { return true }
+        return a < b
+    }
+
+    /// Equality with NaN equal to NaN.
+    @inline(__always)
+    static func orderedEqual(_ a: Self, _ b: Self) -> Bool {
+        a == b || (a.isUnordered && b.isUnordered)
+    }
+}
+
+/// Code run once per element type: `visit(T.self)` with the Swift type of a ``DataType``.
+protocol NumericVisitor {
+    associatedtype Result
+    func visit<T: NumericElement>(_ type: T.Type) throws -> Result
+}
+
+extension DataType {
+    /// Calls `visitor` with the Swift type of this data type; bool is visited as `UInt8` (0 or 1)
+    /// when `boolAsByte`, else it returns `nil`, as it does for types with no arithmetic.
+    func visit<V: NumericVisitor>(_ visitor: V, boolAsByte: Bool = false) throws -> V.Result? {
+        switch self {
+        case .float: try visitor.visit(Float.self)
+        case .double: try visitor.visit(Double.self)
+        case .float16: try visitor.visit(Float16.self)
+        case .int8: try visitor.visit(Int8.self)
+        case .uint8: try visitor.visit(UInt8.self)
+        case .int16: try visitor.visit(Int16.self)
+        case .uint16: try visitor.visit(UInt16.self)
+        case .int32: try visitor.visit(Int32.self)
+        case .uint32: try visitor.visit(UInt32.self)
+        case .int64: try visitor.visit(Int64.self)
+        case .uint64: try visitor.visit(UInt64.self)
+        case .bool: boolAsByte ? try visitor.visit(UInt8.self) : nil
+        }
+    }
+}
+
+/// Copying single elements between positions computed by the caller, by element width.
+enum ElementMove {
+    /// `destination[d] = source[s]` for element positions `s`, `d` (in elements of `width` bytes).
+    @inline(__always)
+    static func move(_ source: UnsafeRawPointer, _ s: Int, _ destination: UnsafeMutableRawPointer, _ d: Int, width: Int) {
+        switch width {
+        case 1: destination.storeBytes(of: source.load(fromByteOffset: s, as: UInt8.self), toByteOffset: d, as: UInt8.self)
+        case 2: destination.storeBytes(of: source.load(fromByteOffset: 2 * s, as: UInt16.self), toByteOffset: 2 * d, as: UInt16.self)
+        case 4: destination.storeBytes(of: source.load(fromByteOffset: 4 * s, as: UInt32.self), toByteOffset: 4 * d, as: UInt32.self)
+        default: destination.storeBytes(of: source.load(fromByteOffset: 8 * s, as: UInt64.self), toByteOffset: 8 * d, as: UInt64.self)
+        }
+    }
+}
+
+/// How Scatter-family ops combine an update with the value already there.
+enum ScatterReduction: String, Sendable {
+    case none, add, mul, max, min
+
+    @inline(__always)
+    func combine<T: NumericElement>(_ old: T, _ update: T) -> T {
+        switch self {
+        case .none: update
+        case .add: T.sum(old, update)
+        case .mul: T.product(old, update)
+        case .max: update > old ? update : old
+        case .min: update < old ? update : old
+        }
+    }
+}
