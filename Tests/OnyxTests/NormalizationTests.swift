@@ -273,4 +273,119 @@ import Testing
         let type = #expect(throws: OnyxError.self) { try Self.run("Softmax", opset: 13, [try Tensor(shape: [2], scalars: [1, 2] as [Int64])]) }
         #expect(type?.code == .unsupportedDataType)
     }
+
+    // MARK: - LogSoftmax, Hardmax
+
+    @Test func logSoftmaxMatchesLogOfSoftmax() throws {
+        let shape = [2, 3, 4]
+        let values = Self.values(24, seed: 8)
+        for (opset, axis, coerce) in [(13, -1, false), (13, 1, false), (11, 1, true), (11, 0, true)] {
+            let y = try Self.run("LogSoftmax", opset: opset, [Self.f(shape, values)], ["axis": .int(axis)])[0]
+            let expected = Self.softmaxReference(values, shape: shape, axis: axis, coerce: coerce).map { log($0) }
+            Self.expectClose(try Self.floats(y), expected)
+        }
+        // Stable for large logits; double computes too.
+        let big = try Self.run("LogSoftmax", opset: 13, [Self.f([2], [1000, 1000])])[0]
+        Self.expectClose(try Self.floats(big), [-log(2), -log(2)])
+        let double = try Self.run("LogSoftmax", opset: 13, [try Tensor(shape: [2], scalars: [0, log(3)] as [Double])])[0]
+        let d = try double.scalars(as: Double.self)
+        #expect(abs(d[0] - log(0.25)) < 1e-12 && abs(d[1] - log(0.75)) < 1e-12)
+    }
+
+    @Test func hardmaxPicksTheFirstLargest() throws {
+        let x = Self.f([2, 2, 3], [1, 3, 3, 0, 2, 1, 5, 4, 4, 6, 6, 0])
+        // Opset 13: along the last axis; ties go to the first.
+        #expect(try Self.floats(Self.run("Hardmax", opset: 13, [x])[0]) == [0, 1, 0, 0, 1, 0, 1, 0, 0, 1, 0, 0])
+        // Opset 11, axis 1: each image's 6 values form one line.
+        #expect(try Self.floats(Self.run("Hardmax", opset: 11, [x])[0]) == [0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0])
+        let half = try Self.run("Hardmax", opset: 13, [try Tensor(shape: [3], scalars: [1, 7, 2] as [Float16])], ["axis": .int(0)])[0]
+        #expect(try half.scalars(as: Float16.self) == [0, 1, 0])
+        let axis = #expect(throws: OnyxError.self) { try Self.run("Hardmax", opset: 13, [x], ["axis": .int(3)]) }
+        #expect(axis?.message.contains("Hardmax: axis 3 is out of range") == true)
+    }
+
+    // MARK: - Instance, group, RMS and layer normalization
+
+    @Test func instanceNormalizationPerPlane() throws {
+        let x = Self.f([1, 2, 2, 2], [1, 2, 3, 4, 10, 10, 10, 14])
+        let y = try Self.run("InstanceNormalization", opset: 6, [x, Self.f([2], [2, 1]), Self.f([2], [0, 5])], ["epsilon": .float(0)])[0]
+        // Plane 0: mean 2.5, variance 1.25; plane 1: mean 11, variance 3.
+        let a = 1 / Float(1.25).squareRoot(), b = 1 / Float(3).squareRoot()
+        Self.expectClose(try Self.floats(y), [-1.5 * a * 2, -0.5 * a * 2, 0.5 * a * 2, 1.5 * a * 2, 5 - b, 5 - b, 5 - b, 5 + 3 * b])
+        let shape = #expect(throws: OnyxError.self) {
+            try Self.run("InstanceNormalization", opset: 6, [x, Self.f([3], [1, 1, 1]), Self.f([2], [0, 0])])
+        }
+        #expect(shape?.message.contains("scale must be float[2]") == true)
+    }
+
+    @Test func groupNormalizationOpsets() throws {
+        // Two groups of two channels; each group's four values are 0, 2, 4, 6 → ±1.342, ±0.447.
+        let x = Self.f([1, 4, 2], [0, 2, 4, 6, 0, 2, 4, 6])
+        let unit = [-3, -1, 1, 3].map { $0 / Float(5).squareRoot() }
+        let perGroup = try Self.run("GroupNormalization", opset: 18, [x, Self.f([2], [1, 2]), Self.f([2], [0, 1])],
+                                    ["num_groups": .int(2), "epsilon": .float(0)])[0]
+        Self.expectClose(try Self.floats(perGroup), unit + unit.map { $0 * 2 + 1 })
+        let perChannel = try Self.run("GroupNormalization", opset: 21, [x, Self.f([4], [1, 2, 3, 4]), Self.f([4], [0, 0, 1, 1])],
+                                      ["num_groups": .int(2), "epsilon": .float(0)])[0]
+        Self.expectClose(try Self.floats(perChannel), [unit[0], unit[1], unit[2] * 2, unit[3] * 2, unit[0] * 3 + 1, unit[1] * 3 + 1, unit[2] * 4 + 1, unit[3] * 4 + 1])
+        let groups = #expect(throws: OnyxError.self) {
+            try Self.run("GroupNormalization", opset: 21, [x, Self.f([4], [1, 1, 1, 1]), Self.f([4], [0, 0, 0, 0])], ["num_groups": .int(3)])
+        }
+        #expect(groups?.message.contains("num_groups 3 does not divide the 4 channels") == true)
+    }
+
+    @Test func rmsNormalization() throws {
+        let x = Self.f([2, 2], [3, 4, 1, 1])
+        let y = try Self.run("RMSNormalization", opset: 23, [x, Self.f([2], [1, 2])], ["epsilon": .float(0)])[0]
+        let r = Float(12.5).squareRoot()
+        Self.expectClose(try Self.floats(y), [3 / r, 8 / r, 1, 2])
+        // The output takes scale's type.
+        let half = try Self.run("RMSNormalization", opset: 23, [x, try Tensor(shape: [2], scalars: [1, 2] as [Float16])],
+                                ["epsilon": .float(0)])[0]
+        #expect(half.dataType == .float16)
+        #expect(try half.scalars(as: Float16.self).map(Float.init)[2...] == [1, 2])
+        let shape = #expect(throws: OnyxError.self) { try Self.run("RMSNormalization", opset: 23, [x, Self.f([3], [1, 1, 1])]) }
+        #expect(shape?.code == .shapeMismatch)
+    }
+
+    @Test func layerNormalizationInDouble() throws {
+        let x = try Tensor(shape: [2, 2], scalars: [1, 3, 4, 6] as [Double])
+        let outputs = try Self.run("LayerNormalization", opset: 17, [x, try Tensor(shape: [2], scalars: [1, 2] as [Double])],
+                                   ["epsilon": .float(0)], outputs: 3)
+        #expect(try outputs[0].scalars(as: Double.self) == [-1, 2, -1, 2])
+        #expect(try Self.floats(outputs[1]) == [2, 5])
+        let mixed = #expect(throws: OnyxError.self) { try Self.run("LayerNormalization", opset: 17, [x, Self.f([2], [1, 1])]) }
+        #expect(mixed?.code == .unsupportedDataType)
+    }
+
+    // MARK: - LRN, LpNormalization, MeanVarianceNormalization
+
+    @Test func localResponseNormalization() throws {
+        let x = Self.f([1, 3, 1, 1], [1, 2, 3])
+        let y = try Self.run("LRN", opset: 13, [x], ["size": .int(3), "alpha": .float(3), "beta": .float(1), "bias": .float(1)])[0]
+        // Squares summed over neighbouring channels: 5, 14, 13; divisor 1 + Σ.
+        Self.expectClose(try Self.floats(y), [1 / 6, 2 / 15, 3 / 14])
+        let size = #expect(throws: OnyxError.self) { try Self.run("LRN", opset: 13, [x]) }
+        #expect(size?.message.contains("missing 'size'") == true)
+    }
+
+    @Test func lpNormalization() throws {
+        let x = Self.f([2, 2], [3, -4, 0, 0])
+        #expect(try Self.floats(Self.run("LpNormalization", opset: 1, [x])[0]) == [0.6, -0.8, 0, 0])
+        Self.expectClose(try Self.floats(Self.run("LpNormalization", opset: 1, [x], ["p": .int(1), "axis": .int(0)])[0]), [1, -1, 0, 0])
+        let p = #expect(throws: OnyxError.self) { try Self.run("LpNormalization", opset: 1, [x], ["p": .int(3)]) }
+        #expect(p?.message.contains("p must be 1 or 2") == true)
+    }
+
+    @Test func meanVarianceNormalization() throws {
+        let x = Self.f([1, 2, 1, 2], [1, 3, 10, 20])
+        // Default axes [0, 2, 3]: per channel.
+        Self.expectClose(try Self.floats(Self.run("MeanVarianceNormalization", opset: 13, [x])[0]), [-1, 1, -1, 1])
+        // Over every axis: mean 8.5, standard deviation √(55.25).
+        let all = try Self.run("MeanVarianceNormalization", opset: 13, [x], ["axes": .ints([0, 1, 2, 3])])[0]
+        let sd = Float(55.25).squareRoot()
+        Self.expectClose(try Self.floats(all), [1, 3, 10, 20].map { ($0 - 8.5) / sd })
+        let axis = #expect(throws: OnyxError.self) { try Self.run("MeanVarianceNormalization", opset: 13, [x], ["axes": .ints([4])]) }
+        #expect(axis?.code == .invalidAttribute)
+    }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Onyx
 
@@ -302,7 +303,7 @@ import Testing
             #expect(error?.message.contains(fragment) == true, "\(error?.message ?? "")", sourceLocation: sourceLocation)
         }
         expectError("MaxPool", [:], .invalidAttribute, "missing 'kernel_shape'")
-        expectError("AveragePool", ["kernel_shape": .ints([2, 2, 2])], .invalidAttribute, "only 1-D and 2-D pooling")
+        expectError("AveragePool", ["kernel_shape": .ints([2, 2, 2])], .shapeMismatch, "needs rank 5")
         expectError("MaxPool", ["kernel_shape": .ints([2, 2]), "strides": .ints([2])], .invalidAttribute, "'strides' has 1 values")
         expectError("MaxPool", ["kernel_shape": .ints([2, 2]), "pads": .ints([1, 1])], .invalidAttribute, "'pads' has 2 values")
         expectError("MaxPool", ["kernel_shape": .ints([2, 2]), "pads": .ints([0, -1, 0, 0])], .invalidAttribute, "pads")
@@ -316,7 +317,109 @@ import Testing
         expectError("AveragePool", ["kernel_shape": .ints([6, 2])], .shapeMismatch, "does not fit")
         expectError("MaxPool", ["kernel_shape": .ints([2, 2]), "dilations": .ints([5, 1])], .shapeMismatch, "does not fit")
         let integers = try Tensor(shape: [1, 1, 2, 2], scalars: [1, 2, 3, 4] as [Int64])
+        let averageOfBytes = #expect(throws: OnyxError.self) {
+            try Self.run("AveragePool", try Tensor(shape: [1, 1, 2, 2], scalars: [1, 2, 3, 4] as [UInt8]), ["kernel_shape": .ints([2, 2])])
+        }
+        #expect(averageOfBytes?.message.contains("AveragePool does not support uint8") == true)
         let type = #expect(throws: OnyxError.self) { try Self.run("MaxPool", integers, ["kernel_shape": .ints([2, 2])]) }
         #expect(type?.code == .unsupportedDataType)
+    }
+
+    // MARK: - N-d windows, other types, LpPool, MaxUnpool
+
+    /// A naive N-d pool: max, average (count_include_pad off) or Lp over each window's input elements.
+    static func naivePool(_ x: [Double], spatial: [Int], kernel: [Int], strides: [Int], pads: [Int], kind: String) -> (shape: [Int], values: [Double]) {
+        let rank = spatial.count
+        let output = (0..<rank).map { (spatial[$0] + pads[$0] + pads[$0 + rank] - kernel[$0]) / strides[$0] + 1 }
+        var values: [Double] = []
+        let total = output.reduce(1, *)
+        for flat in 0..<total {
+            var o = [Int](repeating: 0, count: rank), rest = flat
+            for a in (0..<rank).reversed() { o[a] = rest % output[a]; rest /= output[a] }
+            var taken: [Double] = []
+            let windows = kernel.reduce(1, *)
+            for k in 0..<windows {
+                var kk = [Int](repeating: 0, count: rank), r = k
+                for a in (0..<rank).reversed() { kk[a] = r % kernel[a]; r /= kernel[a] }
+                let position = (0..<rank).map { o[$0] * strides[$0] - pads[$0] + kk[$0] }
+                guard (0..<rank).allSatisfy({ position[$0] >= 0 && position[$0] < spatial[$0] }) else { continue }
+                var index = 0
+                for a in 0..<rank { index = index * spatial[a] + position[a] }
+                taken.append(x[index])
+            }
+            switch kind {
+            case "max": values.append(taken.max() ?? -.infinity)
+            case "average": values.append(taken.reduce(0, +) / Double(taken.count))
+            default: values.append(taken.map { $0 * $0 }.reduce(0, +).squareRoot())
+            }
+        }
+        return (output, values)
+    }
+
+    @Test(arguments: ["MaxPool", "AveragePool", "LpPool"])
+    func threeDimensionalWindows(_ op: String) throws {
+        let spatial = [4, 5, 3], kernel = [2, 3, 2], strides = [2, 1, 1], pads = [1, 0, 1, 0, 1, 0]
+        let values = (0..<60).map { Double(($0 * 37) % 23) - 11 }
+        let x = try Tensor(shape: [1, 1] + spatial, scalars: values.map(Float.init))
+        let attributes: [String: Attribute] = ["kernel_shape": .ints(kernel), "strides": .ints(strides), "pads": .ints(pads)]
+        let y = try Self.run(op, opset: 19, x, attributes)[0]
+        let kind = op == "MaxPool" ? "max" : op == "AveragePool" ? "average" : "lp"
+        let expected = Self.naivePool(values, spatial: spatial, kernel: kernel, strides: strides, pads: pads, kind: kind)
+        #expect(y.shape == [1, 1] + expected.shape)
+        Self.expectClose(try Self.floats(y), expected.values.map(Float.init), 1e-5)
+        // Double gives the same.
+        let double = try Self.run(op, opset: 19, try Tensor(shape: [1, 1] + spatial, scalars: values), attributes)[0]
+        Self.expectClose(try double.scalars(as: Double.self).map(Float.init), expected.values.map(Float.init), 1e-5)
+    }
+
+    @Test func maxPoolOnBytesAndHalves() throws {
+        let bytes = try Tensor(shape: [1, 1, 2, 3], scalars: [1, 200, 3, 4, 5, 255] as [UInt8])
+        let y = try Self.run("MaxPool", opset: 12, bytes, ["kernel_shape": .ints([2, 2])])[0]
+        #expect(try y.scalars(as: UInt8.self) == [200, 255])
+        let signed = try Tensor(shape: [1, 1, 4], scalars: [-128, -5, 7, -1] as [Int8])
+        #expect(try Self.run("MaxPool", opset: 12, signed, ["kernel_shape": .ints([2]), "strides": .ints([2])])[0]
+            .scalars(as: Int8.self) == [-5, 7])
+        let half = try Tensor(shape: [1, 1, 2, 2], scalars: [1, 2.5, -3, 0] as [Float16])
+        let outputs = try Self.run("MaxPool", opset: 12, half, ["kernel_shape": .ints([2, 2])], outputs: 2)
+        #expect(try outputs[0].scalars(as: Float16.self) == [2.5])
+        #expect(try outputs[1].scalars(as: Int64.self) == [1])
+    }
+
+    @Test func lpPools() throws {
+        let x = try Tensor(shape: [1, 1, 2, 2], scalars: [3, -4, 0, 12] as [Float])
+        #expect(try Self.floats(Self.run("LpPool", opset: 18, x, ["kernel_shape": .ints([2, 2])])[0]) == [13])
+        #expect(try Self.floats(Self.run("LpPool", opset: 18, x, ["kernel_shape": .ints([1, 2]), "p": .int(1)])[0]) == [7, 12])
+        #expect(try Self.floats(Self.run("GlobalLpPool", opset: 2, x)[0]) == [13])
+        let cube = try Self.run("GlobalLpPool", opset: 2, x, ["p": .int(3)])[0]
+        Self.expectClose(try Self.floats(cube), [Float(pow(27.0 + 64 + 1728, 1.0 / 3))], 1e-5)
+        #expect(try Self.run("GlobalMaxPool", try Tensor(shape: [1, 2, 2], scalars: [1, 5, -2, -3] as [Double]))[0]
+            .scalars(as: Double.self) == [5, -2])
+    }
+
+    static func unpool(_ inputs: [Tensor?], _ attributes: [String: Attribute]) throws -> Tensor {
+        let node = Node(name: "n", opType: "MaxUnpool", inputs: ["x", "i", "s"].prefix(inputs.count).map { $0 }, outputs: ["y"],
+                        attributes: attributes)
+        return try OperatorRegistry.evaluate(node, opset: 11, inputs: inputs)[0]
+    }
+
+    @Test func maxUnpoolInvertsMaxPool() throws {
+        let x = try Tensor(shape: [1, 1, 2, 2], scalars: [5, 6, 7, 8] as [Float])
+        let indices = try Tensor(shape: [1, 1, 2, 2], scalars: [5, 7, 13, 15] as [Int64])
+        let attributes: [String: Attribute] = ["kernel_shape": .ints([2, 2]), "strides": .ints([2, 2])]
+        let y = try Self.unpool([x, indices], attributes)
+        #expect(y.shape == [1, 1, 4, 4])
+        #expect(try Self.floats(y) == [0, 0, 0, 0, 0, 5, 0, 6, 0, 0, 0, 0, 0, 7, 0, 8])
+        // A larger output_shape holds the inferred one in its leading corner.
+        let larger = try Self.unpool([x, indices, try Tensor(shape: [4], scalars: [1, 1, 5, 5] as [Int64])], attributes)
+        #expect(larger.shape == [1, 1, 5, 5])
+        #expect(try Self.floats(larger) == [0, 0, 0, 0, 0, 0, 5, 0, 6, 0, 0, 0, 0, 0, 0, 0, 7, 0, 8, 0, 0, 0, 0, 0, 0])
+        let bad = #expect(throws: OnyxError.self) {
+            try Self.unpool([x, try Tensor(shape: [1, 1, 2, 2], scalars: [5, 7, 13, 16] as [Int64])], attributes)
+        }
+        #expect(bad?.message.contains("index 16 is out of range") == true)
+        let small = #expect(throws: OnyxError.self) {
+            try Self.unpool([x, indices, try Tensor(shape: [4], scalars: [1, 1, 3, 3] as [Int64])], attributes)
+        }
+        #expect(small?.code == .shapeMismatch)
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Onyx
 
@@ -154,8 +155,9 @@ import Testing
         let duplicate = #expect(throws: OnyxError.self) { try Self.run(18, [x, Self.axes([1, -1])]) }
         #expect(duplicate?.code == .invalidAttribute)
         #expect(duplicate?.message.contains("more than once") == true)
-        let type = #expect(throws: OnyxError.self) { try Self.run(18, [try Tensor(shape: [2], scalars: [1, 2] as [Int64])]) }
+        let type = #expect(throws: OnyxError.self) { try Self.run(18, [try Tensor(shape: [2], scalars: [true, false])]) }
         #expect(type?.code == .unsupportedDataType)
+        #expect(type?.message.contains("ReduceMean does not support bool") == true)
         let axesType = #expect(throws: OnyxError.self) { try Self.run(18, [x, try Tensor(shape: [1], scalars: [Float(1)])]) }
         #expect(axesType?.code == .unsupportedDataType)
         let twoInputs = #expect(throws: OnyxError.self) { try Self.run(13, [x, Self.axes([0])]) }
@@ -168,5 +170,113 @@ import Testing
                        PlannedInput(descriptor: TensorDescriptor(.int64, [1]), constant: nil)]
         let dynamic = #expect(throws: NeedsInputValues.self) { try kernel.outputDescriptors(for: planned) }
         #expect(dynamic?.description.contains("axes input must be known") == true)
+    }
+
+    // MARK: - The rest of the family
+
+    static func reduce(
+        _ op: String, opset: Int = 18, _ x: Tensor, axes: [Int]? = nil, _ attributes: [String: Attribute] = [:]
+    ) throws -> Tensor {
+        var inputs: [Tensor?] = [x]
+        var attributes = attributes
+        if let axes {
+            if opset >= (op == "ReduceSum" ? 13 : 18) { inputs.append(Self.axes(axes)) } else { attributes["axes"] = .ints(axes) }
+        }
+        let node = Node(
+            name: "n", opType: op, inputs: inputs.indices.map { "x\($0)" }, outputs: ["y"], attributes: attributes)
+        return try OperatorRegistry.evaluate(node, opset: opset, inputs: inputs)[0]
+    }
+
+    /// `[[1, -2, 3], [-4, 5, -6]]` reduced along axis 1, checked by hand.
+    @Test(arguments: [
+        ("ReduceSum", [2, -5]), ("ReduceMean", [2.0 / 3, -5.0 / 3]), ("ReduceProd", [-6, 120]),
+        ("ReduceMax", [3, 5]), ("ReduceMin", [-2, -6]), ("ReduceL1", [6, 15]), ("ReduceL2", [14.0.squareRoot(), 77.0.squareRoot()]),
+        ("ReduceSumSquare", [14, 77]), ("ReduceLogSumExp", [log(exp(1) + exp(-2) + exp(3)), log(exp(-4) + exp(5) + exp(-6))]),
+    ] as [(String, [Double])])
+    func handCheckedFamily(_ c: (String, [Double])) throws {
+        let x = try Tensor(shape: [2, 3], scalars: [1, -2, 3, -4, 5, -6] as [Float])
+        for opset in [13, 18] {
+            let y = try Self.reduce(c.0, opset: opset, x, axes: [1], ["keepdims": .int(0)])
+            #expect(y.shape == [2], "\(c.0) opset \(opset)")
+            Self.expectClose(try y.scalars(as: Float.self), c.1.map(Float.init))
+        }
+        // Double and float16 agree.
+        let double = try Self.reduce(c.0, Tensor(shape: [2, 3], scalars: [1, -2, 3, -4, 5, -6] as [Double]), axes: [-1])
+        #expect(double.shape == [2, 1])
+        Self.expectClose(try double.scalars(as: Double.self).map(Float.init), c.1.map(Float.init))
+        let half = try Self.reduce(c.0, Tensor(shape: [2, 3], scalars: [1, -2, 3, -4, 5, -6] as [Float16]), axes: [1])
+        for (a, b) in zip(try half.scalars(as: Float16.self), c.1) { #expect(abs(Double(a) - b) <= 0.01 * (1 + abs(b)), "\(c.0)") }
+    }
+
+    @Test func logSumOfPositiveValues() throws {
+        let x = try Tensor(shape: [2, 2], scalars: [1, 2, 3, 4] as [Float])
+        let y = try Self.reduce("ReduceLogSum", x, axes: [0])
+        Self.expectClose(try y.scalars(as: Float.self), [log(4), log(6)])
+        // Large values do not overflow ReduceLogSumExp.
+        let big = try Self.reduce("ReduceLogSumExp", Tensor(shape: [2], scalars: [1000, 1000] as [Float]))
+        Self.expectClose(try big.scalars(as: Float.self), [1000 + log(2)])
+    }
+
+    @Test func integerReductions() throws {
+        let x = try Tensor(shape: [2, 3], scalars: [1, -2, 3, -4, 5, -7] as [Int32])
+        #expect(try Self.reduce("ReduceSum", x, axes: [1], ["keepdims": .int(0)]).scalars(as: Int32.self) == [2, -6])
+        // Integer means truncate toward zero.
+        #expect(try Self.reduce("ReduceMean", x, axes: [1]).scalars(as: Int32.self) == [0, -2])
+        #expect(try Self.reduce("ReduceProd", x, axes: [0]).scalars(as: Int32.self) == [-4, -10, -21])
+        #expect(try Self.reduce("ReduceMax", x).scalars(as: Int32.self) == [5])
+        #expect(try Self.reduce("ReduceL1", x).scalars(as: Int32.self) == [22])
+        #expect(try Self.reduce("ReduceL2", x, axes: [0]).scalars(as: Int32.self) == [4, 5, 7])
+        let bytes = try Tensor(shape: [4], scalars: [3, 250, 7, 0] as [UInt8])
+        #expect(try Self.reduce("ReduceMin", bytes).scalars(as: UInt8.self) == [0])
+        #expect(try Self.reduce("ReduceMax", bytes).scalars(as: UInt8.self) == [250])
+        let int64 = try Tensor(shape: [2], scalars: [Int64.max, 1])
+        #expect(try Self.reduce("ReduceSum", int64).scalars(as: Int64.self) == [Int64.min])  // wraps
+        let flags = try Tensor(shape: [2, 2], scalars: [true, false, false, false])
+        #expect(try Self.reduce("ReduceMax", opset: 20, flags, axes: [1], ["keepdims": .int(0)]).scalars(as: Bool.self) == [true, false])
+        #expect(try Self.reduce("ReduceMin", opset: 20, flags, axes: [0], ["keepdims": .int(0)]).scalars(as: Bool.self) == [false, false])
+    }
+
+    /// Reducing an empty set gives the operation's identity, as onnx.reference defines it.
+    @Test func emptySets() throws {
+        let x = try Tensor(shape: [2, 0, 3], scalars: [Float]())
+        let expected: [(String, Float)] = [
+            ("ReduceSum", 0), ("ReduceProd", 1), ("ReduceMax", -.infinity), ("ReduceMin", .infinity), ("ReduceL1", 0),
+            ("ReduceL2", 0), ("ReduceSumSquare", 0), ("ReduceLogSum", -.infinity), ("ReduceLogSumExp", -.infinity),
+        ]
+        for (op, value) in expected {
+            let y = try Self.reduce(op, x, axes: [1])
+            #expect(y.shape == [2, 1, 3], "\(op)")
+            #expect(try y.scalars(as: Float.self) == [Float](repeating: value, count: 6), "\(op)")
+        }
+        let integers = try Tensor(shape: [0, 2], scalars: [Int64]())
+        #expect(try Self.reduce("ReduceMax", integers, axes: [0]).scalars(as: Int64.self) == [.min, .min])
+        let flags = try Tensor(shape: [0], scalars: [Bool]())
+        #expect(try Self.reduce("ReduceMin", opset: 20, flags).scalars(as: Bool.self) == [true])
+        // Keeping the empty axis gives an empty result.
+        #expect(try Self.reduce("ReduceSum", x, axes: [2]).shape == [2, 0, 1])
+    }
+
+    /// noop_with_empty_axes reduces nothing: each element is mapped and finished alone.
+    @Test func noopMapsEachElement() throws {
+        let x = try Tensor(shape: [3], scalars: [-2, 0.5, 3] as [Float])
+        let attributes: [String: Attribute] = ["noop_with_empty_axes": .int(1)]
+        #expect(try Self.reduce("ReduceSumSquare", x, attributes).scalars(as: Float.self) == [4, 0.25, 9])
+        #expect(try Self.reduce("ReduceL1", x, attributes).scalars(as: Float.self) == [2, 0.5, 3])
+        #expect(try Self.reduce("ReduceSum", x, attributes).scalars(as: Float.self) == [-2, 0.5, 3])
+    }
+
+    @Test func familyErrors() throws {
+        let x = try Tensor(shape: [2, 3], scalars: [1, 2, 3, 4, 5, 6] as [Float])
+        let range = #expect(throws: OnyxError.self) { try Self.reduce("ReduceMax", x, axes: [-3]) }
+        #expect(range?.message.contains("ReduceMax: axis -3 is out of range") == true)
+        let type = #expect(throws: OnyxError.self) { try Self.reduce("ReduceSum", try Tensor(shape: [2], scalars: [1, 2] as [Int8])) }
+        #expect(type?.code == .unsupportedDataType)
+        #expect(type?.message.contains("ReduceSum does not support int8") == true)
+        // ReduceSum takes its axes as an input from opset 13, the others from 18.
+        let old = #expect(throws: OnyxError.self) {
+            try OperatorRegistry.evaluate(
+                Node(name: "n", opType: "ReduceProd", inputs: ["x", "a"], outputs: ["y"]), opset: 17, inputs: [x, Self.axes([0])])
+        }
+        #expect(old?.code == .invalidModel)
     }
 }

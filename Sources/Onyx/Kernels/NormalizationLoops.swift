@@ -140,3 +140,212 @@ enum NormalizationLoops {
         return x < low ? 0 : e * twoToN
     }
 }
+
+// MARK: - Generic floating-point loops (float16, float, double; computed in E.Wide)
+
+/// Converts a compute value to an element type; free when `F` computes in `W` itself.
+@inline(__always)
+func narrowed<W: WideFloat, F: WideningFloat>(_ value: W, to _: F.Type) -> F {
+    if W.self == F.Wide.self { return F(narrowing: unsafeBitCast(value, to: F.Wide.self)) }
+    return F(narrowing: F.Wide(Double(value)))
+}
+
+extension NormalizationLoops {
+    /// Softmax, LogSoftmax or Hardmax over the `outer · inner` lines of `extent` elements
+    /// (stride `inner`) of an `outer × extent × inner` tensor. `y` may be `x`.
+    static func softmaxFamily<E: WideningFloat>(
+        _ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>, outer: Int, extent: Int, inner: Int,
+        kind: SoftmaxKernel.Kind, pool: ComputePool
+    ) {
+        guard extent > 0 else { return }
+        pool.forEachChunk(outer * inner, costPerItem: 8 * extent) { range in
+            for line in range {
+                let start = (line / inner) * extent * inner + line % inner
+                let src = x + start, dst = y + start
+                var peak = src[0].widened, peakIndex = 0
+                for e in 1..<extent {
+                    let v = src[e * inner].widened
+                    if v > peak || (peak.isNaN && !v.isNaN) { peak = v; peakIndex = e }
+                }
+                switch kind {
+                case .hardmax:
+                    for e in 0..<extent { dst[e * inner] = e == peakIndex ? 1 : 0 }
+                case .softmax:
+                    var sum: E.Wide = 0
+                    for e in 0..<extent { sum += E.Wide.exponential(src[e * inner].widened - peak) }
+                    for e in 0..<extent { dst[e * inner] = E(narrowing: E.Wide.exponential(src[e * inner].widened - peak) / sum) }
+                case .logSoftmax:
+                    var sum: E.Wide = 0
+                    for e in 0..<extent { sum += E.Wide.exponential(src[e * inner].widened - peak) }
+                    let shift = peak + E.Wide.logarithm(sum)
+                    for e in 0..<extent { dst[e * inner] = E(narrowing: src[e * inner].widened - shift) }
+                }
+            }
+        }
+    }
+
+    /// Scale and shift applied after normalising rows: the parameter index of element `i` of row
+    /// `r` is `((r mod rowsPerPeriod) · width + i) / segment`.
+    struct RowAffine<W> {
+        var scale: UnsafePointer<W>?
+        var bias: UnsafePointer<W>?
+        var rowsPerPeriod: Int
+        var segment: Int
+    }
+
+    /// Normalises each of `rows` contiguous rows of `width` elements: `(x − mean) · inverse`, with
+    /// `inverse = 1 / √(variance + ε)` (RMS when not `centered`: mean 0), then the affine step.
+    /// Writes each row's mean and inverse into `statistics` when given.
+    static func normalizeRows<E: WideningFloat, F: WideningFloat>(
+        _ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<F>, rows: Int, width: Int, epsilon: E.Wide, centered: Bool,
+        affine: RowAffine<E.Wide>, statistics: (mean: UnsafeMutablePointer<Float>?, inverse: UnsafeMutablePointer<Float>?),
+        pool: ComputePool
+    ) {
+        guard width > 0, affine.segment > 0, affine.rowsPerPeriod > 0 else { return }
+        let segments = width / affine.segment
+        pool.forEachChunk(rows, costPerItem: 4 * width) { range in
+            for r in range {
+                let row = x + r * width, out = y + r * width
+                var mean: E.Wide = 0
+                if centered {
+                    var sum: E.Wide = 0
+                    for i in 0..<width { sum += row[i].widened }
+                    mean = sum / E.Wide(width)
+                }
+                var squares: E.Wide = 0
+                for i in 0..<width {
+                    let d = row[i].widened - mean
+                    squares += d * d
+                }
+                let inverse = 1 / (squares / E.Wide(width) + epsilon).squareRoot()
+                statistics.mean?[r] = Float(Double(mean))
+                statistics.inverse?[r] = Float(Double(inverse))
+                let first = (r % affine.rowsPerPeriod) * segments
+                for s in 0..<segments {
+                    let scale = affine.scale?[first + s] ?? 1, bias = affine.bias?[first + s] ?? 0
+                    for i in (s * affine.segment)..<((s + 1) * affine.segment) {
+                        out[i] = narrowed((row[i].widened - mean) * inverse * scale + bias, to: F.self)
+                    }
+                }
+            }
+        }
+    }
+
+    /// LRN over the channels of `batch × channels × area`.
+    static func localResponse<E: WideningFloat>(
+        _ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>, batch: Int, channels: Int, area: Int, size: Int,
+        alpha: E.Wide, beta: E.Wide, bias: E.Wide, pool: ComputePool
+    ) {
+        let before = (size - 1) / 2, after = size - 1 - before
+        let coefficient = alpha / E.Wide(size)
+        pool.forEachChunk(batch * channels, costPerItem: area * size) { range in
+            withUnsafeTemporaryAllocation(of: E.Wide.self, capacity: Swift.max(area, 1)) { buffer in
+                let sums = buffer.baseAddress!
+                for plane in range {
+                    let n = plane / channels, c = plane % channels
+                    sums.update(repeating: 0, count: area)
+                    for k in Swift.max(0, c - before)...Swift.min(channels - 1, c + after) {
+                        let src = x + (n * channels + k) * area
+                        for i in 0..<area { sums[i] += src[i].widened * src[i].widened }
+                    }
+                    // All planes' sums are taken before this plane is written: y may not be x.
+                    let src = x + plane * area, dst = y + plane * area
+                    for i in 0..<area {
+                        dst[i] = E(narrowing: src[i].widened / E.Wide.power(bias + coefficient * sums[i], beta))
+                    }
+                }
+            }
+        }
+    }
+
+    /// `x / ‖x‖ₚ` (p 1 or 2) over each line of `extent` elements, `inner` apart; 0 where the norm is 0.
+    static func lpNormalize<E: WideningFloat>(
+        _ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>, outer: Int, extent: Int, inner: Int, p: Int, pool: ComputePool
+    ) {
+        pool.forEachChunk(outer * inner, costPerItem: 3 * extent) { range in
+            for line in range {
+                let start = (line / inner) * extent * inner + line % inner
+                let src = x + start, dst = y + start
+                var norm: E.Wide = 0
+                for e in 0..<extent {
+                    let v = src[e * inner].widened
+                    norm += p == 1 ? v.magnitude : v * v
+                }
+                if p == 2 { norm = norm.squareRoot() }
+                for e in 0..<extent { dst[e * inner] = norm == 0 ? 0 : E(narrowing: src[e * inner].widened / norm) }
+            }
+        }
+    }
+
+    /// MeanVarianceNormalization of `x` (shape `shape`) with statistics over the `reduced` axes.
+    static func meanVarianceNormalize<E: WideningFloat>(
+        _ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>, shape: [Int], reduced: [Bool], pool: ComputePool
+    ) {
+        let count = shape.enumerated().reduce(1) { reduced[$1.offset] ? $0 * $1.element : $0 }
+        let statisticsCount = shape.enumerated().reduce(1) { reduced[$1.offset] ? $0 : $0 * $1.element }
+        guard count > 0, statisticsCount > 0 else { return }
+        let scale = 1 / E.Wide(count)
+        withUnsafeTemporaryAllocation(of: E.Wide.self, capacity: 2 * statisticsCount) { buffer in
+            let means = buffer.baseAddress!, deviations = means + statisticsCount
+            reduced.withUnsafeBufferPointer { mask in
+                ReductionLoops.reduce(x, means, shape: shape, reduced: mask.baseAddress!, pool: pool, WideMean<E>(scale: scale))
+                ReductionLoops.reduce(x, deviations, shape: shape, reduced: mask.baseAddress!, pool: pool,
+                                      SquaredDeviation<E>(means: UnsafePointer(means), scale: scale))
+            }
+            for s in 0..<statisticsCount { deviations[s] = 1 / (deviations[s].squareRoot() + 1e-9) }
+            forEachElement(shape: shape, reduced: reduced) { i, s in
+                y[i] = E(narrowing: (x[i].widened - means[s]) * deviations[s])
+            }
+        }
+    }
+
+    /// Calls `body(i, s)` for every element `i` of `shape` in order, with `s` its index in the
+    /// statistics tensor (the shape with the `reduced` axes dropped).
+    @inline(__always)
+    static func forEachElement(shape: [Int], reduced: [Bool], _ body: (Int, Int) -> Void) {
+        let rank = shape.count
+        guard rank > 0 else { body(0, 0); return }
+        var strides = [Int](repeating: 0, count: rank), index = [Int](repeating: 0, count: rank)
+        var run = 1
+        for a in stride(from: rank - 1, through: 0, by: -1) where !reduced[a] {
+            strides[a] = run
+            run *= shape[a]
+        }
+        let total = shape.reduce(1, *)
+        var s = 0
+        for i in 0..<total {
+            body(i, s)
+            var a = rank - 1
+            while a >= 0 {
+                index[a] += 1
+                s += strides[a]
+                if index[a] < shape[a] { break }
+                s -= strides[a] * shape[a]
+                index[a] = 0
+                a -= 1
+            }
+        }
+    }
+}
+
+/// The mean in the compute type (MeanVarianceNormalization's first pass).
+private struct WideMean<E: WideningFloat>: ReductionOperation {
+    let scale: E.Wide
+    var identity: E.Wide { 0 }
+    @inline(__always) func load(_ x: E, at _: Int) -> E.Wide { x.widened }
+    @inline(__always) func combine(_ a: E.Wide, _ b: E.Wide) -> E.Wide { a + b }
+    @inline(__always) func finish(_ total: E.Wide, at _: Int) -> E.Wide { total * scale }
+}
+
+/// The mean squared deviation from each output's mean (the population variance).
+private struct SquaredDeviation<E: WideningFloat>: ReductionOperation {
+    let means: UnsafePointer<E.Wide>
+    let scale: E.Wide
+    var identity: E.Wide { 0 }
+    @inline(__always) func load(_ x: E, at output: Int) -> E.Wide {
+        let d = x.widened - means[output]
+        return d * d
+    }
+    @inline(__always) func combine(_ a: E.Wide, _ b: E.Wide) -> E.Wide { a + b }
+    @inline(__always) func finish(_ total: E.Wide, at _: Int) -> E.Wide { total * scale }
+}

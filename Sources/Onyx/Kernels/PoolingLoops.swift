@@ -1,103 +1,3 @@
-/// The window attributes of MaxPool and AveragePool, validated once per node.
-struct PoolingAttributes: Sendable, Equatable {
-    enum AutoPad: String, Sendable { case notSet = "NOTSET", sameUpper = "SAME_UPPER", sameLower = "SAME_LOWER", valid = "VALID" }
-
-    /// One entry per spatial axis (1 or 2).
-    let kernel: [Int]
-    let strides: [Int]
-    let dilations: [Int]
-    /// `[begin…, end…]`, as ONNX lists them; ignored unless `autoPad` is `.notSet`.
-    let pads: [Int]
-    let autoPad: AutoPad
-    let ceilMode: Bool
-
-    /// Reads `kernel_shape`, `strides`, `dilations`, `pads`, `auto_pad` and `ceil_mode`.
-    ///
-    /// - Throws: ``OnyxError`` `.invalidAttribute` if one is missing, has the wrong length or an
-    ///   out-of-range value, or the window has more than two spatial axes.
-    init(_ context: NodeContext) throws {
-        guard let kernel = try context.ints("kernel_shape") else { throw context.attributeError("missing 'kernel_shape'") }
-        guard kernel.count == 1 || kernel.count == 2 else {
-            throw context.attributeError(
-                "only 1-D and 2-D pooling is supported; kernel_shape \(kernel) has \(kernel.count) axes")
-        }
-        let rank = kernel.count
-        let strides = try context.ints("strides") ?? Array(repeating: 1, count: rank)
-        let dilations = try context.ints("dilations") ?? Array(repeating: 1, count: rank)
-        let pads = try context.ints("pads") ?? Array(repeating: 0, count: 2 * rank)
-        let autoPadName = try context.string("auto_pad", default: "NOTSET")
-        guard let autoPad = AutoPad(rawValue: autoPadName) else {
-            throw context.attributeError("auto_pad '\(autoPadName)' is not NOTSET, SAME_UPPER, SAME_LOWER or VALID")
-        }
-        for (name, values, count) in [("strides", strides, rank), ("dilations", dilations, rank), ("pads", pads, 2 * rank)]
-        where values.count != count {
-            throw context.attributeError("'\(name)' has \(values.count) values; kernel_shape \(kernel) needs \(count)")
-        }
-        guard kernel.allSatisfy({ $0 >= 1 }) else { throw context.attributeError("kernel_shape \(kernel) must be ≥ 1") }
-        guard strides.allSatisfy({ $0 >= 1 }) else { throw context.attributeError("strides \(strides) must be ≥ 1") }
-        guard dilations.allSatisfy({ $0 >= 1 }) else { throw context.attributeError("dilations \(dilations) must be ≥ 1") }
-        guard pads.allSatisfy({ $0 >= 0 }) else { throw context.attributeError("pads \(pads) must be ≥ 0") }
-        self.kernel = kernel
-        self.strides = strides
-        self.dilations = dilations
-        self.pads = pads
-        self.autoPad = autoPad
-        self.ceilMode = try context.int("ceil_mode", default: 0) != 0
-    }
-
-    /// The geometry for an input of shape `[N, C, spatial…]`.
-    ///
-    /// - Throws: ``OnyxError`` `.shapeMismatch` if the input's rank does not fit the kernel or
-    ///   the window does not fit in the padded input.
-    func geometry(input shape: [Int], op: String) throws -> PoolingGeometry {
-        let rank = kernel.count
-        guard shape.count == rank + 2 else {
-            throw OnyxError.shapeMismatch(
-                "\(op): input of shape \(shape) needs rank \(rank + 2) (N, C and \(rank) spatial axes) for kernel_shape \(kernel)")
-        }
-        let x = try resolve(axis: rank - 1, input: shape[rank + 1], op: op)
-        if rank == 1 {
-            return PoolingGeometry(
-                inputHeight: 1, inputWidth: shape[2], kernelHeight: 1, kernelWidth: kernel[0],
-                strideY: 1, strideX: strides[0], dilationY: 1, dilationX: dilations[0],
-                padTop: 0, padLeft: x.begin, padBottom: 0, padRight: x.end,
-                outputHeight: 1, outputWidth: x.output)
-        }
-        let y = try resolve(axis: 0, input: shape[2], op: op)
-        return PoolingGeometry(
-            inputHeight: shape[2], inputWidth: shape[3], kernelHeight: kernel[0], kernelWidth: kernel[1],
-            strideY: strides[0], strideX: strides[1], dilationY: dilations[0], dilationX: dilations[1],
-            padTop: y.begin, padLeft: x.begin, padBottom: y.end, padRight: x.end,
-            outputHeight: y.output, outputWidth: x.output)
-    }
-
-    /// Output extent and the pads before and after one spatial axis of extent `input`.
-    private func resolve(axis: Int, input: Int, op: String) throws -> (output: Int, begin: Int, end: Int) {
-        let stride = strides[axis]
-        let extent = (kernel[axis] - 1) * dilations[axis] + 1
-        switch autoPad {
-        case .sameUpper, .sameLower:
-            let output = (input + stride - 1) / stride
-            let total = max(0, (output - 1) * stride + extent - input)
-            let begin = autoPad == .sameUpper ? total / 2 : total - total / 2
-            return (output, begin, total - begin)
-        case .valid, .notSet:
-            // VALID is explicit padding of 0, ceil_mode included, as onnxruntime computes it.
-            let begin = autoPad == .notSet ? pads[axis] : 0
-            let end = autoPad == .notSet ? pads[axis + kernel.count] : 0
-            let span = input + begin + end - extent
-            guard span >= 0 else {
-                throw OnyxError.shapeMismatch(
-                    "\(op): a window of extent \(extent) does not fit spatial extent \(input) padded by \(begin)+\(end)")
-            }
-            var output = (ceilMode ? (span + stride - 1) / stride : span / stride) + 1
-            // A last window that would start in the end padding is dropped (as PyTorch and onnxruntime do).
-            if ceilMode && (output - 1) * stride >= input + begin { output -= 1 }
-            return (output, begin, end)
-        }
-    }
-}
-
 /// One resolved 2-D pooling window (a 1-D window has height 1).
 struct PoolingGeometry: Hashable {
     var inputHeight: Int, inputWidth: Int
@@ -321,6 +221,107 @@ enum PoolingLoops {
                 y[plane] = average
                     ? (area > 0 ? ReductionLoops.sum(src, count: area) / Float(area) : .nan)
                     : ReductionLoops.max(src, count: area)
+            }
+        }
+    }
+}
+
+// MARK: - Windows over any number of axes
+
+extension PoolingLoops {
+    enum WindowKind {
+        case max(columnMajorIndices: Bool)
+        case average(countIncludePad: Bool)
+        case lp(p: Int)
+    }
+
+    /// Pools each of `planes` contiguous planes of `window.input` with a direct loop over every
+    /// output's window, in the element's compute type. MaxPool's `indices` (when given) are flat
+    /// positions in the whole input (row-major, or column-major within a plane).
+    static func window<E: PoolingElement>(
+        _ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>, indices: UnsafeMutablePointer<Int64>?, planes: Int,
+        _ w: PoolingWindow, kind: WindowKind, pool: ComputePool
+    ) {
+        let rank = w.input.count
+        let inputArea = w.input.reduce(1, *), outputArea = w.output.reduce(1, *)
+        guard outputArea > 0 else { return }
+        // Row-major strides of the plane, and the column-major ones the Indices output may use.
+        var rowStrides = [Int](repeating: 1, count: rank), columnStrides = [Int](repeating: 1, count: rank)
+        for a in stride(from: rank - 2, through: 0, by: -1) { rowStrides[a] = rowStrides[a + 1] * w.input[a + 1] }
+        for a in 1..<Swift.max(rank, 1) { columnStrides[a] = columnStrides[a - 1] * w.input[a - 1] }
+        var columnMajor = false
+        if case .max(let c) = kind { columnMajor = c }
+        let indexStrides = columnMajor ? columnStrides : rowStrides
+        pool.forEachChunk(planes * outputArea, costPerItem: w.kernel.reduce(1, *)) { range in
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: 4 * rank) { buffer in
+                let outIndex = buffer.baseAddress!, low = outIndex + rank, high = low + rank, tap = high + rank
+                for item in range {
+                    let plane = item / outputArea
+                    var rest = item % outputArea
+                    for a in stride(from: rank - 1, through: 0, by: -1) {
+                        outIndex[a] = rest % w.output[a]
+                        rest /= w.output[a]
+                    }
+                    // The taps of each axis that land in the input, and (for count_include_pad) in its padding.
+                    var count = 1, paddedCount = 1, empty = false
+                    for a in 0..<rank {
+                        let start = outIndex[a] * w.strides[a] - w.begin[a]
+                        let taps = PoolingGeometry.taps(start: start, extent: w.input[a], kernel: w.kernel[a], dilation: w.dilations[a])
+                        low[a] = taps.lowerBound
+                        high[a] = taps.upperBound
+                        tap[a] = taps.lowerBound
+                        count *= taps.count
+                        if taps.isEmpty { empty = true }
+                        paddedCount *= PoolingGeometry.taps(
+                            start: outIndex[a] * w.strides[a], extent: w.paddedInput[a], kernel: w.kernel[a],
+                            dilation: w.dilations[a]).count
+                    }
+                    let src = x + plane * inputArea
+                    var best = -E.Compute.infinity, bestOffset = -1
+                    var sum: E.Compute = 0
+                    if !empty {
+                        while true {
+                            var offset = 0
+                            for a in 0..<rank {
+                                offset += (outIndex[a] * w.strides[a] - w.begin[a] + tap[a] * w.dilations[a]) * rowStrides[a]
+                            }
+                            let v = src[offset].pooled
+                            switch kind {
+                            case .max: if v > best || bestOffset < 0 { best = v; bestOffset = offset }
+                            case .average: sum += v
+                            case .lp(let p):
+                                let m = v.magnitude
+                                sum += p == 1 ? m : p == 2 ? m * m : E.Compute.power(m, E.Compute(p))
+                            }
+                            var a = rank - 1
+                            while a >= 0 {
+                                tap[a] += 1
+                                if tap[a] < high[a] { break }
+                                tap[a] = low[a]
+                                a -= 1
+                            }
+                            if a < 0 { break }
+                        }
+                    }
+                    let o = plane * outputArea + item % outputArea
+                    switch kind {
+                    case .max:
+                        y[o] = E(pooled: best)
+                        if let indices {
+                            var within = 0, r = bestOffset < 0 ? 0 : bestOffset
+                            for a in 0..<rank {
+                                within += (r / rowStrides[a]) * indexStrides[a]
+                                r %= rowStrides[a]
+                            }
+                            indices[o] = Int64(plane * inputArea + within)
+                        }
+                    case .average(let countIncludePad):
+                        let divisor = countIncludePad ? paddedCount : count
+                        y[o] = E(pooled: divisor > 0 ? sum / E.Compute(divisor) : 0)
+                    case .lp(let p):
+                        y[o] = E(pooled: p == 1 ? sum : p == 2 ? sum.squareRoot() : E.Compute.power(sum, 1 / E.Compute(p)))
+                    }
+                }
             }
         }
     }

@@ -46,92 +46,147 @@ enum ReductionLoops {
     }
 }
 
+/// One reduction as a type: each element is loaded into an accumulator (after a map such as
+/// `|x|` or `x²`), accumulators combine, and the total finishes into an output value. Loops take
+/// the operation as a generic value so each use specialises to tight loops.
+///
+/// `at` is the output's flat index, for operations with per-output state (ReduceLogSumExp's
+/// maxima).
+protocol ReductionOperation {
+    associatedtype Element
+    associatedtype Accumulator
+    associatedtype Output
+    var identity: Accumulator { get }
+    func load(_ x: Element, at output: Int) -> Accumulator
+    func combine(_ a: Accumulator, _ b: Accumulator) -> Accumulator
+    func finish(_ total: Accumulator, at output: Int) -> Output
+}
+
 extension ReductionLoops {
-    /// The mean of `x` (of shape `shape`) over the axes where `reduced[axis]` is true, into `y`
-    /// (the kept axes in order). `y` must not overlap `x`.
+    /// Reduces `x` (of shape `shape`) over the axes where `reduced[axis]` is true, into `y` (the
+    /// kept axes in order). `y` must not overlap `x`. With no axis reduced, each output is one
+    /// element loaded and finished; over an empty set it is `finish(identity)`.
     ///
     /// The axes are coalesced first (extent-1 axes dropped, neighbours of the same kind merged),
-    /// so the loops run over whole contiguous lines: a reduced innermost line sums to one
-    /// output; a kept innermost line adds onto a contiguous output row.
-    static func mean(
-        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, shape: [Int], reduced: UnsafePointer<Bool>,
-        pool: ComputePool
+    /// so the loops run over whole contiguous lines: a reduced innermost line folds to one
+    /// accumulator; a kept innermost line folds onto a contiguous row of accumulators.
+    static func reduce<Op: ReductionOperation>(
+        _ x: UnsafePointer<Op.Element>, _ y: UnsafeMutablePointer<Op.Output>, shape: [Int],
+        reduced: UnsafePointer<Bool>, pool: ComputePool, _ op: Op
     ) {
         let rank = shape.count
-        withUnsafeTemporaryAllocation(of: Int.self, capacity: 3 * rank + 1) { buffer in
-            // Groups innermost first: extent, whether reduced (1/0), output stride (0 if reduced).
-            let extents = buffer.baseAddress!, kinds = extents + rank, strides = kinds + rank
-            var groups = 0
-            var inputCount = 1, outputCount = 1
-            for axis in stride(from: rank - 1, through: 0, by: -1) {
-                let extent = shape[axis]
-                inputCount *= extent
-                if !reduced[axis] { outputCount *= extent }
-                if extent == 1 { continue }
-                let kind = reduced[axis] ? 1 : 0
-                if groups > 0 && kinds[groups - 1] == kind {
-                    extents[groups - 1] *= extent
-                } else {
-                    extents[groups] = extent
-                    kinds[groups] = kind
-                    groups += 1
-                }
+        // Groups innermost first: extent, whether reduced (1/0), output stride (0 if reduced).
+        var extents: [Int] = [], kinds: [Int] = []
+        extents.reserveCapacity(rank)
+        kinds.reserveCapacity(rank)
+        var inputCount = 1, outputCount = 1
+        for axis in stride(from: rank - 1, through: 0, by: -1) {
+            let extent = shape[axis]
+            inputCount *= extent
+            if !reduced[axis] { outputCount *= extent }
+            if extent == 1 { continue }
+            let kind = reduced[axis] ? 1 : 0
+            if let last = kinds.last, last == kind {
+                extents[extents.count - 1] *= extent
+            } else {
+                extents.append(extent)
+                kinds.append(kind)
             }
-            guard outputCount > 0 else { return }
-            guard inputCount > 0 else {
-                // The mean of nothing.
-                y.update(repeating: .nan, count: outputCount)
-                return
+        }
+        guard outputCount > 0 else { return }
+        guard inputCount > 0 else {
+            for o in 0..<outputCount { y[o] = op.finish(op.identity, at: o) }
+            return
+        }
+        if inputCount == outputCount {
+            pool.forEachChunk(outputCount, costPerItem: 2) { range in
+                for o in range { y[o] = op.finish(op.combine(op.identity, op.load(x[o], at: o)), at: o) }
             }
-            if inputCount == outputCount {
-                y.update(from: x, count: outputCount)
-                return
-            }
-            var run = 1
-            for g in 0..<groups {
-                strides[g] = kinds[g] == 1 ? 0 : run
-                if kinds[g] == 0 { run *= extents[g] }
-            }
-            let divisor = Float(inputCount / outputCount)
-            // Blocks of the outermost group are independent when it is kept: split those over threads.
-            let top = groups - 1
-            if kinds[top] == 0 {
-                let blocks = extents[top]
-                let blockInput = inputCount / blocks, blockOutput = outputCount / blocks
-                pool.forEachChunk(blocks, costPerItem: blockInput) { range in
-                    for block in range {
-                        accumulate(x + block * blockInput, y + block * blockOutput, outputCount: blockOutput,
-                                   extents: extents, kinds: kinds, strides: strides, groups: top)
-                        divide(y + block * blockOutput, count: blockOutput, by: divisor)
+            return
+        }
+        let groups = extents.count
+        var strides = [Int](repeating: 0, count: groups)
+        var run = 1
+        for g in 0..<groups {
+            strides[g] = kinds[g] == 1 ? 0 : run
+            if kinds[g] == 0 { run *= extents[g] }
+        }
+        extents.withUnsafeBufferPointer { extentBuffer in
+            kinds.withUnsafeBufferPointer { kindBuffer in
+                strides.withUnsafeBufferPointer { strideBuffer in
+                    let extents = extentBuffer.baseAddress!, kinds = kindBuffer.baseAddress!, strides = strideBuffer.baseAddress!
+                    // Blocks of the outermost group are independent when it is kept: split those over threads.
+                    let top = groups - 1
+                    if kinds[top] == 0 {
+                        let blocks = extents[top]
+                        let blockInput = inputCount / blocks, blockOutput = outputCount / blocks
+                        pool.forEachChunk(blocks, costPerItem: blockInput) { range in
+                            let base = range.lowerBound * blockOutput, count = range.count * blockOutput
+                            let index = UnsafeMutablePointer<Int>.allocate(capacity: groups)
+                            defer { index.deallocate() }
+                            withAccumulators(y + base, count: count, op) { totals in
+                                for block in range {
+                                    let local = (block - range.lowerBound) * blockOutput
+                                    accumulate(x + block * blockInput, totals + local, base: base + local,
+                                               outputCount: blockOutput, extents: extents, kinds: kinds, strides: strides,
+                                               groups: top, index: index, op)
+                                }
+                                for o in 0..<count { y[base + o] = op.finish(totals[o], at: base + o) }
+                            }
+                        }
+                    } else {
+                        let index = UnsafeMutablePointer<Int>.allocate(capacity: groups)
+                        defer { index.deallocate() }
+                        withAccumulators(y, count: outputCount, op) { totals in
+                            accumulate(x, totals, base: 0, outputCount: outputCount, extents: extents, kinds: kinds,
+                                       strides: strides, groups: groups, index: index, op)
+                            for o in 0..<outputCount { y[o] = op.finish(totals[o], at: o) }
+                        }
                     }
                 }
-            } else {
-                accumulate(x, y, outputCount: outputCount, extents: extents, kinds: kinds, strides: strides, groups: groups)
-                divide(y, count: outputCount, by: divisor)
             }
         }
     }
 
-    /// Sums `x` into `y` (zeroed first) over coalesced `groups` (innermost first, at least one reduced).
-    private static func accumulate(
-        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, outputCount: Int,
-        extents: UnsafePointer<Int>, kinds: UnsafePointer<Int>, strides: UnsafePointer<Int>, groups: Int
+    /// Calls `body` with `count` accumulators: `y` itself when the accumulator is the output type
+    /// (finishing then rewrites each in place), else a temporary buffer.
+    @inline(__always)
+    private static func withAccumulators<Op: ReductionOperation>(
+        _ y: UnsafeMutablePointer<Op.Output>, count: Int, _ op: Op, _ body: (UnsafeMutablePointer<Op.Accumulator>) -> Void
     ) {
-        y.update(repeating: 0, count: outputCount)
+        if Op.Accumulator.self == Op.Output.self {
+            body(UnsafeMutableRawPointer(y).assumingMemoryBound(to: Op.Accumulator.self))
+        } else {
+            let totals = UnsafeMutablePointer<Op.Accumulator>.allocate(capacity: Swift.max(count, 1))
+            defer { totals.deallocate() }
+            body(totals)
+        }
+    }
+
+    /// Folds `x` into `totals` (set to the identity first) over coalesced `groups` (innermost
+    /// first, at least one reduced). `base` is the flat index of `totals[0]` in the whole output;
+    /// `index` is scratch for one counter per group.
+    private static func accumulate<Op: ReductionOperation>(
+        _ x: UnsafePointer<Op.Element>, _ totals: UnsafeMutablePointer<Op.Accumulator>, base: Int, outputCount: Int,
+        extents: UnsafePointer<Int>, kinds: UnsafePointer<Int>, strides: UnsafePointer<Int>, groups: Int,
+        index: UnsafeMutablePointer<Int>, _ op: Op
+    ) {
+        let identity = op.identity
+        for o in 0..<outputCount { totals[o] = identity }
         let length = extents[0]
         let innerReduced = kinds[0] == 1
         var lines = 1
         for g in 1..<Swift.max(groups, 1) { lines *= extents[g] }
-        withUnsafeTemporaryAllocation(of: Int.self, capacity: Swift.max(groups, 1)) { index in
+        do {
             for g in 0..<groups { index[g] = 0 }
             var offset = 0
             var src = x
             for _ in 0..<lines {
                 if innerReduced {
-                    y[offset] += sum(src, count: length)
+                    totals[offset] = op.combine(totals[offset], fold(src, count: length, at: base + offset, op))
                 } else {
-                    let dst = y + offset
-                    for i in 0..<length { dst[i] += src[i] }
+                    let dst = totals + offset, at = base + offset
+                    for i in 0..<length { dst[i] = op.combine(dst[i], op.load(src[i], at: at + i)) }
                 }
                 src += length
                 var g = 1
@@ -147,8 +202,21 @@ extension ReductionLoops {
         }
     }
 
+    /// One contiguous line folded with four accumulators, so it vectorises.
     @inline(__always)
-    private static func divide(_ y: UnsafeMutablePointer<Float>, count: Int, by divisor: Float) {
-        for i in 0..<count { y[i] /= divisor }
+    private static func fold<Op: ReductionOperation>(
+        _ x: UnsafePointer<Op.Element>, count: Int, at output: Int, _ op: Op
+    ) -> Op.Accumulator {
+        var a0 = op.identity, a1 = op.identity, a2 = op.identity, a3 = op.identity
+        var i = 0
+        while i + 4 <= count {
+            a0 = op.combine(a0, op.load(x[i], at: output))
+            a1 = op.combine(a1, op.load(x[i + 1], at: output))
+            a2 = op.combine(a2, op.load(x[i + 2], at: output))
+            a3 = op.combine(a3, op.load(x[i + 3], at: output))
+            i += 4
+        }
+        while i < count { a0 = op.combine(a0, op.load(x[i], at: output)); i += 1 }
+        return op.combine(op.combine(a0, a1), op.combine(a2, a3))
     }
 }
