@@ -226,31 +226,10 @@ struct RecurrentKernel: Kernel {
             runFloat(s, lengths: lengths, inputs: (0..<8).map(pointer),
                      outputs: outputs.map { $0?.pointer(as: Float.self) }, workspace: workspace, pool: context.pool)
         case .float16:
-            // Computed in float32: the inputs are widened into one buffer, the outputs narrowed from it.
-            let present = (0..<8).map { i in i != 4 && i < inputs.count ? inputs[i] : nil }
-            let total = present.reduce(0) { $0 + ($1?.elementCount ?? 0) } + outputs.reduce(0) { $0 + ($1?.elementCount ?? 0) }
-            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: max(total, 1))
-            defer { buffer.deallocate() }
-            var cursor = buffer
-            var widened: [UnsafePointer<Float>?] = []
-            for view in present {
-                guard let view else { widened.append(nil); continue }
-                let source = view.pointer(as: Float16.self)
-                for i in 0..<view.elementCount { cursor[i] = Float(source[i]) }
-                widened.append(UnsafePointer(cursor))
-                cursor += view.elementCount
-            }
-            var results: [UnsafeMutablePointer<Float>?] = []
-            for output in outputs {
-                guard let output else { results.append(nil); continue }
-                results.append(cursor)
-                cursor += output.elementCount
-            }
-            runFloat(s, lengths: lengths, inputs: widened, outputs: results, workspace: workspace, pool: context.pool)
-            for (output, result) in zip(outputs, results) {
-                guard let output, let result else { continue }
-                let destination = output.pointer(as: Float16.self)
-                for i in 0..<output.elementCount { destination[i] = Float16(result[i]) }
+            let staged = (0..<8).map { i in i != 4 && i < inputs.count ? inputs[i] : nil }
+            let pool = context.pool
+            Float16Staging.run(inputs: staged, outputs: outputs) { widened, results in
+                runFloat(s, lengths: lengths, inputs: widened, outputs: results, workspace: workspace, pool: pool)
             }
         case .double:
             runDouble(s, lengths: lengths, inputs: inputs, outputs: outputs, scratch: workspace.assumingMemoryBound(to: Double.self))
