@@ -14,19 +14,16 @@ protocol RecurrentScalar: BinaryFloatingPoint, TensorElement {
     static func logarithm(_ x: Self) -> Self
 }
 
+// `exponential` and `logarithm` come from ``WideFloat``.
 extension Float: RecurrentScalar {
-    @inline(__always) static func exponential(_ x: Float) -> Float { NormalizationLoops.exp(x) }
     /// `tanh(x) = 1 − 2 / (e²ˣ + 1)`, vectorisable; near 0 the absolute error stays around 1e-7.
     @inline(__always) static func hyperbolicTangent(_ x: Float) -> Float {
         1 - 2 / (NormalizationLoops.exp(2 * x) + 1)
     }
-    @inline(__always) static func logarithm(_ x: Float) -> Float { logf(x) }
 }
 
 extension Double: RecurrentScalar {
-    @inline(__always) static func exponential(_ x: Double) -> Double { exp(x) }
     @inline(__always) static func hyperbolicTangent(_ x: Double) -> Double { tanh(x) }
-    @inline(__always) static func logarithm(_ x: Double) -> Double { log(x) }
 }
 
 /// An activation function of the ONNX recurrent operators (the `activations` attribute).

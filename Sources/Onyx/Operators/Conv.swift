@@ -1,6 +1,6 @@
 extension OperatorRegistry {
     static let convolutionOperators: [OperatorRegistration] = [
-        OperatorRegistration("Conv") { context in try ConvKernel(context) }
+        OperatorRegistration("Conv") { context in try Float32Staged(context) { try ConvKernel($0) } }
     ]
 }
 

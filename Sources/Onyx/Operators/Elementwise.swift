@@ -45,7 +45,7 @@ struct BinaryArithmeticKernel: Kernel {
     let op: Op
     let legacyBroadcast: LegacyBroadcast?
 
-    static let supportedTypes: [DataType] = [.float, .double, .int32, .int64, .int8, .uint8, .int16, .uint16, .uint32, .uint64]
+    static let supportedTypes: [DataType] = [.float, .double, .float16, .int32, .int64, .int8, .uint8, .int16, .uint16, .uint32, .uint64]
 
     func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
         guard inputs.count == 2, let a = inputs[0], let b = inputs[1] else {
@@ -100,6 +100,7 @@ struct BinaryArithmeticKernel: Kernel {
             switch a.dataType {
             case .float: floating(Float.self, plan, a, b, out, pool)
             case .double: floating(Double.self, plan, a, b, out, pool)
+            case .float16: floating(Float16.self, plan, a, b, out, pool)
             case .int32: try integer(Int32.self, plan, a, b, out, pool)
             case .int64: try integer(Int64.self, plan, a, b, out, pool)
             case .int8: try integer(Int8.self, plan, a, b, out, pool)

@@ -1,7 +1,7 @@
 extension OperatorRegistry {
     static let gemmOperators: [OperatorRegistration] = [
-        OperatorRegistration("Gemm") { context in try GemmKernel(context) },
-        OperatorRegistration("MatMul") { context in try MatMulKernel(context) },
+        OperatorRegistration("Gemm") { context in try Float32Staged(context) { try GemmKernel($0) } },
+        OperatorRegistration("MatMul") { context in try Float32Staged(context) { try MatMulKernel($0) } },
     ]
 }
 

@@ -45,11 +45,6 @@ private func requireType(_ input: PlannedInput, _ allowed: [DataType], op: Strin
     }
 }
 
-/// Input `index` if the node gives it.
-private func optionalInput(_ inputs: [PlannedInput?], _ index: Int) -> PlannedInput? {
-    index < inputs.count ? inputs[index] : nil
-}
-
 /// Input `index`, or an error saying `op` needs it.
 private func requiredInput(_ inputs: [PlannedInput?], _ index: Int, op: String, name: String) throws -> PlannedInput {
     guard let input = optionalInput(inputs, index) else {

@@ -1,0 +1,108 @@
+/// Runs a float32 kernel on float16 or double tensors by converting them to float32 in the
+/// workspace and the results back: Gemm, MatMul and Conv keep one hand-tuned float32 path.
+///
+/// Float32 inputs go straight to the wrapped kernel; nothing is converted.
+struct Float32Staged: Kernel {
+    let inner: any Kernel
+
+    static let stagedTypes: Set<DataType> = [.float16, .double]
+
+    /// Prepares `make` with any float16/double constant inputs converted to float32, so weight
+    /// packing at session creation happens for those types too.
+    init(_ context: NodeContext, _ make: (NodeContext) throws -> any Kernel) throws {
+        let constants = try context.constantInputs.map { value in
+            try value.map { Self.stagedTypes.contains($0.dataType) ? try $0.converted(to: .float) : $0 }
+        }
+        inner = try make(NodeContext(
+            node: context.node, opset: context.opset, constantInputs: constants, isa: context.isa,
+            opsetImports: context.opsetImports))
+    }
+
+    /// The staged element type of these inputs, or `nil` when they need no staging.
+    private static func stagedType(_ types: [DataType?]) -> DataType? {
+        types.lazy.compactMap { $0 }.first { stagedTypes.contains($0) }
+    }
+
+    func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
+        guard let staged = Self.stagedType(inputs.map { $0?.dataType }) else { return try inner.outputDescriptors(for: inputs) }
+        let converted = try inputs.map { input -> PlannedInput? in
+            guard let input, Self.stagedTypes.contains(input.dataType) else { return input }
+            return PlannedInput(descriptor: TensorDescriptor(.float, input.shape),
+                                constant: try input.constant?.converted(to: .float))
+        }
+        return try inner.outputDescriptors(for: converted).map {
+            $0.dataType == .float ? TensorDescriptor(staged, $0.shape) : $0
+        }
+    }
+
+    func workspaceByteCount(inputs: [TensorDescriptor?], outputs: [TensorDescriptor]) -> Int {
+        guard Self.stagedType(inputs.map { $0?.dataType }) != nil else {
+            return inner.workspaceByteCount(inputs: inputs, outputs: outputs)
+        }
+        let layout = StagingLayout(inputs: inputs, outputs: outputs, inner: inner)
+        return layout.total
+    }
+
+    func readsData(ofInput index: Int) -> Bool { inner.readsData(ofInput: index) }
+    var aliasing: KernelAliasing { inner.aliasing }
+
+    func run(_ context: borrowing KernelContext) throws {
+        let inputs = (0..<context.inputCount).map { context.input($0) }
+        guard Self.stagedType(inputs.map { $0?.dataType }) != nil else { return try inner.run(context) }
+        let outputs = (0..<context.outputs.count).map { context.optionalOutput($0) }
+        let layout = StagingLayout(
+            inputs: inputs.map { $0.map { TensorDescriptor($0.dataType, $0.shape) } },
+            outputs: outputs.map { $0.map { TensorDescriptor($0.dataType, $0.shape) } ?? TensorDescriptor(.float, [0]) },
+            inner: inner)
+        guard let workspace = context.workspace else {
+            throw OnyxError.internalError("staged kernel ran without its workspace")
+        }
+        func staged(_ view: TensorView?, at offset: Int?) -> TensorView? {
+            guard let view, let offset else { return view }
+            return TensorView(dataType: .float, shape: view.shape, data: workspace + offset)
+        }
+        let innerInputs = zip(inputs, layout.inputOffsets).map { staged($0, at: $1) }
+        let innerOutputs = zip(outputs, layout.outputOffsets).map { staged($0, at: $1) }
+        for (view, target) in zip(inputs, innerInputs) {
+            guard let view, let target, view.data != target.data else { continue }
+            Casting.convert(view.data, from: view.dataType, to: target.data, .float, count: view.elementCount)
+        }
+        try innerInputs.withUnsafeBufferPointer { innerInputBuffer in
+            try innerOutputs.withUnsafeBufferPointer { innerOutputBuffer in
+                try inner.run(KernelContext(
+                    inputs: innerInputBuffer, outputs: innerOutputBuffer,
+                    workspace: layout.innerBytes > 0 ? workspace : nil, pool: context.pool))
+            }
+        }
+        for (view, source) in zip(outputs, innerOutputs) {
+            guard let view, let source, view.data != source.data else { continue }
+            Casting.convert(source.data, from: .float, to: view.data, view.dataType, count: view.elementCount)
+        }
+    }
+}
+
+/// Where a staged kernel's pieces sit in its workspace: the wrapped kernel's own scratch first,
+/// then a float32 copy of every staged input and output.
+private struct StagingLayout {
+    var innerBytes = 0
+    var inputOffsets: [Int?] = []
+    var outputOffsets: [Int?] = []
+    var total = 0
+
+    init(inputs: [TensorDescriptor?], outputs: [TensorDescriptor], inner: any Kernel) {
+        func asFloat(_ d: TensorDescriptor) -> TensorDescriptor {
+            Float32Staged.stagedTypes.contains(d.dataType) ? TensorDescriptor(.float, d.shape) : d
+        }
+        innerBytes = inner.workspaceByteCount(inputs: inputs.map { $0.map(asFloat) }, outputs: outputs.map(asFloat))
+        total = Self.aligned(innerBytes)
+        func place(_ d: TensorDescriptor?) -> Int? {
+            guard let d, Float32Staged.stagedTypes.contains(d.dataType) else { return nil }
+            defer { total += Self.aligned(d.elementCount * 4) }
+            return total
+        }
+        inputOffsets = inputs.map(place)
+        outputOffsets = outputs.map(place)
+    }
+
+    static func aligned(_ bytes: Int) -> Int { (bytes + 63) & ~63 }
+}
