@@ -39,25 +39,26 @@ import Testing
     /// Double libm; 257 elements so the vector loop and its remainder both run.
     @Test func fastFloatFunctionsMatchDoublePrecision() throws {
         let xs = Self.samples(257, range: 12) + [0, -0.0, 1e-6, -1e-6, 1e-30, 88, 88.7, 89, -87, -103, -120, .infinity, -.infinity, .nan]
-        let cases: [(String, [String: Attribute], (Double) -> Double)] = [
-            ("Exp", [:], { Foundation.exp($0) }),
-            ("Tanh", [:], { Foundation.tanh($0) }),
-            ("Sigmoid", [:], { 1 / (1 + Foundation.exp(-$0)) }),
-            ("Erf", [:], { Foundation.erf($0) }),
-            ("Gelu", [:], { 0.5 * $0 * Foundation.erfc(-$0 / 2.0.squareRoot()) }),
-            ("Gelu", ["approximate": .string("tanh")], { x in
-                0.5 * x * (1 + Foundation.tanh((2 / Double.pi).squareRoot() * (x + 0.044715 * x * x * x)))
+        // The Gelus' left tails are limited by the float rounding of the argument of e^{…} (x²/2, or the cubic).
+        let cases: [(String, [String: Attribute], Double, (Double) -> Double)] = [
+            ("Exp", [:], 2e-6, { Foundation.exp($0) }),
+            ("Tanh", [:], 2e-6, { Foundation.tanh($0) }),
+            ("Sigmoid", [:], 2e-6, { 1 / (1 + Foundation.exp(-$0)) }),
+            ("Erf", [:], 2e-6, { Foundation.erf($0) }),
+            ("Gelu", [:], 2e-5, { 0.5 * $0 * Foundation.erfc(-$0 / Double(2).squareRoot()) }),
+            // x·σ(2y) equals ½x(1 + tanh y) without its cancellation for x < 0.
+            ("Gelu", ["approximate": .string("tanh")], 2e-5, { x in
+                x / (1 + Foundation.exp(-2 * (2 / Double.pi).squareRoot() * (x + 0.044715 * x * x * x)))
             }),
         ]
-        for (op, attributes, reference) in cases {
+        for (op, attributes, rtol, reference) in cases {
             let y = try Self.run(op, [Self.f(xs)], attributes).scalars(as: Float.self)
             let expected = xs.map { x -> Double in
-                let v = reference(Double(x))
-                // Subnormal results may flush; compare with float's range in mind.
+                // Rounded to float (exp(89) overflows); subnormal results may flush to 0.
+                let v = Double(Float(reference(Double(x))))
                 return abs(v) < 1e-37 ? 0 : v
             }
-            // Gelu(−∞) is −∞·0 = NaN in the reference formula too.
-            Self.expectClose(y, expected, rtol: 2e-6, atol: 1e-37, "\(op) \(attributes)")
+            Self.expectClose(y, expected, rtol: rtol, atol: 1e-37, "\(op) \(attributes)")
         }
     }
 
@@ -211,11 +212,11 @@ import Testing
     }
 
     @Test func preluOpset6TakesAChannelSlope() throws {
-        let x = Self.f([-1, -1, -1, -1, -1, -1, -1, -1], [1, 2, 2, 2])
+        let x = Self.f([-1, -1, -1, -1, -1, -1], [1, 2, 3])
         let y = try Self.run("PRelu", opset: 6, [x, Self.f([0.5, 2], [2])]).scalars(as: Float.self)
-        #expect(y == [-0.5, -0.5, -0.5, -0.5, -2, -2, -2, -2])
+        #expect(y == [-0.5, -0.5, -0.5, -2, -2, -2])
         let error = #expect(throws: OnyxError.self) { try Self.run("PRelu", opset: 16, [x, Self.f([0.5, 2], [2])]) }
         #expect(error?.code == .shapeMismatch)
-        #expect(error?.message == "PRelu: slope of shape [2] does not broadcast to X of shape [1, 2, 2, 2]")
+        #expect(error?.message == "PRelu: slope of shape [2] does not broadcast to X of shape [1, 2, 3]")
     }
 }

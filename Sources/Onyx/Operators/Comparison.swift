@@ -512,8 +512,8 @@ struct VariadicKernel: Kernel {
             let n = out.elementCount, count = inputs.count
             switch out.dataType {
             case .float:
-                let scale = 1 / Float(count), p = out.pointer(as: Float.self)
-                MathLoops.map(UnsafePointer(p), p, count: n, pool: pool) { $0 * scale }
+                let divisor = Float(count), p = out.pointer(as: Float.self)
+                MathLoops.map(UnsafePointer(p), p, count: n, pool: pool) { $0 / divisor }
             case .double:
                 let divisor = Double(count), p = out.pointer(as: Double.self)
                 MathLoops.map(UnsafePointer(p), p, count: n, pool: pool) { $0 / divisor }

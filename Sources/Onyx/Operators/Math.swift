@@ -49,7 +49,8 @@ extension OperatorRegistry {
         },
         OperatorRegistration("Selu") { context in
             ElementwiseFunctionKernel(op: "Selu", function: .selu(
-                alpha: try context.float("alpha", default: 1.673_263_2), gamma: try context.float("gamma", default: 1.050_701)))
+                alpha: try context.float("alpha", default: 1.673_263_192_176_818_847_656_25),
+                gamma: try context.float("gamma", default: 1.050_701_022_148_132_324_218_75)))
         },
         OperatorRegistration("Celu", versions: 12...Int.max) { context in
             let alpha = try context.float("alpha", default: 1)
