@@ -90,6 +90,11 @@ import Testing
         let t = try Self.run("Tile", [Self.f([2, 2], [1, 2, 3, 4]), Self.i64([2, 3])])[0]
         #expect(t.shape == [4, 6])
         #expect(try t.scalars(as: Float.self) == [1, 2, 1, 2, 1, 2, 3, 4, 3, 4, 3, 4, 1, 2, 1, 2, 1, 2, 3, 4, 3, 4, 3, 4])
+        // Opset < 6: one count along one axis, on bool.
+        let flags = try Tensor(shape: [1, 2], scalars: [true, false])
+        let legacy = try Self.run("Tile", opset: 5, [flags, Self.i64([3], shape: []), Self.i64([0], shape: [])])[0]
+        #expect(legacy.shape == [3, 2])
+        #expect(try legacy.scalars(as: Bool.self) == [true, false, true, false, true, false])
         #expect(Self.message { _ = try Self.run("Tile", [Self.iota([2]), Self.i64([2, 3])]) }
             == "Tile: repeats [2,3] has 2 values; the input has rank 1")
     }
