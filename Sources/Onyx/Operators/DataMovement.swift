@@ -146,6 +146,12 @@ enum OperandAccess {
     }
 }
 
+/// Input `index`, or `nil` if the node has fewer inputs or leaves it out. Kept as a free
+/// function because other operator families (Quantization) call it.
+func optionalInput(_ inputs: [PlannedInput?], _ index: Int) -> PlannedInput? {
+    OperandAccess.optional(inputs, index)
+}
+
 // MARK: - Slice
 
 struct SliceKernel: Kernel {

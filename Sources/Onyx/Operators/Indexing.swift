@@ -656,6 +656,9 @@ struct OneHotKernel: Kernel {
         return [TensorDescriptor(values.dataType, shape)]
     }
 
+    /// Depth only sets the output shape; a run reads it from there.
+    func readsData(ofInput index: Int) -> Bool { index != 1 }
+
     /// The values of a numeric tensor as integers (floats truncate toward zero).
     private static func integers(_ t: Tensor) -> [Int] {
         var result = [Int64](repeating: 0, count: t.elementCount)
