@@ -44,6 +44,46 @@ import Testing
         #expect(e.shape == [0, 4])
     }
 
+    /// Slices of awkward shapes and steps against a naive index walk, at three element widths.
+    @Test(arguments: [
+        ([7, 17, 3], [1, -2, 0], [6, -16, 3], [2, -3, 1]),
+        ([1, 63, 1], [0, 62, 0], [1, 0, 1], [1, -1, 1]),
+        ([17, 7], [-100, 2], [100, 7], [4, 1]),
+        ([257], [3], [250], [7]),
+    ])
+    func sliceMatchesNaiveWalk(shape: [Int], starts: [Int], ends: [Int], steps: [Int]) throws {
+        let count = shape.reduce(1, *)
+        let values = (0..<count).map { Int64($0 * 31 % 1009) }
+        // Per axis, the input coordinates the slice visits (Python's slice semantics).
+        let picks: [[Int]] = (0..<shape.count).map { d in
+            let dim = shape[d], step = steps[d]
+            var s = starts[d] < 0 ? starts[d] + dim : starts[d], e = ends[d] < 0 ? ends[d] + dim : ends[d]
+            var result: [Int] = []
+            if step > 0 {
+                s = min(max(s, 0), dim); e = min(max(e, 0), dim)
+                while s < e { result.append(s); s += step }
+            } else {
+                s = min(max(s, 0), dim - 1); e = min(max(e, -1), dim - 1)
+                while s > e { result.append(s); s += step }
+            }
+            return result
+        }
+        var expected: [Int64] = []
+        func walk(_ d: Int, _ offset: Int) {
+            if d == shape.count { expected.append(values[offset]); return }
+            for i in picks[d] { walk(d + 1, offset * shape[d] + i) }
+        }
+        walk(0, 0)
+        let args = [Self.i64(starts), Self.i64(ends), Self.i64(Array(0..<shape.count)), Self.i64(steps)]
+        let wide = try Self.run("Slice", [try Tensor(shape: shape, scalars: values)] + args)[0]
+        #expect(wide.shape == picks.map(\.count))
+        #expect(try wide.scalars(as: Int64.self) == expected)
+        let narrow = try Self.run("Slice", [try Tensor(shape: shape, scalars: values.map { Int8(truncatingIfNeeded: $0) })] + args)[0]
+        #expect(try narrow.scalars(as: Int8.self) == expected.map { Int8(truncatingIfNeeded: $0) })
+        let floats = try Self.run("Slice", [try Tensor(shape: shape, scalars: values.map { Float($0) })] + args)[0]
+        #expect(try floats.scalars(as: Float.self) == expected.map { Float($0) })
+    }
+
     @Test func sliceAttributeFormAndInt8() throws {
         let x = try Tensor(shape: [2, 3], scalars: [Int8](1...6))
         let y = try Self.run("Slice", opset: 9, [x], ["starts": .ints([1]), "ends": .ints([3]), "axes": .ints([1])])[0]
@@ -90,6 +130,11 @@ import Testing
         let t = try Self.run("Tile", [Self.f([2, 2], [1, 2, 3, 4]), Self.i64([2, 3])])[0]
         #expect(t.shape == [4, 6])
         #expect(try t.scalars(as: Float.self) == [1, 2, 1, 2, 1, 2, 3, 4, 3, 4, 3, 4, 1, 2, 1, 2, 1, 2, 3, 4, 3, 4, 3, 4])
+        // Opset < 6: one count along one axis, on bool.
+        let flags = try Tensor(shape: [1, 2], scalars: [true, false])
+        let legacy = try Self.run("Tile", opset: 5, [flags, Self.i64([3], shape: []), Self.i64([0], shape: [])])[0]
+        #expect(legacy.shape == [3, 2])
+        #expect(try legacy.scalars(as: Bool.self) == [true, false, true, false, true, false])
         #expect(Self.message { _ = try Self.run("Tile", [Self.iota([2]), Self.i64([2, 3])]) }
             == "Tile: repeats [2,3] has 2 values; the input has rank 1")
     }
@@ -125,6 +170,17 @@ import Testing
         #expect(try pad("reflect") == [3, 2, 1, 2, 3, 2, 1])
         #expect(try pad("edge") == [1, 1, 1, 2, 3, 3, 3])
         #expect(try pad("wrap") == [2, 3, 1, 2, 3, 1, 2])
+        // Pads wider than the axis repeat the reflection / wrap (as NumPy does); 2-D, int16.
+        let wide = Self.i64([5, 4])
+        #expect(try Self.run("Pad", [Self.f([3], [1, 2, 3]), wide], ["mode": .string("reflect")])[0].scalars(as: Float.self)
+            == [2, 1, 2, 3, 2, 1, 2, 3, 2, 1, 2, 3])
+        #expect(try Self.run("Pad", opset: 19, [Self.f([3], [1, 2, 3]), wide], ["mode": .string("wrap")])[0].scalars(as: Float.self)
+            == [2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3, 1])
+        let square = try Tensor(shape: [2, 2], scalars: [Int16(1), 2, 3, 4])
+        let reflected = try Self.run("Pad", [square, Self.i64([1, 3, 2, 0])], ["mode": .string("reflect")])[0]
+        #expect(reflected.shape == [5, 5])
+        #expect(try reflected.scalars(as: Int16.self)
+            == [4, 3, 4, 3, 4, 2, 1, 2, 1, 2, 4, 3, 4, 3, 4, 2, 1, 2, 1, 2, 4, 3, 4, 3, 4])
         // Constant value, negative pads crop, axes input.
         let cropped = try Self.run("Pad", [x, Self.i64([-1, 1]), Self.f([], [9]), Self.i64([1])])[0]
         #expect(try cropped.scalars(as: Float.self) == [2, 3, 9])

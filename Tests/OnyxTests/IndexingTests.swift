@@ -32,6 +32,13 @@ import Testing
         #expect(try out[1].scalars(as: Int64.self) == [1, 2, 2, 0])  // ties: lower index first
         let smallest = try Self.run("TopK", opset: 11, [x, Self.i64([3])], ["largest": .int(0)], outputs: 2)
         #expect(try smallest[1].scalars(as: Int64.self) == [0, 3, 1, 1, 3, 0])
+        // Long axis, small k (the heap path): ties and NaN.
+        var long = [Float](repeating: 0, count: 40)
+        long[7] = 5; long[30] = 5; long[12] = .nan; long[3] = -1
+        let heap = try Self.run("TopK", opset: 11, [Self.f([40], long), Self.i64([3])], outputs: 2)
+        #expect(try heap[1].scalars(as: Int64.self) == [12, 7, 30])
+        let low = try Self.run("TopK", opset: 11, [Self.f([40], long), Self.i64([2])], ["largest": .int(0)], outputs: 2)
+        #expect(try low[1].scalars(as: Int64.self) == [3, 0])
         let legacy = try Self.run("TopK", opset: 1, [try Tensor(shape: [3], scalars: [Int32(7), 9, 8])], ["k": .int(1)], outputs: 2)
         #expect(try legacy[0].scalars(as: Int32.self) == [9])
         #expect(Self.message { _ = try Self.run("TopK", opset: 11, [x, Self.i64([5])], outputs: 2) }

@@ -63,6 +63,14 @@ enum StridedCopy {
         }
     }
 
+    /// The product of `shape[range]`.
+    @inline(__always)
+    static func extentProduct(_ shape: [Int], _ range: Range<Int>) -> Int {
+        var p = 1
+        for d in range { p *= shape[d] }
+        return p
+    }
+
     /// Row-major element strides of `shape`.
     static func contiguousStrides(_ shape: [Int]) -> [Int] {
         var strides = [Int](repeating: 1, count: shape.count)

@@ -3,7 +3,7 @@
 ///
 /// Order puts NaN after every number and NaN equal to NaN, so sorting never sees an
 /// inconsistent comparison and Unique keeps one NaN.
-protocol NumericElement: TensorElement, Comparable {
+protocol IndexingElement: TensorElement, Comparable {
     static var zeroValue: Self { get }
     /// Whether the value is NaN (always false for integers).
     var isUnordered: Bool { get }
@@ -13,33 +13,33 @@ protocol NumericElement: TensorElement, Comparable {
     static func product(_ a: Self, _ b: Self) -> Self
 }
 
-extension NumericElement where Self: BinaryFloatingPoint {
+extension IndexingElement where Self: BinaryFloatingPoint {
     static var zeroValue: Self { 0 }
     @inline(__always) var isUnordered: Bool { isNaN }
     @inline(__always) static func sum(_ a: Self, _ b: Self) -> Self { a + b }
     @inline(__always) static func product(_ a: Self, _ b: Self) -> Self { a * b }
 }
 
-extension NumericElement where Self: FixedWidthInteger {
+extension IndexingElement where Self: FixedWidthInteger {
     static var zeroValue: Self { 0 }
     @inline(__always) var isUnordered: Bool { false }
     @inline(__always) static func sum(_ a: Self, _ b: Self) -> Self { a &+ b }
     @inline(__always) static func product(_ a: Self, _ b: Self) -> Self { a &* b }
 }
 
-extension Float: NumericElement {}
-extension Double: NumericElement {}
-extension Float16: NumericElement {}
-extension Int8: NumericElement {}
-extension UInt8: NumericElement {}
-extension Int16: NumericElement {}
-extension UInt16: NumericElement {}
-extension Int32: NumericElement {}
-extension UInt32: NumericElement {}
-extension Int64: NumericElement {}
-extension UInt64: NumericElement {}
+extension Float: IndexingElement {}
+extension Double: IndexingElement {}
+extension Float16: IndexingElement {}
+extension Int8: IndexingElement {}
+extension UInt8: IndexingElement {}
+extension Int16: IndexingElement {}
+extension UInt16: IndexingElement {}
+extension Int32: IndexingElement {}
+extension UInt32: IndexingElement {}
+extension Int64: IndexingElement {}
+extension UInt64: IndexingElement {}
 
-extension NumericElement {
+extension IndexingElement {
     /// Strict order with NaN last.
     @inline(__always)
     static func orderedBefore(_ a: Self, _ b: Self) -> Bool {
@@ -56,15 +56,15 @@ extension NumericElement {
 }
 
 /// Code run once per element type: `visit(T.self)` with the Swift type of a ``DataType``.
-protocol NumericVisitor {
+protocol IndexingElementVisitor {
     associatedtype Result
-    func visit<T: NumericElement>(_ type: T.Type) throws -> Result
+    func visit<T: IndexingElement>(_ type: T.Type) throws -> Result
 }
 
 extension DataType {
     /// Calls `visitor` with the Swift type of this data type; bool is visited as `UInt8` (0 or 1)
     /// when `boolAsByte`, else it returns `nil`, as it does for types with no arithmetic.
-    func visit<V: NumericVisitor>(_ visitor: V, boolAsByte: Bool = false) throws -> V.Result? {
+    func visitIndexingElement<V: IndexingElementVisitor>(_ visitor: V, boolAsByte: Bool = false) throws -> V.Result? {
         switch self {
         case .float: try visitor.visit(Float.self)
         case .double: try visitor.visit(Double.self)
@@ -101,7 +101,7 @@ enum ScatterReduction: String, Sendable {
     case none, add, mul, max, min
 
     @inline(__always)
-    func combine<T: NumericElement>(_ old: T, _ update: T) -> T {
+    func combine<T: IndexingElement>(_ old: T, _ update: T) -> T {
         switch self {
         case .none: update
         case .add: T.sum(old, update)

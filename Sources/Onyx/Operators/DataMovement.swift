@@ -120,35 +120,36 @@ extension OperatorRegistry {
 
 // MARK: - Shared helpers
 
-/// Input `index`, or `nil` if the node has fewer inputs or leaves it out.
+/// Reading a node's inputs while planning and running (the data-movement and indexing operators).
+enum OperandAccess {
+    /// Input `index`, or `nil` if the node has fewer inputs or leaves it out.
+    static func optional(_ inputs: [PlannedInput?], _ index: Int) -> PlannedInput? {
+        index < inputs.count ? inputs[index] : nil
+    }
+
+    /// Input `index`, or an error naming the op and the input.
+    static func required(_ inputs: [PlannedInput?], _ index: Int, _ op: String, _ what: String) throws -> PlannedInput {
+        guard let input = optional(inputs, index) else {
+            throw OnyxError.invalidModel("\(op): missing input \(index) (\(what))")
+        }
+        return input
+    }
+
+    /// The values of an int32 or int64 tensor seen in a run (types are checked while planning).
+    static func integers(_ view: TensorView) -> [Int] {
+        let n = view.elementCount
+        switch view.dataType {
+        case .int32: return UnsafeBufferPointer(start: view.pointer(as: Int32.self), count: n).map { Int($0) }
+        case .int64: return UnsafeBufferPointer(start: view.pointer(as: Int64.self), count: n).map { Int($0) }
+        default: return []
+        }
+    }
+}
+
+/// Input `index`, or `nil` if the node has fewer inputs or leaves it out. Kept as a free
+/// function because other operator families (Quantization) call it.
 func optionalInput(_ inputs: [PlannedInput?], _ index: Int) -> PlannedInput? {
-    index < inputs.count ? inputs[index] : nil
-}
-
-/// Input `index`, or an error naming the op and the input.
-func requiredInput(_ inputs: [PlannedInput?], _ index: Int, _ op: String, _ what: String) throws -> PlannedInput {
-    guard let input = optionalInput(inputs, index) else {
-        throw OnyxError.invalidModel("\(op): missing input \(index) (\(what))")
-    }
-    return input
-}
-
-/// The values of an int32 or int64 tensor seen in a run (types are checked while planning).
-func integerValues(_ view: TensorView) -> [Int] {
-    let n = view.elementCount
-    switch view.dataType {
-    case .int32: return UnsafeBufferPointer(start: view.pointer(as: Int32.self), count: n).map { Int($0) }
-    case .int64: return UnsafeBufferPointer(start: view.pointer(as: Int64.self), count: n).map { Int($0) }
-    default: return []
-    }
-}
-
-/// The product of `shape[range]`.
-@inline(__always)
-func extentProduct(_ shape: [Int], _ range: Range<Int>) -> Int {
-    var p = 1
-    for d in range { p *= shape[d] }
-    return p
+    OperandAccess.optional(inputs, index)
 }
 
 // MARK: - Slice
@@ -218,7 +219,7 @@ struct SliceKernel: Kernel {
     }
 
     func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
-        let x = try requiredInput(inputs, 0, "Slice", "data")
+        let x = try OperandAccess.required(inputs, 0, "Slice", "data")
         return [TensorDescriptor(x.dataType, try plan(inputs, shape: x.shape).shape)]
     }
 
@@ -226,13 +227,13 @@ struct SliceKernel: Kernel {
         if let attributes {
             return try Self.plan(shape, starts: attributes.starts, ends: attributes.ends, axes: attributes.axes, steps: nil)
         }
-        guard let starts = try constantIntegers(optionalInput(inputs, 1), op: "Slice", what: "starts"),
-              let ends = try constantIntegers(optionalInput(inputs, 2), op: "Slice", what: "ends")
+        guard let starts = try constantIntegers(OperandAccess.optional(inputs, 1), op: "Slice", what: "starts"),
+              let ends = try constantIntegers(OperandAccess.optional(inputs, 2), op: "Slice", what: "ends")
         else { throw OnyxError.invalidModel("Slice: missing input starts or ends") }
         return try Self.plan(
             shape, starts: starts, ends: ends,
-            axes: try constantIntegers(optionalInput(inputs, 3), op: "Slice", what: "axes"),
-            steps: try constantIntegers(optionalInput(inputs, 4), op: "Slice", what: "steps"))
+            axes: try constantIntegers(OperandAccess.optional(inputs, 3), op: "Slice", what: "axes"),
+            steps: try constantIntegers(OperandAccess.optional(inputs, 4), op: "Slice", what: "steps"))
     }
 
     func run(_ context: borrowing KernelContext) throws {
@@ -242,8 +243,8 @@ struct SliceKernel: Kernel {
             plan = try Self.plan(x.shape, starts: attributes.starts, ends: attributes.ends, axes: attributes.axes, steps: nil)
         } else {
             plan = try Self.plan(
-                x.shape, starts: integerValues(context.input(1)!), ends: integerValues(context.input(2)!),
-                axes: context.input(3).map(integerValues), steps: context.input(4).map(integerValues))
+                x.shape, starts: OperandAccess.integers(context.input(1)!), ends: OperandAccess.integers(context.input(2)!),
+                axes: context.input(3).map(OperandAccess.integers), steps: context.input(4).map(OperandAccess.integers))
         }
         let width = x.dataType.byteWidth
         StridedCopy.copy(
@@ -290,10 +291,10 @@ struct SplitKernel: Kernel {
     }
 
     func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
-        let x = try requiredInput(inputs, 0, "Split", "input")
+        let x = try OperandAccess.required(inputs, 0, "Split", "input")
         guard x.shape.count > 0 else { throw OnyxError.shapeMismatch("Split: cannot split a scalar") }
         let a = try normalizedAxis(axis, rank: x.shape.count, op: "Split")
-        let given = splitFromInput ? try constantIntegers(optionalInput(inputs, 1), op: "Split", what: "split") : nil
+        let given = splitFromInput ? try constantIntegers(OperandAccess.optional(inputs, 1), op: "Split", what: "split") : nil
         return try sizes(dim: x.shape[a], given: given).map { size in
             var shape = x.shape
             shape[a] = size
@@ -304,10 +305,10 @@ struct SplitKernel: Kernel {
     func run(_ context: borrowing KernelContext) throws {
         let x = context.input(0)!
         let a = axis < 0 ? axis + x.rank : axis
-        let given = splitFromInput ? context.input(1).map(integerValues) : nil
+        let given = splitFromInput ? context.input(1).map(OperandAccess.integers) : nil
         let sizes = try sizes(dim: x.shape[a], given: given)
-        let outer = extentProduct(x.shape, 0..<a)
-        let inner = extentProduct(x.shape, (a + 1)..<x.rank) * x.dataType.byteWidth
+        let outer = StridedCopy.extentProduct(x.shape, 0..<a)
+        let inner = StridedCopy.extentProduct(x.shape, (a + 1)..<x.rank) * x.dataType.byteWidth
         let rowBytes = x.shape[a] * inner
         var offset = 0
         for (i, size) in sizes.enumerated() {
@@ -326,8 +327,8 @@ struct SplitKernel: Kernel {
 
 struct ExpandKernel: Kernel {
     func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
-        let x = try requiredInput(inputs, 0, "Expand", "input")
-        guard let shape = try constantIntegers(optionalInput(inputs, 1), op: "Expand", what: "shape") else {
+        let x = try OperandAccess.required(inputs, 0, "Expand", "input")
+        guard let shape = try constantIntegers(OperandAccess.optional(inputs, 1), op: "Expand", what: "shape") else {
             throw OnyxError.invalidModel("Expand: missing input 1 (shape)")
         }
         guard shape.allSatisfy({ $0 >= 0 }) else {
@@ -351,17 +352,17 @@ struct TileKernel: Kernel {
     let legacyAxisInput: Bool
 
     func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
-        let x = try requiredInput(inputs, 0, "Tile", "input")
+        let x = try OperandAccess.required(inputs, 0, "Tile", "input")
         let rank = x.shape.count
         var repeats: [Int]
         if legacyAxisInput {
-            guard let tiles = try constantIntegers(optionalInput(inputs, 1), op: "Tile", what: "tiles"), tiles.count == 1,
-                  let axis = try constantIntegers(optionalInput(inputs, 2), op: "Tile", what: "axis"), axis.count == 1
+            guard let tiles = try constantIntegers(OperandAccess.optional(inputs, 1), op: "Tile", what: "tiles"), tiles.count == 1,
+                  let axis = try constantIntegers(OperandAccess.optional(inputs, 2), op: "Tile", what: "axis"), axis.count == 1
             else { throw OnyxError.invalidModel("Tile (opset < 6): expected scalar inputs tiles and axis") }
             repeats = [Int](repeating: 1, count: rank)
             repeats[try normalizedAxis(axis[0], rank: rank, op: "Tile")] = tiles[0]
         } else {
-            guard let given = try constantIntegers(optionalInput(inputs, 1), op: "Tile", what: "repeats") else {
+            guard let given = try constantIntegers(OperandAccess.optional(inputs, 1), op: "Tile", what: "repeats") else {
                 throw OnyxError.invalidModel("Tile: missing input 1 (repeats)")
             }
             repeats = given
@@ -489,7 +490,7 @@ struct ConstantOfShapeKernel: Kernel {
     let value: Tensor
 
     func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
-        let input = try requiredInput(inputs, 0, "ConstantOfShape", "input")
+        let input = try OperandAccess.required(inputs, 0, "ConstantOfShape", "input")
         guard input.shape.count == 1 else {
             throw OnyxError.shapeMismatch("ConstantOfShape: the shape input must be 1-D, found shape \(shapeText(input.shape))")
         }
@@ -512,7 +513,7 @@ struct ConstantOfShapeKernel: Kernel {
 
 struct SizeKernel: Kernel {
     func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
-        _ = try requiredInput(inputs, 0, "Size", "data")
+        _ = try OperandAccess.required(inputs, 0, "Size", "data")
         return [TensorDescriptor(.int64, [])]
     }
 
@@ -566,22 +567,22 @@ struct PadKernel: Kernel {
     }
 
     func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
-        let x = try requiredInput(inputs, 0, "Pad", "data")
+        let x = try OperandAccess.required(inputs, 0, "Pad", "data")
         let given: [Int]
         if let legacyPads {
             given = legacyPads
         } else {
-            guard let p = try constantIntegers(optionalInput(inputs, 1), op: "Pad", what: "pads") else {
+            guard let p = try constantIntegers(OperandAccess.optional(inputs, 1), op: "Pad", what: "pads") else {
                 throw OnyxError.invalidModel("Pad: missing input 1 (pads)")
             }
             given = p
         }
-        if let value = optionalInput(inputs, 2), legacyPads == nil {
+        if let value = OperandAccess.optional(inputs, 2), legacyPads == nil {
             guard value.dataType == x.dataType, value.descriptor.elementCount <= 1 else {
                 throw OnyxError.invalidInput("Pad: constant_value must be a scalar of \(x.dataType), found \(value.descriptor)")
             }
         }
-        let axes = hasAxesInput ? try constantIntegers(optionalInput(inputs, 3), op: "Pad", what: "axes") : nil
+        let axes = hasAxesInput ? try constantIntegers(OperandAccess.optional(inputs, 3), op: "Pad", what: "axes") : nil
         let (before, after) = try pads(rank: x.shape.count, pads: given, axes: axes)
         var shape = x.shape
         for d in 0..<shape.count {
@@ -599,8 +600,8 @@ struct PadKernel: Kernel {
     func run(_ context: borrowing KernelContext) throws {
         let x = context.input(0)!, y = context.output(0)
         let rank = x.rank, width = x.dataType.byteWidth
-        let given = legacyPads ?? integerValues(context.input(1)!)
-        let axes = hasAxesInput ? context.input(3).map(integerValues) : nil
+        let given = legacyPads ?? OperandAccess.integers(context.input(1)!)
+        let axes = hasAxesInput ? context.input(3).map(OperandAccess.integers) : nil
         let (before, _) = try pads(rank: rank, pads: given, axes: axes)
         let strides = StridedCopy.contiguousStrides(x.shape)
         // The part of the input that is kept, and where it lands.
@@ -674,22 +675,28 @@ struct SpaceDepthKernel: Kernel {
     private var op: String { toDepth ? "SpaceToDepth" : "DepthToSpace" }
 
     func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
-        let x = try requiredInput(inputs, 0, op, "input")
+        let x = try OperandAccess.required(inputs, 0, op, "input")
         guard x.shape.count == 4 else {
             throw OnyxError.shapeMismatch("\(op): the input must be 4-D (N, C, H, W), found shape \(shapeText(x.shape))")
         }
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let b = blocksize
+        func times(_ a: Int, _ b: Int) throws -> Int {
+            let (p, overflow) = a.multipliedReportingOverflow(by: b)
+            guard !overflow else { throw OnyxError.limitExceeded("\(op): blocksize \(blocksize) makes the output too large") }
+            return p
+        }
+        let area = try times(b, b)
         if toDepth {
             guard h % b == 0, w % b == 0 else {
                 throw OnyxError.shapeMismatch("\(op): height \(h) and width \(w) must be multiples of blocksize \(b)")
             }
-            return [TensorDescriptor(x.dataType, [n, c * b * b, h / b, w / b])]
+            return [TensorDescriptor(x.dataType, [n, try times(c, area), h / b, w / b])]
         }
-        guard c % (b * b) == 0 else {
-            throw OnyxError.shapeMismatch("\(op): channels \(c) must be a multiple of blocksize² \(b * b)")
+        guard c % area == 0 else {
+            throw OnyxError.shapeMismatch("\(op): channels \(c) must be a multiple of blocksize² \(area)")
         }
-        return [TensorDescriptor(x.dataType, [n, c / (b * b), h * b, w * b])]
+        return [TensorDescriptor(x.dataType, [n, c / area, try times(h, b), try times(w, b)])]
     }
 
     func run(_ context: borrowing KernelContext) throws {
@@ -717,11 +724,11 @@ struct TriluKernel: Kernel {
     let upper: Bool
 
     func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
-        let x = try requiredInput(inputs, 0, "Trilu", "input")
+        let x = try OperandAccess.required(inputs, 0, "Trilu", "input")
         guard x.shape.count >= 2 else {
             throw OnyxError.shapeMismatch("Trilu: the input must have rank 2 or more, found shape \(shapeText(x.shape))")
         }
-        if let k = optionalInput(inputs, 1) {
+        if let k = OperandAccess.optional(inputs, 1) {
             guard k.dataType == .int64, k.descriptor.elementCount == 1 else {
                 throw OnyxError.invalidInput("Trilu: k must be an int64 scalar, found \(k.descriptor)")
             }
@@ -737,7 +744,7 @@ struct TriluKernel: Kernel {
         let limit = rows + columns
         let k = context.input(1).map { Int(max(min($0.pointer(as: Int64.self).pointee, Int64(limit)), Int64(-limit))) } ?? 0
         if x.data != y.data { y.data.copyMemory(from: x.data, byteCount: y.byteCount) }
-        let matrices = extentProduct(x.shape, 0..<(x.rank - 2))
+        let matrices = StridedCopy.extentProduct(x.shape, 0..<(x.rank - 2))
         let rowBytes = columns * width
         for m in 0..<matrices {
             for i in 0..<rows {
@@ -756,7 +763,7 @@ struct EyeLikeKernel: Kernel {
     let k: Int
 
     func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
-        let x = try requiredInput(inputs, 0, "EyeLike", "input")
+        let x = try OperandAccess.required(inputs, 0, "EyeLike", "input")
         guard x.shape.count == 2 else {
             throw OnyxError.shapeMismatch("EyeLike: the input must be 2-D, found shape \(shapeText(x.shape))")
         }
@@ -783,8 +790,8 @@ struct CenterCropPadKernel: Kernel {
     let axes: [Int]?
 
     func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
-        let x = try requiredInput(inputs, 0, "CenterCropPad", "input_data")
-        guard let shape = try constantIntegers(optionalInput(inputs, 1), op: "CenterCropPad", what: "shape") else {
+        let x = try OperandAccess.required(inputs, 0, "CenterCropPad", "input_data")
+        guard let shape = try constantIntegers(OperandAccess.optional(inputs, 1), op: "CenterCropPad", what: "shape") else {
             throw OnyxError.invalidModel("CenterCropPad: missing input 1 (shape)")
         }
         let rank = x.shape.count
@@ -828,8 +835,8 @@ struct ReverseSequenceKernel: Kernel {
     let batchAxis: Int
 
     func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
-        let x = try requiredInput(inputs, 0, "ReverseSequence", "input")
-        let lens = try requiredInput(inputs, 1, "ReverseSequence", "sequence_lens")
+        let x = try OperandAccess.required(inputs, 0, "ReverseSequence", "input")
+        let lens = try OperandAccess.required(inputs, 1, "ReverseSequence", "sequence_lens")
         guard x.shape.count >= 2 else {
             throw OnyxError.shapeMismatch("ReverseSequence: the input must have rank 2 or more, found shape \(shapeText(x.shape))")
         }
@@ -849,9 +856,9 @@ struct ReverseSequenceKernel: Kernel {
 
     func run(_ context: borrowing KernelContext) throws {
         let x = context.input(0)!, y = context.output(0)
-        let lens = integerValues(context.input(1)!)
+        let lens = OperandAccess.integers(context.input(1)!)
         try Self.check(lens, time: x.shape[1 - batchAxis])
-        let inner = extentProduct(x.shape, 2..<x.rank) * x.dataType.byteWidth
+        let inner = StridedCopy.extentProduct(x.shape, 2..<x.rank) * x.dataType.byteWidth
         for i0 in 0..<x.shape[0] {
             for i1 in 0..<x.shape[1] {
                 let (b, t) = batchAxis == 0 ? (i0, i1) : (i1, i0)

@@ -92,7 +92,7 @@ extension OperatorRegistry {
 
 /// `index` made non-negative against `extent`, or an error naming the op, axis, index and extent.
 @inline(__always)
-func checkedIndex(_ index: Int, extent: Int, op: String, axis: Int) throws -> Int {
+private func checkedIndex(_ index: Int, extent: Int, op: String, axis: Int) throws -> Int {
     let i = index < 0 ? index &+ extent : index
     guard i >= 0 && i < extent else {
         throw OnyxError.invalidInput(
@@ -117,10 +117,10 @@ private func checkNumeric(_ type: DataType, _ op: String) throws {
 
 struct NonZeroKernel: Kernel {
     /// Row-major positions of the non-zero elements of `count` elements of `type`.
-    private struct Positions: NumericVisitor {
+    private struct Positions: IndexingElementVisitor {
         let data: UnsafeRawPointer
         let count: Int
-        func visit<T: NumericElement>(_: T.Type) -> [Int] {
+        func visit<T: IndexingElement>(_: T.Type) -> [Int] {
             let p = data.assumingMemoryBound(to: T.self)
             var result: [Int] = []
             for i in 0..<count where p[i] != T.zeroValue { result.append(i) }
@@ -129,11 +129,11 @@ struct NonZeroKernel: Kernel {
     }
 
     private static func positions(_ data: UnsafeRawPointer, _ type: DataType, _ count: Int) throws -> [Int] {
-        try type.visit(Positions(data: data, count: count), boolAsByte: true) ?? []
+        try type.visitIndexingElement(Positions(data: data, count: count), boolAsByte: true) ?? []
     }
 
     func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
-        let x = try requiredInput(inputs, 0, "NonZero", "X")
+        let x = try OperandAccess.required(inputs, 0, "NonZero", "X")
         let value = try x.requireConstant(op: "NonZero", what: "X")
         let count = try value.withUnsafeBytes { try Self.positions($0.baseAddress!, value.dataType, value.elementCount).count }
         return [TensorDescriptor(.int64, [max(x.shape.count, 1), count])]
@@ -164,7 +164,7 @@ struct TopKKernel: Kernel {
     let largest: Bool
 
     func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
-        let x = try requiredInput(inputs, 0, "TopK", "X")
+        let x = try OperandAccess.required(inputs, 0, "TopK", "X")
         try checkNumeric(x.dataType, "TopK")
         guard x.shape.count > 0 else { throw OnyxError.shapeMismatch("TopK: the input must have rank 1 or more, found a scalar") }
         let a = try normalizedAxis(axis, rank: x.shape.count, op: "TopK")
@@ -172,7 +172,7 @@ struct TopKKernel: Kernel {
         if let attributeK {
             k = attributeK
         } else {
-            guard let given = try constantIntegers(optionalInput(inputs, 1), op: "TopK", what: "K"), given.count == 1 else {
+            guard let given = try constantIntegers(OperandAccess.optional(inputs, 1), op: "TopK", what: "K"), given.count == 1 else {
                 throw OnyxError.invalidModel("TopK: input 1 (K) must hold one int64 value")
             }
             k = given[0]
@@ -187,26 +187,31 @@ struct TopKKernel: Kernel {
 
     func readsData(ofInput index: Int) -> Bool { index == 0 }
 
-    private struct Select: NumericVisitor {
+    private struct Select: IndexingElementVisitor {
         let x: TensorView, values: TensorView?, indices: TensorView?
         let axis: Int, k: Int, largest: Bool
 
-        func visit<T: NumericElement>(_: T.Type) {
+        func visit<T: IndexingElement>(_: T.Type) {
             let source = x.pointer(as: T.self)
             let n = x.shape[axis]
-            let outer = extentProduct(x.shape, 0..<axis), inner = extentProduct(x.shape, (axis + 1)..<x.rank)
+            let outer = StridedCopy.extentProduct(x.shape, 0..<axis), inner = StridedCopy.extentProduct(x.shape, (axis + 1)..<x.rank)
             var order = UnsafeMutableBufferPointer<Int>.allocate(capacity: max(n, 1))
             defer { order.deallocate() }
             let largest = self.largest
             for o in 0..<outer {
                 for i in 0..<inner {
                     let base = o * n * inner + i
-                    for j in 0..<n { order[j] = j }
-                    // Ties go to the lower index; NaN counts as the largest value.
-                    order.sort { a, b in
+                    // Whether index a comes before index b: ties go to the lower index; NaN counts as the largest value.
+                    func before(_ a: Int, _ b: Int) -> Bool {
                         let va = source[base + a * inner], vb = source[base + b * inner]
                         if T.orderedEqual(va, vb) { return a < b }
                         return largest ? T.orderedBefore(vb, va) : T.orderedBefore(va, vb)
+                    }
+                    if k * 8 < n {
+                        Self.selectFirst(k, of: n, into: order, before)
+                    } else {
+                        for j in 0..<n { order[j] = j }
+                        order.sort(by: before)
                     }
                     let outBase = o * k * inner + i
                     for j in 0..<k {
@@ -216,6 +221,34 @@ struct TopKKernel: Kernel {
                 }
             }
         }
+
+        /// The first `k` of `0..<n` in `before` order, written sorted to `order[0..<k]`: a heap of
+        /// the best `k` so far with the worst at its root, so `n` much larger than `k` costs `n log k`.
+        private static func selectFirst(
+            _ k: Int, of n: Int, into order: UnsafeMutableBufferPointer<Int>, _ before: (Int, Int) -> Bool
+        ) {
+            guard k > 0 else { return }
+            func siftDown(_ start: Int, _ count: Int) {
+                var parent = start
+                while true {
+                    var worst = parent
+                    let left = 2 * parent + 1, right = left + 1
+                    if left < count && before(order[worst], order[left]) { worst = left }
+                    if right < count && before(order[worst], order[right]) { worst = right }
+                    if worst == parent { return }
+                    order.swapAt(parent, worst)
+                    parent = worst
+                }
+            }
+            for j in 0..<k { order[j] = j }
+            for p in stride(from: k / 2 - 1, through: 0, by: -1) { siftDown(p, k) }
+            for j in k..<n where before(j, order[0]) {
+                order[0] = j
+                siftDown(0, k)
+            }
+            var best = UnsafeMutableBufferPointer(rebasing: order[0..<k])
+            best.sort(by: before)
+        }
     }
 
     func run(_ context: borrowing KernelContext) throws {
@@ -223,7 +256,7 @@ struct TopKKernel: Kernel {
         let values = context.optionalOutput(0), indices = context.optionalOutput(1)
         guard let shape = values?.shape ?? indices?.shape else { return }
         let a = axis < 0 ? axis + x.rank : axis
-        _ = try x.dataType.visit(Select(x: x, values: values, indices: indices, axis: a, k: shape[a], largest: largest))
+        _ = try x.dataType.visitIndexingElement(Select(x: x, values: values, indices: indices, axis: a, k: shape[a], largest: largest))
     }
 }
 
@@ -245,7 +278,7 @@ struct ArgExtremumKernel: Kernel {
     private var op: String { largest ? "ArgMax" : "ArgMin" }
 
     func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
-        let x = try requiredInput(inputs, 0, op, "data")
+        let x = try OperandAccess.required(inputs, 0, op, "data")
         try checkNumeric(x.dataType, op)
         guard x.shape.count > 0 else { throw OnyxError.shapeMismatch("\(op): the input must have rank 1 or more, found a scalar") }
         let a = try normalizedAxis(axis, rank: x.shape.count, op: op)
@@ -255,13 +288,13 @@ struct ArgExtremumKernel: Kernel {
         return [TensorDescriptor(.int64, shape)]
     }
 
-    private struct Search: NumericVisitor {
+    private struct Search: IndexingElementVisitor {
         let x: TensorView, y: TensorView, axis: Int, largest: Bool, last: Bool
 
-        func visit<T: NumericElement>(_: T.Type) {
+        func visit<T: IndexingElement>(_: T.Type) {
             let source = x.pointer(as: T.self), out = y.pointer(as: Int64.self)
             let n = x.shape[axis]
-            let outer = extentProduct(x.shape, 0..<axis), inner = extentProduct(x.shape, (axis + 1)..<x.rank)
+            let outer = StridedCopy.extentProduct(x.shape, 0..<axis), inner = StridedCopy.extentProduct(x.shape, (axis + 1)..<x.rank)
             for o in 0..<outer {
                 for i in 0..<inner {
                     let base = o * n * inner + i
@@ -280,7 +313,7 @@ struct ArgExtremumKernel: Kernel {
     func run(_ context: borrowing KernelContext) throws {
         let x = context.input(0)!
         let a = axis < 0 ? axis + x.rank : axis
-        _ = try x.dataType.visit(Search(x: x, y: context.output(0), axis: a, largest: largest, last: selectLastIndex))
+        _ = try x.dataType.visitIndexingElement(Search(x: x, y: context.output(0), axis: a, largest: largest, last: selectLastIndex))
     }
 }
 
@@ -300,9 +333,9 @@ struct CumulativeKernel: Kernel {
     private var op: String { product ? "CumProd" : "CumSum" }
 
     func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
-        let x = try requiredInput(inputs, 0, op, "x")
+        let x = try OperandAccess.required(inputs, 0, op, "x")
         try checkNumeric(x.dataType, op)
-        let axis = try requiredInput(inputs, 1, op, "axis")
+        let axis = try OperandAccess.required(inputs, 1, op, "axis")
         try checkIndexType(axis.dataType, op, "axis")
         guard axis.descriptor.elementCount == 1 else {
             throw OnyxError.invalidInput("\(op): axis must be a scalar, found shape \(shapeText(axis.shape))")
@@ -314,13 +347,13 @@ struct CumulativeKernel: Kernel {
         return [x.descriptor]
     }
 
-    private struct Scan: NumericVisitor {
+    private struct Scan: IndexingElementVisitor {
         let x: TensorView, y: TensorView, axis: Int, product: Bool, exclusive: Bool, reverse: Bool
 
-        func visit<T: NumericElement>(_: T.Type) {
+        func visit<T: IndexingElement>(_: T.Type) {
             let source = x.pointer(as: T.self), out = y.pointer(as: T.self)
             let n = x.rank == 0 ? 1 : x.shape[axis]
-            let outer = extentProduct(x.shape, 0..<min(axis, x.rank)), inner = x.rank == 0 ? 1 : extentProduct(x.shape, (axis + 1)..<x.rank)
+            let outer = StridedCopy.extentProduct(x.shape, 0..<min(axis, x.rank)), inner = x.rank == 0 ? 1 : StridedCopy.extentProduct(x.shape, (axis + 1)..<x.rank)
             let identity = product ? Self.one(T.self) : T.zeroValue
             for o in 0..<outer {
                 for i in 0..<inner {
@@ -338,7 +371,7 @@ struct CumulativeKernel: Kernel {
         }
 
         /// 1 in `T`, made from bytes so integers and floats share this code.
-        private static func one<T: NumericElement>(_: T.Type) -> T {
+        private static func one<T: IndexingElement>(_: T.Type) -> T {
             var bits = ElementFill.element(1, as: T.dataType)
             return withUnsafeBytes(of: &bits) { $0.load(as: T.self) }
         }
@@ -346,9 +379,9 @@ struct CumulativeKernel: Kernel {
 
     func run(_ context: borrowing KernelContext) throws {
         let x = context.input(0)!
-        let given = integerValues(context.input(1)!)
+        let given = OperandAccess.integers(context.input(1)!)
         let axis = try normalizedAxis(given.first ?? 0, rank: x.rank, op: op)
-        _ = try x.dataType.visit(
+        _ = try x.dataType.visitIndexingElement(
             Scan(x: x, y: context.output(0), axis: axis, product: product, exclusive: exclusive, reverse: reverse))
     }
 }
@@ -359,8 +392,8 @@ struct GatherElementsKernel: Kernel {
     let axis: Int
 
     func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
-        let data = try requiredInput(inputs, 0, "GatherElements", "data")
-        let indices = try requiredInput(inputs, 1, "GatherElements", "indices")
+        let data = try OperandAccess.required(inputs, 0, "GatherElements", "data")
+        let indices = try OperandAccess.required(inputs, 1, "GatherElements", "indices")
         try checkIndexType(indices.dataType, "GatherElements")
         let rank = data.shape.count
         guard rank >= 1, indices.shape.count == rank else {
@@ -378,7 +411,7 @@ struct GatherElementsKernel: Kernel {
     func run(_ context: borrowing KernelContext) throws {
         let data = context.input(0)!, indices = context.input(1)!, y = context.output(0)
         let rank = data.rank, a = axis < 0 ? axis + rank : axis
-        let values = integerValues(indices)
+        let values = OperandAccess.integers(indices)
         let strides = StridedCopy.contiguousStrides(data.shape)
         let extent = data.shape[a], width = data.dataType.byteWidth
         var index = [Int](repeating: 0, count: rank)
@@ -419,12 +452,12 @@ struct GatherNDKernel: Kernel {
         guard m >= 1 && m <= r - b else {
             throw OnyxError.shapeMismatch("GatherND: indices tuples of length \(m) do not fit data of rank \(r) with batch_dims \(b)")
         }
-        return (m, extentProduct(data, (b + m)..<r))
+        return (m, StridedCopy.extentProduct(data, (b + m)..<r))
     }
 
     func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
-        let data = try requiredInput(inputs, 0, "GatherND", "data")
-        let indices = try requiredInput(inputs, 1, "GatherND", "indices")
+        let data = try OperandAccess.required(inputs, 0, "GatherND", "data")
+        let indices = try OperandAccess.required(inputs, 1, "GatherND", "indices")
         guard indices.dataType == .int64 else {
             throw OnyxError.unsupportedDataType("GatherND: indices must be int64, found \(indices.dataType)")
         }
@@ -438,9 +471,9 @@ struct GatherNDKernel: Kernel {
         let (m, slice) = try geometry(data: data.shape, indices: indices.shape)
         let b = batchDims, width = data.dataType.byteWidth
         let strides = StridedCopy.contiguousStrides(data.shape)
-        let batches = extentProduct(data.shape, 0..<b)
-        let batchStride = extentProduct(data.shape, b..<data.rank)
-        let tuples = extentProduct(indices.shape, b..<(indices.rank - 1))
+        let batches = StridedCopy.extentProduct(data.shape, 0..<b)
+        let batchStride = StridedCopy.extentProduct(data.shape, b..<data.rank)
+        let tuples = StridedCopy.extentProduct(indices.shape, b..<(indices.rank - 1))
         let index = indices.pointer(as: Int64.self)
         let sliceBytes = slice * width
         var out = y.data
@@ -462,7 +495,7 @@ struct GatherNDKernel: Kernel {
 // MARK: - ScatterElements, Scatter
 
 /// Applies `reduction` to `count` element pairs: `output[targets[n]] ⊕= updates[n]`.
-private struct ScatterApply: NumericVisitor {
+private struct ScatterApply: IndexingElementVisitor {
     let output: UnsafeMutableRawPointer
     let updates: UnsafeRawPointer
     /// Element offsets in `output`, one per update; each `slice` elements long.
@@ -470,7 +503,7 @@ private struct ScatterApply: NumericVisitor {
     let slice: Int
     let reduction: ScatterReduction
 
-    func visit<T: NumericElement>(_: T.Type) {
+    func visit<T: IndexingElement>(_: T.Type) {
         let out = output.assumingMemoryBound(to: T.self), source = updates.assumingMemoryBound(to: T.self)
         for (n, target) in targets.enumerated() {
             for e in 0..<slice {
@@ -488,7 +521,7 @@ private struct ScatterApply: NumericVisitor {
             }
             return
         }
-        guard try type.visit(apply) != nil else {
+        guard try type.visitIndexingElement(apply) != nil else {
             throw OnyxError.unsupportedDataType("\(op): reduction \(apply.reduction.rawValue) does not support \(type)")
         }
     }
@@ -500,9 +533,9 @@ struct ScatterElementsKernel: Kernel {
     let reduction: ScatterReduction
 
     func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
-        let data = try requiredInput(inputs, 0, op, "data")
-        let indices = try requiredInput(inputs, 1, op, "indices")
-        let updates = try requiredInput(inputs, 2, op, "updates")
+        let data = try OperandAccess.required(inputs, 0, op, "data")
+        let indices = try OperandAccess.required(inputs, 1, op, "indices")
+        let updates = try OperandAccess.required(inputs, 2, op, "updates")
         try checkIndexType(indices.dataType, op)
         if reduction != .none { try checkNumeric(data.dataType, op) }
         let rank = data.shape.count
@@ -526,7 +559,7 @@ struct ScatterElementsKernel: Kernel {
         var targets = [Int](repeating: 0, count: indices.elementCount)
         var index = [Int](repeating: 0, count: rank)
         var base = 0
-        for (n, value) in integerValues(indices).enumerated() {
+        for (n, value) in OperandAccess.integers(indices).enumerated() {
             targets[n] = base + (try checkedIndex(value, extent: extent, op: op, axis: a)) * strides[a]
             var d = rank - 1
             while d >= 0 {
@@ -551,9 +584,9 @@ struct ScatterNDKernel: Kernel {
     let reduction: ScatterReduction
 
     func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
-        let data = try requiredInput(inputs, 0, "ScatterND", "data")
-        let indices = try requiredInput(inputs, 1, "ScatterND", "indices")
-        let updates = try requiredInput(inputs, 2, "ScatterND", "updates")
+        let data = try OperandAccess.required(inputs, 0, "ScatterND", "data")
+        let indices = try OperandAccess.required(inputs, 1, "ScatterND", "indices")
+        let updates = try OperandAccess.required(inputs, 2, "ScatterND", "updates")
         guard indices.dataType == .int64 else {
             throw OnyxError.unsupportedDataType("ScatterND: indices must be int64, found \(indices.dataType)")
         }
@@ -576,7 +609,7 @@ struct ScatterNDKernel: Kernel {
         let data = context.input(0)!, indices = context.input(1)!, updates = context.input(2)!, y = context.output(0)
         let m = indices.shape[indices.rank - 1]
         let strides = StridedCopy.contiguousStrides(data.shape)
-        let tuples = extentProduct(indices.shape, 0..<(indices.rank - 1))
+        let tuples = StridedCopy.extentProduct(indices.shape, 0..<(indices.rank - 1))
         let index = indices.pointer(as: Int64.self)
         var targets = [Int](repeating: 0, count: tuples)
         for t in 0..<tuples {
@@ -589,7 +622,7 @@ struct ScatterNDKernel: Kernel {
         if y.data != data.data { y.data.copyMemory(from: data.data, byteCount: y.byteCount) }
         try ScatterApply.run(
             ScatterApply(output: y.data, updates: updates.data, targets: targets,
-                         slice: extentProduct(data.shape, m..<data.rank), reduction: reduction),
+                         slice: StridedCopy.extentProduct(data.shape, m..<data.rank), reduction: reduction),
             type: data.dataType, op: "ScatterND")
     }
 }
@@ -600,9 +633,9 @@ struct OneHotKernel: Kernel {
     let axis: Int
 
     func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
-        let indices = try requiredInput(inputs, 0, "OneHot", "indices")
-        let depthInput = try requiredInput(inputs, 1, "OneHot", "depth")
-        let values = try requiredInput(inputs, 2, "OneHot", "values")
+        let indices = try OperandAccess.required(inputs, 0, "OneHot", "indices")
+        let depthInput = try OperandAccess.required(inputs, 1, "OneHot", "depth")
+        let values = try OperandAccess.required(inputs, 2, "OneHot", "values")
         try checkNumeric(indices.dataType, "OneHot")
         try checkNumeric(depthInput.dataType, "OneHot")
         guard values.shape == [2] else {
@@ -623,6 +656,9 @@ struct OneHotKernel: Kernel {
         return [TensorDescriptor(values.dataType, shape)]
     }
 
+    /// Depth only sets the output shape; a run reads it from there.
+    func readsData(ofInput index: Int) -> Bool { index != 1 }
+
     /// The values of a numeric tensor as integers (floats truncate toward zero).
     private static func integers(_ t: Tensor) -> [Int] {
         var result = [Int64](repeating: 0, count: t.elementCount)
@@ -642,7 +678,7 @@ struct OneHotKernel: Kernel {
         positions.withUnsafeMutableBytes {
             Casting.convert(indices.data, from: indices.dataType, to: $0.baseAddress!, .int64, count: count)
         }
-        let inner = extentProduct(indices.shape, a..<indices.rank)
+        let inner = StridedCopy.extentProduct(indices.shape, a..<indices.rank)
         for (n, raw) in positions.enumerated() {
             var i = Int(raw)
             if i < 0 { i += depth }
@@ -660,8 +696,8 @@ struct CompressKernel: Kernel {
     let axis: Int?
 
     func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
-        let x = try requiredInput(inputs, 0, "Compress", "input")
-        let condition = try requiredInput(inputs, 1, "Compress", "condition")
+        let x = try OperandAccess.required(inputs, 0, "Compress", "input")
+        let condition = try OperandAccess.required(inputs, 1, "Compress", "condition")
         guard condition.dataType == .bool, condition.shape.count == 1 else {
             throw OnyxError.invalidInput("Compress: condition must be a 1-D bool tensor, found \(condition.descriptor)")
         }
@@ -691,8 +727,8 @@ struct CompressKernel: Kernel {
         let width = x.dataType.byteWidth
         let a = axis.map { $0 < 0 ? $0 + x.rank : $0 }
         let extent = a.map { x.shape[$0] } ?? x.elementCount
-        let outer = a.map { extentProduct(x.shape, 0..<$0) } ?? 1
-        let inner = (a.map { extentProduct(x.shape, ($0 + 1)..<x.rank) } ?? 1) * width
+        let outer = a.map { StridedCopy.extentProduct(x.shape, 0..<$0) } ?? 1
+        let inner = (a.map { StridedCopy.extentProduct(x.shape, ($0 + 1)..<x.rank) } ?? 1) * width
         var out = y.data
         for o in 0..<outer {
             for j in 0..<min(condition.elementCount, extent) where flags[j] != 0 {
@@ -721,12 +757,12 @@ struct UniqueKernel: Kernel {
 
     /// Finds the groups of equal slices: `count` slices, slice `j` being the `outer × inner`
     /// elements at `(o · count + j) · inner + i`.
-    private struct Grouping: NumericVisitor {
+    private struct Grouping: IndexingElementVisitor {
         let data: UnsafeRawPointer
         let outer: Int, count: Int, inner: Int
         let sorted: Bool
 
-        func visit<T: NumericElement>(_: T.Type) -> Groups {
+        func visit<T: IndexingElement>(_: T.Type) -> Groups {
             let p = data.assumingMemoryBound(to: T.self)
             let (outer, count, inner) = (self.outer, self.count, self.inner)
             /// -1, 0 or 1 comparing slices a and b lexicographically.
@@ -771,16 +807,16 @@ struct UniqueKernel: Kernel {
         guard let axis else { return (1, shape.reduce(1, *), 1) }
         guard shape.count > 0 else { throw OnyxError.shapeMismatch("Unique: cannot take unique slices of a scalar") }
         let a = try normalizedAxis(axis, rank: shape.count, op: "Unique")
-        return (extentProduct(shape, 0..<a), shape[a], extentProduct(shape, (a + 1)..<shape.count))
+        return (StridedCopy.extentProduct(shape, 0..<a), shape[a], StridedCopy.extentProduct(shape, (a + 1)..<shape.count))
     }
 
     private func groups(_ data: UnsafeRawPointer, _ type: DataType, _ shape: [Int]) throws -> Groups {
         let (outer, count, inner) = try layout(shape)
-        return try type.visit(Grouping(data: data, outer: outer, count: count, inner: inner, sorted: sorted), boolAsByte: true)!
+        return try type.visitIndexingElement(Grouping(data: data, outer: outer, count: count, inner: inner, sorted: sorted), boolAsByte: true)!
     }
 
     func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
-        let x = try requiredInput(inputs, 0, "Unique", "X")
+        let x = try OperandAccess.required(inputs, 0, "Unique", "X")
         let value = try x.requireConstant(op: "Unique", what: "X")
         let (_, count, _) = try layout(x.shape)
         let groups = try value.withUnsafeBytes { try self.groups($0.baseAddress!, x.dataType, x.shape) }
