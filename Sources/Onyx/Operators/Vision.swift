@@ -306,8 +306,6 @@ struct Col2ImKernel: Kernel {
         return [TensorDescriptor(given[0].dataType, [data[0], data[1] / block.reduce(1, *)] + l.image)]
     }
 
-    func readsData(ofInput index: Int) -> Bool { index == 0 }
-
     func run(_ context: borrowing KernelContext) throws {
         let x = context.input(0)!, y = context.output(0)
         func values(_ index: Int) -> [Int] {
