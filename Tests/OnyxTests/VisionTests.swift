@@ -62,6 +62,34 @@ import Testing
         #expect(abs(try cubic.scalars(as: Double.self)[0] - 2.5) < 1e-12)
     }
 
+    /// Bilinear, zeros padding, align_corners 0, straight from the definition.
+    static func naiveBilinear(_ x: [Float], _ h: Int, _ w: Int, _ gx: Float, _ gy: Float) -> Float {
+        let px = ((gx + 1) * Float(w) - 1) / 2, py = ((gy + 1) * Float(h) - 1) / 2
+        let x0 = Int(px.rounded(.down)), y0 = Int(py.rounded(.down))
+        let fx = px - Float(x0), fy = py - Float(y0)
+        func at(_ i: Int, _ j: Int) -> Float { i >= 0 && i < h && j >= 0 && j < w ? x[i * w + j] : 0 }
+        return (1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x0 + 1)) + fy * ((1 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1))
+    }
+
+    @Test(arguments: [(17, 63, 33, 65), (1, 7, 1, 257), (7, 1, 63, 1)])
+    func gridSampleMatchesNaiveBilinearOnAnyThreadCount(_ sizes: (Int, Int, Int, Int)) throws {
+        let (h, w, oh, ow) = sizes
+        let channels = 3
+        let values = (0..<(channels * h * w)).map { Float(($0 * 7919) % 23) - 11 }
+        let grid = (0..<(oh * ow * 2)).map { Float(($0 * 104729) % 41) / 16 - 1.25 }
+        let inputs = [Self.f([1, channels, h, w], values), Self.f([1, oh, ow, 2], grid)]
+        let node = Node(name: "n", opType: "GridSample", inputs: ["x", "g"], outputs: ["y"])
+        let one = try OperatorRegistry.evaluate(node, opset: 20, inputs: inputs, threads: 1)[0].scalars(as: Float.self)
+        let many = try OperatorRegistry.evaluate(node, opset: 20, inputs: inputs, threads: 4)[0].scalars(as: Float.self)
+        #expect(one == many)
+        var expected: [Float] = []
+        for c in 0..<channels {
+            let plane = Array(values[(c * h * w)..<((c + 1) * h * w)])
+            for p in 0..<(oh * ow) { expected.append(Self.naiveBilinear(plane, h, w, grid[2 * p], grid[2 * p + 1])) }
+        }
+        #expect(Self.close(one, expected, 1e-4))
+    }
+
     @Test func gridSampleErrors() throws {
         let x = Self.f([1, 1, 2, 2], [1, 2, 3, 4])
         let badGrid = #expect(throws: OnyxError.self) { try Self.run("GridSample", opset: 20, [x, Self.f([1, 1, 1, 3], [0, 0, 0])]) }
@@ -133,6 +161,10 @@ import Testing
                          ["strides": .ints([0, 1])])
         }
         #expect(badStride?.code == .invalidAttribute)
+        let huge = #expect(throws: OnyxError.self) {
+            try Self.run("Col2Im", opset: 18, [Self.f([1, 2, 2], [1, 2, 3, 4]), Self.i64([2], [1, 1 << 40]), Self.i64([2], [1, 1 << 40])])
+        }
+        #expect(huge?.code == .limitExceeded)
     }
 
     // MARK: - DeformConv
@@ -219,6 +251,8 @@ import Testing
         let yc = try Self.run("NonMaxSuppression", opset: 11, [centred, scores, Self.i64([1], [3]), Self.f([1], [0.5])],
                               ["center_point_box": .int(1)])[0]
         #expect(try yc.scalars(as: Int64.self) == [0, 0, 1, 0, 0, 2])
+        let nan = try Self.run("NonMaxSuppression", opset: 11, [boxes, scores, Self.i64([1], [3]), Self.f([1], [.nan])])[0]
+        #expect(nan.shape == [3, 3])
         let none = try Self.run("NonMaxSuppression", opset: 11, [boxes, scores])[0]
         #expect(none.shape == [0, 3])
     }

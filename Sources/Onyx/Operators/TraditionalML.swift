@@ -155,7 +155,8 @@ struct TfIdfVectorizerKernel: Kernel {
         // Beyond the row length, skips only reach past its end.
         for skip in 1...(min(maxSkipCount, length) + 1) {
             for start in 0..<length {
-                if start + skip * (startSize - 1) >= length { break }
+                let (reach, overflow) = skip.multipliedReportingOverflow(by: startSize - 1)
+                if overflow || reach >= length - start { break }
                 var node = 0, size = 1, item = start
                 while !children[node].isEmpty && size <= maxGramLength && item < length {
                     guard let child = children[node][token(item)] else { break }

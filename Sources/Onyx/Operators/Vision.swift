@@ -178,6 +178,7 @@ struct AffineGridKernel: Kernel {
         guard size.allSatisfy({ $0 >= 0 }) else {
             throw OnyxError.invalidInput("AffineGrid: size \(shapeText(size)) has a negative extent")
         }
+        _ = try Tensor.checkedElementCount(Array(size[2...]) + [size[0], r])
         return (theta, Array(size[2...]))
     }
 
@@ -269,6 +270,11 @@ struct Col2ImKernel: Kernel {
         guard image.allSatisfy({ $0 >= 1 }), block.allSatisfy({ $0 >= 1 }) else {
             throw OnyxError.invalidInput("Col2Im: image_shape \(shapeText(image)) and block_shape \(shapeText(block)) must be ≥ 1")
         }
+        // Bounded so the block arithmetic below cannot overflow.
+        guard (image + block + dilations + strides + pads).allSatisfy({ $0 <= Int(Int32.max) }) else {
+            throw OnyxError.limitExceeded("Col2Im: image_shape, block_shape, dilations, strides and pads must be below 2³¹")
+        }
+        _ = try Tensor.checkedElementCount([data.first ?? 0, data.count > 1 ? data[1] : 0] + image)
         var blocks: [Int] = []
         for a in 0..<r {
             let span = image[a] + pads[a] + pads[a + r] - dilations[a] * (block[a] - 1) - 1
@@ -299,8 +305,6 @@ struct Col2ImKernel: Kernel {
         let l = try layout(data, image: image, block: block)
         return [TensorDescriptor(given[0].dataType, [data[0], data[1] / block.reduce(1, *)] + l.image)]
     }
-
-    func readsData(ofInput index: Int) -> Bool { index == 0 }
 
     func run(_ context: borrowing KernelContext) throws {
         let x = context.input(0)!, y = context.output(0)
@@ -397,6 +401,9 @@ struct DeformConvKernel: Kernel {
         }
         guard group >= 1, offsetGroup >= 1 else {
             throw context.attributeError("group (\(group)) and offset_group (\(offsetGroup)) must be ≥ 1")
+        }
+        guard (strides + dilations + pads).allSatisfy({ $0 <= Int(Int32.max) }) else {
+            throw context.attributeError("strides, dilations and pads must be below 2³¹")
         }
     }
 
@@ -752,7 +759,7 @@ struct NonMaxSuppressionKernel: Kernel {
             }
             return value
         }
-        let maxPerClass = try scalar(2, "max_output_boxes_per_class").map { Int(max(min($0, 1e15), 0)) } ?? 0
+        let maxPerClass = try scalar(2, "max_output_boxes_per_class").map { $0.isNaN ? 0 : Int(max(min($0, 1e15), 0)) } ?? 0
         let iouThreshold = try scalar(3, "iou_threshold") ?? 0
         let scoreThreshold = try scalar(4, "score_threshold")
         let batches = boxes.shape[0], classes = scores.shape[1], count = boxes.shape[1]
