@@ -273,5 +273,6 @@ import Testing
         #expect(type?.message == "LSTM supports float, double and float16, got int32")
         let activation = #expect(throws: OnyxError.self) { try Self.run("RNN", [x, w, r], ["activations": .strings(["Swish"])]) }
         #expect(activation?.code == .invalidAttribute)
+        #expect(activation?.message.hasPrefix("RNN node 'n': unknown activation 'Swish'; supported: Relu, Tanh") == true)
     }
 }
