@@ -17,21 +17,21 @@ struct EinsumPlan: Equatable {
         init(_ equation: String) throws {
             let text = equation.filter { !$0.isWhitespace }
             let sides = text.split(separator: "->", omittingEmptySubsequences: false)
-            guard sides.count <= 2 else { throw OnyxError.invalidAttribute("Einsum: equation '\(equation)' has more than one '->'") }
+            guard sides.count <= 2 else { throw OnyxError.invalidAttribute("equation '\(equation)' has more than one '->'") }
             func term(_ part: Substring) throws -> [Symbol] {
                 var symbols: [Symbol] = []
                 var rest = part
                 while let c = rest.first {
                     if rest.hasPrefix("...") {
                         guard !symbols.contains(.ellipsis) else {
-                            throw OnyxError.invalidAttribute("Einsum: term '\(part)' of '\(equation)' has more than one ellipsis")
+                            throw OnyxError.invalidAttribute("term '\(part)' of '\(equation)' has more than one ellipsis")
                         }
                         symbols.append(.ellipsis)
                         rest = rest.dropFirst(3)
                         continue
                     }
                     guard let ascii = c.asciiValue, c.isLetter else {
-                        throw OnyxError.invalidAttribute("Einsum: '\(c)' in '\(equation)' is not a letter or '...'")
+                        throw OnyxError.invalidAttribute("'\(c)' in '\(equation)' is not a letter or '...'")
                     }
                     symbols.append(.letter(c.isLowercase ? Int(ascii) - 97 : Int(ascii) - 65 + 26))
                     rest = rest.dropFirst()
@@ -43,11 +43,11 @@ struct EinsumPlan: Equatable {
             if let output {
                 var seen = Set<Int>()
                 for case .letter(let l) in output where !seen.insert(l).inserted {
-                    throw OnyxError.invalidAttribute("Einsum: output label repeats in '\(equation)'")
+                    throw OnyxError.invalidAttribute("output label repeats in '\(equation)'")
                 }
                 let known = Set(inputs.joined().compactMap { if case .letter(let l) = $0 { l } else { nil } })
                 for case .letter(let l) in output where !known.contains(l) {
-                    throw OnyxError.invalidAttribute("Einsum: an output label of '\(equation)' appears in no input")
+                    throw OnyxError.invalidAttribute("an output label of '\(equation)' appears in no input")
                 }
             }
         }

@@ -65,21 +65,20 @@ struct RecurrentActivation: Sendable, Equatable {
     /// - Returns: `perDirection · directions` activations; a list of `perDirection` names is
     ///   used for every direction.
     static func parse(
-        names: [String]?, alphas: [Float]?, betas: [Float]?, defaults: [RecurrentActivation], directions: Int,
-        op: String
+        names: [String]?, alphas: [Float]?, betas: [Float]?, defaults: [RecurrentActivation], directions: Int
     ) throws -> [RecurrentActivation] {
         let perDirection = defaults.count
         guard let names else { return Array([[RecurrentActivation]](repeating: defaults, count: directions).joined()) }
         guard names.count == perDirection || names.count == perDirection * directions else {
             throw OnyxError.invalidAttribute(
-                "\(op): activations lists \(names.count) functions; expected \(perDirection) per direction for \(directions) direction(s)")
+                "activations lists \(names.count) functions; expected \(perDirection) per direction for \(directions) direction(s)")
         }
         var alphaIterator = (alphas ?? []).makeIterator(), betaIterator = (betas ?? []).makeIterator()
         var result: [RecurrentActivation] = []
         for name in names {
             guard let function = Function.named(name) else {
                 throw OnyxError.invalidAttribute(
-                    "\(op): unknown activation '\(name)'; supported: \(Function.allCases.map(\.rawValue).joined(separator: ", "))")
+                    "unknown activation '\(name)'; supported: \(Function.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             var activation = RecurrentActivation(function: function)
             let (alpha, beta) = function.parameters

@@ -234,7 +234,7 @@ struct AttentionKernel: Kernel {
 
     private func attention<S: RecurrentScalar>(_: S.Type, _ g: AttentionGeometry, nonpad: [Int]?) -> ScaledDotProductAttention<S> {
         ScaledDotProductAttention<S>(
-            geometry: g, scale: S(scale ?? 1 / Float(g.headSize).squareRoot()), softcap: S(softcap), isCausal: isCausal,
+            geometry: g, scale: scale.map { S($0) } ?? 1 / S(g.headSize).squareRoot(), softcap: S(softcap), isCausal: isCausal,
             leftWindow: leftWindow, rightWindow: rightWindow, outputMode: outputMode, nonpadLengths: nonpad)
     }
 

@@ -72,7 +72,7 @@ struct RecurrentKernel: Kernel {
         do {
             activations = try RecurrentActivation.parse(
                 names: try stringList(context, "activations"), alphas: try context.floats("activation_alpha"),
-                betas: try context.floats("activation_beta"), defaults: defaults, directions: directions, op: op)
+                betas: try context.floats("activation_beta"), defaults: defaults, directions: directions)
         } catch let error as OnyxError {
             throw context.attributeError(error.message)
         }
