@@ -274,6 +274,20 @@ import Testing
         #expect(type?.code == .unsupportedDataType)
     }
 
+    @Test func batchNormalizationInDoubleAndHalf() throws {
+        let values = Self.values(24, seed: 1)
+        let expected = Self.batchNormReference(
+            values, channels: 3, area: 4, scale: [1, 2, -0.5], bias: [0, 1, 2], mean: [0.5, -1, 2], variance: [4, 0.25, 1], epsilon: 1e-5)
+        func d(_ v: [Float]) -> Tensor { try! Tensor(shape: [v.count], scalars: v.map(Double.init)) }
+        let x = try Tensor(shape: [2, 3, 2, 2], scalars: values.map(Double.init))
+        let y = try Self.run("BatchNormalization", opset: 15, [x, d([1, 2, -0.5]), d([0, 1, 2]), d([0.5, -1, 2]), d([4, 0.25, 1])])[0]
+        Self.expectClose(try y.scalars(as: Double.self).map(Float.init), expected)
+        // float16 X with float parameters (opset 15 lets them differ).
+        let half = try Tensor(shape: [2, 3, 2, 2], scalars: values.map { Float16($0) })
+        let z = try Self.run("BatchNormalization", opset: 15, [half, Self.scale, Self.bias, Self.mean, Self.variance])[0]
+        Self.expectClose(try z.scalars(as: Float16.self).map(Float.init), expected, 2e-3)
+    }
+
     // MARK: - LogSoftmax, Hardmax
 
     @Test func logSoftmaxMatchesLogOfSoftmax() throws {
@@ -311,7 +325,9 @@ import Testing
         let y = try Self.run("InstanceNormalization", opset: 6, [x, Self.f([2], [2, 1]), Self.f([2], [0, 5])], ["epsilon": .float(0)])[0]
         // Plane 0: mean 2.5, variance 1.25; plane 1: mean 11, variance 3.
         let a = 1 / Float(1.25).squareRoot(), b = 1 / Float(3).squareRoot()
-        Self.expectClose(try Self.floats(y), [-1.5 * a * 2, -0.5 * a * 2, 0.5 * a * 2, 1.5 * a * 2, 5 - b, 5 - b, 5 - b, 5 + 3 * b])
+        let first: [Float] = [-3 * a, -a, a, 3 * a]
+        let second: [Float] = [5 - b, 5 - b, 5 - b, 5 + 3 * b]
+        Self.expectClose(try Self.floats(y), first + second)
         let shape = #expect(throws: OnyxError.self) {
             try Self.run("InstanceNormalization", opset: 6, [x, Self.f([3], [1, 1, 1]), Self.f([2], [0, 0])])
         }
@@ -321,13 +337,17 @@ import Testing
     @Test func groupNormalizationOpsets() throws {
         // Two groups of two channels; each group's four values are 0, 2, 4, 6 → ±1.342, ±0.447.
         let x = Self.f([1, 4, 2], [0, 2, 4, 6, 0, 2, 4, 6])
-        let unit = [-3, -1, 1, 3].map { $0 / Float(5).squareRoot() }
+        let root5: Float = Float(5).squareRoot()
+        let unit: [Float] = [-3 / root5, -1 / root5, 1 / root5, 3 / root5]
         let perGroup = try Self.run("GroupNormalization", opset: 18, [x, Self.f([2], [1, 2]), Self.f([2], [0, 1])],
                                     ["num_groups": .int(2), "epsilon": .float(0)])[0]
-        Self.expectClose(try Self.floats(perGroup), unit + unit.map { $0 * 2 + 1 })
+        let doubled: [Float] = unit.map { $0 * 2 + 1 }
+        Self.expectClose(try Self.floats(perGroup), unit + doubled)
         let perChannel = try Self.run("GroupNormalization", opset: 21, [x, Self.f([4], [1, 2, 3, 4]), Self.f([4], [0, 0, 1, 1])],
                                       ["num_groups": .int(2), "epsilon": .float(0)])[0]
-        Self.expectClose(try Self.floats(perChannel), [unit[0], unit[1], unit[2] * 2, unit[3] * 2, unit[0] * 3 + 1, unit[1] * 3 + 1, unit[2] * 4 + 1, unit[3] * 4 + 1])
+        let channels01: [Float] = [unit[0], unit[1], unit[2] * 2, unit[3] * 2]
+        let channels23: [Float] = [unit[0] * 3 + 1, unit[1] * 3 + 1, unit[2] * 4 + 1, unit[3] * 4 + 1]
+        Self.expectClose(try Self.floats(perChannel), channels01 + channels23)
         let groups = #expect(throws: OnyxError.self) {
             try Self.run("GroupNormalization", opset: 21, [x, Self.f([4], [1, 1, 1, 1]), Self.f([4], [0, 0, 0, 0])], ["num_groups": .int(3)])
         }
@@ -384,7 +404,8 @@ import Testing
         // Over every axis: mean 8.5, standard deviation √(55.25).
         let all = try Self.run("MeanVarianceNormalization", opset: 13, [x], ["axes": .ints([0, 1, 2, 3])])[0]
         let sd = Float(55.25).squareRoot()
-        Self.expectClose(try Self.floats(all), [1, 3, 10, 20].map { ($0 - 8.5) / sd })
+        let centered: [Float] = [-7.5, -5.5, 1.5, 11.5]
+        Self.expectClose(try Self.floats(all), centered.map { $0 / sd })
         let axis = #expect(throws: OnyxError.self) { try Self.run("MeanVarianceNormalization", opset: 13, [x], ["axes": .ints([4])]) }
         #expect(axis?.code == .invalidAttribute)
     }

@@ -330,7 +330,10 @@ import Testing
     /// A naive N-d pool: max, average (count_include_pad off) or Lp over each window's input elements.
     static func naivePool(_ x: [Double], spatial: [Int], kernel: [Int], strides: [Int], pads: [Int], kind: String) -> (shape: [Int], values: [Double]) {
         let rank = spatial.count
-        let output = (0..<rank).map { (spatial[$0] + pads[$0] + pads[$0 + rank] - kernel[$0]) / strides[$0] + 1 }
+        let output: [Int] = (0..<rank).map { (a: Int) -> Int in
+            let span: Int = spatial[a] + pads[a] + pads[a + rank] - kernel[a]
+            return span / strides[a] + 1
+        }
         var values: [Double] = []
         let total = output.reduce(1, *)
         for flat in 0..<total {
@@ -341,7 +344,7 @@ import Testing
             for k in 0..<windows {
                 var kk = [Int](repeating: 0, count: rank), r = k
                 for a in (0..<rank).reversed() { kk[a] = r % kernel[a]; r /= kernel[a] }
-                let position = (0..<rank).map { o[$0] * strides[$0] - pads[$0] + kk[$0] }
+                let position: [Int] = (0..<rank).map { (a: Int) -> Int in o[a] * strides[a] - pads[a] + kk[a] }
                 guard (0..<rank).allSatisfy({ position[$0] >= 0 && position[$0] < spatial[$0] }) else { continue }
                 var index = 0
                 for a in 0..<rank { index = index * spatial[a] + position[a] }

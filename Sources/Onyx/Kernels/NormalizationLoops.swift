@@ -177,8 +177,9 @@ extension NormalizationLoops {
                 case .logSoftmax:
                     var sum: E.Wide = 0
                     for e in 0..<extent { sum += E.Wide.exponential(src[e * inner].widened - peak) }
-                    let shift = peak + E.Wide.logarithm(sum)
-                    for e in 0..<extent { dst[e * inner] = E(narrowing: src[e * inner].widened - shift) }
+                    // (x − peak) first: exact near the peak, where x − (peak + log Σ) would round.
+                    let logSum = E.Wide.logarithm(sum)
+                    for e in 0..<extent { dst[e * inner] = E(narrowing: (src[e * inner].widened - peak) - logSum) }
                 }
             }
         }
@@ -285,17 +286,17 @@ extension NormalizationLoops {
         let statisticsCount = shape.enumerated().reduce(1) { reduced[$1.offset] ? $0 : $0 * $1.element }
         guard count > 0, statisticsCount > 0 else { return }
         let scale = 1 / E.Wide(count)
-        withUnsafeTemporaryAllocation(of: E.Wide.self, capacity: 2 * statisticsCount) { buffer in
-            let means = buffer.baseAddress!, deviations = means + statisticsCount
-            reduced.withUnsafeBufferPointer { mask in
-                ReductionLoops.reduce(x, means, shape: shape, reduced: mask.baseAddress!, pool: pool, WideMean<E>(scale: scale))
-                ReductionLoops.reduce(x, deviations, shape: shape, reduced: mask.baseAddress!, pool: pool,
-                                      SquaredDeviation<E>(means: UnsafePointer(means), scale: scale))
-            }
-            for s in 0..<statisticsCount { deviations[s] = 1 / (deviations[s].squareRoot() + 1e-9) }
-            forEachElement(shape: shape, reduced: reduced) { i, s in
-                y[i] = E(narrowing: (x[i].widened - means[s]) * deviations[s])
-            }
+        let means = UnsafeMutablePointer<E.Wide>.allocate(capacity: 2 * statisticsCount)
+        defer { means.deallocate() }
+        let deviations = means + statisticsCount
+        reduced.withUnsafeBufferPointer { mask in
+            ReductionLoops.reduce(x, means, shape: shape, reduced: mask.baseAddress!, pool: pool, WideMean<E>(scale: scale))
+            ReductionLoops.reduce(x, deviations, shape: shape, reduced: mask.baseAddress!, pool: pool,
+                                  SquaredDeviation<E>(means: UnsafePointer(means), scale: scale))
+        }
+        for s in 0..<statisticsCount { deviations[s] = 1 / (deviations[s].squareRoot() + 1e-9) }
+        forEachElement(shape: shape, reduced: reduced) { i, s in
+            y[i] = E(narrowing: (x[i].widened - means[s]) * deviations[s])
         }
     }
 

@@ -77,7 +77,7 @@ extension OperatorRegistry {
     }
 }
 
-/// BatchNormalization, float32: `Y = scale · (X − mean) / √(var + ε) + B` per channel.
+/// BatchNormalization (float32 vectorised; double, float16 and mixed parameter types in Double): `Y = scale · (X − mean) / √(var + ε) + B` per channel.
 ///
 /// In inference mode the statistics are the `mean` and `var` inputs. In training mode
 /// (`training_mode = 1`, or `is_test = 0` before opset 7) Y uses the batch's own mean and
@@ -104,8 +104,8 @@ struct BatchNormalizationKernel: Kernel {
         guard inputs.count == 5, let x = inputs[0] else {
             throw OnyxError.invalidModel("BatchNormalization takes X, scale, B, mean and var; got \(inputs.compactMap { $0 }.count) inputs")
         }
-        guard x.dataType == .float else {
-            throw OnyxError.unsupportedDataType("BatchNormalization supports float, got \(x.dataType)")
+        guard x.dataType.isFloatingPoint else {
+            throw OnyxError.unsupportedDataType("BatchNormalization supports float, double and float16, got \(x.dataType)")
         }
         guard x.shape.count >= 2 else {
             throw OnyxError.shapeMismatch("BatchNormalization: input of shape \(x.shape) has no channel axis")
@@ -117,12 +117,12 @@ struct BatchNormalizationKernel: Kernel {
                 throw OnyxError.invalidModel("BatchNormalization: input \(name) is missing")
             }
             let fits = spatial ? p.shape == [features] : p.descriptor.elementCount == features
-            guard p.dataType == .float, fits else {
-                throw OnyxError.shapeMismatch("BatchNormalization: \(name) must be float\(expected), got \(p.descriptor)")
+            guard p.dataType.isFloatingPoint, fits else {
+                throw OnyxError.shapeMismatch("BatchNormalization: \(name) must be \(x.dataType)\(expected), got \(p.descriptor)")
             }
         }
-        if runningOutputs {
-            return [x.descriptor, TensorDescriptor(.float, [features]), TensorDescriptor(.float, [features])]
+        if runningOutputs, let mean = inputs[3] {
+            return [x.descriptor, TensorDescriptor(mean.dataType, [features]), TensorDescriptor(mean.dataType, [features])]
         }
         return [x.descriptor]
     }
@@ -132,6 +132,11 @@ struct BatchNormalizationKernel: Kernel {
     func run(_ context: borrowing KernelContext) throws {
         let x = context.input(0)!, y = context.output(0)
         let (batch, features, area) = layout(x.shape)
+        let parameterTypes = (1...4).map { context.input($0)!.dataType }
+        guard x.dataType == .float, parameterTypes.allSatisfy({ $0 == .float }) else {
+            try runInDouble(context, batch: batch, features: features, area: area)
+            return
+        }
         func parameter(_ index: Int) -> UnsafePointer<Float> { UnsafePointer(context.input(index)!.pointer(as: Float.self)) }
         let input = UnsafePointer(x.pointer(as: Float.self)), output = y.pointer(as: Float.self)
         if batchStatistics {
@@ -145,6 +150,62 @@ struct BatchNormalizationKernel: Kernel {
                 scale: parameter(1), bias: parameter(2), mean: parameter(3), variance: parameter(4),
                 epsilon: epsilon, pool: context.pool)
         }
+    }
+
+    /// Double, float16 and mixed parameter types: statistics and the affine step in Double.
+    private func runInDouble(_ context: borrowing KernelContext, batch: Int, features: Int, area: Int) throws {
+        let x = context.input(0)!, y = context.output(0)
+        let scale = wideValues(context.input(1)!, as: Double.self), bias = wideValues(context.input(2)!, as: Double.self)
+        var mean = wideValues(context.input(3)!, as: Double.self), variance = wideValues(context.input(4)!, as: Double.self)
+        let count = batch * area
+        func values<E: WideningFloat>(_: E.Type) -> [Double] {
+            let p = x.pointer(as: E.self)
+            return (0..<x.elementCount).map { p[$0].castDouble }
+        }
+        let input: [Double]
+        switch x.dataType {
+        case .double: input = values(Double.self)
+        case .float16: input = values(Float16.self)
+        case .float: input = values(Float.self)
+        default: throw OnyxError.unsupportedDataType("BatchNormalization does not support \(x.dataType)")
+        }
+        if batchStatistics && count > 0 {
+            var batchMean = [Double](repeating: 0, count: features), batchVariance = batchMean
+            for n in 0..<batch {
+                for c in 0..<features {
+                    for i in 0..<area { batchMean[c] += input[(n * features + c) * area + i] }
+                }
+            }
+            for c in 0..<features { batchMean[c] /= Double(count) }
+            for n in 0..<batch {
+                for c in 0..<features {
+                    for i in 0..<area {
+                        let d = input[(n * features + c) * area + i] - batchMean[c]
+                        batchVariance[c] += d * d
+                    }
+                }
+            }
+            for c in 0..<features { batchVariance[c] /= Double(count) }
+            if runningOutputs {
+                let m = Double(momentum)
+                for (index, statistics, given) in [(1, batchMean, mean), (2, batchVariance, variance)] {
+                    guard let out = context.optionalOutput(index) else { continue }
+                    try writeValues((0..<features).map { given[$0] * m + statistics[$0] * (1 - m) }, to: out)
+                }
+            }
+            mean = batchMean
+            variance = batchVariance
+        }
+        var result = [Double](repeating: 0, count: input.count)
+        for n in 0..<batch {
+            for c in 0..<features {
+                let factor = scale[c] / (variance[c] + Double(epsilon)).squareRoot()
+                let offset = bias[c] - mean[c] * factor
+                let start = (n * features + c) * area
+                for i in start..<(start + area) { result[i] = input[i] * factor + offset }
+            }
+        }
+        try writeValues(result, to: y)
     }
 
     private func runningStatistics(_ context: borrowing KernelContext) -> (
@@ -168,12 +229,6 @@ struct SoftmaxKernel: Kernel {
     let kind: Kind
     let axis: Int
     let coercesTo2D: Bool
-
-    init(kind: Kind = .softmax, axis: Int, coercesTo2D: Bool) {
-        self.kind = kind
-        self.axis = axis
-        self.coercesTo2D = coercesTo2D
-    }
 
     private var name: String { kind.rawValue }
 
@@ -242,6 +297,16 @@ private func wideValues<W: WideFloat>(_ view: TensorView, as _: W.Type) -> [W] {
     case .double: let p = view.pointer(as: Double.self); return (0..<n).map { W(p[$0]) }
     case .float16: let p = view.pointer(as: Float16.self); return (0..<n).map { W(p[$0].castFloat) }
     default: return [W](repeating: 0, count: n)
+    }
+}
+
+/// Writes Double values into a floating-point tensor.
+private func writeValues(_ values: [Double], to view: TensorView) throws {
+    switch view.dataType {
+    case .float: let p = view.pointer(as: Float.self); for i in values.indices { p[i] = Float(values[i]) }
+    case .double: let p = view.pointer(as: Double.self); for i in values.indices { p[i] = values[i] }
+    case .float16: let p = view.pointer(as: Float16.self); for i in values.indices { p[i] = values[i].castFloat16 }
+    default: throw OnyxError.unsupportedDataType("cannot write floating-point results into \(view.dataType)")
     }
 }
 

@@ -166,10 +166,6 @@ struct GlobalPoolKernel: Kernel {
 
     let kind: Kind
 
-    init(kind: Kind) { self.kind = kind }
-
-    init(average: Bool) { self.kind = average ? .average : .max }
-
     private var name: String {
         switch kind {
         case .average: "GlobalAveragePool"

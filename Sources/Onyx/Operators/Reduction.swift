@@ -109,41 +109,40 @@ struct ReduceKernel: Kernel {
     func run(_ context: borrowing KernelContext) throws {
         let x = context.input(0)!, y = context.output(0)
         let rank = x.rank
-        try withUnsafeTemporaryAllocation(of: Bool.self, capacity: max(rank, 1)) { mask in
-            let base = mask.baseAddress!
-            switch axes {
-            case .attribute(let values):
-                try markReduced(values, rank: rank, into: base)
-            case .input:
-                if let axesInput = context.input(1) {
-                    let n = axesInput.elementCount
-                    if axesInput.dataType == .int32 {
-                        let p = axesInput.pointer(as: Int32.self)
-                        try markReduced((0..<n).lazy.map { Int(p[$0]) }, rank: rank, into: base)
-                    } else {
-                        let p = axesInput.pointer(as: Int64.self)
-                        try markReduced((0..<n).lazy.map { Int(p[$0]) }, rank: rank, into: base)
-                    }
+        let base = UnsafeMutablePointer<Bool>.allocate(capacity: max(rank, 1))
+        defer { base.deallocate() }
+        switch axes {
+        case .attribute(let values):
+            try markReduced(values, rank: rank, into: base)
+        case .input:
+            if let axesInput = context.input(1) {
+                let n = axesInput.elementCount
+                if axesInput.dataType == .int32 {
+                    let p = axesInput.pointer(as: Int32.self)
+                    try markReduced((0..<n).lazy.map { Int(p[$0]) }, rank: rank, into: base)
                 } else {
-                    try markReduced([Int]?.none, rank: rank, into: base)
+                    let p = axesInput.pointer(as: Int64.self)
+                    try markReduced((0..<n).lazy.map { Int(p[$0]) }, rank: rank, into: base)
                 }
+            } else {
+                try markReduced([Int]?.none, rank: rank, into: base)
             }
-            var count = 1
-            for axis in 0..<rank where base[axis] { count *= x.shape[axis] }
-            let shape = ReductionShape(shape: x.shape, reduced: UnsafePointer(base), count: count, pool: context.pool)
-            switch x.dataType {
-            case .float: floating(Float.self, x, y, shape)
-            case .double: floating(Double.self, x, y, shape)
-            case .float16: floating(Float16.self, x, y, shape)
-            case .int8: integer(Int8.self, x, y, shape)
-            case .uint8: integer(UInt8.self, x, y, shape)
-            case .int32: integer(Int32.self, x, y, shape)
-            case .uint32: integer(UInt32.self, x, y, shape)
-            case .int64: integer(Int64.self, x, y, shape)
-            case .uint64: integer(UInt64.self, x, y, shape)
-            case .bool: integer(UInt8.self, x, y, shape, bool: true)
-            default: throw OnyxError.unsupportedDataType("\(name) does not support \(x.dataType)")
-            }
+        }
+        var count = 1
+        for axis in 0..<rank where base[axis] { count *= x.shape[axis] }
+        let shape = ReductionShape(shape: x.shape, reduced: UnsafePointer(base), count: count, pool: context.pool)
+        switch x.dataType {
+        case .float: floating(Float.self, x, y, shape)
+        case .double: floating(Double.self, x, y, shape)
+        case .float16: floating(Float16.self, x, y, shape)
+        case .int8: integer(Int8.self, x, y, shape)
+        case .uint8: integer(UInt8.self, x, y, shape)
+        case .int32: integer(Int32.self, x, y, shape)
+        case .uint32: integer(UInt32.self, x, y, shape)
+        case .int64: integer(Int64.self, x, y, shape)
+        case .uint64: integer(UInt64.self, x, y, shape)
+        case .bool: integer(UInt8.self, x, y, shape, bool: true)
+        default: throw OnyxError.unsupportedDataType("\(name) does not support \(x.dataType)")
         }
     }
 
@@ -174,11 +173,10 @@ struct ReduceKernel: Kernel {
         case .logSumExp:
             // Two passes: each output's largest finite element, then log Σ exp(x − max) + max.
             let outputs = y.elementCount
-            withUnsafeTemporaryAllocation(of: E.Wide.self, capacity: max(outputs, 1)) { centers in
-                let c = centers.baseAddress!
-                ReductionLoops.reduce(input, c, shape: s.shape, reduced: s.reduced, pool: s.pool, FloatFiniteMax<E>())
-                reduce(FloatLogSumExp<E>(centers: UnsafePointer(c)))
-            }
+            let c = UnsafeMutablePointer<E.Wide>.allocate(capacity: max(outputs, 1))
+            defer { c.deallocate() }
+            ReductionLoops.reduce(input, c, shape: s.shape, reduced: s.reduced, pool: s.pool, FloatFiniteMax<E>())
+            reduce(FloatLogSumExp<E>(centers: UnsafePointer(c)))
         }
     }
 
@@ -201,11 +199,10 @@ struct ReduceKernel: Kernel {
         case .logSum: reduce(IntegerInDouble<T>(kind: .logSum, centers: nil))
         case .logSumExp:
             let outputs = y.elementCount
-            withUnsafeTemporaryAllocation(of: Double.self, capacity: max(outputs, 1)) { centers in
-                let c = centers.baseAddress!
-                ReductionLoops.reduce(input, c, shape: s.shape, reduced: s.reduced, pool: s.pool, IntegerCenter<T>())
-                reduce(IntegerInDouble<T>(kind: .logSumExp, centers: UnsafePointer(c)))
-            }
+            let c = UnsafeMutablePointer<Double>.allocate(capacity: max(outputs, 1))
+            defer { c.deallocate() }
+            ReductionLoops.reduce(input, c, shape: s.shape, reduced: s.reduced, pool: s.pool, IntegerCenter<T>())
+            reduce(IntegerInDouble<T>(kind: .logSumExp, centers: UnsafePointer(c)))
         }
     }
 }
