@@ -261,7 +261,9 @@ import Testing
         let dropout = try Self.run("Dropout", opset: 13, [x, Self.f([], [0.5])], outputs: 2)
         #expect(try Self.floats(dropout[0]) == [1, 2])
         #expect(try dropout[1].scalars(as: Bool.self) == [true, true])
-        #expect(throws: OnyxError.self) { try Self.run("Dropout", opset: 13, [x, Self.f([], [0.5]), Tensor(scalar: true)]) }
+        // Training mode keeps each element (scaled by 1 / (1 − ratio)) or zeroes it.
+        let trained = try Self.run("Dropout", opset: 13, [x, Self.f([], [0.5]), Tensor(scalar: true)], outputs: 2)
+        #expect(try zip(Self.floats(trained[0]), [Float(1), 2]).allSatisfy { $0 == 0 || $0 == 2 * $1 })
         #expect(try Self.floats(Self.run("Constant", [], ["value": .tensor(x)])[0]) == [1, 2])
         #expect(try Self.run("Constant", [], ["value_ints": .ints([4, 5])])[0].scalars(as: Int64.self) == [4, 5])
         #expect(try Self.floats(Self.run("Constant", [], ["value_float": .float(2.5)])[0]) == [2.5])

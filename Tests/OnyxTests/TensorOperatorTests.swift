@@ -131,19 +131,36 @@ import Testing
         #expect(kernel.readsData(ofInput: 1) == false)
     }
 
-    @Test func dropoutRefusesTrainingMode() throws {
-        let x = Self.f([2], [1, 2])
-        let constant = Self.message { _ = try Self.run("Dropout", opset: 13, [x, Self.f([], [0.5]), Tensor(scalar: true)]) }
-        #expect(constant.contains("training_mode is true"), "\(constant)")
-        // A training_mode that arrives with the run is checked when it runs.
-        let kernel = try Self.kernel("Dropout", opset: 13)
-        #expect(kernel.readsData(ofInput: 2))
-        let ok = try Self.runWithoutConstants(kernel, [x, Self.f([], [0.5]), Tensor(scalar: false)], outputs: 2)
-        #expect(Self.bytes(ok[0]) == Self.bytes(x))
-        #expect(throws: OnyxError.self) {
-            try Self.runWithoutConstants(kernel, [x, Self.f([], [0.5]), Tensor(scalar: true)], outputs: 2)
+    @Test func dropoutTrainingMode() throws {
+        let count = 2000
+        let x = try Tensor(shape: [count], scalars: (0..<count).map { Float($0 % 7) + 1 })
+        let on = Tensor(scalar: true)
+        func train(_ seed: Int?, ratio: Float = 0.25) throws -> [Tensor] {
+            try Self.run("Dropout", opset: 13, [x, Self.f([], [ratio]), on], seed.map { ["seed": .int($0)] } ?? [:], outputs: 2)
         }
-        #expect(throws: OnyxError.self) { try Self.run("Dropout", opset: 13, [x, Self.f([], [0.5]), Self.f([], [1])]) }
+        let first = try train(7)
+        let y = try first[0].scalars(as: Float.self), mask = try first[1].scalars(as: Bool.self), input = try x.scalars(as: Float.self)
+        for i in 0..<count {
+            #expect(mask[i] ? y[i] == input[i] / 0.75 : y[i] == 0, "element \(i)")
+        }
+        let kept = Double(mask.filter { $0 }.count) / Double(count)
+        #expect(kept > 0.7 && kept < 0.8, "kept \(kept) of the elements at ratio 0.25")
+        // The seed makes the draw repeatable; ratio 0 is the identity.
+        #expect(try train(7)[1].scalars(as: Bool.self) == mask)
+        #expect(Self.bytes(try train(nil, ratio: 0)[0]) == Self.bytes(x))
+        let badRatio = Self.message { _ = try train(1, ratio: 1) }
+        #expect(badRatio.contains("ratio must be in [0, 1)"), "\(badRatio)")
+        let badFlag = Self.message { _ = try Self.run("Dropout", opset: 13, [x, Self.f([], [0.5]), Self.f([], [1])]) }
+        #expect(badFlag.contains("training_mode must be a bool scalar"), "\(badFlag)")
+
+        // A training_mode that arrives with the run: the output cannot be a view of the input.
+        let registration = try #require(OperatorRegistry.registration(domain: "", opType: "Dropout", opset: 13))
+        let node = Node(name: "d", opType: "Dropout", inputs: ["x", "r", "t"], outputs: ["y", "m"])
+        let kernel = try registration.make(NodeContext(node: node, opset: 13, constantInputs: [nil, nil, nil], isa: .preferred))
+        #expect(kernel.aliasing == .none)
+        #expect(kernel.readsData(ofInput: 2))
+        let off = try Self.runWithoutConstants(kernel, [x, Self.f([], [0.5]), Tensor(scalar: false)], outputs: 2)
+        #expect(Self.bytes(off[0]) == Self.bytes(x))
     }
 
     // MARK: - Constant

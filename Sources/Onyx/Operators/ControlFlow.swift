@@ -6,7 +6,8 @@ extension OperatorRegistry {
     static let controlFlowOperators: [OperatorRegistration] = [
         OperatorRegistration("If") { context in try IfKernel(context) },
         OperatorRegistration("Loop") { context in try LoopKernel(context) },
-        OperatorRegistration("Scan", versions: 9...Int.max) { context in try ScanKernel(context) },
+        OperatorRegistration("Scan", versions: 8...8) { context in try ScanKernel(context, batched: true) },
+        OperatorRegistration("Scan", versions: 9...Int.max) { context in try ScanKernel(context, batched: false) },
     ]
 }
 
@@ -195,9 +196,13 @@ struct LoopKernel: SubgraphKernel {
     }
 }
 
-/// Scan (opset 9+): runs `body` once per slice of the scan inputs along their scan axes,
-/// carrying state and stacking the scan outputs.
+/// Scan: runs `body` once per slice of the scan inputs along their scan axes, carrying state
+/// and stacking the scan outputs. Opset 8's form has a leading batch axis on every input and
+/// output (each batch entry scanned on its own, axis 0 after it) and an optional first input
+/// `sequence_lens`, which must be the full length here.
 struct ScanKernel: SubgraphKernel {
+    /// Opset 8: inputs and outputs carry a batch axis and input 0 is `sequence_lens`.
+    let batched: Bool
     let body: Subgraph
     let implicitNames: [String]
     let explicitInputCount: Int
@@ -209,17 +214,19 @@ struct ScanKernel: SubgraphKernel {
     let outputReversed: [Bool]
     var opType: String { "Scan" }
 
-    init(_ context: NodeContext) throws {
+    init(_ context: NodeContext, batched: Bool) throws {
         guard case .graph(let graph)? = context.attribute("body") else {
             throw context.attributeError("attribute 'body' (a graph) is required")
         }
-        guard let scanInputs = try context.int("num_scan_inputs"), scanInputs >= 1, scanInputs <= context.inputCount else {
-            throw context.attributeError("num_scan_inputs must be between 1 and the input count \(context.inputCount)")
+        self.batched = batched
+        let dataInputs = context.inputCount - (batched ? 1 : 0)
+        guard let scanInputs = try context.int("num_scan_inputs"), scanInputs >= 1, scanInputs <= dataInputs else {
+            throw context.attributeError("num_scan_inputs must be between 1 and the input count \(dataInputs)")
         }
         scanInputCount = scanInputs
-        stateCount = context.inputCount - scanInputs
+        stateCount = dataInputs - scanInputs
         let scanOutputs = graph.outputs.count - stateCount
-        guard graph.inputs.count == context.inputCount, scanOutputs >= 0, context.outputCount == graph.outputs.count else {
+        guard graph.inputs.count == dataInputs, scanOutputs >= 0, context.outputCount == graph.outputs.count else {
             throw context.attributeError(
                 "body takes \(graph.inputs.count) inputs and returns \(graph.outputs.count); the node has "
                     + "\(context.inputCount) inputs and \(context.outputCount) outputs")
@@ -231,9 +238,9 @@ struct ScanKernel: SubgraphKernel {
             }
             return values
         }
-        inputAxes = try list("scan_input_axes", count: scanInputs)
-        inputReversed = try list("scan_input_directions", count: scanInputs).map { $0 != 0 }
-        outputAxes = try list("scan_output_axes", count: scanOutputs)
+        inputAxes = batched ? Array(repeating: 0, count: scanInputs) : try list("scan_input_axes", count: scanInputs)
+        inputReversed = try list(batched ? "directions" : "scan_input_directions", count: scanInputs).map { $0 != 0 }
+        outputAxes = batched ? Array(repeating: 0, count: scanOutputs) : try list("scan_output_axes", count: scanOutputs)
         outputReversed = try list("scan_output_directions", count: scanOutputs).map { $0 != 0 }
         body = try Subgraph(graph, attribute: "body", context: context)
         explicitInputCount = context.inputCount
@@ -241,6 +248,27 @@ struct ScanKernel: SubgraphKernel {
     }
 
     func evaluate(_ inputs: [Tensor?], outer: [String: Tensor]) throws -> [Tensor] {
+        guard batched else { return try scan(inputs, outer: outer) }
+        // Opset 8: scan each batch entry on its own and stack the results along the batch axis.
+        let data = Array(inputs.dropFirst())
+        guard let batch = data.first??.shape.first, data.allSatisfy({ $0?.shape.first == batch }) else {
+            throw OnyxError.shapeMismatch("Scan (opset 8): every input needs the same leading batch axis")
+        }
+        if let lengths = inputs[0] {
+            let full = data.last??.shape.dropFirst().first ?? 0
+            guard lengths.dataType == .int32, try lengths.scalars(as: Int32.self).allSatisfy({ Int($0) == full }) else {
+                throw OnyxError.invalidInput("Scan (opset 8): sequence_lens must be int32 and equal the full length \(full)")
+            }
+        }
+        var results: [[Tensor]] = []
+        for b in 0..<batch {
+            let entry = try data.map { try $0.map { try TensorSlicing.slice($0, axis: 0, index: b) } }
+            results.append(try scan(entry, outer: outer))
+        }
+        return try (results.first ?? []).indices.map { k in try TensorSlicing.stack(results.map { $0[k] }, axis: 0, op: "Scan") }
+    }
+
+    private func scan(_ inputs: [Tensor?], outer: [String: Tensor]) throws -> [Tensor] {
         let given = try inputs.enumerated().map { index, value -> Tensor in
             guard let value else { throw OnyxError.invalidModel("Scan: input \(index) is missing") }
             return value

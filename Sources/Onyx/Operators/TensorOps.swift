@@ -4,13 +4,20 @@ extension OperatorRegistry {
     static let tensorOperators: [OperatorRegistration] = [
         OperatorRegistration("Identity") { _ in IdentityKernel() },
 
-        // Dropout runs in inference mode only, as onnxruntime's CPU kernel does for every opset
-        // (opset < 7's `is_test` is ignored). The mask was of the input's type before opset 10.
+        // Dropout before opset 12 runs in inference mode (opset < 7's `is_test` is ignored, as
+        // onnxruntime does). The mask was of the input's type before opset 10.
         OperatorRegistration("Dropout", versions: 1...9) { _ in DropoutKernel(maskIsBool: false, hasTrainingMode: false) },
         OperatorRegistration("Dropout", versions: 10...11) { _ in DropoutKernel(maskIsBool: true, hasTrainingMode: false) },
         OperatorRegistration("Dropout", versions: 12...Int.max) { context in
-            if let training = context.constantInput(2) { try DropoutKernel.checkInferenceMode(training) }
-            return DropoutKernel(maskIsBool: true, hasTrainingMode: true)
+            var kernel = DropoutKernel(maskIsBool: true, hasTrainingMode: true, seed: try context.int("seed"))
+            if let training = context.constantInput(2) {
+                try DropoutKernel.checkTrainingMode(PlannedInput(
+                    descriptor: TensorDescriptor(training.dataType, training.shape), constant: training))
+                kernel.mayTrain = try training.scalars(as: Bool.self)[0]
+            } else {
+                kernel.mayTrain = context.hasInput(2)
+            }
+            return kernel
         },
 
         OperatorRegistration("Constant") { context in ConstantKernel(value: try constantValue(context)) },
@@ -78,60 +85,119 @@ struct IdentityKernel: Kernel {
     func run(_ context: borrowing KernelContext) throws { copyIfDistinct(context) }
 }
 
-/// Inference-mode Dropout: the output is the input; the optional mask is all ones (true).
+/// Dropout. In inference mode (always before opset 12; from 12 unless `training_mode` is true)
+/// the output is the input and the optional mask is all ones (true). In training mode each
+/// element is kept with probability `1 − ratio` and scaled by `1 / (1 − ratio)`; the `seed`
+/// attribute makes the draw repeatable, without it every run draws anew.
 struct DropoutKernel: Kernel {
     /// Opset ≥ 10: the mask is bool; before, it has the input's type.
     let maskIsBool: Bool
-    /// Opset ≥ 12: input 2 is `training_mode`, which must be false.
+    /// Opset ≥ 12: input 1 is `ratio` and input 2 `training_mode`, which may turn training on.
     let hasTrainingMode: Bool
+    /// The `seed` attribute, for training mode.
+    var seed: Int? = nil
 
-    static func checkInferenceMode(_ training: Tensor) throws {
-        guard training.dataType == .bool, training.elementCount == 1 else {
+    /// Whether training mode can be on: then the output is not a view of the input.
+    var mayTrain: Bool = false
+
+    static let trainingTypes: [DataType] = [.float, .double, .float16]
+
+    static func checkTrainingMode(_ training: PlannedInput) throws {
+        guard training.dataType == .bool, training.descriptor.elementCount == 1 else {
             throw OnyxError.unsupportedDataType(
                 "Dropout: training_mode must be a bool scalar, found \(training.dataType)\(shapeText(training.shape))")
         }
-        if try training.scalars(as: Bool.self)[0] { throw trainingModeError }
     }
-
-    static let trainingModeError = OnyxError.invalidInput(
-        "Dropout: training_mode is true; Onyx runs Dropout in inference mode only (expected false or no input)")
 
     func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
         guard let x = inputs.first ?? nil else { throw OnyxError.invalidModel("Dropout: missing input 0 (data)") }
         if hasTrainingMode, inputs.count > 2, let training = inputs[2] {
-            if let value = training.constant {
-                try Self.checkInferenceMode(value)
-            } else if training.dataType != .bool || training.descriptor.elementCount != 1 {
-                throw OnyxError.unsupportedDataType(
-                    "Dropout: training_mode must be a bool scalar, found \(training.dataType)\(shapeText(training.shape))")
+            try Self.checkTrainingMode(training)
+            guard Self.trainingTypes.contains(x.dataType) else {
+                throw OnyxError.unsupportedDataType("Dropout: training mode supports float, double and float16, got \(x.dataType)")
+            }
+            if inputs.count > 1, let ratio = inputs[1], !Self.trainingTypes.contains(ratio.dataType) || ratio.descriptor.elementCount != 1 {
+                throw OnyxError.unsupportedDataType("Dropout: ratio must be a floating-point scalar, found \(ratio.descriptor)")
             }
         }
         return [x.descriptor, TensorDescriptor(maskIsBool ? .bool : x.dataType, x.shape)]
     }
 
-    /// The ratio is never read; training_mode is, when it is not constant.
-    func readsData(ofInput index: Int) -> Bool { index == 0 || (index == 2 && hasTrainingMode) }
-    var aliasing: KernelAliasing { .view(input: 0) }
+    func readsData(ofInput index: Int) -> Bool { index == 0 || (mayTrain && index <= 2) }
+    var aliasing: KernelAliasing { mayTrain ? .none : .view(input: 0) }
 
     func run(_ context: borrowing KernelContext) throws {
         if hasTrainingMode, let training = context.input(2), training.data.load(as: UInt8.self) != 0 {
-            throw Self.trainingModeError
+            var ratio = 0.5
+            if let r = context.input(1) {
+                var value: Double = 0
+                Casting.convert(r.data, from: r.dataType, to: &value, .double, count: 1)
+                ratio = value
+            }
+            guard ratio >= 0 && ratio < 1 else {
+                throw OnyxError.invalidInput("Dropout: ratio must be in [0, 1), got \(ratio)")
+            }
+            if ratio > 0 { return try train(context, ratio: ratio) }
         }
         copyIfDistinct(context)
-        if let mask = context.optionalOutput(1) {
-            let count = mask.elementCount
-            guard count > 0 else { return }
-            // One element of "1" in the mask's type, then doubled until the mask is full.
-            var one = BoolByte(raw: 1)
-            Casting.convert(&one, from: .bool, to: mask.data, mask.dataType, count: 1)
-            let total = mask.byteCount
-            var filled = mask.dataType.byteWidth
-            while filled < total {
-                let n = min(filled, total - filled)
-                (mask.data + filled).copyMemory(from: mask.data, byteCount: n)
-                filled += n
+        if let mask = context.optionalOutput(1) { Self.fillOnes(mask) }
+    }
+
+    private func train(_ context: borrowing KernelContext, ratio: Double) throws {
+        let x = context.input(0)!, y = context.output(0)
+        let mask = context.optionalOutput(1)
+        var generator = SplitMix64(seed: seed.map { UInt64(bitPattern: Int64($0)) } ?? UInt64.random(in: .min ... .max))
+        let scale = 1 / (1 - ratio)
+        func apply<T: BinaryFloatingPoint>(_: T.Type) {
+            let source = x.pointer(as: T.self), target = y.pointer(as: T.self)
+            for i in 0..<x.elementCount {
+                let keep = Double(generator.next() >> 11) * 0x1p-53 >= ratio
+                target[i] = keep ? T(Double(source[i]) * scale) : 0
+                if let mask {
+                    if mask.dataType == .bool {
+                        mask.data.storeBytes(of: keep ? 1 : 0, toByteOffset: i, as: UInt8.self)
+                    } else {
+                        mask.pointer(as: T.self)[i] = keep ? 1 : 0
+                    }
+                }
             }
         }
+        switch x.dataType {
+        case .float: apply(Float.self)
+        case .double: apply(Double.self)
+        case .float16: apply(Float16.self)
+        default: throw OnyxError.unsupportedDataType("Dropout: training mode supports float, double and float16, got \(x.dataType)")
+        }
+    }
+
+    /// Writes "1" in the mask's type into every element.
+    private static func fillOnes(_ mask: TensorView) {
+        let count = mask.elementCount
+        guard count > 0 else { return }
+        // One element of "1" in the mask's type, then doubled until the mask is full.
+        var one = BoolByte(raw: 1)
+        Casting.convert(&one, from: .bool, to: mask.data, mask.dataType, count: 1)
+        let total = mask.byteCount
+        var filled = mask.dataType.byteWidth
+        while filled < total {
+            let n = min(filled, total - filled)
+            (mask.data + filled).copyMemory(from: mask.data, byteCount: n)
+            filled += n
+        }
+    }
+}
+
+/// A small, fast pseudo-random generator (SplitMix64) for Dropout's training-mode draws.
+struct SplitMix64 {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
 
