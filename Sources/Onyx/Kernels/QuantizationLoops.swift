@@ -107,6 +107,10 @@ extension Int32: QuantizationSource {
     @inline(__always) func converted<P: BinaryFloatingPoint>(to _: P.Type) -> P { P(self) }
 }
 
+extension Double {
+    fileprivate var nanToZero: Double { isNaN ? 0 : self }
+}
+
 /// Element loops of the quantization operators.
 enum QuantizationLoops {
     /// Element `index` of `view` as a Double, for parameters (scales, zero points) of any
@@ -136,7 +140,9 @@ enum QuantizationLoops {
         case .int16: Int32(view.pointer(as: Int16.self)[index])
         case .uint16: Int32(view.pointer(as: UInt16.self)[index])
         case .int32: view.pointer(as: Int32.self)[index]
-        default: Int32(truncatingIfNeeded: Int64(double(view, at: index)))
+        default:
+            // Not a zero-point type the operators accept; clamp rather than trap.
+            Int32(max(min(double(view, at: index).rounded(), 2_147_483_647), -2_147_483_648).nanToZero)
         }
     }
 

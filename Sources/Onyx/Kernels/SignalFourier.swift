@@ -106,12 +106,19 @@ enum SignalWindows {
             for i in 0..<size { out[i] = 1 }
             return
         }
+        // The operations in the order of the ONNX reference, so that integer outputs, which
+        // truncate, agree at the peak (Blackman's centre is 1, not 0.99999…).
+        let alpha = 25.0 / 46.0
         for i in 0..<size {
-            let phase = 2 * Double.pi * Double(i) / span
+            let n = Double(i)
             switch kind {
-            case .hann: out[i] = 0.5 - 0.5 * cos(phase)
-            case .hamming: out[i] = 25.0 / 46.0 - 21.0 / 46.0 * cos(phase)
-            case .blackman: out[i] = 0.42 - 0.5 * cos(phase) + 0.08 * cos(2 * phase)
+            case .hann:
+                let s = sin(n * .pi / span)
+                out[i] = s * s
+            case .hamming:
+                out[i] = alpha - cos(n * .pi * 2 / span) * (1 - alpha)
+            case .blackman:
+                out[i] = cos(n * (.pi * 2) / span) * -0.5 + cos(n * (.pi * 4) / span) * 0.08 + 0.42
             }
         }
     }

@@ -362,7 +362,7 @@ struct MelWeightMatrixKernel: Kernel {
               let dftLength = try scalarInteger(inputs[1], op: op, what: "dft_length") else {
             throw OnyxError.invalidModel("\(op): missing num_mel_bins or dft_length")
         }
-        guard melBins >= 0, dftLength >= 1 else {
+        guard (0...Int(Int32.max)).contains(melBins), (1...Int(Int32.max)).contains(dftLength) else {
             throw OnyxError.invalidInput("\(op): num_mel_bins (\(melBins)) must be ≥ 0 and dft_length (\(dftLength)) ≥ 1")
         }
         guard let rate = inputs[2], [.int32, .int64].contains(rate.dataType), rate.elementCount == 1 else {
