@@ -16,11 +16,28 @@ struct OperatorsCommand: ParsableCommand {
     @Option(help: "A results file written by `onyx test DIR --json`.")
     var results: String?
 
+    /// A failure reason without the case-specific parts: the unsupported type or operator, or
+    /// the kind of mismatch.
+    static func category(of reason: String) -> String {
+        if let range = reason.range(of: #"has data type [^,]+, which Onyx does not support"#, options: .regularExpression) {
+            return "element type not supported: " + reason[range]
+                .replacingOccurrences(of: "has data type ", with: "")
+                .replacingOccurrences(of: ", which Onyx does not support", with: "")
+        }
+        if let range = reason.range(of: #"unsupported operator \w+ \([^,]+"#, options: .regularExpression) {
+            return String(reason[range]) + ")"
+        }
+        if reason.contains("is not a tensor Onyx reads") { return "sequence, map or optional values (not supported)" }
+        if reason.contains("max error") { return "values differ beyond tolerance" }
+        return String(reason.prefix(120))
+    }
+
     func run() throws {
         try reportingErrors {
             var used: [String: (passed: Int, total: Int, types: Set<String>)] = [:]
             var direct: [String: (passed: Int, total: Int)] = [:]
             var summary = ""
+            var failures: [String: [String]] = [:]
             if let results {
                 guard let data = FileManager.default.contents(atPath: results),
                       let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
@@ -28,6 +45,9 @@ struct OperatorsCommand: ParsableCommand {
                 else { throw CommandLineInputError("'\(results)' is not the output of `onyx test --json`") }
                 for entry in cases {
                     let passed = entry["status"] as? String == "passed"
+                    if !passed, let name = entry["name"] as? String {
+                        failures[Self.category(of: entry["reason"] as? String ?? ""), default: []].append(name)
+                    }
                     let types = entry["operator_input_types"] as? [String: [String]] ?? [:]
                     let operators = entry["operators"] as? [String] ?? []
                     if operators.count == 1, let name = entry["name"] as? String, !name.hasSuffix("_expanded") {
@@ -67,6 +87,11 @@ struct OperatorsCommand: ParsableCommand {
                 let own = direct[entry.opType].map { "\($0.passed) / \($0.total)" } ?? "–"
                 let types = row.map { $0.types.sorted().joined(separator: ", ") } ?? ""
                 print("| \(entry.opType) | \(entry.domain.isEmpty ? "ai.onnx" : entry.domain) | \(opsets) | \(own) | \(cases) | \(types) |")
+            }
+            guard !failures.isEmpty else { return }
+            print("\n## Node-suite cases that fail, by reason\n")
+            for (reason, names) in failures.sorted(by: { ($0.value.count, $1.key) > ($1.value.count, $0.key) }) {
+                print("- **\(reason)** (\(names.count)): " + names.sorted().joined(separator: ", "))
             }
         }
     }

@@ -63,6 +63,9 @@ public enum DataType: Int32, Sendable, Hashable, CaseIterable, CustomStringConve
         case 21: return "uint4"
         case 22: return "int4"
         case 23: return "float4e2m1"
+        case 24: return "float8e8m0"
+        case 25: return "uint2"
+        case 26: return "int2"
         default: return "type code \(code)"
         }
     }
