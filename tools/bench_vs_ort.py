@@ -6,7 +6,8 @@
 For each model folder (model.onnx + test_data_set_0/input_0.pb): checks that Onyx's output agrees
 with onnxruntime's, then alternates `onyx bench --json` and an onnxruntime timing loop of the same
 duration, and prints p50 latencies and the Onyx/onnxruntime ratio (below 1 means Onyx is faster).
-With --write, replaces the "Latency" section of docs/performance.md with the table and command.
+With --write, replaces the table between the <!-- bench_vs_ort:start/end --> markers of
+docs/performance.md (appending a "Latency" section with them if absent); text around them stays.
 """
 import argparse
 import json
@@ -52,7 +53,7 @@ def main():
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--duration", type=float, default=3)
     parser.add_argument("--onyx", default=os.path.join(root, ".build", "release", "onyx"))
-    parser.add_argument("--write", help="markdown file whose '## Latency' section is replaced")
+    parser.add_argument("--write", help="markdown file whose bench_vs_ort table is replaced")
     args = parser.parse_args()
 
     rows = []
@@ -94,14 +95,16 @@ def main():
     print("\n".join(table))
     if args.write:
         command = "python3 tools/bench_vs_ort.py " + " ".join(sys.argv[1:])
-        section = (f"## Latency: Onyx vs onnxruntime\n\nCommand: `{command}` (onnxruntime {ort.__version__}, "
-                   f"{platform.machine()}, same inputs, alternating in one run; p50 of {args.duration:g} s each).\n\n"
-                   + "\n".join(table) + "\n")
+        start, end = "<!-- bench_vs_ort:start -->", "<!-- bench_vs_ort:end -->"
+        generated = (f"{start}\nCommand: `{command}` (onnxruntime {ort.__version__}, "
+                     f"{platform.machine()}, same inputs, alternating in one run; p50 of {args.duration:g} s each).\n\n"
+                     + "\n".join(table) + f"\n{end}")
         text = open(args.write).read() if os.path.exists(args.write) else "# Performance\n"
-        if "## Latency: Onyx vs onnxruntime" in text:
-            text = re.sub(r"## Latency: Onyx vs onnxruntime\n.*?(?=\n## |\Z)", section, text, flags=re.S)
+        # Only the part between the markers is replaced: analysis written around it stays.
+        if start in text and end in text:
+            text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: generated, text, flags=re.S)
         else:
-            text = text.rstrip() + "\n\n" + section
+            text = text.rstrip() + "\n\n## Latency: Onyx vs onnxruntime\n\n" + generated + "\n"
         open(args.write, "w").write(text)
 
 
