@@ -50,6 +50,20 @@ void onyx_sgemm_tile(onyx_isa isa, size_t k, const float *a, const float *b, flo
 void onyx_sgemv_panel(onyx_isa isa, size_t k, const float *a, const float *b, float *c, size_t n,
                       int accumulate, const onyx_epilogue *epilogue);
 
+/* The window of a depthwise convolution over one plane. */
+typedef struct {
+    size_t in_h, in_w, out_h, out_w;
+    size_t kernel_h, kernel_w, stride_y, stride_x, dilation_y, dilation_x;
+    ptrdiff_t pad_top, pad_left;
+} onyx_depthwise_geometry;
+
+/*
+ * One channel plane of a depthwise convolution: output = bias + filter ⋆ input (one filter per
+ * channel, zero padding), clamped to [clip_min, clip_max] when apply_clip != 0.
+ */
+void onyx_depthwise_plane(onyx_isa isa, const float *input, const float *filter, float bias, float *output,
+                          const onyx_depthwise_geometry *g, int apply_clip, float clip_min, float clip_max);
+
 /* y[i] = min(max(x[i], lo), hi); x and y may be the same array. */
 void onyx_clip_f32(onyx_isa isa, const float *x, float *y, size_t n, float lo, float hi);
 

@@ -1,3 +1,4 @@
+import CKernels
 /// The geometry of one 2-D convolution or pooling window (1-D uses height 1).
 struct ConvolutionGeometry: Hashable {
     var inputHeight: Int, inputWidth: Int
@@ -157,37 +158,18 @@ enum Convolution {
         }
     }
 
-    /// Direct depthwise convolution of one channel plane (one filter per channel).
+    /// Direct depthwise convolution of one channel plane (one filter per channel): the
+    /// micro-kernel of the ISA in `CKernels`, vectorised along output rows.
     static func depthwisePlane(
         _ input: UnsafePointer<Float>, _ filter: UnsafePointer<Float>, bias: Float,
-        _ output: UnsafeMutablePointer<Float>, geometry g: ConvolutionGeometry, clip: (min: Float, max: Float)?
+        _ output: UnsafeMutablePointer<Float>, geometry g: ConvolutionGeometry, clip: (min: Float, max: Float)?,
+        isa: KernelISA
     ) {
-        let ow = g.outputWidth
-        for oy in 0..<g.outputHeight {
-            let row = output + oy * ow
-            row.update(repeating: bias, count: ow)
-            for ky in 0..<g.kernelHeight {
-                let iy = oy * g.strideY + ky * g.dilationY - g.padTop
-                guard iy >= 0 && iy < g.inputHeight else { continue }
-                let inRow = input + iy * g.inputWidth
-                for kx in 0..<g.kernelWidth {
-                    let w = filter[ky * g.kernelWidth + kx]
-                    let dx = kx * g.dilationX - g.padLeft
-                    // Output columns whose input column lies inside the image.
-                    let first = max(0, (-dx + g.strideX - 1) / g.strideX)
-                    let last = min(ow, (g.inputWidth - dx + g.strideX - 1) / g.strideX)
-                    guard first < last else { continue }
-                    if g.strideX == 1 {
-                        let src = inRow + dx
-                        for ox in first..<last { row[ox] += w * src[ox] }
-                    } else {
-                        for ox in first..<last { row[ox] += w * inRow[ox * g.strideX + dx] }
-                    }
-                }
-            }
-            if let clip {
-                for ox in 0..<ow { row[ox] = min(max(row[ox], clip.min), clip.max) }
-            }
-        }
+        var window = onyx_depthwise_geometry(
+            in_h: g.inputHeight, in_w: g.inputWidth, out_h: g.outputHeight, out_w: g.outputWidth,
+            kernel_h: g.kernelHeight, kernel_w: g.kernelWidth, stride_y: g.strideY, stride_x: g.strideX,
+            dilation_y: g.dilationY, dilation_x: g.dilationX, pad_top: g.padTop, pad_left: g.padLeft)
+        onyx_depthwise_plane(
+            isa.cValue, input, filter, bias, output, &window, clip == nil ? 0 : 1, clip?.min ?? 0, clip?.max ?? 0)
     }
 }

@@ -106,14 +106,14 @@ struct ConvKernel: Kernel {
 
         if s.channels == group && s.filters == group {
             let planes = s.batch * s.channels
-            let activation = self.activation
+            let activation = self.activation, isa = self.isa
             let chunk = max(1, (1 << 16) / max(g.outputArea * g.kernelArea, 1))
             context.pool.parallelRanges(planes, minimumChunk: chunk) { range in
                 for plane in range {
                     let c = plane % s.channels
                     Convolution.depthwisePlane(
                         input + plane * g.inputArea, weights + c * g.kernelArea, bias: bias?[c] ?? 0,
-                        output + plane * g.outputArea, geometry: g, clip: activation)
+                        output + plane * g.outputArea, geometry: g, clip: activation, isa: isa)
                 }
             }
             return
