@@ -18,14 +18,18 @@ import Testing
             .filter { !$0.isEmpty && !$0.hasPrefix("#") }
     }
 
-    @Test func listedCasesPass() throws {
+    /// Every micro-kernel variant this CPU runs, each with two threads.
+    static let variants = KernelISA.supported
+
+    @Test(arguments: variants)
+    func listedCasesPass(isa: KernelISA) throws {
         let expected = try Self.expectedPasses()
         #expect(expected.count >= 1619, "expected-pass.txt only grows")
         guard FileManager.default.fileExists(atPath: Self.suiteFolder.path) else {
             Issue.record("the node suite is missing: run `python3 tools/gen-node-tests.py` (needs onnx==1.23.2)")
             return
         }
-        var suite = ConformanceSuite()
+        var suite = ConformanceSuite(sessionOptions: SessionOptions(threadCount: 2, isa: isa))
         if FileManager.default.fileExists(atPath: Self.tolerancesFile.path) {
             suite.overrides = try ConformanceSuite.readOverrides(Self.tolerancesFile.path)
         }
@@ -39,7 +43,7 @@ import Testing
             let outcome = suite.run(caseAt: folder)
             if outcome.status == .failed { failures.append("\(name): \(outcome.reason ?? "")") }
         }
-        #expect(failures.isEmpty, "\(failures.count) of \(expected.count) expected cases failed:\n\(failures.joined(separator: "\n"))")
+        #expect(failures.isEmpty, "\(isa.rawValue): \(failures.count) of \(expected.count) expected cases failed:\n\(failures.joined(separator: "\n"))")
     }
 
     @Test func comparisonHonoursTolerances() throws {
