@@ -1,5 +1,8 @@
 import ArgumentParser
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Onyx
 import OnyxServe
 
@@ -9,7 +12,9 @@ struct BenchCommand: ParsableCommand {
         abstract: "Time a model: load time, latency percentiles, throughput, peak memory.",
         discussion: """
             Inputs come from --input files (as for `onyx run`) or are random, with symbolic axes set to \
-            --batch. Runs --warmup untimed runs, then runs for --duration seconds (at least 10 runs).
+            --batch. Runs --warmup untimed runs, then runs for --duration seconds (at least 10 runs). \
+            heap_growth_bytes_per_run: how much memory in use (glibc mallinfo2) grows per untimed \
+            run(orderedInputs:) after the timed ones, outputs dropped; 0 when a run keeps nothing.
             """)
 
     @Argument(help: "The ONNX model file.")
@@ -74,6 +79,7 @@ struct BenchCommand: ParsableCommand {
                 ("throughput_per_s", Double(samples.count * batchRows) / (total / 1000)),
                 ("peak_rss_mb", Self.peakResidentMegabytes()),
             ]
+            if let growth = try Self.heapGrowthPerRun(session, feeds) { result.append(("heap_growth_bytes_per_run", growth)) }
             if codec { result += try Self.codecThroughput(feeds) }
             if json {
                 let object = Dictionary(uniqueKeysWithValues: result)
@@ -143,6 +149,19 @@ struct BenchCommand: ParsableCommand {
         ]
     }
 
+    /// How much the heap in use grows per steady-state `run(orderedInputs:)` whose outputs are
+    /// dropped (glibc `mallinfo2`, all arenas and mmapped blocks, over 200 runs), or `nil` off glibc
+    /// x86-64. Zero means a run keeps nothing; allocations a run frees again do not show here.
+    static func heapGrowthPerRun(_ session: InferenceSession, _ feeds: [String: Tensor]) throws -> Double? {
+        let ordered = session.inputs.compactMap { feeds[$0.name] }
+        _ = try session.run(orderedInputs: ordered)
+        guard ordered.count == session.inputs.count, let before = HeapInUse.bytes() else { return nil }
+        let runs = 200
+        for _ in 0..<runs { _ = try session.run(orderedInputs: ordered) }
+        guard let after = HeapInUse.bytes() else { return nil }
+        return Double(after - before) / Double(runs)
+    }
+
     /// VmHWM from /proc/self/status, in MiB.
     static func peakResidentMegabytes() -> Double {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
@@ -156,5 +175,27 @@ extension Duration {
     var milliseconds: Double {
         let (seconds, attoseconds) = components
         return Double(seconds) * 1000 + Double(attoseconds) / 1e15
+    }
+}
+
+
+/// Bytes the C heap holds for the program (glibc `mallinfo2`: `uordblks + hblkhd`).
+enum HeapInUse {
+    /// `nil` off glibc x86-64: `mallinfo2` is not in Swift's Glibc module, and it is called through
+    /// `dlsym` with its struct result returned through the pointer in the first argument register
+    /// (the x86-64 System V convention for a large struct).
+    static func bytes() -> Int? {
+        #if canImport(Glibc) && arch(x86_64)
+        guard let symbol = dlsym(nil, "mallinfo2") else { return nil }
+        typealias MallInfo2 = @convention(c) (UnsafeMutableRawPointer) -> UnsafeMutableRawPointer?
+        let mallinfo2 = unsafeBitCast(symbol, to: MallInfo2.self)
+        // On the stack: reading the heap must not change it.
+        return withUnsafeTemporaryAllocation(of: Int.self, capacity: 10) { fields in
+            _ = mallinfo2(UnsafeMutableRawPointer(fields.baseAddress!))
+            return fields[7] + fields[4]  // uordblks (in use in the arenas) + hblkhd (mmapped blocks)
+        }
+        #else
+        return nil
+        #endif
     }
 }

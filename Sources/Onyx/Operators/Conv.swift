@@ -73,6 +73,34 @@ struct ConvKernel: Kernel {
                       outputShape: [x[0], filters] + output)
     }
 
+    /// The run's shapes, read off the planned views without building arrays when the pads do not
+    /// depend on the input size (auto_pad NOTSET or VALID; the plan has checked them).
+    private func runShapes(_ x: TensorView, _ w: TensorView, _ y: TensorView, bias: TensorView?) throws -> Shapes {
+        guard spatial.autoPad == "NOTSET" || spatial.autoPad == "VALID", x.rank == w.rank, x.rank == y.rank,
+              x.rank == 3 || x.rank == 4
+        else { return try shapes(x.shape, w.shape, bias: bias?.shape) }
+        func value(_ list: [Int]?, _ index: Int, _ fallback: Int) -> Int {
+            guard let list, index < list.count else { return fallback }
+            return list[index]
+        }
+        let valid = spatial.autoPad == "VALID"
+        let geometry: ConvolutionGeometry
+        if x.rank == 3 {
+            geometry = ConvolutionGeometry(
+                inputHeight: 1, inputWidth: x.shape[2], kernelHeight: 1, kernelWidth: w.shape[2],
+                strideY: 1, strideX: value(spatial.strides, 0, 1), dilationY: 1, dilationX: value(spatial.dilations, 0, 1),
+                padTop: 0, padLeft: valid ? 0 : value(spatial.pads, 0, 0), outputHeight: 1, outputWidth: y.shape[2])
+        } else {
+            geometry = ConvolutionGeometry(
+                inputHeight: x.shape[2], inputWidth: x.shape[3], kernelHeight: w.shape[2], kernelWidth: w.shape[3],
+                strideY: value(spatial.strides, 0, 1), strideX: value(spatial.strides, 1, 1),
+                dilationY: value(spatial.dilations, 0, 1), dilationX: value(spatial.dilations, 1, 1),
+                padTop: valid ? 0 : value(spatial.pads, 0, 0), padLeft: valid ? 0 : value(spatial.pads, 1, 0),
+                outputHeight: y.shape[2], outputWidth: y.shape[3])
+        }
+        return Shapes(batch: x.shape[0], channels: x.shape[1], filters: w.shape[0], geometry: geometry, outputShape: y.shape)
+    }
+
     func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
         guard inputs.count >= 2, let x = inputs[0], let w = inputs[1] else { throw OnyxError.invalidModel("Conv takes X and W") }
         guard x.dataType == .float, w.dataType == .float else {
@@ -96,7 +124,7 @@ struct ConvKernel: Kernel {
 
     func run(_ context: borrowing KernelContext) throws {
         let x = context.input(0)!, w = context.input(1)!, y = context.output(0)
-        let s = try shapes(x.shape, w.shape, bias: context.input(2)?.shape)
+        let s = try runShapes(x, w, y, bias: context.input(2))
         let g = s.geometry
         let bias = context.input(2).map { UnsafePointer($0.pointer(as: Float.self)) }
         let input = UnsafePointer(x.pointer(as: Float.self))

@@ -151,6 +151,9 @@ struct MatMulKernel: Kernel {
     let isa: KernelISA
     /// A constant 2-D B, packed at session creation.
     let packedB: PackedPanels?
+    /// The N per-column values of a bias the optimizer fused in (`onyx.bias`: input 2 is a constant
+    /// of shape `[N]`, `[1, …, 1, N]` or one element, see ``MatMulAddFusion``).
+    let columnBias: Tensor?
 
     init(_ context: NodeContext) throws {
         activation = try context.fusedActivation()
@@ -161,6 +164,17 @@ struct MatMulKernel: Kernel {
             withExtendedLifetime(b) {}
         } else {
             packedB = nil
+        }
+        if try context.int("onyx.bias", default: 0) != 0 {
+            guard let b = context.constantInput(1), b.dataType == .float, b.rank == 2,
+                  let bias = context.constantInput(2), bias.dataType == .float,
+                  MatMulAddFusion.broadcastsAlongColumns(bias.shape, columns: b.shape[1])
+            else { throw context.attributeError("a fused bias needs a constant 2-D B and a constant float bias of N or 1 elements") }
+            let values = try bias.scalars(as: Float.self)
+            let n = b.shape[1]
+            columnBias = try Tensor(shape: [n], scalars: values.count == n ? values : [Float](repeating: values.first ?? 0, count: n))
+        } else {
+            columnBias = nil
         }
     }
 
@@ -197,11 +211,16 @@ struct MatMulKernel: Kernel {
     }
 
     func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
-        guard inputs.count == 2, let a = inputs[0], let b = inputs[1] else { throw OnyxError.invalidModel("MatMul takes two inputs") }
+        guard inputs.count == (columnBias == nil ? 2 : 3), let a = inputs[0], let b = inputs[1] else {
+            throw OnyxError.invalidModel("MatMul takes two inputs")
+        }
         guard a.dataType == .float, b.dataType == .float else {
             throw OnyxError.unsupportedDataType("MatMul supports float, got \(a.dataType) and \(b.dataType)")
         }
-        return [TensorDescriptor(.float, try Geometry(a.shape, b.shape).outputShape)]
+        let product = try Geometry(a.shape, b.shape).outputShape
+        // A fused bias of higher rank than the product prepends axes of extent 1, as the Add did.
+        guard columnBias != nil, let bias = inputs[2] else { return [TensorDescriptor(.float, product)] }
+        return [TensorDescriptor(.float, try Broadcasting.shape(product, bias.shape, op: "MatMul"))]
     }
 
     func workspaceByteCount(inputs: [TensorDescriptor?], outputs: [TensorDescriptor]) -> Int {
@@ -214,36 +233,55 @@ struct MatMulKernel: Kernel {
 
     func run(_ context: borrowing KernelContext) throws {
         let a = context.input(0)!, b = context.input(1)!, y = context.output(0)
-        let g = try Geometry(a.shape, b.shape)
-        let pa = UnsafePointer(a.pointer(as: Float.self)), pb = UnsafePointer(b.pointer(as: Float.self))
-        let out = y.pointer(as: Float.self)
         guard let workspace = context.workspace?.assumingMemoryBound(to: Float.self) else {
             throw OnyxError.internalError("MatMul: no workspace")
         }
         var epilogue = Gemm.Epilogue()
         epilogue.clip = activation
+        epilogue.biasColumn = columnBias.map { UnsafePointer($0.baseAddress.assumingMemoryBound(to: Float.self)) }
         let mr = Gemm.mr(isa), nr = Gemm.nr(isa)
-        let bScratch = workspace
-        let aScratch = packedB == nil ? workspace + PackedPanels.floatCount(extent: g.n, depth: g.k, width: nr) : workspace
+        let pa = UnsafePointer(a.pointer(as: Float.self)), pb = UnsafePointer(b.pointer(as: Float.self))
+        let out = y.pointer(as: Float.self)
+        let pool = context.pool
 
-        func product(a: UnsafePointer<Float>, rows: Int, b: PackedPanels, c: UnsafeMutablePointer<Float>) {
+        func product(a: UnsafePointer<Float>, rows: Int, k: Int, n: Int, b: PackedPanels, c: UnsafeMutablePointer<Float>) {
+            let aScratch = packedB == nil ? workspace + PackedPanels.floatCount(extent: n, depth: k, width: nr) : workspace
             if rows == 1 {
-                Gemm.multiplyRow(isa: isa, n: g.n, k: g.k, a: a, b: b, c: c, accumulate: false, epilogue: epilogue, pool: context.pool)
+                Gemm.multiplyRow(isa: isa, n: n, k: k, a: a, b: b, c: c, accumulate: false, epilogue: epilogue, pool: pool)
                 return
             }
-            Gemm.packA(a, m: rows, k: g.k, ld: g.k, transposed: false, mr: mr, into: aScratch)
-            let packedA = PackedPanels(extent: rows, depth: g.k, width: mr, base: UnsafePointer(aScratch), owner: nil)
-            Gemm.multiply(isa: isa, m: rows, n: g.n, k: g.k, a: packedA, b: b, c: c, ldc: g.n,
-                          accumulate: false, epilogue: epilogue, pool: context.pool)
+            Gemm.packA(a, m: rows, k: k, ld: k, transposed: false, mr: mr, into: aScratch)
+            let packedA = PackedPanels(extent: rows, depth: k, width: mr, base: UnsafePointer(aScratch), owner: nil)
+            Gemm.multiply(isa: isa, m: rows, n: n, k: k, a: packedA, b: b, c: c, ldc: n,
+                          accumulate: false, epilogue: epilogue, pool: pool)
         }
-        func packed(_ bMatrix: UnsafePointer<Float>) -> PackedPanels {
+        func packed(_ bMatrix: UnsafePointer<Float>, k: Int, n: Int) -> PackedPanels {
             if let packedB { return packedB }
-            Gemm.packB(bMatrix, k: g.k, n: g.n, ld: g.n, transposed: false, nr: nr, into: bScratch)
-            return PackedPanels(extent: g.n, depth: g.k, width: nr, base: UnsafePointer(bScratch), owner: nil)
+            Gemm.packB(bMatrix, k: k, n: n, ld: n, transposed: false, nr: nr, into: workspace)
+            return PackedPanels(extent: n, depth: k, width: nr, base: UnsafePointer(workspace), owner: nil)
         }
 
+        // One matrix B (the usual weight): A's leading axes fold into M; no geometry to build.
+        if b.rank == 2, let k = a.shape.last {
+            let n = b.shape[1]
+            let rows = a.shape.dropLast().reduce(1, *)
+            try withExtendedLifetime(columnBias) {
+                guard k == b.shape[0] else { throw OnyxError.shapeMismatch("MatMul: shapes \(a.shape) and \(b.shape) differ on the inner dimension") }
+                product(a: pa, rows: rows, k: k, n: n, b: packed(pb, k: k, n: n), c: out)
+            }
+            return
+        }
+        let g = try Geometry(a.shape, b.shape)
+        try withExtendedLifetime(columnBias) { try batchedProduct(g, pa, pb, out, product, packed) }
+    }
+
+    private func batchedProduct(
+        _ g: Geometry, _ pa: UnsafePointer<Float>, _ pb: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+        _ product: (UnsafePointer<Float>, Int, Int, Int, PackedPanels, UnsafeMutablePointer<Float>) -> Void,
+        _ packed: (UnsafePointer<Float>, Int, Int) -> PackedPanels
+    ) throws {
         if g.foldsBatchIntoM {
-            product(a: pa, rows: g.m * g.batchCount, b: packed(pb), c: out)
+            product(pa, g.m * g.batchCount, g.k, g.n, packed(pb, g.k, g.n), out)
             return
         }
         let rank = g.batchShape.count
@@ -258,10 +296,11 @@ struct MatMulKernel: Kernel {
                 offsetB += i * g.bBatchStrides[axis]
             }
             if packedB == nil && lastB != offsetB {
-                bPanels = packed(pb + offsetB)
+                bPanels = packed(pb + offsetB, g.k, g.n)
                 lastB = offsetB
             }
-            product(a: pa + offsetA, rows: g.m, b: bPanels!, c: out + batch * g.m * g.n)
+            guard let bPanels else { throw OnyxError.internalError("MatMul: B was not packed") }
+            product(pa + offsetA, g.m, g.k, g.n, bPanels, out + batch * g.m * g.n)
         }
     }
 }

@@ -14,7 +14,10 @@ struct GraphOptimizer {
         switch level {
         case .none: passes = []
         case .basic: passes = [ConstantLifting(), IdentityElimination(), ConvBatchNormFolding()]
-        case .all: passes = [ConstantLifting(), IdentityElimination(), ConvBatchNormFolding(), ActivationFusion()]
+        case .all:
+            passes = [
+                ConstantLifting(), IdentityElimination(), ConvBatchNormFolding(), MatMulAddFusion(), ActivationFusion(),
+            ]
         }
     }
 

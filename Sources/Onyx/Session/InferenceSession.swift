@@ -26,6 +26,9 @@ public final class InferenceSession: Sendable {
     /// Set once planning has met a shape that depends on input values; from then on every run
     /// is planned with its values.
     private let shapesDependOnValues = Atomic<Bool>(false)
+    /// Every later appearance of a symbolic input axis, with its first appearance, so a run checks
+    /// that they agree without building a table.
+    private let repeatedSymbols: [RepeatedSymbol]
 
     /// Loads and prepares the model in the file at `path`.
     ///
@@ -66,6 +69,7 @@ public final class InferenceSession: Sendable {
         self.outputs = model.graph.outputs
         self.options = options
         self.pool = ComputePool(threadCount: options.threadCount)
+        self.repeatedSymbols = RepeatedSymbol.all(in: model.graph.inputs)
     }
 
     /// Runs the model.
@@ -132,16 +136,14 @@ public final class InferenceSession: Sendable {
 
     /// A symbolic axis must take one extent across all inputs.
     private func checkSymbols(_ tensors: [Tensor]) throws {
-        var extents: [String: (Int, String)] = [:]
-        for (value, tensor) in zip(inputs, tensors) {
-            guard let dims = value.type?.shape?.dimensions, dims.count == tensor.rank else { continue }
-            for (axis, dim) in dims.enumerated() {
-                guard case .symbolic(let symbol) = dim else { continue }
-                if let (extent, other) = extents[symbol], extent != tensor.shape[axis] {
-                    throw OnyxError.shapeMismatch(
-                        "axis '\(symbol)' is \(extent) in input '\(other)' but \(tensor.shape[axis]) in input '\(value.name)'")
-                }
-                extents[symbol] = (tensor.shape[axis], value.name)
+        for repeated in repeatedSymbols {
+            let first = tensors[repeated.first.input], later = tensors[repeated.later.input]
+            // An input of another rank has already been refused by `check(_:against:)` when its shape is declared.
+            guard repeated.first.axis < first.rank, repeated.later.axis < later.rank else { continue }
+            let extent = first.shape[repeated.first.axis], other = later.shape[repeated.later.axis]
+            if extent != other {
+                throw OnyxError.shapeMismatch(
+                    "axis '\(repeated.symbol)' is \(extent) in input '\(inputs[repeated.first.input].name)' but \(other) in input '\(inputs[repeated.later.input].name)'")
             }
         }
     }
@@ -149,8 +151,8 @@ public final class InferenceSession: Sendable {
     // MARK: - Planning
 
     func plan(for inputs: [Tensor]) throws -> ExecutionPlan {
+        if let cached = plans.withLock({ $0.plan(matching: inputs) }) { return cached }
         let signature = inputs.map(\.shape)
-        if let cached = plans.withLock({ $0.plan(for: signature) }) { return cached }
         let descriptors = inputs.map { TensorDescriptor($0.dataType, $0.shape) }
         if !shapesDependOnValues.load(ordering: .relaxed) {
             do {
@@ -174,14 +176,18 @@ public final class InferenceSession: Sendable {
 
     // MARK: - Execution
 
+    /// Runs `plan`. Its only heap allocations are the returned array and, per output the plan
+    /// places in the arena's stead, one tensor (a storage object and its bytes).
     private func execute(_ plan: ExecutionPlan, inputs: [Tensor]) throws -> [Tensor] {
-        var results: [Tensor?] = graph.outputIds.map { id in
+        let results: [Tensor] = try graph.outputIds.indices.map { k in
+            let id = graph.outputIds[k]
             switch plan.locations[id] {
-            case .output:
+            case .output(let j) where j == k:
                 let d = plan.descriptors[id]!
                 return Tensor(uninitialized: d.dataType, shape: d.shape)
-            default:
-                return nil
+            case .constant(let tensor): return tensor
+            case .input(let i): return try inputs[i].reshaped(plan.descriptors[id]!.shape)
+            default: throw OnyxError.internalError("graph output '\(graph.valueNames[id])' was not produced")
             }
         }
         let arena = plan.borrowArena()
@@ -193,7 +199,7 @@ public final class InferenceSession: Sendable {
                 let data: UnsafeMutableRawPointer
                 switch plan.locations[id] {
                 case .input(let k): data = inputs[k].baseAddress
-                case .output(let k): data = results[k]!.baseAddress
+                case .output(let k): data = results[k].baseAddress
                 default: continue
                 }
                 let d = plan.descriptors[id]!
@@ -216,15 +222,30 @@ public final class InferenceSession: Sendable {
                 }
             }
         }
+        return results
+    }
+}
 
-        for (k, id) in graph.outputIds.enumerated() where results[k] == nil {
-            switch plan.locations[id] {
-            case .constant(let tensor): results[k] = tensor
-            case .input(let i): results[k] = try inputs[i].reshaped(plan.descriptors[id]!.shape)
-            default: throw OnyxError.internalError("graph output '\(graph.valueNames[id])' was not produced")
+/// A symbolic axis seen again: where it first appeared and where it appears now.
+struct RepeatedSymbol {
+    let symbol: String
+    let first: (input: Int, axis: Int)
+    let later: (input: Int, axis: Int)
+
+    static func all(in inputs: [Value]) -> [RepeatedSymbol] {
+        var firstSeen: [String: (Int, Int)] = [:]
+        var repeated: [RepeatedSymbol] = []
+        for (input, value) in inputs.enumerated() {
+            for (axis, dim) in (value.type?.shape?.dimensions ?? []).enumerated() {
+                guard case .symbolic(let symbol) = dim else { continue }
+                if let first = firstSeen[symbol] {
+                    repeated.append(RepeatedSymbol(symbol: symbol, first: first, later: (input, axis)))
+                } else {
+                    firstSeen[symbol] = (input, axis)
+                }
             }
         }
-        return results.map { $0! }
+        return repeated
     }
 }
 
@@ -233,10 +254,20 @@ struct PlanCache {
     private var entries: [[[Int]]: (plan: ExecutionPlan, lastUse: UInt64)] = [:]
     private var clock: UInt64 = 0
 
-    mutating func plan(for signature: [[Int]]) -> ExecutionPlan? {
-        guard let entry = entries[signature] else { return nil }
+    /// The plan for the shapes of `inputs`, found without building a signature (a run's lookup
+    /// allocates nothing).
+    mutating func plan(matching inputs: [Tensor]) -> ExecutionPlan? {
+        var found: [[Int]]?
+        for signature in entries.keys where signature.count == inputs.count {
+            if zip(signature, inputs).allSatisfy({ $0 == $1.shape }) {
+                found = signature
+                break
+            }
+        }
+        // Updated after the loop: writing while iterating would copy the table.
+        guard let found, let entry = entries[found] else { return nil }
         clock += 1
-        entries[signature] = (entry.plan, clock)
+        entries[found] = (entry.plan, clock)
         return entry.plan
     }
 

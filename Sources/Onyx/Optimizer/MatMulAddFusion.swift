@@ -1,0 +1,52 @@
+/// Fuses `Add(MatMul(A, W), bias)` into the MatMul when W is a constant 2-D float matrix and the
+/// bias a constant that broadcasts along the last axis only (shape `[N]`, `[1, …, 1, N]` or one
+/// element): what exporters emit for a linear layer on inputs of rank 3 and more.
+///
+/// The MatMul gets the bias as a third input and the internal attribute `onyx.bias`; its kernel
+/// adds it per column as it stores results and gives the output the shape the Add would have
+/// (a bias of higher rank prepends axes of extent 1). The MatMul output must feed only the Add.
+struct MatMulAddFusion: GraphPass {
+    func apply(to graph: inout Graph) {
+        let uses = GraphUses(graph)
+        var producerOf: [String: Int] = [:]
+        for (index, node) in graph.nodes.enumerated() {
+            for output in node.outputs where !output.isEmpty { producerOf[output] = index }
+        }
+        var removed = Set<Int>()
+        for (addIndex, add) in graph.nodes.enumerated()
+        where add.opType == "Add" && add.domain.isEmpty && add.inputs.count == 2 && add.outputs.count == 1 {
+            for (position, product) in add.inputs.enumerated() {
+                let bias = add.inputs[1 - position]
+                guard !product.isEmpty, product != bias, uses.hasSingleConsumer(product),
+                      let matMulIndex = producerOf[product], !removed.contains(matMulIndex),
+                      let fused = fuse(graph.nodes[matMulIndex], bias: bias, output: add.outputs[0], graph)
+                else { continue }
+                graph.nodes[matMulIndex] = fused
+                removed.insert(addIndex)
+                break
+            }
+        }
+        guard !removed.isEmpty else { return }
+        graph.nodes = graph.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+    }
+
+    private func fuse(_ matMul: Node, bias: String, output: String, _ graph: Graph) -> Node? {
+        guard matMul.opType == "MatMul", matMul.domain.isEmpty, matMul.inputs.count == 2, matMul.outputs.count == 1,
+              matMul.attributes["onyx.bias"] == nil, matMul.attributes["onyx.activation"] == nil,
+              let weight = graph.initializer(named: matMul.inputs[1]), weight.dataType == .float, weight.rank == 2,
+              let biasTensor = graph.initializer(named: bias), biasTensor.dataType == .float,
+              Self.broadcastsAlongColumns(biasTensor.shape, columns: weight.shape[1])
+        else { return nil }
+        var fused = matMul
+        fused.inputs.append(bias)
+        fused.outputs = [output]
+        fused.attributes["onyx.bias"] = .int(1)
+        return fused
+    }
+
+    /// Whether a bias of `shape` adds the same value to every row of an `… × columns` product.
+    static func broadcastsAlongColumns(_ shape: [Int], columns: Int) -> Bool {
+        guard let last = shape.last else { return true }
+        return shape.dropLast().allSatisfy { $0 == 1 } && (last == columns || last == 1)
+    }
+}
