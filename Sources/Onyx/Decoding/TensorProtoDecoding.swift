@@ -34,10 +34,17 @@ struct TensorProtoDecoder {
                 "\(label) has data type \(DataType.onnxName(ofCode: p.data_type)), which Onyx does not support")
         }
         var count = 1
+        var span = 1  // the product with zero extents skipped: what strides over this shape reach
         for extent in shape {
-            let (product, overflow) = count.multipliedReportingOverflow(by: extent)
+            let (product, overflow) = span.multipliedReportingOverflow(by: max(extent, 1))
             guard !overflow else { throw OnyxError.limitExceeded("\(label): element count of shape \(shape) overflows") }
-            count = product
+            span = product
+            count = count &* extent
+        }
+        // A zero extent makes the tensor empty, but kernels still multiply the other extents.
+        guard count > 0 || span <= limits.maxTensorBytes else {
+            throw OnyxError.limitExceeded(
+                "\(label): the extents of shape \(shape) multiply past the limit of \(limits.maxTensorBytes) even though it holds no elements")
         }
         let (byteCount, overflow) = count.multipliedReportingOverflow(by: dataType.byteWidth)
         guard !overflow, byteCount <= limits.maxTensorBytes else {

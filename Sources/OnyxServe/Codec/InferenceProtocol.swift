@@ -100,13 +100,8 @@ public enum InferenceProtocol {
     static func binaryTensor(
         _ body: [UInt8], offset: Int, byteCount: Int, type: DataType, shape: [Int], name: String, maxElements: Int
     ) throws -> Tensor {
-        var count = 1
-        for extent in shape {
-            let (product, overflow) = count.multipliedReportingOverflow(by: extent)
-            guard !overflow, product <= maxElements else {
-                throw HandlerError.badRequest("input '\(name)': shape \(shape) holds more than the limit of \(maxElements) elements")
-            }
-            count = product
+        guard let count = TensorJSON.elementCount(of: shape, limit: maxElements) else {
+            throw HandlerError.badRequest("input '\(name)': shape \(shape) holds more than the limit of \(maxElements) elements")
         }
         guard count * type.byteWidth == byteCount else {
             throw HandlerError.badRequest("input '\(name)': shape \(shape) of \(type.protocolName) needs \(count * type.byteWidth) bytes, binary_data_size is \(byteCount)")

@@ -70,6 +70,21 @@ public enum TensorJSON {
         TensorCodingError("\"data\" holds more than the limit of \(limit) elements")
     }
 
+    /// The element count of `shape` (non-negative extents), or `nil` when the extents multiply past
+    /// `limit` — zero extents skipped, so `[0, 2^40, 2^40]` is refused too: it holds nothing, but
+    /// strides and kernel geometry computed from its other extents would overflow.
+    static func elementCount(of shape: [Int], limit: Int) -> Int? {
+        var count = 1
+        var span = 1
+        for extent in shape {
+            count = count &* extent
+            let (product, overflow) = span.multipliedReportingOverflow(by: Swift.max(extent, 1))
+            guard !overflow, product <= limit else { return nil }
+            span = product
+        }
+        return count
+    }
+
     /// A tensor of `type` and `shape` from a JSON `data` value.
     ///
     /// - Throws: ``TensorCodingError`` naming what is wrong: element count against the shape,
@@ -78,14 +93,9 @@ public enum TensorJSON {
         var doubles: [Double] = []
         var integers: [Int64]? = []
         try flatten(data, into: &doubles, integers: &integers, limit: limit)
-        var expected = 1
-        for extent in shape {
-            guard extent >= 0 else { throw TensorCodingError("input '\(name)': negative extent in shape \(shape)") }
-            let (product, overflow) = expected.multipliedReportingOverflow(by: extent)
-            guard !overflow, product <= limit else {
-                throw TensorCodingError("input '\(name)': shape \(shape) holds more than the limit of \(limit) elements")
-            }
-            expected = product
+        guard shape.allSatisfy({ $0 >= 0 }) else { throw TensorCodingError("input '\(name)': negative extent in shape \(shape)") }
+        guard let expected = elementCount(of: shape, limit: limit) else {
+            throw TensorCodingError("input '\(name)': shape \(shape) holds more than the limit of \(limit) elements")
         }
         guard doubles.count == expected else {
             throw TensorCodingError("input '\(name)': shape \(shape) needs \(expected) elements but \"data\" has \(doubles.count)")
