@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every ```sh block of docs/getting-started.md, in order, in one bash session, and fails if
+# Runs every ```sh block of docs/getting-started.md (or the markdown file given), in order, in one bash session, and fails if
 # any command fails. The doc is the source of truth: nothing here repeats its commands.
 #   - the tutorial folder (/tmp/onyx-tutorial) becomes a fresh temporary folder;
 #   - port 8000 becomes a free-looking random port (CI machines run several servers);
@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-doc=docs/getting-started.md
+doc=${1:-docs/getting-started.md}
 workdir=$(mktemp -d /tmp/onyx-getting-started.XXXXXX)
 port=$((20000 + RANDOM % 20000))
 flags=${ONYX_SWIFT_BUILD_FLAGS:-}
@@ -19,7 +19,7 @@ script="$workdir/steps.sh"
 
 {
     echo 'set -euo pipefail'
-    echo 'trap '\''[ -n "${ONYX_PID:-}" ] && kill "$ONYX_PID" 2>/dev/null; true'\'' EXIT'
+    echo 'trap '\''if [ -n "${ONYX_PID:-}" ]; then kill "$ONYX_PID" 2>/dev/null || true; fi'\'' EXIT'
     # Each block is echoed before it runs, so a failure shows which step broke.
     awk -v flags="$flags" -v dir="$workdir/tutorial" -v port="$port" '
         /^```sh$/ { inside = 1; n += 1; printf "echo \"== step %d\"\n", n; next }
