@@ -4,6 +4,7 @@
 #      suite (generated into Generated/node) for every case in Tests/Conformance/expected-pass.txt.
 #   2. A live `onyx serve` on a fixture, checked with Triton's own client (tools/check_tritonclient.py).
 #   3. SIGTERM while requests are in flight: all answered, exit 0 (tools/check_sigterm.py).
+#   4. The Examples package (Onyx used as a dependency) builds, and screen-requests runs on its CSV.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,3 +28,6 @@ wait "$server"
 trap - EXIT
 
 python3 tools/check_sigterm.py --port $((port + 1))
+
+swift build --package-path Examples
+swift run --package-path Examples --skip-build screen-requests
