@@ -13,6 +13,8 @@ python3 -m pip install --quiet --disable-pip-version-check -r tools/requirements
 python3 tools/gen-node-tests.py Generated/node
 swift build --product onyx
 swift test
+# The heap is measured process-wide: the allocation tests run in a process of their own.
+ONYX_ALLOCATION_TESTS=1 swift test --filter AllocationTests
 
 port=$((20000 + RANDOM % 20000))
 .build/debug/onyx serve Fixtures/mlp_legacy/model.onnx --name mlp --port "$port" --log-level warning &
