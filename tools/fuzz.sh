@@ -24,6 +24,9 @@ case "$target" in
     *) echo "unknown target '$target' (model, json, binary)" >&2; exit 2 ;;
 esac
 
+# Swift's backtracer would catch the trap (SIGILL) first and exit before libFuzzer saves the input.
+export SWIFT_BACKTRACE=enable=no
+
 sanitize=${FUZZ_SANITIZE:-fuzzer}
 swift build --package-path Fuzz -c release -Xswiftc "-sanitize=$sanitize" --product "$product"
 binary="$root/Fuzz/.build/release/$product"
