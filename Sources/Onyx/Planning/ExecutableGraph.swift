@@ -61,6 +61,10 @@ struct ExecutableGraph: Sendable {
             else {
                 throw OnyxError.unsupportedOperator(node: node, opset: opset)
             }
+            // Only the recurrent ops may leave out their first output (ONNX marks no other optional).
+            if node.outputs.first?.isEmpty == true && !Self.optionalFirstOutput.contains(node.opType) {
+                throw OnyxError.invalidModel("node '\(node.name)' (\(node.opType)) leaves out its first output, which is required")
+            }
             // A subgraph's reads from this graph follow the node's own inputs.
             let inputs: [Int?] = (node.inputs + node.implicitInputs).map { $0.isEmpty ? nil : ids[$0] }
             let outputs: [Int?] = node.outputs.map { $0.isEmpty ? nil : ids[$0] }
@@ -88,6 +92,9 @@ struct ExecutableGraph: Sendable {
         self.outputIds = outputIds
         self.steps = steps
     }
+
+    /// Ops whose output 0 is optional in every opset.
+    static let optionalFirstOutput: Set<String> = ["LSTM", "GRU", "RNN"]
 
     /// Ops whose result must not be computed ahead of a run.
     static let nondeterministicOps: Set<String> = [

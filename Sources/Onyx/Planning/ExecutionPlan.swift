@@ -59,6 +59,7 @@ final class ExecutionPlan: Sendable {
                 locations[id] = .constant(tensor)
             }
         }
+        for descriptor in inputs { try Self.checkExtents(descriptor, limit: memoryLimit, what: "an input") }
         for (k, (id, descriptor)) in zip(graph.inputIds, inputs).enumerated() {
             descriptors[id] = descriptor
             locations[id] = .input(k)
@@ -79,12 +80,13 @@ final class ExecutionPlan: Sendable {
                 return PlannedInput(descriptor: descriptor, constant: constants[id])
             }
             let outputs = try ExecutableGraph.annotating(step) { try step.kernel.outputDescriptors(for: planned) }
-            guard outputs.count >= step.outputs.compactMap({ $0 }).count else {
-                throw OnyxError.internalError("\(step.opType) kernel returned \(outputs.count) outputs for node '\(step.name)'")
+            if let last = step.outputs.lastIndex(where: { $0 != nil }), last >= outputs.count {
+                throw OnyxError.invalidModel(
+                    "node '\(step.name)' (\(step.opType)) has \(outputs.count) output(s) here; the model uses output \(last)")
             }
             for (id, descriptor) in zip(step.outputs, outputs) {
                 guard let id else { continue }
-                _ = try Tensor.checkedElementCount(descriptor.shape)
+                try Self.checkExtents(descriptor, limit: memoryLimit, what: "output of node '\(step.name)' (\(step.opType))")
                 descriptors[id] = descriptor
             }
 
@@ -178,6 +180,9 @@ final class ExecutionPlan: Sendable {
             }
         }
         _ = isGraphOutput
+        for id in graph.outputIds where descriptors[id] == nil {
+            throw OnyxError.invalidModel("graph output '\(graph.valueNames[id])' is never computed")
+        }
 
         self.descriptors = descriptors
         self.locations = locations
@@ -190,6 +195,20 @@ final class ExecutionPlan: Sendable {
             case .input, .output: return true
             default: return false
             }
+        }
+    }
+
+    /// A shape's extents, zeros skipped, must multiply to a byte count within `limit`: kernels
+    /// compute strides from them even when the tensor is empty.
+    static func checkExtents(_ descriptor: TensorDescriptor, limit: Int, what: String) throws {
+        var span = descriptor.dataType.byteWidth
+        for extent in descriptor.shape {
+            let (product, overflow) = span.multipliedReportingOverflow(by: max(extent, 1))
+            guard extent >= 0, !overflow, product <= limit else {
+                throw OnyxError.limitExceeded(
+                    "\(what) has shape \(descriptor.shape), whose extents multiply past the memory limit of \(limit) bytes")
+            }
+            span = product
         }
     }
 
