@@ -22,10 +22,6 @@ static void valid_columns(ptrdiff_t dx, size_t stride, size_t width, size_t out_
     *last = (size_t)l;
 }
 
-static void clamp_row_portable(float *row, size_t n, float lo, float hi) {
-    for (size_t i = 0; i < n; i++) { float v = row[i]; v = v < lo ? lo : v; row[i] = v > hi ? hi : v; }
-}
-
 /* row[ox] += w * src[ox * stride] for ox in [first, last). */
 static void tap_portable(float *row, const float *src, float w, size_t stride, size_t first, size_t last) {
     for (size_t ox = first; ox < last; ox++) row[ox] += w * src[ox * stride];
@@ -50,14 +46,6 @@ static void tap_avx2(float *row, const float *src, float w, size_t stride, size_
         }
     }
     tap_portable(row, src, w, stride, ox, last);
-}
-
-__attribute__((target("avx2,fma")))
-static void clamp_row_avx2(float *row, size_t n, float lo, float hi) {
-    __m256 l = _mm256_set1_ps(lo), h = _mm256_set1_ps(hi);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(row + i, _mm256_min_ps(h, _mm256_max_ps(l, _mm256_loadu_ps(row + i))));
-    clamp_row_portable(row + i, n - i, lo, hi);
 }
 
 __attribute__((target("avx512f")))
@@ -85,16 +73,6 @@ static void tap_avx512(float *row, const float *src, float w, size_t stride, siz
     tap_portable(row, src, w, stride, ox, last);
 }
 
-__attribute__((target("avx512f")))
-static void clamp_row_avx512(float *row, size_t n, float lo, float hi) {
-    __m512 l = _mm512_set1_ps(lo), h = _mm512_set1_ps(hi);
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(row + i, _mm512_min_ps(h, _mm512_max_ps(l, _mm512_loadu_ps(row + i))));
-    if (i < n) {
-        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        _mm512_mask_storeu_ps(row + i, m, _mm512_min_ps(h, _mm512_max_ps(l, _mm512_maskz_loadu_ps(m, row + i))));
-    }
-}
 #endif
 
 /*
@@ -254,12 +232,7 @@ void onyx_depthwise_plane(onyx_isa isa, const float *input, const float *filter,
                 tap_portable(row, src, w, g->stride_x, first, last);
             }
         }
-        if (apply_clip) {
-#ifdef ONYX_X86
-            if (isa == ONYX_ISA_AVX512) { clamp_row_avx512(row, g->out_w, clip_min, clip_max); continue; }
-            if (isa == ONYX_ISA_AVX2) { clamp_row_avx2(row, g->out_w, clip_min, clip_max); continue; }
-#endif
-            clamp_row_portable(row, g->out_w, clip_min, clip_max);
-        }
+        /* The fused Relu/Clip: the same clamp as the Clip operator's kernel. */
+        if (apply_clip) onyx_clip_f32(isa, row, row, g->out_w, clip_min, clip_max);
     }
 }

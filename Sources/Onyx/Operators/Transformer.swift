@@ -399,18 +399,3 @@ struct FlexAttentionKernel: Kernel {
         FloatScratch.write(out, to: context.output(0))
     }
 }
-
-extension Tensor {
-    /// The tensor converted to `type` by ONNX Cast rules.
-    func converted(to type: DataType) throws -> Tensor {
-        if type == dataType { return self }
-        var result = Tensor(zeros: type, shape: shape)
-        withUnsafeBytes { source in
-            result.withUnsafeMutableBytes { target in
-                guard let from = source.baseAddress, let to = target.baseAddress else { return }
-                Casting.convert(from, from: dataType, to: to, type, count: elementCount)
-            }
-        }
-        return result
-    }
-}
