@@ -76,6 +76,22 @@ static void tile_portable(size_t k, const float *a, const float *b, float *c, si
     store_tile(acc, PORTABLE_NR, c, ldc, m, n, accumulate, ep);
 }
 
+static void tile_rows_portable(size_t k, const float *a, const float *b, const ptrdiff_t *rows, float *c,
+                               size_t ldc, size_t m, size_t n, int accumulate, const onyx_epilogue *ep) {
+    float acc[PORTABLE_MR * PORTABLE_NR];
+    memset(acc, 0, sizeof acc);
+    for (size_t p = 0; p < k; p++) {
+        const float *bp = b + rows[p];
+        const float *ap = a + p * PORTABLE_MR;
+        for (size_t i = 0; i < PORTABLE_MR; i++) {
+            float ai = ap[i];
+            float *accRow = acc + i * PORTABLE_NR;
+            for (size_t j = 0; j < n; j++) accRow[j] += ai * bp[j];
+        }
+    }
+    store_tile(acc, PORTABLE_NR, c, ldc, m, n, accumulate, ep);
+}
+
 static void gemv_portable(size_t k, const float *a, const float *b, float *c, size_t n,
                           int accumulate, const onyx_epilogue *ep) {
     float acc[PORTABLE_NR];
@@ -98,28 +114,11 @@ static inline __m256 clamp256(__m256 v, const onyx_epilogue *ep) {
     return _mm256_min_ps(_mm256_set1_ps(ep->clip_max), _mm256_max_ps(_mm256_set1_ps(ep->clip_min), v));
 }
 
-__attribute__((target("avx2,fma")))
-static void tile_avx2(size_t k, const float *a, const float *b, float *c, size_t ldc,
-                      size_t m, size_t n, int accumulate, const onyx_epilogue *ep) {
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-    for (size_t p = 0; p < k; p++) {
-        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-        __m256 x;
-        x = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
-        x = _mm256_broadcast_ss(a + 1); c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
-        x = _mm256_broadcast_ss(a + 2); c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
-        x = _mm256_broadcast_ss(a + 3); c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
-        x = _mm256_broadcast_ss(a + 4); c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
-        x = _mm256_broadcast_ss(a + 5); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
-        a += AVX2_MR;
-        b += AVX2_NR;
-    }
-    __m256 acc[AVX2_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+/* Stores an accumulated 6 × 16 block into C's m × n corner with the epilogue; partial blocks go
+ * through a local buffer. */
+__attribute__((target("avx2,fma"), always_inline))
+static inline void store_avx2(__m256 acc[AVX2_MR][2], float *c, size_t ldc, size_t m, size_t n,
+                              int accumulate, const onyx_epilogue *ep) {
     if (m == AVX2_MR && n == AVX2_NR) {
         __m256 col0 = _mm256_setzero_ps(), col1 = _mm256_setzero_ps();
         if (ep && ep->bias_col) { col0 = _mm256_loadu_ps(ep->bias_col); col1 = _mm256_loadu_ps(ep->bias_col + 8); }
@@ -144,6 +143,59 @@ static void tile_avx2(size_t k, const float *a, const float *b, float *c, size_t
         _mm256_storeu_ps(t + i * AVX2_NR + 8, acc[i][1]);
     }
     store_tile(t, AVX2_NR, c, ldc, m, n, accumulate, ep);
+}
+
+/* One k step of the 6 × 16 tile: the B row (b0, b1) times MR broadcasts of the A column. */
+#define AVX2_STEP(a, b0, b1)                                            \
+    _Pragma("GCC unroll 6")                                             \
+    for (int i = 0; i < AVX2_MR; i++) {                                 \
+        __m256 x = _mm256_broadcast_ss((a) + i);                        \
+        acc[i][0] = _mm256_fmadd_ps(x, (b0), acc[i][0]);                \
+        acc[i][1] = _mm256_fmadd_ps(x, (b1), acc[i][1]);                \
+    }
+
+__attribute__((target("avx2,fma")))
+static void tile_avx2(size_t k, const float *a, const float *b, float *c, size_t ldc,
+                      size_t m, size_t n, int accumulate, const onyx_epilogue *ep) {
+    __m256 acc[AVX2_MR][2];
+    for (int i = 0; i < AVX2_MR; i++) { acc[i][0] = _mm256_setzero_ps(); acc[i][1] = _mm256_setzero_ps(); }
+    for (size_t p = 0; p < k; p++) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        AVX2_STEP(a, b0, b1)
+        a += AVX2_MR;
+        b += AVX2_NR;
+    }
+    store_avx2(acc, c, ldc, m, n, accumulate, ep);
+}
+
+/* Lane i of the mask is on when i < n (n ≤ 8). */
+__attribute__((target("avx2,fma")))
+static inline __m256i lanes_below(size_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+__attribute__((target("avx2,fma")))
+static void tile_rows_avx2(size_t k, const float *a, const float *b, const ptrdiff_t *rows, float *c, size_t ldc,
+                           size_t m, size_t n, int accumulate, const onyx_epilogue *ep) {
+    __m256 acc[AVX2_MR][2];
+    for (int i = 0; i < AVX2_MR; i++) { acc[i][0] = _mm256_setzero_ps(); acc[i][1] = _mm256_setzero_ps(); }
+    if (n == AVX2_NR) {
+        for (size_t p = 0; p < k; p++) {
+            const float *row = b + rows[p];
+            __m256 b0 = _mm256_loadu_ps(row), b1 = _mm256_loadu_ps(row + 8);
+            AVX2_STEP(a, b0, b1)
+            a += AVX2_MR;
+        }
+    } else {
+        __m256i k0 = lanes_below(n >= 8 ? 8 : n), k1 = lanes_below(n > 8 ? n - 8 : 0);
+        for (size_t p = 0; p < k; p++) {
+            const float *row = b + rows[p];
+            __m256 b0 = _mm256_maskload_ps(row, k0), b1 = _mm256_maskload_ps(row + 8, k1);
+            AVX2_STEP(a, b0, b1)
+            a += AVX2_MR;
+        }
+    }
+    store_avx2(acc, c, ldc, m, n, accumulate, ep);
 }
 
 __attribute__((target("avx2,fma")))
@@ -191,23 +243,11 @@ static void clip_avx2(const float *x, float *y, size_t n, float lo, float hi) {
 
 /* ---------------------------------------------------------------- AVX-512: 12 × 32 */
 
-__attribute__((target("avx512f")))
-static void tile_avx512(size_t k, const float *a, const float *b, float *c, size_t ldc,
-                        size_t m, size_t n, int accumulate, const onyx_epilogue *ep) {
-    __m512 acc[AVX512_MR][2];
-    for (int i = 0; i < AVX512_MR; i++) { acc[i][0] = _mm512_setzero_ps(); acc[i][1] = _mm512_setzero_ps(); }
-    for (size_t p = 0; p < k; p++) {
-        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-#pragma GCC unroll 12
-        for (int i = 0; i < AVX512_MR; i++) {
-            __m512 x = _mm512_set1_ps(a[i]);
-            acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
-            acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
-        }
-        a += AVX512_MR;
-        b += AVX512_NR;
-    }
-    /* Partial tiles store through lane masks: rows past m are skipped, columns past n masked. */
+/* Stores an accumulated 12 × 32 block into C's m × n corner through lane masks (rows past m are
+ * skipped, columns past n masked), adding C's contents, the biases and the clamp as asked. */
+__attribute__((target("avx512f"), always_inline))
+static inline void store_avx512(__m512 acc[AVX512_MR][2], float *c, size_t ldc, size_t m, size_t n,
+                                int accumulate, const onyx_epilogue *ep) {
     __mmask16 k0 = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
     __mmask16 k1 = n >= 32 ? (__mmask16)0xFFFF : (n > 16 ? (__mmask16)((1u << (n - 16)) - 1u) : (__mmask16)0);
     __m512 col0 = _mm512_setzero_ps(), col1 = _mm512_setzero_ps();
@@ -232,6 +272,54 @@ static void tile_avx512(size_t k, const float *a, const float *b, float *c, size
         _mm512_mask_storeu_ps(row, k0, v0);
         _mm512_mask_storeu_ps(row + 16, k1, v1);
     }
+}
+
+/* One k step of the 12 × 32 tile: the B row (b0, b1) times MR broadcasts of the A column. */
+#define AVX512_STEP(a, b0, b1)                                          \
+    _Pragma("GCC unroll 12")                                            \
+    for (int i = 0; i < AVX512_MR; i++) {                               \
+        __m512 x = _mm512_set1_ps((a)[i]);                              \
+        acc[i][0] = _mm512_fmadd_ps(x, (b0), acc[i][0]);                \
+        acc[i][1] = _mm512_fmadd_ps(x, (b1), acc[i][1]);                \
+    }
+
+__attribute__((target("avx512f")))
+static void tile_avx512(size_t k, const float *a, const float *b, float *c, size_t ldc,
+                        size_t m, size_t n, int accumulate, const onyx_epilogue *ep) {
+    __m512 acc[AVX512_MR][2];
+    for (int i = 0; i < AVX512_MR; i++) { acc[i][0] = _mm512_setzero_ps(); acc[i][1] = _mm512_setzero_ps(); }
+    for (size_t p = 0; p < k; p++) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+        AVX512_STEP(a, b0, b1)
+        a += AVX512_MR;
+        b += AVX512_NR;
+    }
+    store_avx512(acc, c, ldc, m, n, accumulate, ep);
+}
+
+__attribute__((target("avx512f")))
+static void tile_rows_avx512(size_t k, const float *a, const float *b, const ptrdiff_t *rows, float *c, size_t ldc,
+                             size_t m, size_t n, int accumulate, const onyx_epilogue *ep) {
+    __m512 acc[AVX512_MR][2];
+    for (int i = 0; i < AVX512_MR; i++) { acc[i][0] = _mm512_setzero_ps(); acc[i][1] = _mm512_setzero_ps(); }
+    if (n == AVX512_NR) {
+        for (size_t p = 0; p < k; p++) {
+            const float *row = b + rows[p];
+            __m512 b0 = _mm512_loadu_ps(row), b1 = _mm512_loadu_ps(row + 16);
+            AVX512_STEP(a, b0, b1)
+            a += AVX512_MR;
+        }
+    } else {
+        __mmask16 k0 = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
+        __mmask16 k1 = n > 16 ? (__mmask16)((1u << (n - 16)) - 1u) : (__mmask16)0;
+        for (size_t p = 0; p < k; p++) {
+            const float *row = b + rows[p];
+            __m512 b0 = _mm512_maskz_loadu_ps(k0, row), b1 = _mm512_maskz_loadu_ps(k1, row + 16);
+            AVX512_STEP(a, b0, b1)
+            a += AVX512_MR;
+        }
+    }
+    store_avx512(acc, c, ldc, m, n, accumulate, ep);
 }
 
 __attribute__((target("avx512f")))
@@ -269,6 +357,15 @@ void onyx_sgemm_tile(onyx_isa isa, size_t k, const float *a, const float *b, flo
     if (isa == ONYX_ISA_AVX2) { tile_avx2(k, a, b, c, ldc, m, n, accumulate, epilogue); return; }
 #endif
     tile_portable(k, a, b, c, ldc, m, n, accumulate, epilogue);
+}
+
+void onyx_sgemm_tile_rows(onyx_isa isa, size_t k, const float *a, const float *b, const ptrdiff_t *row_offsets,
+                          float *c, size_t ldc, size_t m, size_t n, int accumulate, const onyx_epilogue *epilogue) {
+#ifdef ONYX_X86
+    if (isa == ONYX_ISA_AVX512) { tile_rows_avx512(k, a, b, row_offsets, c, ldc, m, n, accumulate, epilogue); return; }
+    if (isa == ONYX_ISA_AVX2) { tile_rows_avx2(k, a, b, row_offsets, c, ldc, m, n, accumulate, epilogue); return; }
+#endif
+    tile_rows_portable(k, a, b, row_offsets, c, ldc, m, n, accumulate, epilogue);
 }
 
 void onyx_sgemv_panel(onyx_isa isa, size_t k, const float *a, const float *b, float *c, size_t n,

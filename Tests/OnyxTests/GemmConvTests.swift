@@ -171,6 +171,23 @@ import Testing
         ConvCase(channels: 2, filters: 3, height: 8, width: 8, kernel: [3, 3], pads: [1, 1, 1, 1], autoPad: "VALID"),
         ConvCase(channels: 3, filters: 63, height: 1, width: 63, kernel: [5], strides: [2], pads: [2, 2], dilations: [1], oneD: true),
         ConvCase(channels: 12, filters: 12, height: 1, width: 257, kernel: [3], strides: [1], pads: [1, 1], dilations: [2], group: 12, oneD: true),
+        // Stride-1 convolutions whose taps read the (padded) planes in place, outputs on the padded grid.
+        ConvCase(channels: 5, filters: 13, height: 6, width: 20, kernel: [3, 3], pads: [1, 1, 1, 1]),
+        ConvCase(channels: 3, filters: 14, height: 7, width: 40, kernel: [3, 3], pads: [0, 2, 1, 1], dilations: [1, 2], activation: "Clip"),
+        ConvCase(channels: 4, filters: 5, height: 6, width: 33, kernel: [1, 5], bias: false),
+        ConvCase(channels: 3, filters: 7, height: 9, width: 37, kernel: [3, 1]),
+        ConvCase(batch: 2, channels: 4, filters: 6, height: 5, width: 24, kernel: [3, 3], pads: [1, 1, 1, 1], group: 2, activation: "Relu"),
+        ConvCase(channels: 32, filters: 40, height: 30, width: 34, kernel: [3, 3], pads: [1, 1, 1, 1]),
+        ConvCase(channels: 3, filters: 5, height: 1, width: 70, kernel: [3], strides: [1], pads: [1, 1], dilations: [1], oneD: true),
+        // Strided convolutions on stride-phase planes.
+        ConvCase(channels: 6, filters: 13, height: 20, width: 40, kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1]),
+        ConvCase(channels: 3, filters: 16, height: 40, width: 44, kernel: [7, 7], strides: [2, 2], pads: [3, 3, 3, 3], activation: "Relu"),
+        ConvCase(channels: 5, filters: 7, height: 11, width: 35, kernel: [3, 3], strides: [2, 1], pads: [1, 0, 0, 2]),
+        ConvCase(channels: 4, filters: 9, height: 30, width: 50, kernel: [3, 3], strides: [3, 3], pads: [2, 2, 2, 2], dilations: [2, 2]),
+        ConvCase(batch: 2, channels: 12, filters: 24, height: 14, width: 64, kernel: [1, 1], strides: [2, 2], bias: false),
+        // Pointwise: planes read in place, last panel partial.
+        ConvCase(batch: 2, channels: 7, filters: 30, height: 5, width: 7, kernel: [1, 1], activation: "Relu"),
+        ConvCase(channels: 48, filters: 96, height: 28, width: 28, kernel: [1, 1]),
     ]
 
     static func naiveConv(_ c: ConvCase, x: [Float], w: [Float], b: [Float]?, outH: Int, outW: Int, padTop: Int, padLeft: Int) -> [Float] {

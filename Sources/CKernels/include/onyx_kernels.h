@@ -44,6 +44,14 @@ void onyx_sgemm_tile(onyx_isa isa, size_t k, const float *a, const float *b, flo
                      size_t m, size_t n, int accumulate, const onyx_epilogue *epilogue);
 
 /*
+ * As onyx_sgemm_tile, with B read in place instead of packed: row p of B's k block is the n floats
+ * at b + row_offsets[p] (a convolution's input planes, shifted per kernel tap). Nothing past the
+ * n-th float of a row is read, so a row may end where its buffer ends.
+ */
+void onyx_sgemm_tile_rows(onyx_isa isa, size_t k, const float *a, const float *b, const ptrdiff_t *row_offsets,
+                          float *c, size_t ldc, size_t m, size_t n, int accumulate, const onyx_epilogue *epilogue);
+
+/*
  * One row: c[0..n] (=|+=) sum_p a[p] * b[p * NR + j], then the epilogue (bias_row is ignored).
  * b is a packed panel as for onyx_sgemm_tile. For M = 1 products (batch-1 MLPs).
  */

@@ -121,8 +121,32 @@ enum Gemm {
         a: PackedPanels, b: PackedPanels, c: UnsafeMutablePointer<Float>, ldc: Int,
         accumulate: Bool, epilogue: Epilogue, pool: ComputePool
     ) {
-        let mr = a.width, nr = b.width
-        let strips = a.panelCount, panels = b.panelCount
+        multiply(isa: isa, m: m, n: n, k: k, a: a, b: .packed(b), c: c, ldc: ldc,
+                 accumulate: accumulate, epilogue: epilogue, pool: pool)
+    }
+
+    /// Where the micro-kernel reads `B`.
+    enum Operand {
+        /// Packed NR-wide panels.
+        case packed(PackedPanels)
+        /// Read in place: row `p` of B is the N floats at `base + rowOffsets[p]` (convolution input
+        /// planes, one row per kernel tap), so nothing is copied.
+        case rows(base: UnsafePointer<Float>, rowOffsets: UnsafePointer<Int>)
+    }
+
+    /// `C (=|+=) A × B` then the epilogue, for packed A strips and B packed or read in place.
+    static func multiply(
+        isa: KernelISA, m: Int, n: Int, k: Int,
+        a: PackedPanels, b: Operand, c: UnsafeMutablePointer<Float>, ldc: Int,
+        accumulate: Bool, epilogue: Epilogue, pool: ComputePool
+    ) {
+        let mr = a.width
+        let nr: Int
+        switch b {
+        case .packed(let panels): nr = panels.width
+        case .rows: nr = Gemm.nr(isa)
+        }
+        let strips = a.panelCount, panels = (n + nr - 1) / nr
         let work = 2 * m * n * k
         // Below ~4 MFLOP (~45 µs here) a product finishes before a second thread is worth waking.
         let threads = work < 1 << 22 ? 1 : pool.threadCount
@@ -135,15 +159,23 @@ enum Gemm {
                 for panel in panelRange {
                     let j0 = panel * nr
                     let width = min(nr, n - j0)
-                    let bBlock = b.panel(panel) + p0 * nr
                     for strip in stripRange {
                         let i0 = strip * mr
                         var ep = epilogue.c(rowOffset: i0, columnOffset: j0)
                         let useEpilogue = last && !epilogue.isTrivial
+                        let aBlock = a.panel(strip) + p0 * mr, cBlock = c + i0 * ldc + j0
+                        let rows = min(mr, m - i0), add: Int32 = (accumulate || p0 > 0) ? 1 : 0
                         withUnsafePointer(to: &ep) { ep in
-                            onyx_sgemm_tile(
-                                isa.cValue, depth, a.panel(strip) + p0 * mr, bBlock, c + i0 * ldc + j0, ldc,
-                                min(mr, m - i0), width, (accumulate || p0 > 0) ? 1 : 0, useEpilogue ? ep : nil)
+                            switch b {
+                            case .packed(let b):
+                                onyx_sgemm_tile(
+                                    isa.cValue, depth, aBlock, b.panel(panel) + p0 * nr, cBlock, ldc,
+                                    rows, width, add, useEpilogue ? ep : nil)
+                            case .rows(let base, let rowOffsets):
+                                onyx_sgemm_tile_rows(
+                                    isa.cValue, depth, aBlock, base + j0, rowOffsets + p0, cBlock, ldc,
+                                    rows, width, add, useEpilogue ? ep : nil)
+                            }
                         }
                     }
                 }

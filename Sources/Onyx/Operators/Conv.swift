@@ -114,12 +114,8 @@ struct ConvKernel: Kernel {
     func workspaceByteCount(inputs: [TensorDescriptor?], outputs: [TensorDescriptor]) -> Int {
         guard let x = inputs[0], let w = inputs[1], let s = try? shapes(x.shape, w.shape, bias: nil) else { return 0 }
         if s.channels == group && s.filters == group { return 0 }
-        let depth = (s.channels / group) * s.geometry.kernelArea
-        var floats = PackedPanels.floatCount(extent: s.geometry.outputArea, depth: depth, width: Gemm.nr(isa))
-        if packedWeights == nil {
-            floats += PackedPanels.floatCount(extent: s.filters / group, depth: depth, width: Gemm.mr(isa))
-        }
-        return floats * 4 + 64
+        return ConvColumns(s.geometry, channels: s.channels / group, filters: s.filters / group, isa: isa)
+            .workspaceByteCount(packingWeights: packedWeights == nil)
     }
 
     func run(_ context: borrowing KernelContext) throws {
@@ -147,43 +143,253 @@ struct ConvKernel: Kernel {
             return
         }
 
-        guard let workspace = context.workspace?.assumingMemoryBound(to: Float.self) else {
-            throw OnyxError.internalError("Conv: no workspace")
-        }
-        let depth = channelsPerGroup * g.kernelArea
-        let nr = Gemm.nr(isa), mr = Gemm.mr(isa)
-        let columns = workspace
-        let strips = workspace + PackedPanels.floatCount(extent: g.outputArea, depth: depth, width: nr)
-
+        guard let workspace = context.workspace else { throw OnyxError.internalError("Conv: no workspace") }
+        let columns = ConvColumns(g, channels: channelsPerGroup, filters: filtersPerGroup, isa: isa)
+        let scratch = columns.scratch(in: workspace)
+        columns.writeRowOffsets(into: scratch.rowOffsets)
+        let mr = Gemm.mr(isa)
         for n in 0..<s.batch {
             for gi in 0..<group {
                 let image = input + (n * s.channels + gi * channelsPerGroup) * g.inputArea
-                // Small images are gathered on one thread: waking another costs more than the copy.
-                let chunk = max(8, (1 << 16) / max(g.outputArea, 1))
-                context.pool.parallelRanges(depth, minimumChunk: chunk) { rows in
-                    withUnsafeTemporaryAllocation(of: Float.self, capacity: g.outputArea) { line in
-                        Convolution.packImageColumns(
-                            image, channels: channelsPerGroup, geometry: g, nr: nr, into: columns, rows: rows,
-                            line: line.baseAddress!)
-                    }
-                }
-                let b = PackedPanels(extent: g.outputArea, depth: depth, width: nr, base: UnsafePointer(columns), owner: nil)
                 let a: PackedPanels
                 if let packedWeights {
                     a = packedWeights[gi]
                 } else {
-                    Gemm.packA(weights + gi * filtersPerGroup * depth, m: filtersPerGroup, k: depth, ld: depth,
-                               transposed: false, mr: mr, into: strips)
-                    a = PackedPanels(extent: filtersPerGroup, depth: depth, width: mr, base: UnsafePointer(strips), owner: nil)
+                    Gemm.packA(weights + gi * filtersPerGroup * columns.depth, m: filtersPerGroup, k: columns.depth,
+                               ld: columns.depth, transposed: false, mr: mr, into: scratch.strips)
+                    a = PackedPanels(extent: filtersPerGroup, depth: columns.depth, width: mr,
+                                     base: UnsafePointer(scratch.strips), owner: nil)
                 }
                 var epilogue = Gemm.Epilogue()
                 epilogue.biasRow = bias.map { $0 + gi * filtersPerGroup }
                 epilogue.clip = activation
                 let out = output + (n * s.filters + gi * filtersPerGroup) * g.outputArea
-                Gemm.multiply(isa: isa, m: filtersPerGroup, n: g.outputArea, k: depth, a: a, b: b, c: out,
-                              ldc: g.outputArea, accumulate: false, epilogue: epilogue, pool: context.pool)
+                columns.multiply(image: image, weights: a, epilogue: epilogue, output: out, scratch: scratch,
+                                 pool: context.pool)
             }
         }
         withExtendedLifetime(constantWeights) {}
+    }
+}
+
+/// How a convolution's GEMM reads its columns (`B`: one row per kernel tap and input channel, one
+/// column per output pixel), chosen from the geometry.
+///
+/// - `pointwise`: a 1×1, stride-1, unpadded convolution reads the input planes as they are.
+/// - `shiftedRows`: the input is copied once into zero-padded planes split by stride phase (for
+///   stride s, phase (py, px) holds the padded input's rows py, py+s, … and columns px, px+s, …).
+///   Output pixel (oy, ox) of tap (ky, kx) then reads its phase plane at (oy + ky·dy/s, ox + kx·dx/s),
+///   so with outputs laid out on the phase planes' width, row `(c, ky, kx)` of B is a phase plane
+///   shifted by a constant and is read in place. The extra `(kw-1)·dx/s` columns of each output row
+///   are computed and dropped afterwards. With stride 1, unpadded inputs are read without a copy.
+/// - `packed`: im2col into packed panels, when the extra columns would cost more than the copy saves.
+struct ConvColumns {
+    enum Layout: Equatable {
+        case pointwise
+        /// Phase plane extents and whether the input must be copied into them.
+        case shiftedRows(height: Int, width: Int, copiesInput: Bool)
+        case packed
+    }
+
+    let geometry: ConvolutionGeometry
+    let channels: Int, filters: Int
+    let depth: Int
+    let layout: Layout
+    let isa: KernelISA
+
+    init(_ g: ConvolutionGeometry, channels: Int, filters: Int, isa: KernelISA) {
+        geometry = g
+        self.channels = channels
+        self.filters = filters
+        depth = channels * g.kernelArea
+        self.isa = isa
+        let width = g.outputWidth + (g.kernelWidth - 1) * g.dilationX / g.strideX
+        let height = g.outputHeight + (g.kernelHeight - 1) * g.dilationY / g.strideY
+        let nr = Gemm.nr(isa)
+        func tiles(_ columns: Int) -> Int { (columns + nr - 1) / nr }
+        let shiftedTiles = tiles((g.outputHeight - 1) * width + g.outputWidth)
+        if g.isPointwise {
+            layout = .pointwise
+        } else if shiftedTiles * 8 <= tiles(g.outputArea) * 9 {
+            let copies = g.strideX != 1 || g.strideY != 1 || g.padTop != 0 || g.padLeft != 0
+                || width != g.inputWidth || height != g.inputHeight
+            layout = .shiftedRows(height: height, width: width, copiesInput: copies)
+        } else {
+            layout = .packed
+        }
+    }
+
+    private var phases: Int { geometry.strideY * geometry.strideX }
+
+    /// Columns of the product: output pixels, on the padded grid for `shiftedRows` (the last row
+    /// stops at the output width, so no row reads past the padded plane).
+    var gridColumns: Int {
+        if case .shiftedRows(_, let width, _) = layout {
+            return (geometry.outputHeight - 1) * width + geometry.outputWidth
+        }
+        return geometry.outputArea
+    }
+
+    /// The workspace's parts, each 64-byte aligned.
+    struct Scratch {
+        let rowOffsets: UnsafeMutablePointer<Int>
+        /// im2col panels (`packed`) or the zero-padded input planes (`shiftedRows` with a copy).
+        let columns: UnsafeMutablePointer<Float>
+        /// Outputs on the padded grid before their extra columns are dropped (`shiftedRows`).
+        let gridOutput: UnsafeMutablePointer<Float>
+        /// The weights packed per run when they are not constant.
+        let strips: UnsafeMutablePointer<Float>
+    }
+
+    /// Bytes of the row offsets, the columns and the grid output.
+    private var byteCounts: (rowOffsets: Int, columns: Int, gridOutput: Int) {
+        let columnFloats: Int
+        var gridFloats = 0
+        switch layout {
+        case .pointwise: columnFloats = 0
+        case .shiftedRows(let height, let width, let copies):
+            columnFloats = copies ? channels * phases * height * width : 0
+            gridFloats = width == geometry.outputWidth ? 0 : filters * gridColumns
+        case .packed:
+            columnFloats = PackedPanels.floatCount(extent: geometry.outputArea, depth: depth, width: Gemm.nr(isa))
+        }
+        return (depth * MemoryLayout<Int>.stride, columnFloats * 4, gridFloats * 4)
+    }
+
+    func workspaceByteCount(packingWeights: Bool) -> Int {
+        let sizes = byteCounts
+        let strips = packingWeights ? PackedPanels.floatCount(extent: filters, depth: depth, width: Gemm.mr(isa)) * 4 : 0
+        return Self.aligned(sizes.rowOffsets) + Self.aligned(sizes.columns) + Self.aligned(sizes.gridOutput)
+            + Self.aligned(strips)
+    }
+
+    func scratch(in workspace: UnsafeMutableRawPointer) -> Scratch {
+        let sizes = byteCounts
+        let columnsAt = Self.aligned(sizes.rowOffsets)
+        let gridAt = columnsAt + Self.aligned(sizes.columns)
+        let stripsAt = gridAt + Self.aligned(sizes.gridOutput)
+        return Scratch(
+            rowOffsets: workspace.assumingMemoryBound(to: Int.self),
+            columns: (workspace + columnsAt).assumingMemoryBound(to: Float.self),
+            gridOutput: (workspace + gridAt).assumingMemoryBound(to: Float.self),
+            strips: (workspace + stripsAt).assumingMemoryBound(to: Float.self))
+    }
+
+    private static func aligned(_ bytes: Int) -> Int { (bytes + 63) & ~63 }
+
+    /// Where row `(c, ky, kx)` of B starts, for the layouts that read B in place.
+    func writeRowOffsets(into offsets: UnsafeMutablePointer<Int>) {
+        let g = geometry
+        switch layout {
+        case .pointwise:
+            for c in 0..<channels { offsets[c] = c * g.inputArea }
+        case .shiftedRows(let height, let width, _):
+            var p = 0
+            for c in 0..<channels {
+                for ky in 0..<g.kernelHeight {
+                    let y = ky * g.dilationY
+                    for kx in 0..<g.kernelWidth {
+                        let x = kx * g.dilationX
+                        let phase = (y % g.strideY) * g.strideX + x % g.strideX
+                        offsets[p] = ((c * phases + phase) * height + y / g.strideY) * width + x / g.strideX
+                        p += 1
+                    }
+                }
+            }
+        case .packed:
+            break
+        }
+    }
+
+    /// `output (filters × OH·OW) = weights × columns(image)` with the epilogue, for one image and group.
+    func multiply(
+        image: UnsafePointer<Float>, weights a: PackedPanels, epilogue: Gemm.Epilogue,
+        output: UnsafeMutablePointer<Float>, scratch: Scratch, pool: ComputePool
+    ) {
+        let g = geometry
+        let rowOffsets = UnsafePointer(scratch.rowOffsets)
+        switch layout {
+        case .pointwise:
+            Gemm.multiply(isa: isa, m: filters, n: g.outputArea, k: depth, a: a,
+                          b: .rows(base: image, rowOffsets: rowOffsets), c: output, ldc: g.outputArea,
+                          accumulate: false, epilogue: epilogue, pool: pool)
+
+        case .shiftedRows(let height, let width, let copies):
+            let planes: UnsafePointer<Float>
+            if copies {
+                padPlanes(image, height: height, width: width, into: scratch.columns, pool: pool)
+                planes = UnsafePointer(scratch.columns)
+            } else {
+                planes = image
+            }
+            let n = gridColumns
+            let dropsColumns = width != g.outputWidth
+            Gemm.multiply(isa: isa, m: filters, n: n, k: depth, a: a,
+                          b: .rows(base: planes, rowOffsets: rowOffsets),
+                          c: dropsColumns ? scratch.gridOutput : output, ldc: dropsColumns ? n : g.outputArea,
+                          accumulate: false, epilogue: epilogue, pool: pool)
+            if dropsColumns {
+                let grid = UnsafePointer(scratch.gridOutput)
+                pool.forEachChunk(filters, costPerItem: g.outputArea) { range in
+                    for f in range {
+                        for oy in 0..<g.outputHeight {
+                            (output + f * g.outputArea + oy * g.outputWidth)
+                                .update(from: grid + f * n + oy * width, count: g.outputWidth)
+                        }
+                    }
+                }
+            }
+
+        case .packed:
+            let nr = Gemm.nr(isa)
+            // Small images are gathered on one thread: waking another costs more than the copy.
+            let chunk = max(8, (1 << 16) / max(g.outputArea, 1))
+            pool.parallelRanges(depth, minimumChunk: chunk) { rows in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: g.outputArea) { line in
+                    Convolution.packImageColumns(
+                        image, channels: channels, geometry: g, nr: nr, into: scratch.columns, rows: rows,
+                        line: line.baseAddress!)
+                }
+            }
+            let b = PackedPanels(extent: g.outputArea, depth: depth, width: nr, base: UnsafePointer(scratch.columns), owner: nil)
+            Gemm.multiply(isa: isa, m: filters, n: g.outputArea, k: depth, a: a, b: b, c: output,
+                          ldc: g.outputArea, accumulate: false, epilogue: epilogue, pool: pool)
+        }
+    }
+
+    /// Copies the image's planes into `height × width` phase planes with the convolution's zero padding.
+    private func padPlanes(_ image: UnsafePointer<Float>, height: Int, width: Int,
+                           into padded: UnsafeMutablePointer<Float>, pool: ComputePool) {
+        let g = geometry
+        let sy = g.strideY, sx = g.strideX
+        pool.forEachChunk(channels * phases, costPerItem: height * width) { range in
+            for plane in range {
+                let c = plane / phases, py = (plane % phases) / sx, px = plane % sx
+                // A 1×1 stride-2 convolution, say, reads only phase (0, 0).
+                guard (0..<g.kernelHeight).contains(where: { $0 * g.dilationY % sy == py }),
+                      (0..<g.kernelWidth).contains(where: { $0 * g.dilationX % sx == px }) else { continue }
+                let source = image + c * g.inputArea
+                // Phase columns x whose input column x·sx + px - padLeft lies inside the image.
+                let first = min(width, max(0, (g.padLeft - px + sx - 1) / sx))
+                let last = max(first, min(width, (g.inputWidth + g.padLeft - px + sx - 1) / sx))
+                var row = padded + plane * height * width
+                for y in 0..<height {
+                    let iy = y * sy + py - g.padTop
+                    if iy < 0 || iy >= g.inputHeight || first == last {
+                        row.update(repeating: 0, count: width)
+                    } else {
+                        let inRow = source + iy * g.inputWidth + px - g.padLeft
+                        if first > 0 { row.update(repeating: 0, count: first) }
+                        if sx == 1 {
+                            (row + first).update(from: inRow + first, count: last - first)
+                        } else {
+                            for x in first..<last { row[x] = inRow[x * sx] }
+                        }
+                        if last < width { (row + last).update(repeating: 0, count: width - last) }
+                    }
+                    row += width
+                }
+            }
+        }
     }
 }
