@@ -5,6 +5,7 @@
  * the even input columns with a permute. The clamp (fused Relu/Clip) is applied per row.
  */
 #include "onyx_kernels.h"
+#include <math.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -111,38 +112,74 @@ static void interior_3x3(const onyx_depthwise_geometry *g, size_t *first, size_t
 }
 
 #ifdef ONYX_X86
+/*
+ * A whole 3×3 plane (dilation 1, stride 1 or 2) on AVX-512. Every output vector is computed in
+ * full, edges included: a tap's load is masked to the lanes whose input column lies inside the
+ * row (masked-off lanes read nothing, so they may point outside it) and a missing input row is
+ * skipped. With stride 1, two output rows share their four input rows, so each loaded vector
+ * feeds two accumulators.
+ */
 __attribute__((target("avx512f")))
-static void row3x3_avx512(float *row, const float *rows[3], const float *w, float bias, const onyx_depthwise_geometry *g,
-                          size_t first, size_t last, int apply_clip, float lo, float hi) {
+static inline __mmask16 columns_inside(ptrdiff_t start, size_t stride, ptrdiff_t width, size_t lanes) {
+    /* Lanes i < lanes with 0 <= start + i*stride < width. */
+    __mmask16 m = 0;
+    for (size_t i = 0; i < lanes; i++) {
+        ptrdiff_t c = start + (ptrdiff_t)(i * stride);
+        if (c >= 0 && c < width) m |= (__mmask16)(1u << i);
+    }
+    return m;
+}
+
+__attribute__((target("avx512f")))
+static void plane3x3_avx512(const float *input, const float *filter, float bias, float *output,
+                            const onyx_depthwise_geometry *g, int apply_clip, float lo, float hi) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
-    size_t s = g->stride_x;
-    ptrdiff_t pad = g->pad_left;
-    size_t ox = first;
-    for (; ox < last; ox += 16) {
-        size_t n = last - ox < 16 ? last - ox : 16;
-        __mmask16 m = (__mmask16)((1u << n) - 1);
-        __m512 acc = _mm512_set1_ps(bias);
-        for (int r = 0; r < 3; r++) {
-            if (!rows[r]) continue;
-            const float *base = rows[r] + (ptrdiff_t)(ox * s) - pad;
-            for (int k = 0; k < 3; k++) {
-                __m512 x;
-                if (s == 1) {
-                    x = _mm512_maskz_loadu_ps(m, base + k);
-                } else {
-                    /* 2n − 1 inputs from base + k: two masked loads of up to 16. */
-                    size_t count = 2 * n - 1;
-                    __mmask16 m0 = (__mmask16)(count >= 16 ? 0xFFFF : (1u << count) - 1);
-                    __mmask16 m1 = (__mmask16)(count > 16 ? (1u << (count - 16)) - 1 : 0);
-                    __m512 a = _mm512_maskz_loadu_ps(m0, base + k), b = _mm512_maskz_loadu_ps(m1, base + k + 16);
-                    x = _mm512_permutex2var_ps(a, even, b);
-                }
-                acc = _mm512_fmadd_ps(_mm512_set1_ps(w[r * 3 + k]), x, acc);
+    __m512 w[9];
+    for (int i = 0; i < 9; i++) w[i] = _mm512_set1_ps(filter[i]);
+    __m512 vlo = _mm512_set1_ps(apply_clip ? lo : -INFINITY), vhi = _mm512_set1_ps(apply_clip ? hi : INFINITY);
+    __m512 vb = _mm512_set1_ps(bias);
+    const size_t s = g->stride_x, sy = g->stride_y;
+    const ptrdiff_t in_w = (ptrdiff_t)g->in_w, in_h = (ptrdiff_t)g->in_h;
+    const size_t rows_per_pass = (s == 1 && sy == 1) ? 2 : 1;
+    for (size_t ox = 0; ox < g->out_w; ox += 16) {
+        size_t n = g->out_w - ox < 16 ? g->out_w - ox : 16;
+        __mmask16 out_mask = (__mmask16)((1u << n) - 1);
+        ptrdiff_t x0 = (ptrdiff_t)(ox * s) - g->pad_left;
+        /* Per tap column k: which lanes read inside the row (for stride 2, of both halves). */
+        __mmask16 mk[3], mk_hi[3];
+        for (int k = 0; k < 3; k++) {
+            if (s == 1) {
+                mk[k] = columns_inside(x0 + k, 1, in_w, n);
+                mk_hi[k] = 0;
+            } else {
+                mk[k] = columns_inside(x0 + k, 1, in_w, 2 * n < 16 ? 2 * n : 16);
+                mk_hi[k] = 2 * n > 16 ? columns_inside(x0 + k + 16, 1, in_w, 2 * n - 16) : 0;
             }
         }
-        if (apply_clip) acc = _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc));
-        _mm512_mask_storeu_ps(row + ox, m, acc);
+        for (size_t oy = 0; oy < g->out_h; oy += rows_per_pass) {
+            int two = rows_per_pass == 2 && oy + 1 < g->out_h;
+            __m512 acc0 = vb, acc1 = vb;
+            ptrdiff_t iy0 = (ptrdiff_t)(oy * sy) - g->pad_top;
+            for (int r = 0; r < 3 + two; r++) {
+                ptrdiff_t iy = iy0 + r;
+                if (iy < 0 || iy >= in_h) continue;
+                const float *base = input + iy * in_w + x0;
+                for (int k = 0; k < 3; k++) {
+                    __m512 x;
+                    if (s == 1) {
+                        x = _mm512_maskz_loadu_ps(mk[k], base + k);
+                    } else {
+                        __m512 a = _mm512_maskz_loadu_ps(mk[k], base + k), b = _mm512_maskz_loadu_ps(mk_hi[k], base + k + 16);
+                        x = _mm512_permutex2var_ps(a, even, b);
+                    }
+                    if (r < 3) acc0 = _mm512_fmadd_ps(w[r * 3 + k], x, acc0);
+                    if (two && r >= 1) acc1 = _mm512_fmadd_ps(w[(r - 1) * 3 + k], x, acc1);
+                }
+            }
+            _mm512_mask_storeu_ps(output + oy * g->out_w + ox, out_mask, _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc0)));
+            if (two)
+                _mm512_mask_storeu_ps(output + (oy + 1) * g->out_w + ox, out_mask, _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc1)));
+        }
     }
 }
 
@@ -181,6 +218,9 @@ static void row3x3_avx2(float *row, const float *rows[3], const float *w, float 
 
 static void plane3x3(onyx_isa isa, const float *input, const float *filter, float bias, float *output,
                      const onyx_depthwise_geometry *g, int apply_clip, float lo, float hi) {
+#ifdef ONYX_X86
+    if (isa == ONYX_ISA_AVX512) { plane3x3_avx512(input, filter, bias, output, g, apply_clip, lo, hi); return; }
+#endif
     size_t first, last;
     interior_3x3(g, &first, &last);
     for (size_t oy = 0; oy < g->out_h; oy++) {
@@ -196,7 +236,6 @@ static void plane3x3(onyx_isa isa, const float *input, const float *filter, floa
         for (size_t ox = last; ox < g->out_w; ox++)
             row[ox] = clamp1(window3x3_at(rows, filter, (ptrdiff_t)ox * s - g->pad_left, g->in_w, bias), apply_clip, lo, hi);
 #ifdef ONYX_X86
-        if (isa == ONYX_ISA_AVX512) { row3x3_avx512(row, rows, filter, bias, g, first, last, apply_clip, lo, hi); continue; }
         if (isa == ONYX_ISA_AVX2) { row3x3_avx2(row, rows, filter, bias, g, first, last, apply_clip, lo, hi); continue; }
 #endif
         for (size_t ox = first; ox < last; ox++)
