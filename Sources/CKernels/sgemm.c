@@ -348,7 +348,80 @@ static void gemv_avx512(size_t k, const float *a, const float *b, float *c, size
     row.bias_row = NULL;
     store_tile(t, AVX512_NR, c, 0, 1, n, accumulate, ep ? &row : NULL);
 }
+/* ---------------------------------------------------------------- AVX-512, transposed: 7 × 32 */
+
+enum { TRANSPOSED_MR = 7 };
+
+/*
+ * Products with few output pixels (7×7 and 14×14 feature maps) waste most of a 32-wide pixel
+ * panel; here pixels are the broadcast side in strips of 7 and filters the vector side, and the
+ * tile is stored transposed: tile element (i, j) goes to c[j * ldc + i].
+ */
+__attribute__((target("avx512f")))
+static void tile_transposed_avx512(size_t k, const float *a, const float *b, float *c, size_t ldc,
+                                   size_t m, size_t n, int accumulate, const onyx_epilogue *ep) {
+    __m512 acc[TRANSPOSED_MR][2];
+    for (int i = 0; i < TRANSPOSED_MR; i++) { acc[i][0] = _mm512_setzero_ps(); acc[i][1] = _mm512_setzero_ps(); }
+    for (size_t p = 0; p < k; p++) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+#pragma GCC unroll 7
+        for (int i = 0; i < TRANSPOSED_MR; i++) {
+            __m512 x = _mm512_set1_ps(a[i]);
+            acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
+        }
+        a += TRANSPOSED_MR;
+        b += AVX512_NR;
+    }
+    /* The epilogue on whole vectors (lanes are columns), then the transposing copy. */
+    __mmask16 k0 = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
+    __mmask16 k1 = n >= 32 ? (__mmask16)0xFFFF : (n > 16 ? (__mmask16)((1u << (n - 16)) - 1u) : (__mmask16)0);
+    float t[TRANSPOSED_MR * AVX512_NR];
+    for (int i = 0; i < TRANSPOSED_MR; i++) {
+        __m512 v0 = acc[i][0], v1 = acc[i][1];
+        if (ep) {
+            __m512 rb = _mm512_set1_ps(ep->bias_row && (size_t)i < m ? ep->bias_row[i] : 0.0f);
+            v0 = _mm512_add_ps(v0, rb);
+            v1 = _mm512_add_ps(v1, rb);
+            if (ep->bias_col) {
+                v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(k0, ep->bias_col));
+                v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(k1, ep->bias_col + 16));
+            }
+        }
+        _mm512_storeu_ps(t + i * AVX512_NR, v0);
+        _mm512_storeu_ps(t + i * AVX512_NR + 16, v1);
+    }
+    for (size_t j = 0; j < n; j++) {
+        float *column = c + j * ldc;
+        if (accumulate)
+            for (size_t i = 0; i < m; i++) column[i] += t[i * AVX512_NR + j];
+        else
+            for (size_t i = 0; i < m; i++) column[i] = t[i * AVX512_NR + j];
+        if (ep && ep->apply_clip)  /* as the vector paths: NaN stays NaN, min > max gives max */
+            for (size_t i = 0; i < m; i++) {
+                float v = column[i] < ep->clip_min ? ep->clip_min : column[i];
+                column[i] = v > ep->clip_max ? ep->clip_max : v;
+            }
+    }
+}
 #endif
+
+size_t onyx_sgemm_transposed_mr(onyx_isa isa) {
+#ifdef ONYX_X86
+    if (isa == ONYX_ISA_AVX512) return TRANSPOSED_MR;
+#endif
+    (void)isa;
+    return 0;
+}
+
+void onyx_sgemm_tile_transposed(onyx_isa isa, size_t k, const float *a, const float *b, float *c, size_t ldc,
+                                size_t m, size_t n, int accumulate, const onyx_epilogue *epilogue) {
+#ifdef ONYX_X86
+    if (isa == ONYX_ISA_AVX512) { tile_transposed_avx512(k, a, b, c, ldc, m, n, accumulate, epilogue); return; }
+#endif
+    /* Never called where onyx_sgemm_transposed_mr(isa) is 0. */
+    (void)isa; (void)k; (void)a; (void)b; (void)c; (void)ldc; (void)m; (void)n; (void)accumulate; (void)epilogue;
+}
 
 void onyx_sgemm_tile(onyx_isa isa, size_t k, const float *a, const float *b, float *c, size_t ldc,
                      size_t m, size_t n, int accumulate, const onyx_epilogue *epilogue) {

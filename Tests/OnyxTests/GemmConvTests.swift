@@ -185,6 +185,12 @@ import Testing
         ConvCase(channels: 5, filters: 7, height: 11, width: 35, kernel: [3, 3], strides: [2, 1], pads: [1, 0, 0, 2]),
         ConvCase(channels: 4, filters: 9, height: 30, width: 50, kernel: [3, 3], strides: [3, 3], pads: [2, 2, 2, 2], dilations: [2, 2]),
         ConvCase(batch: 2, channels: 12, filters: 24, height: 14, width: 64, kernel: [1, 1], strides: [2, 2], bias: false),
+        // Few output pixels: the transposed tile (pixels in strips of 7, filters as vectors) on AVX-512.
+        ConvCase(channels: 16, filters: 64, height: 7, width: 7, kernel: [3, 3], pads: [1, 1, 1, 1]),
+        ConvCase(channels: 32, filters: 96, height: 13, width: 13, kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], activation: "Clip"),
+        ConvCase(channels: 16, filters: 80, height: 5, width: 5, kernel: [3, 3], pads: [1, 1, 1, 1]),
+        ConvCase(channels: 128, filters: 32, height: 7, width: 7, kernel: [1, 1], bias: false),
+        ConvCase(batch: 2, channels: 64, filters: 64, height: 7, width: 7, kernel: [3, 3], pads: [1, 1, 1, 1], group: 2, activation: "Relu"),
         // Pointwise: planes read in place, last panel partial.
         ConvCase(batch: 2, channels: 7, filters: 30, height: 5, width: 7, kernel: [1, 1], activation: "Relu"),
         ConvCase(channels: 48, filters: 96, height: 28, width: 28, kernel: [1, 1]),

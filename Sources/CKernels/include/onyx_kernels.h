@@ -52,6 +52,17 @@ void onyx_sgemm_tile_rows(onyx_isa isa, size_t k, const float *a, const float *b
                           float *c, size_t ldc, size_t m, size_t n, int accumulate, const onyx_epilogue *epilogue);
 
 /*
+ * Strip height of the transposed tile, or 0 where the variant has none (only AVX-512 has one).
+ * The transposed tile is onyx_sgemm_tile with MR = onyx_sgemm_transposed_mr(isa) and NR =
+ * onyx_sgemm_nr(isa), storing element (i, j) of the tile at c[j * ldc + i]: for products whose
+ * output is wanted transposed (a convolution's few output pixels as the strips, its filters as the
+ * panels). Epilogue biases keep their meaning in tile coordinates (bias_col per column j).
+ */
+size_t onyx_sgemm_transposed_mr(onyx_isa isa);
+void onyx_sgemm_tile_transposed(onyx_isa isa, size_t k, const float *a, const float *b, float *c, size_t ldc,
+                                size_t m, size_t n, int accumulate, const onyx_epilogue *epilogue);
+
+/*
  * One row: c[0..n] (=|+=) sum_p a[p] * b[p * NR + j], then the epilogue (bias_row is ignored).
  * b is a packed panel as for onyx_sgemm_tile. For M = 1 products (batch-1 MLPs).
  */

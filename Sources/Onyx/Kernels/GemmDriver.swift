@@ -135,10 +135,13 @@ enum Gemm {
     }
 
     /// `C (=|+=) A × B` then the epilogue, for packed A strips and B packed or read in place.
+    ///
+    /// - Parameter transposingOutput: Store element (i, j) of the product at `c[j * ldc + i]` (the
+    ///   transposed tile of ``transposedMR(_:)``-tall strips; B must be packed).
     static func multiply(
         isa: KernelISA, m: Int, n: Int, k: Int,
         a: PackedPanels, b: Operand, c: UnsafeMutablePointer<Float>, ldc: Int,
-        accumulate: Bool, epilogue: Epilogue, pool: ComputePool
+        accumulate: Bool, epilogue: Epilogue, pool: ComputePool, transposingOutput: Bool = false
     ) {
         let mr = a.width
         let nr: Int
@@ -152,9 +155,11 @@ enum Gemm {
         let threads = work < 1 << 22 ? 1 : pool.threadCount
 
         func compute(panelRange: Range<Int>, stripRange: Range<Int>) {
+            // A transposed store is a scatter: done once, over all of K, rather than per K block.
+            let blockDepth = transposingOutput ? k : kc
             var p0 = 0
             repeat {
-                let depth = min(kc, k - p0)
+                let depth = min(blockDepth, k - p0)
                 let last = p0 + depth >= k
                 for panel in panelRange {
                     let j0 = panel * nr
@@ -163,10 +168,15 @@ enum Gemm {
                         let i0 = strip * mr
                         var ep = epilogue.c(rowOffset: i0, columnOffset: j0)
                         let useEpilogue = last && !epilogue.isTrivial
-                        let aBlock = a.panel(strip) + p0 * mr, cBlock = c + i0 * ldc + j0
+                        let aBlock = a.panel(strip) + p0 * mr
+                        let cBlock = transposingOutput ? c + j0 * ldc + i0 : c + i0 * ldc + j0
                         let rows = min(mr, m - i0), add: Int32 = (accumulate || p0 > 0) ? 1 : 0
                         withUnsafePointer(to: &ep) { ep in
                             switch b {
+                            case .packed(let b) where transposingOutput:
+                                onyx_sgemm_tile_transposed(
+                                    isa.cValue, depth, aBlock, b.panel(panel) + p0 * nr, cBlock, ldc,
+                                    rows, width, add, useEpilogue ? ep : nil)
                             case .packed(let b):
                                 onyx_sgemm_tile(
                                     isa.cValue, depth, aBlock, b.panel(panel) + p0 * nr, cBlock, ldc,
@@ -218,6 +228,8 @@ enum Gemm {
     }
 
     static func mr(_ isa: KernelISA) -> Int { onyx_sgemm_mr(isa.cValue) }
+    /// Strip height of the transposed tile, or 0 where the variant has none.
+    static func transposedMR(_ isa: KernelISA) -> Int { onyx_sgemm_transposed_mr(isa.cValue) }
     static func nr(_ isa: KernelISA) -> Int { onyx_sgemm_nr(isa.cValue) }
 
     /// B packed ahead of time into its own storage.

@@ -1,3 +1,4 @@
+import Synchronization
 extension OperatorRegistry {
     static let convolutionOperators: [OperatorRegistration] = [
         OperatorRegistration("Conv") { context in try Float32Staged(context) { try ConvKernel($0) } }
@@ -16,6 +17,9 @@ struct ConvKernel: Kernel {
     let isa: KernelISA
     /// Per group, the constant weights packed as A strips.
     let packedWeights: [PackedPanels]?
+    /// Per group, the constant weights as filter panels for the transposed tile, packed by the
+    /// first run whose shapes use it (only the few-pixel layers do).
+    let weightPanels: LazyWeightPanels?
     let constantWeights: Tensor?
 
     init(_ context: NodeContext) throws {
@@ -33,8 +37,10 @@ struct ConvKernel: Kernel {
                 Gemm.prepackA(base + g * perGroup * depth, m: perGroup, k: depth, ld: depth, transposed: false, isa: isa)
             }
             constantWeights = w
+            weightPanels = Gemm.transposedMR(isa) > 0 ? LazyWeightPanels(w, group: group, isa: isa) : nil
         } else {
             packedWeights = nil
+            weightPanels = nil
             constantWeights = nil
         }
     }
@@ -114,7 +120,8 @@ struct ConvKernel: Kernel {
     func workspaceByteCount(inputs: [TensorDescriptor?], outputs: [TensorDescriptor]) -> Int {
         guard let x = inputs[0], let w = inputs[1], let s = try? shapes(x.shape, w.shape, bias: nil) else { return 0 }
         if s.channels == group && s.filters == group { return 0 }
-        return ConvColumns(s.geometry, channels: s.channels / group, filters: s.filters / group, isa: isa)
+        return ConvColumns(s.geometry, channels: s.channels / group, filters: s.filters / group, isa: isa,
+                           allowsTransposed: weightPanels != nil)
             .workspaceByteCount(packingWeights: packedWeights == nil)
     }
 
@@ -144,7 +151,9 @@ struct ConvKernel: Kernel {
         }
 
         guard let workspace = context.workspace else { throw OnyxError.internalError("Conv: no workspace") }
-        let columns = ConvColumns(g, channels: channelsPerGroup, filters: filtersPerGroup, isa: isa)
+        let columns = ConvColumns(g, channels: channelsPerGroup, filters: filtersPerGroup, isa: isa,
+                                  allowsTransposed: weightPanels != nil)
+        let panels = columns.layout == .transposed ? weightPanels?.panels : nil
         let scratch = columns.scratch(in: workspace)
         columns.writeRowOffsets(into: scratch.rowOffsets)
         let mr = Gemm.mr(isa)
@@ -164,8 +173,8 @@ struct ConvKernel: Kernel {
                 epilogue.biasRow = bias.map { $0 + gi * filtersPerGroup }
                 epilogue.clip = activation
                 let out = output + (n * s.filters + gi * filtersPerGroup) * g.outputArea
-                columns.multiply(image: image, weights: a, epilogue: epilogue, output: out, scratch: scratch,
-                                 pool: context.pool)
+                try columns.multiply(image: image, weights: a, weightPanels: panels?[gi], epilogue: epilogue, output: out,
+                                 scratch: scratch, pool: context.pool)
             }
         }
         withExtendedLifetime(constantWeights) {}
@@ -183,12 +192,16 @@ struct ConvKernel: Kernel {
 ///   shifted by a constant and is read in place. The extra `(kw-1)·dx/s` columns of each output row
 ///   are computed and dropped afterwards. With stride 1, unpadded inputs are read without a copy.
 /// - `packed`: im2col into packed panels, when the extra columns would cost more than the copy saves.
+/// - `transposed`: few output pixels (7×7, 14×14 maps) fill 32-wide pixel panels badly; im2col into
+///   strips of 7 pixels, filters as the vector side, and the tile stored transposed (AVX-512, constant
+///   weights).
 struct ConvColumns {
     enum Layout: Equatable {
         case pointwise
         /// Phase plane extents and whether the input must be copied into them.
         case shiftedRows(height: Int, width: Int, copiesInput: Bool)
         case packed
+        case transposed
     }
 
     let geometry: ConvolutionGeometry
@@ -197,7 +210,7 @@ struct ConvColumns {
     let layout: Layout
     let isa: KernelISA
 
-    init(_ g: ConvolutionGeometry, channels: Int, filters: Int, isa: KernelISA) {
+    init(_ g: ConvolutionGeometry, channels: Int, filters: Int, isa: KernelISA, allowsTransposed: Bool) {
         geometry = g
         self.channels = channels
         self.filters = filters
@@ -205,18 +218,33 @@ struct ConvColumns {
         self.isa = isa
         let width = g.outputWidth + (g.kernelWidth - 1) * g.dilationX / g.strideX
         let height = g.outputHeight + (g.kernelHeight - 1) * g.dilationY / g.strideY
-        let nr = Gemm.nr(isa)
-        func tiles(_ columns: Int) -> Int { (columns + nr - 1) / nr }
-        let shiftedTiles = tiles((g.outputHeight - 1) * width + g.outputWidth)
+        let mr = Gemm.mr(isa), nr = Gemm.nr(isa)
+        func padded(_ count: Int, _ step: Int) -> Int { (count + step - 1) / step * step }
+        let shiftedColumns = padded((g.outputHeight - 1) * width + g.outputWidth, nr)
+        let packedColumns = padded(g.outputArea, nr)
+        var layout: Layout
+        var computedColumns = packedColumns
         if g.isPointwise {
             layout = .pointwise
-        } else if shiftedTiles * 8 <= tiles(g.outputArea) * 9 {
+        } else if shiftedColumns * 8 <= packedColumns * 9 {
             let copies = g.strideX != 1 || g.strideY != 1 || g.padTop != 0 || g.padLeft != 0
                 || width != g.inputWidth || height != g.inputHeight
             layout = .shiftedRows(height: height, width: width, copiesInput: copies)
+            computedColumns = shiftedColumns
         } else {
             layout = .packed
         }
+        // On few pixels (≤ 10×10) the transposed tile wastes less of its tiles, but stores through
+        // a scatter (about 24/depth of the work) and needs im2col.
+        let transposedMR = Gemm.transposedMR(isa)
+        if allowsTransposed && transposedMR > 0 && depth >= 64 && g.outputArea <= 100 {
+            let useful = Double(g.outputArea * filters)
+            let straight = useful / Double(computedColumns * padded(filters, mr))
+            let transposed = useful / Double(padded(g.outputArea, transposedMR) * padded(filters, nr))
+                * (1 - 24 / Double(depth))
+            if transposed > straight * 1.1 { layout = .transposed }
+        }
+        self.layout = layout
     }
 
     private var phases: Int { geometry.strideY * geometry.strideX }
@@ -252,6 +280,8 @@ struct ConvColumns {
             gridFloats = width == geometry.outputWidth ? 0 : filters * gridColumns
         case .packed:
             columnFloats = PackedPanels.floatCount(extent: geometry.outputArea, depth: depth, width: Gemm.nr(isa))
+        case .transposed:
+            columnFloats = PackedPanels.floatCount(extent: geometry.outputArea, depth: depth, width: Gemm.transposedMR(isa))
         }
         return (depth * MemoryLayout<Int>.stride, columnFloats * 4, gridFloats * 4)
     }
@@ -296,16 +326,20 @@ struct ConvColumns {
                     }
                 }
             }
-        case .packed:
+        case .packed, .transposed:
             break
         }
     }
 
     /// `output (filters × OH·OW) = weights × columns(image)` with the epilogue, for one image and group.
+    ///
+    /// - Parameters:
+    ///   - weights: The group's weights as A strips.
+    ///   - weightPanels: The group's weights as filter panels, for the `transposed` layout.
     func multiply(
-        image: UnsafePointer<Float>, weights a: PackedPanels, epilogue: Gemm.Epilogue,
+        image: UnsafePointer<Float>, weights a: PackedPanels, weightPanels: PackedPanels?, epilogue: Gemm.Epilogue,
         output: UnsafeMutablePointer<Float>, scratch: Scratch, pool: ComputePool
-    ) {
+    ) throws {
         let g = geometry
         let rowOffsets = UnsafePointer(scratch.rowOffsets)
         switch layout {
@@ -342,18 +376,37 @@ struct ConvColumns {
 
         case .packed:
             let nr = Gemm.nr(isa)
-            // Small images are gathered on one thread: waking another costs more than the copy.
-            let chunk = max(8, (1 << 16) / max(g.outputArea, 1))
-            pool.parallelRanges(depth, minimumChunk: chunk) { rows in
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: g.outputArea) { line in
-                    Convolution.packImageColumns(
-                        image, channels: channels, geometry: g, nr: nr, into: scratch.columns, rows: rows,
-                        line: line.baseAddress!)
-                }
-            }
+            gatherColumns(image, width: nr, into: scratch.columns, pool: pool)
             let b = PackedPanels(extent: g.outputArea, depth: depth, width: nr, base: UnsafePointer(scratch.columns), owner: nil)
             Gemm.multiply(isa: isa, m: filters, n: g.outputArea, k: depth, a: a, b: b, c: output,
                           ldc: g.outputArea, accumulate: false, epilogue: epilogue, pool: pool)
+
+        case .transposed:
+            guard let weightPanels else { throw OnyxError.internalError("Conv: the transposed layout has no weight panels") }
+            let mr = Gemm.transposedMR(isa)
+            gatherColumns(image, width: mr, into: scratch.columns, pool: pool)
+            let pixels = PackedPanels(extent: g.outputArea, depth: depth, width: mr, base: UnsafePointer(scratch.columns), owner: nil)
+            var perFilter = epilogue
+            perFilter.biasColumn = epilogue.biasRow
+            perFilter.biasRow = nil
+            Gemm.multiply(isa: isa, m: g.outputArea, n: filters, k: depth, a: pixels, b: .packed(weightPanels),
+                          c: output, ldc: g.outputArea, accumulate: false, epilogue: perFilter, pool: pool,
+                          transposingOutput: true)
+        }
+    }
+
+    /// im2col of the image into k-major panels `width` pixels wide.
+    private func gatherColumns(_ image: UnsafePointer<Float>, width: Int, into columns: UnsafeMutablePointer<Float>,
+                               pool: ComputePool) {
+        let g = geometry, channels = self.channels
+        // Small images are gathered on one thread: waking another costs more than the copy.
+        let chunk = max(8, (1 << 16) / max(g.outputArea, 1))
+        pool.parallelRanges(depth, minimumChunk: chunk) { rows in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: g.outputArea) { line in
+                Convolution.packImageColumns(
+                    image, channels: channels, geometry: g, nr: width, into: columns, rows: rows,
+                    line: line.baseAddress!)
+            }
         }
     }
 
@@ -390,6 +443,35 @@ struct ConvColumns {
                     row += width
                 }
             }
+        }
+    }
+}
+
+/// A convolution's constant weights as filter panels (`W` transposed: k-major, NR filters wide),
+/// packed once by the first run that asks for them.
+final class LazyWeightPanels: Sendable {
+    private let weights: Tensor
+    private let group: Int
+    private let isa: KernelISA
+    private let packed = Mutex<[PackedPanels]?>(nil)
+
+    init(_ weights: Tensor, group: Int, isa: KernelISA) {
+        self.weights = weights
+        self.group = group
+        self.isa = isa
+    }
+
+    var panels: [PackedPanels] {
+        packed.withLock { packed in
+            if let packed { return packed }
+            let perGroup = weights.shape[0] / group
+            let depth = weights.shape[1...].reduce(1, *)
+            let base = weights.baseAddress.assumingMemoryBound(to: Float.self)
+            let panels = (0..<group).map { g in
+                Gemm.prepackB(base + g * perGroup * depth, k: depth, n: perGroup, ld: depth, transposed: true, isa: isa)
+            }
+            packed = panels
+            return panels
         }
     }
 }
