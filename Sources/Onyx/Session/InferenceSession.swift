@@ -1,3 +1,4 @@
+import Dispatch
 import Synchronization
 
 /// A loaded model, ready to run.
@@ -29,6 +30,8 @@ public final class InferenceSession: Sendable {
     /// Every later appearance of a symbolic input axis, with its first appearance, so a run checks
     /// that they agree without building a table.
     private let repeatedSymbols: [RepeatedSymbol]
+    /// Where the async `run` runs the model, off the caller's executor.
+    let runQueue = DispatchQueue(label: "onyx.session.run", attributes: .concurrent)
 
     /// Loads and prepares the model in the file at `path`.
     ///

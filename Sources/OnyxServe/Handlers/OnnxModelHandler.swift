@@ -161,7 +161,8 @@ public final class OnnxModelHandler: ModelHandler, @unchecked Sendable {
             let run = prepared.runs[0]
             let result: Result<[String: Tensor], HandlerError>
             do {
-                result = .success(try session.run(run.inputs))
+                // A synchronous closure selects the synchronous `run`: inline on this thread, by design.
+                result = .success(try { try session.run(run.inputs) }())
             } catch let error as OnyxError {
                 result = .failure(HandlerError(status: error.code == .internalError ? 500 : 400, error.message))
             }
@@ -172,7 +173,7 @@ public final class OnnxModelHandler: ModelHandler, @unchecked Sendable {
             for (index, run) in prepared.runs.enumerated() {
                 group.addTask {
                     do {
-                        let outputs = inline ? try session.run(run.inputs) : try await Compute.run { try session.run(run.inputs) }
+                        let outputs = inline ? try { try session.run(run.inputs) }() : try await Compute.run { try session.run(run.inputs) }
                         return (index, .success(outputs))
                     } catch let error as OnyxError {
                         return (index, .failure(HandlerError(status: error.code == .internalError ? 500 : 400, error.message)))
