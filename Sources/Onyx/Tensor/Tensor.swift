@@ -55,10 +55,10 @@ public struct Tensor: Sendable {
     ///   - bytes: Exactly `product(shape) * dataType.byteWidth` bytes, row-major.
     /// - Throws: ``OnyxError`` with code `.shapeMismatch` if the byte count does not match.
     public init(dataType: DataType, shape: [Int], bytes: UnsafeRawBufferPointer) throws {
-        let count = try Self.checkedElementCount(shape)
-        guard count * dataType.byteWidth == bytes.count else {
+        let needed = try Self.checkedByteCount(dataType, shape)
+        guard needed == bytes.count else {
             throw OnyxError.shapeMismatch(
-                "shape \(shape) of \(dataType) needs \(count * dataType.byteWidth) bytes but \(bytes.count) were given")
+                "shape \(shape) of \(dataType) needs \(needed) bytes but \(bytes.count) were given")
         }
         self.dataType = dataType
         self.shape = shape
@@ -101,33 +101,45 @@ public struct Tensor: Sendable {
         return count
     }
 
+    /// The byte count of `shape` elements of `dataType`, or an error if an extent is negative or
+    /// the size overflows.
+    static func checkedByteCount(_ dataType: DataType, _ shape: [Int]) throws -> Int {
+        let (bytes, overflow) = try checkedElementCount(shape).multipliedReportingOverflow(by: dataType.byteWidth)
+        guard !overflow else {
+            throw OnyxError.limitExceeded("byte count of shape \(shape) of \(dataType) overflows")
+        }
+        return bytes
+    }
+
     /// Returns the elements as a Swift array.
     ///
     /// - Parameter type: The Swift element type; it must match ``dataType``.
     /// - Returns: The elements in row-major order.
     /// - Throws: ``OnyxError`` with code `.unsupportedDataType` if `type` does not match.
     public func scalars<Element: TensorElement>(as type: Element.Type = Element.self) throws -> [Element] {
-        guard Element.dataType == dataType else {
-            throw OnyxError.unsupportedDataType("tensor holds \(dataType), not \(Element.dataType)")
-        }
-        let count = elementCount
-        return [Element](unsafeUninitializedCapacity: count) { buffer, initialized in
-            UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(
-                from: storage.bytes, byteCount: count * dataType.byteWidth)
-            initialized = count
-        }
+        try withUnsafeBufferPointer(of: type) { Array($0) }
     }
 
-    /// Calls `body` with the tensor's bytes.
+    /// Calls `body` with the tensor's bytes, without copying them.
+    ///
+    /// - Parameter body: Reads the bytes, row-major, in the machine's (little-endian) byte order.
+    ///   The buffer is valid only during the call.
+    /// - Returns: What `body` returns.
+    /// - Throws: What `body` throws.
     public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try body(UnsafeRawBufferPointer(start: storage.bytes, count: byteCount))
     }
 
-    /// Calls `body` with the tensor's bytes for writing, copying the storage first if it is shared.
+    /// Calls `body` with the tensor's bytes for writing, copying the storage first if it is shared
+    /// with another tensor or lent by a caller (``init(dataType:shape:bytesNoCopy:deallocator:)``).
+    ///
+    /// - Parameter body: Reads and writes the bytes, row-major. The buffer is valid only during the call.
+    /// - Returns: What `body` returns.
+    /// - Throws: What `body` throws.
     public mutating func withUnsafeMutableBytes<R>(
         _ body: (UnsafeMutableRawBufferPointer) throws -> R
     ) rethrows -> R {
-        if !isKnownUniquelyReferenced(&storage) {
+        if !isKnownUniquelyReferenced(&storage) || storage.isLent {
             storage = TensorStorage(copying: UnsafeRawBufferPointer(start: storage.bytes, count: byteCount))
         }
         return try body(UnsafeMutableRawBufferPointer(start: storage.bytes, count: byteCount))
