@@ -248,6 +248,24 @@ import Testing
         #expect(try b.scalars(as: Int32.self) == [-3, -3])
     }
 
+    // MARK: - Zeros
+
+    @Test func zerosChecksTheShape() throws {
+        let zeros = try Tensor.zeros(.int16, shape: [2, 0, 3])
+        #expect(zeros.shape == [2, 0, 3] && zeros.byteCount == 0)
+        let filled = try Tensor.zeros(.double, shape: [3])
+        #expect(try filled.scalars(as: Double.self) == [0, 0, 0])
+        #expect(try Tensor.zeros(.bool, shape: []).scalars(as: Bool.self) == [false])
+
+        let negative = #expect(throws: OnyxError.self) { try Tensor.zeros(.float, shape: [4, -2]) }
+        #expect(negative?.code == .shapeMismatch)
+        #expect(negative?.message.contains("negative extent -2 in shape [4, -2]") == true)
+        let huge = #expect(throws: OnyxError.self) { try Tensor.zeros(.float, shape: [1 << 40, 1 << 30]) }
+        #expect(huge?.code == .limitExceeded)
+        let wide = #expect(throws: OnyxError.self) { try Tensor.zeros(.int64, shape: [1 << 61]) }
+        #expect(wide?.code == .limitExceeded)
+    }
+
     // MARK: - Typed element access
 
     @Test func typedReadBackSharesTheStorage() throws {

@@ -18,16 +18,42 @@ public struct Tensor: Sendable {
     /// The number of axes.
     public var rank: Int { shape.count }
 
-    /// Creates a zero-filled tensor.
+    /// Creates a zero-filled tensor of a shape the program itself computed.
+    ///
+    /// For a shape from outside the program (a model, a request, a file, a user), use
+    /// ``zeros(_:shape:)``, which throws instead.
+    ///
+    /// - Parameters:
+    ///   - dataType: The element type.
+    ///   - shape: The extent of each axis. A negative extent, or a size that overflows `Int`, is a
+    ///     programmer error and stops the program.
+    public init(zeros dataType: DataType, shape: [Int]) {
+        let byteCount: Int
+        do {
+            byteCount = try Self.checkedByteCount(dataType, shape)
+        } catch {
+            preconditionFailure("Tensor(zeros:shape:): \(error); use Tensor.zeros(_:shape:) for shapes from outside the program")
+        }
+        self.dataType = dataType
+        self.shape = shape
+        self.storage = TensorStorage(byteCount: byteCount)
+    }
+
+    /// Creates a zero-filled tensor, checking the shape.
+    ///
+    /// ```swift
+    /// let mask = try Tensor.zeros(.bool, shape: [batch, sequenceLength])
+    /// ```
     ///
     /// - Parameters:
     ///   - dataType: The element type.
     ///   - shape: The extent of each axis; every extent must be ≥ 0.
-    public init(zeros dataType: DataType, shape: [Int]) {
-        precondition(shape.allSatisfy { $0 >= 0 }, "negative extent in shape \(shape)")
-        self.dataType = dataType
-        self.shape = shape
-        self.storage = TensorStorage(byteCount: shape.reduce(1, *) * dataType.byteWidth)
+    /// - Returns: A tensor of `shape` whose every byte is zero.
+    /// - Throws: ``OnyxError`` with code `.shapeMismatch` naming a negative extent, or
+    ///   `.limitExceeded` if the size overflows.
+    public static func zeros(_ dataType: DataType, shape: [Int]) throws -> Tensor {
+        let byteCount = try checkedByteCount(dataType, shape)
+        return Tensor(dataType: dataType, shape: shape, storage: TensorStorage(byteCount: byteCount))
     }
 
     /// Creates a tensor from Swift scalars.
