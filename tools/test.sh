@@ -5,10 +5,12 @@
 #   2. A live `onyx serve` on a fixture, checked with Triton's own client (tools/check_tritonclient.py).
 #   3. SIGTERM while requests are in flight: all answered, exit 0 (tools/check_sigterm.py).
 #   4. The Examples package (Onyx used as a dependency) builds, and screen-requests runs on its CSV.
+#   5. Every public declaration of Onyx and OnyxServe has a /// doc comment (tools/check-public-docs.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tools/bootstrap.sh
+tools/check-public-docs.sh
 python3 -m pip install --quiet --disable-pip-version-check -r tools/requirements-ci.txt
 python3 tools/gen-node-tests.py Generated/node
 swift build --product onyx

@@ -264,7 +264,7 @@ import Testing
             return collected
         }
         for (i, x) in inputs.enumerated() {
-            let expected = try session.run(["input": x])["output"]!.scalars(as: Float.self)
+            let expected = try await session.run(["input": x])["output"]!.scalars(as: Float.self)
             Self.expectClose(results[i] ?? [], expected)
         }
     }

@@ -55,7 +55,8 @@ final class ProbabilitiesHandler: ModelHandler, @unchecked Sendable {
         for item in prepared {
             guard case .success(let features) = item else { results.append(item); continue }
             do {
-                let logits = try await Compute.run { try session.run([inputName: features]) }
+                // The async run: computes on the session's own queue, so the server's tasks keep running.
+                let logits = try await session.run([inputName: features])
                 guard let tensor = logits[outputName] else { throw HandlerError(status: 500, "the model returned no '\(outputName)'") }
                 results.append(.success(tensor))
             } catch let error as OnyxError {

@@ -11,6 +11,14 @@ public struct DecodingLimits: Sendable {
     /// Largest rank of a tensor or declared shape.
     public var maxRank: Int
 
+    /// Creates decoding limits.
+    ///
+    /// - Parameters:
+    ///   - maxModelBytes: Largest model file (bytes) read into memory.
+    ///   - maxTensorBytes: Largest single tensor (bytes).
+    ///   - maxTotalTensorBytes: Largest sum of all tensor bytes in the model.
+    ///   - maxGraphDepth: Deepest nesting of graphs inside attributes.
+    ///   - maxRank: Largest rank of a tensor or declared shape.
     public init(
         maxModelBytes: Int = 4 << 30,
         maxTensorBytes: Int = 4 << 30,

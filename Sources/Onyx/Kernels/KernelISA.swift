@@ -5,8 +5,11 @@ import CKernels
 /// Chosen once per process from CPU features; `ONYX_ISA` (`avx512`, `avx2`, `portable`) or
 /// ``SessionOptions/isa`` forces a variant, which lets tests exercise every path on one machine.
 public enum KernelISA: String, Sendable, CaseIterable, Comparable {
+    /// Portable C, for any CPU.
     case portable
+    /// AVX2 with FMA.
     case avx2
+    /// AVX-512.
     case avx512
 
     /// The best variant this CPU supports.

@@ -19,6 +19,18 @@ public struct Model: Sendable {
     /// The main graph.
     public var graph: Graph
 
+    /// Creates a model from its parts, for graphs built in code.
+    ///
+    /// - Parameters:
+    ///   - irVersion: The ONNX IR version to declare.
+    ///   - opsetImports: Operator set version per domain; `""` is ai.onnx.
+    ///   - producerName: The tool that made the model.
+    ///   - producerVersion: The producer's version.
+    ///   - domain: The model's domain (reverse-DNS).
+    ///   - modelVersion: The model's own version number.
+    ///   - docString: Free-form documentation.
+    ///   - metadata: `metadata_props`.
+    ///   - graph: The main graph.
     public init(
         irVersion: Int = 8, opsetImports: [String: Int], producerName: String = "",
         producerVersion: String = "", domain: String = "", modelVersion: Int = 0,
@@ -64,6 +76,16 @@ public struct Graph: Sendable {
     /// Free-form documentation.
     public var docString: String
 
+    /// Creates a graph from its parts.
+    ///
+    /// - Parameters:
+    ///   - name: The graph's name.
+    ///   - nodes: The nodes, in any order.
+    ///   - inputs: Values the caller supplies.
+    ///   - outputs: Values the graph produces.
+    ///   - valueInfo: Type annotations for intermediate values.
+    ///   - initializers: Constant tensors by name.
+    ///   - docString: Free-form documentation.
     public init(
         name: String = "", nodes: [Node], inputs: [Value], outputs: [Value],
         valueInfo: [Value] = [], initializers: [(name: String, tensor: Tensor)] = [],
@@ -96,6 +118,16 @@ public struct Node: Sendable {
     /// Free-form documentation.
     public var docString: String
 
+    /// Creates a node.
+    ///
+    /// - Parameters:
+    ///   - name: The node's name, used in error messages.
+    ///   - opType: The operator, e.g. `Conv`.
+    ///   - domain: The operator's domain; `""` is ai.onnx.
+    ///   - inputs: Input value names; `""` omits an optional input.
+    ///   - outputs: Output value names; `""` omits an optional output.
+    ///   - attributes: Attributes by name.
+    ///   - docString: Free-form documentation.
     public init(
         name: String, opType: String, domain: String = "", inputs: [String], outputs: [String],
         attributes: [String: Attribute] = [:], docString: String = ""
@@ -119,6 +151,12 @@ public struct Value: Sendable, Hashable {
     /// Free-form documentation.
     public var docString: String
 
+    /// Creates a named value.
+    ///
+    /// - Parameters:
+    ///   - name: The value's name.
+    ///   - type: Its declared tensor type, or `nil` if undeclared.
+    ///   - docString: Free-form documentation.
     public init(name: String, type: TensorType?, docString: String = "") {
         self.name = name
         self.type = type
@@ -133,6 +171,11 @@ public struct TensorType: Sendable, Hashable, CustomStringConvertible {
     /// The shape; `nil` when even the rank is unknown.
     public var shape: Shape?
 
+    /// Creates a declared tensor type.
+    ///
+    /// - Parameters:
+    ///   - dataType: The element type.
+    ///   - shape: The declared shape, or `nil` when even the rank is unknown.
     public init(dataType: DataType, shape: Shape?) {
         self.dataType = dataType
         self.shape = shape
@@ -147,8 +190,11 @@ public struct TensorType: Sendable, Hashable, CustomStringConvertible {
 public struct Shape: Sendable, Hashable, CustomStringConvertible {
     /// One axis of a declared shape.
     public enum Dimension: Sendable, Hashable, CustomStringConvertible {
+        /// A known extent.
         case fixed(Int)
+        /// A named extent (`batch`, `sequence`): any extent, the same wherever the name appears.
         case symbolic(String)
+        /// An extent the model does not declare.
         case unknown
 
         public var description: String {
@@ -163,6 +209,9 @@ public struct Shape: Sendable, Hashable, CustomStringConvertible {
     /// The axes.
     public var dimensions: [Dimension]
 
+    /// Creates a shape from its axes.
+    ///
+    /// - Parameter dimensions: The axes, outermost first.
     public init(_ dimensions: [Dimension]) {
         self.dimensions = dimensions
     }

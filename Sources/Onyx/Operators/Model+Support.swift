@@ -1,6 +1,7 @@
 extension Model {
     /// A node Onyx cannot run, with the opset it was looked up at.
     public struct UnsupportedNode: Sendable, CustomStringConvertible {
+        /// The node.
         public let node: Node
         /// The opset version of the node's domain, or `nil` if the model imports none.
         public let opset: Int?

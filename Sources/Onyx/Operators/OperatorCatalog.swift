@@ -2,7 +2,9 @@
 public enum OperatorCatalog {
     /// One operator: its domain (`""` is ai.onnx), type, and the opset ranges implemented.
     public struct Entry: Sendable, Hashable {
+        /// The operator's domain; `""` is ai.onnx.
         public let domain: String
+        /// The operator's name, e.g. `Conv`.
         public let opType: String
         /// Opset ranges in which the implementation follows one version of the operator; the
         /// last upper bound is `Int.max` when every later opset is accepted.

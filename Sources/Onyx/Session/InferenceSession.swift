@@ -1,14 +1,18 @@
+import Dispatch
 import Synchronization
 
 /// A loaded model, ready to run.
 ///
-/// Create one per model and share it: ``run(_:)`` may be called from many threads at once.
+/// Create one per model and share it: ``run(_:)-5wgfr`` may be called from many threads at once,
+/// and from async code ``run(_:)-2u3r1`` runs the model off the caller's executor.
 /// Kernels are prepared once when the session is created; shapes and the memory plan are
 /// computed once per distinct set of input shapes and cached.
 ///
 /// ```swift
 /// let session = try InferenceSession(contentsOf: "model.onnx")
 /// let outputs = try session.run(["input": try Tensor(shape: [1, 64], scalars: features)])
+/// // in async code:
+/// let later = try await session.run(["input": x])
 /// ```
 public final class InferenceSession: Sendable {
     /// The graph inputs the caller supplies, with their declared types.
@@ -29,6 +33,8 @@ public final class InferenceSession: Sendable {
     /// Every later appearance of a symbolic input axis, with its first appearance, so a run checks
     /// that they agree without building a table.
     private let repeatedSymbols: [RepeatedSymbol]
+    /// Where the async `run` runs the model, off the caller's executor.
+    let runQueue = DispatchQueue(label: "onyx.session.run", attributes: .concurrent)
 
     /// Loads and prepares the model in the file at `path`.
     ///

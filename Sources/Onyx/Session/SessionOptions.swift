@@ -25,6 +25,14 @@ public struct SessionOptions: Sendable {
     /// Largest arena (bytes of intermediate values) a single run may need.
     public var memoryLimitBytes: Int
 
+    /// Creates session settings; every default suits a single model on a dedicated machine.
+    ///
+    /// - Parameters:
+    ///   - threadCount: Threads one run may use for one kernel; `nil` for every online CPU. At least 1.
+    ///   - optimizationLevel: Graph optimizations applied when the session is created.
+    ///   - isa: The micro-kernel variant; ``KernelISA/preferred`` unless you force one for testing.
+    ///   - planCacheCapacity: Most input-shape signatures whose plans are kept. At least 1.
+    ///   - memoryLimitBytes: Largest arena of intermediate values one run may need; a run that needs more throws `.limitExceeded`.
     public init(
         threadCount: Int? = nil,
         optimizationLevel: OptimizationLevel = .all,

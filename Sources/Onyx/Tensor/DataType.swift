@@ -1,16 +1,28 @@
 /// The element type of a tensor. Raw values are ONNX's `TensorProto.DataType` codes.
 public enum DataType: Int32, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+    /// 32-bit IEEE float (`Float`).
     case float = 1
+    /// Unsigned 8-bit integer (`UInt8`).
     case uint8 = 2
+    /// Signed 8-bit integer (`Int8`).
     case int8 = 3
+    /// Unsigned 16-bit integer (`UInt16`).
     case uint16 = 4
+    /// Signed 16-bit integer (`Int16`).
     case int16 = 5
+    /// Signed 32-bit integer (`Int32`).
     case int32 = 6
+    /// Signed 64-bit integer (`Int64`).
     case int64 = 7
+    /// Boolean, one byte per element (`Bool`).
     case bool = 9
+    /// 16-bit IEEE half-precision float (`Float16`).
     case float16 = 10
+    /// 64-bit IEEE float (`Double`).
     case double = 11
+    /// Unsigned 32-bit integer (`UInt32`).
     case uint32 = 12
+    /// Unsigned 64-bit integer (`UInt64`).
     case uint64 = 13
 
     /// Bytes per element.

@@ -18,16 +18,42 @@ public struct Tensor: Sendable {
     /// The number of axes.
     public var rank: Int { shape.count }
 
-    /// Creates a zero-filled tensor.
+    /// Creates a zero-filled tensor of a shape the program itself computed.
+    ///
+    /// For a shape from outside the program (a model, a request, a file, a user), use
+    /// ``zeros(_:shape:)``, which throws instead.
+    ///
+    /// - Parameters:
+    ///   - dataType: The element type.
+    ///   - shape: The extent of each axis. A negative extent, or a size that overflows `Int`, is a
+    ///     programmer error and stops the program.
+    public init(zeros dataType: DataType, shape: [Int]) {
+        let byteCount: Int
+        do {
+            byteCount = try Self.checkedByteCount(dataType, shape)
+        } catch {
+            preconditionFailure("Tensor(zeros:shape:): \(error); use Tensor.zeros(_:shape:) for shapes from outside the program")
+        }
+        self.dataType = dataType
+        self.shape = shape
+        self.storage = TensorStorage(byteCount: byteCount)
+    }
+
+    /// Creates a zero-filled tensor, checking the shape.
+    ///
+    /// ```swift
+    /// let mask = try Tensor.zeros(.bool, shape: [batch, sequenceLength])
+    /// ```
     ///
     /// - Parameters:
     ///   - dataType: The element type.
     ///   - shape: The extent of each axis; every extent must be ≥ 0.
-    public init(zeros dataType: DataType, shape: [Int]) {
-        precondition(shape.allSatisfy { $0 >= 0 }, "negative extent in shape \(shape)")
-        self.dataType = dataType
-        self.shape = shape
-        self.storage = TensorStorage(byteCount: shape.reduce(1, *) * dataType.byteWidth)
+    /// - Returns: A tensor of `shape` whose every byte is zero.
+    /// - Throws: ``OnyxError`` with code `.shapeMismatch` naming a negative extent, or
+    ///   `.limitExceeded` if the size overflows.
+    public static func zeros(_ dataType: DataType, shape: [Int]) throws -> Tensor {
+        let byteCount = try checkedByteCount(dataType, shape)
+        return Tensor(dataType: dataType, shape: shape, storage: TensorStorage(byteCount: byteCount))
     }
 
     /// Creates a tensor from Swift scalars.
@@ -55,10 +81,10 @@ public struct Tensor: Sendable {
     ///   - bytes: Exactly `product(shape) * dataType.byteWidth` bytes, row-major.
     /// - Throws: ``OnyxError`` with code `.shapeMismatch` if the byte count does not match.
     public init(dataType: DataType, shape: [Int], bytes: UnsafeRawBufferPointer) throws {
-        let count = try Self.checkedElementCount(shape)
-        guard count * dataType.byteWidth == bytes.count else {
+        let needed = try Self.checkedByteCount(dataType, shape)
+        guard needed == bytes.count else {
             throw OnyxError.shapeMismatch(
-                "shape \(shape) of \(dataType) needs \(count * dataType.byteWidth) bytes but \(bytes.count) were given")
+                "shape \(shape) of \(dataType) needs \(needed) bytes but \(bytes.count) were given")
         }
         self.dataType = dataType
         self.shape = shape
@@ -101,33 +127,45 @@ public struct Tensor: Sendable {
         return count
     }
 
+    /// The byte count of `shape` elements of `dataType`, or an error if an extent is negative or
+    /// the size overflows.
+    static func checkedByteCount(_ dataType: DataType, _ shape: [Int]) throws -> Int {
+        let (bytes, overflow) = try checkedElementCount(shape).multipliedReportingOverflow(by: dataType.byteWidth)
+        guard !overflow else {
+            throw OnyxError.limitExceeded("byte count of shape \(shape) of \(dataType) overflows")
+        }
+        return bytes
+    }
+
     /// Returns the elements as a Swift array.
     ///
     /// - Parameter type: The Swift element type; it must match ``dataType``.
     /// - Returns: The elements in row-major order.
     /// - Throws: ``OnyxError`` with code `.unsupportedDataType` if `type` does not match.
     public func scalars<Element: TensorElement>(as type: Element.Type = Element.self) throws -> [Element] {
-        guard Element.dataType == dataType else {
-            throw OnyxError.unsupportedDataType("tensor holds \(dataType), not \(Element.dataType)")
-        }
-        let count = elementCount
-        return [Element](unsafeUninitializedCapacity: count) { buffer, initialized in
-            UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(
-                from: storage.bytes, byteCount: count * dataType.byteWidth)
-            initialized = count
-        }
+        try withUnsafeBufferPointer(of: type) { Array($0) }
     }
 
-    /// Calls `body` with the tensor's bytes.
+    /// Calls `body` with the tensor's bytes, without copying them.
+    ///
+    /// - Parameter body: Reads the bytes, row-major, in the machine's (little-endian) byte order.
+    ///   The buffer is valid only during the call.
+    /// - Returns: What `body` returns.
+    /// - Throws: What `body` throws.
     public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try body(UnsafeRawBufferPointer(start: storage.bytes, count: byteCount))
     }
 
-    /// Calls `body` with the tensor's bytes for writing, copying the storage first if it is shared.
+    /// Calls `body` with the tensor's bytes for writing, copying the storage first if it is shared
+    /// with another tensor or lent by a caller (``init(dataType:shape:bytesNoCopy:deallocator:)``).
+    ///
+    /// - Parameter body: Reads and writes the bytes, row-major. The buffer is valid only during the call.
+    /// - Returns: What `body` returns.
+    /// - Throws: What `body` throws.
     public mutating func withUnsafeMutableBytes<R>(
         _ body: (UnsafeMutableRawBufferPointer) throws -> R
     ) rethrows -> R {
-        if !isKnownUniquelyReferenced(&storage) {
+        if !isKnownUniquelyReferenced(&storage) || storage.isLent {
             storage = TensorStorage(copying: UnsafeRawBufferPointer(start: storage.bytes, count: byteCount))
         }
         return try body(UnsafeMutableRawBufferPointer(start: storage.bytes, count: byteCount))

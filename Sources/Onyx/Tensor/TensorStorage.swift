@@ -1,11 +1,18 @@
-/// A 64-byte aligned block of memory that owns tensor bytes.
+/// A block of memory that holds tensor bytes: 64-byte aligned memory Onyx allocated, or memory a
+/// caller lent without a copy (``Tensor/init(dataType:shape:bytesNoCopy:deallocator:)``).
 ///
-/// Immutable once shared: ``Tensor`` copies it before writing if it is not uniquely referenced.
+/// Immutable once shared: ``Tensor`` copies it before writing if it is not uniquely referenced,
+/// and always before writing to lent memory.
 final class TensorStorage: @unchecked Sendable {
     static let alignment = 64
 
     let bytes: UnsafeMutableRawPointer
     let byteCount: Int
+    /// Set for lent memory: the caller's buffer and what to do with it once no tensor uses it.
+    private let lent: (buffer: UnsafeRawBufferPointer, deallocator: Tensor.Deallocator)?
+
+    /// Whether the bytes belong to a caller, who lent them read-only.
+    var isLent: Bool { lent != nil }
 
     /// Allocates `byteCount` zeroed bytes.
     init(byteCount: Int) {
@@ -13,6 +20,7 @@ final class TensorStorage: @unchecked Sendable {
         self.bytes = UnsafeMutableRawPointer.allocate(
             byteCount: max(byteCount, 1), alignment: Self.alignment)
         self.bytes.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 1))
+        self.lent = nil
     }
 
     /// Allocates storage without zeroing it; the caller initializes every byte.
@@ -20,6 +28,16 @@ final class TensorStorage: @unchecked Sendable {
         self.byteCount = byteCount
         self.bytes = UnsafeMutableRawPointer.allocate(
             byteCount: max(byteCount, 1), alignment: Self.alignment)
+        self.lent = nil
+    }
+
+    /// Uses `buffer` in place; `deallocator` releases it when this storage is freed.
+    /// A buffer without a base address (zero bytes) gets a byte of Onyx's own to point at.
+    init(lending buffer: UnsafeRawBufferPointer, deallocator: Tensor.Deallocator) {
+        self.byteCount = buffer.count
+        self.bytes = buffer.baseAddress.map(UnsafeMutableRawPointer.init(mutating:))
+            ?? UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: Self.alignment)
+        self.lent = (buffer, deallocator)
     }
 
     /// Copies `source` into new storage.
@@ -31,6 +49,11 @@ final class TensorStorage: @unchecked Sendable {
     }
 
     deinit {
-        bytes.deallocate()
+        guard let lent else {
+            bytes.deallocate()
+            return
+        }
+        if lent.buffer.baseAddress == nil { bytes.deallocate() }
+        lent.deallocator.release?(lent.buffer)
     }
 }

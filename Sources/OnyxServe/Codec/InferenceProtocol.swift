@@ -5,9 +5,11 @@ import Onyx
 public enum InferenceProtocol {
     /// A decoded `/infer` request and how the client wants each output encoded.
     public struct DecodedRequest: Sendable {
+        /// The request as the handler receives it.
         public var request: HandlerRequest
         /// Outputs to send as binary; `allBinary` sends every output so.
         public var binaryOutputs: Set<String>
+        /// Whether every output goes back as binary (`binary_data_output` in the request's parameters).
         public var allBinary: Bool
     }
 

@@ -8,7 +8,9 @@ public struct JSONParser {
     private var index = 0
     private var depth = 0
     private var numberCount = 0
+    /// Deepest nesting of arrays and objects accepted.
     public let maxDepth: Int
+    /// Most numbers accepted in the whole document.
     public let maxElements: Int
 
     /// Parses a complete JSON document.
@@ -27,6 +29,14 @@ public struct JSONParser {
         return value
     }
 
+    /// Parses a complete JSON document held in an array.
+    ///
+    /// - Parameters:
+    ///   - bytes: The document (UTF-8).
+    ///   - maxDepth: Deepest nesting of arrays and objects accepted.
+    ///   - maxElements: Most numbers accepted in the whole document.
+    /// - Returns: The document's value.
+    /// - Throws: ``JSONSyntaxError`` naming the byte offset of the first problem.
     public static func parse(_ bytes: [UInt8], maxDepth: Int = 64, maxElements: Int = 1 << 28) throws -> JSONValue {
         try bytes.withUnsafeBytes { try parse($0, maxDepth: maxDepth, maxElements: maxElements) }
     }

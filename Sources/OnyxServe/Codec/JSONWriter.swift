@@ -1,15 +1,25 @@
 /// Appends JSON to a byte buffer: the envelope by hand, tensor data straight from memory.
 public struct JSONWriter {
+    /// The JSON written so far.
     public var bytes: [UInt8] = []
 
+    /// Creates an empty writer.
+    ///
+    /// - Parameter capacity: Bytes to reserve up front.
     public init(capacity: Int = 256) {
         bytes.reserveCapacity(capacity)
     }
 
+    /// Appends text as is: punctuation and literal keys.
+    ///
+    /// - Parameter text: JSON the caller knows to be valid.
     public mutating func raw(_ text: StaticString) {
         bytes.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
 
+    /// Appends a JSON string, quoted and escaped.
+    ///
+    /// - Parameter text: Any string.
     public mutating func string(_ text: String) {
         bytes.append(UInt8(ascii: "\""))
         for b in text.utf8 {
@@ -30,6 +40,9 @@ public struct JSONWriter {
         bytes.append(UInt8(ascii: "\""))
     }
 
+    /// Appends an integer in decimal.
+    ///
+    /// - Parameter value: The integer.
     public mutating func integer<T: BinaryInteger>(_ value: T) {
         if value == 0 { bytes.append(UInt8(ascii: "0")); return }
         var v = value.magnitude
@@ -66,10 +79,16 @@ public struct JSONWriter {
         bytes.append(contentsOf: value.description.utf8)
     }
 
+    /// Appends `true` or `false`.
+    ///
+    /// - Parameter value: The boolean.
     public mutating func bool(_ value: Bool) {
         if value { raw("true") } else { raw("false") }
     }
 
+    /// Appends a parsed JSON value.
+    ///
+    /// - Parameter json: The value; object members in key order.
     public mutating func value(_ json: JSONValue) {
         switch json {
         case .null: raw("null")

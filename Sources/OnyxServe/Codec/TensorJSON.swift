@@ -170,7 +170,11 @@ public enum TensorJSON {
 
 /// A request body that does not describe a valid tensor.
 public struct TensorCodingError: Error, Sendable, CustomStringConvertible {
+    /// What was wrong with the tensor, naming it.
     public let message: String
+    /// Creates an error.
+    ///
+    /// - Parameter message: What was wrong, naming the tensor.
     public init(_ message: String) { self.message = message }
     public var description: String { message }
 }

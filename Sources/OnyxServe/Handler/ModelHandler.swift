@@ -2,9 +2,16 @@ import Onyx
 
 /// A named tensor in a request or response, in the order the client or model gave it.
 public struct NamedTensor: Sendable {
+    /// The tensor's name (a model input or output).
     public var name: String
+    /// The data.
     public var tensor: Tensor
 
+    /// Pairs a name with a tensor.
+    ///
+    /// - Parameters:
+    ///   - name: The input or output name.
+    ///   - tensor: The data.
     public init(name: String, tensor: Tensor) {
         self.name = name
         self.tensor = tensor
@@ -24,6 +31,14 @@ public struct HandlerRequest: Sendable {
     /// The parsed JSON body when a handler defines its own format (`/predictions` with a custom handler).
     public var json: JSONValue?
 
+    /// Creates a request, for handlers called directly and for tests.
+    ///
+    /// - Parameters:
+    ///   - id: The client's request id.
+    ///   - inputs: Input tensors.
+    ///   - requestedOutputs: Outputs to return; `nil` for all.
+    ///   - parameters: Request-level protocol parameters.
+    ///   - json: The raw JSON body, for handlers with their own format.
     public init(id: String? = nil, inputs: [NamedTensor] = [], requestedOutputs: [String]? = nil,
                 parameters: [String: JSONValue] = [:], json: JSONValue? = nil) {
         self.id = id
@@ -44,19 +59,39 @@ public enum HandlerResponse: Sendable {
 
 /// An error a handler reports for a request, with the HTTP status the client gets.
 public struct HandlerError: Error, Sendable, CustomStringConvertible {
+    /// The HTTP status: 4xx for the client's mistakes, 5xx for the server's.
     public var status: Int
+    /// What went wrong, sent to the client.
     public var message: String
     /// Seconds the client should wait before retrying (sent as `Retry-After` with 503).
     public var retryAfter: Int?
 
+    /// Creates an error.
+    ///
+    /// - Parameters:
+    ///   - status: The HTTP status.
+    ///   - message: What went wrong, sent to the client.
+    ///   - retryAfter: Seconds before a retry may succeed, for 503.
     public init(status: Int, _ message: String, retryAfter: Int? = nil) {
         self.status = status
         self.message = message
         self.retryAfter = retryAfter
     }
 
+    /// A 400: the request itself is wrong.
+    ///
+    /// - Parameter message: What is wrong with it.
+    /// - Returns: The error.
     public static func badRequest(_ message: String) -> HandlerError { HandlerError(status: 400, message) }
+    /// A 404: no such model, version or route.
+    ///
+    /// - Parameter message: What was not found.
+    /// - Returns: The error.
     public static func notFound(_ message: String) -> HandlerError { HandlerError(status: 404, message) }
+    /// A 503 with `Retry-After: 1`: the queue is full.
+    ///
+    /// - Parameter message: Why the request was turned away.
+    /// - Returns: The error.
     public static func overloaded(_ message: String) -> HandlerError { HandlerError(status: 503, message, retryAfter: 1) }
 
     public var description: String { "\(status): \(message)" }
@@ -75,6 +110,14 @@ public struct HandlerContext: Sendable {
     /// The model's `config.json` (or command-line) settings.
     public var configuration: ModelConfiguration
 
+    /// Creates a context.
+    ///
+    /// - Parameters:
+    ///   - modelName: The model's name in URLs.
+    ///   - version: The version being served.
+    ///   - modelDirectory: The version's folder.
+    ///   - modelPath: The model file.
+    ///   - configuration: The model's settings.
     public init(modelName: String, version: String, modelDirectory: String, modelPath: String, configuration: ModelConfiguration) {
         self.modelName = modelName
         self.version = version
@@ -86,11 +129,19 @@ public struct HandlerContext: Sendable {
 
 /// Metadata of one model input or output, as `/v2/models/{m}` reports it.
 public struct TensorMetadata: Sendable, Equatable {
+    /// The input or output name.
     public var name: String
+    /// The element type.
     public var datatype: DataType
     /// Extents, `-1` for a dynamic axis.
     public var shape: [Int]
 
+    /// Creates metadata.
+    ///
+    /// - Parameters:
+    ///   - name: The input or output name.
+    ///   - datatype: The element type.
+    ///   - shape: Extents, `-1` for a dynamic axis.
     public init(name: String, datatype: DataType, shape: [Int]) {
         self.name = name
         self.datatype = datatype
@@ -134,6 +185,14 @@ public protocol ModelHandler: AnyObject, Sendable {
 }
 
 extension ModelHandler {
+    /// Chains ``preprocess(_:context:)``, ``inference(_:context:)`` and
+    /// ``postprocess(_:requests:context:)``; an error from any of them fails every request of the
+    /// batch with its status (``HandlerError``), 400 (``OnyxError`` about the input) or 500.
+    ///
+    /// - Parameters:
+    ///   - requests: The batch.
+    ///   - context: The model being served.
+    /// - Returns: One result per request, in order.
     public func handle(_ requests: [HandlerRequest], context: HandlerContext) async -> [Result<HandlerResponse, HandlerError>] {
         do {
             let prepared = try await preprocess(requests, context: context)
@@ -148,11 +207,13 @@ extension ModelHandler {
         }
     }
 
+    /// By default requests are not stacked: each runs on its own.
     public var supportsBatching: Bool { false }
 }
 
 /// Handler types by name, so a model's `config.json` can pick one (`"handler": "screening"`).
 public enum HandlerRegistry {
+    /// Makes a new, uninitialized handler.
     public typealias Factory = @Sendable () -> any ModelHandler
 
     private static let table = LockedDictionary<String, Factory>([
@@ -170,5 +231,6 @@ public enum HandlerRegistry {
         table.get(name)?()
     }
 
+    /// The registered handler names, sorted.
     public static var names: [String] { table.keys.sorted() }
 }

@@ -11,12 +11,21 @@ public final class OnnxModelHandler: ModelHandler, @unchecked Sendable {
     private var session: InferenceSession?
     /// Small models run inline on the request's task: a thread hop costs more than their inference.
     private var runsInline = false
+    /// The model's inputs, after any `config.json` override.
     public private(set) var inputs: [TensorMetadata] = []
+    /// The model's outputs, after any `config.json` override.
     public private(set) var outputs: [TensorMetadata] = []
+    /// Whether every input has a dynamic first axis, so requests can be stacked.
     public private(set) var supportsBatching = false
 
+    /// Creates a handler; ``initialize(_:)`` loads the model.
     public init() {}
 
+    /// Loads the model at `context.modelPath` with the configured thread count and checks
+    /// any `inputs`/`outputs` overrides against it.
+    ///
+    /// - Parameter context: The model to serve.
+    /// - Throws: ``HandlerError`` (500) if an override does not fit the model, or ``OnyxError`` if the model cannot be loaded.
     public func initialize(_ context: HandlerContext) async throws {
         let threads = context.configuration.threads
         let session = try await Compute.run {
@@ -79,12 +88,20 @@ public final class OnnxModelHandler: ModelHandler, @unchecked Sendable {
         var failures: [Int: HandlerError]
     }
 
+    /// The outputs of each run, and the requests that failed before running.
     public struct Computed: Sendable {
         var results: [Int: Result<[String: Tensor], HandlerError>]
         var runs: [Prepared.Run]
         var failures: [Int: HandlerError]
     }
 
+    /// Checks each request against the model's inputs and, when batching, stacks compatible ones.
+    ///
+    /// - Parameters:
+    ///   - requests: The batch.
+    ///   - context: The model being served.
+    /// - Returns: The runs to make; invalid requests are kept as failures, not thrown.
+    /// - Throws: ``OnyxError`` if stacking fails.
     public func preprocess(_ requests: [HandlerRequest], context: HandlerContext) async throws -> Prepared {
         var failures: [Int: HandlerError] = [:]
         var valid: [(Int, [String: Tensor])] = []
@@ -155,13 +172,22 @@ public final class OnnxModelHandler: ModelHandler, @unchecked Sendable {
         return byName
     }
 
+    /// Runs the session once per prepared run, concurrently, off the cooperative pool (or inline for
+    /// tiny models).
+    ///
+    /// - Parameters:
+    ///   - prepared: The runs.
+    ///   - context: The model being served.
+    /// - Returns: Each run's outputs or error.
+    /// - Throws: ``HandlerError`` (503) if the handler was not initialized.
     public func inference(_ prepared: Prepared, context: HandlerContext) async throws -> Computed {
         guard let session else { throw HandlerError(status: 503, "model '\(context.modelName)' is not initialized") }
         if runsInline && prepared.runs.count == 1 {
             let run = prepared.runs[0]
             let result: Result<[String: Tensor], HandlerError>
             do {
-                result = .success(try session.run(run.inputs))
+                // A synchronous closure selects the synchronous `run`: inline on this thread, by design.
+                result = .success(try { try session.run(run.inputs) }())
             } catch let error as OnyxError {
                 result = .failure(HandlerError(status: error.code == .internalError ? 500 : 400, error.message))
             }
@@ -172,7 +198,7 @@ public final class OnnxModelHandler: ModelHandler, @unchecked Sendable {
             for (index, run) in prepared.runs.enumerated() {
                 group.addTask {
                     do {
-                        let outputs = inline ? try session.run(run.inputs) : try await Compute.run { try session.run(run.inputs) }
+                        let outputs = inline ? try { try session.run(run.inputs) }() : try await Compute.run { try session.run(run.inputs) }
                         return (index, .success(outputs))
                     } catch let error as OnyxError {
                         return (index, .failure(HandlerError(status: error.code == .internalError ? 500 : 400, error.message)))
@@ -188,6 +214,14 @@ public final class OnnxModelHandler: ModelHandler, @unchecked Sendable {
         return Computed(results: results, runs: prepared.runs, failures: prepared.failures)
     }
 
+    /// Splits stacked outputs back per request and keeps only the outputs each asked for.
+    ///
+    /// - Parameters:
+    ///   - computed: The runs' results.
+    ///   - requests: The batch, in order.
+    ///   - context: The model being served.
+    /// - Returns: One result per request, in order.
+    /// - Throws: ``OnyxError`` if an output cannot be split.
     public func postprocess(_ computed: Computed, requests: [HandlerRequest], context: HandlerContext) async throws
         -> [Result<HandlerResponse, HandlerError>]
     {
@@ -226,6 +260,13 @@ public final class OnnxModelHandler: ModelHandler, @unchecked Sendable {
 public enum Compute {
     private static let queue = DispatchQueue(label: "onyx.compute", attributes: .concurrent)
 
+    /// Runs `body` on a thread of a concurrent Dispatch queue and returns its result.
+    ///
+    /// For an ``InferenceSession``, `try await session.run(inputs)` does the same on the session's own queue.
+    ///
+    /// - Parameter body: CPU-bound work.
+    /// - Returns: What `body` returns.
+    /// - Throws: What `body` throws.
     public static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             queue.async {

@@ -22,12 +22,20 @@ public final class RequestScreeningHandler: ModelHandler, @unchecked Sendable {
     private var session: InferenceSession?
     private var featureNames: [String] = []
     private var featureIndex: [String: Int] = [:]
+    /// The model's single `[batch, N]` input.
     public private(set) var inputs: [TensorMetadata] = []
+    /// The model's single `[batch, 2]` output.
     public private(set) var outputs: [TensorMetadata] = []
+    /// Requests are always stacked into one run.
     public var supportsBatching: Bool { true }
 
+    /// Creates a handler; ``initialize(_:)`` loads the model and feature names.
     public init() {}
 
+    /// Loads the model and `features.json` from the model's folder.
+    ///
+    /// - Parameter context: The model to serve.
+    /// - Throws: ``HandlerError`` (500) if the model's inputs or outputs do not fit, or `features.json` is malformed; ``OnyxError`` if the model cannot be loaded.
     public func initialize(_ context: HandlerContext) async throws {
         let session = try await Compute.run { try InferenceSession(contentsOf: context.modelPath) }
         guard session.inputs.count == 1, let shape = session.inputs[0].type?.shape, shape.rank == 2,
@@ -55,6 +63,13 @@ public final class RequestScreeningHandler: ModelHandler, @unchecked Sendable {
         var features: Tensor?
     }
 
+    /// Turns each request's named features into a row of one stacked tensor.
+    ///
+    /// - Parameters:
+    ///   - requests: The batch.
+    ///   - context: The model being served.
+    /// - Returns: The stacked rows; malformed requests are kept as failures, not thrown.
+    /// - Throws: ``OnyxError`` if the rows cannot form a tensor.
     public func preprocess(_ requests: [HandlerRequest], context: HandlerContext) async throws -> Prepared {
         let width = featureNames.count
         var values: [Float] = []
@@ -91,6 +106,13 @@ public final class RequestScreeningHandler: ModelHandler, @unchecked Sendable {
         return Prepared(rows: rows, features: features)
     }
 
+    /// Runs the classifier on the stacked rows.
+    ///
+    /// - Parameters:
+    ///   - prepared: The stacked rows.
+    ///   - context: The model being served.
+    /// - Returns: The rows and their logits, two per row.
+    /// - Throws: ``HandlerError`` (503) if the handler was not initialized, or ``OnyxError`` from the run.
     public func inference(_ prepared: Prepared, context: HandlerContext) async throws -> (Prepared, [Float]) {
         guard let features = prepared.features else { return (prepared, []) }
         guard let session else { throw HandlerError(status: 503, "model is not initialized") }
@@ -99,6 +121,14 @@ public final class RequestScreeningHandler: ModelHandler, @unchecked Sendable {
         return (prepared, try logits[session.outputs[0].name]!.scalars(as: Float.self))
     }
 
+    /// Turns each row's logits into `{"label", "score"}` with the request's threshold.
+    ///
+    /// - Parameters:
+    ///   - computed: The rows and their logits.
+    ///   - requests: The batch, in order.
+    ///   - context: The model being served.
+    /// - Returns: One result per request, in order.
+    /// - Throws: Never: a request's problem becomes its failure in the result.
     public func postprocess(_ computed: (Prepared, [Float]), requests: [HandlerRequest], context: HandlerContext) async throws
         -> [Result<HandlerResponse, HandlerError>]
     {

@@ -33,11 +33,19 @@ public struct ModelConfiguration: Sendable, Codable, Equatable {
 
     /// One `inputs`/`outputs` entry of config.json: `{"name": "x", "datatype": "FP32", "dims": [-1, 64]}`.
     public struct TensorOverride: Sendable, Codable, Equatable {
+        /// The input or output name in the model.
         public var name: String
+        /// The Open Inference Protocol type name (`FP32`, `INT64`, …), or `nil` to keep the model's.
         public var datatype: String?
         /// Extents, `-1` for a dynamic axis.
         public var dims: [Int]?
 
+        /// Creates an override.
+        ///
+        /// - Parameters:
+        ///   - name: The input or output name.
+        ///   - datatype: The protocol type name, or `nil` to keep the model's.
+        ///   - dims: Extents, `-1` for a dynamic axis, or `nil` to keep the model's.
         public init(name: String, datatype: String? = nil, dims: [Int]? = nil) {
             self.name = name
             self.datatype = datatype
@@ -45,6 +53,19 @@ public struct ModelConfiguration: Sendable, Codable, Equatable {
         }
     }
 
+    /// Creates a configuration; the defaults are those of a model folder without `config.json`.
+    ///
+    /// - Parameters:
+    ///   - handler: The ``HandlerRegistry`` name of the handler.
+    ///   - maxBatchSize: Most requests stacked into one batch.
+    ///   - maxQueueDelayMilliseconds: How long the first queued request waits for others to join its batch.
+    ///   - instanceCount: Batches of the model that may run at the same time.
+    ///   - queueCapacity: Requests queued or running beyond which new ones get 503.
+    ///   - timeoutMilliseconds: A request still queued after this long gets 503.
+    ///   - threads: Threads one inference may use; 0 for the machine's cores.
+    ///   - maxTensorElements: Largest number of elements accepted in one request tensor.
+    ///   - inputs: Declared inputs replacing the model's.
+    ///   - outputs: Declared outputs replacing the model's.
     public init(
         handler: String = "onnx", maxBatchSize: Int = 8, maxQueueDelayMilliseconds: Int = 0, instanceCount: Int = 2,
         queueCapacity: Int = 256, timeoutMilliseconds: Int = 30_000, threads: Int = 0, maxTensorElements: Int = 1 << 26,

@@ -4,7 +4,9 @@ import Synchronization
 
 /// One loaded model version: its handler, context, batcher and metrics.
 public final class ServedModel: Sendable {
+    /// The handler that answers the model's requests.
     public let handler: any ModelHandler
+    /// The model's name, version, files and settings.
     public let context: HandlerContext
     let metrics: ModelMetrics
     private let batcherBox = Mutex<DynamicBatcher?>(nil)
@@ -136,6 +138,7 @@ public final class ModelRepository: Sendable {
         models.withLock { table in table.keys.sorted().map { ($0, table[$0]!.keys.sorted()) } }
     }
 
+    /// Every loaded version of every model.
     public var allModels: [ServedModel] {
         models.withLock { table in table.values.flatMap { $0.values } }
     }
