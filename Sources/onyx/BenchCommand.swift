@@ -104,11 +104,13 @@ struct BenchCommand: ParsableCommand {
                 if case .fixed(let n) = d { return n }
                 return batch
             }
-            let count = extents.reduce(1, *)
+            // Refuses negative or overflowing declared extents before anything is allocated.
+            let zeros = try Tensor.zeros(type.dataType, shape: extents)
+            let count = zeros.elementCount
             switch type.dataType {
             case .float: feeds[value.name] = try Tensor(shape: extents, scalars: (0..<count).map { _ in Float.random(in: -1...1, using: &generator) })
             case .int64: feeds[value.name] = try Tensor(shape: extents, scalars: (0..<count).map { _ in Int64.random(in: 0..<2, using: &generator) })
-            default: feeds[value.name] = Tensor(zeros: type.dataType, shape: extents)
+            default: feeds[value.name] = zeros
             }
         }
         return feeds
