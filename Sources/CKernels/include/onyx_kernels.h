@@ -83,6 +83,14 @@ typedef struct {
 void onyx_depthwise_plane(onyx_isa isa, const float *input, const float *filter, float bias, float *output,
                           const onyx_depthwise_geometry *g, int apply_clip, float clip_min, float clip_max);
 
+/*
+ * One output row of max pooling's horizontal pass: out[ox] = max over kx < kernel of
+ * row[ox * stride + kx * dilation] for ox < n (row already padded with −∞; every index read lies
+ * in it). A NaN in a later tap is skipped, as `v > best ? v : best` does.
+ */
+void onyx_max_window_row(onyx_isa isa, const float *row, float *out, size_t n, size_t stride, size_t kernel,
+                         size_t dilation);
+
 /* y[i] = min(max(x[i], lo), hi); x and y may be the same array. */
 void onyx_clip_f32(onyx_isa isa, const float *x, float *y, size_t n, float lo, float hi);
 

@@ -1,3 +1,4 @@
+import CKernels
 /// One resolved 2-D pooling window (a 1-D window has height 1).
 struct PoolingGeometry: Hashable {
     var inputHeight: Int, inputWidth: Int
@@ -40,7 +41,8 @@ enum PoolingLoops {
     /// column into a padded row buffer (contiguous, vectorised), then each output takes the
     /// maximum of its `kernelWidth` taps in that buffer.
     static func max(
-        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, planes: Int, _ g: PoolingGeometry, pool: ComputePool
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, planes: Int, _ g: PoolingGeometry,
+        isa: KernelISA, pool: ComputePool
     ) {
         let span = g.paddedRowSpan
         let width = Swift.min(g.inputWidth, span - g.padLeft)
@@ -65,33 +67,10 @@ enum PoolingLoops {
                                 for i in 0..<width { columns[i] = line[i] > columns[i] ? line[i] : columns[i] }
                             }
                         }
-                        horizontalMax(row, dst, g)
+                        onyx_max_window_row(isa.cValue, row, dst, g.outputWidth, g.strideX, g.kernelWidth, g.dilationX)
                         dst += g.outputWidth
                     }
                 }
-            }
-        }
-    }
-
-    /// `out[ox] = max over kx of row[ox·strideX + kx·dilationX]` (row in padded coordinates).
-    @inline(__always)
-    private static func horizontalMax(_ row: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ g: PoolingGeometry) {
-        let n = g.outputWidth, stride = g.strideX
-        if stride == 1 {
-            out.update(from: row, count: n)
-            for kx in 1..<Swift.max(g.kernelWidth, 1) {
-                let tap = row + kx * g.dilationX
-                for ox in 0..<n { out[ox] = tap[ox] > out[ox] ? tap[ox] : out[ox] }
-            }
-        } else {
-            for ox in 0..<n {
-                let window = row + ox * stride
-                var best = window[0]
-                for kx in 1..<Swift.max(g.kernelWidth, 1) {
-                    let v = window[kx * g.dilationX]
-                    best = v > best ? v : best
-                }
-                out[ox] = best
             }
         }
     }

@@ -8,15 +8,15 @@ extension OperatorRegistry {
             let withIndices = context.outputCount > 1 && !context.node.outputs[1].isEmpty
             return PoolKernel(
                 kind: .max(indices: withIndices, columnMajorIndices: storageOrder == 1),
-                attributes: try PoolingAttributes(context))
+                attributes: try PoolingAttributes(context), isa: context.isa)
         },
         OperatorRegistration("AveragePool") { context in
             PoolKernel(
                 kind: .average(countIncludePad: try context.int("count_include_pad", default: 0) != 0),
-                attributes: try PoolingAttributes(context))
+                attributes: try PoolingAttributes(context), isa: context.isa)
         },
         OperatorRegistration("LpPool") { context in
-            PoolKernel(kind: .lp(p: try lpPoolExponent(context)), attributes: try PoolingAttributes(context))
+            PoolKernel(kind: .lp(p: try lpPoolExponent(context)), attributes: try PoolingAttributes(context), isa: context.isa)
         },
         OperatorRegistration("GlobalAveragePool") { _ in GlobalPoolKernel(kind: .average) },
         OperatorRegistration("GlobalMaxPool") { _ in GlobalPoolKernel(kind: .max) },
@@ -76,6 +76,8 @@ struct PoolKernel: Kernel {
 
     let kind: Kind
     let attributes: PoolingAttributes
+    /// The micro-kernel variant of max pooling's horizontal pass.
+    let isa: KernelISA
 
     private var name: String {
         switch kind {
@@ -119,7 +121,7 @@ struct PoolKernel: Kernel {
                         input, output, indices.pointer(as: Int64.self), planes: planes, g,
                         columnMajor: columnMajor, pool: context.pool)
                 } else {
-                    PoolingLoops.max(input, output, planes: planes, g, pool: context.pool)
+                    PoolingLoops.max(input, output, planes: planes, g, isa: isa, pool: context.pool)
                 }
             case .average(let countIncludePad):
                 PoolingLoops.average(input, output, planes: planes, g, countIncludePad: countIncludePad, pool: context.pool)

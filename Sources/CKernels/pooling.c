@@ -1,0 +1,61 @@
+/*
+ * The horizontal pass of max pooling: out[ox] = max over kx of row[ox·stride + kx·dilation], one
+ * padded input row (padding already −∞) to one output row. Stride 2 (ResNet's, SqueezeNet's and
+ * LeNet's pools) takes the even lanes of two loads with a permute. NaN handling matches the
+ * scalar loop: a NaN tap is skipped unless the first tap was NaN.
+ */
+#include "onyx_kernels.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define ONYX_X86 1
+#endif
+
+static void max_row_portable(const float *row, float *out, size_t n, size_t stride, size_t kernel, size_t dilation) {
+    for (size_t ox = 0; ox < n; ox++) {
+        const float *window = row + ox * stride;
+        float best = window[0];
+        for (size_t kx = 1; kx < kernel; kx++) {
+            float v = window[kx * dilation];
+            best = v > best ? v : best;
+        }
+        out[ox] = best;
+    }
+}
+
+#ifdef ONYX_X86
+__attribute__((target("avx512f")))
+static void max_row_avx512(const float *row, float *out, size_t n, size_t stride, size_t kernel, size_t dilation) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for (size_t ox = 0; ox < n; ox += 16) {
+        size_t lanes = n - ox < 16 ? n - ox : 16;
+        __mmask16 m = (__mmask16)((1u << lanes) - 1);
+        /* Stride 2 reads 2·lanes − 1 floats per tap: two masked loads of up to 16. */
+        size_t count = 2 * lanes - 1;
+        __mmask16 m0 = (__mmask16)(count >= 16 ? 0xFFFF : (1u << count) - 1);
+        __mmask16 m1 = (__mmask16)(count > 16 ? (1u << (count - 16)) - 1 : 0);
+        __m512 best = _mm512_setzero_ps();
+        for (size_t kx = 0; kx < kernel; kx++) {
+            const float *p = row + ox * stride + kx * dilation;
+            __m512 v = stride == 1
+                ? _mm512_maskz_loadu_ps(m, p)
+                : _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(m0, p), even, _mm512_maskz_loadu_ps(m1, p + 16));
+            /* max_ps returns its second operand when either is NaN: best stays unless it is NaN. */
+            best = kx == 0 ? v : _mm512_max_ps(v, best);
+        }
+        _mm512_mask_storeu_ps(out + ox, m, best);
+    }
+}
+#endif
+
+void onyx_max_window_row(onyx_isa isa, const float *row, float *out, size_t n, size_t stride, size_t kernel,
+                         size_t dilation) {
+#ifdef ONYX_X86
+    if (isa == ONYX_ISA_AVX512 && (stride == 1 || stride == 2) && kernel >= 1) {
+        max_row_avx512(row, out, n, stride, kernel, dilation);
+        return;
+    }
+#endif
+    (void)isa;
+    max_row_portable(row, out, n, stride, kernel < 1 ? 1 : kernel, dilation);
+}
