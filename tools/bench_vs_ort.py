@@ -45,6 +45,55 @@ def ort_p50(model, x, threads, duration):
     return samples[len(samples) // 2], load_ms, session.run(None, feed)[0]
 
 
+RSS_CHILD = """
+import resource, sys, numpy as np, onnxruntime as ort
+from onnx import numpy_helper, load_tensor
+model, data, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+x = numpy_helper.to_array(load_tensor(data))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+options = ort.SessionOptions()
+options.intra_op_num_threads = threads
+session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+for _ in range(20):
+    session.run(None, {session.get_inputs()[0].name: x})
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, before / 1024)
+"""
+
+
+def ort_peak_rss(model, data, threads):
+    """Peak RSS (MB) of a fresh Python process that loads the model in onnxruntime and runs it,
+    and how much of it the interpreter, numpy and onnxruntime took before the model was loaded."""
+    out = subprocess.run([sys.executable, "-c", RSS_CHILD, model, data, str(threads)],
+                         capture_output=True, text=True, check=True).stdout.split()
+    return float(out[0]), float(out[1])
+
+
+def write_chart(rows, path):
+    """A bar chart of the Onyx / onnxruntime p50 ratios (SVG, no plotting library needed)."""
+    bar, gap, left, width = 16, 6, 230, 420
+    labels = [f"{name} b{batch} t{threads}" for name, batch, threads, *_ in rows]
+    ratios = [row[5] for row in rows]
+    top = max(3.0, max(ratios) * 1.05)
+    height = 40 + len(rows) * (bar + gap) + 30
+    scale = width / top
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 60}" height="{height}" '
+             'font-family="sans-serif" font-size="11">',
+             f'<text x="{left}" y="18" font-size="13">Onyx p50 / onnxruntime p50 (below 1: Onyx is faster)</text>']
+    for i, (label, ratio) in enumerate(zip(labels, ratios)):
+        y = 30 + i * (bar + gap)
+        color = "#2e7d32" if ratio <= 1 else "#c62828"
+        parts.append(f'<text x="{left - 6}" y="{y + bar - 4}" text-anchor="end">{label}</text>')
+        parts.append(f'<rect x="{left}" y="{y}" width="{ratio * scale:.1f}" height="{bar}" fill="{color}"/>')
+        parts.append(f'<text x="{left + ratio * scale + 4:.1f}" y="{y + bar - 4}">{ratio:.2f}</text>')
+    axis_bottom = 30 + len(rows) * (bar + gap)
+    one = left + scale
+    parts.append(f'<line x1="{one:.1f}" y1="26" x2="{one:.1f}" y2="{axis_bottom}" stroke="black" stroke-dasharray="4 3"/>')
+    parts.append(f'<text x="{one:.1f}" y="{axis_bottom + 14}" text-anchor="middle">1.0</text>')
+    parts.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(parts) + "\n")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     root = os.path.join(os.path.dirname(__file__), "..")
@@ -53,7 +102,8 @@ def main():
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--duration", type=float, default=3)
     parser.add_argument("--onyx", default=os.path.join(root, ".build", "release", "onyx"))
-    parser.add_argument("--write", help="markdown file whose bench_vs_ort table is replaced")
+    parser.add_argument("--write", help="markdown file whose bench_vs_ort table is replaced; the ratio chart "
+                        "goes next to it as performance-ratios.svg")
     args = parser.parse_args()
 
     rows = []
@@ -82,16 +132,20 @@ def main():
                 onyx = json.loads(bench.stdout.strip().splitlines()[-1])
                 ort_ms, ort_load, expected = ort_p50(model, x, threads, args.duration)
                 agree = float(np.abs(got - expected).max())
-                rows.append((name, x.shape[0], threads, onyx["p50_ms"], ort_ms, onyx["p50_ms"] / ort_ms, onyx["load_ms"], ort_load, agree))
+                ort_rss, ort_base = ort_peak_rss(model, data, threads)
+                rows.append((name, x.shape[0], threads, onyx["p50_ms"], ort_ms, onyx["p50_ms"] / ort_ms, onyx["load_ms"], ort_load, agree,
+                             onyx["peak_rss_mb"], ort_rss, ort_base))
                 print(f"{name:28s} b{x.shape[0]} t{threads}  onyx {onyx['p50_ms']:9.3f} ms  ort {ort_ms:9.3f} ms  "
                       f"ratio {onyx['p50_ms'] / ort_ms:5.2f}  load {onyx['load_ms']:7.1f}/{ort_load:7.1f} ms  max|Δ| {agree:.1e}", flush=True)
 
-    table = ["| model | batch | threads | Onyx p50 (ms) | onnxruntime p50 (ms) | Onyx / ort | load Onyx / ort (ms) | max abs diff |",
-             "|---|---|---|---|---|---|---|---|"]
-    for name, batch, threads, o, r, ratio, ol, rl, diff in rows:
-        table.append(f"| {name} | {batch} | {threads} | {o:.3f} | {r:.3f} | **{ratio:.2f}** | {ol:.0f} / {rl:.0f} | {diff:.1e} |")
+    table = ["| model | batch | threads | Onyx p50 (ms) | onnxruntime p50 (ms) | Onyx / ort | load Onyx / ort (ms) | "
+             "peak RSS Onyx / Python+ort (MB) | max abs diff |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, batch, threads, o, r, ratio, ol, rl, diff, rss, ort_rss, ort_base in rows:
+        table.append(f"| {name} | {batch} | {threads} | {o:.3f} | {r:.3f} | **{ratio:.2f}** | {ol:.0f} / {rl:.0f} | "
+                     f"{rss:.0f} / {ort_rss:.0f} (imports {ort_base:.0f}) | {diff:.1e} |")
     for name, why in skipped:
-        table.append(f"| {name} | – | – | – | – | not run: {why} | – | – |")
+        table.append(f"| {name} | – | – | – | – | not run: {why} | – | – | – |")
     print("\n".join(table))
     if args.write:
         command = "python3 tools/bench_vs_ort.py " + " ".join(sys.argv[1:])
@@ -106,6 +160,7 @@ def main():
         else:
             text = text.rstrip() + "\n\n## Latency: Onyx vs onnxruntime\n\n" + generated + "\n"
         open(args.write, "w").write(text)
+        write_chart(rows, os.path.join(os.path.dirname(os.path.abspath(args.write)), "performance-ratios.svg"))
 
 
 if __name__ == "__main__":
