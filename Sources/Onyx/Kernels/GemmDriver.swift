@@ -228,6 +228,7 @@ enum Gemm {
     }
 
     static func mr(_ isa: KernelISA) -> Int { onyx_sgemm_mr(isa.cValue) }
+
     /// Strip height of the transposed tile, or 0 where the variant has none.
     static func transposedMR(_ isa: KernelISA) -> Int { onyx_sgemm_transposed_mr(isa.cValue) }
     static func nr(_ isa: KernelISA) -> Int { onyx_sgemm_nr(isa.cValue) }
