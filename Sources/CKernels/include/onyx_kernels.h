@@ -91,6 +91,9 @@ void onyx_depthwise_plane(onyx_isa isa, const float *input, const float *filter,
 void onyx_max_window_row(onyx_isa isa, const float *row, float *out, size_t n, size_t stride, size_t kernel,
                          size_t dilation);
 
+/* dst[i] = src[i * stride] for i < n; nothing past src[(n - 1) * stride] is read. */
+void onyx_gather_strided(onyx_isa isa, const float *src, float *dst, size_t n, size_t stride);
+
 /* y[i] = min(max(x[i], lo), hi); x and y may be the same array. */
 void onyx_clip_f32(onyx_isa isa, const float *x, float *y, size_t n, float lo, float hi);
 

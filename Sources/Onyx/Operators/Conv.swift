@@ -1,3 +1,4 @@
+import CKernels
 import Synchronization
 extension OperatorRegistry {
     static let convolutionOperators: [OperatorRegistration] = [
@@ -438,7 +439,7 @@ struct ConvColumns {
                         if sx == 1 {
                             (row + first).update(from: inRow + first, count: last - first)
                         } else {
-                            for x in first..<last { row[x] = inRow[x * sx] }
+                            onyx_gather_strided(isa.cValue, inRow + first * sx, row + first, last - first, sx)
                         }
                         if last < width { (row + last).update(repeating: 0, count: width - last) }
                     }
