@@ -46,17 +46,22 @@ def ort_p50(model, x, threads, duration):
 
 
 RSS_CHILD = """
-import resource, sys, numpy as np, onnxruntime as ort
+import sys, numpy as np, onnxruntime as ort
 from onnx import numpy_helper, load_tensor
+def peak_mb():
+    # VmHWM belongs to this process image; ru_maxrss would carry the parent's peak over the fork.
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
 model, data, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
 x = numpy_helper.to_array(load_tensor(data))
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_mb()
 options = ort.SessionOptions()
 options.intra_op_num_threads = threads
 session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 for _ in range(20):
     session.run(None, {session.get_inputs()[0].name: x})
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, before / 1024)
+print(peak_mb(), before)
 """
 
 
