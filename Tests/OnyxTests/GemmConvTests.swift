@@ -185,7 +185,12 @@ import Testing
         ConvCase(channels: 5, filters: 7, height: 11, width: 35, kernel: [3, 3], strides: [2, 1], pads: [1, 0, 0, 2]),
         ConvCase(channels: 4, filters: 9, height: 30, width: 50, kernel: [3, 3], strides: [3, 3], pads: [2, 2, 2, 2], dilations: [2, 2]),
         ConvCase(batch: 2, channels: 12, filters: 24, height: 14, width: 64, kernel: [1, 1], strides: [2, 2], bias: false),
-        // Few output pixels: the transposed tile (pixels in strips of 7, filters as vectors) on AVX-512.
+        // Few output pixels, many filters and taps: the transposed tile (pixels in strips of 7,
+        // filters as vectors) on AVX-512.
+        ConvCase(channels: 128, filters: 256, height: 7, width: 7, kernel: [3, 3], pads: [1, 1, 1, 1], activation: "Relu"),
+        ConvCase(channels: 64, filters: 256, height: 13, width: 13, kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1]),
+        ConvCase(channels: 512, filters: 320, height: 7, width: 7, kernel: [1, 1]),
+        // Few output pixels, fewer filters: shifted rows or pointwise.
         ConvCase(channels: 16, filters: 64, height: 7, width: 7, kernel: [3, 3], pads: [1, 1, 1, 1]),
         ConvCase(channels: 32, filters: 96, height: 13, width: 13, kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], activation: "Clip"),
         ConvCase(channels: 16, filters: 80, height: 5, width: 5, kernel: [3, 3], pads: [1, 1, 1, 1]),

@@ -152,8 +152,14 @@ enum Convolution {
                 let j0 = panel * nr
                 let width = min(nr, n - j0)
                 let out = destination + panel * depth * nr + p * nr
-                out.update(from: source + j0, count: width)
-                if width < nr { (out + width).update(repeating: 0, count: nr - width) }
+                if nr < 16 {
+                    // Narrow strips (the transposed tile's 7 pixels): a call per piece would cost more than the copy.
+                    for j in 0..<width { out[j] = source[j0 + j] }
+                    for j in width..<nr { out[j] = 0 }
+                } else {
+                    out.update(from: source + j0, count: width)
+                    if width < nr { (out + width).update(repeating: 0, count: nr - width) }
+                }
             }
         }
     }

@@ -221,31 +221,34 @@ struct ConvColumns {
         let height = g.outputHeight + (g.kernelHeight - 1) * g.dilationY / g.strideY
         let mr = Gemm.mr(isa), nr = Gemm.nr(isa)
         func padded(_ count: Int, _ step: Int) -> Int { (count + step - 1) / step * step }
-        let shiftedColumns = padded((g.outputHeight - 1) * width + g.outputWidth, nr)
-        let packedColumns = padded(g.outputArea, nr)
+        // Estimated cost per tap, in multiply-adds: the tiles computed (padding included), plus
+        // about 16 per element im2col gathers (measured on ResNet-18's layers).
+        let n = g.outputArea
+        let gather = 16 * n
+        let shiftedCost = padded((g.outputHeight - 1) * width + g.outputWidth, nr) * padded(filters, mr)
+        let packedCost = padded(n, nr) * padded(filters, mr) + gather
         var layout: Layout
-        var computedColumns = packedColumns
+        var cost: Double
         if g.isPointwise {
             layout = .pointwise
-        } else if (shiftedColumns - packedColumns) * padded(filters, mr) <= 16 * g.outputArea {
-            // The extra columns cost their multiply-adds; im2col costs about as much as 16 of them
-            // per gathered element (measured on ResNet-18's layers), for every tap.
+            cost = Double(padded(n, nr) * padded(filters, mr))
+        } else if shiftedCost <= packedCost {
             let copies = g.strideX != 1 || g.strideY != 1 || g.padTop != 0 || g.padLeft != 0
                 || width != g.inputWidth || height != g.inputHeight
             layout = .shiftedRows(height: height, width: width, copiesInput: copies)
-            computedColumns = shiftedColumns
+            cost = Double(shiftedCost)
         } else {
             layout = .packed
+            cost = Double(packedCost)
         }
-        // On few pixels (≤ 10×10) the transposed tile wastes less of its tiles, but stores through
-        // a scatter (about 24/depth of the work) and needs im2col.
+        // The transposed tile pads few pixels less (strips of 7), but it is ~15 % slower per
+        // multiply-add (14 accumulators), stores through a scatter (~24/depth of the work) and
+        // needs im2col. It pays on 7×7 maps with many filters.
         let transposedMR = Gemm.transposedMR(isa)
-        if allowsTransposed && transposedMR > 0 && depth >= 64 && g.outputArea <= 100 {
-            let useful = Double(g.outputArea * filters)
-            let straight = useful / Double(computedColumns * padded(filters, mr))
-            let transposed = useful / Double(padded(g.outputArea, transposedMR) * padded(filters, nr))
-                * (1 - 24 / Double(depth))
-            if transposed > straight * 1.1 { layout = .transposed }
+        if allowsTransposed && transposedMR > 0 {
+            let tiles = Double(padded(n, transposedMR) * padded(filters, nr))
+            let transposedCost = tiles * 1.15 * (1 + 24 / Double(depth)) + Double(gather)
+            if transposedCost < cost { layout = .transposed }
         }
         self.layout = layout
     }
