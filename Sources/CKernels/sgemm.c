@@ -253,8 +253,11 @@ static inline void store_avx512(__m512 acc[AVX512_MR][2], float *c, size_t ldc, 
     __m512 col0 = _mm512_setzero_ps(), col1 = _mm512_setzero_ps();
     if (ep && ep->bias_col) { col0 = _mm512_maskz_loadu_ps(k0, ep->bias_col); col1 = _mm512_maskz_loadu_ps(k1, ep->bias_col + 16); }
     __m512 lo = _mm512_set1_ps(ep ? ep->clip_min : 0.0f), hi = _mm512_set1_ps(ep ? ep->clip_max : 0.0f);
-    for (size_t i = 0; i < m; i++) {
-        float *row = c + i * ldc;
+    /* Unrolled with constant indices so the accumulators stay in registers (a loop to m spills them). */
+#pragma GCC unroll 8
+    for (int i = 0; i < AVX512_MR; i++) {
+        if ((size_t)i >= m) break;
+        float *row = c + (size_t)i * ldc;
         __m512 v0 = acc[i][0], v1 = acc[i][1];
         if (accumulate) {
             v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(k0, row));
