@@ -1,8 +1,9 @@
 /*
- * The horizontal pass of max pooling: out[ox] = max over kx of row[ox·stride + kx·dilation], one
- * padded input row (padding already −∞) to one output row. Stride 2 (ResNet's, SqueezeNet's and
- * LeNet's pools) takes the even lanes of two loads with a permute. NaN handling matches the
- * scalar loop: a NaN tap is skipped unless the first tap was NaN.
+ * Max pooling's inner loops. The vertical pass folds input rows into one row with a running max;
+ * the horizontal pass turns that row (padding already −∞) into an output row,
+ * out[ox] = max over kx of row[ox·stride + kx·dilation]. Stride 2 (ResNet's, SqueezeNet's and
+ * LeNet's pools) takes the even lanes of two loads with a permute. NaN handling matches the scalar
+ * loops: a NaN tap is skipped unless the first tap was NaN.
  */
 #include "onyx_kernels.h"
 
@@ -47,6 +48,27 @@ static void max_row_avx512(const float *row, float *out, size_t n, size_t stride
     }
 }
 #endif
+
+#ifdef ONYX_X86
+__attribute__((target("avx512f")))
+static void max_into_avx512(float *dst, const float *src, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(dst + i, _mm512_max_ps(_mm512_loadu_ps(src + i), _mm512_loadu_ps(dst + i)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(dst + i, m, _mm512_max_ps(_mm512_maskz_loadu_ps(m, src + i), _mm512_maskz_loadu_ps(m, dst + i)));
+    }
+}
+#endif
+
+void onyx_max_into(onyx_isa isa, float *dst, const float *src, size_t n) {
+#ifdef ONYX_X86
+    if (isa == ONYX_ISA_AVX512) { max_into_avx512(dst, src, n); return; }
+#endif
+    (void)isa;
+    for (size_t i = 0; i < n; i++) dst[i] = src[i] > dst[i] ? src[i] : dst[i];
+}
 
 void onyx_max_window_row(onyx_isa isa, const float *row, float *out, size_t n, size_t stride, size_t kernel,
                          size_t dilation) {

@@ -91,6 +91,9 @@ void onyx_depthwise_plane(onyx_isa isa, const float *input, const float *filter,
 void onyx_max_window_row(onyx_isa isa, const float *row, float *out, size_t n, size_t stride, size_t kernel,
                          size_t dilation);
 
+/* dst[i] = src[i] > dst[i] ? src[i] : dst[i] for i < n (max pooling's vertical pass). */
+void onyx_max_into(onyx_isa isa, float *dst, const float *src, size_t n);
+
 /* dst[i] = src[i * stride] for i < n; nothing past src[(n - 1) * stride] is read. */
 void onyx_gather_strided(onyx_isa isa, const float *src, float *dst, size_t n, size_t stride);
 

@@ -64,7 +64,7 @@ enum PoolingLoops {
                             columns.update(from: src + (iy0 + rows.lowerBound * g.dilationY) * g.inputWidth, count: width)
                             for ky in rows.dropFirst() {
                                 let line = src + (iy0 + ky * g.dilationY) * g.inputWidth
-                                for i in 0..<width { columns[i] = line[i] > columns[i] ? line[i] : columns[i] }
+                                onyx_max_into(isa.cValue, columns, line, width)
                             }
                         }
                         onyx_max_window_row(isa.cValue, row, dst, g.outputWidth, g.strideX, g.kernelWidth, g.dilationX)
