@@ -20,12 +20,13 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
+
+from bench_vs_ort import ort_p50
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
@@ -99,24 +100,6 @@ def peak_gflops():
     return None, None
 
 
-def ort_p50(path, x, threads, duration):
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    feed = {"x": x}
-    for _ in range(5):
-        session.run(None, feed)
-    samples = []
-    end = time.perf_counter() + duration
-    while time.perf_counter() < end or len(samples) < 10:
-        t = time.perf_counter()
-        session.run(None, feed)
-        samples.append((time.perf_counter() - t) * 1000)
-    samples.sort()
-    return samples[len(samples) // 2], session.run(None, feed)[0]
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", nargs="+", type=int, default=[1])
@@ -150,7 +133,7 @@ def main():
                 if args.isa:
                     command += ["--isa", args.isa]
                 onyx = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
-                ort_ms, _ = ort_p50(path, x, threads, args.duration)
+                ort_ms, _, _ = ort_p50(path, x, threads, args.duration)
                 onyx_ms = onyx["p50_ms"]
                 row = (name, threads, flops / 1e6, onyx_ms, ort_ms, flops / onyx_ms / 1e6, flops / ort_ms / 1e6)
                 rows.append(row)
