@@ -23,10 +23,7 @@ token=schemathesis-token
     --enable-repository-control --control-token "$token" --log-level error &
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -rf "$repository"' EXIT
-for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$port/v2/health/ready" >/dev/null && break
-    sleep 0.1
-done
+curl -sf -o /dev/null --retry 30 --retry-connrefused --retry-delay 1 "http://127.0.0.1:$port/v2/health/ready"
 
 status=0
 st --config-file tools/schemathesis.toml run docs/openapi.yaml --url "http://127.0.0.1:$port" \
