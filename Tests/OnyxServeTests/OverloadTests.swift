@@ -26,6 +26,22 @@ import Testing
         #expect(await model.batcher.hasExpiryTimer == false)
     }
 
+    @Test func unloadedModelsAreFreed() async throws {
+        // The batcher once held its ServedModel, which holds the batcher: an unloaded or reloaded
+        // model kept its session and weights for the life of the process (LeakSanitizer found it).
+        let repository = try await ServerTests.repository()
+        weak var served: ServedModel?
+        do {
+            let model = try repository.model("mlp")
+            served = model
+            let x = try Tensor(shape: [1, 64], scalars: [Float](repeating: 0.25, count: 64))
+            _ = try await model.infer(HandlerRequest(inputs: [NamedTensor(name: "input", tensor: x)]))
+        }
+        #expect(served != nil)
+        #expect(repository.unload("mlp"))
+        #expect(served == nil, "an unloaded model is still alive")
+    }
+
     @Test func requestQueuedPastItsTimeoutGets503() async throws {
         HandlerRegistry.register("gate") { GateHandler() }
         let repository = ModelRepository()

@@ -10,7 +10,11 @@ actor DynamicBatcher {
         let continuation: CheckedContinuation<HandlerResponse, any Error>
     }
 
-    private let model: ServedModel
+    /// The model's parts, not the ``ServedModel`` itself: it holds this batcher, and a reference
+    /// back would keep both, with the session and its weights, alive after an unload or reload.
+    private let handler: any ModelHandler
+    private let context: HandlerContext
+    private let metrics: ModelMetrics
     private let maxBatchSize: Int
     private let maxDelay: Duration
     private let capacity: Int
@@ -23,10 +27,12 @@ actor DynamicBatcher {
     private var expiryTimer: Task<Void, Never>?
     private var expiryGeneration: UInt64 = 0
 
-    init(model: ServedModel) {
-        self.model = model
-        let configuration = model.context.configuration
-        maxBatchSize = model.handler.supportsBatching ? configuration.maxBatchSize : 1
+    init(handler: any ModelHandler, context: HandlerContext, metrics: ModelMetrics) {
+        self.handler = handler
+        self.context = context
+        self.metrics = metrics
+        let configuration = context.configuration
+        maxBatchSize = handler.supportsBatching ? configuration.maxBatchSize : 1
         maxDelay = .milliseconds(configuration.maxQueueDelayMilliseconds)
         capacity = configuration.queueCapacity
         timeout = .milliseconds(configuration.timeoutMilliseconds)
@@ -41,7 +47,7 @@ actor DynamicBatcher {
 
     func submit(_ request: HandlerRequest) async throws -> HandlerResponse {
         guard pending.count + running < capacity else {
-            throw HandlerError.overloaded("model '\(model.context.modelName)' is at its queue capacity of \(capacity) requests")
+            throw HandlerError.overloaded("model '\(context.modelName)' is at its queue capacity of \(capacity) requests")
         }
         return try await withCheckedThrowingContinuation { continuation in
             pending.append(Pending(request: request, enqueued: .now, continuation: continuation))
@@ -63,12 +69,12 @@ actor DynamicBatcher {
             pending.removeFirst(batch.count)
             running += batch.count
             runningBatches += 1
-            let model = self.model
+            let (handler, context, metrics) = (self.handler, self.context, self.metrics)
             Task {
                 let started = ContinuousClock.now
-                for member in batch { model.metrics.recordQueue(started - member.enqueued) }
-                let results = await model.handler.handle(batch.map(\.request), context: model.context)
-                model.metrics.recordCompute(ContinuousClock.now - started, batchSize: batch.count)
+                for member in batch { metrics.recordQueue(started - member.enqueued) }
+                let results = await handler.handle(batch.map(\.request), context: context)
+                metrics.recordCompute(ContinuousClock.now - started, batchSize: batch.count)
                 for (member, result) in zip(batch, results) {
                     member.continuation.resume(with: result.mapError { $0 as any Error })
                 }
@@ -124,7 +130,7 @@ actor DynamicBatcher {
         while let first = pending.first, now - first.enqueued >= timeout {
             pending.removeFirst()
             first.continuation.resume(throwing: HandlerError.overloaded(
-                "request waited longer than \(model.context.configuration.timeoutMilliseconds) ms in the queue of model '\(model.context.modelName)'"))
+                "request waited longer than \(context.configuration.timeoutMilliseconds) ms in the queue of model '\(context.modelName)'"))
         }
         updateExpiryTimer()
     }
