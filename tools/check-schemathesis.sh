@@ -26,9 +26,11 @@ trap 'kill $server 2>/dev/null || true; rm -rf "$repository"' EXIT
 curl -sf -o /dev/null --retry 30 --retry-connrefused --retry-delay 1 "http://127.0.0.1:$port/v2/health/ready"
 
 status=0
-st --config-file tools/schemathesis.toml run docs/openapi.yaml --url "http://127.0.0.1:$port" \
+# Run from the temporary folder: schemathesis keeps a .schemathesis/ cache in its working directory.
+root=$PWD
+(cd "$repository" && st --config-file "$root/tools/schemathesis.toml" run "$root/docs/openapi.yaml" --url "http://127.0.0.1:$port" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
     --header "Authorization: Bearer $token" \
-    --max-time "$seconds" --workers 2 --seed 1 --suppress-health-check all || status=$?
+    --max-time "$seconds" --workers 2 --seed 1 --suppress-health-check all) || status=$?
 kill -0 "$server" 2>/dev/null || { echo "onyx serve is no longer running"; status=1; }
 exit $status
