@@ -2,11 +2,17 @@ import Hummingbird
 import HummingbirdCore
 import HTTPTypes
 import Logging
+import NIOCore
 
 /// Builds the HTTP application serving `repository`: Open Inference Protocol v2, TorchServe-style
 /// routes, `/metrics`, and (when enabled) repository control.
+///
+/// - Parameters:
+///   - onServerRunning: called with the listening channel once the server is bound (its
+///     `localAddress` tells the port when `configuration.port` is 0).
 public func buildApplication(
-    repository: ModelRepository, configuration: ServerConfiguration, logger: Logger = Logger(label: "onyx.serve")
+    repository: ModelRepository, configuration: ServerConfiguration, logger: Logger = Logger(label: "onyx.serve"),
+    onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     let router = buildRouter(repository: repository, configuration: configuration)
     return Application(
@@ -16,6 +22,7 @@ public func buildApplication(
             address: .hostname(configuration.host, port: configuration.port),
             serverName: configuration.serverName,
             availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxConnections)),
+        onServerRunning: onServerRunning,
         logger: logger)
 }
 

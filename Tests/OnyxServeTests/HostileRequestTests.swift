@@ -135,4 +135,34 @@ import Testing
         // Huge doubles saturate to ±inf for FP32/FP16, as a float conversion does.
         #expect(Self.outcome(Self.input(shape: "[2]", datatype: "FP16", rest: "\"data\":[1e300,-1e300]")) == "no error")
     }
+
+    @Test func nanAndInfinityOnlyWhereAFloatIsExpected() {
+        let cases: [(String, String, String, String)] = [
+            ("INT32", "[1]", "[NaN]", "must be integers"),
+            ("INT64", "[2]", "[Infinity,1]", "must be integers"),
+            ("UINT8", "[1]", "[-Infinity]", "must be integers"),
+            ("BOOL", "[1]", "[NaN]", "true/false"),
+            ("FP32", "[NaN]", "[1]", "non-negative integers"),
+            ("FP32", "[Infinity]", "[1]", "non-negative integers"),
+        ]
+        for (type, shape, data, expected) in cases {
+            let message = Self.outcome(Self.input(shape: shape, datatype: type, rest: "\"data\":\(data)"))
+            #expect(message.contains(expected), "\(type) \(shape) \(data): \(message)")
+        }
+        let size = Self.input(shape: "[1]", rest: "\"parameters\":{\"binary_data_size\":NaN}")
+        #expect(Self.outcome(Array(size.utf8) + [0, 0, 128, 63], headerLength: size.utf8.count) != "no error")
+        for type in ["FP32", "FP64", "FP16"] {
+            #expect(Self.outcome(Self.input(shape: "[3]", datatype: type, rest: "\"data\":[NaN,Infinity,-Infinity]")) == "no error")
+        }
+    }
+
+    @Test func dataLengthMustMatchTheShape() {
+        for (shape, data, expected) in [("[2,3]", "[1,2,3,4,5]", "needs 6 elements but \"data\" has 5"),
+                                        ("[2,3]", "[1,2,3,4,5,6,7]", "needs 6 elements but \"data\" has 7"),
+                                        ("[]", "[]", "needs 1 elements but \"data\" has 0"),
+                                        ("[0]", "[1]", "needs 0 elements but \"data\" has 1")] {
+            let message = Self.outcome(Self.input(shape: shape, rest: "\"data\":\(data)"))
+            #expect(message.contains(expected), "\(shape) \(data): \(message)")
+        }
+    }
 }

@@ -20,7 +20,7 @@ public final class ServedModel: Sendable {
     var batcher: DynamicBatcher {
         batcherBox.withLock { box in
             if let existing = box { return existing }
-            let created = DynamicBatcher(model: self)
+            let created = DynamicBatcher(handler: handler, context: context, metrics: metrics)
             box = created
             return created
         }
@@ -128,8 +128,9 @@ public final class ModelRepository: Sendable {
                 }
                 return model
             }
-            let latest = versions.keys.max { a, b in (Int(a) ?? -1, a) < (Int(b) ?? -1, b) }!
-            return versions[latest]!
+            guard let latest = versions.keys.max(by: { a, b in (Int(a) ?? -1, a) < (Int(b) ?? -1, b) }),
+                  let model = versions[latest] else { throw HandlerError.notFound("model '\(name)' has no versions") }
+            return model
         }
     }
 
