@@ -121,9 +121,8 @@ import Testing
     /// Found by `FuzzModel` built with AddressSanitizer (crash-1aaff39a…, 327 bytes): a rank-0 scan
     /// input passes `normalizedAxis(0, rank: 0)` (which accepts axis 0 for scalars) and then
     /// `$0.shape[$1]` traps with an index out of range in `ScanKernel.scan`
-    /// (Operators/ControlFlow.swift:281). Needs Scan to refuse scan inputs of rank 0.
-    @Test(.disabled("ScanKernel.scan indexes the shape of a rank-0 scan input (Operators/ControlFlow.swift:281)"))
-    func scanOverScalarThrows() {
+    /// (Operators/ControlFlow.swift:281). Scan now refuses scan inputs of rank 0.
+    @Test func scanOverScalarThrows() {
         #expect(!Self.outcome(Self.scanOverScalar).hasPrefix("unexpected"))
     }
 

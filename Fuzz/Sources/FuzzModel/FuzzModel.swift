@@ -33,7 +33,8 @@ func zeroInputs(_ session: InferenceSession) -> [String: Tensor]? {
         }
         total += count
         guard total <= maxRunElements else { return nil }
-        inputs[value.name] = Tensor(zeros: type.dataType, shape: extents)
+        guard let zeros = try? Tensor.zeros(type.dataType, shape: extents) else { return nil }
+        inputs[value.name] = zeros
     }
     return inputs
 }

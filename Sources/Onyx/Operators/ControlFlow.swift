@@ -276,7 +276,12 @@ struct ScanKernel: SubgraphKernel {
         var state = Array(given.prefix(stateCount))
         let scanned = Array(given.dropFirst(stateCount))
         let axes = try zip(scanned, inputAxes).map { tensor, axis in
-            try normalizedAxis(axis, rank: tensor.rank, op: "Scan")
+            // A scan input is sliced along its scan axis, so it needs one (normalizedAxis lets
+            // axis 0 through for scalars).
+            guard tensor.rank >= 1 else {
+                throw OnyxError.shapeMismatch("Scan: scan inputs need at least one axis to scan along, got a scalar")
+            }
+            return try normalizedAxis(axis, rank: tensor.rank, op: "Scan")
         }
         let lengths = zip(scanned, axes).map { $0.shape[$1] }
         guard let length = lengths.first, lengths.allSatisfy({ $0 == length }) else {
