@@ -151,8 +151,9 @@ enum Gemm {
         }
         let strips = a.panelCount, panels = (n + nr - 1) / nr
         let work = 2 * m * n * k
-        // Below ~1 MFLOP (~5 µs here) a product finishes before a second thread is worth waking.
-        let threads = work < 1 << 20 ? 1 : pool.threadCount
+        // Below ~4 MFLOP (~17 µs here) a product finishes before a second thread is worth waking (a
+        // lower bound speeds SqueezeNet up on 2 threads but slows the transformer's 3 MFLOP products).
+        let threads = work < 1 << 22 ? 1 : pool.threadCount
 
         func compute(panelRange: Range<Int>, stripRange: Range<Int>) {
             // A transposed store is a scatter: done once, over all of K, rather than per K block.
