@@ -126,6 +126,25 @@ import Testing
         #expect(!Self.outcome(Self.scanOverScalar).hasPrefix("unexpected"))
     }
 
+    /// Found by `FuzzModel` built with AddressSanitizer (crash-1ff5d4f0…, 134 bytes): a mutant of
+    /// `test_softmax_axis_1` whose input is declared [3, 0, 50]. Softmax over axis 1 of the empty
+    /// tensor read a line's first row of 50 floats from a zero-byte buffer (heap-buffer-overflow in
+    /// `NormalizationLoops.softmax`); an empty input now returns at once. The read past the buffer
+    /// is silent in a plain build: `swift test --sanitize=address` is what catches a regression.
+    static let softmaxOverEmpty = bytes("CAcSDGJhY2tlbmQtdF5zdDplChwKAXgSAXkiB1NvZnRtYXgqCwoEYXhpcxgBoAECEhN0ZXN0X3NvZnRtn4egp3hpc18xWhcKAXgSEgoQCAESDAoCCAMKAggACgIIMmIXCgF5EhIKEAgBEgwKAggDCgIIBAoCCAVCBAoAEA0=")
+
+    @Test func softmaxOverEmptyInputRuns() throws {
+        #expect(!Self.outcome(Self.softmaxOverEmpty).hasPrefix("unexpected"))
+        // Also directly: every layout of an empty input, each softmax-family kind.
+        for op in ["Softmax", "LogSoftmax", "Hardmax"] {
+            for shape in [[3, 0, 50], [0, 4], [2, 3, 0]] {
+                let node = Node(name: "s", opType: op, inputs: ["x"], outputs: ["y"], attributes: ["axis": .int(1)])
+                let y = try OperatorRegistry.evaluate(node, opset: 13, inputs: [try Tensor.zeros(.float, shape: shape)])[0]
+                #expect(y.shape == shape)
+            }
+        }
+    }
+
     /// A deterministic mutation loop over a fixture (what the fuzzer does, in small): byte flips,
     /// truncations and length-field stomps must all end in a model or an error.
     @Test func mutatedFixtureNeverTraps() throws {

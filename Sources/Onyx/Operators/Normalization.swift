@@ -260,6 +260,9 @@ struct SoftmaxKernel: Kernel {
     func run(_ context: borrowing KernelContext) throws {
         let x = context.input(0)!, y = context.output(0)
         let (outer, extent, inner) = try layout(x.shape)
+        // An empty input (a zero extent anywhere) has nothing to normalise; the loops below read
+        // a line's first row before they look at its extent.
+        if outer == 0 || extent == 0 || inner == 0 { return }
         func lines<E: WideningFloat>(_: E.Type) {
             NormalizationLoops.softmaxFamily(
                 UnsafePointer(x.pointer(as: E.self)), y.pointer(as: E.self), outer: outer, extent: extent, inner: inner,
