@@ -27,12 +27,5 @@ public func fuzzBinaryRequest(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt
 
 @main
 enum Driver {
-    static func main() {
-        var argc = CommandLine.argc
-        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
-        exit(LLVMFuzzerRunDriver(&argc, &argv) { data, size in
-            guard let data else { return fuzzBinaryRequest(UnsafePointer(bitPattern: 1)!, 0) }
-            return fuzzBinaryRequest(data, size)
-        })
-    }
+    static func main() { exit(onyx_fuzz_main(CommandLine.argc, CommandLine.unsafeArgv)) }
 }

@@ -23,12 +23,5 @@ public func fuzzTensorJSON(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 
 @main
 enum Driver {
-    static func main() {
-        var argc = CommandLine.argc
-        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
-        exit(LLVMFuzzerRunDriver(&argc, &argv) { data, size in
-            guard let data else { return fuzzTensorJSON(UnsafePointer(bitPattern: 1)!, 0) }
-            return fuzzTensorJSON(data, size)
-        })
-    }
+    static func main() { exit(onyx_fuzz_main(CommandLine.argc, CommandLine.unsafeArgv)) }
 }
