@@ -101,6 +101,32 @@ private func checkedIndex(_ index: Int, extent: Int, op: String, axis: Int) thro
     return i
 }
 
+/// GatherElements' and ScatterElements' addressing: for each element of `indices` (row-major), the
+/// data offset of its own coordinates with the coordinate on `axis` replaced by its checked value.
+private func elementOffsets(
+    _ indices: TensorView, dataShape: [Int], axis a: Int, op: String
+) throws -> [Int] {
+    let rank = dataShape.count
+    let strides = StridedCopy.contiguousStrides(dataShape)
+    let extent = dataShape[a]
+    var offsets = [Int](repeating: 0, count: indices.elementCount)
+    var index = [Int](repeating: 0, count: rank)
+    var base = 0  // data offset of `index` with the axis coordinate left out
+    for (n, value) in OperandAccess.integers(indices).enumerated() {
+        offsets[n] = base + (try checkedIndex(value, extent: extent, op: op, axis: a)) * strides[a]
+        var d = rank - 1
+        while d >= 0 {
+            index[d] += 1
+            if d != a { base += strides[d] }
+            if index[d] < indices.shape[d] { break }
+            if d != a { base -= strides[d] * indices.shape[d] }
+            index[d] = 0
+            d -= 1
+        }
+    }
+    return offsets
+}
+
 /// Checks that `type` is an int32 or int64 index type.
 private func checkIndexType(_ type: DataType, _ op: String, _ what: String = "indices") throws {
     guard type == .int32 || type == .int64 else {
@@ -411,23 +437,10 @@ struct GatherElementsKernel: Kernel {
     func run(_ context: borrowing KernelContext) throws {
         let data = context.input(0)!, indices = context.input(1)!, y = context.output(0)
         let rank = data.rank, a = axis < 0 ? axis + rank : axis
-        let values = OperandAccess.integers(indices)
-        let strides = StridedCopy.contiguousStrides(data.shape)
-        let extent = data.shape[a], width = data.dataType.byteWidth
-        var index = [Int](repeating: 0, count: rank)
-        var base = 0  // data offset of `index` with the axis coordinate left out
-        for (n, value) in values.enumerated() {
-            let i = try checkedIndex(value, extent: extent, op: "GatherElements", axis: a)
-            ElementMove.move(data.data, base + i * strides[a], y.data, n, width: width)
-            var d = rank - 1
-            while d >= 0 {
-                index[d] += 1
-                if d != a { base += strides[d] }
-                if index[d] < indices.shape[d] { break }
-                if d != a { base -= strides[d] * indices.shape[d] }
-                index[d] = 0
-                d -= 1
-            }
+        let width = data.dataType.byteWidth
+        let offsets = try elementOffsets(indices, dataShape: data.shape, axis: a, op: "GatherElements")
+        for (n, offset) in offsets.enumerated() {
+            ElementMove.move(data.data, offset, y.data, n, width: width)
         }
     }
 }
@@ -554,23 +567,7 @@ struct ScatterElementsKernel: Kernel {
     func run(_ context: borrowing KernelContext) throws {
         let data = context.input(0)!, indices = context.input(1)!, updates = context.input(2)!, y = context.output(0)
         let rank = data.rank, a = axis < 0 ? axis + rank : axis
-        let strides = StridedCopy.contiguousStrides(data.shape)
-        let extent = data.shape[a]
-        var targets = [Int](repeating: 0, count: indices.elementCount)
-        var index = [Int](repeating: 0, count: rank)
-        var base = 0
-        for (n, value) in OperandAccess.integers(indices).enumerated() {
-            targets[n] = base + (try checkedIndex(value, extent: extent, op: op, axis: a)) * strides[a]
-            var d = rank - 1
-            while d >= 0 {
-                index[d] += 1
-                if d != a { base += strides[d] }
-                if index[d] < indices.shape[d] { break }
-                if d != a { base -= strides[d] * indices.shape[d] }
-                index[d] = 0
-                d -= 1
-            }
-        }
+        let targets = try elementOffsets(indices, dataShape: data.shape, axis: a, op: op)
         if y.data != data.data { y.data.copyMemory(from: data.data, byteCount: y.byteCount) }
         try ScatterApply.run(
             ScatterApply(output: y.data, updates: updates.data, targets: targets, slice: 1, reduction: reduction),
