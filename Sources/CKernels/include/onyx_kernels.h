@@ -100,6 +100,19 @@ void onyx_gather_strided(onyx_isa isa, const float *src, float *dst, size_t n, s
 /* y[i] = min(max(x[i], lo), hi); x and y may be the same array. */
 void onyx_clip_f32(onyx_isa isa, const float *x, float *y, size_t n, float lo, float hi);
 
+/*
+ * A fork-join pool for kernel calls (threadpool.c). onyx_pool_run calls task(context, part) once for
+ * each part in [0, parts), on the calling thread and the pool's helpers, and returns when all are
+ * done. Helpers start on the first run, spin for spin_ns after each run, then sleep until the next.
+ * A run that finds the pool busy (a concurrent or nested call) runs its parts serially instead.
+ */
+typedef struct onyx_pool onyx_pool;
+typedef void (*onyx_pool_task)(void *context, size_t part);
+onyx_pool *onyx_pool_create(size_t threads, uint64_t spin_ns); /* NULL when out of memory */
+size_t onyx_pool_threads(const onyx_pool *pool);
+void onyx_pool_run(onyx_pool *pool, size_t parts, onyx_pool_task task, void *context);
+void onyx_pool_destroy(onyx_pool *pool); /* joins the helpers; no run may be in progress */
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,6 +1,6 @@
 extension ComputePool {
     /// Work (roughly, vectorised element operations) below which a kernel call stays on one
-    /// thread: handing work to another thread costs tens of microseconds.
+    /// thread: handing work to another thread costs a few microseconds.
     static let parallelWorkThreshold = 1 << 18
 
     /// Calls `body` with contiguous sub-ranges covering `0..<count`, spread over the pool's

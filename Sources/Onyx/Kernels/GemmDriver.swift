@@ -151,9 +151,8 @@ enum Gemm {
         }
         let strips = a.panelCount, panels = (n + nr - 1) / nr
         let work = 2 * m * n * k
-        // Below ~4 MFLOP (~17 µs here) a product finishes before a second thread is worth waking (a
-        // lower bound speeds SqueezeNet up on 2 threads but slows the transformer's 3 MFLOP products).
-        let threads = work < 1 << 22 ? 1 : pool.threadCount
+        // Below ~1 MFLOP (~5 µs here) a product finishes before the hand-off to a second thread pays.
+        let threads = work < 1 << 20 ? 1 : pool.threadCount
 
         func compute(panelRange: Range<Int>, stripRange: Range<Int>) {
             // A transposed store is a scatter: done once, over all of K, rather than per K block.
@@ -196,10 +195,13 @@ enum Gemm {
 
         if threads == 1 {
             compute(panelRange: 0..<panels, stripRange: 0..<strips)
-        } else if panels >= threads * 2 || panels >= strips {
-            pool.parallelRanges(panels) { compute(panelRange: $0, stripRange: 0..<strips) }
+        } else if strips < threads * 2 || n >= m {
+            // Each thread streams all of A (M × K) and its share of B: split the wider side, so the
+            // side every thread reads whole is the smaller one. One range per thread for the same
+            // reason: each range streams the shared side again.
+            pool.parallelRanges(panels, rangesPerThread: 1) { compute(panelRange: $0, stripRange: 0..<strips) }
         } else {
-            pool.parallelRanges(strips) { compute(panelRange: 0..<panels, stripRange: $0) }
+            pool.parallelRanges(strips, rangesPerThread: 1) { compute(panelRange: 0..<panels, stripRange: $0) }
         }
     }
 
@@ -220,8 +222,8 @@ enum Gemm {
                 }
             }
         }
-        // A row product streams the weights once; a second thread pays off only for a few MB of them.
-        if n * k < 1 << 20 || panels < 2 {
+        // A row product streams the weights once; a second thread pays off from about 256 KB of them.
+        if n * k < 1 << 16 || panels < 2 {
             compute(0..<panels)
         } else {
             pool.parallelRanges(panels) { compute($0) }
@@ -256,3 +258,4 @@ enum Gemm {
         return PackedPanels(extent: m, depth: k, width: mr, base: base, owner: storage)
     }
 }
+

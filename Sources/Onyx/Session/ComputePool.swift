@@ -1,12 +1,46 @@
-import Dispatch
+import CKernels
 
-/// Splits kernel work across threads. Idle threads sleep in libdispatch's pool; nothing spins.
-final class ComputePool: Sendable {
+/// Splits kernel work across threads.
+///
+/// The calling thread takes part; the other `threadCount - 1` are the pool's own helpers (started on
+/// first use), which spin for ``spinNanoseconds`` after each parallel region, so the next region of
+/// the same inference starts without a wake-up, and then sleep until work comes. A call that finds
+/// the pool busy (another thread's run, or a nested call) does its work serially on its own thread.
+final class ComputePool: @unchecked Sendable {
     /// The most threads one kernel call uses.
     let threadCount: Int
 
+    /// How long an idle helper spins before it sleeps: longer than the gaps between one
+    /// inference's parallel regions, short enough that an idle server's helpers sleep.
+    static let spinNanoseconds: UInt64 = 200_000
+
+    /// The C pool (thread-safe); `nil` with one thread.
+    private let pool: OpaquePointer?
+
     init(threadCount: Int) {
         self.threadCount = max(1, threadCount)
+        pool = self.threadCount > 1 ? onyx_pool_create(self.threadCount, Self.spinNanoseconds) : nil
+    }
+
+    deinit {
+        onyx_pool_destroy(pool)
+    }
+
+    /// Calls `body(part)` once for each part in `0..<parts`, on up to ``threadCount`` threads at once,
+    /// and returns when all calls have returned. `body` must be safe to call concurrently.
+    private func run(parts: Int, _ body: (Int) -> Void) {
+        guard let pool, parts > 1 else {
+            for part in 0..<parts { body(part) }
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            var job = body
+            withUnsafeMutablePointer(to: &job) { job in
+                onyx_pool_run(pool, parts, { context, part in
+                    context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(part)
+                }, job)
+            }
+        }
     }
 
     /// Calls `body` once for each index in `0..<count`, spread over up to ``threadCount`` threads.
@@ -14,39 +48,25 @@ final class ComputePool: Sendable {
     func parallelFor(_ count: Int, _ body: (Int) -> Void) {
         if count <= 0 { return }
         let workers = min(threadCount, count)
-        if workers == 1 {
-            for i in 0..<count { body(i) }
-            return
-        }
-        withoutActuallyEscaping(body) { body in
-            let task = UncheckedBox(body)
-            DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                let start = count * worker / workers
-                let end = count * (worker + 1) / workers
-                for i in start..<end { task.value(i) }
-            }
+        run(parts: workers) { worker in
+            for i in (count * worker / workers)..<(count * (worker + 1) / workers) { body(i) }
         }
     }
 
-    /// Calls `body` with contiguous sub-ranges of `0..<count` covering it, one per thread.
-    func parallelRanges(_ count: Int, minimumChunk: Int = 1, _ body: (Range<Int>) -> Void) {
+    /// Calls `body` with contiguous sub-ranges of `0..<count` covering it, each at least
+    /// `minimumChunk` long (but for a shorter `count`), on up to ``threadCount`` threads at once.
+    ///
+    /// - Parameter rangesPerThread: How many ranges to cut per thread. Threads claim ranges as they
+    ///   go, so with more than one a thread that runs slower (a busier core) does less of the work;
+    ///   one suits work whose ranges each stream the same large operand (a GEMM's shared side).
+    func parallelRanges(
+        _ count: Int, minimumChunk: Int = 1, rangesPerThread: Int = 4, _ body: (Range<Int>) -> Void
+    ) {
         if count <= 0 { return }
-        let workers = max(1, min(threadCount, count / max(minimumChunk, 1)))
-        if workers == 1 {
-            body(0..<count)
-            return
-        }
-        withoutActuallyEscaping(body) { body in
-            let task = UncheckedBox(body)
-            DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                task.value((count * worker / workers)..<(count * (worker + 1) / workers))
-            }
+        if pool == nil { return body(0..<count) }
+        let parts = max(1, min(threadCount * max(rangesPerThread, 1), count / max(minimumChunk, 1)))
+        run(parts: parts) { part in
+            body((count * part / parts)..<(count * (part + 1) / parts))
         }
     }
-}
-
-/// Carries a non-Sendable closure into `concurrentPerform`, whose callers guarantee it is safe.
-private struct UncheckedBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
 }
