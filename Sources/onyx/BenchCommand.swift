@@ -42,6 +42,7 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            let baseResident = Self.residentMegabytes(field: "VmRSS:")
             let loadStart = ContinuousClock.now
             let session = try InferenceSession(contentsOf: model, options: try modelOptions.sessionOptions())
             let load = ContinuousClock.now - loadStart
@@ -78,6 +79,7 @@ struct BenchCommand: ParsableCommand {
                 ("mean_ms", total / Double(samples.count)),
                 ("throughput_per_s", Double(samples.count * batchRows) / (total / 1000)),
                 ("peak_rss_mb", Self.peakResidentMegabytes()),
+                ("base_rss_mb", baseResident),
             ]
             if let growth = try Self.heapGrowthPerRun(session, feeds) { result.append(("heap_growth_bytes_per_run", growth)) }
             if codec { result += try Self.codecThroughput(feeds) }
@@ -165,9 +167,12 @@ struct BenchCommand: ParsableCommand {
     }
 
     /// VmHWM from /proc/self/status, in MiB.
-    static func peakResidentMegabytes() -> Double {
+    static func peakResidentMegabytes() -> Double { residentMegabytes(field: "VmHWM:") }
+
+    /// A `/proc/self/status` memory field (VmHWM: peak resident, VmRSS: resident now) in MB.
+    static func residentMegabytes(field: String) -> Double {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field) }),
               let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
         return kilobytes / 1024
     }

@@ -36,6 +36,34 @@ import Testing
         return path
     }
 
+    // MARK: - Model files (mapped, not read)
+
+    @Test func modelFilesAreMappedAndCheckedLikeReadOnes() throws {
+        let folder = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let source = FixtureTests.root.appendingPathComponent("mlp_legacy/model.onnx").path
+        let fromFile = try Model(contentsOf: source)
+        let fromBytes = try Model(bytes: Array(try Data(contentsOf: URL(fileURLWithPath: source))))
+        #expect(fromFile.parameterCount.bytes == fromBytes.parameterCount.bytes)
+        for (a, b) in zip(fromFile.graph.initializers, fromBytes.graph.initializers) {
+            #expect(a.name == b.name)
+            #expect(a.tensor.withUnsafeBytes { Array($0) } == b.tensor.withUnsafeBytes { Array($0) })
+        }
+        // Adopted raw data is the model's own: writing a decoded weight does not need a copy and
+        // does not touch the file.
+        var weight = fromFile.graph.initializers[0].tensor
+        weight.withUnsafeMutableBytes { $0[0] = ~$0[0] }
+        #expect(try Model(contentsOf: source).graph.initializers[0].tensor.withUnsafeBytes { Array($0) }
+                == fromBytes.graph.initializers[0].tensor.withUnsafeBytes { Array($0) })
+
+        FileManager.default.createFile(atPath: folder + "/empty.onnx", contents: Data())
+        #expect(Self.message { _ = try Model(contentsOf: folder + "/empty.onnx") }.contains("the file is empty"))
+        #expect(Self.message { _ = try Model(contentsOf: folder) }.contains("is not a regular file"))
+        #expect(Self.message { _ = try Model(contentsOf: folder + "/missing.onnx") }.contains("cannot open"))
+        #expect(Self.message { _ = try Model(contentsOf: source, limits: DecodingLimits(maxModelBytes: 100)) }
+            .contains("more than the limit of 100"))
+    }
+
     // MARK: - Round trips
 
     @Test(arguments: DataType.allCases)

@@ -69,4 +69,64 @@ import Testing
         ActivationFusion().apply(to: &graph)
         #expect(graph.nodes.map(\.opType) == ["Relu", "Identity"])
     }
+
+    @Test func foldingLeavesTheCallersModelAlone() throws {
+        // The session folds BatchNormalization into the weights in place only when it holds the
+        // only reference; a caller that keeps its model must find its weights unchanged.
+        let model = Model(opsetImports: ["": 13], graph: Self.convChain())
+        let before = try model.graph.initializer(named: "w")!.scalars(as: Float.self)
+        let session = try InferenceSession(model: model, options: SessionOptions(optimizationLevel: .all))
+        #expect(try model.graph.initializer(named: "w")!.scalars(as: Float.self) == before)
+        // A second session from the same model folds from the original weights too.
+        let x = GemmConvTests.random([1, 2, 5, 5], seed: 9)
+        let again = try InferenceSession(model: model, options: SessionOptions(optimizationLevel: .all))
+        let first = try session.run(["x": x])["y"]!, second = try again.run(["x": x])["y"]!
+        #expect(try first.scalars(as: Float.self) == second.scalars(as: Float.self))
+    }
+
+    @Test func foldingSharedWeightsCopiesThem() throws {
+        // Two Convs read one weight; only the first is followed by a BatchNormalization. The fold
+        // must give it its own scaled copy and leave the other Conv's weight as it was.
+        let graph = Graph(
+            nodes: [
+                Node(name: "c1", opType: "Conv", inputs: ["x", "w"], outputs: ["a"]),
+                Node(name: "bn", opType: "BatchNormalization", inputs: ["a", "scale", "bias", "mean", "var"], outputs: ["b"]),
+                Node(name: "c2", opType: "Conv", inputs: ["x", "w"], outputs: ["c"]),
+                Node(name: "add", opType: "Add", inputs: ["b", "c"], outputs: ["y"]),
+            ],
+            inputs: [Self.value("x", [1, 2, 4, 4])], outputs: [Self.value("y", [1, 3, 2, 2])],
+            initializers: Array(Self.convChain().initializers))
+        var folded = graph
+        ConvBatchNormFolding().apply(to: &folded)
+        #expect(!folded.nodes.contains { $0.opType == "BatchNormalization" })
+        let c1 = folded.nodes.first { $0.name == "c1" }!, c2 = folded.nodes.first { $0.name == "c2" }!
+        #expect(c1.inputs[1] != "w" && c2.inputs[1] == "w")
+        #expect(try folded.initializer(named: "w")!.scalars(as: Float.self)
+                == graph.initializer(named: "w")!.scalars(as: Float.self))
+        let x = GemmConvTests.random([1, 2, 4, 4], seed: 5)
+        let model = Model(opsetImports: ["": 13], graph: graph)
+        let reference = try InferenceSession(model: model, options: SessionOptions(optimizationLevel: .none)).run(["x": x])["y"]!
+        let optimized = try InferenceSession(model: model, options: SessionOptions(optimizationLevel: .all)).run(["x": x])["y"]!
+        try GemmConvTests.expectClose(optimized, try reference.scalars(as: Float.self), "shared weight")
+    }
+
+    @Test func unreadInitializersAreDropped() {
+        var graph = Self.convChain()
+        graph.initializers.append(("unused", Tensor(scalar: Float(1))))
+        let optimized = GraphOptimizer(level: .basic).optimize(graph)
+        let names = Set(optimized.initializers.map(\.name))
+        // The BatchNormalization parameters were folded away; the weight was scaled under its name.
+        #expect(!names.contains("unused") && !names.contains("scale") && !names.contains("mean"))
+        #expect(names.contains("w"))
+        #expect(GraphOptimizer(level: .none).optimize(graph).initializers.count == graph.initializers.count)
+    }
+
+    @Test func sessionKeepsMetadataNotWeights() throws {
+        let model = Model(opsetImports: ["": 13], graph: Self.convChain())
+        let session = try InferenceSession(model: model)
+        #expect(session.model.graph.initializers.isEmpty)
+        #expect(session.model.graph.nodes.count == model.graph.nodes.count)
+        #expect(session.parameterCount.elements == model.parameterCount.elements)
+        #expect(session.parameterCount.bytes == 4 * (3 * 2 * 3 * 3 + 4 * 3))
+    }
 }

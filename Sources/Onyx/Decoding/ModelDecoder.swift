@@ -11,8 +11,9 @@ extension Model {
     /// - Throws: ``OnyxError`` `.io` if the file cannot be read, `.invalidModel` if it is not a
     ///   well-formed ONNX model, `.limitExceeded` or `.unsupportedDataType` for what Onyx refuses.
     public init(contentsOf path: String, limits: DecodingLimits = DecodingLimits()) throws {
-        let bytes = try FileSystem.read(path, limit: limits.maxModelBytes)
-        self = try Model(bytes: bytes, baseDirectory: FileSystem.directory(of: path), limits: limits)
+        self = try FileSystem.withMappedFile(path, limit: limits.maxModelBytes) { bytes in
+            try Model(serialized: bytes, baseDirectory: FileSystem.directory(of: path), limits: limits)
+        }
     }
 
     /// Decodes an ONNX model from its serialized bytes.
@@ -23,11 +24,16 @@ extension Model {
     ///   - limits: Bounds on tensor and nesting sizes.
     /// - Throws: ``OnyxError`` as ``init(contentsOf:limits:)`` does.
     public init(bytes: [UInt8], baseDirectory: String? = nil, limits: DecodingLimits = DecodingLimits()) throws {
+        self = try bytes.withUnsafeBytes { try Model(serialized: $0, baseDirectory: baseDirectory, limits: limits) }
+    }
+
+    /// Decodes an ONNX model from serialized bytes in memory Onyx does not own (a mapped file).
+    init(serialized bytes: UnsafeRawBufferPointer, baseDirectory: String?, limits: DecodingLimits) throws {
         guard bytes.count <= limits.maxModelBytes else {
             throw OnyxError.limitExceeded("the model has \(bytes.count) bytes, more than the limit of \(limits.maxModelBytes)")
         }
         guard !bytes.isEmpty else { throw OnyxError.invalidModel("not an ONNX model: the file is empty") }
-        let proto = bytes.withUnsafeBufferPointer { onnx__model_proto__unpack(nil, $0.count, $0.baseAddress) }
+        let proto = onnx__model_proto__unpack(nil, bytes.count, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self))
         guard let proto else {
             throw OnyxError.invalidModel("not an ONNX model or truncated: protobuf parsing failed (\(bytes.count) bytes)")
         }

@@ -17,7 +17,9 @@ struct TensorProtoDecoder {
         self.baseDirectory = baseDirectory
     }
 
-    mutating func decode(_ proto: UnsafePointer<Onnx__TensorProto>, context: String) throws -> (name: String, tensor: Tensor) {
+    /// Decodes `proto`, taking over its raw data buffer (no copy) rather than copying it: the
+    /// message must come from `protobuf-c`'s default allocator and be freed afterwards, as a whole.
+    mutating func decode(_ proto: UnsafeMutablePointer<Onnx__TensorProto>, context: String) throws -> (name: String, tensor: Tensor) {
         let p = proto.pointee
         let name = string(p.name)
         let label = name.isEmpty ? context : "tensor '\(name)'"
@@ -66,10 +68,14 @@ struct TensorProtoDecoder {
                 throw OnyxError.invalidModel(
                     "\(label): raw data holds \(p.raw_data.len) bytes but shape \(shape) of \(dataType) needs \(byteCount)")
             }
-            let tensor = try Tensor(
-                dataType: dataType, shape: shape,
-                bytes: UnsafeRawBufferPointer(start: p.raw_data.data, count: byteCount))
-            return (name, tensor)
+            guard byteCount > 0, let data = p.raw_data.data else {
+                return (name, Tensor(uninitialized: dataType, shape: shape))
+            }
+            // free_unpacked skips a field whose pointer is gone, so the buffer is the tensor's now.
+            proto.pointee.raw_data.data = nil
+            proto.pointee.raw_data.len = 0
+            let storage = TensorStorage(adoptingMallocated: UnsafeMutableRawPointer(data), byteCount: byteCount)
+            return (name, Tensor(dataType: dataType, shape: shape, storage: storage))
         }
         return (name, try typedFields(p, dataType: dataType, shape: shape, count: count, label: label))
     }

@@ -21,9 +21,11 @@ struct GraphOptimizer {
         }
     }
 
-    func optimize(_ graph: Graph) -> Graph {
-        var graph = graph
+    func optimize(_ graph: consuming Graph) -> Graph {
+        guard !passes.isEmpty else { return graph }
+        var graph = consume graph
         for pass in passes { pass.apply(to: &graph) }
+        graph.removeUnreadInitializers()
         return graph
     }
 }
@@ -62,17 +64,36 @@ extension Graph {
         }
     }
 
-    /// A value name not used anywhere in the graph, starting with `base`.
-    func freshName(_ base: String) -> String {
+    /// Drops initializers no node reads (weights a pass replaced, BatchNormalization parameters
+    /// folded away) and that are not graph outputs, so their memory is released.
+    mutating func removeUnreadInitializers() {
+        let uses = GraphUses(self)
+        initializers.removeAll { uses.consumers[$0.name] == nil && !uses.graphOutputs.contains($0.name) }
+    }
+
+    /// Every value name the graph uses: initializers, graph inputs, node inputs and outputs.
+    var usedNames: Set<String> {
         var used = Set(initializers.map(\.name))
         for node in nodes { used.formUnion(node.outputs); used.formUnion(node.inputs) }
         used.formUnion(inputs.map(\.name))
+        return used
+    }
+
+    /// A value name not used anywhere in the graph, starting with `base`.
+    func freshName(_ base: String) -> String {
+        var used = usedNames
+        return Self.freshName(base, avoiding: &used)
+    }
+
+    /// A name not in `used`, starting with `base`, added to `used`.
+    static func freshName(_ base: String, avoiding used: inout Set<String>) -> String {
         var name = base
         var n = 0
         while used.contains(name) {
             n += 1
             name = "\(base)_\(n)"
         }
+        used.insert(name)
         return name
     }
 }

@@ -6,8 +6,7 @@ final class RunArena: @unchecked Sendable {
     var views: [TensorView?]
 
     init(plan: ExecutionPlan) {
-        memory = UnsafeMutableRawPointer.allocate(
-            byteCount: max(plan.arenaByteCount, 64), alignment: MemoryPlanner.alignment)
+        memory = TensorMemory.allocate(byteCount: max(plan.arenaByteCount, 64), alignment: MemoryPlanner.alignment)
         let placeholder = memory
         views = plan.viewValues.map { id in
             guard let id, let descriptor = plan.descriptors[id] else { return nil }

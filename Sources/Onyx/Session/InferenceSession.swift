@@ -19,8 +19,12 @@ public final class InferenceSession: Sendable {
     public let inputs: [Value]
     /// The graph outputs, with their declared types.
     public let outputs: [Value]
-    /// The decoded model's metadata and opset imports (its graph as decoded).
+    /// The decoded model's metadata, opset imports and graph as decoded, without the top-level
+    /// graph's initializers: the session keeps only its own prepared copy of the weights (folded,
+    /// packed). Their size is ``parameterCount``.
     public let model: Model
+    /// The number of parameters (elements of the decoded model's initializers) and their bytes.
+    public let parameterCount: (elements: Int, bytes: Int)
     /// The options the session was created with.
     public let options: SessionOptions
 
@@ -63,12 +67,19 @@ public final class InferenceSession: Sendable {
     ///   - model: The model.
     ///   - options: Threads, optimization level, kernel variant and limits.
     /// - Throws: ``OnyxError`` if the graph is invalid or uses an unsupported operator.
-    public init(model: Model, options: SessionOptions = SessionOptions()) throws {
+    public init(model: consuming Model, options: SessionOptions = SessionOptions()) throws {
         guard options.isa <= KernelISA.best else {
             throw OnyxError(.invalidArgument, "this CPU cannot run the \(options.isa.rawValue) kernels (best: \(KernelISA.best.rawValue))")
         }
         try model.graph.validate(opsetImports: model.opsetImports)
-        let optimized = GraphOptimizer(level: options.optimizationLevel).optimize(model.graph)
+        parameterCount = model.parameterCount
+        // The graph moves into the optimizer holding the session's only reference to the decoded
+        // weights (when the caller passed its model on), so a weight a pass replaces (Conv +
+        // BatchNormalization folding) is freed there and then instead of being kept beside the new
+        // one and the packed copy.
+        let graph = model.graph
+        model.graph.initializers = []
+        let optimized = GraphOptimizer(level: options.optimizationLevel).optimize(consume graph)
         self.graph = try ExecutableGraph(graph: optimized, opsetImports: model.opsetImports, isa: options.isa)
         self.model = model
         self.inputs = model.graph.inputs

@@ -40,6 +40,34 @@ enum FileSystem {
         return bytes
     }
 
+    /// Calls `body` with the whole file at `path` mapped read-only, without reading it into memory
+    /// first; the mapping ends when `body` returns. Falls back to ``read(_:offset:byteCount:limit:)``
+    /// where the file cannot be mapped.
+    ///
+    /// - Throws: What `read` throws, and whatever `body` throws.
+    static func withMappedFile<R>(
+        _ path: String, limit: Int = .max, _ body: (UnsafeRawBufferPointer) throws -> R
+    ) throws -> R {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw OnyxError(.io, "cannot open '\(path)': \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw OnyxError(.io, "cannot stat '\(path)'") }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw OnyxError(.io, "'\(path)' is not a regular file") }
+        let size = Int(info.st_size)
+        guard size <= limit else {
+            throw OnyxError.limitExceeded("'\(path)' needs \(size) bytes, more than the limit of \(limit)")
+        }
+        guard size > 0, let mapped = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), mapped != MAP_FAILED else {
+            return try read(path, limit: limit).withUnsafeBytes(body)
+        }
+        defer { munmap(mapped, size) }
+        #if os(Linux)
+        madvise(mapped, size, MADV_SEQUENTIAL)
+        #endif
+        return try body(UnsafeRawBufferPointer(start: mapped, count: size))
+    }
+
     /// The canonical absolute path of an existing file or folder, with symlinks resolved.
     static func realPath(_ path: String) -> String? {
         guard let resolved = realpath(path, nil) else { return nil }

@@ -11,14 +11,16 @@ final class TensorStorage: @unchecked Sendable {
     /// Set for lent memory: the caller's buffer and what to do with it once no tensor uses it.
     private let lent: (buffer: UnsafeRawBufferPointer, deallocator: Tensor.Deallocator)?
 
+    /// Adopted memory: released by `lent`'s deallocator, but Onyx's to write.
+    private var isAdopted = false
+
     /// Whether the bytes belong to a caller, who lent them read-only.
-    var isLent: Bool { lent != nil }
+    var isLent: Bool { lent != nil && !isAdopted }
 
     /// Allocates `byteCount` zeroed bytes.
     init(byteCount: Int) {
         self.byteCount = byteCount
-        self.bytes = UnsafeMutableRawPointer.allocate(
-            byteCount: max(byteCount, 1), alignment: Self.alignment)
+        self.bytes = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: Self.alignment)
         self.bytes.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 1))
         self.lent = nil
     }
@@ -26,8 +28,7 @@ final class TensorStorage: @unchecked Sendable {
     /// Allocates storage without zeroing it; the caller initializes every byte.
     init(uninitializedByteCount byteCount: Int) {
         self.byteCount = byteCount
-        self.bytes = UnsafeMutableRawPointer.allocate(
-            byteCount: max(byteCount, 1), alignment: Self.alignment)
+        self.bytes = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: Self.alignment)
         self.lent = nil
     }
 
@@ -38,6 +39,15 @@ final class TensorStorage: @unchecked Sendable {
         self.bytes = buffer.baseAddress.map(UnsafeMutableRawPointer.init(mutating:))
             ?? UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: Self.alignment)
         self.lent = (buffer, deallocator)
+    }
+
+    /// Takes over `bytes`, memory from `malloc(3)` that nothing else frees (a decoded protobuf
+    /// field), and frees it with `free(3)`. Writable like Onyx's own memory.
+    init(adoptingMallocated bytes: UnsafeMutableRawPointer, byteCount: Int) {
+        self.byteCount = byteCount
+        self.bytes = bytes
+        self.lent = (UnsafeRawBufferPointer(start: bytes, count: byteCount), .free)
+        self.isAdopted = true
     }
 
     /// Copies `source` into new storage.

@@ -32,7 +32,7 @@ public final class OnnxModelHandler: ModelHandler, @unchecked Sendable {
             try InferenceSession(contentsOf: context.modelPath, options: SessionOptions(threadCount: threads == 0 ? nil : threads))
         }
         self.session = session
-        runsInline = session.model.parameterCount.bytes <= Self.inlineParameterBytes
+        runsInline = session.parameterCount.bytes <= Self.inlineParameterBytes
         inputs = try Self.applying(context.configuration.inputs, to: session.inputs.map(Self.metadata), kind: "input")
         outputs = try Self.applying(context.configuration.outputs, to: session.outputs.map(Self.metadata), kind: "output")
         // Batching needs a dynamic first axis on every input and output.
