@@ -39,7 +39,8 @@ import Testing
 
     static let gemmCases: [GemmCase] = {
         var cases: [GemmCase] = []
-        let sizes = [(1, 7, 17), (7, 17, 63), (17, 63, 7), (63, 1, 257), (1, 257, 63), (13, 33, 300), (257, 17, 1)]
+        let sizes = [(1, 7, 17), (7, 17, 63), (17, 63, 7), (63, 1, 257), (1, 257, 63), (13, 33, 300), (257, 17, 1),
+                     (2, 33, 65), (4, 40, 9), (3, 600, 300)]  // 2–4 rows: one row at a time, or the tile (B past L2)
         for (i, (m, n, k)) in sizes.enumerated() {
             let cShapes: [[Int]?] = [nil, [n], [1, n], [m, 1], [m, n], [1]]
             cases.append(GemmCase(m: m, n: n, k: k, transA: i % 2 == 1, transB: i % 3 == 0, alpha: i == 2 ? 0.5 : 1,
@@ -107,7 +108,7 @@ import Testing
 
     @Test(arguments: [
         ([7, 17], [17, 63]), ([1, 257], [257, 7]), ([17], [17, 7]), ([7, 17], [17]), ([3, 5, 7], [7, 4]),
-        ([2, 1, 5, 7], [3, 7, 6]), ([4, 63, 17], [4, 17, 9]), ([17], [17]),
+        ([2, 1, 5, 7], [3, 7, 6]), ([4, 63, 17], [4, 17, 9]), ([17], [17]), ([2, 33], [33, 40]), ([4, 1, 3, 9], [9, 17]),
     ])
     func matMulMatchesNaive(_ aShape: [Int], _ bShape: [Int]) throws {
         let a = Self.random(aShape, seed: aShape.reduce(1, *))

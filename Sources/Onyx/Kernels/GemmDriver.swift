@@ -24,6 +24,11 @@ struct PackedPanels: @unchecked Sendable {
 
     @inline(__always)
     func panel(_ index: Int) -> UnsafePointer<Float> { base + index * panelStride }
+
+    /// The same panels without the owner, for a run's duration while the owner is kept alive
+    /// elsewhere (by the kernel): copying it costs no reference counting.
+    @inline(__always)
+    var borrowed: PackedPanels { PackedPanels(extent: extent, depth: depth, width: width, base: base, owner: nil) }
 }
 
 /// Single-precision matrix products on packed operands, blocked over K and split over threads.
@@ -228,6 +233,13 @@ enum Gemm {
         } else {
             pool.parallelRanges(panels) { compute($0) }
         }
+    }
+
+    /// Whether a product of `m` rows is better done one row at a time (each row streams B, which
+    /// for a batch of 2–4 and B within L2 costs less than packing A and a mostly empty tile).
+    @inline(__always)
+    static func prefersRows(m: Int, n: Int, k: Int) -> Bool {
+        m == 1 || (m <= 4 && n * k <= 1 << 17)
     }
 
     static func mr(_ isa: KernelISA) -> Int { onyx_sgemm_mr(isa.cValue) }

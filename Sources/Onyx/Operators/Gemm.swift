@@ -96,8 +96,8 @@ struct GemmKernel: Kernel {
         var workspace = context.workspace?.assumingMemoryBound(to: Float.self)
 
         let packedB: PackedPanels
-        if let prepacked = self.packedB {
-            packedB = prepacked
+        if self.packedB != nil {
+            packedB = self.packedB!.borrowed
         } else {
             let nr = Gemm.nr(isa)
             Gemm.packB(UnsafePointer(b.pointer(as: Float.self)), k: k, n: n, ld: b.shape[1], transposed: transB,
@@ -119,9 +119,12 @@ struct GemmKernel: Kernel {
         }
 
         try withExtendedLifetime(columnBias) {
-            if m == 1 && !transA && alpha == 1 {
-                Gemm.multiplyRow(isa: isa, n: n, k: k, a: UnsafePointer(a.pointer(as: Float.self)), b: packedB, c: out,
-                                 accumulate: accumulate, epilogue: epilogue, pool: context.pool)
+            if Gemm.prefersRows(m: m, n: n, k: k) && !transA && alpha == 1 {
+                let rows = UnsafePointer(a.pointer(as: Float.self))
+                for i in 0..<m {
+                    Gemm.multiplyRow(isa: isa, n: n, k: k, a: rows + i * k, b: packedB, c: out + i * n,
+                                     accumulate: accumulate, epilogue: epilogue, pool: context.pool)
+                }
                 return
             }
             guard let strips = workspace else { throw OnyxError.internalError("Gemm: no workspace") }
@@ -246,8 +249,11 @@ struct MatMulKernel: Kernel {
 
         func product(a: UnsafePointer<Float>, rows: Int, k: Int, n: Int, b: PackedPanels, c: UnsafeMutablePointer<Float>) {
             let aScratch = packedB == nil ? workspace + PackedPanels.floatCount(extent: n, depth: k, width: nr) : workspace
-            if rows == 1 {
-                Gemm.multiplyRow(isa: isa, n: n, k: k, a: a, b: b, c: c, accumulate: false, epilogue: epilogue, pool: pool)
+            if Gemm.prefersRows(m: rows, n: n, k: k) {
+                for i in 0..<rows {
+                    Gemm.multiplyRow(isa: isa, n: n, k: k, a: a + i * k, b: b, c: c + i * n, accumulate: false,
+                                     epilogue: epilogue, pool: pool)
+                }
                 return
             }
             Gemm.packA(a, m: rows, k: k, ld: k, transposed: false, mr: mr, into: aScratch)
@@ -256,7 +262,7 @@ struct MatMulKernel: Kernel {
                           accumulate: false, epilogue: epilogue, pool: pool)
         }
         func packed(_ bMatrix: UnsafePointer<Float>, k: Int, n: Int) -> PackedPanels {
-            if let packedB { return packedB }
+            if packedB != nil { return packedB!.borrowed }
             Gemm.packB(bMatrix, k: k, n: n, ld: n, transposed: false, nr: nr, into: workspace)
             return PackedPanels(extent: n, depth: k, width: nr, base: UnsafePointer(workspace), owner: nil)
         }

@@ -5,13 +5,15 @@
 struct Float32Staged: Kernel {
     let inner: any Kernel
 
-    static let stagedTypes: Set<DataType> = [.float16, .double]
+    /// Whether tensors of `type` are converted to float32 around the kernel (float16 and double).
+    @inline(__always)
+    static func isStaged(_ type: DataType) -> Bool { type == .float16 || type == .double }
 
     /// Prepares `make` with any float16/double constant inputs converted to float32, so weight
     /// packing at session creation happens for those types too.
     init(_ context: NodeContext, _ make: (NodeContext) throws -> any Kernel) throws {
         let constants = try context.constantInputs.map { value in
-            try value.map { Self.stagedTypes.contains($0.dataType) ? try $0.converted(to: .float) : $0 }
+            try value.map { Self.isStaged($0.dataType) ? try $0.converted(to: .float) : $0 }
         }
         inner = try make(NodeContext(
             node: context.node, opset: context.opset, constantInputs: constants, isa: context.isa,
@@ -20,13 +22,13 @@ struct Float32Staged: Kernel {
 
     /// The staged element type of these inputs, or `nil` when they need no staging.
     private static func stagedType(_ types: [DataType?]) -> DataType? {
-        types.lazy.compactMap { $0 }.first { stagedTypes.contains($0) }
+        types.lazy.compactMap { $0 }.first { isStaged($0) }
     }
 
     func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
         guard let staged = Self.stagedType(inputs.map { $0?.dataType }) else { return try inner.outputDescriptors(for: inputs) }
         let converted = try inputs.map { input -> PlannedInput? in
-            guard let input, Self.stagedTypes.contains(input.dataType) else { return input }
+            guard let input, Self.isStaged(input.dataType) else { return input }
             return PlannedInput(descriptor: TensorDescriptor(.float, input.shape),
                                 constant: try input.constant?.converted(to: .float))
         }
@@ -48,8 +50,9 @@ struct Float32Staged: Kernel {
 
     func run(_ context: borrowing KernelContext) throws {
         // float32 runs straight through, building nothing (a steady-state run allocates no arrays).
+        // Reads each view's type in place: copying a view would retain its shape array.
         var needsStaging = false
-        for index in 0..<context.inputCount where context.input(index).map({ Self.stagedTypes.contains($0.dataType) }) == true {
+        for index in 0..<context.inputs.count where context.inputs[index].map({ Self.isStaged($0.dataType) }) == true {
             needsStaging = true
         }
         guard needsStaging else { return try inner.run(context) }
@@ -96,12 +99,12 @@ private struct StagingLayout {
 
     init(inputs: [TensorDescriptor?], outputs: [TensorDescriptor], inner: any Kernel) {
         func asFloat(_ d: TensorDescriptor) -> TensorDescriptor {
-            Float32Staged.stagedTypes.contains(d.dataType) ? TensorDescriptor(.float, d.shape) : d
+            Float32Staged.isStaged(d.dataType) ? TensorDescriptor(.float, d.shape) : d
         }
         innerBytes = inner.workspaceByteCount(inputs: inputs.map { $0.map(asFloat) }, outputs: outputs.map(asFloat))
         total = Self.aligned(innerBytes)
         func place(_ d: TensorDescriptor?) -> Int? {
-            guard let d, Float32Staged.stagedTypes.contains(d.dataType) else { return nil }
+            guard let d, Float32Staged.isStaged(d.dataType) else { return nil }
             defer { total += Self.aligned(d.elementCount * 4) }
             return total
         }

@@ -222,19 +222,23 @@ public final class InferenceSession: Sendable {
                 let d = plan.descriptors[id]!
                 arena.views[slot] = TensorView(dataType: d.dataType, shape: d.shape, data: data)
             }
+            // Steps are reached through buffer pointers: copying a step out of its array would
+            // retain its names, kernel box and id arrays on every node of every run.
             try arena.views.withUnsafeBufferPointer { views in
-                for step in plan.steps where !step.isElided {
-                    let graphStep = graph.steps[step.graphStep]
-                    let context = KernelContext(
-                        inputs: UnsafeBufferPointer(rebasing: views[step.viewStart..<(step.viewStart + step.inputCount)]),
-                        outputs: UnsafeBufferPointer(
-                            rebasing: views[(step.viewStart + step.inputCount)..<(step.viewStart + step.inputCount + step.outputCount)]),
-                        workspace: step.workspaceOffset.map { arena.memory + $0 },
-                        pool: pool)
-                    do {
-                        try graphStep.kernel.run(context)
-                    } catch let error as OnyxError {
-                        throw error.annotated(nodeName: graphStep.name, opType: graphStep.opType)
+                try graph.steps.withUnsafeBufferPointer { graphSteps in
+                    for step in plan.steps where !step.isElided {
+                        let context = KernelContext(
+                            inputs: UnsafeBufferPointer(rebasing: views[step.viewStart..<(step.viewStart + step.inputCount)]),
+                            outputs: UnsafeBufferPointer(
+                                rebasing: views[(step.viewStart + step.inputCount)..<(step.viewStart + step.inputCount + step.outputCount)]),
+                            workspace: step.workspaceOffset.map { arena.memory + $0 },
+                            pool: pool)
+                        do {
+                            try graphSteps[step.graphStep].kernel.run(context)
+                        } catch let error as OnyxError {
+                            let graphStep = graphSteps[step.graphStep]
+                            throw error.annotated(nodeName: graphStep.name, opType: graphStep.opType)
+                        }
                     }
                 }
             }
