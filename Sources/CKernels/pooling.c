@@ -81,3 +81,47 @@ void onyx_max_window_row(onyx_isa isa, const float *row, float *out, size_t n, s
     (void)isa;
     max_row_portable(row, out, n, stride, kernel < 1 ? 1 : kernel, dilation);
 }
+
+/* 2×2 windows at stride 2, unpadded: both input rows and both columns of each window in one pass.
+ * Same tap order and NaN handling as the separable path (rows first, then columns). */
+static void max_pool_2x2_portable(const float *src, float *dst, size_t in_w, size_t out_h, size_t out_w) {
+    for (size_t oy = 0; oy < out_h; oy++) {
+        const float *r0 = src + 2 * oy * in_w, *r1 = r0 + in_w;
+        for (size_t ox = 0; ox < out_w; ox++) {
+            float left = r1[2 * ox] > r0[2 * ox] ? r1[2 * ox] : r0[2 * ox];
+            float right = r1[2 * ox + 1] > r0[2 * ox + 1] ? r1[2 * ox + 1] : r0[2 * ox + 1];
+            dst[oy * out_w + ox] = right > left ? right : left;
+        }
+    }
+}
+
+#ifdef ONYX_X86
+__attribute__((target("avx512f")))
+static void max_pool_2x2_avx512(const float *src, float *dst, size_t in_w, size_t out_h, size_t out_w) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    for (size_t oy = 0; oy < out_h; oy++) {
+        const float *r0 = src + 2 * oy * in_w, *r1 = r0 + in_w;
+        float *out = dst + oy * out_w;
+        for (size_t ox = 0; ox < out_w; ox += 16) {
+            size_t lanes = out_w - ox < 16 ? out_w - ox : 16, count = 2 * lanes;
+            __mmask16 m = (__mmask16)((1u << lanes) - 1);
+            __mmask16 m0 = (__mmask16)(count >= 16 ? 0xFFFF : (1u << count) - 1);
+            __mmask16 m1 = (__mmask16)(count > 16 ? (1u << (count - 16)) - 1 : 0);
+            const float *p0 = r0 + 2 * ox, *p1 = r1 + 2 * ox;
+            __m512 lo = _mm512_max_ps(_mm512_maskz_loadu_ps(m0, p1), _mm512_maskz_loadu_ps(m0, p0));
+            __m512 hi = _mm512_max_ps(_mm512_maskz_loadu_ps(m1, p1 + 16), _mm512_maskz_loadu_ps(m1, p0 + 16));
+            __m512 left = _mm512_permutex2var_ps(lo, even, hi), right = _mm512_permutex2var_ps(lo, odd, hi);
+            _mm512_mask_storeu_ps(out + ox, m, _mm512_max_ps(right, left));
+        }
+    }
+}
+#endif
+
+void onyx_max_pool_2x2(onyx_isa isa, const float *src, float *dst, size_t in_w, size_t out_h, size_t out_w) {
+#ifdef ONYX_X86
+    if (isa == ONYX_ISA_AVX512) { max_pool_2x2_avx512(src, dst, in_w, out_h, out_w); return; }
+#endif
+    (void)isa;
+    max_pool_2x2_portable(src, dst, in_w, out_h, out_w);
+}

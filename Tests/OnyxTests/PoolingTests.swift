@@ -207,6 +207,9 @@ import Testing
         Geometry(size: (17, 13), kernel: (3, 3), stride: (2, 2), ceil: true),
         Geometry(size: (17, 13), kernel: (3, 3), stride: (2, 2), pads: (1, 1, 1, 1), ceil: true),
         Geometry(size: (16, 16), kernel: (2, 2), stride: (2, 2)),
+        // The one-pass 2×2 kernel: odd extents (last row and column unread), rows past 16 outputs.
+        Geometry(size: (7, 69), kernel: (2, 2), stride: (2, 2)),
+        Geometry(size: (5, 33), kernel: (2, 2), stride: (2, 2), ceil: true),
         Geometry(size: (9, 11), kernel: (3, 2), stride: (1, 3), dilation: (2, 3), pads: (2, 0, 1, 3)),
         Geometry(size: (8, 63), kernel: (5, 4), stride: (3, 2), dilation: (1, 2), pads: (2, 1, 2, 3), ceil: true),
         Geometry(size: (1, 257), kernel: (1, 7), stride: (1, 4), pads: (0, 3, 0, 3), ceil: true),

@@ -94,6 +94,12 @@ void onyx_max_window_row(onyx_isa isa, const float *row, float *out, size_t n, s
 /* dst[i] = src[i] > dst[i] ? src[i] : dst[i] for i < n (max pooling's vertical pass). */
 void onyx_max_into(onyx_isa isa, float *dst, const float *src, size_t n);
 
+/*
+ * One plane of a 2×2, stride-2, unpadded max pool: dst[oy, ox] = max of src rows 2·oy and 2·oy+1,
+ * columns 2·ox and 2·ox+1 (needs 2·out_h input rows and 2·out_w ≤ in_w columns).
+ */
+void onyx_max_pool_2x2(onyx_isa isa, const float *src, float *dst, size_t in_w, size_t out_h, size_t out_w);
+
 /* dst[i] = src[i * stride] for i < n; nothing past src[(n - 1) * stride] is read. */
 void onyx_gather_strided(onyx_isa isa, const float *src, float *dst, size_t n, size_t stride);
 

@@ -44,6 +44,17 @@ enum PoolingLoops {
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, planes: Int, _ g: PoolingGeometry,
         isa: KernelISA, pool: ComputePool
     ) {
+        if g.kernelHeight == 2, g.kernelWidth == 2, g.strideY == 2, g.strideX == 2, g.dilationY == 1, g.dilationX == 1,
+           g.padTop == 0, g.padLeft == 0, 2 * g.outputHeight <= g.inputHeight, 2 * g.outputWidth <= g.inputWidth {
+            // LeNet's and many small CNNs' pool: one pass per plane.
+            pool.forEachChunk(planes, costPerItem: g.outputArea * 4) { range in
+                for plane in range {
+                    onyx_max_pool_2x2(isa.cValue, x + plane * g.inputArea, y + plane * g.outputArea,
+                                      g.inputWidth, g.outputHeight, g.outputWidth)
+                }
+            }
+            return
+        }
         let span = g.paddedRowSpan
         let width = Swift.min(g.inputWidth, span - g.padLeft)
         pool.forEachChunk(planes, costPerItem: g.outputArea * g.kernelArea) { range in
