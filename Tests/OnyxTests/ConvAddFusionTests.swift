@@ -356,6 +356,42 @@ import Testing
         try GemmConvTests.expectClose(try #require(actual["y"]), try #require(expected["y"]).scalars(as: Float.self), "depthwise")
     }
 
+    /// A float16 Conv fused by hand runs through float32 staging, its output over the residual's buffer.
+    @Test func aHandFusedFloat16ConvAddsItsResidual() throws {
+        let b = Block(channels: 8, filters: 13, height: 12, width: 20)
+        func half(_ graph: Graph) throws -> Graph {
+            var graph = graph
+            graph.inputs = graph.inputs.map { Value(name: $0.name, type: TensorType(dataType: .float16, shape: $0.type?.shape)) }
+            graph.initializers = try graph.initializers.map { ($0.name, try $0.tensor.converted(to: .float16)) }
+            return graph
+        }
+        let graph = try half(Self.graph(b))
+        var fused = graph
+        fused.nodes = [
+            graph.nodes[0],
+            Node(name: "conv", opType: "Conv", inputs: ["x", "w", "b", "r"], outputs: ["z"],
+                 attributes: ["kernel_shape": .ints([3, 3]), "pads": .ints([1, 1, 1, 1]),
+                              "onyx.residual": .int(1), "onyx.activation": .string("Relu")]),
+            Node(name: "tail", opType: "Sigmoid", inputs: ["z"], outputs: ["y"]),
+        ]
+        let feeds = try Self.feeds(b).mapValues { try $0.converted(to: .float16) }
+        let options = SessionOptions(optimizationLevel: .none)
+        let session = try InferenceSession(model: Model(opsetImports: ["": 13], graph: fused), options: options)
+        let plan = try session.plan(for: session.inputs.map { feeds[$0.name]! })
+        let names = plan.graph.valueNames
+        let residual = try #require(names.firstIndex(of: "r")), output = try #require(names.firstIndex(of: "z"))
+        if case .arena(let a) = plan.locations[residual], case .arena(let o) = plan.locations[output] {
+            #expect(a == o)
+        } else {
+            Issue.record("r at \(plan.locations[residual]), z at \(plan.locations[output])")
+        }
+        let expected = try InferenceSession(model: Model(opsetImports: ["": 13], graph: graph), options: options).run(feeds)
+        let actual = try session.run(feeds)
+        let a = try #require(actual["y"]).converted(to: .float), e = try #require(expected["y"]).converted(to: .float)
+        let worst = zip(try a.scalars(as: Float.self), try e.scalars(as: Float.self)).map { abs($0 - $1) }.max() ?? 0
+        #expect(worst <= 2e-3, "float16 differs by \(worst)")
+    }
+
     @Test func aFusedResidualWithoutItsInputIsAnError() {
         let graph = Graph(
             nodes: [Node(name: "conv", opType: "Conv", inputs: ["x", "w"], outputs: ["y"], attributes: ["onyx.residual": .int(1)])],
