@@ -11,10 +11,16 @@ extension OperatorRegistry {
 /// Each (image, group) is one GEMM: `Y_g[M/g, OH·OW] = W_g[M/g, C/g·kh·kw] × cols[C/g·kh·kw, OH·OW]`,
 /// with the weights packed once as A strips and the image written by im2col straight into packed
 /// B panels (a plain copy for 1×1 convolutions). Depthwise convolutions run a direct kernel.
+///
+/// With `onyx.residual` (see ``ConvAddFusion``) input 3 is added to the output before the fused
+/// activation: copied into the output (or already there, when the planner gives the output its
+/// buffer) and accumulated onto by the GEMM. A residual of another shape than the convolution's
+/// output is broadcast as the Add would have, through a temporary in the workspace.
 struct ConvKernel: Kernel {
     let spatial: SpatialAttributes
     let group: Int
     let activation: (min: Float, max: Float)?
+    let addsResidual: Bool
     let isa: KernelISA
     /// Per group, the constant weights packed as A strips.
     let packedWeights: [PackedPanels]?
@@ -28,6 +34,10 @@ struct ConvKernel: Kernel {
         group = try context.int("group", default: 1)
         guard group >= 1 else { throw context.attributeError("group must be ≥ 1, got \(group)") }
         activation = try context.fusedActivation()
+        addsResidual = try context.int("onyx.residual", default: 0) != 0
+        if addsResidual && !context.hasInput(3) {
+            throw context.attributeError("a fused residual (onyx.residual) needs a fourth input")
+        }
         isa = context.isa
         if let w = context.constantInput(1), w.dataType == .float, w.rank >= 3, w.shape[0] % group == 0 {
             let perGroup = w.shape[0] / group
@@ -49,7 +59,17 @@ struct ConvKernel: Kernel {
     private struct Shapes {
         let batch: Int, channels: Int, filters: Int
         let geometry: ConvolutionGeometry
-        let outputShape: [Int]
+        /// 1 or 2.
+        let spatialAxes: Int
+
+        var outputShape: [Int] {
+            [batch, filters] + (spatialAxes == 1 ? [] : [geometry.outputHeight]) + [geometry.outputWidth]
+        }
+
+        var outputCount: Int { batch * filters * geometry.outputArea }
+
+        /// One filter per channel: the direct depthwise kernel.
+        func isDepthwise(group: Int) -> Bool { channels == group && filters == group }
     }
 
     private func shapes(_ x: [Int], _ w: [Int], bias: [Int]?) throws -> Shapes {
@@ -73,39 +93,44 @@ struct ConvKernel: Kernel {
         if let declared = spatial.kernelShape, declared != kernel {
             throw OnyxError.shapeMismatch("Conv: kernel_shape \(declared) does not match weight \(w)")
         }
-        let spatialIn = Array(x[2...])
-        let (output, _) = try spatial.resolve(spatial: spatialIn, kernel: kernel, op: "Conv")
-        let geometry = try spatial.geometry(spatial: spatialIn, kernel: kernel, op: "Conv")
-        return Shapes(batch: x[0], channels: channels, filters: filters, geometry: geometry,
-                      outputShape: [x[0], filters] + output)
+        let geometry = try spatial.geometry(spatial: Array(x[2...]), kernel: kernel, op: "Conv")
+        return Shapes(batch: x[0], channels: channels, filters: filters, geometry: geometry, spatialAxes: x.count - 2)
     }
 
-    /// The run's shapes, read off the planned views without building arrays when the pads do not
+    /// The run's shapes, computed from the views without building arrays when the pads do not
     /// depend on the input size (auto_pad NOTSET or VALID; the plan has checked them).
     private func runShapes(_ x: TensorView, _ w: TensorView, _ y: TensorView, bias: TensorView?) throws -> Shapes {
-        guard spatial.autoPad == "NOTSET" || spatial.autoPad == "VALID", x.rank == w.rank, x.rank == y.rank,
-              x.rank == 3 || x.rank == 4
+        guard spatial.autoPad == "NOTSET" || spatial.autoPad == "VALID", !spatial.ceilMode, x.rank == w.rank,
+              x.rank == y.rank, x.rank == 3 || x.rank == 4
         else { return try shapes(x.shape, w.shape, bias: bias?.shape) }
         func value(_ list: [Int]?, _ index: Int, _ fallback: Int) -> Int {
             guard let list, index < list.count else { return fallback }
             return list[index]
         }
         let valid = spatial.autoPad == "VALID"
+        let axes = x.rank - 2
+        // Output extent along spatial axis `axis`, as `SpatialAttributes.resolve` computes it (not
+        // read from y, which a fused residual may broadcast to a larger shape).
+        func extent(_ axis: Int) -> Int {
+            let window = (w.shape[2 + axis] - 1) * value(spatial.dilations, axis, 1) + 1
+            let pads = valid ? 0 : value(spatial.pads, axis, 0) + value(spatial.pads, axis + axes, 0)
+            return (x.shape[2 + axis] + pads - window) / value(spatial.strides, axis, 1) + 1
+        }
         let geometry: ConvolutionGeometry
         if x.rank == 3 {
             geometry = ConvolutionGeometry(
                 inputHeight: 1, inputWidth: x.shape[2], kernelHeight: 1, kernelWidth: w.shape[2],
                 strideY: 1, strideX: value(spatial.strides, 0, 1), dilationY: 1, dilationX: value(spatial.dilations, 0, 1),
-                padTop: 0, padLeft: valid ? 0 : value(spatial.pads, 0, 0), outputHeight: 1, outputWidth: y.shape[2])
+                padTop: 0, padLeft: valid ? 0 : value(spatial.pads, 0, 0), outputHeight: 1, outputWidth: extent(0))
         } else {
             geometry = ConvolutionGeometry(
                 inputHeight: x.shape[2], inputWidth: x.shape[3], kernelHeight: w.shape[2], kernelWidth: w.shape[3],
                 strideY: value(spatial.strides, 0, 1), strideX: value(spatial.strides, 1, 1),
                 dilationY: value(spatial.dilations, 0, 1), dilationX: value(spatial.dilations, 1, 1),
                 padTop: valid ? 0 : value(spatial.pads, 0, 0), padLeft: valid ? 0 : value(spatial.pads, 1, 0),
-                outputHeight: y.shape[2], outputWidth: y.shape[3])
+                outputHeight: extent(0), outputWidth: extent(1))
         }
-        return Shapes(batch: x.shape[0], channels: x.shape[1], filters: w.shape[0], geometry: geometry, outputShape: y.shape)
+        return Shapes(batch: x.shape[0], channels: x.shape[1], filters: w.shape[0], geometry: geometry, spatialAxes: axes)
     }
 
     func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
@@ -115,43 +140,103 @@ struct ConvKernel: Kernel {
         }
         let bias = inputs.count > 2 ? inputs[2] : nil
         if let bias, bias.dataType != .float { throw OnyxError.unsupportedDataType("Conv: bias must be float") }
-        return [TensorDescriptor(.float, try shapes(x.shape, w.shape, bias: bias?.shape).outputShape)]
+        let output = try shapes(x.shape, w.shape, bias: bias?.shape).outputShape
+        guard addsResidual else { return [TensorDescriptor(.float, output)] }
+        guard inputs.count > 3, let residual = inputs[3] else {
+            throw OnyxError.invalidModel("Conv: the fused residual (input 3) is missing")
+        }
+        guard residual.dataType == .float else {
+            throw OnyxError.unsupportedDataType("Conv: the fused residual must be float like the output, got \(residual.dataType)")
+        }
+        return [TensorDescriptor(.float, try Broadcasting.shape(output, residual.shape, op: "Conv (fused Add)"))]
     }
+
+    /// Whether the GEMM accumulates onto the residual in the output: neither the residual nor the
+    /// convolution's result broadcasts (both have the output's elements), and the convolution is
+    /// not depthwise (that kernel cannot accumulate).
+    private func accumulatesResidual(_ s: Shapes, residual: [Int], output: [Int], outputCount: Int) -> Bool {
+        !s.isDepthwise(group: group) && residual == output && outputCount == s.outputCount
+    }
+
+    /// Bytes of `count` floats, rounded up to the workspace parts' 64-byte alignment.
+    private static func alignedFloats(_ count: Int) -> Int { (count * 4 + 63) & ~63 }
 
     func workspaceByteCount(inputs: [TensorDescriptor?], outputs: [TensorDescriptor]) -> Int {
         guard let x = inputs[0], let w = inputs[1], let s = try? shapes(x.shape, w.shape, bias: nil) else { return 0 }
-        if s.channels == group && s.filters == group { return 0 }
-        return ConvColumns(s.geometry, channels: s.channels / group, filters: s.filters / group, isa: isa,
-                           allowsTransposed: weightPanels != nil)
-            .workspaceByteCount(packingWeights: packedWeights == nil)
+        var bytes = 0
+        if !s.isDepthwise(group: group) {
+            bytes = ConvColumns(s.geometry, channels: s.channels / group, filters: s.filters / group, isa: isa,
+                                allowsTransposed: weightPanels != nil)
+                .workspaceByteCount(packingWeights: packedWeights == nil)
+        }
+        if addsResidual, inputs.count > 3, let residual = inputs[3], let y = outputs.first,
+           !accumulatesResidual(s, residual: residual.shape, output: y.shape, outputCount: y.elementCount) {
+            bytes += Self.alignedFloats(s.outputCount)
+        }
+        return bytes
     }
+
+    var aliasing: KernelAliasing { addsResidual ? .inPlace(input: 3) : .none }
 
     func run(_ context: borrowing KernelContext) throws {
         let x = context.input(0)!, w = context.input(1)!, y = context.output(0)
         let s = try runShapes(x, w, y, bias: context.input(2))
+        let output = y.pointer(as: Float.self)
+        guard addsResidual else {
+            guard y.elementCount == s.outputCount else {
+                throw OnyxError.internalError("Conv: the output has shape \(y.shape), the convolution \(s.outputShape)")
+            }
+            try convolve(s, context, into: output, accumulating: false, clip: activation, workspace: context.workspace)
+            return
+        }
+        guard let residual = context.input(3) else { throw OnyxError.invalidModel("Conv: the fused residual (input 3) is missing") }
+        if accumulatesResidual(s, residual: residual.shape, output: y.shape, outputCount: y.elementCount) {
+            if residual.data != y.data { y.data.copyMemory(from: residual.data, byteCount: y.byteCount) }
+            try convolve(s, context, into: output, accumulating: true, clip: activation, workspace: context.workspace)
+            return
+        }
+        // The Add as it was: the convolution into the workspace, then the broadcast sum.
+        guard let workspace = context.workspace else { throw OnyxError.internalError("Conv: no workspace") }
+        let convolved = workspace.assumingMemoryBound(to: Float.self)
+        try convolve(s, context, into: convolved, accumulating: false, clip: nil,
+                     workspace: workspace + Self.alignedFloats(s.outputCount))
+        BinaryBroadcastPlan.withPlan(s.outputShape, residual.shape, output: y.shape) { plan in
+            ElementwiseLoops.binary(plan, UnsafePointer(convolved), UnsafePointer(residual.pointer(as: Float.self)), output,
+                                    pool: context.pool, FloatingAdd<Float>())
+        }
+        if let activation { onyx_clip_f32(isa.cValue, output, output, y.elementCount, activation.min, activation.max) }
+    }
+
+    /// The convolution of the run's inputs into `output`, added to what `output` holds when
+    /// `accumulating`, then `clip`.
+    private func convolve(
+        _ s: Shapes, _ context: borrowing KernelContext, into output: UnsafeMutablePointer<Float>, accumulating: Bool,
+        clip: (min: Float, max: Float)?, workspace: UnsafeMutableRawPointer?
+    ) throws {
+        let x = context.input(0)!, w = context.input(1)!
         let g = s.geometry
         let bias = context.input(2).map { UnsafePointer($0.pointer(as: Float.self)) }
         let input = UnsafePointer(x.pointer(as: Float.self))
         let weights = UnsafePointer(w.pointer(as: Float.self))
-        let output = y.pointer(as: Float.self)
         let channelsPerGroup = s.channels / group, filtersPerGroup = s.filters / group
 
-        if s.channels == group && s.filters == group {
+        if s.isDepthwise(group: group) {
+            guard !accumulating else { throw OnyxError.internalError("Conv: the depthwise kernel cannot accumulate") }
             let planes = s.batch * s.channels
-            let activation = self.activation, isa = self.isa
+            let isa = self.isa
             let chunk = max(1, (1 << 16) / max(g.outputArea * g.kernelArea, 1))
             context.pool.parallelRanges(planes, minimumChunk: chunk) { range in
                 for plane in range {
                     let c = plane % s.channels
                     Convolution.depthwisePlane(
                         input + plane * g.inputArea, weights + c * g.kernelArea, bias: bias?[c] ?? 0,
-                        output + plane * g.outputArea, geometry: g, clip: activation, isa: isa)
+                        output + plane * g.outputArea, geometry: g, clip: clip, isa: isa)
                 }
             }
             return
         }
 
-        guard let workspace = context.workspace else { throw OnyxError.internalError("Conv: no workspace") }
+        guard let workspace else { throw OnyxError.internalError("Conv: no workspace") }
         let columns = ConvColumns(g, channels: channelsPerGroup, filters: filtersPerGroup, isa: isa,
                                   allowsTransposed: weightPanels != nil)
         let panels = columns.layout == .transposed ? weightPanels?.panels : nil
@@ -172,10 +257,10 @@ struct ConvKernel: Kernel {
                 }
                 var epilogue = Gemm.Epilogue()
                 epilogue.biasRow = bias.map { $0 + gi * filtersPerGroup }
-                epilogue.clip = activation
+                epilogue.clip = clip
                 let out = output + (n * s.filters + gi * filtersPerGroup) * g.outputArea
                 try columns.multiply(image: image, weights: a, weightPanels: panels?[gi], epilogue: epilogue, output: out,
-                                 scratch: scratch, pool: context.pool)
+                                     accumulating: accumulating, scratch: scratch, pool: context.pool)
             }
         }
         withExtendedLifetime(constantWeights) {}
@@ -337,14 +422,16 @@ struct ConvColumns {
         }
     }
 
-    /// `output (filters × OH·OW) = weights × columns(image)` with the epilogue, for one image and group.
+    /// `output (filters × OH·OW) (=|+=) weights × columns(image)` with the epilogue, for one image
+    /// and group.
     ///
     /// - Parameters:
     ///   - weights: The group's weights as A strips.
     ///   - weightPanels: The group's weights as filter panels, for the `transposed` layout.
+    ///   - accumulating: Add the product to what `output` holds (a fused residual), before the clip.
     func multiply(
         image: UnsafePointer<Float>, weights a: PackedPanels, weightPanels: PackedPanels?, epilogue: Gemm.Epilogue,
-        output: UnsafeMutablePointer<Float>, scratch: Scratch, pool: ComputePool
+        output: UnsafeMutablePointer<Float>, accumulating: Bool, scratch: Scratch, pool: ComputePool
     ) throws {
         let g = geometry
         let rowOffsets = UnsafePointer(scratch.rowOffsets)
@@ -352,7 +439,7 @@ struct ConvColumns {
         case .pointwise:
             Gemm.multiply(isa: isa, m: filters, n: g.outputArea, k: depth, a: a,
                           b: .rows(base: image, rowOffsets: rowOffsets), c: output, ldc: g.outputArea,
-                          accumulate: false, epilogue: epilogue, pool: pool)
+                          accumulate: accumulating, epilogue: epilogue, pool: pool)
 
         case .shiftedRows(let height, let width, let copies):
             let planes: UnsafePointer<Float>
@@ -363,20 +450,32 @@ struct ConvColumns {
                 planes = image
             }
             let n = gridColumns
-            let dropsColumns = width != g.outputWidth
-            Gemm.multiply(isa: isa, m: filters, n: n, k: depth, a: a,
-                          b: .rows(base: planes, rowOffsets: rowOffsets),
-                          c: dropsColumns ? scratch.gridOutput : output, ldc: dropsColumns ? n : g.outputArea,
-                          accumulate: false, epilogue: epilogue, pool: pool)
-            if dropsColumns {
-                let grid = UnsafePointer(scratch.gridOutput)
-                pool.forEachChunk(filters, costPerItem: g.outputArea) { range in
-                    for f in range {
-                        for oy in 0..<g.outputHeight {
-                            (output + f * g.outputArea + oy * g.outputWidth)
-                                .update(from: grid + f * n + oy * width, count: g.outputWidth)
+            guard width != g.outputWidth else {
+                Gemm.multiply(isa: isa, m: filters, n: n, k: depth, a: a, b: .rows(base: planes, rowOffsets: rowOffsets),
+                              c: output, ldc: g.outputArea, accumulate: accumulating, epilogue: epilogue, pool: pool)
+                return
+            }
+            // Outputs on the padded grid; a residual and the clip join as the extra columns are dropped.
+            var gridEpilogue = epilogue
+            if accumulating { gridEpilogue.clip = nil }
+            Gemm.multiply(isa: isa, m: filters, n: n, k: depth, a: a, b: .rows(base: planes, rowOffsets: rowOffsets),
+                          c: scratch.gridOutput, ldc: n, accumulate: false, epilogue: gridEpilogue, pool: pool)
+            let grid = UnsafePointer(scratch.gridOutput)
+            let clip = accumulating ? epilogue.clip : nil
+            let isa = self.isa
+            pool.forEachChunk(filters, costPerItem: g.outputArea) { range in
+                for f in range {
+                    let plane = output + f * g.outputArea
+                    for oy in 0..<g.outputHeight {
+                        let row = plane + oy * g.outputWidth, source = grid + f * n + oy * width
+                        if accumulating {
+                            ElementwiseLoops.segment(UnsafePointer(row), 1, source, 1, row, g.outputWidth, FloatingAdd<Float>())
+                        } else {
+                            row.update(from: source, count: g.outputWidth)
                         }
                     }
+                    // Once per plane: a call per row costs more than the clip itself.
+                    if let clip { onyx_clip_f32(isa.cValue, plane, plane, g.outputArea, clip.min, clip.max) }
                 }
             }
 
@@ -385,7 +484,7 @@ struct ConvColumns {
             gatherColumns(image, width: nr, into: scratch.columns, pool: pool)
             let b = PackedPanels(extent: g.outputArea, depth: depth, width: nr, base: UnsafePointer(scratch.columns), owner: nil)
             Gemm.multiply(isa: isa, m: filters, n: g.outputArea, k: depth, a: a, b: b, c: output,
-                          ldc: g.outputArea, accumulate: false, epilogue: epilogue, pool: pool)
+                          ldc: g.outputArea, accumulate: accumulating, epilogue: epilogue, pool: pool)
 
         case .transposed:
             guard let weightPanels else { throw OnyxError.internalError("Conv: the transposed layout has no weight panels") }
@@ -396,7 +495,7 @@ struct ConvColumns {
             perFilter.biasColumn = epilogue.biasRow
             perFilter.biasRow = nil
             Gemm.multiply(isa: isa, m: g.outputArea, n: filters, k: depth, a: pixels, b: .packed(weightPanels),
-                          c: output, ldc: g.outputArea, accumulate: false, epilogue: perFilter, pool: pool,
+                          c: output, ldc: g.outputArea, accumulate: accumulating, epilogue: perFilter, pool: pool,
                           transposingOutput: true)
         }
     }

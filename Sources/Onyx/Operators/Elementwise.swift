@@ -262,7 +262,7 @@ struct ClipKernel: Kernel {
 
 // MARK: - Element operations
 
-private struct FloatingAdd<T: BinaryFloatingPoint>: BinaryElementOperation {
+struct FloatingAdd<T: BinaryFloatingPoint>: BinaryElementOperation {
     @inline(__always) func callAsFunction(_ a: T, _ b: T) -> T { a + b }
 }
 private struct FloatingSubtract<T: BinaryFloatingPoint>: BinaryElementOperation {

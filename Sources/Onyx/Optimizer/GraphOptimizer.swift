@@ -16,7 +16,8 @@ struct GraphOptimizer {
         case .basic: passes = [ConstantLifting(), IdentityElimination(), ConvBatchNormFolding()]
         case .all:
             passes = [
-                ConstantLifting(), IdentityElimination(), ConvBatchNormFolding(), MatMulAddFusion(), ActivationFusion(),
+                ConstantLifting(), IdentityElimination(), ConvBatchNormFolding(), MatMulAddFusion(), ConvAddFusion(),
+                ActivationFusion(),
             ]
         }
     }
@@ -50,6 +51,40 @@ struct GraphUses {
 }
 
 extension Graph {
+    /// Folds Adds into the node computing one of their operands (a bias or a residual joining the
+    /// producer's epilogue).
+    ///
+    /// For each two-input Add without attributes (opset < 7 `broadcast`/`axis` left alone) and
+    /// each of its operands `product` that nothing else reads, `fuse` gets the node producing
+    /// `product`, the other operand and the Add's output; it returns that node rewritten to compute
+    /// the Add's output, or `nil` to leave the pair alone. Fused Adds are removed.
+    mutating func fuseAdds(
+        _ fuse: (_ producer: Node, _ product: String, _ addend: String, _ output: String, _ graph: Graph) -> Node?
+    ) {
+        let uses = GraphUses(self)
+        var producerOf: [String: Int] = [:]
+        for (index, node) in nodes.enumerated() {
+            for output in node.outputs where !output.isEmpty { producerOf[output] = index }
+        }
+        var removed = Set<Int>()
+        for (addIndex, add) in nodes.enumerated()
+        where add.opType == "Add" && add.domain.isEmpty && add.attributes.isEmpty && add.inputs.count == 2
+            && add.outputs.count == 1 {
+            for (position, product) in add.inputs.enumerated() {
+                let addend = add.inputs[1 - position]
+                guard !product.isEmpty, !addend.isEmpty, product != addend, uses.hasSingleConsumer(product),
+                      let producerIndex = producerOf[product], !removed.contains(producerIndex),
+                      let fused = fuse(nodes[producerIndex], product, addend, add.outputs[0], self)
+                else { continue }
+                nodes[producerIndex] = fused
+                removed.insert(addIndex)
+                break
+            }
+        }
+        guard !removed.isEmpty else { return }
+        nodes = nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+    }
+
     /// The initializer named `name`, if any.
     func initializer(named name: String) -> Tensor? {
         initializers.first { $0.name == name }?.tensor

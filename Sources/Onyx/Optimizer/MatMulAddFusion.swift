@@ -7,27 +7,7 @@
 /// (a bias of higher rank prepends axes of extent 1). The MatMul output must feed only the Add.
 struct MatMulAddFusion: GraphPass {
     func apply(to graph: inout Graph) {
-        let uses = GraphUses(graph)
-        var producerOf: [String: Int] = [:]
-        for (index, node) in graph.nodes.enumerated() {
-            for output in node.outputs where !output.isEmpty { producerOf[output] = index }
-        }
-        var removed = Set<Int>()
-        for (addIndex, add) in graph.nodes.enumerated()
-        where add.opType == "Add" && add.domain.isEmpty && add.inputs.count == 2 && add.outputs.count == 1 {
-            for (position, product) in add.inputs.enumerated() {
-                let bias = add.inputs[1 - position]
-                guard !product.isEmpty, product != bias, uses.hasSingleConsumer(product),
-                      let matMulIndex = producerOf[product], !removed.contains(matMulIndex),
-                      let fused = fuse(graph.nodes[matMulIndex], bias: bias, output: add.outputs[0], graph)
-                else { continue }
-                graph.nodes[matMulIndex] = fused
-                removed.insert(addIndex)
-                break
-            }
-        }
-        guard !removed.isEmpty else { return }
-        graph.nodes = graph.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+        graph.fuseAdds { matMul, _, bias, output, graph in fuse(matMul, bias: bias, output: output, graph) }
     }
 
     private func fuse(_ matMul: Node, bias: String, output: String, _ graph: Graph) -> Node? {

@@ -8,7 +8,7 @@ public enum OptimizationLevel: String, Sendable, CaseIterable {
     case none
     /// Lift Constant nodes into initializers, remove Identity/Dropout, fold Conv+BatchNormalization.
     case basic
-    /// Everything in `basic`, plus activation fusion into Conv/Gemm epilogues.
+    /// Everything in `basic`, plus bias, residual-Add and activation fusion into Conv/Gemm/MatMul epilogues.
     case all
 }
 
