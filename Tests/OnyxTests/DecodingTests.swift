@@ -36,9 +36,9 @@ import Testing
         return path
     }
 
-    // MARK: - Model files (mapped, not read)
+    // MARK: - Model files
 
-    @Test func modelFilesAreMappedAndCheckedLikeReadOnes() throws {
+    @Test func modelFilesAreDecodedAndCheckedLikeBytes() throws {
         let folder = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let source = FixtureTests.root.appendingPathComponent("mlp_legacy/model.onnx").path

@@ -11,7 +11,7 @@ extension Model {
     /// - Throws: ``OnyxError`` `.io` if the file cannot be read, `.invalidModel` if it is not a
     ///   well-formed ONNX model, `.limitExceeded` or `.unsupportedDataType` for what Onyx refuses.
     public init(contentsOf path: String, limits: DecodingLimits = DecodingLimits()) throws {
-        self = try FileSystem.withMappedFile(path, limit: limits.maxModelBytes) { bytes in
+        self = try FileSystem.withContents(of: path, limit: limits.maxModelBytes) { bytes in
             try Model(serialized: bytes, baseDirectory: FileSystem.directory(of: path), limits: limits)
         }
     }

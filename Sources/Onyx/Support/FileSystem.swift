@@ -13,6 +13,38 @@ enum FileSystem {
     /// - Throws: ``OnyxError`` `.io` if the file cannot be opened or is shorter than asked,
     ///   `.limitExceeded` if it is larger than `limit`.
     static func read(_ path: String, offset: Int = 0, byteCount: Int? = nil, limit: Int = .max) throws -> [UInt8] {
+        try withOpenRange(path, offset: offset, byteCount: byteCount, limit: limit) { fd, count in
+            try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+                if count > 0 { try readFully(fd, path, into: UnsafeMutableRawPointer(buffer.baseAddress!), count: count, at: offset) }
+                initialized = count
+            }
+        }
+    }
+
+    /// Calls `body` with the whole file at `path` read into memory that is not zeroed first (the
+    /// bytes are only ever read, then freed when `body` returns).
+    ///
+    /// The file is read, not mapped: a mapped file that another process truncates while it is
+    /// being decoded (a model overwritten in place in a repository) would kill the server with
+    /// SIGBUS; a read sees a short file and fails with an error.
+    ///
+    /// - Throws: What ``read(_:offset:byteCount:limit:)`` throws, and whatever `body` throws.
+    static func withContents<R>(
+        of path: String, limit: Int = .max, _ body: (UnsafeRawBufferPointer) throws -> R
+    ) throws -> R {
+        try withOpenRange(path, offset: 0, byteCount: nil, limit: limit) { fd, count in
+            let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1), alignment: 16)
+            defer { buffer.deallocate() }
+            try readFully(fd, path, into: buffer, count: count, at: 0)
+            return try body(UnsafeRawBufferPointer(start: buffer, count: count))
+        }
+    }
+
+    /// Opens the regular file at `path` and checks that `byteCount` bytes (the rest of the file when
+    /// nil) at `offset` exist and are within `limit`; calls `body` with the descriptor and count.
+    private static func withOpenRange<R>(
+        _ path: String, offset: Int, byteCount: Int?, limit: Int, _ body: (Int32, Int) throws -> R
+    ) throws -> R {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw OnyxError(.io, "cannot open '\(path)': \(String(cString: strerror(errno)))") }
         defer { close(fd) }
@@ -27,45 +59,18 @@ enum FileSystem {
         guard count <= limit else {
             throw OnyxError.limitExceeded("'\(path)' needs \(count) bytes, more than the limit of \(limit)")
         }
-        var bytes = [UInt8](repeating: 0, count: count)
-        var done = 0
-        try bytes.withUnsafeMutableBytes { buffer in
-            while done < count {
-                let n = pread(fd, buffer.baseAddress! + done, count - done, off_t(offset + done))
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { throw OnyxError(.io, "reading '\(path)' failed after \(done) of \(count) bytes") }
-                done += n
-            }
-        }
-        return bytes
+        return try body(fd, count)
     }
 
-    /// Calls `body` with the whole file at `path` mapped read-only, without reading it into memory
-    /// first; the mapping ends when `body` returns. Falls back to ``read(_:offset:byteCount:limit:)``
-    /// where the file cannot be mapped.
-    ///
-    /// - Throws: What `read` throws, and whatever `body` throws.
-    static func withMappedFile<R>(
-        _ path: String, limit: Int = .max, _ body: (UnsafeRawBufferPointer) throws -> R
-    ) throws -> R {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw OnyxError(.io, "cannot open '\(path)': \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw OnyxError(.io, "cannot stat '\(path)'") }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw OnyxError(.io, "'\(path)' is not a regular file") }
-        let size = Int(info.st_size)
-        guard size <= limit else {
-            throw OnyxError.limitExceeded("'\(path)' needs \(size) bytes, more than the limit of \(limit)")
+    /// Reads exactly `count` bytes at `offset` of `fd`, or throws (a file that shrank meanwhile).
+    private static func readFully(_ fd: Int32, _ path: String, into buffer: UnsafeMutableRawPointer, count: Int, at offset: Int) throws {
+        var done = 0
+        while done < count {
+            let n = pread(fd, buffer + done, count - done, off_t(offset + done))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw OnyxError(.io, "reading '\(path)' failed after \(done) of \(count) bytes") }
+            done += n
         }
-        guard size > 0, let mapped = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), mapped != MAP_FAILED else {
-            return try read(path, limit: limit).withUnsafeBytes(body)
-        }
-        defer { munmap(mapped, size) }
-        #if os(Linux)
-        madvise(mapped, size, MADV_SEQUENTIAL)
-        #endif
-        return try body(UnsafeRawBufferPointer(start: mapped, count: size))
     }
 
     /// The canonical absolute path of an existing file or folder, with symlinks resolved.
