@@ -49,22 +49,22 @@ struct BenchCommand: ParsableCommand {
             let feeds = try inputs.isEmpty ? randomInputs(session) : RunCommand.bind(inputs, to: session)
 
             for _ in 0..<warmup { _ = try session.run(feeds) }
-            var samples: [Double] = []
+            var samples = LatencySamples()
             let end = ContinuousClock.now + .milliseconds(Int(duration * 1000))
             var lastProgress = ContinuousClock.now
             while ContinuousClock.now < end || samples.count < 10 {
                 let start = ContinuousClock.now
                 _ = try session.run(feeds)
-                samples.append((ContinuousClock.now - start).milliseconds)
+                samples.add((ContinuousClock.now - start).milliseconds)
                 if !json, ContinuousClock.now - lastProgress > .seconds(1) {
                     FileHandle.standardError.write(Data("\r\(samples.count) runs…".utf8))
                     lastProgress = .now
                 }
             }
             if !json { FileHandle.standardError.write(Data("\r".utf8)) }
-            samples.sort()
-            func percentile(_ p: Double) -> Double { samples[min(samples.count - 1, Int(Double(samples.count) * p))] }
-            let total = samples.reduce(0, +)
+            let sorted = samples.kept.sorted()
+            func percentile(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
+            let total = samples.total
             let batchRows = feeds.values.first?.shape.first ?? 1
             var result: [(String, Any)] = [
                 ("model", model),
@@ -204,5 +204,29 @@ enum HeapInUse {
         #else
         return nil
         #endif
+    }
+}
+
+/// Run latencies: every run counts toward the total, and a uniform sample of at most
+/// `capacity` of them (reservoir sampling) gives the percentiles, so a model that runs in
+/// microseconds does not grow the process by megabytes of samples while it is measured.
+struct LatencySamples {
+    static let capacity = 1 << 16
+    private(set) var kept: [Double] = []
+    private(set) var count = 0
+    private(set) var total = 0.0
+    private var random = SystemRandomNumberGenerator()
+
+    init() { kept.reserveCapacity(Self.capacity) }
+
+    mutating func add(_ milliseconds: Double) {
+        count += 1
+        total += milliseconds
+        if kept.count < Self.capacity {
+            kept.append(milliseconds)
+        } else {
+            let slot = Int.random(in: 0..<count, using: &random)
+            if slot < Self.capacity { kept[slot] = milliseconds }
+        }
     }
 }
