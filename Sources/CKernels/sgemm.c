@@ -457,6 +457,22 @@ void onyx_sgemv_panel(onyx_isa isa, size_t k, const float *a, const float *b, fl
     gemv_portable(k, a, b, c, n, accumulate, epilogue);
 }
 
+#ifdef ONYX_X86
+__attribute__((target("avx2,fma")))
+static void add_avx2(const float *a, const float *b, float *y, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i)));
+    for (; i < n; i++) y[i] = a[i] + b[i];
+}
+#endif
+
+void onyx_add_f32(onyx_isa isa, const float *a, const float *b, float *y, size_t n) {
+#ifdef ONYX_X86
+    if (isa >= ONYX_ISA_AVX2) { add_avx2(a, b, y, n); return; }
+#endif
+    for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+}
+
 void onyx_clip_f32(onyx_isa isa, const float *x, float *y, size_t n, float lo, float hi) {
 #ifdef ONYX_X86
     if (isa >= ONYX_ISA_AVX2) { clip_avx2(x, y, n, lo, hi); return; }

@@ -106,6 +106,9 @@ void onyx_gather_strided(onyx_isa isa, const float *src, float *dst, size_t n, s
 /* y[i] = min(max(x[i], lo), hi); x and y may be the same array. */
 void onyx_clip_f32(onyx_isa isa, const float *x, float *y, size_t n, float lo, float hi);
 
+/* y[i] = a[i] + b[i]; y may be a or b (a fused residual added as a convolution's rows are compacted). */
+void onyx_add_f32(onyx_isa isa, const float *a, const float *b, float *y, size_t n);
+
 /*
  * A fork-join pool for kernel calls (threadpool.c). onyx_pool_run calls task(context, part) once for
  * each part in [0, parts), on the calling thread and the pool's helpers, and returns when all are

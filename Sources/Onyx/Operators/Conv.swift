@@ -469,7 +469,7 @@ struct ConvColumns {
                     for oy in 0..<g.outputHeight {
                         let row = plane + oy * g.outputWidth, source = grid + f * n + oy * width
                         if accumulating {
-                            ElementwiseLoops.segment(UnsafePointer(row), 1, source, 1, row, g.outputWidth, FloatingAdd<Float>())
+                            onyx_add_f32(isa.cValue, row, source, row, g.outputWidth)
                         } else {
                             row.update(from: source, count: g.outputWidth)
                         }
