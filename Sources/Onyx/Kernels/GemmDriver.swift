@@ -235,6 +235,18 @@ enum Gemm {
         }
     }
 
+    /// `C (=|+=) A × B` one row of A at a time (``multiplyRow``), for A read in place, row-major with
+    /// K columns, and C with N columns: products that ``prefersRows(m:n:k:)``.
+    static func multiplyRows(
+        isa: KernelISA, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: PackedPanels, c: UnsafeMutablePointer<Float>,
+        accumulate: Bool, epilogue: Epilogue, pool: ComputePool
+    ) {
+        for i in 0..<m {
+            multiplyRow(isa: isa, n: n, k: k, a: a + i * k, b: b, c: c + i * n, accumulate: accumulate,
+                        epilogue: epilogue, pool: pool)
+        }
+    }
+
     /// Whether a product of `m` rows is better done one row at a time (each row streams B, which
     /// for a batch of 2–4 and B within L2 costs less than packing A and a mostly empty tile).
     @inline(__always)
@@ -270,4 +282,3 @@ enum Gemm {
         return PackedPanels(extent: m, depth: k, width: mr, base: base, owner: storage)
     }
 }
-

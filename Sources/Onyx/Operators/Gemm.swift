@@ -120,11 +120,8 @@ struct GemmKernel: Kernel {
 
         try withExtendedLifetime(columnBias) {
             if Gemm.prefersRows(m: m, n: n, k: k) && !transA && alpha == 1 {
-                let rows = UnsafePointer(a.pointer(as: Float.self))
-                for i in 0..<m {
-                    Gemm.multiplyRow(isa: isa, n: n, k: k, a: rows + i * k, b: packedB, c: out + i * n,
-                                     accumulate: accumulate, epilogue: epilogue, pool: context.pool)
-                }
+                Gemm.multiplyRows(isa: isa, m: m, n: n, k: k, a: UnsafePointer(a.pointer(as: Float.self)), b: packedB,
+                                  c: out, accumulate: accumulate, epilogue: epilogue, pool: context.pool)
                 return
             }
             guard let strips = workspace else { throw OnyxError.internalError("Gemm: no workspace") }
@@ -250,10 +247,8 @@ struct MatMulKernel: Kernel {
         func product(a: UnsafePointer<Float>, rows: Int, k: Int, n: Int, b: PackedPanels, c: UnsafeMutablePointer<Float>) {
             let aScratch = packedB == nil ? workspace + PackedPanels.floatCount(extent: n, depth: k, width: nr) : workspace
             if Gemm.prefersRows(m: rows, n: n, k: k) {
-                for i in 0..<rows {
-                    Gemm.multiplyRow(isa: isa, n: n, k: k, a: a + i * k, b: b, c: c + i * n, accumulate: false,
-                                     epilogue: epilogue, pool: pool)
-                }
+                Gemm.multiplyRows(isa: isa, m: rows, n: n, k: k, a: a, b: b, c: c, accumulate: false,
+                                  epilogue: epilogue, pool: pool)
                 return
             }
             Gemm.packA(a, m: rows, k: k, ld: k, transposed: false, mr: mr, into: aScratch)

@@ -13,10 +13,7 @@ struct ConvBatchNormFolding: GraphPass {
         // One pass: a fold touches only its own Conv and BatchNormalization, so the consumer counts
         // and producers found up front stay right for the others.
         let uses = GraphUses(graph)
-        var producers: [String: Int] = [:]
-        for (index, node) in graph.nodes.enumerated() {
-            if let output = node.outputs.first, !output.isEmpty { producers[output] = index }
-        }
+        let producers = graph.producerIndices
         var names = graph.usedNames
         var folded = Set<Int>()
         for (bnIndex, bn) in graph.nodes.enumerated() where bn.opType == "BatchNormalization" && bn.domain.isEmpty {

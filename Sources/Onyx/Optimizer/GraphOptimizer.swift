@@ -62,10 +62,7 @@ extension Graph {
         _ fuse: (_ producer: Node, _ product: String, _ addend: String, _ output: String, _ graph: Graph) -> Node?
     ) {
         let uses = GraphUses(self)
-        var producerOf: [String: Int] = [:]
-        for (index, node) in nodes.enumerated() {
-            for output in node.outputs where !output.isEmpty { producerOf[output] = index }
-        }
+        let producerOf = producerIndices
         var removed = Set<Int>()
         for (addIndex, add) in nodes.enumerated()
         where add.opType == "Add" && add.domain.isEmpty && add.attributes.isEmpty && add.inputs.count == 2
@@ -83,6 +80,15 @@ extension Graph {
         }
         guard !removed.isEmpty else { return }
         nodes = nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+    }
+
+    /// The index of the node producing each value.
+    var producerIndices: [String: Int] {
+        var producers: [String: Int] = [:]
+        for (index, node) in nodes.enumerated() {
+            for output in node.outputs where !output.isEmpty { producers[output] = index }
+        }
+        return producers
     }
 
     /// The initializer named `name`, if any.

@@ -12,7 +12,7 @@ final class TensorStorage: @unchecked Sendable {
     private let lent: (buffer: UnsafeRawBufferPointer, deallocator: Tensor.Deallocator)?
 
     /// Adopted memory: released by `lent`'s deallocator, but Onyx's to write.
-    private var isAdopted = false
+    private let isAdopted: Bool
 
     /// Whether the bytes belong to a caller, who lent them read-only.
     var isLent: Bool { lent != nil && !isAdopted }
@@ -23,6 +23,7 @@ final class TensorStorage: @unchecked Sendable {
         self.bytes = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: Self.alignment)
         self.bytes.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 1))
         self.lent = nil
+        self.isAdopted = false
     }
 
     /// Allocates storage without zeroing it; the caller initializes every byte.
@@ -30,6 +31,7 @@ final class TensorStorage: @unchecked Sendable {
         self.byteCount = byteCount
         self.bytes = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: Self.alignment)
         self.lent = nil
+        self.isAdopted = false
     }
 
     /// Uses `buffer` in place; `deallocator` releases it when this storage is freed.
@@ -39,6 +41,7 @@ final class TensorStorage: @unchecked Sendable {
         self.bytes = buffer.baseAddress.map(UnsafeMutableRawPointer.init(mutating:))
             ?? UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: Self.alignment)
         self.lent = (buffer, deallocator)
+        self.isAdopted = false
     }
 
     /// Takes over `bytes`, memory from `malloc(3)` that nothing else frees (a decoded protobuf
