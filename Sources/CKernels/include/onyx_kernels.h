@@ -110,6 +110,86 @@ void onyx_clip_f32(onyx_isa isa, const float *x, float *y, size_t n, float lo, f
 void onyx_add_f32(onyx_isa isa, const float *a, const float *b, float *y, size_t n);
 
 /*
+ * NCHWc (nchwc.c): the blocked channel layout of conv chains. An image is [ceil(C/16)][H][W][16],
+ * a block's 16 channels innermost (one AVX-512 vector per pixel); lanes past C are zero and every
+ * kernel here keeps them zero as long as a clamp's range contains 0.
+ */
+enum { ONYX_NCHWC_BLOCK = 16, ONYX_NCHWC_FILTER_GROUP = 4 };
+
+typedef struct {
+    size_t in_h, in_w, out_h, out_w;
+    size_t kernel_h, kernel_w, stride_y, stride_x, dilation_y, dilation_x;
+    size_t pad_top, pad_left;
+    /*
+     * The input channels read, and where input (channel c, y, x) lies, in floats:
+     * (c / 16) * in_block_stride + (c % 16) * in_lane_stride + y * in_row_stride + x * in_pixel_stride.
+     * NCHWc input: lane 1, pixel 16, row 16·in_w, block 16·in_h·in_w.
+     * NCHW input (a chain's first convolution): lane in_h·in_w, pixel 1, row in_w, block 16·in_h·in_w.
+     */
+    size_t in_channels;
+    size_t in_block_stride, in_lane_stride, in_row_stride, in_pixel_stride;
+    /* Output channels; the output is NCHWc with ceil(out_channels / 16) blocks. */
+    size_t out_channels;
+} onyx_nchwc_geometry;
+
+/* Fills the addressing fields of `g` for an NCHWc (nchw = 0) or NCHW (nchw = 1) input. */
+void onyx_nchwc_set_input_layout(onyx_nchwc_geometry *g, int nchw);
+
+/*
+ * Convolution filters [out_channels][in_channels][kernel_h][kernel_w] packed for onyx_nchwc_conv:
+ * output blocks in groups of up to ONYX_NCHWC_FILTER_GROUP, each group
+ * [in block][ky][kx][input lane 16][group's blocks][16 outputs], zero past the real channels.
+ */
+size_t onyx_nchwc_filter_floats(size_t out_channels, size_t in_channels, size_t kernel_area);
+void onyx_nchwc_pack_filter(const float *w, size_t out_channels, size_t in_channels, size_t kernel_h,
+                            size_t kernel_w, float *packed);
+/* The number of filter groups (work items along the output channels). */
+size_t onyx_nchwc_filter_groups(size_t out_channels);
+
+/*
+ * One image of a convolution (group 1) into an NCHWc output, for filter groups
+ * [group_begin, group_end) and output rows [row_begin, row_end):
+ * output (=|+=) bias + filter ⋆ input, then clamped to [clip_min, clip_max] when apply_clip != 0.
+ * `accumulate` adds what the output holds (a fused residual). `bias` is NULL or has
+ * 16·ceil(out_channels / 16) floats, zero past out_channels.
+ */
+void onyx_nchwc_conv(onyx_isa isa, const onyx_nchwc_geometry *g, const float *input, const float *filter,
+                     const float *bias, float *output, size_t group_begin, size_t group_end, size_t row_begin,
+                     size_t row_end, int accumulate, int apply_clip, float clip_min, float clip_max);
+
+/* Depthwise filters [channels][1][kernel_h][kernel_w] packed as [block][ky][kx][16]. */
+void onyx_nchwc_pack_depthwise_filter(const float *w, size_t channels, size_t kernel_h, size_t kernel_w,
+                                      float *packed);
+
+/*
+ * One image of a depthwise convolution (one filter per channel; NCHWc input and output,
+ * in_channels == out_channels) for channel blocks [block_begin, block_end).
+ */
+void onyx_nchwc_depthwise(onyx_isa isa, const onyx_nchwc_geometry *g, const float *input, const float *filter,
+                          const float *bias, float *output, size_t block_begin, size_t block_end, int apply_clip,
+                          float clip_min, float clip_max);
+
+typedef enum {
+    /* The largest tap inside the image (pads and ceil-mode overhang are skipped). */
+    ONYX_NCHWC_POOL_MAX = 0,
+    /* The mean of the taps inside the image. */
+    ONYX_NCHWC_POOL_AVERAGE = 1,
+    /* The sum of the taps inside the image over kernel_h·kernel_w (count_include_pad). */
+    ONYX_NCHWC_POOL_AVERAGE_FULL = 2,
+} onyx_nchwc_pool_kind;
+
+/* One image of a pooling window over NCHWc input and output, for channel blocks [block_begin, block_end). */
+void onyx_nchwc_pool(onyx_isa isa, onyx_nchwc_pool_kind kind, const onyx_nchwc_geometry *g, const float *input,
+                     float *output, size_t block_begin, size_t block_end);
+
+/* One image from NCHW [channels][area] to NCHWc [blocks][area][16] (zero lanes), for blocks [block_begin, block_end). */
+void onyx_nchwc_reorder_in(onyx_isa isa, const float *src, size_t channels, size_t area, float *dst,
+                           size_t block_begin, size_t block_end);
+/* One image from NCHWc back to NCHW, for blocks [block_begin, block_end). */
+void onyx_nchwc_reorder_out(onyx_isa isa, const float *src, size_t channels, size_t area, float *dst,
+                            size_t block_begin, size_t block_end);
+
+/*
  * A fork-join pool for kernel calls (threadpool.c). onyx_pool_run calls task(context, part) once for
  * each part in [0, parts), on the calling thread and the pool's helpers, and returns when all are
  * done. Helpers start on the first run, spin for spin_ns after each run, then sleep until the next.
