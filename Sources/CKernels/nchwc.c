@@ -193,12 +193,189 @@ static void pool_portable(onyx_nchwc_pool_kind kind, const onyx_nchwc_geometry *
     }
 }
 
+#ifdef ONYX_X86
+/* ---------------------------------------------------------------- AVX-512 */
+
+/* Fully unrolls a loop of constant trip count, so that arrays of vectors indexed by it stay in registers. */
+#define ONYX_UNROLL _Pragma("clang loop unroll(full)")
+
+/* What a tap outside the image reads. */
+static const float zero_block[B] __attribute__((aligned(64)));
+
+/* One convolution call's constants, shared by its tiles. */
+typedef struct {
+    const onyx_nchwc_geometry *g;
+    const float *input;
+    const float *filter;   /* the filter group's first float */
+    const float *bias;     /* the group's first bias, or NULL */
+    float *output;         /* the group's first output block */
+    size_t plane;          /* floats per output block */
+    size_t area;           /* taps per filter */
+    int accumulate, apply_clip;
+    float lo, hi;
+} conv_job;
+
+/*
+ * A tile: `pixels` consecutive output pixels (flattened over rows, so a tile may wrap onto the
+ * next row) × `width` output blocks, summed over input blocks [ib_begin, ib_end) in registers.
+ * `first` starts from the bias (and the residual) instead of the partial sums in the output;
+ * `last` applies the clamp. Each tap reads, per pixel, one input pixel's lanes, or the zero
+ * block when the tap falls in the padding, so the loop never branches on edges.
+ */
+__attribute__((target("avx512f"), always_inline))
+static inline void conv_tile_avx512(const size_t pixels, const size_t width, const conv_job *job, size_t q0,
+                                    size_t ib_begin, size_t ib_end, int first, int last) {
+    const onyx_nchwc_geometry *g = job->g;
+    __m512 acc[G][16];
+    ptrdiff_t oy[16], ox[16];
+    ONYX_UNROLL
+    for (size_t p = 0; p < pixels; p++) {
+        oy[p] = (ptrdiff_t)((q0 + p) / g->out_w) * (ptrdiff_t)g->stride_y - (ptrdiff_t)g->pad_top;
+        ox[p] = (ptrdiff_t)((q0 + p) % g->out_w) * (ptrdiff_t)g->stride_x - (ptrdiff_t)g->pad_left;
+    }
+    ONYX_UNROLL
+    for (size_t b = 0; b < width; b++) {
+        __m512 bias = first && job->bias ? _mm512_loadu_ps(job->bias + b * B) : _mm512_setzero_ps();
+        ONYX_UNROLL
+        for (size_t p = 0; p < pixels; p++) {
+            const float *out = job->output + b * job->plane + (q0 + p) * B;
+            acc[b][p] = first && !job->accumulate ? bias : _mm512_add_ps(bias, _mm512_loadu_ps(out));
+        }
+    }
+    const size_t ls = g->in_lane_stride, step = B * width * B;
+    const float *f = job->filter + ib_begin * job->area * step;
+    for (size_t ib = ib_begin; ib < ib_end; ib++) {
+        const float *block = job->input + ib * g->in_block_stride;
+        size_t lanes = g->in_channels - ib * B < B ? g->in_channels - ib * B : B;
+        for (size_t ky = 0; ky < g->kernel_h; ky++) {
+            for (size_t kx = 0; kx < g->kernel_w; kx++, f += step) {
+                const float *x[16];
+                size_t stride[16];
+                ONYX_UNROLL
+                for (size_t p = 0; p < pixels; p++) {
+                    ptrdiff_t iy = oy[p] + (ptrdiff_t)(ky * g->dilation_y), ix = ox[p] + (ptrdiff_t)(kx * g->dilation_x);
+                    int inside = (size_t)iy < g->in_h && (size_t)ix < g->in_w;
+                    x[p] = inside ? block + (size_t)iy * g->in_row_stride + (size_t)ix * g->in_pixel_stride : zero_block;
+                    stride[p] = inside ? ls : 0;
+                }
+                if (ls == 1 && lanes == B) {
+                    ONYX_UNROLL
+                    for (size_t lane = 0; lane < B; lane++) {
+                        __m512 w[G];
+                        ONYX_UNROLL
+                        for (size_t b = 0; b < width; b++) w[b] = _mm512_loadu_ps(f + (lane * width + b) * B);
+                        ONYX_UNROLL
+                        for (size_t p = 0; p < pixels; p++) {
+                            __m512 v = _mm512_set1_ps(x[p][lane]);
+                            ONYX_UNROLL
+                            for (size_t b = 0; b < width; b++) acc[b][p] = _mm512_fmadd_ps(v, w[b], acc[b][p]);
+                        }
+                    }
+                } else {
+                    for (size_t lane = 0; lane < lanes; lane++) {
+                        __m512 w[G];
+                        ONYX_UNROLL
+                        for (size_t b = 0; b < width; b++) w[b] = _mm512_loadu_ps(f + (lane * width + b) * B);
+                        ONYX_UNROLL
+                        for (size_t p = 0; p < pixels; p++) {
+                            __m512 v = _mm512_set1_ps(*x[p]);
+                            x[p] += stride[p];
+                            ONYX_UNROLL
+                            for (size_t b = 0; b < width; b++) acc[b][p] = _mm512_fmadd_ps(v, w[b], acc[b][p]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    __m512 lo = _mm512_set1_ps(job->lo), hi = _mm512_set1_ps(job->hi);
+    ONYX_UNROLL
+    for (size_t b = 0; b < width; b++)
+        ONYX_UNROLL
+        for (size_t p = 0; p < pixels; p++) {
+            __m512 v = acc[b][p];
+            if (last && job->apply_clip) v = _mm512_min_ps(hi, _mm512_max_ps(lo, v));
+            _mm512_storeu_ps(job->output + b * job->plane + (q0 + p) * B, v);
+        }
+}
+
+/* The most pixels per tile for a group `width` blocks wide: as many accumulators as leave room
+ * for the filter vectors and a broadcast in 32 registers. */
+static size_t tile_pixels_avx512(size_t width) { return width == 4 ? 6 : width == 3 ? 8 : 12; }
+
+#define ONYX_TILE_CASE(W, P) \
+    case (W) * 16 + (P): conv_tile_avx512(P, W, job, q0, ib_begin, ib_end, first, last); break;
+#define ONYX_TILE_CASES_6(W) \
+    ONYX_TILE_CASE(W, 1) ONYX_TILE_CASE(W, 2) ONYX_TILE_CASE(W, 3) ONYX_TILE_CASE(W, 4) ONYX_TILE_CASE(W, 5) \
+    ONYX_TILE_CASE(W, 6)
+#define ONYX_TILE_CASES_8(W) ONYX_TILE_CASES_6(W) ONYX_TILE_CASE(W, 7) ONYX_TILE_CASE(W, 8)
+#define ONYX_TILE_CASES_12(W) \
+    ONYX_TILE_CASES_8(W) ONYX_TILE_CASE(W, 9) ONYX_TILE_CASE(W, 10) ONYX_TILE_CASE(W, 11) ONYX_TILE_CASE(W, 12)
+
+__attribute__((target("avx512f")))
+static void conv_tile_dispatch_avx512(size_t pixels, size_t width, const conv_job *job, size_t q0,
+                                      size_t ib_begin, size_t ib_end, int first, int last) {
+    switch (width * 16 + pixels) {
+    ONYX_TILE_CASES_6(4)
+    ONYX_TILE_CASES_8(3)
+    ONYX_TILE_CASES_12(2)
+    ONYX_TILE_CASES_12(1)
+    default: break;
+    }
+}
+
+/* Input blocks per pass over the pixels: the filter slice they need stays within ~256 KB of L2. */
+static size_t input_blocks_per_pass(size_t width, size_t area, size_t in_blocks) {
+    size_t per_block = width * B * B * area * sizeof(float);
+    size_t blocks = (256u << 10) / (per_block ? per_block : 1);
+    if (blocks < 1) blocks = 1;
+    return blocks < in_blocks ? blocks : in_blocks;
+}
+
+__attribute__((target("avx512f")))
+static void conv_avx512(const onyx_nchwc_geometry *g, const float *input, const float *filter, const float *bias,
+                        float *output, size_t group_begin, size_t group_end, size_t row_begin, size_t row_end,
+                        int accumulate, int apply_clip, float lo, float hi) {
+    size_t area = g->kernel_h * g->kernel_w, ib = blocks_of(g->in_channels), ob = blocks_of(g->out_channels);
+    size_t plane = g->out_h * g->out_w * B;
+    size_t q_begin = row_begin * g->out_w, q_end = row_end * g->out_w;
+    if (q_end <= q_begin) return;
+    for (size_t group = group_begin; group < group_end; group++) {
+        size_t firstBlock = group * G, width = ob - firstBlock < G ? ob - firstBlock : G;
+        conv_job job = {
+            .g = g, .input = input, .filter = filter + group_offset(group, ib, area),
+            .bias = bias ? bias + firstBlock * B : NULL, .output = output + firstBlock * plane, .plane = plane,
+            .area = area, .accumulate = accumulate, .apply_clip = apply_clip, .lo = lo, .hi = hi,
+        };
+        /* Tiles of near-equal size: n pixels in ceil(n / most) tiles. */
+        size_t most = tile_pixels_avx512(width), n = q_end - q_begin;
+        size_t tiles = (n + most - 1) / most, base = n / tiles, extra = n % tiles;
+        size_t pass = input_blocks_per_pass(width, area, ib);
+        for (size_t ib0 = 0; ib0 < ib; ib0 += pass) {
+            size_t ib1 = ib0 + pass < ib ? ib0 + pass : ib;
+            size_t q = q_begin;
+            for (size_t t = 0; t < tiles; t++) {
+                size_t pixels = base + (t < extra);
+                conv_tile_dispatch_avx512(pixels, width, &job, q, ib0, ib1, ib0 == 0, ib1 == ib);
+                q += pixels;
+            }
+        }
+    }
+}
+#endif
+
 /* ---------------------------------------------------------------- entry points */
 
 void onyx_nchwc_conv(onyx_isa isa, const onyx_nchwc_geometry *g, const float *input, const float *filter,
                      const float *bias, float *output, size_t group_begin, size_t group_end, size_t row_begin,
                      size_t row_end, int accumulate, int apply_clip, float clip_min, float clip_max) {
-    (void)isa;
+#ifdef ONYX_X86
+    if (isa == ONYX_ISA_AVX512) {
+        conv_avx512(g, input, filter, bias, output, group_begin, group_end, row_begin, row_end, accumulate,
+                    apply_clip, clip_min, clip_max);
+        return;
+    }
+#endif
     conv_portable(g, input, filter, bias, output, group_begin, group_end, row_begin, row_end, accumulate,
                   apply_clip, clip_min, clip_max);
 }
