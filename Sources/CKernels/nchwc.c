@@ -362,6 +362,114 @@ static void conv_avx512(const onyx_nchwc_geometry *g, const float *input, const 
         }
     }
 }
+/* Output columns [*first, *last) whose every horizontal tap lies inside the image. */
+static void interior_columns(const onyx_nchwc_geometry *g, size_t *first, size_t *last) {
+    size_t reach = (g->kernel_w - 1) * g->dilation_x; /* the last tap's offset */
+    size_t f = (g->pad_left + g->stride_x - 1) / g->stride_x;
+    size_t l = g->in_w + g->pad_left >= reach + 1 ? (g->in_w + g->pad_left - reach - 1) / g->stride_x + 1 : 0;
+    if (l > g->out_w) l = g->out_w;
+    if (f > l) f = l;
+    *first = f;
+    *last = l;
+}
+
+/*
+ * Depthwise and pooling windows: per channel block and output row, the columns whose taps all
+ * lie inside the image run in tiles of 8 pixels with no bounds checks; the few edge columns run
+ * one at a time, skipping the taps outside.
+ */
+__attribute__((target("avx512f"), always_inline))
+static inline void window_tile_avx512(const size_t pixels, int checked, onyx_nchwc_pool_kind kind, int depthwise,
+                                      const onyx_nchwc_geometry *g, const float *in, const float *f, __m512 init,
+                                      float *out, size_t oy, size_t ox0, int apply_clip, __m512 lo, __m512 hi) {
+    __m512 acc[8];
+    int max = !depthwise && kind == ONYX_NCHWC_POOL_MAX;
+    ONYX_UNROLL
+    for (size_t p = 0; p < pixels; p++) acc[p] = init;
+    size_t taps = 0;
+    for (size_t ky = 0; ky < g->kernel_h; ky++) {
+        ptrdiff_t iy = source(oy, ky, g->stride_y, g->dilation_y, g->pad_top, g->in_h);
+        if (iy < 0) continue;
+        const float *row = in + (size_t)iy * g->in_row_stride;
+        for (size_t kx = 0; kx < g->kernel_w; kx++) {
+            const float *x = row;
+            if (checked) {
+                ptrdiff_t ix = source(ox0, kx, g->stride_x, g->dilation_x, g->pad_left, g->in_w);
+                if (ix < 0) continue;
+                x += (size_t)ix * B;
+            } else {
+                x += (ox0 * g->stride_x + kx * g->dilation_x - g->pad_left) * B;
+            }
+            taps++;
+            __m512 w = depthwise ? _mm512_loadu_ps(f + (ky * g->kernel_w + kx) * B) : _mm512_setzero_ps();
+            ONYX_UNROLL
+            for (size_t p = 0; p < pixels; p++) {
+                __m512 v = _mm512_loadu_ps(x + p * g->stride_x * B);
+                if (depthwise) acc[p] = _mm512_fmadd_ps(v, w, acc[p]);
+                /* As the portable loop: a NaN tap is skipped by max (v > acc is false). */
+                else if (max) acc[p] = _mm512_mask_mov_ps(acc[p], _mm512_cmp_ps_mask(v, acc[p], _CMP_GT_OQ), v);
+                else acc[p] = _mm512_add_ps(acc[p], v);
+            }
+        }
+    }
+    __m512 scale = _mm512_set1_ps(1.0f);
+    if (!depthwise && kind == ONYX_NCHWC_POOL_AVERAGE) scale = _mm512_set1_ps(taps ? 1.0f / (float)taps : 0.0f);
+    if (!depthwise && kind == ONYX_NCHWC_POOL_AVERAGE_FULL) scale = _mm512_set1_ps(1.0f / (float)(g->kernel_h * g->kernel_w));
+    ONYX_UNROLL
+    for (size_t p = 0; p < pixels; p++) {
+        __m512 v = acc[p];
+        if (max && !taps) v = _mm512_setzero_ps();
+        if (!depthwise && !max) v = _mm512_mul_ps(v, scale);
+        if (apply_clip) v = _mm512_min_ps(hi, _mm512_max_ps(lo, v));
+        _mm512_storeu_ps(out + (oy * g->out_w + ox0 + p) * B, v);
+    }
+}
+
+/* One channel block of a depthwise convolution (`filter` set) or pooling window. */
+__attribute__((target("avx512f"), always_inline))
+static inline void window_block_avx512(int depthwise, onyx_nchwc_pool_kind kind, const onyx_nchwc_geometry *g,
+                                       const float *in, const float *f, __m512 init, float *out, int apply_clip,
+                                       __m512 lo, __m512 hi) {
+    size_t first, last;
+    interior_columns(g, &first, &last);
+    for (size_t oy = 0; oy < g->out_h; oy++) {
+        size_t ox = 0;
+        for (; ox < first; ox++) window_tile_avx512(1, 1, kind, depthwise, g, in, f, init, out, oy, ox, apply_clip, lo, hi);
+        for (; ox + 8 <= last; ox += 8) window_tile_avx512(8, 0, kind, depthwise, g, in, f, init, out, oy, ox, apply_clip, lo, hi);
+        switch (last - ox) {
+#define ONYX_WINDOW_REST(P) \
+        case P: window_tile_avx512(P, 0, kind, depthwise, g, in, f, init, out, oy, ox, apply_clip, lo, hi); break;
+        ONYX_WINDOW_REST(1) ONYX_WINDOW_REST(2) ONYX_WINDOW_REST(3) ONYX_WINDOW_REST(4) ONYX_WINDOW_REST(5)
+        ONYX_WINDOW_REST(6) ONYX_WINDOW_REST(7)
+#undef ONYX_WINDOW_REST
+        default: break;
+        }
+        ox = last;
+        for (; ox < g->out_w; ox++) window_tile_avx512(1, 1, kind, depthwise, g, in, f, init, out, oy, ox, apply_clip, lo, hi);
+    }
+}
+
+__attribute__((target("avx512f")))
+static void depthwise_avx512(const onyx_nchwc_geometry *g, const float *input, const float *filter,
+                             const float *bias, float *output, size_t block_begin, size_t block_end,
+                             int apply_clip, float lo, float hi) {
+    size_t area = g->kernel_h * g->kernel_w, plane = g->out_h * g->out_w * B;
+    for (size_t blk = block_begin; blk < block_end; blk++) {
+        __m512 init = bias ? _mm512_loadu_ps(bias + blk * B) : _mm512_setzero_ps();
+        window_block_avx512(1, ONYX_NCHWC_POOL_MAX, g, input + blk * g->in_block_stride, filter + blk * area * B, init,
+                            output + blk * plane, apply_clip, _mm512_set1_ps(lo), _mm512_set1_ps(hi));
+    }
+}
+
+__attribute__((target("avx512f")))
+static void pool_avx512(onyx_nchwc_pool_kind kind, const onyx_nchwc_geometry *g, const float *input,
+                        float *output, size_t block_begin, size_t block_end) {
+    size_t plane = g->out_h * g->out_w * B;
+    __m512 init = kind == ONYX_NCHWC_POOL_MAX ? _mm512_set1_ps(-INFINITY) : _mm512_setzero_ps();
+    for (size_t blk = block_begin; blk < block_end; blk++)
+        window_block_avx512(0, kind, g, input + blk * g->in_block_stride, NULL, init, output + blk * plane, 0,
+                            init, init);
+}
 #endif
 
 /* ---------------------------------------------------------------- entry points */
@@ -383,13 +491,23 @@ void onyx_nchwc_conv(onyx_isa isa, const onyx_nchwc_geometry *g, const float *in
 void onyx_nchwc_depthwise(onyx_isa isa, const onyx_nchwc_geometry *g, const float *input, const float *filter,
                           const float *bias, float *output, size_t block_begin, size_t block_end, int apply_clip,
                           float clip_min, float clip_max) {
-    (void)isa;
+#ifdef ONYX_X86
+    if (isa == ONYX_ISA_AVX512) {
+        depthwise_avx512(g, input, filter, bias, output, block_begin, block_end, apply_clip, clip_min, clip_max);
+        return;
+    }
+#endif
     depthwise_portable(g, input, filter, bias, output, block_begin, block_end, apply_clip, clip_min, clip_max);
 }
 
 void onyx_nchwc_pool(onyx_isa isa, onyx_nchwc_pool_kind kind, const onyx_nchwc_geometry *g, const float *input,
                      float *output, size_t block_begin, size_t block_end) {
-    (void)isa;
+#ifdef ONYX_X86
+    if (isa == ONYX_ISA_AVX512) {
+        pool_avx512(kind, g, input, output, block_begin, block_end);
+        return;
+    }
+#endif
     pool_portable(kind, g, input, output, block_begin, block_end);
 }
 
