@@ -122,6 +122,9 @@ final class ExecutionPlan: Sendable {
         var memory = MemoryPlanner()
         // Arena values sharing one buffer (views), keyed by offset: bytes, and last use of any of them.
         var buffers: [Int: (bytes: Int, end: Int)] = [:]
+        let placements = ConcatPlacements(graph, live: live, descriptors: descriptors, locations: locations, lastUse: lastUse)
+        // Arena offset of each placed Concat's output, once its first input is produced.
+        var concatOffsets: [Int: Int] = [:]
         var planSteps: [Step] = []
         var viewValues: [Int?] = []
         for (position, index) in live.enumerated() {
@@ -136,6 +139,26 @@ final class ExecutionPlan: Sendable {
                 if case .output = locations[id] { continue }
                 if case .constant = locations[id] { continue }
                 let end = max(lastUse[id], position)
+
+                // A Concat whose inputs were written into its output has nothing left to do; an
+                // input of such a Concat is written straight into its slice of the output.
+                if placements.concats[id] != nil, let offset = concatOffsets[id] {
+                    locations[id] = .arena(offset: offset)
+                    elided = true
+                    continue
+                }
+                if let (output, byteOffset) = placements.slices[id], let placement = placements.concats[output] {
+                    let base: Int
+                    if let offset = concatOffsets[output] {
+                        base = offset
+                    } else {
+                        base = memory.allocate(placement.byteCount)
+                        buffers[base] = (placement.byteCount, placement.end)
+                        concatOffsets[output] = base
+                    }
+                    locations[id] = .arena(offset: base + byteOffset)
+                    continue
+                }
 
                 if slot == 0, let source = Self.aliasSource(step, locations, descriptors, lastUse, buffers, position) {
                     switch locations[source] {
@@ -286,5 +309,65 @@ extension Kernel {
             }
         }
         return results
+    }
+}
+
+/// Concats whose inputs can be written straight into their slices of the output, so the copy
+/// disappears (SqueezeNet's fire modules, whose two branches meet in a Concat along channels).
+///
+/// A Concat qualifies when every axis before its own has extent 1 (so each input is one
+/// contiguous slice of the output), its output lives in the arena, and each input is a distinct
+/// value produced by an earlier step of the run, read by no other placed Concat, not a graph
+/// output, whose byte count keeps the next slice 64-byte aligned.
+struct ConcatPlacements {
+    struct Concat {
+        /// The output's bytes.
+        let byteCount: Int
+        /// The last step (position in the run) reading the output or any input.
+        let end: Int
+    }
+
+    /// Placed Concats by output value id.
+    private(set) var concats: [Int: Concat] = [:]
+    /// For each input of a placed Concat: the Concat's output id and the input's byte offset in it.
+    private(set) var slices: [Int: (output: Int, byteOffset: Int)] = [:]
+
+    init(
+        _ graph: ExecutableGraph, live: [Int], descriptors: [TensorDescriptor?], locations: [ExecutionPlan.Location],
+        lastUse: [Int]
+    ) {
+        var producedInRun = Set<Int>()
+        for (position, index) in live.enumerated() {
+            let step = graph.steps[index]
+            defer { for case let id? in step.outputs { producedInRun.insert(id) } }
+            guard let concat = step.kernel as? ConcatKernel, step.outputs.count == 1, let out = step.outputs[0],
+                  let output = descriptors[out], !Self.isFixed(locations[out]), output.rank > 0, !step.inputs.isEmpty
+            else { continue }
+            let axis = concat.axis < 0 ? concat.axis + output.rank : concat.axis
+            guard (0..<output.rank).contains(axis), output.shape[..<axis].allSatisfy({ $0 == 1 }) else { continue }
+            var inputs: [(id: Int, byteOffset: Int)] = []
+            var byteOffset = 0
+            var end = max(position, lastUse[out])
+            for (k, input) in step.inputs.enumerated() {
+                guard let id = input, let d = descriptors[id], d.rank == output.rank, producedInRun.contains(id),
+                      !Self.isFixed(locations[id]), slices[id] == nil, !inputs.contains(where: { $0.id == id }),
+                      k == step.inputs.count - 1 || d.byteCount % MemoryPlanner.alignment == 0
+                else { break }
+                inputs.append((id, byteOffset))
+                byteOffset += d.byteCount
+                end = max(end, lastUse[id])
+            }
+            guard inputs.count == step.inputs.count, byteOffset == output.byteCount else { continue }
+            concats[out] = Concat(byteCount: output.byteCount, end: end)
+            for input in inputs { slices[input.id] = (out, input.byteOffset) }
+        }
+    }
+
+    /// Values whose bytes the run does not place: constants, caller inputs, graph outputs.
+    private static func isFixed(_ location: ExecutionPlan.Location) -> Bool {
+        switch location {
+        case .constant, .input, .output: true
+        case .absent, .arena: false
+        }
     }
 }
