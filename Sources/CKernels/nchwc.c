@@ -243,11 +243,14 @@ static inline void conv_tile_avx512(const size_t pixels, const size_t width, con
                                     size_t ib_begin, size_t ib_end, int first, int last) {
     const onyx_nchwc_geometry *g = job->g;
     __m512 acc[G][16];
+    /* Each pixel's window origin (top-left tap) in input coordinates; one division per tile. */
     ptrdiff_t oy[16], ox[16];
+    size_t row = q0 / g->out_w, column = q0 % g->out_w;
     ONYX_UNROLL
     for (size_t p = 0; p < pixels; p++) {
-        oy[p] = (ptrdiff_t)((q0 + p) / g->out_w) * (ptrdiff_t)g->stride_y - (ptrdiff_t)g->pad_top;
-        ox[p] = (ptrdiff_t)((q0 + p) % g->out_w) * (ptrdiff_t)g->stride_x - (ptrdiff_t)g->pad_left;
+        oy[p] = (ptrdiff_t)(row * g->stride_y) - (ptrdiff_t)g->pad_top;
+        ox[p] = (ptrdiff_t)(column * g->stride_x) - (ptrdiff_t)g->pad_left;
+        if (++column == g->out_w) { column = 0; row++; }
     }
     ONYX_UNROLL
     for (size_t b = 0; b < width; b++) {
