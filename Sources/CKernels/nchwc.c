@@ -228,6 +228,8 @@ typedef struct {
     size_t plane;          /* floats per output block */
     size_t area;           /* taps per filter */
     int accumulate, apply_clip;
+    /* 1×1, stride 1, no padding: output pixel q reads input pixel q. */
+    int pointwise;
     float lo, hi;
 } conv_job;
 
@@ -272,6 +274,12 @@ static inline void conv_tile_avx512(const size_t pixels, const size_t width, con
                 size_t stride[16];
                 ONYX_UNROLL
                 for (size_t p = 0; p < pixels; p++) {
+                    if (job->pointwise) {
+                        /* Output pixel q reads input pixel q: no window, no padding. */
+                        x[p] = block + (q0 + p) * g->in_pixel_stride;
+                        stride[p] = ls;
+                        continue;
+                    }
                     ptrdiff_t iy = oy[p] + (ptrdiff_t)(ky * g->dilation_y), ix = ox[p] + (ptrdiff_t)(kx * g->dilation_x);
                     int inside = (size_t)iy < g->in_h && (size_t)ix < g->in_w;
                     x[p] = inside ? block + (size_t)iy * g->in_row_stride + (size_t)ix * g->in_pixel_stride : zero_block;
@@ -365,6 +373,8 @@ static void conv_avx512(const onyx_nchwc_geometry *g, const float *input, const 
             .g = g, .input = input, .filter = filter + group_offset(group, ib, area),
             .bias = bias ? bias + firstBlock * B : NULL, .output = output + firstBlock * plane, .plane = plane,
             .area = area, .accumulate = accumulate, .apply_clip = apply_clip, .lo = lo, .hi = hi,
+            .pointwise = area == 1 && g->stride_y == 1 && g->stride_x == 1 && g->pad_top == 0 && g->pad_left == 0
+                && g->in_h == g->out_h && g->in_w == g->out_w && g->in_row_stride == g->in_w * g->in_pixel_stride,
         };
         /* Tiles of near-equal size: n pixels in ceil(n / most) tiles. */
         size_t most = tile_pixels_avx512(width), n = q_end - q_begin;
