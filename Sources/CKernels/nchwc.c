@@ -233,6 +233,79 @@ typedef struct {
     float lo, hi;
 } conv_job;
 
+/* A tile's accumulators at the start of a pass: the bias (and the residual) on the first pass,
+ * the partial sums in the output on later ones. */
+__attribute__((target("avx512f"), always_inline))
+static inline void tile_start_avx512(const size_t pixels, const size_t width, const conv_job *job, size_t q0, int first,
+                                     __m512 acc[G][16]) {
+    ONYX_UNROLL
+    for (size_t b = 0; b < width; b++) {
+        __m512 bias = first && job->bias ? _mm512_loadu_ps(job->bias + b * B) : _mm512_setzero_ps();
+        ONYX_UNROLL
+        for (size_t p = 0; p < pixels; p++) {
+            const float *out = job->output + b * job->plane + (q0 + p) * B;
+            acc[b][p] = first && !job->accumulate ? bias : _mm512_add_ps(bias, _mm512_loadu_ps(out));
+        }
+    }
+}
+
+/* Stores a tile's accumulators, clamped after the last pass. */
+__attribute__((target("avx512f"), always_inline))
+static inline void tile_finish_avx512(const size_t pixels, const size_t width, const conv_job *job, size_t q0, int last,
+                                      __m512 acc[G][16]) {
+    __m512 lo = _mm512_set1_ps(job->lo), hi = _mm512_set1_ps(job->hi);
+    ONYX_UNROLL
+    for (size_t b = 0; b < width; b++)
+        ONYX_UNROLL
+        for (size_t p = 0; p < pixels; p++) {
+            __m512 v = acc[b][p];
+            if (last && job->apply_clip) v = _mm512_min_ps(hi, _mm512_max_ps(lo, v));
+            _mm512_storeu_ps(job->output + b * job->plane + (q0 + p) * B, v);
+        }
+}
+
+/*
+ * A tile of `pixels` output pixels of row `oy` from column `ox0` on, all of whose horizontal taps
+ * lie inside the image, for an input read through arbitrary strides (the plain NCHW input of a
+ * chain's first convolution, a few channels): no per-pixel window checks, a pointer stepped
+ * across the pixels instead. Rows of taps above or below the image are skipped.
+ */
+__attribute__((target("avx512f"), always_inline))
+static inline void conv_row_tile_avx512(const size_t pixels, const size_t width, const conv_job *job, size_t oy,
+                                        size_t ox0, size_t ib_begin, size_t ib_end, int first, int last) {
+    const onyx_nchwc_geometry *g = job->g;
+    __m512 acc[G][16];
+    size_t q0 = oy * g->out_w + ox0;
+    tile_start_avx512(pixels, width, job, q0, first, acc);
+    const size_t ls = g->in_lane_stride, step = B * width * B, pixel_step = g->stride_x * g->in_pixel_stride;
+    const float *f = job->filter + ib_begin * job->area * step;
+    for (size_t ib = ib_begin; ib < ib_end; ib++) {
+        const float *block = job->input + ib * g->in_block_stride;
+        size_t lanes = g->in_channels - ib * B < B ? g->in_channels - ib * B : B;
+        for (size_t ky = 0; ky < g->kernel_h; ky++) {
+            ptrdiff_t iy = source(oy, ky, g->stride_y, g->dilation_y, g->pad_top, g->in_h);
+            if (iy < 0) { f += g->kernel_w * step; continue; }
+            const float *row = block + (size_t)iy * g->in_row_stride + (ox0 * g->stride_x - g->pad_left) * g->in_pixel_stride;
+            for (size_t kx = 0; kx < g->kernel_w; kx++, f += step) {
+                const float *tap = row + kx * g->dilation_x * g->in_pixel_stride;
+                for (size_t lane = 0; lane < lanes; lane++) {
+                    __m512 w[G];
+                    ONYX_UNROLL
+                    for (size_t b = 0; b < width; b++) w[b] = _mm512_loadu_ps(f + (lane * width + b) * B);
+                    const float *x = tap + lane * ls;
+                    ONYX_UNROLL
+                    for (size_t p = 0; p < pixels; p++, x += pixel_step) {
+                        __m512 v = _mm512_set1_ps(*x);
+                        ONYX_UNROLL
+                        for (size_t b = 0; b < width; b++) acc[b][p] = _mm512_fmadd_ps(v, w[b], acc[b][p]);
+                    }
+                }
+            }
+        }
+    }
+    tile_finish_avx512(pixels, width, job, q0, last, acc);
+}
+
 /*
  * A tile: `pixels` consecutive output pixels (flattened over rows, so a tile may wrap onto the
  * next row) × `width` output blocks, summed over input blocks [ib_begin, ib_end) in registers.
@@ -254,15 +327,7 @@ static inline void conv_tile_avx512(const size_t pixels, const size_t width, con
         ox[p] = (ptrdiff_t)(column * g->stride_x) - (ptrdiff_t)g->pad_left;
         if (++column == g->out_w) { column = 0; row++; }
     }
-    ONYX_UNROLL
-    for (size_t b = 0; b < width; b++) {
-        __m512 bias = first && job->bias ? _mm512_loadu_ps(job->bias + b * B) : _mm512_setzero_ps();
-        ONYX_UNROLL
-        for (size_t p = 0; p < pixels; p++) {
-            const float *out = job->output + b * job->plane + (q0 + p) * B;
-            acc[b][p] = first && !job->accumulate ? bias : _mm512_add_ps(bias, _mm512_loadu_ps(out));
-        }
-    }
+    tile_start_avx512(pixels, width, job, q0, first, acc);
     const size_t ls = g->in_lane_stride, step = B * width * B;
     const float *f = job->filter + ib_begin * job->area * step;
     for (size_t ib = ib_begin; ib < ib_end; ib++) {
@@ -315,15 +380,7 @@ static inline void conv_tile_avx512(const size_t pixels, const size_t width, con
             }
         }
     }
-    __m512 lo = _mm512_set1_ps(job->lo), hi = _mm512_set1_ps(job->hi);
-    ONYX_UNROLL
-    for (size_t b = 0; b < width; b++)
-        ONYX_UNROLL
-        for (size_t p = 0; p < pixels; p++) {
-            __m512 v = acc[b][p];
-            if (last && job->apply_clip) v = _mm512_min_ps(hi, _mm512_max_ps(lo, v));
-            _mm512_storeu_ps(job->output + b * job->plane + (q0 + p) * B, v);
-        }
+    tile_finish_avx512(pixels, width, job, q0, last, acc);
 }
 
 /* The most pixels per tile for a group `width` blocks wide: as many accumulators as leave room
@@ -348,6 +405,56 @@ static void conv_tile_dispatch_avx512(size_t pixels, size_t width, const conv_jo
     ONYX_TILE_CASES_12(2)
     ONYX_TILE_CASES_12(1)
     default: break;
+    }
+}
+
+#define ONYX_ROW_TILE_CASE(W, P) \
+    case (W) * 16 + (P): conv_row_tile_avx512(P, W, job, oy, ox0, ib_begin, ib_end, first, last); break;
+#define ONYX_ROW_TILE_CASES_6(W) \
+    ONYX_ROW_TILE_CASE(W, 1) ONYX_ROW_TILE_CASE(W, 2) ONYX_ROW_TILE_CASE(W, 3) ONYX_ROW_TILE_CASE(W, 4) \
+    ONYX_ROW_TILE_CASE(W, 5) ONYX_ROW_TILE_CASE(W, 6)
+#define ONYX_ROW_TILE_CASES_8(W) ONYX_ROW_TILE_CASES_6(W) ONYX_ROW_TILE_CASE(W, 7) ONYX_ROW_TILE_CASE(W, 8)
+#define ONYX_ROW_TILE_CASES_12(W) \
+    ONYX_ROW_TILE_CASES_8(W) ONYX_ROW_TILE_CASE(W, 9) ONYX_ROW_TILE_CASE(W, 10) ONYX_ROW_TILE_CASE(W, 11) \
+    ONYX_ROW_TILE_CASE(W, 12)
+
+__attribute__((target("avx512f")))
+static void conv_row_tile_dispatch_avx512(size_t pixels, size_t width, const conv_job *job, size_t oy, size_t ox0,
+                                          size_t ib_begin, size_t ib_end, int first, int last) {
+    switch (width * 16 + pixels) {
+    ONYX_ROW_TILE_CASES_6(4)
+    ONYX_ROW_TILE_CASES_8(3)
+    ONYX_ROW_TILE_CASES_12(2)
+    ONYX_ROW_TILE_CASES_12(1)
+    default: break;
+    }
+}
+
+/* Output columns [*first, *last) whose every horizontal tap lies inside the image. */
+static void interior_columns(const onyx_nchwc_geometry *g, size_t *first, size_t *last);
+
+/*
+ * One pass over rows [row_begin, row_end) for a plain (NCHW) input: per row, the interior
+ * columns in row tiles and the edge columns through the checked tile.
+ */
+__attribute__((target("avx512f")))
+static void conv_rows_plain_avx512(size_t width, const conv_job *job, size_t row_begin, size_t row_end,
+                                   size_t ib_begin, size_t ib_end, int first, int last) {
+    const onyx_nchwc_geometry *g = job->g;
+    size_t inner_begin, inner_end, most = tile_pixels_avx512(width);
+    interior_columns(g, &inner_begin, &inner_end);
+    size_t n = inner_end - inner_begin, tiles = n ? (n + most - 1) / most : 0;
+    for (size_t oy = row_begin; oy < row_end; oy++) {
+        size_t q = oy * g->out_w;
+        if (inner_begin > 0) conv_tile_dispatch_avx512(inner_begin, width, job, q, ib_begin, ib_end, first, last);
+        size_t ox0 = inner_begin;
+        for (size_t t = 0; t < tiles; t++) {
+            size_t pixels = n / tiles + (t < n % tiles);
+            conv_row_tile_dispatch_avx512(pixels, width, job, oy, ox0, ib_begin, ib_end, first, last);
+            ox0 += pixels;
+        }
+        if (inner_end < g->out_w)
+            conv_tile_dispatch_avx512(g->out_w - inner_end, width, job, q + inner_end, ib_begin, ib_end, first, last);
     }
 }
 
@@ -382,6 +489,10 @@ static void conv_avx512(const onyx_nchwc_geometry *g, const float *input, const 
         size_t pass = input_blocks_per_pass(width, area, ib);
         for (size_t ib0 = 0; ib0 < ib; ib0 += pass) {
             size_t ib1 = ib0 + pass < ib ? ib0 + pass : ib;
+            if (g->in_lane_stride != 1) {
+                conv_rows_plain_avx512(width, &job, row_begin, row_end, ib0, ib1, ib0 == 0, ib1 == ib);
+                continue;
+            }
             size_t q = q_begin;
             for (size_t t = 0; t < tiles; t++) {
                 size_t pixels = base + (t < extra);
