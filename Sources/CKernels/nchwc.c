@@ -213,7 +213,11 @@ static void pool_portable(onyx_nchwc_pool_kind kind, const onyx_nchwc_geometry *
 /* ---------------------------------------------------------------- AVX-512 */
 
 /* Fully unrolls a loop of constant trip count, so that arrays of vectors indexed by it stay in registers. */
+#ifdef __clang__
 #define ONYX_UNROLL _Pragma("clang loop unroll(full)")
+#else
+#define ONYX_UNROLL _Pragma("GCC unroll 16")
+#endif
 
 /* What a tap outside the image reads. */
 static const float zero_block[B] __attribute__((aligned(64)));
