@@ -234,6 +234,8 @@ typedef struct {
     int accumulate, apply_clip;
     /* 1×1, stride 1, no padding: output pixel q reads input pixel q. */
     int pointwise;
+    /* Filter bytes the tile prefetches into L2 as it works: its share of the next pass's slice. */
+    const char *prefetch, *prefetch_end;
     float lo, hi;
 } conv_job;
 
@@ -332,6 +334,7 @@ static inline void conv_tile_avx512(const size_t pixels, const size_t width, con
         if (++column == g->out_w) { column = 0; row++; }
     }
     tile_start_avx512(pixels, width, job, q0, first, acc);
+    const char *pf = job->prefetch;
     const size_t ls = g->in_lane_stride, step = B * width * B;
     const float *f = job->filter + ib_begin * job->area * step;
     for (size_t ib = ib_begin; ib < ib_end; ib++) {
@@ -339,6 +342,10 @@ static inline void conv_tile_avx512(const size_t pixels, const size_t width, con
         size_t lanes = g->in_channels - ib * B < B ? g->in_channels - ib * B : B;
         for (size_t ky = 0; ky < g->kernel_h; ky++) {
             for (size_t kx = 0; kx < g->kernel_w; kx++, f += step) {
+                if (pf < job->prefetch_end) {
+                    for (size_t line = 0; line < 8; line++) _mm_prefetch(pf + line * 64, _MM_HINT_T1);
+                    pf += 8 * 64;
+                }
                 const float *x[16];
                 size_t stride[16];
                 ONYX_UNROLL
@@ -478,6 +485,7 @@ static void conv_avx512(const onyx_nchwc_geometry *g, const float *input, const 
     size_t plane = g->out_h * g->out_w * B;
     size_t q_begin = row_begin * g->out_w, q_end = row_end * g->out_w;
     if (q_end <= q_begin) return;
+    const char *filter_end = (const char *)(filter + onyx_nchwc_filter_floats(g->out_channels, g->in_channels, area));
     for (size_t group = group_begin; group < group_end; group++) {
         size_t firstBlock = group * G, width = ob - firstBlock < G ? ob - firstBlock : G;
         conv_job job = {
@@ -497,9 +505,18 @@ static void conv_avx512(const onyx_nchwc_geometry *g, const float *input, const 
                 conv_rows_plain_avx512(width, &job, row_begin, row_end, ib0, ib1, ib0 == 0, ib1 == ib);
                 continue;
             }
+            /* The filters stream from memory once per inference (ResNet-18's are 45 MB): while
+             * the tiles of this pass reuse its slice from L2, they fetch the next slice (the next
+             * input blocks, or the next group's first ones), each tile an equal share. */
+            const char *next = (const char *)(job.filter + ib1 * area * B * width * B);
+            size_t next_bytes = (ib1 - ib0) * area * B * width * B * sizeof(float);
+            if (next + next_bytes > filter_end) next_bytes = next < filter_end ? (size_t)(filter_end - next) : 0;
+            size_t share = (next_bytes / tiles + 511) & ~(size_t)511;
             size_t q = q_begin;
             for (size_t t = 0; t < tiles; t++) {
                 size_t pixels = base + (t < extra);
+                job.prefetch = next + t * share;
+                job.prefetch_end = next + (t + 1) * share < next + next_bytes ? next + (t + 1) * share : next + next_bytes;
                 conv_tile_dispatch_avx512(pixels, width, &job, q, ib0, ib1, ib0 == 0, ib1 == ib);
                 q += pixels;
             }
