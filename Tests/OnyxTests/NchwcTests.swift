@@ -239,6 +239,7 @@ import Testing
         ("ReorderOutput", [:], [], [1, 2, 5, 5, 16], "channels"),
         ("ReorderInput", [:], [], [1, 2, 5], "N×C×H×W"),
         ("MaxPool", ["kernel_shape": .ints([3])], [], [1, 1, 5, 5, 16], "2 spatial axes"),
+        ("MaxPool", ["kernel_shape": .ints([2, 2]), "strides": .ints([1 << 40, 1])], [], [1, 1, 5, 5, 16], "must be in"),
         ("AveragePool", ["kernel_shape": .ints([2, 2]), "strides": .ints([2, 2]), "ceil_mode": .int(1),
                          "count_include_pad": .int(1)], [], [1, 1, 5, 5, 16], "reaches past"),
         ("GlobalAveragePool", [:], [], [1, 16, 5, 5], "N×blocks×H×W×16"),

@@ -41,9 +41,10 @@ extension NchwcLayout {
     static func isBlocked(_ shape: [Int]) -> Bool { shape.count == 5 && shape[4] == block }
 
     /// Calls `body` with ranges of `0..<count` on the pool's threads, none shorter than about 64 K
-    /// multiply-adds: less is not worth waking a thread for.
-    static func split(_ count: Int, costPerItem: Int, pool: ComputePool, _ body: (Range<Int>) -> Void) {
-        pool.parallelRanges(count, minimumChunk: max(1, (1 << 16) / max(costPerItem, 1)), body)
+    /// multiply-adds (`costPerItem` each, a product of extents: a Double does not overflow): less is
+    /// not worth waking a thread for.
+    static func split(_ count: Int, costPerItem: Double, pool: ComputePool, _ body: (Range<Int>) -> Void) {
+        pool.parallelRanges(count, minimumChunk: Int(min(max(65536 / max(costPerItem, 1), 1), Double(max(count, 1)))), body)
     }
 }
 
@@ -63,6 +64,9 @@ struct NchwcWindow: Sendable {
     let isPool: Bool
     let op: String
 
+    /// The largest kernel extent, stride, dilation and pad: far from overflowing the window arithmetic.
+    static let bound = 1 << 24
+
     init(kernel: [Int], strides: [Int]?, dilations: [Int]?, pads: [Int]?, autoPad: String, ceilMode: Bool, isPool: Bool,
          op: String) throws {
         let strides = strides ?? [1, 1], dilations = dilations ?? [1, 1], pads = pads ?? [0, 0, 0, 0]
@@ -70,9 +74,11 @@ struct NchwcWindow: Sendable {
             throw OnyxError.invalidAttribute(
                 "\(op) (NCHWc): kernel \(kernel), strides \(strides), dilations \(dilations) and pads \(pads) must describe 2 spatial axes")
         }
-        guard kernel.allSatisfy({ $0 >= 1 }), strides.allSatisfy({ $0 >= 1 }), dilations.allSatisfy({ $0 >= 1 }),
-              pads.allSatisfy({ $0 >= 0 }) else {
-            throw OnyxError.invalidAttribute("\(op) (NCHWc): kernel, strides and dilations must be ≥ 1 and pads ≥ 0")
+        let bound = Self.bound
+        guard kernel.allSatisfy({ 1...bound ~= $0 }), strides.allSatisfy({ 1...bound ~= $0 }),
+              dilations.allSatisfy({ 1...bound ~= $0 }), pads.allSatisfy({ 0...bound ~= $0 }) else {
+            throw OnyxError.invalidAttribute(
+                "\(op) (NCHWc): kernel, strides and dilations must be in 1...\(bound) and pads in 0...\(bound)")
         }
         switch autoPad {
         case "NOTSET": padding = .explicit
@@ -95,6 +101,9 @@ struct NchwcWindow: Sendable {
             let output = (input + stride - 1) / stride
             let total = max(0, (output - 1) * stride + extent - input)
             let begin = padding == .sameUpper ? total / 2 : total - total / 2
+            guard output >= 1 || isPool else {
+                throw OnyxError.shapeMismatch("\(op): a window of extent \(extent) does not fit spatial extent \(input)")
+            }
             return (output, begin, total - begin)
         case .explicit, .valid:
             let begin = padding == .explicit ? pads[axis] : 0, end = padding == .explicit ? pads[axis + 2] : 0
@@ -168,7 +177,7 @@ struct NchwcReorderKernel: Kernel {
         let source = UnsafePointer(x.pointer(as: Float.self)), destination = y.pointer(as: Float.self)
         let toBlocks = self.channels == nil
         for n in 0..<blocked[0] {
-            NchwcLayout.split(blocks, costPerItem: area * NchwcLayout.block, pool: context.pool) { range in
+            NchwcLayout.split(blocks, costPerItem: Double(area * NchwcLayout.block), pool: context.pool) { range in
                 if toBlocks {
                     onyx_nchwc_reorder_in(isa.cValue, source + n * plain, channels, area, destination + n * image,
                                           range.lowerBound, range.upperBound)
@@ -366,13 +375,15 @@ struct NchwcConvKernel: Kernel {
         let applyClip: Int32 = clip == nil ? 0 : 1, low = clip?.min ?? 0, high = clip?.max ?? 0
         let isa = self.isa.cValue, depthwise = self.depthwise, outChannels = self.outChannels
         let rows = geometry.out_h, groups = onyx_nchwc_filter_groups(outChannels)
-        // Multiply-adds of one output row of one filter group.
-        let rowCost = min(outBlocks, Int(ONYX_NCHWC_FILTER_GROUP)) * block * inChannels * kernelArea * geometry.out_w
+        // Multiply-adds of one output row of one filter group, and of one depthwise block.
+        let rowCost = Double(min(outBlocks, Int(ONYX_NCHWC_FILTER_GROUP)) * block * inChannels)
+            * Double(kernelArea) * Double(geometry.out_w)
+        let blockCost = Double(block * kernelArea) * Double(outputArea)
         withUnsafePointer(to: geometry) { g in
             for n in 0..<batch {
                 let x = input + n * inputImage, y = output + n * outputImage
                 if depthwise {
-                    NchwcLayout.split(outBlocks, costPerItem: block * outputArea * kernelArea, pool: pool) { range in
+                    NchwcLayout.split(outBlocks, costPerItem: blockCost, pool: pool) { range in
                         onyx_nchwc_depthwise(isa, g, x, filter, bias, y, range.lowerBound, range.upperBound, applyClip, low, high)
                     }
                     continue
@@ -455,7 +466,7 @@ struct NchwcPoolKernel: Kernel {
         let blocks = x.shape[1], block = NchwcLayout.block
         let inputImage = blocks * block * geometry.in_h * geometry.in_w
         let outputImage = blocks * block * geometry.out_h * geometry.out_w
-        let cost = block * geometry.out_h * geometry.out_w * geometry.kernel_h * geometry.kernel_w
+        let cost = Double(block * geometry.out_h * geometry.out_w) * Double(geometry.kernel_h * geometry.kernel_w)
         let input = UnsafePointer(x.pointer(as: Float.self)), output = y.pointer(as: Float.self)
         let isa = self.isa.cValue
         let kind = switch self.kind {

@@ -223,7 +223,7 @@ private struct ChainFinder {
         func isValid(_ name: String, count: Int, minimum: Int) -> Bool {
             guard let attribute = a[name] else { return true }
             guard case .ints(let values) = attribute else { return false }
-            return values.count == count && values.allSatisfy { $0 >= minimum }
+            return values.count == count && values.allSatisfy { minimum...NchwcWindow.bound ~= $0 }
         }
         if let declared = a["kernel_shape"], case .ints(let values) = declared, values != kernel { return false }
         guard isValid("kernel_shape", count: 2, minimum: 1), isValid("strides", count: 2, minimum: 1),
