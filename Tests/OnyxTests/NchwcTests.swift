@@ -237,6 +237,7 @@ import Testing
         ("Conv", ["onyx.residual": .int(1)], [8, 4, 3, 3], [1, 1, 5, 5, 16], "fourth input"),
         ("ReorderOutput", ["channels": .int(40)], [], [1, 2, 5, 5, 16], "N×3×H×W×16"),
         ("ReorderOutput", [:], [], [1, 2, 5, 5, 16], "channels"),
+        ("ReorderOutput", ["channels": .int(Int.max)], [], [1, 2, 5, 5, 16], "\(Int.max) channels"),
         ("ReorderInput", [:], [], [1, 2, 5], "N×C×H×W"),
         ("MaxPool", ["kernel_shape": .ints([3])], [], [1, 1, 5, 5, 16], "2 spatial axes"),
         ("MaxPool", ["kernel_shape": .ints([2, 2]), "strides": .ints([1 << 40, 1])], [], [1, 1, 5, 5, 16], "must be in"),

@@ -15,7 +15,8 @@ extension OperatorRegistry {
         },
         OperatorRegistration("Conv", domain: NchwcLayout.domain) { context in try NchwcConvKernel(context) },
         OperatorRegistration("MaxPool", domain: NchwcLayout.domain) { context in
-            guard context.node.outputs.dropFirst().allSatisfy(\.isEmpty), try context.int("storage_order", default: 0) == 0 else {
+            guard context.node.outputs.dropFirst().allSatisfy(\.isEmpty), try context.int("storage_order", default: 0) == 0
+            else {
                 throw context.attributeError("an NCHWc MaxPool has one output and no storage_order")
             }
             return try NchwcPoolKernel(context, kind: .max)
@@ -35,7 +36,7 @@ extension NchwcLayout {
     static let block = Int(ONYX_NCHWC_BLOCK)
 
     /// Channel blocks holding `channels` channels.
-    static func blocks(_ channels: Int) -> Int { (channels + block - 1) / block }
+    static func blocks(_ channels: Int) -> Int { channels / block + (channels % block == 0 ? 0 : 1) }
 
     /// Whether `shape` is an NCHWc tensor's `[N, blocks, H, W, 16]`.
     static func isBlocked(_ shape: [Int]) -> Bool { shape.count == 5 && shape[4] == block }
@@ -44,7 +45,8 @@ extension NchwcLayout {
     /// multiply-adds (`costPerItem` each, a product of extents: a Double does not overflow): less is
     /// not worth waking a thread for.
     static func split(_ count: Int, costPerItem: Double, pool: ComputePool, _ body: (Range<Int>) -> Void) {
-        pool.parallelRanges(count, minimumChunk: Int(min(max(65536 / max(costPerItem, 1), 1), Double(max(count, 1)))), body)
+        let chunk = min(max(65536 / max(costPerItem, 1), 1), Double(max(count, 1)))
+        pool.parallelRanges(count, minimumChunk: Int(chunk), body)
     }
 }
 
