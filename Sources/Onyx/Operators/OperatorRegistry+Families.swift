@@ -26,5 +26,6 @@ extension OperatorRegistry {
         traditionalMLOperators,  // Operators/TraditionalML.swift: ai.onnx.ml, TfIdfVectorizer
         transformerOperators,    // Operators/Transformer.swift: SwiGLU, TensorScatter, LinearAttention …
         optionalOperators,       // Operators/Optional.swift: Optional*
+        nchwcOperators,          // Operators/Nchwc.swift: onyx.nchwc (internal; see NchwcLayout)
     ]
 }

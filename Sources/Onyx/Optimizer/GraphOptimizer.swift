@@ -10,14 +10,18 @@ protocol GraphPass {
 struct GraphOptimizer {
     let passes: [any GraphPass]
 
-    init(level: OptimizationLevel) {
+    /// - Parameters:
+    ///   - level: Which passes run.
+    ///   - isa: The kernel variant the session runs; the NCHWc layout pass runs only for the
+    ///     vector variants (`.portable`, the default, leaves layouts alone).
+    init(level: OptimizationLevel, isa: KernelISA = .portable) {
         switch level {
         case .none: passes = []
         case .basic: passes = [ConstantLifting(), IdentityElimination(), ConvBatchNormFolding()]
         case .all:
             passes = [
                 ConstantLifting(), IdentityElimination(), ConvBatchNormFolding(), MatMulAddFusion(), ConvAddFusion(),
-                ActivationFusion(),
+                ActivationFusion(), NchwcLayout(isa: isa),
             ]
         }
     }

@@ -104,6 +104,8 @@ struct ExecutableGraph: Sendable {
     static func opset(of node: Node, in imports: [String: Int]) throws -> Int {
         let domain = Model.canonicalDomain(node.domain)
         if let version = imports[domain] ?? (domain.isEmpty ? imports["ai.onnx"] : nil) { return version }
+        // The optimizer's own operators need no import.
+        if domain == NchwcLayout.domain { return 1 }
         throw OnyxError.invalidModel(
             "missing opset import for domain '\(domain.isEmpty ? "ai.onnx" : domain)' used by node '\(node.name)'")
     }

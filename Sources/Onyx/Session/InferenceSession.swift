@@ -79,7 +79,7 @@ public final class InferenceSession: Sendable {
         // one and the packed copy.
         let graph = model.graph
         model.graph.initializers = []
-        let optimized = GraphOptimizer(level: options.optimizationLevel).optimize(consume graph)
+        let optimized = GraphOptimizer(level: options.optimizationLevel, isa: options.isa).optimize(consume graph)
         self.graph = try ExecutableGraph(graph: optimized, opsetImports: model.opsetImports, isa: options.isa)
         self.model = model
         self.inputs = model.graph.inputs

@@ -1,0 +1,267 @@
+/// Runs chains of convolutions in the blocked channel layout NCHWc (as onnxruntime's NCHWc
+/// transformer does): an image `[C][H][W]` becomes `[⌈C/16⌉][H][W][16]`, so convolutions,
+/// depthwise convolutions and pools run as direct kernels on one vector per pixel, and tensors
+/// are converted back only where the chain ends.
+///
+/// Converted: 2-D Conv with a constant float weight, group 1 or depthwise, whose fused activation
+/// (see ``ActivationFusion``) keeps 0 at 0 (the lanes past C stay zero) and whose fused residual
+/// (see ``ConvAddFusion``) is itself NCHWc; MaxPool (one output, no dilations), AveragePool
+/// (count_include_pad only without ceil_mode) and GlobalAveragePool of NCHWc values; and Relu,
+/// two-input Add of equal channel counts, and Concat on axis 1 (every input but the last a
+/// whole number of blocks), which run unchanged on the rank-5 tensors. A connected set of these
+/// is converted when it holds two convolutions at least (a lone one would only pay two reorders).
+///
+/// A convolution reading a value from outside its chain reads it as NCHW when it has fewer than
+/// 16 channels (`onyx.input_layout`), else through one `ReorderInput` per value. Every chain value
+/// read outside the chain, or a graph output, gets one `ReorderOutput` producing it under its own
+/// name; inside the chain it takes a fresh one. Only for the vector kernel variants: the portable
+/// kernels are scalar.
+struct NchwcLayout: GraphPass {
+    /// The internal operator domain of the layout's kernels.
+    static let domain = "onyx.nchwc"
+
+    /// The kernel variant the session runs.
+    let isa: KernelISA
+
+    func apply(to graph: inout Graph) {
+        guard isa == .avx512 || isa == .avx2, let nodes = try? graph.topologicallySortedNodes() else { return }
+        var chains = ChainFinder(graph)
+        for index in nodes.indices { chains.consider(index, nodes[index]) }
+        let converted = chains.convertedNodes
+        guard !converted.isEmpty else { return }
+
+        // Chain values read outside the chain, or graph outputs, get a ReorderOutput.
+        let channels = chains.channels.filter { converted.contains(chains.producer[$0.key] ?? -1) }
+        let protected = graph.protectedValueNames
+        var leaving = Set(channels.keys.filter(protected.contains))
+        for (index, node) in nodes.enumerated() where !converted.contains(index) {
+            leaving.formUnion((node.inputs + node.implicitInputs).filter { channels[$0] != nil })
+        }
+        var used = graph.usedNames
+        var renamed: [String: String] = [:]
+        for name in leaving.sorted() { renamed[name] = Graph.freshName(name + "_nchwc", avoiding: &used) }
+        graph.valueInfo.removeAll { channels[$0.name] != nil && !leaving.contains($0.name) }
+
+        var reordered: [String: String] = [:]
+        var rewritten: [Node] = []
+        for (index, original) in nodes.enumerated() {
+            guard converted.contains(index) else {
+                rewritten.append(original)
+                continue
+            }
+            var node = original
+            node.inputs = node.inputs.map { renamed[$0] ?? $0 }
+            if node.opType == "Conv", channels[original.inputs[0]] == nil {
+                // The chain's entry: few channels are read in place, more through one reorder per value.
+                let x = original.inputs[0]
+                if chains.plainInputConvs.contains(index) {
+                    node.attributes["onyx.input_layout"] = .string("NCHW")
+                } else if let blocked = reordered[x] {
+                    node.inputs[0] = blocked
+                } else {
+                    let blocked = Graph.freshName(x + "_nchwc", avoiding: &used)
+                    rewritten.append(Node(name: blocked + "_reorder", opType: "ReorderInput", domain: Self.domain,
+                                          inputs: [x], outputs: [blocked]))
+                    reordered[x] = blocked
+                    node.inputs[0] = blocked
+                }
+            }
+            switch node.opType {
+            case "Conv", "MaxPool", "AveragePool", "GlobalAveragePool": node.domain = Self.domain
+            case "Concat": node.attributes["axis"] = .int(1)
+            default: break
+            }
+            let output = original.outputs[0]
+            node.outputs = [renamed[output] ?? output]
+            rewritten.append(node)
+            if let blocked = renamed[output], let count = channels[output] {
+                rewritten.append(Node(name: blocked + "_reorder", opType: "ReorderOutput", domain: Self.domain,
+                                      inputs: [blocked], outputs: [output], attributes: ["channels": .int(count)]))
+            }
+        }
+        graph.nodes = rewritten
+    }
+}
+
+/// Finds the nodes the NCHWc layout can take, in topological order, and the chains they form.
+private struct ChainFinder {
+    let initializers: [String: Tensor]
+    /// Channels of each value a candidate node produces.
+    private(set) var channels: [String: Int] = [:]
+    /// The candidate node producing each such value.
+    private(set) var producer: [String: Int] = [:]
+    /// Union-find over candidate nodes: the chains.
+    private var parent: [Int: Int] = [:]
+    private var isConv: Set<Int> = []
+    /// Convolutions reading an input from outside the chain as NCHW (fewer than 16 channels).
+    private(set) var plainInputConvs: Set<Int> = []
+
+    init(_ graph: Graph) {
+        var initializers: [String: Tensor] = [:]
+        for (name, tensor) in graph.initializers { initializers[name] = tensor }
+        self.initializers = initializers
+    }
+
+    /// Records `node` (at `index` in topological order) if the layout can run it.
+    mutating func consider(_ index: Int, _ node: Node) {
+        guard Model.canonicalDomain(node.domain).isEmpty, let output = node.outputs.first, !output.isEmpty,
+              node.outputs.dropFirst().allSatisfy(\.isEmpty), let (count, links) = layout(of: node, at: index)
+        else { return }
+        parent[index] = index
+        for link in links { if let source = producer[link] { union(source, index) } }
+        if node.opType == "Conv" { isConv.insert(index) }
+        channels[output] = count
+        producer[output] = index
+    }
+
+    /// Indices of the nodes in chains with two convolutions at least.
+    var convertedNodes: Set<Int> {
+        var convs: [Int: Int] = [:]
+        for index in isConv { convs[root(index), default: 0] += 1 }
+        return Set(parent.keys.filter { convs[root($0), default: 0] >= 2 })
+    }
+
+    private func root(_ index: Int) -> Int {
+        var i = index
+        while let p = parent[i], p != i { i = p }
+        return i
+    }
+
+    private mutating func union(_ a: Int, _ b: Int) { parent[root(a)] = root(b) }
+
+    /// The node's output channels and the chain values it reads, or `nil` if it cannot run in NCHWc.
+    private mutating func layout(of node: Node, at index: Int) -> (Int, [String])? {
+        let inputs = node.inputs
+        switch node.opType {
+        case "Conv":
+            return convolution(node, at: index)
+        case "MaxPool", "AveragePool":
+            guard inputs.count == 1, let c = channels[inputs[0]], poolIsExpressible(node) else { return nil }
+            return (c, inputs)
+        case "GlobalAveragePool", "Relu":
+            guard inputs.count == 1, node.attributes.isEmpty, let c = channels[inputs[0]] else { return nil }
+            return (c, inputs)
+        case "Add":
+            guard inputs.count == 2, node.attributes.isEmpty, let a = channels[inputs[0]], a == channels[inputs[1]] else { return nil }
+            return (a, inputs)
+        case "Concat":
+            guard !inputs.isEmpty, node.attributes.count == 1, case .int(let axis)? = node.attributes["axis"], axis == 1 || axis == -3
+            else { return nil }
+            let counts = inputs.compactMap { channels[$0] }
+            guard counts.count == inputs.count, counts.dropLast().allSatisfy({ $0 % NchwcLayout.block == 0 }) else { return nil }
+            return (counts.reduce(0, +), inputs)
+        default:
+            return nil
+        }
+    }
+
+    private static let convAttributes: Set<String> = [
+        "kernel_shape", "strides", "pads", "dilations", "group", "auto_pad", "onyx.activation", "onyx.activation_min",
+        "onyx.activation_max", "onyx.residual",
+    ]
+
+    private mutating func convolution(_ node: Node, at index: Int) -> (Int, [String])? {
+        let inputs = node.inputs, a = node.attributes
+        guard (2...4).contains(inputs.count), !inputs[0].isEmpty, Set(a.keys).isSubset(of: Self.convAttributes),
+              let w = initializers[inputs[1]], w.dataType == .float, w.rank == 4, w.shape.allSatisfy({ $0 >= 1 }),
+              Self.hasWindowAttributes(a, kernel: Array(w.shape[2...])), Self.keepsZero(a)
+        else { return nil }
+        let m = w.shape[0]
+        if inputs.count > 2, !inputs[2].isEmpty {
+            guard let bias = initializers[inputs[2]], bias.dataType == .float, bias.shape == [m] else { return nil }
+        }
+        let group: Int
+        switch a["group"] {
+        case nil: group = 1
+        case .int(let value)?: group = value
+        default: return nil
+        }
+        let depthwise = group != 1
+        guard group == 1 || (group == m && w.shape[1] == 1),
+              NchwcConvKernel.packedFilterFloats(weight: w.shape, depthwise: depthwise) != nil else { return nil }
+        let c = depthwise ? m : w.shape[1]
+        var links: [String] = []
+        switch a["onyx.residual"] {
+        case nil: guard inputs.count <= 3 else { return nil }
+        case .int(1)?:
+            guard !depthwise, inputs.count == 4, channels[inputs[3]] == m else { return nil }
+            links.append(inputs[3])
+        default: return nil
+        }
+        if let inChain = channels[inputs[0]] {
+            guard inChain == c else { return nil }
+            links.append(inputs[0])
+        } else if !depthwise && c < NchwcLayout.block {
+            plainInputConvs.insert(index)
+        }
+        return (m, links)
+    }
+
+    /// Whether a fused activation, if any, maps 0 to 0.
+    private static func keepsZero(_ a: [String: Attribute]) -> Bool {
+        switch a["onyx.activation"] {
+        case nil: return a["onyx.activation_min"] == nil && a["onyx.activation_max"] == nil
+        case .string("Relu")?: return true
+        case .string("Clip")?:
+            var low = -Float.infinity, high = Float.infinity
+            if let bound = a["onyx.activation_min"] {
+                guard case .float(let value) = bound else { return false }
+                low = value
+            }
+            if let bound = a["onyx.activation_max"] {
+                guard case .float(let value) = bound else { return false }
+                high = value
+            }
+            return low <= 0 && 0 <= high
+        default: return false
+        }
+    }
+
+    /// Whether kernel_shape (matching `kernel` when given), strides, dilations, pads and auto_pad
+    /// are absent or well-formed for two spatial axes.
+    private static func hasWindowAttributes(_ a: [String: Attribute], kernel: [Int]) -> Bool {
+        func isValid(_ name: String, count: Int, minimum: Int) -> Bool {
+            guard let attribute = a[name] else { return true }
+            guard case .ints(let values) = attribute else { return false }
+            return values.count == count && values.allSatisfy { minimum...NchwcWindow.bound ~= $0 }
+        }
+        if let declared = a["kernel_shape"], case .ints(let values) = declared, values != kernel { return false }
+        guard isValid("kernel_shape", count: 2, minimum: 1), isValid("strides", count: 2, minimum: 1),
+              isValid("dilations", count: 2, minimum: 1), isValid("pads", count: 4, minimum: 0)
+        else { return false }
+        switch a["auto_pad"] {
+        case nil: return true
+        case .string(let mode)?: return ["NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"].contains(mode)
+        default: return false
+        }
+    }
+
+    private static let poolAttributes: Set<String> = [
+        "kernel_shape", "strides", "pads", "dilations", "auto_pad", "ceil_mode", "count_include_pad", "storage_order",
+    ]
+
+    /// MaxPool and AveragePool the NCHWc kernel computes exactly: 2-D; MaxPool with no
+    /// storage_order, no dilations and pads narrower than the window (so no window is all padding);
+    /// AveragePool with count_include_pad only without ceil_mode (so no window reaches past the padding).
+    private func poolIsExpressible(_ node: Node) -> Bool {
+        let a = node.attributes
+        guard Set(a.keys).isSubset(of: Self.poolAttributes), case .ints(let kernel)? = a["kernel_shape"], kernel.count == 2,
+              Self.hasWindowAttributes(a, kernel: kernel)
+        else { return false }
+        func flag(_ name: String) -> Int? {
+            switch a[name] {
+            case nil: return 0
+            case .int(let value)?: return value
+            default: return nil
+            }
+        }
+        guard let ceilMode = flag("ceil_mode"), let includePad = flag("count_include_pad"), let order = flag("storage_order")
+        else { return false }
+        if node.opType == "AveragePool" { return order == 0 && !(includePad != 0 && ceilMode != 0) }
+        guard includePad == 0, order == 0 else { return false }
+        if case .ints(let dilations)? = a["dilations"], dilations != [1, 1] { return false }
+        if case .ints(let pads)? = a["pads"], pads[0] >= kernel[0] || pads[2] >= kernel[0] || pads[1] >= kernel[1]
+            || pads[3] >= kernel[1] { return false }
+        return true
+    }
+}

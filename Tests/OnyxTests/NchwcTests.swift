@@ -1,0 +1,497 @@
+import Testing
+@testable import Onyx
+
+/// The NCHWc layout: each internal operator against the plain ONNX operator on awkward shapes,
+/// on every kernel variant this CPU runs with one and two threads; and what ``NchwcLayout``
+/// converts in ResNet-, MobileNet- and SqueezeNet-style chains, and what it leaves alone.
+@Suite struct NchwcTests {
+    static let domain = NchwcLayout.domain
+
+    static func value(_ name: String, _ shape: [Int]) -> Value {
+        Value(name: name, type: TensorType(dataType: .float, shape: Shape(fixed: shape)))
+    }
+
+    static func model(_ graph: Graph) -> Model {
+        Model(opsetImports: ["": 13, domain: 1], graph: graph)
+    }
+
+    /// Runs `expected` at level `.none` and `actual` at `level`, for every variant, one and two
+    /// threads, and checks the outputs agree within 1e-4 (relative and absolute).
+    static func expectSameOutputs(
+        _ expected: Graph, _ actual: Graph, level: OptimizationLevel = .none, _ feeds: [String: Tensor], _ label: String
+    ) throws {
+        for (isa, threads) in GemmConvTests.variants {
+            let reference = try InferenceSession(
+                model: model(expected), options: SessionOptions(threadCount: threads, optimizationLevel: .none, isa: isa))
+                .run(feeds)
+            let outputs = try InferenceSession(
+                model: model(actual), options: SessionOptions(threadCount: threads, optimizationLevel: level, isa: isa))
+                .run(feeds)
+            for (name, tensor) in reference {
+                let result = try #require(outputs[name], "\(label): no output \(name)")
+                #expect(result.shape == tensor.shape, "\(label) \(isa) ×\(threads) \(name): shape")
+                try GemmConvTests.expectClose(result, try tensor.scalars(as: Float.self), "\(label) \(isa) ×\(threads) \(name)")
+            }
+        }
+    }
+
+    // MARK: - Conv
+
+    struct ConvCase: CustomTestStringConvertible, Sendable {
+        var batch = 1, channels = 24, filters = 40, height = 7, width = 13
+        var kernel = 3, stride = 1, pad = 1, dilation = 1
+        var autoPad: String? = nil
+        var depthwise = false
+        var bias = true
+        /// `nil`, "Relu" or "Clip" (0, 6).
+        var activation: String? = "Relu"
+        var residual = false
+        /// The input stays `[N, C, H, W]` (`onyx.input_layout` = "NCHW").
+        var plainInput = false
+
+        var outputHeight: Int { (height + 2 * pad - (kernel - 1) * dilation - 1) / stride + 1 }
+        var outputWidth: Int { (width + 2 * pad - (kernel - 1) * dilation - 1) / stride + 1 }
+        var outputShape: [Int] {
+            guard let autoPad, autoPad != "NOTSET" else { return [batch, filters, outputHeight, outputWidth] }
+            return [batch, filters, (height + stride - 1) / stride, (width + stride - 1) / stride]
+        }
+
+        var attributes: [String: Attribute] {
+            var a: [String: Attribute] = [
+                "kernel_shape": .ints([kernel, kernel]), "strides": .ints([stride, stride]),
+                "dilations": .ints([dilation, dilation]),
+            ]
+            if let autoPad { a["auto_pad"] = .string(autoPad) } else { a["pads"] = .ints([pad, pad, pad, pad]) }
+            if depthwise { a["group"] = .int(channels) }
+            return a
+        }
+
+        var testDescription: String {
+            "N\(batch) C\(channels) M\(filters) \(height)×\(width) k\(kernel) s\(stride) p\(autoPad ?? "\(pad)") d\(dilation)"
+                + "\(depthwise ? " dw" : "")\(bias ? " +b" : "") \(activation ?? "linear")\(residual ? " +r" : "")\(plainInput ? " NCHW" : "")"
+        }
+    }
+
+    static let convCases: [ConvCase] = [
+        // 1×1, stride 1 and 2.
+        ConvCase(channels: 24, filters: 40, height: 7, width: 13, kernel: 1, pad: 0, activation: nil),
+        ConvCase(batch: 2, channels: 64, filters: 96, height: 14, width: 14, kernel: 1, stride: 2, pad: 0, bias: false, residual: true),
+        ConvCase(channels: 40, filters: 24, height: 13, width: 7, kernel: 1, pad: 0, activation: "Clip", residual: true),
+        // 3×3, pad 1, stride 1 and 2.
+        ConvCase(channels: 40, filters: 24, height: 13, width: 7),
+        ConvCase(channels: 24, filters: 40, height: 14, width: 28, activation: "Clip", residual: true),
+        ConvCase(channels: 64, filters: 64, height: 28, width: 28, bias: false, residual: true),
+        ConvCase(channels: 96, filters: 64, height: 14, width: 14, stride: 2),
+        ConvCase(channels: 3, filters: 24, height: 13, width: 13, stride: 2, activation: nil),
+        ConvCase(batch: 2, channels: 40, filters: 3, height: 7, width: 7, stride: 2, bias: false, activation: "Clip"),
+        // 7×7 stride 2 pad 3 on a 3-channel image, read as NCHW.
+        ConvCase(channels: 3, filters: 64, height: 56, width: 56, kernel: 7, stride: 2, pad: 3, plainInput: true),
+        ConvCase(batch: 2, channels: 3, filters: 24, height: 13, width: 14, kernel: 7, stride: 2, pad: 3, bias: false,
+                 activation: nil, plainInput: true),
+        ConvCase(channels: 5, filters: 40, height: 14, width: 7, activation: "Clip", residual: true, plainInput: true),
+        // Dilation 2; SAME padding with stride 2.
+        ConvCase(channels: 24, filters: 40, height: 14, width: 13, pad: 2, dilation: 2),
+        ConvCase(channels: 40, filters: 24, height: 13, width: 14, stride: 2, autoPad: "SAME_UPPER", residual: true),
+        ConvCase(channels: 24, filters: 24, height: 7, width: 13, kernel: 2, autoPad: "SAME_LOWER", activation: nil),
+        // Depthwise 3×3, stride 1 and 2.
+        ConvCase(channels: 40, filters: 40, height: 14, width: 14, depthwise: true, activation: "Clip"),
+        ConvCase(batch: 2, channels: 96, filters: 96, height: 13, width: 13, stride: 2, depthwise: true, bias: false),
+        ConvCase(channels: 24, filters: 24, height: 56, width: 56, stride: 2, depthwise: true, activation: nil),
+        ConvCase(channels: 3, filters: 3, height: 7, width: 28, depthwise: true),
+    ]
+
+    /// `y = act(Conv(x, w, b) [+ r])` with the plain operators.
+    static func plainConv(_ c: ConvCase) -> Graph {
+        var nodes = [Node(name: "conv", opType: "Conv", inputs: c.bias ? ["x", "w", "b"] : ["x", "w"], outputs: ["c"],
+                          attributes: c.attributes)]
+        var last = "c"
+        if c.residual {
+            nodes.append(Node(name: "add", opType: "Add", inputs: ["c", "r"], outputs: ["s"]))
+            last = "s"
+        }
+        switch c.activation {
+        case "Relu": nodes.append(Node(name: "act", opType: "Relu", inputs: [last], outputs: ["y"]))
+        case "Clip": nodes.append(Node(name: "act", opType: "Clip", inputs: [last, "lo", "hi"], outputs: ["y"]))
+        default: nodes.append(Node(name: "act", opType: "Identity", inputs: [last], outputs: ["y"]))
+        }
+        return convGraph(c, nodes)
+    }
+
+    /// The same convolution as the NCHWc Conv between reorders.
+    static func blockedConv(_ c: ConvCase) -> Graph {
+        var attributes = c.attributes
+        switch c.activation {
+        case "Relu": attributes["onyx.activation"] = .string("Relu")
+        case "Clip":
+            attributes["onyx.activation"] = .string("Clip")
+            attributes["onyx.activation_min"] = .float(0)
+            attributes["onyx.activation_max"] = .float(6)
+        default: break
+        }
+        var nodes: [Node] = []
+        var inputs = ["xb", "w", c.bias ? "b" : ""]
+        if c.plainInput {
+            attributes["onyx.input_layout"] = .string("NCHW")
+            inputs[0] = "x"
+        } else {
+            nodes.append(Node(name: "in", opType: "ReorderInput", domain: domain, inputs: ["x"], outputs: ["xb"]))
+        }
+        if c.residual {
+            attributes["onyx.residual"] = .int(1)
+            nodes.append(Node(name: "in_r", opType: "ReorderInput", domain: domain, inputs: ["r"], outputs: ["rb"]))
+            inputs.append("rb")
+        }
+        nodes.append(Node(name: "conv", opType: "Conv", domain: domain, inputs: inputs, outputs: ["yb"], attributes: attributes))
+        nodes.append(Node(name: "out", opType: "ReorderOutput", domain: domain, inputs: ["yb"], outputs: ["y"],
+                          attributes: ["channels": .int(c.filters)]))
+        return convGraph(c, nodes)
+    }
+
+    static func convGraph(_ c: ConvCase, _ nodes: [Node]) -> Graph {
+        var inputs = [value("x", [c.batch, c.channels, c.height, c.width])]
+        if c.residual { inputs.append(value("r", c.outputShape)) }
+        return Graph(
+            nodes: nodes, inputs: inputs, outputs: [Value(name: "y", type: nil)],
+            initializers: [
+                ("w", GemmConvTests.random([c.filters, c.depthwise ? 1 : c.channels, c.kernel, c.kernel], seed: c.filters + c.kernel)),
+                ("b", GemmConvTests.random([c.filters], seed: c.filters * 7)),
+                ("lo", Tensor(scalar: Float(0))), ("hi", Tensor(scalar: Float(6))),
+            ])
+    }
+
+    @Test(arguments: convCases)
+    func convolutionMatchesConv(_ c: ConvCase) throws {
+        var feeds = ["x": GemmConvTests.random([c.batch, c.channels, c.height, c.width], seed: c.channels * 3 + c.width)]
+        if c.residual { feeds["r"] = GemmConvTests.random(c.outputShape, seed: c.filters + 1) }
+        try Self.expectSameOutputs(Self.plainConv(c), Self.blockedConv(c), feeds, c.testDescription)
+    }
+
+    /// A residual the convolution's output broadcasts against, as an unfused Add would.
+    @Test func broadcastResidualMatchesAdd() throws {
+        let c = ConvCase(channels: 24, filters: 40, height: 7, width: 13, kernel: 1, pad: 0, activation: "Clip", residual: true)
+        let rShape = [1, 40, 1, 13]
+        var plain = Self.plainConv(c), blocked = Self.blockedConv(c)
+        plain.inputs[1] = Self.value("r", rShape)
+        blocked.inputs[1] = Self.value("r", rShape)
+        let feeds = ["x": GemmConvTests.random([1, 24, 7, 13], seed: 3), "r": GemmConvTests.random(rShape, seed: 4)]
+        try Self.expectSameOutputs(plain, blocked, feeds, "broadcast residual")
+    }
+
+    // MARK: - Pools
+
+    struct PoolCase: CustomTestStringConvertible, Sendable {
+        var op = "MaxPool"
+        var channels = 24, height = 13, width = 14
+        var attributes: [String: Attribute] = [:]
+        var testDescription: String { "\(op) C\(channels) \(height)×\(width) \(attributes.keys.sorted().map { "\($0)=\(attributes[$0]!)" })" }
+    }
+
+    static let poolCases: [PoolCase] = [
+        PoolCase(channels: 64, height: 28, width: 28,
+                 attributes: ["kernel_shape": .ints([3, 3]), "strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])]),
+        PoolCase(channels: 24, height: 13, width: 7, attributes: ["kernel_shape": .ints([2, 2]), "strides": .ints([2, 2]), "ceil_mode": .int(1)]),
+        PoolCase(channels: 40, height: 14, width: 13,
+                 attributes: ["kernel_shape": .ints([3, 3]), "strides": .ints([2, 2]), "ceil_mode": .int(1)]),
+        PoolCase(op: "AveragePool", channels: 40, height: 7, width: 13,
+                 attributes: ["kernel_shape": .ints([3, 3]), "pads": .ints([1, 1, 1, 1])]),
+        PoolCase(op: "AveragePool", channels: 24, height: 14, width: 7,
+                 attributes: ["kernel_shape": .ints([3, 3]), "pads": .ints([1, 1, 1, 1]), "count_include_pad": .int(1)]),
+        PoolCase(op: "AveragePool", channels: 3, height: 13, width: 13,
+                 attributes: ["kernel_shape": .ints([3, 2]), "strides": .ints([2, 2]), "ceil_mode": .int(1)]),
+        PoolCase(op: "AveragePool", channels: 96, height: 14, width: 14,
+                 attributes: ["kernel_shape": .ints([2, 2]), "strides": .ints([2, 2]), "auto_pad": .string("SAME_UPPER"),
+                              "count_include_pad": .int(1)]),
+        PoolCase(op: "GlobalAveragePool", channels: 40, height: 7, width: 7),
+        PoolCase(op: "GlobalAveragePool", channels: 64, height: 13, width: 14),
+    ]
+
+    @Test(arguments: poolCases)
+    func poolMatchesPool(_ p: PoolCase) throws {
+        let input = Self.value("x", [2, p.channels, p.height, p.width])
+        let plain = Graph(nodes: [Node(name: "pool", opType: p.op, inputs: ["x"], outputs: ["y"], attributes: p.attributes)],
+                          inputs: [input], outputs: [Value(name: "y", type: nil)])
+        let blocked = Graph(
+            nodes: [
+                Node(name: "in", opType: "ReorderInput", domain: Self.domain, inputs: ["x"], outputs: ["xb"]),
+                Node(name: "pool", opType: p.op, domain: Self.domain, inputs: ["xb"], outputs: ["yb"], attributes: p.attributes),
+                Node(name: "out", opType: "ReorderOutput", domain: Self.domain, inputs: ["yb"], outputs: ["y"],
+                     attributes: ["channels": .int(p.channels)]),
+            ],
+            inputs: [input], outputs: [Value(name: "y", type: nil)])
+        let feeds = ["x": GemmConvTests.random([2, p.channels, p.height, p.width], seed: p.channels + p.width)]
+        try Self.expectSameOutputs(plain, blocked, feeds, p.testDescription)
+    }
+
+    // MARK: - Bad nodes
+
+    /// Internal nodes a hostile model may contain: each fails with an error naming the problem.
+    @Test(arguments: [
+        ("Conv", ["group": Attribute.int(2)], [8, 4, 3, 3], [1, 1, 5, 5, 16], "group"),
+        ("Conv", [:], [8, 4, 3, 3], [1, 2, 5, 5, 16], "channels"),
+        ("Conv", [:], [8, 4, 3, 3], [1, 1, 5, 5, 8], "N×1×H×W×16"),
+        ("Conv", ["onyx.input_layout": .string("NHWC")], [8, 4, 3, 3], [1, 1, 5, 5, 16], "input_layout"),
+        ("Conv", ["onyx.input_layout": .string("NCHW")], [8, 4, 3, 3], [1, 5, 5, 5], "N×4×H×W"),
+        ("Conv", ["group": .int(8), "onyx.input_layout": .string("NCHW")], [8, 1, 3, 3], [1, 8, 5, 5], "depthwise"),
+        ("Conv", ["kernel_shape": .ints([3, 3, 3])], [8, 4, 3, 3], [1, 1, 5, 5, 16], "kernel_shape"),
+        ("Conv", [:], [8, 4, 9, 9], [1, 1, 5, 5, 16], "does not fit"),
+        ("Conv", ["onyx.residual": .int(1)], [8, 4, 3, 3], [1, 1, 5, 5, 16], "fourth input"),
+        ("ReorderOutput", ["channels": .int(40)], [], [1, 2, 5, 5, 16], "N×3×H×W×16"),
+        ("ReorderOutput", [:], [], [1, 2, 5, 5, 16], "channels"),
+        ("ReorderOutput", ["channels": .int(Int.max)], [], [1, 2, 5, 5, 16], "\(Int.max) channels"),
+        ("ReorderInput", [:], [], [1, 2, 5], "N×C×H×W"),
+        ("MaxPool", ["kernel_shape": .ints([3])], [], [1, 1, 5, 5, 16], "2 spatial axes"),
+        ("MaxPool", ["kernel_shape": .ints([2, 2]), "strides": .ints([1 << 40, 1])], [], [1, 1, 5, 5, 16], "must be in"),
+        ("AveragePool", ["kernel_shape": .ints([2, 2]), "strides": .ints([2, 2]), "ceil_mode": .int(1),
+                         "count_include_pad": .int(1)], [], [1, 1, 5, 5, 16], "reaches past"),
+        ("GlobalAveragePool", [:], [], [1, 16, 5, 5], "N×blocks×H×W×16"),
+    ] as [(String, [String: Attribute], [Int], [Int], String)])
+    func badNodesThrow(op: String, attributes: [String: Attribute], weight: [Int], input: [Int], message: String) throws {
+        let graph = Graph(
+            nodes: [Node(name: "bad", opType: op, domain: Self.domain, inputs: weight.isEmpty ? ["x"] : ["x", "w"], outputs: ["y"],
+                         attributes: attributes)],
+            inputs: [Self.value("x", input)], outputs: [Value(name: "y", type: nil)],
+            initializers: weight.isEmpty ? [] : [("w", GemmConvTests.random(weight, seed: 1))])
+        do {
+            let session = try InferenceSession(model: Self.model(graph), options: SessionOptions(optimizationLevel: .none))
+            _ = try session.run(["x": GemmConvTests.random(input, seed: 2)])
+            Issue.record("\(op) \(attributes) ran")
+        } catch let error as OnyxError {
+            #expect(error.message.contains(message), "\(error.message)")
+        }
+    }
+
+    // MARK: - The pass
+
+    static func conv(_ name: String, _ x: String, _ y: String, weight: String, bias: String? = nil, kernel: Int = 3,
+                     stride: Int = 1, group: Int = 1) -> Node {
+        var attributes: [String: Attribute] = [
+            "kernel_shape": .ints([kernel, kernel]), "strides": .ints([stride, stride]),
+            "pads": .ints(Array(repeating: kernel / 2, count: 4)),
+        ]
+        if group != 1 { attributes["group"] = .int(group) }
+        return Node(name: name, opType: "Conv", inputs: [x, weight] + (bias.map { [$0] } ?? []), outputs: [y], attributes: attributes)
+    }
+
+    /// Each weight, scaled by 1/√fan-in so that values keep their size along a chain (then the
+    /// tolerance measures the kernels, not cancellation), and a bias `<name>_b` of its first extent.
+    static func weights(_ shapes: [String: [Int]]) -> [(name: String, tensor: Tensor)] {
+        shapes.sorted { $0.key < $1.key }.enumerated().flatMap { i, entry -> [(name: String, tensor: Tensor)] in
+            let random = try! GemmConvTests.random(entry.value, seed: i * 13 + 5).scalars(as: Float.self)
+            let scale = 1 / Float(entry.value.dropFirst().reduce(1, *)).squareRoot()
+            return [(entry.key, try! Tensor(shape: entry.value, scalars: random.map { $0 * scale })),
+             (entry.key + "_b", GemmConvTests.random([entry.value[0]], seed: i * 7 + 1))]
+        }
+    }
+
+    /// conv1 7×7/2 (3 → 24) + Relu → MaxPool 3×3/2 → a basic block (24) → a downsampling block
+    /// (24 → 40, 1×1/2 shortcut) → GlobalAveragePool → Flatten → Gemm.
+    static func resNetStyle() -> Graph {
+        let nodes: [Node] = [
+            conv("conv1", "x", "c1", weight: "w1", bias: "w1_b", kernel: 7, stride: 2),
+            Node(name: "relu1", opType: "Relu", inputs: ["c1"], outputs: ["r1"]),
+            Node(name: "pool", opType: "MaxPool", inputs: ["r1"], outputs: ["p"],
+                 attributes: ["kernel_shape": .ints([3, 3]), "strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])]),
+            conv("a1", "p", "a1c", weight: "wa1", bias: "wa1_b"),
+            Node(name: "a1r", opType: "Relu", inputs: ["a1c"], outputs: ["a1y"]),
+            conv("a2", "a1y", "a2c", weight: "wa2", bias: "wa2_b"),
+            Node(name: "a_add", opType: "Add", inputs: ["a2c", "p"], outputs: ["as"]),
+            Node(name: "a_relu", opType: "Relu", inputs: ["as"], outputs: ["ay"]),
+            conv("b1", "ay", "b1c", weight: "wb1", bias: "wb1_b", stride: 2),
+            Node(name: "b1r", opType: "Relu", inputs: ["b1c"], outputs: ["b1y"]),
+            conv("b2", "b1y", "b2c", weight: "wb2", bias: "wb2_b"),
+            conv("down", "ay", "dc", weight: "wd", bias: "wd_b", kernel: 1, stride: 2),
+            Node(name: "b_add", opType: "Add", inputs: ["b2c", "dc"], outputs: ["bs"]),
+            Node(name: "b_relu", opType: "Relu", inputs: ["bs"], outputs: ["by"]),
+            Node(name: "gap", opType: "GlobalAveragePool", inputs: ["by"], outputs: ["g"]),
+            Node(name: "flat", opType: "Flatten", inputs: ["g"], outputs: ["f"]),
+            Node(name: "fc", opType: "Gemm", inputs: ["f", "fc", "fc_b"], outputs: ["y"], attributes: ["transB": .int(1)]),
+        ]
+        return Graph(
+            nodes: nodes, inputs: [value("x", [1, 3, 30, 29])], outputs: [value("y", [1, 10])],
+            initializers: weights([
+                "w1": [24, 3, 7, 7], "wa1": [24, 24, 3, 3], "wa2": [24, 24, 3, 3], "wb1": [40, 24, 3, 3],
+                "wb2": [40, 40, 3, 3], "wd": [40, 24, 1, 1], "fc": [10, 40],
+            ]))
+    }
+
+    /// A MobileNet-v2-style stem and two inverted residual blocks (Clip(0, 6), depthwise 3×3,
+    /// linear 1×1 projections, one residual Add), then GlobalAveragePool.
+    static func mobileNetStyle() -> Graph {
+        func clip(_ name: String, _ x: String, _ y: String) -> Node {
+            Node(name: name, opType: "Clip", inputs: [x, "zero", "six"], outputs: [y])
+        }
+        let nodes: [Node] = [
+            conv("stem", "x", "s", weight: "w0", bias: "w0_b", stride: 2), clip("stem6", "s", "s6"),
+            conv("dw1", "s6", "d1", weight: "wdw1", bias: "wdw1_b", group: 24), clip("dw1_6", "d1", "d16"),
+            conv("pw1", "d16", "p1", weight: "wp1", bias: "wp1_b", kernel: 1),
+            conv("ex2", "p1", "e2", weight: "we2", bias: "we2_b", kernel: 1), clip("ex2_6", "e2", "e26"),
+            conv("dw2", "e26", "d2", weight: "wdw2", bias: "wdw2_b", group: 96), clip("dw2_6", "d2", "d26"),
+            conv("pw2", "d26", "p2", weight: "wp2", bias: "wp2_b", kernel: 1),
+            Node(name: "add", opType: "Add", inputs: ["p1", "p2"], outputs: ["a"]),
+            Node(name: "gap", opType: "GlobalAveragePool", inputs: ["a"], outputs: ["y"]),
+        ]
+        var initializers = weights([
+            "w0": [24, 3, 3, 3], "wdw1": [24, 1, 3, 3], "wp1": [16, 24, 1, 1], "we2": [96, 16, 1, 1], "wdw2": [96, 1, 3, 3],
+            "wp2": [16, 96, 1, 1],
+        ])
+        initializers += [("zero", Tensor(scalar: Float(0))), ("six", Tensor(scalar: Float(6)))]
+        return Graph(nodes: nodes, inputs: [value("x", [2, 3, 28, 27])], outputs: [value("y", [2, 16, 1, 1])],
+                     initializers: initializers)
+    }
+
+    /// A SqueezeNet-style fire module: squeeze 1×1 (24 → 16), expand 1×1 and 3×3 (16 → 16 and
+    /// 16 → `expand`), Concat, then a 1×1 classifier, Relu, GlobalAveragePool.
+    static func squeezeNetStyle(expand: Int) -> Graph {
+        let nodes: [Node] = [
+            Node(name: "pool", opType: "MaxPool", inputs: ["x"], outputs: ["p"],
+                 attributes: ["kernel_shape": .ints([3, 3]), "strides": .ints([2, 2]), "ceil_mode": .int(1)]),
+            conv("squeeze", "p", "s", weight: "ws", bias: "ws_b", kernel: 1),
+            Node(name: "squeeze_relu", opType: "Relu", inputs: ["s"], outputs: ["sr"]),
+            conv("e1", "sr", "e1c", weight: "we1", bias: "we1_b", kernel: 1),
+            Node(name: "e1_relu", opType: "Relu", inputs: ["e1c"], outputs: ["e1r"]),
+            conv("e3", "sr", "e3c", weight: "we3", bias: "we3_b"),
+            Node(name: "e3_relu", opType: "Relu", inputs: ["e3c"], outputs: ["e3r"]),
+            Node(name: "cat", opType: "Concat", inputs: ["e1r", "e3r"], outputs: ["cat"], attributes: ["axis": .int(1)]),
+            conv("classifier", "cat", "k", weight: "wk", bias: "wk_b", kernel: 1),
+            Node(name: "k_relu", opType: "Relu", inputs: ["k"], outputs: ["kr"]),
+            Node(name: "gap", opType: "GlobalAveragePool", inputs: ["kr"], outputs: ["y"]),
+        ]
+        return Graph(
+            nodes: nodes, inputs: [value("x", [1, 24, 15, 16])], outputs: [value("y", [1, 10, 1, 1])],
+            initializers: weights([
+                "ws": [16, 24, 1, 1], "we1": [expand, 16, 1, 1], "we3": [16, 16, 3, 3], "wk": [10, 16 + expand, 1, 1],
+            ]))
+    }
+
+    static func optimized(_ graph: Graph, isa: KernelISA) -> Graph {
+        GraphOptimizer(level: .all, isa: isa).optimize(graph)
+    }
+
+    /// Internal op types with their counts, as `"Conv": 3`; standard ops are left out.
+    static func blockedOps(_ graph: Graph) -> [String: Int] {
+        graph.nodes.filter { $0.domain == domain }.reduce(into: [:]) { counts, node in counts[node.opType, default: 0] += 1 }
+    }
+
+    static func feeds(_ graph: Graph) -> [String: Tensor] {
+        var feeds: [String: Tensor] = [:]
+        for (i, input) in graph.inputs.enumerated() {
+            feeds[input.name] = GemmConvTests.random(input.type!.shape!.fixedExtents!, seed: 31 + i)
+        }
+        return feeds
+    }
+
+    /// The vector variants this CPU runs: those the pass converts for.
+    static var vectorISAs: [KernelISA] { KernelISA.supported.filter { $0 != .portable } }
+
+    @Test func resNetStyleChainIsConverted() throws {
+        let graph = Self.resNetStyle()
+        for isa in Self.vectorISAs {
+            let rewritten = Self.optimized(graph, isa: isa)
+            #expect(Self.blockedOps(rewritten) == ["Conv": 6, "MaxPool": 1, "GlobalAveragePool": 1, "ReorderOutput": 1], "\(isa)")
+            let conv1 = try #require(rewritten.nodes.first { $0.outputs == ["r1"] })
+            if case .string("NCHW")? = conv1.attributes["onyx.input_layout"] {} else { Issue.record("conv1 reads NCHWc: \(conv1)") }
+            // Both residual Adds joined a convolution; their Relus too.
+            #expect(!rewritten.nodes.contains { $0.opType == "Add" || $0.opType == "Relu" })
+            let reorder = try #require(rewritten.nodes.first { $0.opType == "ReorderOutput" })
+            #expect(reorder.outputs == ["g"])
+        }
+        try Self.expectSameOutputs(graph, graph, level: .all, Self.feeds(graph), "ResNet-style")
+    }
+
+    @Test func mobileNetStyleChainIsConverted() throws {
+        let graph = Self.mobileNetStyle()
+        for isa in Self.vectorISAs {
+            let rewritten = Self.optimized(graph, isa: isa)
+            #expect(Self.blockedOps(rewritten) == ["Conv": 6, "GlobalAveragePool": 1, "ReorderOutput": 1], "\(isa)")
+            #expect(rewritten.nodes.filter { $0.opType == "Clip" || $0.opType == "Add" }.isEmpty)
+        }
+        try Self.expectSameOutputs(graph, graph, level: .all, Self.feeds(graph), "MobileNet-style")
+    }
+
+    @Test(arguments: [16, 24])
+    func squeezeNetStyleConcat(expand: Int) throws {
+        let graph = Self.squeezeNetStyle(expand: expand)
+        for isa in Self.vectorISAs {
+            let rewritten = Self.optimized(graph, isa: isa)
+            let concat = try #require(rewritten.nodes.first { $0.opType == "Concat" })
+            if expand == 16 {
+                // The pool reads a graph input: it stays; the squeeze reads 24 channels through a reorder.
+                #expect(Self.blockedOps(rewritten) == ["ReorderInput": 1, "Conv": 4, "GlobalAveragePool": 1, "ReorderOutput": 1])
+                #expect(rewritten.nodes.first { $0.opType == "MaxPool" }?.domain == "")
+            } else {
+                // 24 channels first would misalign the blocks: the Concat runs on NCHW between two chains.
+                #expect(Self.blockedOps(rewritten) == ["ReorderInput": 1, "Conv": 3, "ReorderOutput": 2])
+                #expect(!concat.inputs.contains { $0.hasSuffix("_nchwc") })
+            }
+        }
+        try Self.expectSameOutputs(graph, graph, level: .all, Self.feeds(graph), "SqueezeNet-style \(expand)")
+    }
+
+    @Test func aLoneConvIsLeftAlone() {
+        let graph = Graph(
+            nodes: [
+                Self.conv("conv", "x", "c", weight: "w", bias: "w_b"),
+                Node(name: "relu", opType: "Relu", inputs: ["c"], outputs: ["r"]),
+                Node(name: "pool", opType: "MaxPool", inputs: ["r"], outputs: ["y"], attributes: ["kernel_shape": .ints([2, 2])]),
+            ],
+            inputs: [Self.value("x", [1, 24, 8, 8])], outputs: [Self.value("y", [1, 32, 7, 7])],
+            initializers: Self.weights(["w": [32, 24, 3, 3]]))
+        for isa in Self.vectorISAs { #expect(Self.blockedOps(Self.optimized(graph, isa: isa)).isEmpty) }
+    }
+
+    /// conv1 → conv2 → conv3, with conv2's output also a graph output and conv1's read by a Sigmoid.
+    @Test func valuesLeavingTheChainAreReorderedUnderTheirNames() throws {
+        let graph = Graph(
+            nodes: [
+                Self.conv("conv1", "x", "c1", weight: "w1", bias: "w1_b"),
+                Self.conv("conv2", "c1", "c2", weight: "w2"),
+                Self.conv("conv3", "c2", "y", weight: "w3", bias: "w3_b", kernel: 1),
+                Node(name: "side", opType: "Sigmoid", inputs: ["c1"], outputs: ["z"]),
+            ],
+            inputs: [Self.value("x", [1, 24, 9, 10])],
+            outputs: [Self.value("y", [1, 3, 9, 10]), Self.value("c2", [1, 40, 9, 10]), Self.value("z", [1, 40, 9, 10])],
+            valueInfo: [Self.value("c1", [1, 40, 9, 10])],
+            initializers: Self.weights(["w1": [40, 24, 3, 3], "w2": [40, 40, 3, 3], "w3": [3, 40, 1, 1]]))
+        for isa in Self.vectorISAs {
+            let rewritten = Self.optimized(graph, isa: isa)
+            #expect(Self.blockedOps(rewritten) == ["ReorderInput": 1, "Conv": 3, "ReorderOutput": 3], "\(isa)")
+            let producers = Dictionary(rewritten.nodes.map { ($0.outputs[0], $0.opType) }, uniquingKeysWith: { a, _ in a })
+            #expect(producers["c1"] == "ReorderOutput" && producers["c2"] == "ReorderOutput" && producers["y"] == "ReorderOutput")
+            #expect(rewritten.valueInfo.map(\.name) == ["c1"])
+            let order = try rewritten.topologicallySortedNodes().map(\.name)
+            #expect(order == rewritten.nodes.map(\.name), "the pass keeps the nodes in topological order")
+        }
+        try Self.expectSameOutputs(graph, graph, level: .all, Self.feeds(graph), "outputs inside the chain")
+    }
+
+    /// Clip(1, 6) would turn the zero lanes into ones: that convolution stays, and splits the chain.
+    @Test func aClipAwayFromZeroIsNotConverted() throws {
+        let graph = Graph(
+            nodes: [
+                Self.conv("conv1", "x", "c1", weight: "w1", bias: "w1_b"),
+                Node(name: "relu1", opType: "Relu", inputs: ["c1"], outputs: ["r1"]),
+                Self.conv("conv2", "r1", "c2", weight: "w2", bias: "w2_b"),
+                Node(name: "clip", opType: "Clip", inputs: ["c2", "one", "six"], outputs: ["k"]),
+                Self.conv("conv3", "k", "c3", weight: "w3", bias: "w3_b"),
+                Node(name: "relu3", opType: "Relu", inputs: ["c3"], outputs: ["r3"]),
+                Self.conv("conv4", "r3", "y", weight: "w4", bias: "w4_b"),
+            ],
+            inputs: [Self.value("x", [1, 8, 9, 9])], outputs: [Self.value("y", [1, 24, 9, 9])],
+            initializers: Self.weights(["w1": [24, 8, 3, 3], "w2": [24, 24, 3, 3], "w3": [24, 24, 3, 3], "w4": [24, 24, 3, 3]])
+                + [("one", Tensor(scalar: Float(1))), ("six", Tensor(scalar: Float(6)))])
+        for isa in Self.vectorISAs {
+            let rewritten = Self.optimized(graph, isa: isa)
+            let domains = Dictionary(rewritten.nodes.filter { $0.opType == "Conv" }.map { ($0.name, $0.domain) }) { a, _ in a }
+            // conv1 is left a lone convolution; conv3 starts a chain of two.
+            #expect(domains == ["conv1": "", "conv2": "", "conv3": Self.domain, "conv4": Self.domain], "\(isa)")
+        }
+        try Self.expectSameOutputs(graph, graph, level: .all, Self.feeds(graph), "Clip(1, 6)")
+    }
+
+    @Test func portableKernelsKeepTheLayout() {
+        for graph in [Self.resNetStyle(), Self.mobileNetStyle()] {
+            #expect(Self.blockedOps(Self.optimized(graph, isa: .portable)).isEmpty)
+            #expect(Self.blockedOps(GraphOptimizer(level: .all).optimize(graph)).isEmpty)
+        }
+    }
+}
