@@ -3,7 +3,7 @@
 /// depthwise convolutions and pools run as direct kernels on one vector per pixel, and tensors
 /// are converted back only where the chain ends.
 ///
-/// Converted: 2-D Conv with a constant float weight, group 1 or depthwise, whose fused activation
+/// Converted: 2-D Conv with a constant float weight and 16 filters at least, group 1 or depthwise, whose fused activation
 /// (see ``ActivationFusion``) keeps 0 at 0 (the lanes past C stay zero) and whose fused residual
 /// (see ``ConvAddFusion``) is itself NCHWc; MaxPool (one output, no dilations), AveragePool
 /// (count_include_pad only without ceil_mode) and GlobalAveragePool of NCHWc values; and Relu,
@@ -14,8 +14,7 @@
 /// A convolution reading a value from outside its chain reads it as NCHW when it has fewer than
 /// 16 channels (`onyx.input_layout`), else through one `ReorderInput` per value. Every chain value
 /// read outside the chain, or a graph output, gets one `ReorderOutput` producing it under its own
-/// name; inside the chain it takes a fresh one. Only for the vector kernel variants: the portable
-/// kernels are scalar.
+/// name; inside the chain it takes a fresh one. Only with the AVX-512 kernels (``isUsed(with:)``).
 struct NchwcLayout: GraphPass {
     /// The internal operator domain of the layout's kernels.
     static let domain = "onyx.nchwc"
@@ -23,8 +22,12 @@ struct NchwcLayout: GraphPass {
     /// The kernel variant the session runs.
     let isa: KernelISA
 
+    /// Whether the layout pays with `isa`: only AVX-512 has vector NCHWc kernels (16 lanes per
+    /// block); the other variants run portable loops, slower than their GEMM convolutions.
+    static func isUsed(with isa: KernelISA) -> Bool { isa == .avx512 }
+
     func apply(to graph: inout Graph) {
-        guard isa == .avx512 || isa == .avx2, let nodes = try? graph.topologicallySortedNodes() else { return }
+        guard Self.isUsed(with: isa), let nodes = try? graph.topologicallySortedNodes() else { return }
         var chains = ChainFinder(graph)
         for index in nodes.indices { chains.consider(index, nodes[index]) }
         let converted = chains.convertedNodes
@@ -167,6 +170,9 @@ private struct ChainFinder {
               Self.hasWindowAttributes(a, kernel: Array(w.shape[2...])), Self.keepsZero(a)
         else { return nil }
         let m = w.shape[0]
+        // Fewer than 16 filters leave most of each output vector empty (LeNet's 6): the GEMM
+        // convolution is faster there.
+        guard m >= NchwcLayout.block else { return nil }
         if inputs.count > 2, !inputs[2].isEmpty {
             guard let bias = initializers[inputs[2]], bias.dataType == .float, bias.shape == [m] else { return nil }
         }
