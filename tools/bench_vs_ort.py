@@ -6,7 +6,7 @@
 For each model folder (model.onnx + test_data_set_0/input_0.pb): checks that Onyx's output agrees
 with onnxruntime's, then alternates `onyx bench --json` and an onnxruntime timing loop of the same
 duration, and prints p50 latencies and the Onyx/onnxruntime ratio (below 1 means Onyx is faster).
-Load times are medians of --load-repeats fresh loads each. Peak RSS is the whole process on each side;
+Load times are medians of --load-repeats loads each, in a fresh process on both sides. Peak RSS is the whole process on each side;
 "model's share" subtracts what each process held before loading the model (Onyx: its runtime;
 onnxruntime: Python, numpy and the onnxruntime library).
 With --write, replaces the table between the <!-- bench_vs_ort:start/end --> markers of
@@ -68,19 +68,32 @@ print(peak_mb(), before)
 """
 
 
+LOAD_CHILD = """
+import sys, time
+import onnxruntime as ort
+options = ort.SessionOptions()
+options.intra_op_num_threads = int(sys.argv[2])
+start = time.perf_counter()
+ort.InferenceSession(sys.argv[1], options, providers=["CPUExecutionProvider"])
+print((time.perf_counter() - start) * 1000)
+"""
+
+
 def load_medians(onyx, model, data, threads, repeats):
-    """Median model load time (ms) of `repeats` fresh Onyx processes and onnxruntime sessions,
-    alternating: single loads here swing by 2× with what the machine did just before."""
+    """Median model load time (ms) of `repeats` fresh loads on each side, alternating: single
+    loads here swing by 2× with what the machine did just before.
+
+    Both sides load in a fresh process, as a server starting up does: `onyx bench`'s load_ms, and
+    a Python child timing only InferenceSession (after importing onnxruntime). A session made in
+    this long-lived process would find onnxruntime's code and allocator warmed by earlier models."""
     onyx_ms, ort_ms = [], []
     for _ in range(repeats):
         out = subprocess.run([onyx, "bench", model, "--input", data, "--threads", str(threads), "--warmup", "0",
                               "--duration", "0.001", "--json"], check=True, capture_output=True, text=True).stdout
         onyx_ms.append(json.loads(out.strip().splitlines()[-1])["load_ms"])
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        start = time.perf_counter()
-        ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-        ort_ms.append((time.perf_counter() - start) * 1000)
+        out = subprocess.run([sys.executable, "-c", LOAD_CHILD, model, str(threads)], check=True, capture_output=True,
+                             text=True).stdout
+        ort_ms.append(float(out.split()[-1]))
     return sorted(onyx_ms)[len(onyx_ms) // 2], sorted(ort_ms)[len(ort_ms) // 2]
 
 
