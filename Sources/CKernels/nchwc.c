@@ -146,13 +146,13 @@ static void conv_portable(const onyx_nchwc_geometry *g, const float *input, cons
 
 static void depthwise_portable(const onyx_nchwc_geometry *g, const float *input, const float *filter,
                                const float *bias, float *output, size_t block_begin, size_t block_end,
-                               int apply_clip, float lo, float hi) {
+                               size_t row_begin, size_t row_end, int apply_clip, float lo, float hi) {
     size_t area = g->kernel_h * g->kernel_w;
     for (size_t blk = block_begin; blk < block_end; blk++) {
         const float *in = input + blk * g->in_block_stride;
         const float *f = filter + blk * area * B;
         float *out = output + blk * g->out_h * g->out_w * B;
-        for (size_t oy = 0; oy < g->out_h; oy++)
+        for (size_t oy = row_begin; oy < row_end; oy++)
             for (size_t ox = 0; ox < g->out_w; ox++) {
                 float acc[B];
                 for (size_t o = 0; o < B; o++) acc[o] = bias ? bias[blk * B + o] : 0.0f;
@@ -589,11 +589,11 @@ static inline void window_tile_avx512(const size_t pixels, int checked, onyx_nch
 /* One channel block of a depthwise convolution (`filter` set) or pooling window. */
 __attribute__((target("avx512f"), always_inline))
 static inline void window_block_avx512(int depthwise, onyx_nchwc_pool_kind kind, const onyx_nchwc_geometry *g,
-                                       const float *in, const float *f, __m512 init, float *out, int apply_clip,
-                                       __m512 lo, __m512 hi) {
+                                       const float *in, const float *f, __m512 init, float *out, size_t row_begin,
+                                       size_t row_end, int apply_clip, __m512 lo, __m512 hi) {
     size_t first, last;
     interior_columns(g, &first, &last);
-    for (size_t oy = 0; oy < g->out_h; oy++) {
+    for (size_t oy = row_begin; oy < row_end; oy++) {
         size_t ox = 0;
         for (; ox < first; ox++) window_tile_avx512(1, 1, kind, depthwise, g, in, f, init, out, oy, ox, apply_clip, lo, hi);
         for (; ox + 8 <= last; ox += 8) window_tile_avx512(8, 0, kind, depthwise, g, in, f, init, out, oy, ox, apply_clip, lo, hi);
@@ -613,12 +613,12 @@ static inline void window_block_avx512(int depthwise, onyx_nchwc_pool_kind kind,
 __attribute__((target("avx512f")))
 static void depthwise_avx512(const onyx_nchwc_geometry *g, const float *input, const float *filter,
                              const float *bias, float *output, size_t block_begin, size_t block_end,
-                             int apply_clip, float lo, float hi) {
+                             size_t row_begin, size_t row_end, int apply_clip, float lo, float hi) {
     size_t area = g->kernel_h * g->kernel_w, plane = g->out_h * g->out_w * B;
     for (size_t blk = block_begin; blk < block_end; blk++) {
         __m512 init = bias ? _mm512_loadu_ps(bias + blk * B) : _mm512_setzero_ps();
         window_block_avx512(1, ONYX_NCHWC_POOL_MAX, g, input + blk * g->in_block_stride, filter + blk * area * B, init,
-                            output + blk * plane, apply_clip, _mm512_set1_ps(lo), _mm512_set1_ps(hi));
+                            output + blk * plane, row_begin, row_end, apply_clip, _mm512_set1_ps(lo), _mm512_set1_ps(hi));
     }
 }
 
@@ -629,7 +629,7 @@ static void pool_avx512(onyx_nchwc_pool_kind kind, const onyx_nchwc_geometry *g,
     __m512 init = kind == ONYX_NCHWC_POOL_MAX ? _mm512_set1_ps(-INFINITY) : _mm512_setzero_ps();
     for (size_t blk = block_begin; blk < block_end; blk++)
         window_block_avx512(0, kind, g, input + blk * g->in_block_stride, NULL, init, output + blk * plane, 0,
-                            init, init);
+                            g->out_h, 0, init, init);
 }
 #endif
 
@@ -650,15 +650,18 @@ void onyx_nchwc_conv(onyx_isa isa, const onyx_nchwc_geometry *g, const float *in
 }
 
 void onyx_nchwc_depthwise(onyx_isa isa, const onyx_nchwc_geometry *g, const float *input, const float *filter,
-                          const float *bias, float *output, size_t block_begin, size_t block_end, int apply_clip,
-                          float clip_min, float clip_max) {
+                          const float *bias, float *output, size_t block_begin, size_t block_end, size_t row_begin,
+                          size_t row_end, int apply_clip, float clip_min, float clip_max) {
+    if (row_end > g->out_h) row_end = g->out_h;
 #ifdef ONYX_X86
     if (isa == ONYX_ISA_AVX512) {
-        depthwise_avx512(g, input, filter, bias, output, block_begin, block_end, apply_clip, clip_min, clip_max);
+        depthwise_avx512(g, input, filter, bias, output, block_begin, block_end, row_begin, row_end, apply_clip,
+                         clip_min, clip_max);
         return;
     }
 #endif
-    depthwise_portable(g, input, filter, bias, output, block_begin, block_end, apply_clip, clip_min, clip_max);
+    depthwise_portable(g, input, filter, bias, output, block_begin, block_end, row_begin, row_end, apply_clip,
+                       clip_min, clip_max);
 }
 
 void onyx_nchwc_pool(onyx_isa isa, onyx_nchwc_pool_kind kind, const onyx_nchwc_geometry *g, const float *input,

@@ -163,11 +163,12 @@ void onyx_nchwc_pack_depthwise_filter(const float *w, size_t channels, size_t ke
 
 /*
  * One image of a depthwise convolution (one filter per channel; NCHWc input and output,
- * in_channels == out_channels) for channel blocks [block_begin, block_end).
+ * in_channels == out_channels) for channel blocks [block_begin, block_end) and output rows
+ * [row_begin, row_end).
  */
 void onyx_nchwc_depthwise(onyx_isa isa, const onyx_nchwc_geometry *g, const float *input, const float *filter,
-                          const float *bias, float *output, size_t block_begin, size_t block_end, int apply_clip,
-                          float clip_min, float clip_max);
+                          const float *bias, float *output, size_t block_begin, size_t block_end, size_t row_begin,
+                          size_t row_end, int apply_clip, float clip_min, float clip_max);
 
 typedef enum {
     /* The largest tap inside the image (pads and ceil-mode overhang are skipped). */

@@ -380,27 +380,38 @@ struct NchwcConvKernel: Kernel {
         // Multiply-adds of one output row of one filter group, and of one depthwise block.
         let rowCost = Double(min(outBlocks, Int(ONYX_NCHWC_FILTER_GROUP)) * block * inChannels)
             * Double(kernelArea) * Double(geometry.out_w)
-        let blockCost = Double(block * kernelArea) * Double(outputArea)
+        let depthwiseRowCost = Double(block * kernelArea) * Double(geometry.out_w)
         withUnsafePointer(to: geometry) { g in
             for n in 0..<batch {
                 let x = input + n * inputImage, y = output + n * outputImage
+                // Work items are (filter group or channel block, output row), group-major so that
+                // a range reuses its filters; a few blocks of a depthwise layer would not split evenly.
                 if depthwise {
-                    NchwcLayout.split(outBlocks, costPerItem: blockCost, pool: pool) { range in
-                        onyx_nchwc_depthwise(isa, g, x, filter, bias, y, range.lowerBound, range.upperBound, applyClip, low, high)
+                    Self.forEachRowRun(outBlocks, rows: rows, costPerRow: depthwiseRowCost, pool: pool) { block, first, last in
+                        onyx_nchwc_depthwise(isa, g, x, filter, bias, y, block, block + 1, first, last, applyClip, low, high)
                     }
-                    continue
-                }
-                // Work items are (filter group, output row), group-major so that a range reuses its filters.
-                NchwcLayout.split(groups * rows, costPerItem: rowCost, pool: pool) { range in
-                    var item = range.lowerBound
-                    while item < range.upperBound {
-                        let group = item / rows, first = item % rows
-                        let last = min(rows, first + range.upperBound - item)
+                } else {
+                    Self.forEachRowRun(groups, rows: rows, costPerRow: rowCost, pool: pool) { group, first, last in
                         onyx_nchwc_conv(isa, g, x, filter, bias, y, group, group + 1, first, last, accumulating ? 1 : 0,
                                         applyClip, low, high)
-                        item += last - first
                     }
                 }
+            }
+        }
+    }
+
+    /// Splits `parts × rows` work items over the pool's threads and calls `body(part, first, last)`
+    /// for each run of rows `first..<last` of one part a thread takes.
+    private static func forEachRowRun(
+        _ parts: Int, rows: Int, costPerRow: Double, pool: ComputePool, _ body: (Int, Int, Int) -> Void
+    ) {
+        NchwcLayout.split(parts * rows, costPerItem: costPerRow, pool: pool) { range in
+            var item = range.lowerBound
+            while item < range.upperBound {
+                let part = item / rows, first = item % rows
+                let last = min(rows, first + range.upperBound - item)
+                body(part, first, last)
+                item += last - first
             }
         }
     }
