@@ -178,6 +178,9 @@ import Testing
         ConvCase(channels: 4, filters: 5, height: 6, width: 33, kernel: [1, 5], bias: false),
         ConvCase(channels: 3, filters: 7, height: 9, width: 37, kernel: [3, 1]),
         ConvCase(batch: 2, channels: 4, filters: 6, height: 5, width: 24, kernel: [3, 3], pads: [1, 1, 1, 1], group: 2, activation: "Relu"),
+        // Small images of a batch of 2–8 convolve in parallel, each with its own scratch.
+        ConvCase(batch: 3, channels: 6, filters: 16, height: 14, width: 14, kernel: [5, 5], activation: "Relu"),
+        ConvCase(batch: 8, channels: 5, filters: 9, height: 7, width: 6, kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1]),
         ConvCase(channels: 32, filters: 40, height: 30, width: 34, kernel: [3, 3], pads: [1, 1, 1, 1]),
         ConvCase(channels: 3, filters: 5, height: 1, width: 70, kernel: [3], strides: [1], pads: [1, 1], dilations: [1], oneD: true),
         // Strided convolutions on stride-phase planes.

@@ -139,6 +139,10 @@ enum Gemm {
         case rows(base: UnsafePointer<Float>, rowOffsets: UnsafePointer<Int>)
     }
 
+    /// Floating-point operations below which a product runs on one thread: under ~1 MFLOP (~5 µs
+    /// here) it finishes before the hand-off to a second thread pays.
+    static let parallelWork = 1 << 20
+
     /// `C (=|+=) A × B` then the epilogue, for packed A strips and B packed or read in place.
     ///
     /// - Parameter transposingOutput: Store element (i, j) of the product at `c[j * ldc + i]` (the
@@ -156,8 +160,7 @@ enum Gemm {
         }
         let strips = a.panelCount, panels = (n + nr - 1) / nr
         let work = 2 * m * n * k
-        // Below ~1 MFLOP (~5 µs here) a product finishes before the hand-off to a second thread pays.
-        let threads = work < 1 << 20 ? 1 : pool.threadCount
+        let threads = work < parallelWork ? 1 : pool.threadCount
 
         func compute(panelRange: Range<Int>, stripRange: Range<Int>) {
             // A transposed store is a scatter: done once, over all of K, rather than per K block.

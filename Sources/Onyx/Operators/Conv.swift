@@ -165,9 +165,9 @@ struct ConvKernel: Kernel {
         guard let x = inputs[0], let w = inputs[1], let s = try? shapes(x.shape, w.shape, bias: nil) else { return 0 }
         var bytes = 0
         if !s.isDepthwise(group: group) {
-            bytes = ConvColumns(s.geometry, channels: s.channels / group, filters: s.filters / group, isa: isa,
-                                allowsTransposed: weightPanels != nil)
-                .workspaceByteCount(packingWeights: packedWeights == nil)
+            let columns = ConvColumns(s.geometry, channels: s.channels / group, filters: s.filters / group, isa: isa,
+                                      allowsTransposed: weightPanels != nil)
+            bytes = columns.workspaceByteCount(packingWeights: packedWeights == nil) * scratchSlots(s, columns)
         }
         if addsResidual, inputs.count > 3, let residual = inputs[3], let y = outputs.first,
            !accumulatesResidual(s, residual: residual.shape, output: y.shape, outputCount: y.elementCount) {
@@ -177,6 +177,14 @@ struct ConvKernel: Kernel {
     }
 
     var aliasing: KernelAliasing { addsResidual ? .inPlace(input: 3) : .none }
+
+    /// Images convolved at once, each with its own scratch: the whole batch (2 to 8 images) when one
+    /// image's products are below ``Gemm/parallelWork`` and would run on one thread (LeNet's
+    /// layers), so the batch spreads over the threads instead; else 1.
+    private func scratchSlots(_ s: Shapes, _ columns: ConvColumns) -> Int {
+        let work = 2 * group * columns.filters * columns.depth * columns.gridColumns
+        return (2...8).contains(s.batch) && work < Gemm.parallelWork ? s.batch : 1
+    }
 
     func run(_ context: borrowing KernelContext) throws {
         let x = context.input(0)!, w = context.input(1)!, y = context.output(0)
@@ -240,10 +248,9 @@ struct ConvKernel: Kernel {
         let columns = ConvColumns(g, channels: channelsPerGroup, filters: filtersPerGroup, isa: isa,
                                   allowsTransposed: weightPanels != nil)
         let panels = columns.layout == .transposed ? weightPanels?.panels : nil
-        let scratch = columns.scratch(in: workspace)
-        columns.writeRowOffsets(into: scratch.rowOffsets)
         let mr = Gemm.mr(isa)
-        for n in 0..<s.batch {
+        let pool = context.pool
+        func convolveImage(_ n: Int, scratch: ConvColumns.Scratch) throws {
             for gi in 0..<group {
                 let image = input + (n * s.channels + gi * channelsPerGroup) * g.inputArea
                 let a: PackedPanels
@@ -260,8 +267,26 @@ struct ConvKernel: Kernel {
                 epilogue.clip = clip
                 let out = output + (n * s.filters + gi * filtersPerGroup) * g.outputArea
                 try columns.multiply(image: image, weights: a, weightPanels: panels?[gi], epilogue: epilogue, output: out,
-                                     accumulating: accumulating, scratch: scratch, pool: context.pool)
+                                     accumulating: accumulating, scratch: scratch, pool: pool)
             }
+        }
+        let slots = scratchSlots(s, columns)
+        if slots > 1 {
+            // One image per scratch slot; the products inside run serially (a nested pool call).
+            let slotBytes = columns.workspaceByteCount(packingWeights: packedWeights == nil)
+            let failure = Mutex<(any Error)?>(nil)
+            pool.parallelRanges(s.batch, rangesPerThread: 1) { images in
+                for n in images {
+                    let scratch = columns.scratch(in: workspace + n * slotBytes)
+                    columns.writeRowOffsets(into: scratch.rowOffsets)
+                    do { try convolveImage(n, scratch: scratch) } catch { failure.withLock { $0 = error } }
+                }
+            }
+            if let error = failure.withLock({ $0 }) { throw error }
+        } else {
+            let scratch = columns.scratch(in: workspace)
+            columns.writeRowOffsets(into: scratch.rowOffsets)
+            for n in 0..<s.batch { try convolveImage(n, scratch: scratch) }
         }
         withExtendedLifetime(constantWeights) {}
     }
