@@ -230,8 +230,8 @@ enum Gemm {
                 }
             }
         }
-        // A row product streams the weights once; a second thread pays off from about 256 KB of them.
-        if n * k < 1 << 16 || panels < 2 {
+        // A row product streams the weights once; a second thread pays off from about 128 KB of them.
+        if n * k < 1 << 15 || panels < 2 {
             compute(0..<panels)
         } else {
             pool.parallelRanges(panels) { compute($0) }
