@@ -144,44 +144,21 @@ static void conv_portable(const onyx_nchwc_geometry *g, const float *input, cons
     }
 }
 
-static void depthwise_portable(const onyx_nchwc_geometry *g, const float *input, const float *filter,
-                               const float *bias, float *output, size_t block_begin, size_t block_end,
-                               size_t row_begin, size_t row_end, int apply_clip, float lo, float hi) {
+/* A depthwise convolution (`filter` set; `kind` unused) or a pooling window, for channel blocks
+ * [block_begin, block_end) and output rows [row_begin, row_end) of one image. */
+static void window_portable(const onyx_nchwc_geometry *g, onyx_nchwc_pool_kind kind, const float *input,
+                            const float *filter, const float *bias, float *output, size_t block_begin,
+                            size_t block_end, size_t row_begin, size_t row_end, int apply_clip, float lo, float hi) {
     size_t area = g->kernel_h * g->kernel_w;
+    int depthwise = filter != NULL, max = !depthwise && kind == ONYX_NCHWC_POOL_MAX;
     for (size_t blk = block_begin; blk < block_end; blk++) {
         const float *in = input + blk * g->in_block_stride;
-        const float *f = filter + blk * area * B;
         float *out = output + blk * g->out_h * g->out_w * B;
         for (size_t oy = row_begin; oy < row_end; oy++)
             for (size_t ox = 0; ox < g->out_w; ox++) {
                 float acc[B];
-                for (size_t o = 0; o < B; o++) acc[o] = bias ? bias[blk * B + o] : 0.0f;
-                for (size_t ky = 0; ky < g->kernel_h; ky++) {
-                    ptrdiff_t iy = source(oy, ky, g->stride_y, g->dilation_y, g->pad_top, g->in_h);
-                    if (iy < 0) continue;
-                    for (size_t kx = 0; kx < g->kernel_w; kx++) {
-                        ptrdiff_t ix = source(ox, kx, g->stride_x, g->dilation_x, g->pad_left, g->in_w);
-                        if (ix < 0) continue;
-                        const float *x = in + (size_t)iy * g->in_row_stride + (size_t)ix * B;
-                        const float *w = f + (ky * g->kernel_w + kx) * B;
-                        for (size_t o = 0; o < B; o++) acc[o] += x[o] * w[o];
-                    }
-                }
-                for (size_t o = 0; o < B; o++) out[(oy * g->out_w + ox) * B + o] = clamp(acc[o], apply_clip, lo, hi);
-            }
-    }
-}
-
-static void pool_portable(onyx_nchwc_pool_kind kind, const onyx_nchwc_geometry *g, const float *input,
-                          float *output, size_t block_begin, size_t block_end) {
-    for (size_t blk = block_begin; blk < block_end; blk++) {
-        const float *in = input + blk * g->in_block_stride;
-        float *out = output + blk * g->out_h * g->out_w * B;
-        for (size_t oy = 0; oy < g->out_h; oy++)
-            for (size_t ox = 0; ox < g->out_w; ox++) {
-                float acc[B];
                 size_t taps = 0;
-                for (size_t o = 0; o < B; o++) acc[o] = kind == ONYX_NCHWC_POOL_MAX ? -INFINITY : 0.0f;
+                for (size_t o = 0; o < B; o++) acc[o] = max ? -INFINITY : depthwise && bias ? bias[blk * B + o] : 0.0f;
                 for (size_t ky = 0; ky < g->kernel_h; ky++) {
                     ptrdiff_t iy = source(oy, ky, g->stride_y, g->dilation_y, g->pad_top, g->in_h);
                     if (iy < 0) continue;
@@ -190,7 +167,10 @@ static void pool_portable(onyx_nchwc_pool_kind kind, const onyx_nchwc_geometry *
                         if (ix < 0) continue;
                         const float *x = in + (size_t)iy * g->in_row_stride + (size_t)ix * B;
                         taps++;
-                        if (kind == ONYX_NCHWC_POOL_MAX) {
+                        if (depthwise) {
+                            const float *w = filter + (blk * area + ky * g->kernel_w + kx) * B;
+                            for (size_t o = 0; o < B; o++) acc[o] += x[o] * w[o];
+                        } else if (max) {
                             for (size_t o = 0; o < B; o++) acc[o] = x[o] > acc[o] ? x[o] : acc[o];
                         } else {
                             for (size_t o = 0; o < B; o++) acc[o] += x[o];
@@ -198,12 +178,12 @@ static void pool_portable(onyx_nchwc_pool_kind kind, const onyx_nchwc_geometry *
                     }
                 }
                 float scale = 1.0f;
-                if (kind == ONYX_NCHWC_POOL_AVERAGE) scale = taps ? 1.0f / (float)taps : 0.0f;
-                if (kind == ONYX_NCHWC_POOL_AVERAGE_FULL) scale = 1.0f / (float)(g->kernel_h * g->kernel_w);
+                if (!depthwise && kind == ONYX_NCHWC_POOL_AVERAGE) scale = taps ? 1.0f / (float)taps : 0.0f;
+                if (!depthwise && kind == ONYX_NCHWC_POOL_AVERAGE_FULL) scale = 1.0f / (float)area;
                 for (size_t o = 0; o < B; o++) {
                     /* A window with no tap inside the image (only possible with large pads) gives 0, not −∞. */
-                    float v = kind == ONYX_NCHWC_POOL_MAX ? (taps ? acc[o] : 0.0f) : acc[o] * scale;
-                    out[(oy * g->out_w + ox) * B + o] = v;
+                    float v = max ? (taps ? acc[o] : 0.0f) : acc[o] * scale;
+                    out[(oy * g->out_w + ox) * B + o] = clamp(v, apply_clip, lo, hi);
                 }
             }
     }
@@ -660,8 +640,8 @@ void onyx_nchwc_depthwise(onyx_isa isa, const onyx_nchwc_geometry *g, const floa
         return;
     }
 #endif
-    depthwise_portable(g, input, filter, bias, output, block_begin, block_end, row_begin, row_end, apply_clip,
-                       clip_min, clip_max);
+    window_portable(g, ONYX_NCHWC_POOL_MAX, input, filter, bias, output, block_begin, block_end, row_begin, row_end,
+                    apply_clip, clip_min, clip_max);
 }
 
 void onyx_nchwc_pool(onyx_isa isa, onyx_nchwc_pool_kind kind, const onyx_nchwc_geometry *g, const float *input,
@@ -672,7 +652,7 @@ void onyx_nchwc_pool(onyx_isa isa, onyx_nchwc_pool_kind kind, const onyx_nchwc_g
         return;
     }
 #endif
-    pool_portable(kind, g, input, output, block_begin, block_end);
+    window_portable(g, kind, input, NULL, NULL, output, block_begin, block_end, 0, g->out_h, 0, 0, 0);
 }
 
 void onyx_nchwc_reorder_in(onyx_isa isa, const float *src, size_t channels, size_t area, float *dst,
