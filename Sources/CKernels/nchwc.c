@@ -437,15 +437,21 @@ static void conv_rows_plain_avx512(size_t width, const conv_job *job, size_t row
     size_t n = inner_end - inner_begin, tiles = n ? (n + most - 1) / most : 0;
     for (size_t oy = row_begin; oy < row_end; oy++) {
         size_t q = oy * g->out_w;
-        if (inner_begin > 0) conv_tile_dispatch_avx512(inner_begin, width, job, q, ib_begin, ib_end, first, last);
+        /* Edge columns (as many as the padding reaches) in checked tiles of at most `most`. */
+        for (size_t ox = 0; ox < inner_begin; ox += most) {
+            size_t pixels = inner_begin - ox < most ? inner_begin - ox : most;
+            conv_tile_dispatch_avx512(pixels, width, job, q + ox, ib_begin, ib_end, first, last);
+        }
         size_t ox0 = inner_begin;
         for (size_t t = 0; t < tiles; t++) {
             size_t pixels = n / tiles + (t < n % tiles);
             conv_row_tile_dispatch_avx512(pixels, width, job, oy, ox0, ib_begin, ib_end, first, last);
             ox0 += pixels;
         }
-        if (inner_end < g->out_w)
-            conv_tile_dispatch_avx512(g->out_w - inner_end, width, job, q + inner_end, ib_begin, ib_end, first, last);
+        for (size_t ox = inner_end; ox < g->out_w; ox += most) {
+            size_t pixels = g->out_w - ox < most ? g->out_w - ox : most;
+            conv_tile_dispatch_avx512(pixels, width, job, q + ox, ib_begin, ib_end, first, last);
+        }
     }
 }
 

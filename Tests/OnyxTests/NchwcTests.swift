@@ -89,6 +89,9 @@ import Testing
         ConvCase(batch: 2, channels: 3, filters: 24, height: 13, width: 14, kernel: 7, stride: 2, pad: 3, bias: false,
                  activation: nil, plainInput: true),
         ConvCase(channels: 5, filters: 40, height: 14, width: 7, activation: "Clip", residual: true, plainInput: true),
+        // Padding wider than a tile: the edge columns take several checked tiles.
+        ConvCase(channels: 3, filters: 24, height: 9, width: 10, pad: 15, plainInput: true),
+        ConvCase(channels: 24, filters: 40, height: 6, width: 5, pad: 13),
         // Dilation 2; SAME padding with stride 2.
         ConvCase(channels: 24, filters: 40, height: 14, width: 13, pad: 2, dilation: 2),
         ConvCase(channels: 40, filters: 24, height: 13, width: 14, stride: 2, autoPad: "SAME_UPPER", residual: true),
