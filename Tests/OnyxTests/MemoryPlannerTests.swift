@@ -106,6 +106,26 @@ import Testing
         try GemmConvTests.expectClose(try #require(unaligned.outputs["y"]), try Self.expected(small, axis: 1), "unaligned")
     }
 
+    @Test func nestedConcatsKeepTheInnerResult() throws {
+        // c = Concat(a, b) is itself an input of an outer Concat (Inception's branches): the inner
+        // one is placed, the outer one copies it.
+        let x = GemmConvTests.random([1, 16, 4, 4], seed: 8)
+        var graph = Self.graph()
+        graph.nodes.append(Node(name: "outer", opType: "Concat", inputs: ["t", "c"],
+                                outputs: ["o"], attributes: ["axis": .int(1)]))
+        graph.nodes.append(Node(name: "tanh", opType: "Tanh", inputs: ["x"], outputs: ["t"]))
+        graph.nodes.append(Node(name: "last", opType: "Relu", inputs: ["o"], outputs: ["z"]))
+        graph.outputs.append(Value(name: "z", type: nil))
+        let session = try InferenceSession(
+            model: Model(opsetImports: ["": 13], graph: graph), options: SessionOptions(optimizationLevel: .none))
+        let outputs = try session.run(["x": x])
+        let values = try x.scalars(as: Float.self)
+        let inner = values.map { max($0, 0) } + values.map { -$0 }
+        let expected = (values.map { tanh($0) } + inner).map { max($0, 0) }
+        try GemmConvTests.expectClose(try #require(outputs["z"]), expected, "outer")
+        try GemmConvTests.expectClose(try #require(outputs["y"]), try Self.expected(x, axis: 1), "inner")
+    }
+
     @Test func anInputReadAfterTheConcatKeepsItsValues() throws {
         // `a` is read again after the Concat, by a node that could work in place.
         let x = GemmConvTests.random([1, 32, 4, 4], seed: 7)

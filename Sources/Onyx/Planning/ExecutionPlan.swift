@@ -317,8 +317,8 @@ extension Kernel {
 ///
 /// A Concat qualifies when every axis before its own has extent 1 (so each input is one
 /// contiguous slice of the output), its output lives in the arena, and each input is a distinct
-/// value produced by an earlier step of the run, read by no other placed Concat, not a graph
-/// output, whose byte count keeps the next slice 64-byte aligned.
+/// value produced by an earlier step of the run, read by no other placed Concat, not itself a placed
+/// Concat's output, not a graph output, whose byte count keeps the next slice 64-byte aligned.
 struct ConcatPlacements {
     struct Concat {
         /// The output's bytes.
@@ -349,8 +349,11 @@ struct ConcatPlacements {
             var byteOffset = 0
             var end = max(position, lastUse[out])
             for (k, input) in step.inputs.enumerated() {
+                // A placed Concat's output is not placed again as a slice of another (nested Concats,
+                // Inception's): it already lives in its own Concat's buffer.
                 guard let id = input, let d = descriptors[id], d.rank == output.rank, producedInRun.contains(id),
-                      !Self.isFixed(locations[id]), slices[id] == nil, !inputs.contains(where: { $0.id == id }),
+                      !Self.isFixed(locations[id]), slices[id] == nil, concats[id] == nil,
+                      !inputs.contains(where: { $0.id == id }),
                       k == step.inputs.count - 1 || d.byteCount % MemoryPlanner.alignment == 0
                 else { break }
                 inputs.append((id, byteOffset))
