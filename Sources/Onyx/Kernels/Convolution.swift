@@ -19,6 +19,35 @@ struct ConvolutionGeometry: Hashable {
     }
 }
 
+/// One spatial axis of a sliding window (Conv, the pools and their NCHWc forms): the output
+/// extent and the pads before and after, from auto_pad or the explicit pads. Callers check that
+/// the window fits as their operator requires.
+enum WindowAxis {
+    enum AutoPad: String, Sendable { case notSet = "NOTSET", sameUpper = "SAME_UPPER", sameLower = "SAME_LOWER", valid = "VALID" }
+
+    /// `span` is the padded input's extent minus the window's (negative when the window does not fit).
+    static func resolve(
+        input: Int, kernel: Int, stride: Int, dilation: Int, padBegin: Int, padEnd: Int, autoPad: AutoPad, ceilMode: Bool
+    ) -> (output: Int, begin: Int, end: Int, span: Int) {
+        let extent = (kernel - 1) * dilation + 1
+        switch autoPad {
+        case .sameUpper, .sameLower:
+            let output = (input + stride - 1) / stride
+            let total = max(0, (output - 1) * stride + extent - input)
+            let begin = autoPad == .sameUpper ? total / 2 : total - total / 2
+            return (output, begin, total - begin, input + total - extent)
+        case .valid, .notSet:
+            // VALID is explicit padding of 0, ceil_mode included, as onnxruntime computes it.
+            let begin = autoPad == .notSet ? padBegin : 0, end = autoPad == .notSet ? padEnd : 0
+            let span = input + begin + end - extent
+            var output = (ceilMode ? (span + stride - 1) / stride : span / stride) + 1
+            // A last window that would start in the end padding is dropped (as PyTorch and onnxruntime do).
+            if ceilMode && (output - 1) * stride >= input + begin { output -= 1 }
+            return (output, begin, end, span)
+        }
+    }
+}
+
 /// Resolving spatial attributes (kernel_shape, strides, dilations, pads, auto_pad) against input shapes.
 struct SpatialAttributes: Sendable {
     var kernelShape: [Int]?
@@ -56,28 +85,17 @@ struct SpatialAttributes: Sendable {
         }
         var output: [Int] = []
         var begin: [Int] = []
+        let mode = WindowAxis.AutoPad(rawValue: autoPad) ?? .notSet
         for axis in 0..<rank {
-            let extent = (kernel[axis] - 1) * dilations[axis] + 1
-            switch autoPad {
-            case "SAME_UPPER", "SAME_LOWER":
-                let out = (spatial[axis] + strides[axis] - 1) / strides[axis]
-                let total = max(0, (out - 1) * strides[axis] + extent - spatial[axis])
-                output.append(out)
-                begin.append(autoPad == "SAME_UPPER" ? total / 2 : total - total / 2)
-            case "VALID":
-                output.append((spatial[axis] - extent) / strides[axis] + 1)
-                begin.append(0)
-            default:
-                let padded = spatial[axis] + pads[axis] + pads[axis + rank] - extent
-                var out = (ceilMode ? (padded + strides[axis] - 1) / strides[axis] : padded / strides[axis]) + 1
-                // With ceil_mode, a last window that starts inside the right padding is dropped.
-                if ceilMode && (out - 1) * strides[axis] >= spatial[axis] + pads[axis] { out -= 1 }
-                output.append(out)
-                begin.append(pads[axis])
-            }
-            guard output[axis] >= 1, spatial[axis] + 2 * (begin[axis]) >= 0 else {
+            let r = WindowAxis.resolve(
+                input: spatial[axis], kernel: kernel[axis], stride: strides[axis], dilation: dilations[axis],
+                padBegin: pads[axis], padEnd: pads[axis + rank], autoPad: mode, ceilMode: ceilMode && mode == .notSet)
+            guard r.output >= 1 else {
+                let extent = (kernel[axis] - 1) * dilations[axis] + 1
                 throw OnyxError.shapeMismatch("\(op): a window of \(extent) does not fit spatial extent \(spatial[axis]) with the given pads")
             }
+            output.append(r.output)
+            begin.append(r.begin)
         }
         return (output, begin)
     }

@@ -53,13 +53,11 @@ extension NchwcLayout {
 /// A 2-D window (a convolution's or a pool's) whose attributes are checked once per node and
 /// resolved against each run's extents without building arrays.
 struct NchwcWindow: Sendable {
-    enum Padding: Sendable { case explicit, valid, sameUpper, sameLower }
-
     /// `[height, width]` each.
     let kernel: [Int], strides: [Int], dilations: [Int]
     /// `[top, left, bottom, right]`.
     let pads: [Int]
-    let padding: Padding
+    let autoPad: WindowAxis.AutoPad
     let ceilMode: Bool
     /// Pools require every window to fit in the padded input (as ``PoolingAttributes``);
     /// convolutions require one output at least (as ``SpatialAttributes``).
@@ -82,13 +80,10 @@ struct NchwcWindow: Sendable {
             throw OnyxError.invalidAttribute(
                 "\(op) (NCHWc): kernel, strides and dilations must be in 1...\(bound) and pads in 0...\(bound)")
         }
-        switch autoPad {
-        case "NOTSET": padding = .explicit
-        case "VALID": padding = .valid
-        case "SAME_UPPER": padding = .sameUpper
-        case "SAME_LOWER": padding = .sameLower
-        default: throw OnyxError.invalidAttribute("\(op) (NCHWc): auto_pad '\(autoPad)' is not NOTSET, SAME_UPPER, SAME_LOWER or VALID")
+        guard let mode = WindowAxis.AutoPad(rawValue: autoPad) else {
+            throw OnyxError.invalidAttribute("\(op) (NCHWc): auto_pad '\(autoPad)' is not NOTSET, SAME_UPPER, SAME_LOWER or VALID")
         }
+        self.autoPad = mode
         (self.kernel, self.strides, self.dilations, self.pads) = (kernel, strides, dilations, pads)
         self.ceilMode = ceilMode
         self.isPool = isPool
@@ -97,27 +92,21 @@ struct NchwcWindow: Sendable {
 
     /// Output extent and the pads before and after spatial axis `axis` (0 rows, 1 columns).
     func resolve(_ axis: Int, input: Int) throws -> (output: Int, begin: Int, end: Int) {
-        let stride = strides[axis], extent = (kernel[axis] - 1) * dilations[axis] + 1
-        switch padding {
-        case .sameUpper, .sameLower:
-            let output = (input + stride - 1) / stride
-            let total = max(0, (output - 1) * stride + extent - input)
-            let begin = padding == .sameUpper ? total / 2 : total - total / 2
-            guard output >= 1 || isPool else {
+        let r = WindowAxis.resolve(
+            input: input, kernel: kernel[axis], stride: strides[axis], dilation: dilations[axis], padBegin: pads[axis],
+            padEnd: pads[axis + 2], autoPad: autoPad, ceilMode: ceilMode)
+        let extent = (kernel[axis] - 1) * dilations[axis] + 1
+        if autoPad == .sameUpper || autoPad == .sameLower {
+            guard r.output >= 1 || isPool else {
                 throw OnyxError.shapeMismatch("\(op): a window of extent \(extent) does not fit spatial extent \(input)")
             }
-            return (output, begin, total - begin)
-        case .explicit, .valid:
-            let begin = padding == .explicit ? pads[axis] : 0, end = padding == .explicit ? pads[axis + 2] : 0
-            let span = input + begin + end - extent
-            var output = (ceilMode ? (span + stride - 1) / stride : span / stride) + 1
-            if ceilMode && (output - 1) * stride >= input + begin { output -= 1 }
-            guard output >= 1, span >= 0 || !isPool else {
+        } else {
+            guard r.output >= 1, r.span >= 0 || !isPool else {
                 throw OnyxError.shapeMismatch(
-                    "\(op): a window of extent \(extent) does not fit spatial extent \(input) padded by \(begin)+\(end)")
+                    "\(op): a window of extent \(extent) does not fit spatial extent \(input) padded by \(r.begin)+\(r.end)")
             }
-            return (output, begin, end)
         }
+        return (r.output, r.begin, r.end)
     }
 
     /// The geometry of the C kernels for an `height × width` input, NCHWc or (`plainInput`) NCHW.

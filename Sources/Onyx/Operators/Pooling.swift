@@ -319,7 +319,7 @@ struct PoolingWindow: Hashable {
 
 /// The window attributes of MaxPool, AveragePool and LpPool, validated once per node.
 struct PoolingAttributes: Sendable, Equatable {
-    enum AutoPad: String, Sendable { case notSet = "NOTSET", sameUpper = "SAME_UPPER", sameLower = "SAME_LOWER", valid = "VALID" }
+    typealias AutoPad = WindowAxis.AutoPad
 
     /// One entry per spatial axis.
     let kernel: [Int]
@@ -410,27 +410,14 @@ struct PoolingAttributes: Sendable, Equatable {
 
     /// Output extent and the pads before and after one spatial axis of extent `input`.
     private func resolve(axis: Int, input: Int, op: String) throws -> (output: Int, begin: Int, end: Int) {
-        let stride = strides[axis]
-        let extent = (kernel[axis] - 1) * dilations[axis] + 1
-        switch autoPad {
-        case .sameUpper, .sameLower:
-            let output = (input + stride - 1) / stride
-            let total = max(0, (output - 1) * stride + extent - input)
-            let begin = autoPad == .sameUpper ? total / 2 : total - total / 2
-            return (output, begin, total - begin)
-        case .valid, .notSet:
-            // VALID is explicit padding of 0, ceil_mode included, as onnxruntime computes it.
-            let begin = autoPad == .notSet ? pads[axis] : 0
-            let end = autoPad == .notSet ? pads[axis + kernel.count] : 0
-            let span = input + begin + end - extent
-            guard span >= 0 else {
-                throw OnyxError.shapeMismatch(
-                    "\(op): a window of extent \(extent) does not fit spatial extent \(input) padded by \(begin)+\(end)")
-            }
-            var output = (ceilMode ? (span + stride - 1) / stride : span / stride) + 1
-            // A last window that would start in the end padding is dropped (as PyTorch and onnxruntime do).
-            if ceilMode && (output - 1) * stride >= input + begin { output -= 1 }
-            return (output, begin, end)
+        let r = WindowAxis.resolve(
+            input: input, kernel: kernel[axis], stride: strides[axis], dilation: dilations[axis], padBegin: pads[axis],
+            padEnd: pads[axis + kernel.count], autoPad: autoPad, ceilMode: ceilMode)
+        guard r.span >= 0 else {
+            let extent = (kernel[axis] - 1) * dilations[axis] + 1
+            throw OnyxError.shapeMismatch(
+                "\(op): a window of extent \(extent) does not fit spatial extent \(input) padded by \(r.begin)+\(r.end)")
         }
+        return (r.output, r.begin, r.end)
     }
 }
