@@ -31,9 +31,15 @@ let package = Package(
             linkerSettings: [.linkedLibrary("protobuf-c")]
         ),
         .target(name: "CKernels"),
+        // The runtime, one target per layer; each depends only on the layers below it, so the
+        // compiler rejects a back edge. `Onyx` re-exports the public API of the layers below.
+        .target(name: "OnyxCore"),
+        .target(name: "OnyxIR", dependencies: ["OnyxCore", "COnnxProto"]),
+        .target(name: "OnyxKernels", dependencies: ["OnyxCore", "CKernels"]),
+        .target(name: "OnyxOperators", dependencies: ["OnyxCore", "OnyxIR", "OnyxKernels", "CKernels"]),
         .target(
             name: "Onyx",
-            dependencies: ["COnnxProto", "CKernels"]
+            dependencies: ["OnyxCore", "OnyxIR", "OnyxKernels", "OnyxOperators", "CKernels"]
         ),
         .target(
             name: "OnyxConformance",
@@ -66,7 +72,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OnyxTests",
-            dependencies: ["Onyx", "OnyxConformance", "CKernels"]
+            dependencies: ["Onyx", "OnyxCore", "OnyxIR", "OnyxKernels", "OnyxOperators", "OnyxConformance", "CKernels"]
         ),
         .testTarget(
             name: "OnyxServeTests",

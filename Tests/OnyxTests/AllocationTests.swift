@@ -3,6 +3,10 @@ import Foundation
 import Glibc
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// A steady-state `run(orderedInputs:)` keeps nothing on the heap once its outputs are dropped.
 ///

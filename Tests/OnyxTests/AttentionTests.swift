@@ -1,5 +1,9 @@
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// Attention against a naive reference (GQA, masks, causal, caches, softcap, 3-D inputs),
 /// RotaryEmbedding, SoftmaxCrossEntropyLoss and NegativeLogLikelihoodLoss on hand-checked values.

@@ -1,5 +1,9 @@
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// Comparisons, logic, bitwise ops, Pow, Mod, Max/Min/Sum/Mean and Where.
 @Suite struct ComparisonOperatorTests {

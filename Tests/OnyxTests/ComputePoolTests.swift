@@ -2,6 +2,10 @@ import Dispatch
 import Synchronization
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// The fork-join pool kernels split their work with: every index exactly once, whatever the
 /// thread count, and correct under concurrent and nested use.

@@ -1,5 +1,9 @@
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// If, Loop and Scan through the whole session: subgraphs reading outer values, per-run plans.
 @Suite struct ControlFlowTests {

@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// `Add(Conv(x, W, b), r)` → one Conv that adds the residual as it stores: what the pass fuses and
 /// leaves alone, and that fused and unfused graphs agree on every convolution layout, every

@@ -1,5 +1,9 @@
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// ConvTranspose against a naive scatter reference on awkward shapes (strides, pads,
 /// dilations, groups, output_padding, output_shape, auto_pad; 1-D to 3-D), with packed and

@@ -1,5 +1,9 @@
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// Slice, Split, Expand, Tile, Range, ConstantOfShape, Size, Pad, DepthToSpace, SpaceToDepth,
 /// Trilu, EyeLike, CenterCropPad, ReverseSequence on hand-checked cases.

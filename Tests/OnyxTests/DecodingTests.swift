@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 @Suite struct DecodingTests {
     static func sampleTensor(_ type: DataType, shape: [Int] = [2, 3]) -> Tensor {

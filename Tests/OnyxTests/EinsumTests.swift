@@ -1,5 +1,9 @@
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// Einsum against a naive index-loop reference: matrix and batched products (the SGEMM path),
 /// permuted outputs, diagonals, traces, ellipsis broadcasting, implicit outputs, three

@@ -1,5 +1,9 @@
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// Add, Sub, Mul, Div, Relu and Clip against naive references and hand-computed values.
 @Suite struct ElementwiseTests {

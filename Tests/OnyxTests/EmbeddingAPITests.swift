@@ -5,6 +5,10 @@ import Dispatch
 import Synchronization
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// The embedding surface: async runs, tensors over caller memory, typed element access.
 @Suite struct EmbeddingAPITests {

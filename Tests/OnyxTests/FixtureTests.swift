@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// Every model under Fixtures/ (PyTorch exports with PyTorch's own outputs) run end to end.
 @Suite struct FixtureTests {

@@ -1,5 +1,9 @@
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// Gemm, MatMul and Conv against naive references on awkward shapes, on every micro-kernel
 /// variant this CPU runs, with one and two threads.

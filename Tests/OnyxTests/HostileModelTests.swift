@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// Hostile model files, decoded and run the way the `FuzzModel` target does (tight limits, a small
 /// memory limit, one run on zeros): each must end in a result or an ``OnyxError``, never a trap.

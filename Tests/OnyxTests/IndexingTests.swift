@@ -1,5 +1,9 @@
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// NonZero, TopK, ArgMax/ArgMin, CumSum/CumProd, GatherElements, GatherND, Scatter family,
 /// OneHot, Compress and Unique on hand-checked cases.

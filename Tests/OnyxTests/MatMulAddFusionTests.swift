@@ -1,5 +1,9 @@
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// `Add(MatMul(A, W), bias)` → one MatMul with a fused bias: when it fires, outputs match the
 /// unfused graph; when it must not, the graph is left alone.

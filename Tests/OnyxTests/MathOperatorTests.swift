@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// Unary math, activations, IsNaN/IsInf, Not and PRelu against libm in Double and hand values.
 @Suite struct MathOperatorTests {

@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 @Suite struct MemoryPlannerTests {
     @Test func reusesReleasedSpace() {

@@ -1,11 +1,15 @@
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// The NCHWc layout: each internal operator against the plain ONNX operator on awkward shapes,
 /// on every kernel variant this CPU runs with one and two threads; and what ``NchwcLayout``
 /// converts in ResNet-, MobileNet- and SqueezeNet-style chains, and what it leaves alone.
 @Suite struct NchwcTests {
-    static let domain = NchwcLayout.domain
+    static let domain = NchwcFormat.domain
 
     static func value(_ name: String, _ shape: [Int]) -> Value {
         Value(name: name, type: TensorType(dataType: .float, shape: Shape(fixed: shape)))

@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// BatchNormalization and Softmax across their opset variants, against naive references.
 @Suite struct NormalizationTests {

@@ -1,5 +1,9 @@
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// Each graph pass on its own: what it rewrites, and that outputs stay the same.
 @Suite struct OptimizerTests {

@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// MaxPool, AveragePool and the global pools against values computed by onnxruntime 1.32
 /// (pasted below) and a naive reference on awkward shapes.

@@ -1,5 +1,9 @@
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, the integer matrix products and
 /// convolutions, BitCast and Det on hand-checked values and error cases.

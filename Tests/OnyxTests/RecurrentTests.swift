@@ -1,5 +1,9 @@
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// RNN, GRU and LSTM against a naive double-precision reference, on packed (constant) and
 /// per-run weights, every micro-kernel variant, both layouts, and float16/double data.

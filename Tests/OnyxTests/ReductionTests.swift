@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// ReduceMean with axes as an attribute (opset < 18) and as an input (opset 18+), against a
 /// naive Double reference.

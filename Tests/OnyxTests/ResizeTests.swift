@@ -1,5 +1,9 @@
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// Resize and Upsample: hand-checked interpolation, the attribute variants and the errors.
 @Suite struct ResizeTests {

@@ -1,6 +1,10 @@
 import Dispatch
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// Small graphs built in Swift, run through the whole session path.
 @Suite struct SessionTests {

@@ -1,5 +1,9 @@
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// Shape, Reshape, Flatten, Squeeze, Unsqueeze, Concat, Transpose and Gather against
 /// hand-computed results and naive references, across opset variants and data types.

@@ -5,6 +5,10 @@ import Musl
 #endif
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// DFT, STFT, the window functions and MelWeightMatrix on hand-checked values and error cases.
 @Suite struct SignalTests {

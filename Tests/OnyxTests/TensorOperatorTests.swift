@@ -1,5 +1,9 @@
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// Identity, Dropout, Constant, Cast and CastLike against hand-computed results.
 @Suite struct TensorOperatorTests {

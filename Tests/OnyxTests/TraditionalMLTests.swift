@@ -1,5 +1,9 @@
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// TfIdfVectorizer and the ai.onnx.ml Binarizer, ArrayFeatureExtractor and TreeEnsemble.
 @Suite struct TraditionalMLTests {

@@ -1,5 +1,9 @@
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// Adam, Adagrad and Momentum (ai.onnx.preview.training) against the update rules worked by hand.
 @Suite struct TrainingOperatorTests {

@@ -1,5 +1,9 @@
 import Testing
 @testable import Onyx
+@testable import OnyxCore
+@testable import OnyxIR
+@testable import OnyxKernels
+@testable import OnyxOperators
 
 /// GridSample, AffineGrid, Col2Im, DeformConv, RoiAlign and NonMaxSuppression on hand-checked values.
 @Suite struct VisionTests {

@@ -1,3 +1,6 @@
+import OnyxIR
+import OnyxKernels
+
 /// Fuses a Relu or Clip that follows Conv, Gemm or MatMul into the producer's epilogue.
 ///
 /// The producer gets the internal attributes `onyx.activation` ("Relu" or "Clip") and, for Clip,

@@ -1,3 +1,6 @@
+import OnyxCore
+import OnyxIR
+
 /// Turns `Constant` nodes into initializers, so later passes see their values as weights
 /// (Clip bounds in legacy exports, BatchNormalization parameters, reshape targets).
 struct ConstantLifting: GraphPass {

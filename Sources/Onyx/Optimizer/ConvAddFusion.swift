@@ -1,3 +1,5 @@
+import OnyxIR
+
 /// Fuses `Add(Conv(x, W, b), r)` (either operand order) into the Conv: the residual connection
 /// that ends a ResNet block, so the shortcut is added as the convolution stores its output rather
 /// than in a separate pass over the tensor.

@@ -1,3 +1,6 @@
+import OnyxCore
+import OnyxIR
+
 /// Folds an inference-mode BatchNormalization into the Conv that feeds it:
 /// `W' = W · s`, `B' = (B − mean) · s + bias`, with `s = scale / sqrt(var + epsilon)` per channel.
 ///

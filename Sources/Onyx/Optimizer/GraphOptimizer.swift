@@ -1,3 +1,7 @@
+import OnyxCore
+import OnyxIR
+import OnyxKernels
+
 /// A rewrite of the graph that keeps its outputs (within float tolerance).
 ///
 /// A pass leaves alone anything it does not fully understand: an unusual attribute, a value

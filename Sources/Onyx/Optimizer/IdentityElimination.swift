@@ -1,3 +1,5 @@
+import OnyxIR
+
 /// Removes Identity nodes and inference-mode Dropout nodes, reading their input directly.
 ///
 /// A node whose output is a graph output stays (the output name must survive), as does a Dropout

@@ -1,3 +1,6 @@
+import OnyxIR
+import OnyxKernels
+
 /// Fuses `Add(MatMul(A, W), bias)` into the MatMul when W is a constant 2-D float matrix and the
 /// bias a constant that broadcasts along the last axis only (shape `[N]`, `[1, …, 1, N]` or one
 /// element): what exporters emit for a linear layer on inputs of rank 3 and more.
@@ -15,18 +18,12 @@ struct MatMulAddFusion: GraphPass {
               matMul.attributes["onyx.bias"] == nil, matMul.attributes["onyx.activation"] == nil,
               let weight = graph.initializer(named: matMul.inputs[1]), weight.dataType == .float, weight.rank == 2,
               let biasTensor = graph.initializer(named: bias), biasTensor.dataType == .float,
-              Self.broadcastsAlongColumns(biasTensor.shape, columns: weight.shape[1])
+              Broadcasting.broadcastsAlongColumns(biasTensor.shape, columns: weight.shape[1])
         else { return nil }
         var fused = matMul
         fused.inputs.append(bias)
         fused.outputs = [output]
         fused.attributes["onyx.bias"] = .int(1)
         return fused
-    }
-
-    /// Whether a bias of `shape` adds the same value to every row of an `… × columns` product.
-    static func broadcastsAlongColumns(_ shape: [Int], columns: Int) -> Bool {
-        guard let last = shape.last else { return true }
-        return shape.dropLast().allSatisfy { $0 == 1 } && (last == columns || last == 1)
     }
 }

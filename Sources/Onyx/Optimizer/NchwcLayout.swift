@@ -1,3 +1,8 @@
+import OnyxCore
+import OnyxIR
+import OnyxKernels
+import OnyxOperators
+
 /// Runs chains of convolutions in the blocked channel layout NCHWc (as onnxruntime's NCHWc
 /// transformer does): an image `[C][H][W]` becomes `[⌈C/16⌉][H][W][16]`, so convolutions,
 /// depthwise convolutions and pools run as direct kernels on one vector per pixel, and tensors
@@ -16,9 +21,6 @@
 /// read outside the chain, or a graph output, gets one `ReorderOutput` producing it under its own
 /// name; inside the chain it takes a fresh one. Only with the AVX-512 kernels (``isUsed(with:)``).
 struct NchwcLayout: GraphPass {
-    /// The internal operator domain of the layout's kernels.
-    static let domain = "onyx.nchwc"
-
     /// The kernel variant the session runs.
     let isa: KernelISA
 
@@ -63,14 +65,14 @@ struct NchwcLayout: GraphPass {
                     node.inputs[0] = blocked
                 } else {
                     let blocked = Graph.freshName(x + "_nchwc", avoiding: &used)
-                    rewritten.append(Node(name: blocked + "_reorder", opType: "ReorderInput", domain: Self.domain,
+                    rewritten.append(Node(name: blocked + "_reorder", opType: "ReorderInput", domain: NchwcFormat.domain,
                                           inputs: [x], outputs: [blocked]))
                     reordered[x] = blocked
                     node.inputs[0] = blocked
                 }
             }
             switch node.opType {
-            case "Conv", "MaxPool", "AveragePool", "GlobalAveragePool": node.domain = Self.domain
+            case "Conv", "MaxPool", "AveragePool", "GlobalAveragePool": node.domain = NchwcFormat.domain
             case "Concat": node.attributes["axis"] = .int(1)
             default: break
             }
@@ -78,7 +80,7 @@ struct NchwcLayout: GraphPass {
             node.outputs = [renamed[output] ?? output]
             rewritten.append(node)
             if let blocked = renamed[output], let count = channels[output] {
-                rewritten.append(Node(name: blocked + "_reorder", opType: "ReorderOutput", domain: Self.domain,
+                rewritten.append(Node(name: blocked + "_reorder", opType: "ReorderOutput", domain: NchwcFormat.domain,
                                       inputs: [blocked], outputs: [output], attributes: ["channels": .int(count)]))
             }
         }
@@ -151,7 +153,7 @@ private struct ChainFinder {
             guard !inputs.isEmpty, node.attributes.count == 1, case .int(let axis)? = node.attributes["axis"], axis == 1 || axis == -3
             else { return nil }
             let counts = inputs.compactMap { channels[$0] }
-            guard counts.count == inputs.count, counts.dropLast().allSatisfy({ $0 % NchwcLayout.block == 0 }) else { return nil }
+            guard counts.count == inputs.count, counts.dropLast().allSatisfy({ $0 % NchwcFormat.block == 0 }) else { return nil }
             return (counts.reduce(0, +), inputs)
         default:
             return nil
@@ -172,7 +174,7 @@ private struct ChainFinder {
         let m = w.shape[0]
         // Fewer than 16 filters leave most of each output vector empty (LeNet's 6): the GEMM
         // convolution is faster there.
-        guard m >= NchwcLayout.block else { return nil }
+        guard m >= NchwcFormat.block else { return nil }
         if inputs.count > 2, !inputs[2].isEmpty {
             guard let bias = initializers[inputs[2]], bias.dataType == .float, bias.shape == [m] else { return nil }
         }
@@ -197,7 +199,7 @@ private struct ChainFinder {
         if let inChain = channels[inputs[0]] {
             guard inChain == c else { return nil }
             links.append(inputs[0])
-        } else if !depthwise && c < NchwcLayout.block {
+        } else if !depthwise && c < NchwcFormat.block {
             plainInputConvs.insert(index)
         }
         return (m, links)

@@ -1,3 +1,8 @@
+import OnyxCore
+import OnyxIR
+import OnyxKernels
+import OnyxOperators
+
 /// The graph as the executor sees it: values numbered, nodes in topological order with their
 /// kernels prepared, and everything computable from constants already computed.
 ///
@@ -71,7 +76,8 @@ struct ExecutableGraph: Sendable {
             let constantInputs = inputs.map { $0.flatMap { constants[$0] } }
             let kernel = try Self.annotating(node) {
                 try registration.make(NodeContext(
-                    node: node, opset: opset, constantInputs: constantInputs, isa: isa, opsetImports: opsetImports))
+                    node: node, opset: opset, constantInputs: constantInputs, isa: isa, opsetImports: opsetImports,
+                    subgraphs: SessionSubgraphCompiler()))
             }
 
             let foldable = zip(inputs, constantInputs).allSatisfy { id, value in id == nil || value != nil }
@@ -105,7 +111,7 @@ struct ExecutableGraph: Sendable {
         let domain = Model.canonicalDomain(node.domain)
         if let version = imports[domain] ?? (domain.isEmpty ? imports["ai.onnx"] : nil) { return version }
         // The optimizer's own operators need no import.
-        if domain == NchwcLayout.domain { return 1 }
+        if domain == NchwcFormat.domain { return 1 }
         throw OnyxError.invalidModel(
             "missing opset import for domain '\(domain.isEmpty ? "ai.onnx" : domain)' used by node '\(node.name)'")
     }

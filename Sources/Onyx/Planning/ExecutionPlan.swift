@@ -1,3 +1,6 @@
+import OnyxCore
+import OnyxKernels
+import OnyxOperators
 import Synchronization
 
 /// Everything about a run that depends only on the input shapes: every value's type and shape,

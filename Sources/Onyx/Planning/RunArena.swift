@@ -1,3 +1,5 @@
+import OnyxCore
+
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,4 +1,5 @@
 import Dispatch
+import OnyxCore
 import Synchronization
 
 extension InferenceSession {

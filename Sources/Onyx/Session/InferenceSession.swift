@@ -1,4 +1,8 @@
 import Dispatch
+import OnyxCore
+import OnyxIR
+import OnyxKernels
+import OnyxOperators
 import Synchronization
 
 /// A loaded model, ready to run.

@@ -1,3 +1,5 @@
+import OnyxKernels
+
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,0 +1,42 @@
+/// A concrete tensor type: element type and fixed extents.
+package struct TensorDescriptor: Hashable, Sendable, CustomStringConvertible {
+    package var dataType: DataType
+    package var shape: [Int]
+
+    package init(_ dataType: DataType, _ shape: [Int]) {
+        self.dataType = dataType
+        self.shape = shape
+    }
+
+    package var elementCount: Int { shape.reduce(1, *) }
+    package var byteCount: Int { elementCount * dataType.byteWidth }
+    package var rank: Int { shape.count }
+    package var description: String { "\(dataType)\(shape)" }
+}
+
+/// A tensor as a kernel sees it during a run: type, shape, and a pointer to its bytes.
+package struct TensorView {
+    package let dataType: DataType
+    package let shape: [Int]
+    package let data: UnsafeMutableRawPointer
+
+    package var elementCount: Int { shape.reduce(1, *) }
+    package var byteCount: Int { elementCount * dataType.byteWidth }
+    package var rank: Int { shape.count }
+
+    @inlinable @inline(__always)
+    package func pointer<T>(as type: T.Type) -> UnsafeMutablePointer<T> {
+        data.assumingMemoryBound(to: T.self)
+    }
+
+    @inlinable @inline(__always)
+    package func buffer<T>(as type: T.Type) -> UnsafeMutableBufferPointer<T> {
+        UnsafeMutableBufferPointer(start: data.assumingMemoryBound(to: T.self), count: elementCount)
+    }
+
+    package init(dataType: DataType, shape: [Int], data: UnsafeMutableRawPointer) {
+        self.dataType = dataType
+        self.shape = shape
+        self.data = data
+    }
+}

@@ -1,0 +1,377 @@
+import OnyxCore
+import OnyxIR
+import OnyxKernels
+
+extension OperatorRegistry {
+    /// If, Loop and Scan: nodes that run a subgraph.
+    ///
+    /// Their output shapes depend on values (the branch taken, the trip count), so a graph that
+    /// holds them is planned per run with its input values known (see ``NeedsInputValues``).
+    package static let controlFlowOperators: [OperatorRegistration] = [
+        OperatorRegistration("If") { context in try IfKernel(context) },
+        OperatorRegistration("Loop") { context in try LoopKernel(context) },
+        OperatorRegistration("Scan", versions: 8...8) { context in try ScanKernel(context, batched: true) },
+        OperatorRegistration("Scan", versions: 9...Int.max) { context in try ScanKernel(context, batched: false) },
+    ]
+}
+
+/// A control-flow body (If's branches, Loop's and Scan's body) prepared once to run many times.
+///
+/// Operators only run bodies; the runtime layer, which knows how to plan a graph, prepares them
+/// through the ``SubgraphCompiler`` it hands every node in its ``NodeContext``.
+package protocol PreparedSubgraph: Sendable {
+    /// How many outputs the body produces.
+    var outputCount: Int { get }
+
+    /// Runs the body on its inputs, in the order the graph declares them.
+    func run(orderedInputs: [Tensor]) throws -> [Tensor]
+}
+
+/// Prepares control-flow bodies; the runtime layer provides one in ``NodeContext/subgraphs``.
+package protocol SubgraphCompiler: Sendable {
+    /// Prepares `model` (one body, with the enclosing model's opset imports) for the kernel variant `isa`.
+    func prepare(_ model: Model, isa: KernelISA) throws -> any PreparedSubgraph
+}
+
+/// A subgraph prepared once. The values it reads from the enclosing graph become extra inputs
+/// after the ones it declares.
+package struct Subgraph: Sendable {
+    package let body: any PreparedSubgraph
+    package let declaredInputCount: Int
+    /// The enclosing graph's values it reads, in the order of its extra inputs.
+    package let outerNames: [String]
+
+    package var outputCount: Int { body.outputCount }
+
+    /// Prepares `graph` (attribute `attribute` of the node in `context`).
+    package init(_ graph: Graph, attribute: String, context: NodeContext) throws {
+        var graph = graph
+        declaredInputCount = graph.inputs.count
+        outerNames = graph.outerScopeReferences
+        graph.inputs += outerNames.map { Value(name: $0, type: nil) }
+        let imports = context.opsetImports.isEmpty ? ["": context.opset] : context.opsetImports
+        guard let compiler = context.subgraphs else {
+            throw context.attributeError("subgraph '\(attribute)' cannot run here: no runtime prepares subgraphs")
+        }
+        do {
+            body = try compiler.prepare(Model(opsetImports: imports, graph: graph), isa: context.isa)
+        } catch let error as OnyxError {
+            throw context.attributeError("subgraph '\(attribute)': \(error.message)")
+        }
+    }
+
+    /// Runs the subgraph on its declared inputs and the enclosing graph's values (by name).
+    package func run(_ declared: [Tensor], outer: [String: Tensor]) throws -> [Tensor] {
+        var inputs = declared
+        for name in outerNames {
+            guard let value = outer[name] else {
+                throw OnyxError.internalError("subgraph reads '\(name)', which its node did not receive")
+            }
+            inputs.append(value)
+        }
+        return try body.run(orderedInputs: inputs)
+    }
+}
+
+/// Shared by the control-flow kernels: every input's value is needed to know the output shapes.
+private protocol SubgraphKernel: Kernel {
+    /// The node's implicit inputs (values its subgraphs read), which follow its own inputs.
+    var implicitNames: [String] { get }
+    var explicitInputCount: Int { get }
+    var opType: String { get }
+
+    /// Computes the outputs from the inputs' values (`nil` for an omitted optional input).
+    func evaluate(_ inputs: [Tensor?], outer: [String: Tensor]) throws -> [Tensor]
+}
+
+extension SubgraphKernel {
+    package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
+        let values = try inputs.map { try $0?.requireConstant(op: opType, what: "every") }
+        let (explicit, outer) = split(values)
+        return try evaluate(explicit, outer: outer).map { TensorDescriptor($0.dataType, $0.shape) }
+    }
+
+    package func run(_ context: borrowing KernelContext) throws {
+        let values: [Tensor?] = try (0..<context.inputCount).map { index in
+            guard let view = context.input(index) else { return nil }
+            return try Tensor(dataType: view.dataType, shape: view.shape,
+                              bytes: UnsafeRawBufferPointer(start: view.data, count: view.byteCount))
+        }
+        let (explicit, outer) = split(values)
+        let results = try evaluate(explicit, outer: outer)
+        for (index, result) in results.enumerated() {
+            guard let out = context.optionalOutput(index) else { continue }
+            guard out.shape == result.shape, out.dataType == result.dataType else {
+                throw OnyxError.internalError("\(opType): output \(index) changed from \(out.dataType)\(out.shape) to \(result)")
+            }
+            result.withUnsafeBytes { out.data.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        }
+    }
+
+    private func split(_ values: [Tensor?]) -> ([Tensor?], [String: Tensor]) {
+        let explicit = Array(values.prefix(explicitInputCount))
+        var outer: [String: Tensor] = [:]
+        for (name, value) in zip(implicitNames, values.dropFirst(explicitInputCount)) { outer[name] = value }
+        return (explicit, outer)
+    }
+}
+
+/// If: runs `then_branch` or `else_branch` by a boolean scalar.
+package struct IfKernel: SubgraphKernel {
+    package let thenBranch: Subgraph
+    package let elseBranch: Subgraph
+    package let implicitNames: [String]
+    package let explicitInputCount = 1
+    package var opType: String { "If" }
+
+    package init(_ context: NodeContext) throws {
+        func branch(_ name: String) throws -> Subgraph {
+            guard case .graph(let graph)? = context.attribute(name) else {
+                throw context.attributeError("attribute '\(name)' (a graph) is required")
+            }
+            guard graph.inputs.isEmpty else {
+                throw context.attributeError("subgraph '\(name)' must take no inputs, it declares \(graph.inputs.count)")
+            }
+            return try Subgraph(graph, attribute: name, context: context)
+        }
+        thenBranch = try branch("then_branch")
+        elseBranch = try branch("else_branch")
+        guard thenBranch.outputCount == elseBranch.outputCount else {
+            throw context.attributeError(
+                "then_branch has \(thenBranch.outputCount) outputs, else_branch \(elseBranch.outputCount)")
+        }
+        implicitNames = context.node.implicitInputs
+    }
+
+    package func evaluate(_ inputs: [Tensor?], outer: [String: Tensor]) throws -> [Tensor] {
+        guard let cond = inputs.first ?? nil, cond.elementCount == 1, cond.dataType == .bool else {
+            throw OnyxError.invalidInput("If: cond must be a bool tensor of one element")
+        }
+        let taken = try cond.scalars(as: Bool.self)[0] ? thenBranch : elseBranch
+        return try taken.run([], outer: outer)
+    }
+}
+
+/// Loop: runs `body` while the trip count and the condition allow, carrying values from one
+/// iteration to the next and stacking the per-iteration scan outputs.
+package struct LoopKernel: SubgraphKernel {
+    package let body: Subgraph
+    package let implicitNames: [String]
+    package let explicitInputCount: Int
+    package var opType: String { "Loop" }
+
+    /// A loop that would run longer is refused rather than left to hang the server.
+    package static let iterationLimit = 1 << 24
+
+    package init(_ context: NodeContext) throws {
+        guard case .graph(let graph)? = context.attribute("body") else {
+            throw context.attributeError("attribute 'body' (a graph) is required")
+        }
+        guard context.inputCount >= 2 else {
+            throw context.attributeError("Loop takes at least 2 inputs (M, cond), got \(context.inputCount)")
+        }
+        let carried = context.inputCount - 2
+        guard graph.inputs.count == carried + 2, graph.outputs.count >= carried + 1 else {
+            throw context.attributeError(
+                "body must take \(carried + 2) inputs (iteration, cond, \(carried) carried) and return at least \(carried + 1); "
+                    + "it takes \(graph.inputs.count) and returns \(graph.outputs.count)")
+        }
+        body = try Subgraph(graph, attribute: "body", context: context)
+        explicitInputCount = context.inputCount
+        implicitNames = context.node.implicitInputs
+    }
+
+    package func evaluate(_ inputs: [Tensor?], outer: [String: Tensor]) throws -> [Tensor] {
+        let tripCount = try inputs[0].map { try Self.scalar($0, as: Int64.self, "M") }
+        var condition = try inputs[1].map { try Self.scalar($0, as: Bool.self, "cond") } ?? true
+        guard tripCount != nil || inputs[1] != nil else {
+            throw OnyxError.invalidModel("Loop: neither a trip count M nor a condition is given, so it never ends")
+        }
+        var carried = try inputs.dropFirst(2).enumerated().map { index, value -> Tensor in
+            guard let value else { throw OnyxError.invalidModel("Loop: loop-carried input \(index) is missing") }
+            return value
+        }
+        let limit = tripCount.map { max(0, Int($0)) } ?? Int.max
+        var scans: [[Tensor]] = []
+        var iteration = 0
+        while iteration < limit && condition {
+            guard iteration < Self.iterationLimit else {
+                throw OnyxError.limitExceeded("Loop: more than \(Self.iterationLimit) iterations")
+            }
+            let outputs = try body.run([Tensor(scalar: Int64(iteration)), Tensor(scalar: condition)] + carried, outer: outer)
+            condition = try Self.scalar(outputs[0], as: Bool.self, "the body's cond output")
+            carried = Array(outputs[1...carried.count])
+            let scanned = outputs.dropFirst(1 + carried.count)
+            if scans.isEmpty { scans = scanned.map { _ in [] } }
+            for (k, value) in scanned.enumerated() { scans[k].append(value) }
+            iteration += 1
+        }
+        let scanCount = body.outputCount - 1 - carried.count
+        let stacked = try (0..<scanCount).map { k in
+            scans.isEmpty ? Tensor(zeros: .float, shape: [0]) : try TensorSlicing.stack(scans[k], axis: 0, op: "Loop")
+        }
+        return carried + stacked
+    }
+
+    package static func scalar<T: TensorElement>(_ tensor: Tensor, as type: T.Type, _ what: String) throws -> T {
+        guard tensor.elementCount == 1, tensor.dataType == T.dataType else {
+            throw OnyxError.invalidInput("Loop: \(what) must be one \(T.dataType), got \(tensor)")
+        }
+        return try tensor.scalars(as: T.self)[0]
+    }
+}
+
+/// Scan: runs `body` once per slice of the scan inputs along their scan axes, carrying state
+/// and stacking the scan outputs. Opset 8's form has a leading batch axis on every input and
+/// output (each batch entry scanned on its own, axis 0 after it) and an optional first input
+/// `sequence_lens`, which must be the full length here.
+package struct ScanKernel: SubgraphKernel {
+    /// Opset 8: inputs and outputs carry a batch axis and input 0 is `sequence_lens`.
+    package let batched: Bool
+    package let body: Subgraph
+    package let implicitNames: [String]
+    package let explicitInputCount: Int
+    package let stateCount: Int
+    package let scanInputCount: Int
+    package let inputAxes: [Int]
+    package let inputReversed: [Bool]
+    package let outputAxes: [Int]
+    package let outputReversed: [Bool]
+    package var opType: String { "Scan" }
+
+    package init(_ context: NodeContext, batched: Bool) throws {
+        guard case .graph(let graph)? = context.attribute("body") else {
+            throw context.attributeError("attribute 'body' (a graph) is required")
+        }
+        self.batched = batched
+        let dataInputs = context.inputCount - (batched ? 1 : 0)
+        guard let scanInputs = try context.int("num_scan_inputs"), scanInputs >= 1, scanInputs <= dataInputs else {
+            throw context.attributeError("num_scan_inputs must be between 1 and the input count \(dataInputs)")
+        }
+        scanInputCount = scanInputs
+        stateCount = dataInputs - scanInputs
+        let scanOutputs = graph.outputs.count - stateCount
+        guard graph.inputs.count == dataInputs, scanOutputs >= 0, context.outputCount == graph.outputs.count else {
+            throw context.attributeError(
+                "body takes \(graph.inputs.count) inputs and returns \(graph.outputs.count); the node has "
+                    + "\(context.inputCount) inputs and \(context.outputCount) outputs")
+        }
+        func list(_ name: String, count: Int) throws -> [Int] {
+            let values = try context.ints(name) ?? Array(repeating: 0, count: count)
+            guard values.count == count else {
+                throw context.attributeError("attribute '\(name)' has \(values.count) entries, expected \(count)")
+            }
+            return values
+        }
+        inputAxes = batched ? Array(repeating: 0, count: scanInputs) : try list("scan_input_axes", count: scanInputs)
+        inputReversed = try list(batched ? "directions" : "scan_input_directions", count: scanInputs).map { $0 != 0 }
+        outputAxes = batched ? Array(repeating: 0, count: scanOutputs) : try list("scan_output_axes", count: scanOutputs)
+        outputReversed = try list("scan_output_directions", count: scanOutputs).map { $0 != 0 }
+        body = try Subgraph(graph, attribute: "body", context: context)
+        explicitInputCount = context.inputCount
+        implicitNames = context.node.implicitInputs
+    }
+
+    package func evaluate(_ inputs: [Tensor?], outer: [String: Tensor]) throws -> [Tensor] {
+        guard batched else { return try scan(inputs, outer: outer) }
+        // Opset 8: scan each batch entry on its own and stack the results along the batch axis.
+        let data = Array(inputs.dropFirst())
+        guard let batch = data.first??.shape.first, data.allSatisfy({ $0?.shape.first == batch }) else {
+            throw OnyxError.shapeMismatch("Scan (opset 8): every input needs the same leading batch axis")
+        }
+        if let lengths = inputs[0] {
+            let full = data.last??.shape.dropFirst().first ?? 0
+            guard lengths.dataType == .int32, try lengths.scalars(as: Int32.self).allSatisfy({ Int($0) == full }) else {
+                throw OnyxError.invalidInput("Scan (opset 8): sequence_lens must be int32 and equal the full length \(full)")
+            }
+        }
+        var results: [[Tensor]] = []
+        for b in 0..<batch {
+            let entry = try data.map { try $0.map { try TensorSlicing.slice($0, axis: 0, index: b) } }
+            results.append(try scan(entry, outer: outer))
+        }
+        return try (results.first ?? []).indices.map { k in try TensorSlicing.stack(results.map { $0[k] }, axis: 0, op: "Scan") }
+    }
+
+    private func scan(_ inputs: [Tensor?], outer: [String: Tensor]) throws -> [Tensor] {
+        let given = try inputs.enumerated().map { index, value -> Tensor in
+            guard let value else { throw OnyxError.invalidModel("Scan: input \(index) is missing") }
+            return value
+        }
+        var state = Array(given.prefix(stateCount))
+        let scanned = Array(given.dropFirst(stateCount))
+        let axes = try zip(scanned, inputAxes).map { tensor, axis in
+            // A scan input is sliced along its scan axis, so it needs one (normalizedAxis lets
+            // axis 0 through for scalars).
+            guard tensor.rank >= 1 else {
+                throw OnyxError.shapeMismatch("Scan: scan inputs need at least one axis to scan along, got a scalar")
+            }
+            return try normalizedAxis(axis, rank: tensor.rank, op: "Scan")
+        }
+        let lengths = zip(scanned, axes).map { $0.shape[$1] }
+        guard let length = lengths.first, lengths.allSatisfy({ $0 == length }) else {
+            throw OnyxError.shapeMismatch("Scan: the scan inputs have different lengths \(lengths)")
+        }
+        var outputs: [[Tensor]] = Array(repeating: [], count: outputAxes.count)
+        for step in 0..<length {
+            let slices = try scanned.indices.map { k in
+                try TensorSlicing.slice(scanned[k], axis: axes[k], index: inputReversed[k] ? length - 1 - step : step)
+            }
+            let results = try body.run(state + slices, outer: outer)
+            state = Array(results.prefix(stateCount))
+            for (k, value) in results.dropFirst(stateCount).enumerated() { outputs[k].append(value) }
+        }
+        let stacked = try outputs.enumerated().map { k, slices -> Tensor in
+            guard let first = slices.first else { return Tensor(zeros: .float, shape: [0]) }
+            let axis = try normalizedAxis(outputAxes[k], rank: first.rank + 1, op: "Scan")
+            return try TensorSlicing.stack(outputReversed[k] ? slices.reversed() : slices, axis: axis, op: "Scan")
+        }
+        return state + stacked
+    }
+}
+
+/// Taking one slice of a tensor along an axis, and stacking slices along a new axis.
+package enum TensorSlicing {
+    /// `tensor[..., index, ...]` with `axis` removed.
+    package static func slice(_ tensor: Tensor, axis: Int, index: Int) throws -> Tensor {
+        let outer = tensor.shape[..<axis].reduce(1, *)
+        let inner = tensor.shape[(axis + 1)...].reduce(1, *) * tensor.dataType.byteWidth
+        let extent = tensor.shape[axis]
+        var shape = tensor.shape
+        shape.remove(at: axis)
+        var result = Tensor(zeros: tensor.dataType, shape: shape)
+        tensor.withUnsafeBytes { source in
+            result.withUnsafeMutableBytes { target in
+                for o in 0..<outer where inner > 0 {
+                    (target.baseAddress! + o * inner).copyMemory(
+                        from: source.baseAddress! + (o * extent + index) * inner, byteCount: inner)
+                }
+            }
+        }
+        return result
+    }
+
+    /// The slices (all of one type and shape) stacked along a new axis `axis`.
+    package static func stack(_ slices: [Tensor], axis: Int, op: String) throws -> Tensor {
+        guard let first = slices.first else { throw OnyxError.internalError("\(op): nothing to stack") }
+        for slice in slices where slice.shape != first.shape || slice.dataType != first.dataType {
+            throw OnyxError.shapeMismatch("\(op): iterations produced \(first) and \(slice); they must agree")
+        }
+        let outer = first.shape[..<axis].reduce(1, *)
+        let inner = first.shape[axis...].reduce(1, *) * first.dataType.byteWidth
+        var shape = first.shape
+        shape.insert(slices.count, at: axis)
+        var result = Tensor(zeros: first.dataType, shape: shape)
+        result.withUnsafeMutableBytes { target in
+            for (k, slice) in slices.enumerated() {
+                slice.withUnsafeBytes { source in
+                    for o in 0..<outer where inner > 0 {
+                        (target.baseAddress! + (o * slices.count + k) * inner).copyMemory(
+                            from: source.baseAddress! + o * inner, byteCount: inner)
+                    }
+                }
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,68 @@
+import OnyxCore
+import OnyxIR
+import OnyxKernels
+
+/// Running one kernel outside a plan: constant folding at session creation and operator tests.
+extension OperatorRegistry {
+    /// Prepares a kernel for `node` with every input given as a constant, runs it, and returns its outputs.
+    ///
+    /// - Parameters:
+    ///   - node: The node to evaluate.
+    ///   - opset: The opset version of the node's domain.
+    ///   - inputs: One tensor per node input; `nil` for an omitted optional input.
+    ///   - isa: The micro-kernel variant to use.
+    ///   - threads: Threads the kernel may use.
+    /// - Returns: One tensor per node output.
+    package static func evaluate(
+        _ node: Node, opset: Int, inputs: [Tensor?], isa: KernelISA = .preferred, threads: Int = 1
+    ) throws -> [Tensor] {
+        guard let registration = registration(domain: node.domain, opType: node.opType, opset: opset) else {
+            throw OnyxError.unsupportedOperator(node: node, opset: opset)
+        }
+        let context = NodeContext(node: node, opset: opset, constantInputs: inputs, isa: isa)
+        let kernel = try registration.make(context)
+        return try kernel.evaluate(inputs: inputs, pool: ComputePool(threadCount: threads))
+    }
+}
+
+extension Kernel {
+    /// Runs the kernel on concrete tensors, allocating its outputs and workspace.
+    package func evaluate(inputs: [Tensor?], pool: ComputePool) throws -> [Tensor] {
+        let planned = inputs.map { $0.map { PlannedInput(descriptor: TensorDescriptor($0.dataType, $0.shape), constant: $0) } }
+        let descriptors = try outputDescriptors(for: planned)
+        var outputs: [Tensor] = []
+        for d in descriptors {
+            _ = try Tensor.checkedElementCount(d.shape)
+            outputs.append(Tensor(zeros: d.dataType, shape: d.shape))
+        }
+        let workspaceBytes = workspaceByteCount(
+            inputs: inputs.map { $0.map { TensorDescriptor($0.dataType, $0.shape) } }, outputs: descriptors)
+        let workspace = workspaceBytes > 0
+            ? UnsafeMutableRawPointer.allocate(byteCount: workspaceBytes, alignment: TensorStorage.alignment)
+            : nil
+        defer { workspace?.deallocate() }
+
+        let inputViews = inputs.map { $0.map { TensorView(dataType: $0.dataType, shape: $0.shape, data: $0.baseAddress) } }
+        let outputViews: [TensorView?] = outputs.map { TensorView(dataType: $0.dataType, shape: $0.shape, data: $0.baseAddress) }
+        try withExtendedLifetime((inputs, outputs)) {
+            try inputViews.withUnsafeBufferPointer { inputBuffer in
+                try outputViews.withUnsafeBufferPointer { outputBuffer in
+                    let context = KernelContext(
+                        inputs: inputBuffer, outputs: outputBuffer, workspace: workspace, pool: pool)
+                    try run(context)
+                }
+            }
+        }
+        return outputs
+    }
+}
+
+extension OnyxError {
+    /// `unsupported operator Foo (ai.onnx, opset 17) at node 'bar'`.
+    package static func unsupportedOperator(node: Node, opset: Int) -> OnyxError {
+        let domain = node.domain.isEmpty ? "ai.onnx" : node.domain
+        return OnyxError(
+            .unsupportedOperator,
+            "unsupported operator \(node.opType) (\(domain), opset \(opset)) at node '\(node.name)'")
+    }
+}

@@ -1,0 +1,125 @@
+import OnyxCore
+import OnyxKernels
+
+/// What planning knows about one input of a node: its type and shape, and its value if it is
+/// a constant (an initializer, a folded node, or a shape computed from the input signature).
+package struct PlannedInput: Sendable {
+    package var descriptor: TensorDescriptor
+    package var constant: Tensor?
+
+    package var dataType: DataType { descriptor.dataType }
+    package var shape: [Int] { descriptor.shape }
+
+    /// The input's value, which the output shape depends on (Reshape's shape, Slice's starts,
+    /// TopK's k, NonZero's data).
+    ///
+    /// - Throws: ``NeedsInputValues`` if the value is only known during a run; the session then
+    ///   plans that run with every input value known.
+    package func requireConstant(op: String, what: String) throws -> Tensor {
+        guard let constant else { throw NeedsInputValues(op: op, what: what) }
+        return constant
+    }
+
+    package init(descriptor: TensorDescriptor, constant: Tensor?) {
+        self.descriptor = descriptor
+        self.constant = constant
+    }
+}
+
+/// Thrown while planning when an output shape depends on a value that is known only in a run.
+///
+/// The session answers by planning that run with the caller's input values as constants (and
+/// does not cache the plan), so operators such as NonZero, or Reshape fed by a graph input, work.
+package struct NeedsInputValues: Error, CustomStringConvertible {
+    package let op: String
+    package let what: String
+
+    package var description: String {
+        "\(op): the \(what) input must be known to compute the output shape"
+    }
+}
+
+/// How a kernel's output 0 may share memory with one of its inputs.
+package enum KernelAliasing: Sendable, Equatable {
+    /// The output gets its own buffer.
+    case none
+    /// The kernel can write output 0 over input `input` (same byte count) when that input dies here.
+    case inPlace(input: Int)
+    /// Output 0 is input `input`'s bytes under a new shape (Reshape, Flatten, Identity …). The
+    /// planner aliases the two whenever it can; the kernel still copies if handed distinct buffers.
+    case view(input: Int)
+}
+
+/// A prepared operator: attributes parsed and validated, constant weights packed.
+///
+/// Created once per session by an ``OperatorRegistration``; used from many runs at once,
+/// so a kernel keeps no per-run state.
+package protocol Kernel: Sendable {
+    /// The type and shape of each output for one input-shape signature.
+    ///
+    /// `inputs[i]` is `nil` for an optional input the node leaves out. Constant inputs carry
+    /// their value, so shape-computing inputs (Reshape's shape, ReduceMean's axes) can be read.
+    func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor]
+
+    /// Scratch bytes the kernel needs in a run with these shapes (im2col buffers and such).
+    func workspaceByteCount(inputs: [TensorDescriptor?], outputs: [TensorDescriptor]) -> Int
+
+    /// Whether the kernel reads the data (not just the shape) of input `index`.
+    func readsData(ofInput index: Int) -> Bool
+
+    /// How output 0 may share memory with an input.
+    var aliasing: KernelAliasing { get }
+
+    /// Computes the outputs. Output buffers are allocated (not zeroed) by the caller.
+    func run(_ context: borrowing KernelContext) throws
+}
+
+extension Kernel {
+    package func workspaceByteCount(inputs: [TensorDescriptor?], outputs: [TensorDescriptor]) -> Int { 0 }
+    package func readsData(ofInput index: Int) -> Bool { true }
+    package var aliasing: KernelAliasing { .none }
+}
+
+/// Everything a kernel may touch during one run of one node.
+package struct KernelContext: ~Copyable {
+    package let inputs: UnsafeBufferPointer<TensorView?>
+    /// One slot per node output; `nil` where the node leaves an optional output out.
+    package let outputs: UnsafeBufferPointer<TensorView?>
+    /// Scratch memory of the size the kernel asked for, 64-byte aligned; `nil` if it asked for none.
+    package let workspace: UnsafeMutableRawPointer?
+    package let pool: ComputePool
+
+    package var inputCount: Int { inputs.count }
+
+    /// Input `index`, or `nil` if the node leaves it out.
+    @inline(__always)
+    package func input(_ index: Int) -> TensorView? {
+        index < inputs.count ? inputs[index] : nil
+    }
+
+    /// Output `index`, which the node must have (outputs 0 and any the kernel requires).
+    @inline(__always)
+    package func output(_ index: Int) -> TensorView {
+        outputs[index]!
+    }
+
+    /// Output `index`, or `nil` if the node leaves this optional output out.
+    @inline(__always)
+    package func optionalOutput(_ index: Int) -> TensorView? {
+        index < outputs.count ? outputs[index] : nil
+    }
+
+    package init(inputs: UnsafeBufferPointer<TensorView?>, outputs: UnsafeBufferPointer<TensorView?>, workspace: UnsafeMutableRawPointer?, pool: ComputePool) {
+        self.inputs = inputs
+        self.outputs = outputs
+        self.workspace = workspace
+        self.pool = pool
+    }
+}
+
+/// Copies input 0 to output 0 unless the planner made them the same bytes (view kernels:
+/// Identity, Reshape, Flatten, Squeeze, Unsqueeze, Dropout).
+package func copyIfDistinct(_ context: borrowing KernelContext) {
+    let x = context.input(0)!, y = context.output(0)
+    if x.data != y.data { y.data.copyMemory(from: x.data, byteCount: y.byteCount) }
+}

@@ -1,0 +1,496 @@
+import CKernels
+import OnyxCore
+import OnyxIR
+import OnyxKernels
+
+extension OperatorRegistry {
+    /// The operators of the NCHWc layout (domain `onyx.nchwc`), which only ``NchwcLayout`` puts in
+    /// a graph. A tensor in the layout is a float tensor `[N, ⌈C/16⌉, H, W, 16]`, lanes past C zero.
+    package static let nchwcOperators: [OperatorRegistration] = [
+        OperatorRegistration("ReorderInput", domain: NchwcFormat.domain) { context in
+            NchwcReorderKernel(channels: nil, isa: context.isa)
+        },
+        OperatorRegistration("ReorderOutput", domain: NchwcFormat.domain) { context in
+            guard let channels = try context.int("channels"), channels >= 1 else {
+                throw context.attributeError("ReorderOutput needs 'channels' ≥ 1")
+            }
+            return NchwcReorderKernel(channels: channels, isa: context.isa)
+        },
+        OperatorRegistration("Conv", domain: NchwcFormat.domain) { context in try NchwcConvKernel(context) },
+        OperatorRegistration("MaxPool", domain: NchwcFormat.domain) { context in
+            guard context.node.outputs.dropFirst().allSatisfy(\.isEmpty), try context.int("storage_order", default: 0) == 0
+            else {
+                throw context.attributeError("an NCHWc MaxPool has one output and no storage_order")
+            }
+            return try NchwcPoolKernel(context, kind: .max)
+        },
+        OperatorRegistration("AveragePool", domain: NchwcFormat.domain) { context in
+            let full = try context.int("count_include_pad", default: 0) != 0
+            return try NchwcPoolKernel(context, kind: full ? .averageFull : .average)
+        },
+        OperatorRegistration("GlobalAveragePool", domain: NchwcFormat.domain) { context in
+            NchwcPoolKernel(globalAverage: context.isa)
+        },
+    ]
+}
+
+/// The blocked channel layout NCHWc: an image `[C][H][W]` stored as `[⌈C/16⌉][H][W][16]`.
+/// ``NchwcLayout`` (the optimizer pass) puts the operators of ``domain`` in a graph.
+package enum NchwcFormat {
+    /// The internal operator domain of the layout's kernels.
+    package static let domain = "onyx.nchwc"
+
+    /// Floats per pixel of a channel block.
+    package static let block = Int(ONYX_NCHWC_BLOCK)
+
+    /// Channel blocks holding `channels` channels.
+    package static func blocks(_ channels: Int) -> Int { channels / block + (channels % block == 0 ? 0 : 1) }
+
+    /// Whether `shape` is an NCHWc tensor's `[N, blocks, H, W, 16]`.
+    package static func isBlocked(_ shape: [Int]) -> Bool { shape.count == 5 && shape[4] == block }
+
+    /// Calls `body` with ranges of `0..<count` on the pool's threads, none shorter than about 64 K
+    /// multiply-adds (`costPerItem` each, a product of extents: a Double does not overflow): less is
+    /// not worth waking a thread for.
+    package static func split(_ count: Int, costPerItem: Double, pool: ComputePool, _ body: (Range<Int>) -> Void) {
+        let chunk = min(max(65536 / max(costPerItem, 1), 1), Double(max(count, 1)))
+        pool.parallelRanges(count, minimumChunk: Int(chunk), body)
+    }
+}
+
+/// A 2-D window (a convolution's or a pool's) whose attributes are checked once per node and
+/// resolved against each run's extents without building arrays.
+package struct NchwcWindow: Sendable {
+    /// `[height, width]` each.
+    package let kernel: [Int], strides: [Int], dilations: [Int]
+    /// `[top, left, bottom, right]`.
+    package let pads: [Int]
+    package let autoPad: WindowAxis.AutoPad
+    package let ceilMode: Bool
+    /// Pools require every window to fit in the padded input (as ``PoolingAttributes``);
+    /// convolutions require one output at least (as ``SpatialAttributes``).
+    package let isPool: Bool
+    package let op: String
+
+    /// The largest kernel extent, stride, dilation and pad: far from overflowing the window arithmetic.
+    package static let bound = 1 << 24
+
+    package init(kernel: [Int], strides: [Int]?, dilations: [Int]?, pads: [Int]?, autoPad: String, ceilMode: Bool, isPool: Bool,
+         op: String) throws {
+        let strides = strides ?? [1, 1], dilations = dilations ?? [1, 1], pads = pads ?? [0, 0, 0, 0]
+        guard kernel.count == 2, strides.count == 2, dilations.count == 2, pads.count == 4 else {
+            throw OnyxError.invalidAttribute(
+                "\(op) (NCHWc): kernel \(kernel), strides \(strides), dilations \(dilations) and pads \(pads) must describe 2 spatial axes")
+        }
+        let bound = Self.bound
+        guard kernel.allSatisfy({ 1...bound ~= $0 }), strides.allSatisfy({ 1...bound ~= $0 }),
+              dilations.allSatisfy({ 1...bound ~= $0 }), pads.allSatisfy({ 0...bound ~= $0 }) else {
+            throw OnyxError.invalidAttribute(
+                "\(op) (NCHWc): kernel, strides and dilations must be in 1...\(bound) and pads in 0...\(bound)")
+        }
+        guard let mode = WindowAxis.AutoPad(rawValue: autoPad) else {
+            throw OnyxError.invalidAttribute("\(op) (NCHWc): auto_pad '\(autoPad)' is not NOTSET, SAME_UPPER, SAME_LOWER or VALID")
+        }
+        self.autoPad = mode
+        (self.kernel, self.strides, self.dilations, self.pads) = (kernel, strides, dilations, pads)
+        self.ceilMode = ceilMode
+        self.isPool = isPool
+        self.op = op
+    }
+
+    /// Output extent and the pads before and after spatial axis `axis` (0 rows, 1 columns).
+    package func resolve(_ axis: Int, input: Int) throws -> (output: Int, begin: Int, end: Int) {
+        let r = WindowAxis.resolve(
+            input: input, kernel: kernel[axis], stride: strides[axis], dilation: dilations[axis], padBegin: pads[axis],
+            padEnd: pads[axis + 2], autoPad: autoPad, ceilMode: ceilMode)
+        let extent = (kernel[axis] - 1) * dilations[axis] + 1
+        if autoPad == .sameUpper || autoPad == .sameLower {
+            guard r.output >= 1 || isPool else {
+                throw OnyxError.shapeMismatch("\(op): a window of extent \(extent) does not fit spatial extent \(input)")
+            }
+        } else {
+            guard r.output >= 1, r.span >= 0 || !isPool else {
+                throw OnyxError.shapeMismatch(
+                    "\(op): a window of extent \(extent) does not fit spatial extent \(input) padded by \(r.begin)+\(r.end)")
+            }
+        }
+        return (r.output, r.begin, r.end)
+    }
+
+    /// The geometry of the C kernels for an `height × width` input, NCHWc or (`plainInput`) NCHW.
+    package func geometry(height: Int, width: Int, inChannels: Int, outChannels: Int, plainInput: Bool = false) throws
+        -> onyx_nchwc_geometry {
+        let rows = try resolve(0, input: height), columns = try resolve(1, input: width)
+        var g = onyx_nchwc_geometry(
+            in_h: height, in_w: width, out_h: rows.output, out_w: columns.output, kernel_h: kernel[0], kernel_w: kernel[1],
+            stride_y: strides[0], stride_x: strides[1], dilation_y: dilations[0], dilation_x: dilations[1],
+            pad_top: rows.begin, pad_left: columns.begin, in_channels: inChannels, in_block_stride: 0, in_lane_stride: 0,
+            in_row_stride: 0, in_pixel_stride: 0, out_channels: outChannels)
+        onyx_nchwc_set_input_layout(&g, plainInput ? 1 : 0)
+        return g
+    }
+
+    /// Whether every window lies inside the padded input (no `ceil_mode` overhang), as
+    /// `count_include_pad` averaging over the whole window needs.
+    package func fitsPaddedInput(height: Int, width: Int) throws -> Bool {
+        for axis in 0..<2 {
+            let input = axis == 0 ? height : width
+            let r = try resolve(axis, input: input)
+            if (r.output - 1) * strides[axis] + (kernel[axis] - 1) * dilations[axis] + 1 > r.begin + input + r.end { return false }
+        }
+        return true
+    }
+}
+
+/// ReorderInput (`[N, C, H, W]` → `[N, ⌈C/16⌉, H, W, 16]`, zero lanes past C) and ReorderOutput
+/// (back, with the `channels` attribute naming C): the edges of an NCHWc chain.
+package struct NchwcReorderKernel: Kernel {
+    /// C for ReorderOutput; `nil` for ReorderInput.
+    package let channels: Int?
+    package let isa: KernelISA
+
+    private var name: String { channels == nil ? "ReorderInput" : "ReorderOutput" }
+
+    package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
+        guard inputs.count == 1, let x = inputs[0], x.dataType == .float else {
+            throw OnyxError.invalidModel("\(name) (NCHWc) takes one float tensor")
+        }
+        let s = x.shape
+        guard let channels else {
+            guard s.count == 4 else { throw OnyxError.shapeMismatch("ReorderInput: input must be N×C×H×W, got \(s)") }
+            return [TensorDescriptor(.float, [s[0], NchwcFormat.blocks(s[1]), s[2], s[3], NchwcFormat.block])]
+        }
+        guard NchwcFormat.isBlocked(s), s[1] == NchwcFormat.blocks(channels) else {
+            throw OnyxError.shapeMismatch(
+                "ReorderOutput: input must be N×\(NchwcFormat.blocks(channels))×H×W×16 for \(channels) channels, got \(s)")
+        }
+        return [TensorDescriptor(.float, [s[0], channels, s[2], s[3]])]
+    }
+
+    package func run(_ context: borrowing KernelContext) throws {
+        let x = context.input(0)!, y = context.output(0)
+        let blocked = channels == nil ? y.shape : x.shape
+        let channels = self.channels ?? x.shape[1]
+        let blocks = blocked[1], area = blocked[2] * blocked[3]
+        let image = blocks * area * NchwcFormat.block, plain = channels * area
+        let source = UnsafePointer(x.pointer(as: Float.self)), destination = y.pointer(as: Float.self)
+        let toBlocks = self.channels == nil
+        for n in 0..<blocked[0] {
+            NchwcFormat.split(blocks, costPerItem: Double(area * NchwcFormat.block), pool: context.pool) { range in
+                if toBlocks {
+                    onyx_nchwc_reorder_in(isa.cValue, source + n * plain, channels, area, destination + n * image,
+                                          range.lowerBound, range.upperBound)
+                } else {
+                    onyx_nchwc_reorder_out(isa.cValue, source + n * image, channels, area, destination + n * plain,
+                                           range.lowerBound, range.upperBound)
+                }
+            }
+        }
+    }
+}
+
+/// Conv in the NCHWc layout: group 1 (`onyx_nchwc_conv`) or depthwise (`onyx_nchwc_depthwise`),
+/// with ``ConvKernel``'s fused activation and residual.
+///
+/// Input 0 is NCHWc, or with `onyx.input_layout` = "NCHW" a plain `[N, C, H, W]` tensor (a chain's
+/// first convolution, when C is small). Input 1 is the ONNX weight `[M, C/group, kh, kw]`, a
+/// constant packed once here; input 2 the optional constant bias `[M]`; input 3, with
+/// `onyx.residual`, an NCHWc tensor added before the activation. The output is `[N, ⌈M/16⌉, OH, OW, 16]`.
+package struct NchwcConvKernel: Kernel {
+    package let window: NchwcWindow
+    package let depthwise: Bool
+    /// The input is `[N, C, H, W]`, read through the geometry's strides.
+    package let plainInput: Bool
+    package let inChannels: Int, outChannels: Int
+    package let activation: (min: Float, max: Float)?
+    package let addsResidual: Bool
+    package let isa: KernelISA
+    /// The filters packed for the C kernels.
+    package let filter: TensorStorage
+    /// The bias padded with zeros to whole blocks.
+    package let bias: TensorStorage?
+
+    /// Floats of the packed filters, or `nil` when padding the channels to whole blocks would make
+    /// them more than 16 times the weight (plus 1 M floats): tiny channel counts with huge windows.
+    package static func packedFilterFloats(weight shape: [Int], depthwise: Bool) -> Int? {
+        guard shape.count == 4, shape.allSatisfy({ $0 >= 1 }) else { return nil }
+        let area = shape[2] * shape[3], m = shape[0]
+        let floats = depthwise
+            ? NchwcFormat.blocks(m) * NchwcFormat.block * area
+            : NchwcFormat.blocks(m) * NchwcFormat.blocks(shape[1]) * NchwcFormat.block * NchwcFormat.block * area
+        return floats <= 16 * shape.reduce(1, *) + (1 << 20) ? floats : nil
+    }
+
+    package init(_ context: NodeContext) throws {
+        let spatial = try SpatialAttributes(context)
+        guard !spatial.ceilMode else { throw context.attributeError("an NCHWc Conv takes no ceil_mode") }
+        let group = try context.int("group", default: 1)
+        activation = try context.fusedActivation()
+        addsResidual = try context.int("onyx.residual", default: 0) != 0
+        switch try context.string("onyx.input_layout", default: "NCHWc") {
+        case "NCHWc": plainInput = false
+        case "NCHW": plainInput = true
+        case let other: throw context.attributeError("onyx.input_layout must be NCHW or NCHWc, found '\(other)'")
+        }
+        isa = context.isa
+        guard let w = context.constantInput(1), w.dataType == .float, w.rank == 4, w.shape.allSatisfy({ $0 >= 1 }) else {
+            throw context.attributeError("the weight (input 1) must be a constant float [M, C/group, kh, kw] without empty axes")
+        }
+        let m = w.shape[0], kernel = Array(w.shape[2...])
+        window = try NchwcWindow(kernel: kernel, strides: spatial.strides, dilations: spatial.dilations, pads: spatial.pads,
+                                 autoPad: spatial.autoPad, ceilMode: false, isPool: false, op: "Conv")
+        if let declared = spatial.kernelShape, declared != kernel {
+            throw context.attributeError("kernel_shape \(declared) does not match weight \(w.shape)")
+        }
+        if group == 1 {
+            depthwise = false
+            inChannels = w.shape[1]
+        } else if group == m && w.shape[1] == 1 {
+            depthwise = true
+            inChannels = m
+        } else {
+            throw context.attributeError(
+                "only group 1 and depthwise (group = C = M) convolutions run in NCHWc, found group \(group) with weight \(w.shape)")
+        }
+        if depthwise && (plainInput || addsResidual) {
+            throw context.attributeError("a depthwise NCHWc Conv reads NCHWc input and adds no residual")
+        }
+        if addsResidual && !context.hasInput(3) {
+            throw context.attributeError("a fused residual (onyx.residual) needs a fourth input")
+        }
+        outChannels = m
+        guard let floats = Self.packedFilterFloats(weight: w.shape, depthwise: depthwise) else {
+            throw context.attributeError("weight \(w.shape) is too small a share of its blocked copy to run in NCHWc")
+        }
+        let weights = UnsafePointer(w.baseAddress.assumingMemoryBound(to: Float.self))
+        filter = TensorStorage(uninitializedByteCount: floats * 4)
+        let packed = filter.bytes.assumingMemoryBound(to: Float.self)
+        if depthwise {
+            onyx_nchwc_pack_depthwise_filter(weights, m, kernel[0], kernel[1], packed)
+        } else {
+            onyx_nchwc_pack_filter(weights, m, inChannels, kernel[0], kernel[1], packed)
+        }
+        if context.hasInput(2) {
+            guard let b = context.constantInput(2), b.dataType == .float, b.shape == [m] else {
+                throw context.attributeError("the bias (input 2) must be a constant float [\(m)]")
+            }
+            let padded = TensorStorage(byteCount: NchwcFormat.blocks(m) * NchwcFormat.block * 4)
+            padded.bytes.copyMemory(from: b.baseAddress, byteCount: m * 4)
+            bias = padded
+        } else {
+            bias = nil
+        }
+    }
+
+    private func geometry(_ x: [Int]) throws -> onyx_nchwc_geometry {
+        if plainInput {
+            guard x.count == 4, x[1] == inChannels else {
+                throw OnyxError.shapeMismatch("Conv (NCHWc): input must be N×\(inChannels)×H×W, got \(x)")
+            }
+        } else {
+            guard NchwcFormat.isBlocked(x), x[1] == NchwcFormat.blocks(inChannels) else {
+                throw OnyxError.shapeMismatch(
+                    "Conv (NCHWc): input must be N×\(NchwcFormat.blocks(inChannels))×H×W×16 for \(inChannels) channels, got \(x)")
+            }
+        }
+        return try window.geometry(height: x[2], width: x[3], inChannels: inChannels, outChannels: outChannels,
+                                   plainInput: plainInput)
+    }
+
+    /// Whether `shape` is the convolution's own output for `batch` images (no broadcast residual).
+    private func isConvolution(_ shape: [Int], batch: Int, _ g: onyx_nchwc_geometry) -> Bool {
+        shape.count == 5 && shape[0] == batch && shape[1] == NchwcFormat.blocks(outChannels) && shape[2] == g.out_h
+            && shape[3] == g.out_w && shape[4] == NchwcFormat.block
+    }
+
+    private func convolutionShape(batch: Int, _ g: onyx_nchwc_geometry) -> [Int] {
+        [batch, NchwcFormat.blocks(outChannels), g.out_h, g.out_w, NchwcFormat.block]
+    }
+
+    package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
+        guard inputs.count >= 2, let x = inputs[0], x.dataType == .float else {
+            throw OnyxError.invalidModel("Conv (NCHWc) takes a float X and W")
+        }
+        let output = convolutionShape(batch: x.shape[0], try geometry(x.shape))
+        guard addsResidual else { return [TensorDescriptor(.float, output)] }
+        guard inputs.count > 3, let residual = inputs[3], residual.dataType == .float, NchwcFormat.isBlocked(residual.shape) else {
+            throw OnyxError.invalidModel("Conv (NCHWc): the fused residual (input 3) must be a float NCHWc tensor")
+        }
+        return [TensorDescriptor(.float, try Broadcasting.shape(output, residual.shape, op: "Conv (NCHWc, fused Add)"))]
+    }
+
+    package func workspaceByteCount(inputs: [TensorDescriptor?], outputs: [TensorDescriptor]) -> Int {
+        guard addsResidual, let x = inputs[0], inputs.count > 3, let residual = inputs[3], let y = outputs.first,
+              let g = try? geometry(x.shape) else { return 0 }
+        let batch = x.shape[0]
+        if isConvolution(y.shape, batch: batch, g) && residual.shape == y.shape { return 0 }
+        return convolutionShape(batch: batch, g).reduce(4, *)
+    }
+
+    package var aliasing: KernelAliasing { addsResidual ? .inPlace(input: 3) : .none }
+
+    package func run(_ context: borrowing KernelContext) throws {
+        let x = context.input(0)!, y = context.output(0)
+        let g = try geometry(x.shape)
+        let batch = x.shape[0]
+        let input = UnsafePointer(x.pointer(as: Float.self)), output = y.pointer(as: Float.self)
+        guard addsResidual else {
+            guard isConvolution(y.shape, batch: batch, g) else {
+                throw OnyxError.internalError("Conv (NCHWc): the output has shape \(y.shape), the convolution \(convolutionShape(batch: batch, g))")
+            }
+            convolve(g, batch: batch, input, into: output, accumulating: false, clip: activation, pool: context.pool)
+            return
+        }
+        guard let residual = context.input(3) else { throw OnyxError.invalidModel("Conv (NCHWc): the fused residual (input 3) is missing") }
+        if isConvolution(y.shape, batch: batch, g) && residual.shape == y.shape {
+            if residual.data != y.data { y.data.copyMemory(from: residual.data, byteCount: y.byteCount) }
+            convolve(g, batch: batch, input, into: output, accumulating: true, clip: activation, pool: context.pool)
+            return
+        }
+        // A residual of another shape, broadcast as the Add would have: the convolution into the
+        // workspace, then the sum.
+        guard let workspace = context.workspace else { throw OnyxError.internalError("Conv (NCHWc): no workspace") }
+        let convolved = workspace.assumingMemoryBound(to: Float.self)
+        convolve(g, batch: batch, input, into: convolved, accumulating: false, clip: nil, pool: context.pool)
+        BinaryBroadcastPlan.withPlan(convolutionShape(batch: batch, g), residual.shape, output: y.shape) { plan in
+            ElementwiseLoops.binary(plan, UnsafePointer(convolved), UnsafePointer(residual.pointer(as: Float.self)), output,
+                                    pool: context.pool, FloatingAdd<Float>())
+        }
+        if let activation { onyx_clip_f32(isa.cValue, output, output, y.elementCount, activation.min, activation.max) }
+    }
+
+    /// The convolution of `batch` images into `output`, added to what it holds when `accumulating`, then `clip`.
+    private func convolve(
+        _ geometry: onyx_nchwc_geometry, batch: Int, _ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>,
+        accumulating: Bool, clip: (min: Float, max: Float)?, pool: ComputePool
+    ) {
+        let block = NchwcFormat.block, outBlocks = NchwcFormat.blocks(outChannels)
+        let inputArea = geometry.in_h * geometry.in_w, outputArea = geometry.out_h * geometry.out_w
+        let kernelArea = geometry.kernel_h * geometry.kernel_w
+        let inputImage = plainInput ? inChannels * inputArea : NchwcFormat.blocks(inChannels) * block * inputArea
+        let outputImage = outBlocks * block * outputArea
+        let filter = UnsafePointer(self.filter.bytes.assumingMemoryBound(to: Float.self))
+        let bias = self.bias.map { UnsafePointer($0.bytes.assumingMemoryBound(to: Float.self)) }
+        let applyClip: Int32 = clip == nil ? 0 : 1, low = clip?.min ?? 0, high = clip?.max ?? 0
+        let isa = self.isa.cValue, depthwise = self.depthwise, outChannels = self.outChannels
+        let rows = geometry.out_h, groups = onyx_nchwc_filter_groups(outChannels)
+        // Multiply-adds of one output row of one filter group, and of one depthwise block.
+        let rowCost = Double(min(outBlocks, Int(ONYX_NCHWC_FILTER_GROUP)) * block * inChannels)
+            * Double(kernelArea) * Double(geometry.out_w)
+        let depthwiseRowCost = Double(block * kernelArea) * Double(geometry.out_w)
+        withUnsafePointer(to: geometry) { g in
+            for n in 0..<batch {
+                let x = input + n * inputImage, y = output + n * outputImage
+                // Work items are (filter group or channel block, output row), group-major so that
+                // a range reuses its filters; a few blocks of a depthwise layer would not split evenly.
+                if depthwise {
+                    Self.forEachRowRun(outBlocks, rows: rows, costPerRow: depthwiseRowCost, pool: pool) { block, first, last in
+                        onyx_nchwc_depthwise(isa, g, x, filter, bias, y, block, block + 1, first, last, applyClip, low, high)
+                    }
+                } else {
+                    Self.forEachRowRun(groups, rows: rows, costPerRow: rowCost, pool: pool) { group, first, last in
+                        onyx_nchwc_conv(isa, g, x, filter, bias, y, group, group + 1, first, last, accumulating ? 1 : 0,
+                                        applyClip, low, high)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Splits `parts × rows` work items over the pool's threads and calls `body(part, first, last)`
+    /// for each run of rows `first..<last` of one part a thread takes.
+    private static func forEachRowRun(
+        _ parts: Int, rows: Int, costPerRow: Double, pool: ComputePool, _ body: (Int, Int, Int) -> Void
+    ) {
+        NchwcFormat.split(parts * rows, costPerItem: costPerRow, pool: pool) { range in
+            var item = range.lowerBound
+            while item < range.upperBound {
+                let part = item / rows, first = item % rows
+                let last = min(rows, first + range.upperBound - item)
+                body(part, first, last)
+                item += last - first
+            }
+        }
+    }
+}
+
+/// MaxPool, AveragePool and GlobalAveragePool in the NCHWc layout (`onyx_nchwc_pool`), each
+/// channel block on its own.
+package struct NchwcPoolKernel: Kernel {
+    package enum Kind: Sendable { case max, average, averageFull }
+
+    package let kind: Kind
+    /// `nil` for GlobalAveragePool: one window over the whole image.
+    package let window: NchwcWindow?
+    package let isa: KernelISA
+
+    package init(_ context: NodeContext, kind: Kind) throws {
+        let attributes = try PoolingAttributes(context)
+        self.kind = kind
+        window = try NchwcWindow(
+            kernel: attributes.kernel, strides: attributes.strides, dilations: attributes.dilations, pads: attributes.pads,
+            autoPad: attributes.autoPad.rawValue, ceilMode: attributes.ceilMode, isPool: true, op: context.node.opType)
+        isa = context.isa
+    }
+
+    package init(globalAverage isa: KernelISA) {
+        kind = .average
+        window = nil
+        self.isa = isa
+    }
+
+    private var name: String {
+        guard window != nil else { return "GlobalAveragePool" }
+        return kind == .max ? "MaxPool" : "AveragePool"
+    }
+
+    private func geometry(_ x: [Int]) throws -> onyx_nchwc_geometry {
+        guard NchwcFormat.isBlocked(x) else { throw OnyxError.shapeMismatch("\(name) (NCHWc): input must be N×blocks×H×W×16, got \(x)") }
+        let channels = x[1] * NchwcFormat.block
+        guard let window else {
+            var g = onyx_nchwc_geometry(
+                in_h: x[2], in_w: x[3], out_h: 1, out_w: 1, kernel_h: x[2], kernel_w: x[3], stride_y: 1, stride_x: 1,
+                dilation_y: 1, dilation_x: 1, pad_top: 0, pad_left: 0, in_channels: channels, in_block_stride: 0,
+                in_lane_stride: 0, in_row_stride: 0, in_pixel_stride: 0, out_channels: channels)
+            onyx_nchwc_set_input_layout(&g, 0)
+            return g
+        }
+        if kind == .averageFull, try !window.fitsPaddedInput(height: x[2], width: x[3]) {
+            throw OnyxError.shapeMismatch(
+                "AveragePool (NCHWc): with count_include_pad a ceil_mode window of input \(x) reaches past the padded input")
+        }
+        return try window.geometry(height: x[2], width: x[3], inChannels: channels, outChannels: channels)
+    }
+
+    package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
+        guard inputs.count == 1, let x = inputs[0], x.dataType == .float else {
+            throw OnyxError.invalidModel("\(name) (NCHWc) takes one float tensor")
+        }
+        let g = try geometry(x.shape)
+        return [TensorDescriptor(.float, [x.shape[0], x.shape[1], g.out_h, g.out_w, NchwcFormat.block])]
+    }
+
+    package func run(_ context: borrowing KernelContext) throws {
+        let x = context.input(0)!, y = context.output(0)
+        let geometry = try geometry(x.shape)
+        let blocks = x.shape[1], block = NchwcFormat.block
+        let inputImage = blocks * block * geometry.in_h * geometry.in_w
+        let outputImage = blocks * block * geometry.out_h * geometry.out_w
+        let cost = Double(block * geometry.out_h * geometry.out_w) * Double(geometry.kernel_h * geometry.kernel_w)
+        let input = UnsafePointer(x.pointer(as: Float.self)), output = y.pointer(as: Float.self)
+        let isa = self.isa.cValue
+        let kind = switch self.kind {
+        case .max: ONYX_NCHWC_POOL_MAX
+        case .average: ONYX_NCHWC_POOL_AVERAGE
+        case .averageFull: ONYX_NCHWC_POOL_AVERAGE_FULL
+        }
+        withUnsafePointer(to: geometry) { g in
+            for n in 0..<x.shape[0] {
+                NchwcFormat.split(blocks, costPerItem: cost, pool: context.pool) { range in
+                    onyx_nchwc_pool(isa, kind, g, input + n * inputImage, output + n * outputImage, range.lowerBound,
+                                    range.upperBound)
+                }
+            }
+        }
+    }
+}

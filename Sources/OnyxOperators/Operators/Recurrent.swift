@@ -1,0 +1,368 @@
+import OnyxCore
+import OnyxIR
+import OnyxKernels
+
+extension OperatorRegistry {
+    /// LSTM, GRU, RNN.
+    package static let recurrentOperators: [OperatorRegistration] =
+        [(1...6), (7...13), (14...21), (22...Int.max)].flatMap { versions in
+            [
+                OperatorRegistration("RNN", versions: versions) { context in try RecurrentKernel(context, cell: .rnn) },
+                OperatorRegistration("LSTM", versions: versions) { context in
+                    try RecurrentKernel(context, cell: .lstm(inputForget: try context.int("input_forget", default: 0) != 0))
+                },
+            ]
+        } + [(1...2), (3...6), (7...13), (14...21), (22...Int.max)].map { versions in
+            OperatorRegistration("GRU", versions: versions) { context in
+                // linear_before_reset arrived in opset 3.
+                let linear = versions.lowerBound >= 3 ? try context.int("linear_before_reset", default: 0) != 0 : false
+                return try RecurrentKernel(context, cell: .gru(linearBeforeReset: linear))
+            }
+        }
+}
+
+/// ONNX RNN, GRU and LSTM: forward, reverse or bidirectional over a sequence, with
+/// `sequence_lens`, initial states, LSTM peepholes, the `activations` attribute with its
+/// alphas and betas, `clip`, and `layout` (opset 14).
+///
+/// X·Wᵀ for the whole sequence is one matrix product per direction; each step multiplies the
+/// batch's hidden states by Rᵀ. Float32 uses the SGEMM driver with the weights packed once
+/// when they are constant; float16 computes in float32 and double in double.
+///
+/// With `sequence_lens`, entry b runs its first `len[b]` steps (a reverse direction starts at
+/// step `len[b] − 1`); Y is zero past them and Y_h / Y_c hold the state after the last one.
+package struct RecurrentKernel: Kernel {
+    package let op: String
+    package let cell: RecurrentCell
+    package let hiddenSize: Int?
+    package let directions: Int
+    package let reverse: Bool
+    package let activations: [RecurrentActivation]
+    package let clip: Float?
+    package let batchFirst: Bool
+    package let isa: KernelISA
+    /// Per direction, constant float weights packed for the SGEMM driver.
+    package let packedWeights: [PackedRecurrentWeights]?
+
+    /// One direction's weights as packed B panels.
+    package struct PackedRecurrentWeights: Sendable {
+        /// Wᵀ: k = input size, n = gates · hidden.
+        package var input: PackedPanels
+        /// Rᵀ, or GRU's z and r blocks.
+        package var hidden: PackedPanels
+        /// GRU's h block of Rᵀ.
+        package var candidate: PackedPanels?
+    }
+
+    private static let inputNames = ["X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P"]
+
+    package init(_ context: NodeContext, cell: RecurrentCell) throws {
+        let op = context.node.opType
+        self.op = op
+        self.cell = cell
+        hiddenSize = try context.int("hidden_size")
+        if let hiddenSize, hiddenSize < 1 { throw context.attributeError("hidden_size must be ≥ 1, got \(hiddenSize)") }
+        switch try context.string("direction", default: "forward") {
+        case "forward": (directions, reverse) = (1, false)
+        case "reverse": (directions, reverse) = (1, true)
+        case "bidirectional": (directions, reverse) = (2, false)
+        case let other: throw context.attributeError("direction '\(other)' is not forward, reverse or bidirectional")
+        }
+        let defaults: [RecurrentActivation] = switch cell {
+        case .rnn: [.tanh]
+        case .gru: [.sigmoid, .tanh]
+        case .lstm: [.sigmoid, .tanh, .tanh]
+        }
+        do {
+            activations = try RecurrentActivation.parse(
+                names: try stringList(context, "activations"), alphas: try context.floats("activation_alpha"),
+                betas: try context.floats("activation_beta"), defaults: defaults, directions: directions)
+        } catch let error as OnyxError {
+            throw context.attributeError(error.message)
+        }
+        clip = try context.float("clip")
+        if let clip, !(clip > 0) { throw context.attributeError("clip must be > 0, got \(clip)") }
+        let layout = context.opset >= 14 ? try context.int("layout", default: 0) : 0
+        guard layout == 0 || layout == 1 else { throw context.attributeError("layout must be 0 or 1, got \(layout)") }
+        batchFirst = layout == 1
+        let maxInputs = cell.gates == 4 ? 8 : 6
+        guard context.inputCount >= 3, context.inputCount <= maxInputs else {
+            throw OnyxError.invalidModel("\(op) node '\(context.node.name)' takes 3 to \(maxInputs) inputs, got \(context.inputCount)")
+        }
+        isa = context.isa
+
+        // Pack constant float weights once.
+        if let w = context.constantInput(1), let r = context.constantInput(2), w.dataType == .float, r.dataType == .float,
+           w.rank == 3, r.rank == 3, w.shape[0] == directions, r.shape[0] == directions,
+           w.shape[1] == cell.gates * r.shape[2], r.shape[1] == w.shape[1] {
+            let (hidden, inputSize, width) = (r.shape[2], w.shape[2], w.shape[1])
+            let wBase = w.baseAddress.assumingMemoryBound(to: Float.self)
+            let rBase = r.baseAddress.assumingMemoryBound(to: Float.self)
+            let isa = context.isa
+            packedWeights = (0..<directions).map { d in
+                let input = Gemm.prepackB(wBase + d * width * inputSize, k: inputSize, n: width, ld: inputSize,
+                                          transposed: true, isa: isa)
+                let rd = rBase + d * width * hidden
+                if case .gru = cell {
+                    return PackedRecurrentWeights(
+                        input: input,
+                        hidden: Gemm.prepackB(rd, k: hidden, n: 2 * hidden, ld: hidden, transposed: true, isa: isa),
+                        candidate: Gemm.prepackB(rd + 2 * hidden * hidden, k: hidden, n: hidden, ld: hidden,
+                                                 transposed: true, isa: isa))
+                }
+                return PackedRecurrentWeights(
+                    input: input,
+                    hidden: Gemm.prepackB(rd, k: hidden, n: width, ld: hidden, transposed: true, isa: isa),
+                    candidate: nil)
+            }
+            withExtendedLifetime((w, r)) {}
+        } else {
+            packedWeights = nil
+        }
+    }
+
+    /// The run's extents, after checking every input against X, W and R.
+    private func shape(_ inputs: [TensorDescriptor?]) throws -> RecurrentShape {
+        guard inputs.count >= 3, let x = inputs[0], let w = inputs[1], let r = inputs[2] else {
+            throw OnyxError.invalidModel("\(op) needs inputs X, W and R")
+        }
+        guard [.float, .double, .float16].contains(x.dataType) else {
+            throw OnyxError.unsupportedDataType("\(op) supports float, double and float16, got \(x.dataType)")
+        }
+        for (index, input) in inputs.enumerated() where index != 4 {
+            guard let input, input.dataType != x.dataType else { continue }
+            throw OnyxError.unsupportedDataType(
+                "\(op): input \(Self.inputNames[min(index, 7)]) is \(input.dataType) but X is \(x.dataType)")
+        }
+        guard x.rank == 3, w.rank == 3, r.rank == 3 else {
+            throw OnyxError.shapeMismatch("\(op): X, W and R must be 3-D, got \(x.shape), \(w.shape) and \(r.shape)")
+        }
+        let hidden = r.shape[2]
+        let gates = cell.gates
+        let shape = RecurrentShape(
+            sequenceLength: batchFirst ? x.shape[1] : x.shape[0], batch: batchFirst ? x.shape[0] : x.shape[1],
+            inputSize: x.shape[2], hidden: hidden, directions: directions, batchFirst: batchFirst)
+        if let hiddenSize, hiddenSize != hidden {
+            throw OnyxError.shapeMismatch("\(op): hidden_size is \(hiddenSize) but R has shape \(r.shape)")
+        }
+        guard w.shape == [directions, gates * hidden, shape.inputSize] else {
+            throw OnyxError.shapeMismatch(
+                "\(op): W must have shape \([directions, gates * hidden, shape.inputSize]), got \(w.shape)")
+        }
+        guard r.shape == [directions, gates * hidden, hidden] else {
+            throw OnyxError.shapeMismatch("\(op): R must have shape \([directions, gates * hidden, hidden]), got \(r.shape)")
+        }
+        if inputs.count > 3, let b = inputs[3], b.shape != [directions, 2 * gates * hidden] {
+            throw OnyxError.shapeMismatch("\(op): B must have shape \([directions, 2 * gates * hidden]), got \(b.shape)")
+        }
+        if inputs.count > 4, let lengths = inputs[4] {
+            guard lengths.dataType == .int32, lengths.shape == [shape.batch] else {
+                throw OnyxError.shapeMismatch("\(op): sequence_lens must be int32[\(shape.batch)], got \(lengths)")
+            }
+        }
+        let state = batchFirst ? [shape.batch, directions, hidden] : [directions, shape.batch, hidden]
+        for index in [5, 6] where index < inputs.count {
+            if let s = inputs[index], s.shape != state {
+                throw OnyxError.shapeMismatch("\(op): \(Self.inputNames[index]) must have shape \(state), got \(s.shape)")
+            }
+        }
+        if inputs.count > 7, let p = inputs[7], p.shape != [directions, 3 * hidden] {
+            throw OnyxError.shapeMismatch("\(op): P must have shape \([directions, 3 * hidden]), got \(p.shape)")
+        }
+        return shape
+    }
+
+    package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
+        let s = try shape(inputs.map { $0?.descriptor })
+        let type = inputs[0]!.dataType
+        let y = batchFirst
+            ? [s.batch, s.sequenceLength, directions, s.hidden] : [s.sequenceLength, directions, s.batch, s.hidden]
+        let state = batchFirst ? [s.batch, directions, s.hidden] : [directions, s.batch, s.hidden]
+        var outputs = [TensorDescriptor(type, y), TensorDescriptor(type, state)]
+        if cell.gates == 4 { outputs.append(TensorDescriptor(type, state)) }
+        return outputs
+    }
+
+    /// Scalars of compute-type scratch and floats of SGEMM packing scratch.
+    private func scratchCounts(_ s: RecurrentShape, _ type: DataType) -> (scalars: Int, packing: Int) {
+        let scalars = RecurrentDirection<Float>.scratchCount(s, cell: cell)
+        guard type != .double else { return (scalars, 0) }
+        let (mr, nr) = (Gemm.mr(isa), Gemm.nr(isa))
+        let width = cell.gates * s.hidden
+        var packing = PackedPanels.floatCount(
+            extent: max(s.sequenceLength * s.batch, 1), depth: max(s.inputSize, s.hidden), width: mr) + 16
+        if packedWeights == nil || type != .float {
+            packing += PackedPanels.floatCount(extent: width, depth: s.inputSize, width: nr) + 16
+            packing += PackedPanels.floatCount(extent: width, depth: s.hidden, width: nr)
+                + PackedPanels.floatCount(extent: s.hidden, depth: s.hidden, width: nr) + 32
+        }
+        return (scalars, packing)
+    }
+
+    package func workspaceByteCount(inputs: [TensorDescriptor?], outputs: [TensorDescriptor]) -> Int {
+        guard let s = try? shape(inputs), let type = inputs[0]?.dataType else { return 0 }
+        let (scalars, packing) = scratchCounts(s, type)
+        return type == .double ? scalars * 8 + 64 : (scalars + packing) * 4 + 128
+    }
+
+    package func run(_ context: borrowing KernelContext) throws {
+        let inputs = (0..<context.inputCount).map { context.input($0) }
+        let s = try shape(inputs.map { $0.map { TensorDescriptor($0.dataType, $0.shape) } })
+        guard let workspace = context.workspace else { throw OnyxError.internalError("\(op): no workspace") }
+        var lengths = [Int](repeating: s.sequenceLength, count: s.batch)
+        if let given = context.input(4) {
+            let values = given.pointer(as: Int32.self)
+            for b in 0..<s.batch {
+                guard values[b] >= 0, Int(values[b]) <= s.sequenceLength else {
+                    throw OnyxError.invalidInput(
+                        "\(op): sequence_lens[\(b)] = \(values[b]) is outside 0...\(s.sequenceLength)")
+                }
+                lengths[b] = Int(values[b])
+            }
+        }
+        let outputs = (0..<3).map { context.optionalOutput($0) }
+        let type = inputs[0]!.dataType
+        switch type {
+        case .float:
+            func pointer(_ i: Int) -> UnsafePointer<Float>? {
+                i < inputs.count ? inputs[i].map { UnsafePointer($0.pointer(as: Float.self)) } : nil
+            }
+            runFloat(s, lengths: lengths, inputs: (0..<8).map(pointer),
+                     outputs: outputs.map { $0?.pointer(as: Float.self) }, workspace: workspace, pool: context.pool)
+        case .float16:
+            let staged = (0..<8).map { i in i != 4 && i < inputs.count ? inputs[i] : nil }
+            let pool = context.pool
+            Float16Staging.run(inputs: staged, outputs: outputs) { widened, results in
+                runFloat(s, lengths: lengths, inputs: widened, outputs: results, workspace: workspace, pool: pool)
+            }
+        case .double:
+            runDouble(s, lengths: lengths, inputs: inputs, outputs: outputs, scratch: workspace.assumingMemoryBound(to: Double.self))
+        default:
+            throw OnyxError.unsupportedDataType("\(op) supports float, double and float16, got \(type)")
+        }
+    }
+
+    private func directionLoop<S: RecurrentScalar>(_ s: RecurrentShape, _ d: Int, lengths: [Int]) -> RecurrentDirection<S> {
+        let per = cell.activationsPerDirection
+        return RecurrentDirection<S>(
+            cell: cell, shape: s, direction: d, reverse: d == 1 || reverse,
+            activations: Array(activations[(d * per)..<(d * per + per)]), clip: clip.map { S($0) }, lengths: lengths)
+    }
+
+    /// Zeroes Y where some entry has fewer than `sequence_length` steps.
+    private func clearOutput<S>(_ y: UnsafeMutablePointer<S>?, _ s: RecurrentShape, lengths: [Int]) where S: BinaryFloatingPoint {
+        if let y, lengths.contains(where: { $0 < s.sequenceLength }) {
+            y.update(repeating: 0, count: s.sequenceLength * directions * s.batch * s.hidden)
+        }
+    }
+
+    private func runFloat(
+        _ s: RecurrentShape, lengths: [Int], inputs: [UnsafePointer<Float>?], outputs: [UnsafeMutablePointer<Float>?],
+        workspace: UnsafeMutableRawPointer, pool: ComputePool
+    ) {
+        guard let x = inputs[0], let w = inputs[1], let r = inputs[2] else { return }
+        clearOutput(outputs[0], s, lengths: lengths)
+        let (scalars, _) = scratchCounts(s, .float)
+        let scratch = workspace.assumingMemoryBound(to: Float.self)
+        let stripScratch = scratch + (scalars + 15) / 16 * 16
+        let (mr, nr) = (Gemm.mr(isa), Gemm.nr(isa))
+        var weightScratch = stripScratch
+            + (PackedPanels.floatCount(extent: max(s.sequenceLength * s.batch, 1), depth: max(s.inputSize, s.hidden), width: mr) + 31) / 16 * 16
+        let width = cell.gates * s.hidden
+        let isa = self.isa
+
+        func product(_ panels: PackedPanels) -> RecurrentProduct<Float> {
+            { a, rows, c in
+                if rows == 1 {
+                    Gemm.multiplyRow(isa: isa, n: panels.extent, k: panels.depth, a: a, b: panels, c: c,
+                                     accumulate: false, epilogue: .none, pool: pool)
+                    return
+                }
+                Gemm.packA(a, m: rows, k: panels.depth, ld: panels.depth, transposed: false, mr: mr, into: stripScratch)
+                let strips = PackedPanels(extent: rows, depth: panels.depth, width: mr, base: UnsafePointer(stripScratch), owner: nil)
+                Gemm.multiply(isa: isa, m: rows, n: panels.extent, k: panels.depth, a: strips, b: panels, c: c,
+                              ldc: panels.extent, accumulate: false, epilogue: .none, pool: pool)
+            }
+        }
+        func pack(_ matrix: UnsafePointer<Float>, n: Int, k: Int) -> PackedPanels {
+            Gemm.packB(matrix, k: k, n: n, ld: k, transposed: true, nr: nr, into: weightScratch)
+            let panels = PackedPanels(extent: n, depth: k, width: nr, base: UnsafePointer(weightScratch), owner: nil)
+            weightScratch += (PackedPanels.floatCount(extent: n, depth: k, width: nr) + 15) / 16 * 16
+            return panels
+        }
+
+        let weightBase = weightScratch
+        for d in 0..<directions {
+            let weights: PackedRecurrentWeights
+            if let packedWeights {
+                weights = packedWeights[d]
+            } else {
+                weightScratch = weightBase
+                let rd = r + d * width * s.hidden
+                let input = pack(w + d * width * s.inputSize, n: width, k: s.inputSize)
+                if case .gru = cell {
+                    let hidden = pack(rd, n: 2 * s.hidden, k: s.hidden)
+                    weights = PackedRecurrentWeights(
+                        input: input, hidden: hidden, candidate: pack(rd + 2 * s.hidden * s.hidden, n: s.hidden, k: s.hidden))
+                } else {
+                    weights = PackedRecurrentWeights(input: input, hidden: pack(rd, n: width, k: s.hidden), candidate: nil)
+                }
+            }
+            directionLoop(s, d, lengths: lengths).run(
+                x: x, inputProduct: product(weights.input), hiddenProduct: product(weights.hidden),
+                candidateProduct: weights.candidate.map(product),
+                bias: inputs[3].map { $0 + d * 2 * width }, peepholes: inputs[7].map { $0 + d * 3 * s.hidden },
+                initialH: inputs[5], initialC: inputs[6],
+                y: outputs[0], yH: outputs[1], yC: outputs[2], scratch: scratch)
+        }
+        withExtendedLifetime(packedWeights) {}
+    }
+
+    private func runDouble(
+        _ s: RecurrentShape, lengths: [Int], inputs: [TensorView?], outputs: [TensorView?], scratch: UnsafeMutablePointer<Double>
+    ) {
+        func input(_ i: Int) -> UnsafePointer<Double>? {
+            i < inputs.count ? inputs[i].map { UnsafePointer($0.pointer(as: Double.self)) } : nil
+        }
+        guard let x = input(0), let w = input(1), let r = input(2) else { return }
+        let y = outputs[0]?.pointer(as: Double.self)
+        clearOutput(y, s, lengths: lengths)
+        let width = cell.gates * s.hidden
+
+        /// `c = a · Wᵀ` for W of n rows of k, straight from the tensor.
+        func product(_ matrix: UnsafePointer<Double>, n: Int, k: Int) -> RecurrentProduct<Double> {
+            { a, rows, c in
+                for row in 0..<rows {
+                    let ar = a + row * k
+                    for j in 0..<n {
+                        let wr = matrix + j * k
+                        var sum = 0.0
+                        for p in 0..<k { sum += ar[p] * wr[p] }
+                        c[row * n + j] = sum
+                    }
+                }
+            }
+        }
+        for d in 0..<directions {
+            let rd = r + d * width * s.hidden
+            let isGRU = cell.gates == 3
+            directionLoop(s, d, lengths: lengths).run(
+                x: x, inputProduct: product(w + d * width * s.inputSize, n: width, k: s.inputSize),
+                hiddenProduct: product(rd, n: isGRU ? 2 * s.hidden : width, k: s.hidden),
+                candidateProduct: isGRU ? product(rd + 2 * s.hidden * s.hidden, n: s.hidden, k: s.hidden) : nil,
+                bias: input(3).map { $0 + d * 2 * width }, peepholes: input(7).map { $0 + d * 3 * s.hidden },
+                initialH: input(5), initialC: input(6),
+                y: y, yH: outputs[1]?.pointer(as: Double.self), yC: outputs[2]?.pointer(as: Double.self), scratch: scratch)
+        }
+    }
+}
+
+/// A string-list attribute (a single string counts as a list of one).
+private func stringList(_ context: NodeContext, _ name: String) throws -> [String]? {
+    switch context.attribute(name) {
+    case nil: return nil
+    case .strings(let v): return v
+    case .string(let v): return [v]
+    case let other?: throw context.attributeError("attribute '\(name)' must be strings, found \(other.kindName)")
+    }
+}
