@@ -1,4 +1,4 @@
-import COnnxProto
+internal import COnnxProto
 import OnyxCore
 
 #if canImport(Glibc)

@@ -1,4 +1,4 @@
-import COnnxProto
+internal import COnnxProto
 import OnyxCore
 
 #if canImport(Glibc)
@@ -187,13 +187,13 @@ struct TensorProtoDecoder {
 }
 
 /// A protobuf-c string field as a Swift string; empty for null.
-package func string(_ pointer: UnsafeMutablePointer<CChar>?) -> String {
+func string(_ pointer: UnsafeMutablePointer<CChar>?) -> String {
     guard let pointer else { return "" }
     return String(decoding: UnsafeRawBufferPointer(start: pointer, count: strlen(pointer)), as: UTF8.self)
 }
 
 /// A protobuf-c bytes field as a Swift string (UTF-8, invalid sequences replaced).
-package func string(_ binary: ProtobufCBinaryData) -> String {
+func string(_ binary: ProtobufCBinaryData) -> String {
     guard binary.len > 0, let data = binary.data else { return "" }
     return String(decoding: UnsafeRawBufferPointer(start: data, count: binary.len), as: UTF8.self)
 }

@@ -1,4 +1,4 @@
-import CKernels
+internal import CKernels
 
 /// Vectorised activations for float32, through the C micro-kernels.
 package enum ActivationKernels {

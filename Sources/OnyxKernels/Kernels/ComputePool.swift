@@ -1,4 +1,4 @@
-import CKernels
+internal import CKernels
 
 /// Splits kernel work across threads.
 ///

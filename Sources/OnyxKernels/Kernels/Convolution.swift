@@ -1,4 +1,4 @@
-import CKernels
+internal import CKernels
 import OnyxCore
 
 /// The geometry of one 2-D convolution or pooling window (1-D uses height 1).

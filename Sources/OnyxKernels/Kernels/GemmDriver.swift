@@ -1,4 +1,4 @@
-import CKernels
+package import CKernels
 import OnyxCore
 
 /// A matrix packed for the SGEMM micro-kernel: `B` in NR-wide column panels, or `A` in MR-tall

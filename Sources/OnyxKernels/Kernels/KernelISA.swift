@@ -1,4 +1,4 @@
-import CKernels
+package import CKernels
 import OnyxCore
 
 /// The micro-kernel instruction set a session uses.

@@ -1,4 +1,4 @@
-import CKernels
+internal import CKernels
 
 /// One resolved 2-D pooling window (a 1-D window has height 1).
 package struct PoolingGeometry: Hashable {

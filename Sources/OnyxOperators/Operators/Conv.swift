@@ -1,4 +1,4 @@
-import CKernels
+internal import CKernels
 import OnyxCore
 import OnyxKernels
 import Synchronization

@@ -1,4 +1,4 @@
-import CKernels
+internal import CKernels
 import OnyxCore
 import OnyxIR
 import OnyxKernels
@@ -118,7 +118,7 @@ package struct NchwcWindow: Sendable {
     }
 
     /// The geometry of the C kernels for an `height × width` input, NCHWc or (`plainInput`) NCHW.
-    package func geometry(height: Int, width: Int, inChannels: Int, outChannels: Int, plainInput: Bool = false) throws
+    func geometry(height: Int, width: Int, inChannels: Int, outChannels: Int, plainInput: Bool = false) throws
         -> onyx_nchwc_geometry {
         let rows = try resolve(0, input: height), columns = try resolve(1, input: width)
         var g = onyx_nchwc_geometry(
