@@ -2,5 +2,5 @@
 // decoder (OnyxIR), the kernel variants (OnyxKernels) and the operator catalog (OnyxOperators).
 @_exported import OnyxCore
 @_exported import OnyxIR
-@_exported import OnyxKernels
-@_exported import OnyxOperators
+@_exported import enum OnyxKernels.KernelISA
+@_exported import enum OnyxOperators.OperatorCatalog

@@ -100,8 +100,8 @@ import Testing
         let error = #expect(throws: OnyxError.self) { try Broadcasting.shape([2, 3], [4], op: "Add") }
         #expect(error?.code == .shapeMismatch)
         #expect(error?.message == "Add: shapes [2, 3] and [4] are not broadcastable")
-        #expect(try Onyx.broadcastShapes([5, 1, 7], [1, 6, 1]) == [5, 6, 7])
-        let plain = #expect(throws: OnyxError.self) { try Onyx.broadcastShapes([3], [2, 4]) }
+        #expect(try OnyxKernels.broadcastShapes([5, 1, 7], [1, 6, 1]) == [5, 6, 7])
+        let plain = #expect(throws: OnyxError.self) { try OnyxKernels.broadcastShapes([3], [2, 4]) }
         #expect(plain?.message == "shapes [3] and [2, 4] are not broadcastable")
     }
 

@@ -1,13 +1,13 @@
 /// An elementwise binary function as a type. Loops take the operation as a generic value
 /// rather than a closure so that it is specialised and inlined even inside the closures
 /// handed to the thread pool, where a closure value would stay an indirect call per element.
-package protocol BinaryElementOperation {
+public protocol BinaryElementOperation {
     associatedtype Element
     func callAsFunction(_ a: Element, _ b: Element) -> Element
 }
 
 /// An elementwise unary function as a type (see ``BinaryElementOperation``).
-package protocol UnaryElementOperation {
+public protocol UnaryElementOperation {
     associatedtype Element
     func callAsFunction(_ x: Element) -> Element
 }

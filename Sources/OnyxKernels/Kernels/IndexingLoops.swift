@@ -5,7 +5,7 @@ import OnyxCore
 ///
 /// Order puts NaN after every number and NaN equal to NaN, so sorting never sees an
 /// inconsistent comparison and Unique keeps one NaN.
-@usableFromInline package protocol IndexingElement: TensorElement, Comparable {
+public protocol IndexingElement: TensorElement, Comparable {
     static var zeroValue: Self { get }
     /// Whether the value is NaN (always false for integers).
     var isUnordered: Bool { get }
@@ -16,17 +16,17 @@ import OnyxCore
 }
 
 extension IndexingElement where Self: BinaryFloatingPoint {
-    @usableFromInline package static var zeroValue: Self { 0 }
-    @inlinable @inline(__always) package var isUnordered: Bool { isNaN }
-    @inlinable @inline(__always) package static func sum(_ a: Self, _ b: Self) -> Self { a + b }
-    @inlinable @inline(__always) package static func product(_ a: Self, _ b: Self) -> Self { a * b }
+    public static var zeroValue: Self { 0 }
+    @inlinable @inline(__always) public var isUnordered: Bool { isNaN }
+    @inlinable @inline(__always) public static func sum(_ a: Self, _ b: Self) -> Self { a + b }
+    @inlinable @inline(__always) public static func product(_ a: Self, _ b: Self) -> Self { a * b }
 }
 
 extension IndexingElement where Self: FixedWidthInteger {
-    @usableFromInline package static var zeroValue: Self { 0 }
-    @inlinable @inline(__always) package var isUnordered: Bool { false }
-    @inlinable @inline(__always) package static func sum(_ a: Self, _ b: Self) -> Self { a &+ b }
-    @inlinable @inline(__always) package static func product(_ a: Self, _ b: Self) -> Self { a &* b }
+    public static var zeroValue: Self { 0 }
+    @inlinable @inline(__always) public var isUnordered: Bool { false }
+    @inlinable @inline(__always) public static func sum(_ a: Self, _ b: Self) -> Self { a &+ b }
+    @inlinable @inline(__always) public static func product(_ a: Self, _ b: Self) -> Self { a &* b }
 }
 
 extension Float: IndexingElement {}
@@ -58,7 +58,7 @@ extension IndexingElement {
 }
 
 /// Code run once per element type: `visit(T.self)` with the Swift type of a ``DataType``.
-@usableFromInline package protocol IndexingElementVisitor {
+public protocol IndexingElementVisitor {
     associatedtype Result
     func visit<T: IndexingElement>(_ type: T.Type) throws -> Result
 }

@@ -337,31 +337,31 @@ extension PoolingLoops {
 
 /// An element type pooling works on, with the type it computes in: float16, float and double,
 /// and int8/uint8 for MaxPool (exact in Float).
-package protocol PoolingElement {
+public protocol PoolingElement {
     associatedtype Compute: WideFloat
     var pooled: Compute { get }
     init(pooled: Compute)
 }
 
 extension Float: PoolingElement {
-    @inlinable @inline(__always) package var pooled: Float { self }
-    @inlinable @inline(__always) package init(pooled: Float) { self = pooled }
+    @inlinable @inline(__always) public var pooled: Float { self }
+    @inlinable @inline(__always) public init(pooled: Float) { self = pooled }
 }
 extension Double: PoolingElement {
-    @inlinable @inline(__always) package var pooled: Double { self }
-    @inlinable @inline(__always) package init(pooled: Double) { self = pooled }
+    @inlinable @inline(__always) public var pooled: Double { self }
+    @inlinable @inline(__always) public init(pooled: Double) { self = pooled }
 }
 extension Float16: PoolingElement {
-    @inlinable @inline(__always) package var pooled: Float { castFloat }
-    @inlinable @inline(__always) package init(pooled: Float) { self = pooled.castFloat16 }
+    @inlinable @inline(__always) public var pooled: Float { castFloat }
+    @inlinable @inline(__always) public init(pooled: Float) { self = pooled.castFloat16 }
 }
 extension Int8: PoolingElement {
-    @inlinable @inline(__always) package var pooled: Float { Float(self) }
-    @inlinable @inline(__always) package init(pooled: Float) { self = .saturating(pooled) }
+    @inlinable @inline(__always) public var pooled: Float { Float(self) }
+    @inlinable @inline(__always) public init(pooled: Float) { self = .saturating(pooled) }
 }
 extension UInt8: PoolingElement {
-    @inlinable @inline(__always) package var pooled: Float { Float(self) }
-    @inlinable @inline(__always) package init(pooled: Float) { self = .saturating(pooled) }
+    @inlinable @inline(__always) public var pooled: Float { Float(self) }
+    @inlinable @inline(__always) public init(pooled: Float) { self = .saturating(pooled) }
 }
 
 /// A resolved pooling window over any number of spatial axes.

@@ -96,17 +96,17 @@ package struct QuantizationParameterLayout: Equatable {
 }
 
 /// An element type QuantizeLinear reads (float, float16, int32).
-package protocol QuantizationSource {
+public protocol QuantizationSource {
     func converted<P: BinaryFloatingPoint>(to _: P.Type) -> P
 }
 extension Float: QuantizationSource {
-    @inlinable @inline(__always) package func converted<P: BinaryFloatingPoint>(to _: P.Type) -> P { P(self) }
+    @inlinable @inline(__always) public func converted<P: BinaryFloatingPoint>(to _: P.Type) -> P { P(self) }
 }
 extension Float16: QuantizationSource {
-    @inlinable @inline(__always) package func converted<P: BinaryFloatingPoint>(to _: P.Type) -> P { P(self) }
+    @inlinable @inline(__always) public func converted<P: BinaryFloatingPoint>(to _: P.Type) -> P { P(self) }
 }
 extension Int32: QuantizationSource {
-    @inlinable @inline(__always) package func converted<P: BinaryFloatingPoint>(to _: P.Type) -> P { P(self) }
+    @inlinable @inline(__always) public func converted<P: BinaryFloatingPoint>(to _: P.Type) -> P { P(self) }
 }
 
 extension Double {

@@ -10,7 +10,7 @@ import Darwin
 
 /// The element types the recurrent, attention and loss kernels compute in: Float (also for
 /// float16 data) and Double.
-package protocol RecurrentScalar: BinaryFloatingPoint, TensorElement {
+public protocol RecurrentScalar: BinaryFloatingPoint, TensorElement {
     static func exponential(_ x: Self) -> Self
     static func hyperbolicTangent(_ x: Self) -> Self
     static func logarithm(_ x: Self) -> Self
@@ -19,13 +19,13 @@ package protocol RecurrentScalar: BinaryFloatingPoint, TensorElement {
 // `exponential` and `logarithm` come from ``WideFloat``.
 extension Float: RecurrentScalar {
     /// `tanh(x) = 1 − 2 / (e²ˣ + 1)`, vectorisable; near 0 the absolute error stays around 1e-7.
-    @inlinable @inline(__always) package static func hyperbolicTangent(_ x: Float) -> Float {
+    @inlinable @inline(__always) public static func hyperbolicTangent(_ x: Float) -> Float {
         1 - 2 / (NormalizationLoops.exp(2 * x) + 1)
     }
 }
 
 extension Double: RecurrentScalar {
-    @inlinable @inline(__always) package static func hyperbolicTangent(_ x: Double) -> Double { tanh(x) }
+    @inlinable @inline(__always) public static func hyperbolicTangent(_ x: Double) -> Double { tanh(x) }
 }
 
 /// An activation function of the ONNX recurrent operators (the `activations` attribute).

@@ -52,7 +52,7 @@
 ///
 /// `at` is the output's flat index, for operations with per-output state (ReduceLogSumExp's
 /// maxima).
-@usableFromInline package protocol ReductionOperation {
+public protocol ReductionOperation {
     associatedtype Element
     associatedtype Accumulator
     associatedtype Output
