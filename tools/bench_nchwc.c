@@ -1,10 +1,9 @@
 /*
- * Throughput of the NCHWc direct convolution (Sources/CKernels/nchwc.c) on the layers of
+ * Throughput of the NCHWc direct convolution (Sources/CKernels/nchwc_avx512.c) on the layers of
  * ResNet-18, MobileNetV2 and SqueezeNet, one thread, warm caches, against the core's FMA peak,
  * and a check of the AVX-512 tile against the portable loop. Not part of the product:
  *
- *   cc -O2 -I Sources/CKernels/include tools/bench_nchwc.c Sources/CKernels/nchwc.c Sources/CKernels/cpu.c -lm \
- *      -o /tmp/bench_nchwc
+ *   cc -O2 -I Sources/CKernels/include tools/bench_nchwc.c Sources/CKernels/*.c -lm -lpthread -o /tmp/bench_nchwc
  *   /tmp/bench_nchwc [peak GFLOP/s, e.g. from tools/peak_flops.c]
  *
  * Prints a markdown table: median time of repeated whole-layer calls, GFLOP/s, % of peak, and

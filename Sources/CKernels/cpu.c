@@ -1,7 +1,7 @@
-#include "onyx_kernels.h"
+#include "isa.h"
 
 onyx_isa onyx_cpu_best_isa(void) {
-#if defined(__x86_64__) || defined(__i386__)
+#ifdef ONYX_X86
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f")) return ONYX_ISA_AVX512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return ONYX_ISA_AVX2;

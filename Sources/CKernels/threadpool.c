@@ -11,7 +11,7 @@
  * the task of, and a helper that is not scheduled at all costs nothing: the caller claims its parts.
  */
 #define _GNU_SOURCE
-#include "onyx_kernels.h"
+#include "isa.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -19,8 +19,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
+#ifdef ONYX_X86
 #define ONYX_RELAX() _mm_pause()
 #elif defined(__aarch64__)
 #define ONYX_RELAX() __asm__ __volatile__("yield")

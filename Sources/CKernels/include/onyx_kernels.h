@@ -20,6 +20,19 @@ typedef enum {
 /* The best variant this CPU (and OS, for AVX state) supports. */
 onyx_isa onyx_cpu_best_isa(void);
 
+/*
+ * The kernel tables' coverage (dispatch.c). Every entry point below that takes an onyx_isa calls
+ * that ISA's kernel; an ISA without its own kernel for an entry inherits the next lower ISA's
+ * (AVX-512 → AVX2 → portable). Kernels are numbered 0 ..< onyx_kernel_count(), named as their
+ * entry points without the `onyx_` prefix (onyx_kernel_name returns NULL past the count).
+ * onyx_kernel_is_native: 1 when `isa` has its own implementation of the kernel (portable always),
+ * 0 when inherited. onyx_kernel_entry: the function `isa`'s table calls (NULL past the count).
+ */
+size_t onyx_kernel_count(void);
+const char *onyx_kernel_name(size_t index);
+int onyx_kernel_is_native(onyx_isa isa, size_t index);
+const void *onyx_kernel_entry(onyx_isa isa, size_t index);
+
 /* What is applied to a GEMM tile as it is stored, after the last block of K. */
 typedef struct {
     const float *bias_row; /* bias_row[i] added to row i of the tile (Conv: per output channel), or NULL */
@@ -110,7 +123,7 @@ void onyx_clip_f32(onyx_isa isa, const float *x, float *y, size_t n, float lo, f
 void onyx_add_f32(onyx_isa isa, const float *a, const float *b, float *y, size_t n);
 
 /*
- * NCHWc (nchwc.c): the blocked channel layout of conv chains. An image is [ceil(C/16)][H][W][16],
+ * NCHWc (nchwc*.c): the blocked channel layout of conv chains. An image is [ceil(C/16)][H][W][16],
  * a block's 16 channels innermost (one AVX-512 vector per pixel); lanes past C are zero and every
  * kernel here keeps them zero as long as a clamp's range contains 0.
  */

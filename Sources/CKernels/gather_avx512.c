@@ -1,17 +1,14 @@
-/*
- * Strided row gathers: dst[i] = src[i * stride] for i < n. Splitting a convolution's input into
- * stride phases is one such gather per row; stride 2 takes the even lanes of two loads.
- */
-#include "onyx_kernels.h"
-
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define ONYX_X86 1
-#endif
+/* AVX-512 strided gather (gather_portable.c) for stride 2: the even lanes of two loads. */
+#include "isa.h"
 
 #ifdef ONYX_X86
-__attribute__((target("avx512f")))
-static void gather2_avx512(const float *src, float *dst, size_t n) {
+
+ONYX_AVX512
+static void gather_avx512(const float *src, float *dst, size_t n, size_t stride) {
+    if (stride != 2) {
+        onyx_kernels(ONYX_ISA_AVX2)->gather_strided(src, dst, n, stride);
+        return;
+    }
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -29,12 +26,7 @@ static void gather2_avx512(const float *src, float *dst, size_t n) {
         _mm512_mask_storeu_ps(dst + i, (__mmask16)((1u << lanes) - 1), _mm512_permutex2var_ps(a, even, b));
     }
 }
-#endif
 
-void onyx_gather_strided(onyx_isa isa, const float *src, float *dst, size_t n, size_t stride) {
-#ifdef ONYX_X86
-    if (isa == ONYX_ISA_AVX512 && stride == 2) { gather2_avx512(src, dst, n); return; }
+const onyx_kernel_table onyx_gather_avx512 = {.gather_strided = gather_avx512};
+
 #endif
-    (void)isa;
-    for (size_t i = 0; i < n; i++) dst[i] = src[i * stride];
-}

@@ -1,32 +1,14 @@
-/*
- * Max pooling's inner loops. The vertical pass folds input rows into one row with a running max;
- * the horizontal pass turns that row (padding already −∞) into an output row,
- * out[ox] = max over kx of row[ox·stride + kx·dilation]. Stride 2 (ResNet's, SqueezeNet's and
- * LeNet's pools) takes the even lanes of two loads with a permute. NaN handling matches the scalar
- * loops: a NaN tap is skipped unless the first tap was NaN.
- */
-#include "onyx_kernels.h"
-
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define ONYX_X86 1
-#endif
-
-static void max_row_portable(const float *row, float *out, size_t n, size_t stride, size_t kernel, size_t dilation) {
-    for (size_t ox = 0; ox < n; ox++) {
-        const float *window = row + ox * stride;
-        float best = window[0];
-        for (size_t kx = 1; kx < kernel; kx++) {
-            float v = window[kx * dilation];
-            best = v > best ? v : best;
-        }
-        out[ox] = best;
-    }
-}
+/* AVX-512 max pooling (pooling_portable.c): stride 2 takes the even lanes of two loads with a permute. */
+#include "isa.h"
 
 #ifdef ONYX_X86
-__attribute__((target("avx512f")))
+
+ONYX_AVX512
 static void max_row_avx512(const float *row, float *out, size_t n, size_t stride, size_t kernel, size_t dilation) {
+    if ((stride != 1 && stride != 2) || kernel < 1) {
+        onyx_kernels(ONYX_ISA_AVX2)->max_window_row(row, out, n, stride, kernel, dilation);
+        return;
+    }
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     for (size_t ox = 0; ox < n; ox += 16) {
         size_t lanes = n - ox < 16 ? n - ox : 16;
@@ -47,10 +29,8 @@ static void max_row_avx512(const float *row, float *out, size_t n, size_t stride
         _mm512_mask_storeu_ps(out + ox, m, best);
     }
 }
-#endif
 
-#ifdef ONYX_X86
-__attribute__((target("avx512f")))
+ONYX_AVX512
 static void max_into_avx512(float *dst, const float *src, size_t n) {
     size_t i = 0;
     for (; i + 16 <= n; i += 16)
@@ -60,43 +40,8 @@ static void max_into_avx512(float *dst, const float *src, size_t n) {
         _mm512_mask_storeu_ps(dst + i, m, _mm512_max_ps(_mm512_maskz_loadu_ps(m, src + i), _mm512_maskz_loadu_ps(m, dst + i)));
     }
 }
-#endif
 
-void onyx_max_into(onyx_isa isa, float *dst, const float *src, size_t n) {
-#ifdef ONYX_X86
-    if (isa == ONYX_ISA_AVX512) { max_into_avx512(dst, src, n); return; }
-#endif
-    (void)isa;
-    for (size_t i = 0; i < n; i++) dst[i] = src[i] > dst[i] ? src[i] : dst[i];
-}
-
-void onyx_max_window_row(onyx_isa isa, const float *row, float *out, size_t n, size_t stride, size_t kernel,
-                         size_t dilation) {
-#ifdef ONYX_X86
-    if (isa == ONYX_ISA_AVX512 && (stride == 1 || stride == 2) && kernel >= 1) {
-        max_row_avx512(row, out, n, stride, kernel, dilation);
-        return;
-    }
-#endif
-    (void)isa;
-    max_row_portable(row, out, n, stride, kernel < 1 ? 1 : kernel, dilation);
-}
-
-/* 2×2 windows at stride 2, unpadded: both input rows and both columns of each window in one pass.
- * Same tap order and NaN handling as the separable path (rows first, then columns). */
-static void max_pool_2x2_portable(const float *src, float *dst, size_t in_w, size_t out_h, size_t out_w) {
-    for (size_t oy = 0; oy < out_h; oy++) {
-        const float *r0 = src + 2 * oy * in_w, *r1 = r0 + in_w;
-        for (size_t ox = 0; ox < out_w; ox++) {
-            float left = r1[2 * ox] > r0[2 * ox] ? r1[2 * ox] : r0[2 * ox];
-            float right = r1[2 * ox + 1] > r0[2 * ox + 1] ? r1[2 * ox + 1] : r0[2 * ox + 1];
-            dst[oy * out_w + ox] = right > left ? right : left;
-        }
-    }
-}
-
-#ifdef ONYX_X86
-__attribute__((target("avx512f")))
+ONYX_AVX512
 static void max_pool_2x2_avx512(const float *src, float *dst, size_t in_w, size_t out_h, size_t out_w) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
@@ -116,12 +61,11 @@ static void max_pool_2x2_avx512(const float *src, float *dst, size_t in_w, size_
         }
     }
 }
-#endif
 
-void onyx_max_pool_2x2(onyx_isa isa, const float *src, float *dst, size_t in_w, size_t out_h, size_t out_w) {
-#ifdef ONYX_X86
-    if (isa == ONYX_ISA_AVX512) { max_pool_2x2_avx512(src, dst, in_w, out_h, out_w); return; }
+const onyx_kernel_table onyx_pooling_avx512 = {
+    .max_window_row = max_row_avx512,
+    .max_into = max_into_avx512,
+    .max_pool_2x2 = max_pool_2x2_avx512,
+};
+
 #endif
-    (void)isa;
-    max_pool_2x2_portable(src, dst, in_w, out_h, out_w);
-}

@@ -1,0 +1,15 @@
+/* Elementwise loops the kernels share: the clamp of a fused Relu/Clip, a fused residual add. */
+#include "isa.h"
+
+static void clip_portable(const float *x, float *y, size_t n, float lo, float hi) {
+    for (size_t i = 0; i < n; i++) { float v = x[i]; v = v < lo ? lo : v; y[i] = v > hi ? hi : v; }
+}
+
+static void add_portable(const float *a, const float *b, float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+}
+
+const onyx_kernel_table onyx_elementwise_portable = {
+    .clip_f32 = clip_portable,
+    .add_f32 = add_portable,
+};

@@ -1,0 +1,97 @@
+/*
+ * What the kernel files share (private to the target): the x86 guard, the target attributes the
+ * ISA-specific functions are compiled with, and the kernel table.
+ *
+ * Every public entry point taking an onyx_isa is one lookup in that ISA's table (dispatch.c).
+ * Each kernel file `<family>_<isa>.c` defines a partial table, `onyx_<family>_<isa>`, naming the
+ * kernels it implements; dispatch.c merges them once per process, and an entry an ISA leaves NULL
+ * inherits the next lower ISA's (AVX-512 → AVX2 → portable). The x86 files compile to nothing
+ * elsewhere, where every ISA's table is the portable one.
+ */
+#ifndef ONYX_ISA_H
+#define ONYX_ISA_H
+
+#include "onyx_kernels.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define ONYX_X86 1
+#endif
+
+/* Per-function targets: the rest of the target is built for the baseline CPU. */
+#define ONYX_AVX2 __attribute__((target("avx2,fma")))
+#define ONYX_AVX512 __attribute__((target("avx512f")))
+
+/* Fully unrolls a loop of constant trip count, so that arrays of vectors indexed by it stay in registers. */
+#ifdef __clang__
+#define ONYX_UNROLL _Pragma("clang loop unroll(full)")
+#else
+#define ONYX_UNROLL _Pragma("GCC unroll 16")
+#endif
+
+enum { ONYX_ISA_COUNT = ONYX_ISA_AVX512 + 1 };
+
+/* The kernels of the table, in the order onyx_kernel_name numbers them. */
+#define ONYX_KERNEL_LIST(X)                                                                              \
+    X(sgemm_tile) X(sgemm_tile_rows) X(sgemm_tile_transposed) X(sgemv_panel)                             \
+    X(depthwise_plane)                                                                                   \
+    X(max_window_row) X(max_into) X(max_pool_2x2) X(gather_strided)                                      \
+    X(clip_f32) X(add_f32)                                                                               \
+    X(nchwc_conv) X(nchwc_depthwise) X(nchwc_pool) X(nchwc_reorder_in) X(nchwc_reorder_out)
+
+typedef void (*onyx_sgemm_tile_fn)(size_t k, const float *a, const float *b, float *c, size_t ldc, size_t m,
+                                   size_t n, int accumulate, const onyx_epilogue *epilogue);
+
+/* One ISA's kernels: the public entry points of the same names without the isa argument. */
+typedef struct {
+    /*
+     * SGEMM register-tile sizes. Strips are packed for sgemm_mr and panels for sgemm_nr, so the
+     * four sgemm kernels of a table come from one ISA: sgemm_mr and sgemm_nr travel with
+     * sgemm_tile, sgemm_transposed_mr (0: no transposed tile) with sgemm_tile_transposed.
+     */
+    size_t sgemm_mr, sgemm_nr, sgemm_transposed_mr;
+    onyx_sgemm_tile_fn sgemm_tile;
+    void (*sgemm_tile_rows)(size_t k, const float *a, const float *b, const ptrdiff_t *row_offsets, float *c,
+                            size_t ldc, size_t m, size_t n, int accumulate, const onyx_epilogue *epilogue);
+    onyx_sgemm_tile_fn sgemm_tile_transposed;
+    void (*sgemv_panel)(size_t k, const float *a, const float *b, float *c, size_t n, int accumulate,
+                        const onyx_epilogue *epilogue);
+
+    void (*depthwise_plane)(const float *input, const float *filter, float bias, float *output,
+                            const onyx_depthwise_geometry *g, int apply_clip, float clip_min, float clip_max);
+
+    void (*max_window_row)(const float *row, float *out, size_t n, size_t stride, size_t kernel, size_t dilation);
+    void (*max_into)(float *dst, const float *src, size_t n);
+    void (*max_pool_2x2)(const float *src, float *dst, size_t in_w, size_t out_h, size_t out_w);
+    void (*gather_strided)(const float *src, float *dst, size_t n, size_t stride);
+
+    void (*clip_f32)(const float *x, float *y, size_t n, float lo, float hi);
+    void (*add_f32)(const float *a, const float *b, float *y, size_t n);
+
+    void (*nchwc_conv)(const onyx_nchwc_geometry *g, const float *input, const float *filter, const float *bias,
+                       float *output, size_t group_begin, size_t group_end, size_t row_begin, size_t row_end,
+                       int accumulate, int apply_clip, float clip_min, float clip_max);
+    void (*nchwc_depthwise)(const onyx_nchwc_geometry *g, const float *input, const float *filter,
+                            const float *bias, float *output, size_t block_begin, size_t block_end,
+                            size_t row_begin, size_t row_end, int apply_clip, float clip_min, float clip_max);
+    void (*nchwc_pool)(onyx_nchwc_pool_kind kind, const onyx_nchwc_geometry *g, const float *input, float *output,
+                       size_t block_begin, size_t block_end);
+    void (*nchwc_reorder_in)(const float *src, size_t channels, size_t area, float *dst, size_t block_begin,
+                             size_t block_end);
+    void (*nchwc_reorder_out)(const float *src, size_t channels, size_t area, float *dst, size_t block_begin,
+                              size_t block_end);
+} onyx_kernel_table;
+
+/* The complete table of `isa` (an unknown value gets the portable one). */
+const onyx_kernel_table *onyx_kernels(onyx_isa isa);
+
+/* The partial tables of the kernel files. */
+extern const onyx_kernel_table onyx_sgemm_portable, onyx_depthwise_portable, onyx_pooling_portable,
+    onyx_gather_portable, onyx_elementwise_portable, onyx_nchwc_portable;
+#ifdef ONYX_X86
+extern const onyx_kernel_table onyx_sgemm_avx2, onyx_depthwise_avx2, onyx_elementwise_avx2;
+extern const onyx_kernel_table onyx_sgemm_avx512, onyx_depthwise_avx512, onyx_pooling_avx512, onyx_gather_avx512,
+    onyx_nchwc_avx512;
+#endif
+
+#endif

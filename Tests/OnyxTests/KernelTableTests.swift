@@ -1,0 +1,56 @@
+import CKernels
+import Foundation
+import Testing
+
+/// The C kernel tables (`Sources/CKernels/dispatch.c`): every entry set for every ISA, and the
+/// coverage table in docs/architecture.md as the tables say.
+@Suite struct KernelTableTests {
+    /// The ISAs in the columns of the coverage table, best first.
+    static let columns: [(isa: onyx_isa, name: String)] = [
+        (ONYX_ISA_AVX512, "AVX-512"), (ONYX_ISA_AVX2, "AVX2"), (ONYX_ISA_PORTABLE, "portable"),
+    ]
+
+    static func name(_ index: Int) -> String { String(cString: onyx_kernel_name(index)) }
+
+    @Test func everyEntryIsSet() {
+        let count = onyx_kernel_count()
+        #expect(count > 0)
+        #expect(onyx_kernel_name(count) == nil)
+        for index in 0..<count {
+            for (isa, column) in Self.columns {
+                #expect(onyx_kernel_entry(isa, index) != nil, "\(Self.name(index)) \(column)")
+            }
+            #expect(onyx_kernel_is_native(ONYX_ISA_PORTABLE, index) == 1, "\(Self.name(index))")
+            // An entry is inherited exactly when it is the lower ISA's.
+            for (isa, lower) in [(ONYX_ISA_AVX512, ONYX_ISA_AVX2), (ONYX_ISA_AVX2, ONYX_ISA_PORTABLE)] {
+                let inherited = onyx_kernel_entry(isa, index) == onyx_kernel_entry(lower, index)
+                #expect((onyx_kernel_is_native(isa, index) == 1) == !inherited, "\(Self.name(index))")
+            }
+        }
+    }
+
+    /// The doc's cell for kernel `index` in column `position`: ✓, or → the ISA whose kernel runs.
+    static func cell(_ index: Int, _ position: Int) -> String {
+        if onyx_kernel_is_native(columns[position].isa, index) == 1 { return "✓" }
+        let source = columns[(position + 1)...].first { onyx_kernel_is_native($0.isa, index) == 1 }
+        return "→ \(source?.name ?? "?")"
+    }
+
+    @Test func documentedCoverageMatchesTheTables() throws {
+        #if arch(x86_64) || arch(i386)
+        let doc = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../docs/architecture.md")
+        let text = try String(contentsOf: doc, encoding: .utf8)
+        let section = try #require(text.components(separatedBy: "### C kernel coverage").dropFirst().first)
+        let rows = section.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+            .drop { !$0.hasPrefix("|") }.prefix { $0.hasPrefix("|") }.dropFirst(2)
+        let documented = rows.map { row in
+            row.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        let expected = (0..<onyx_kernel_count()).map { index in
+            ["`\(Self.name(index))`"] + Self.columns.indices.map { Self.cell(index, $0) }
+        }
+        #expect(documented == expected)
+        #endif
+    }
+}
