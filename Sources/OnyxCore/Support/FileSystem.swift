@@ -7,7 +7,7 @@ import Darwin
 #endif
 
 /// The few file operations the runtime needs, without Foundation.
-package enum FileSystem {
+@usableFromInline package enum FileSystem {
     /// Reads `byteCount` bytes at `offset` of the file at `path` (the whole file when `byteCount` is nil).
     ///
     /// - Throws: ``OnyxError`` `.io` if the file cannot be opened or is shorter than asked,
@@ -42,7 +42,7 @@ package enum FileSystem {
 
     /// Opens the regular file at `path` and checks that `byteCount` bytes (the rest of the file when
     /// nil) at `offset` exist and are within `limit`; calls `body` with the descriptor and count.
-    private static func withOpenRange<R>(
+    @usableFromInline package static func withOpenRange<R>(
         _ path: String, offset: Int, byteCount: Int?, limit: Int, _ body: (Int32, Int) throws -> R
     ) throws -> R {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -63,7 +63,7 @@ package enum FileSystem {
     }
 
     /// Reads exactly `count` bytes at `offset` of `fd`, or throws (a file that shrank meanwhile).
-    private static func readFully(_ fd: Int32, _ path: String, into buffer: UnsafeMutableRawPointer, count: Int, at offset: Int) throws {
+    @usableFromInline package static func readFully(_ fd: Int32, _ path: String, into buffer: UnsafeMutableRawPointer, count: Int, at offset: Int) throws {
         var done = 0
         while done < count {
             let n = pread(fd, buffer + done, count - done, off_t(offset + done))

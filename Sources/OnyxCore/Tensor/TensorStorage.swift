@@ -3,7 +3,7 @@
 ///
 /// Immutable once shared: ``Tensor`` copies it before writing if it is not uniquely referenced,
 /// and always before writing to lent memory.
-package final class TensorStorage: @unchecked Sendable {
+@usableFromInline package final class TensorStorage: @unchecked Sendable {
     package static let alignment = 64
 
     package let bytes: UnsafeMutableRawPointer

@@ -1,5 +1,5 @@
 /// A concrete tensor type: element type and fixed extents.
-package struct TensorDescriptor: Hashable, Sendable, CustomStringConvertible {
+@usableFromInline package struct TensorDescriptor: Hashable, Sendable, CustomStringConvertible {
     package var dataType: DataType
     package var shape: [Int]
 
@@ -11,16 +11,16 @@ package struct TensorDescriptor: Hashable, Sendable, CustomStringConvertible {
     package var elementCount: Int { shape.reduce(1, *) }
     package var byteCount: Int { elementCount * dataType.byteWidth }
     package var rank: Int { shape.count }
-    package var description: String { "\(dataType)\(shape)" }
+    @usableFromInline package var description: String { "\(dataType)\(shape)" }
 }
 
 /// A tensor as a kernel sees it during a run: type, shape, and a pointer to its bytes.
-package struct TensorView {
+@usableFromInline package struct TensorView {
     package let dataType: DataType
     package let shape: [Int]
-    package let data: UnsafeMutableRawPointer
+    @usableFromInline package let data: UnsafeMutableRawPointer
 
-    package var elementCount: Int { shape.reduce(1, *) }
+    @usableFromInline package var elementCount: Int { shape.reduce(1, *) }
     package var byteCount: Int { elementCount * dataType.byteWidth }
     package var rank: Int { shape.count }
 

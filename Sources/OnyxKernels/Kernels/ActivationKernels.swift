@@ -1,7 +1,7 @@
 internal import CKernels
 
 /// Vectorised activations for float32, through the C micro-kernels.
-package enum ActivationKernels {
+@usableFromInline package enum ActivationKernels {
     /// `y[i] = min(max(x[i], min), max)`; `x` and `y` may be the same buffer.
     package static func clip(
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, min: Float, max: Float,

@@ -13,7 +13,7 @@ package func broadcastShapes(_ a: [Int], _ b: [Int]) throws -> [Int] {
 }
 
 /// NumPy-style (multidirectional) broadcasting of shapes.
-package enum Broadcasting {
+@usableFromInline package enum Broadcasting {
     /// The shape two shapes broadcast to.
     ///
     /// - Parameters:
@@ -48,7 +48,7 @@ package enum Broadcasting {
     }
 
     /// Element strides of `shape` seen through `outputShape` (0 along broadcast axes).
-    package static func strides(of shape: [Int], in outputShape: [Int]) -> [Int] {
+    @usableFromInline package static func strides(of shape: [Int], in outputShape: [Int]) -> [Int] {
         let rank = outputShape.count
         var strides = [Int](repeating: 0, count: rank)
         var step = 1
@@ -71,19 +71,19 @@ package enum Broadcasting {
 /// are walked with an odometer, so no division happens per row.
 ///
 /// The plan points into stack memory; it lives only inside ``withPlan(_:_:output:_:)``.
-package struct BinaryBroadcastPlan {
+@usableFromInline package struct BinaryBroadcastPlan {
     /// Elements per row (the innermost coalesced axis).
-    package let rowLength: Int
+    @usableFromInline package let rowLength: Int
     /// Output elements in all.
-    package let elementCount: Int
+    @usableFromInline package let elementCount: Int
     /// Elements input A (B) advances per element along a row: 1, or 0 if it repeats one value.
-    package let stepA: Int
-    package let stepB: Int
+    @usableFromInline package let stepA: Int
+    @usableFromInline package let stepB: Int
     /// Coalesced outer axes, innermost first.
-    package let outerRank: Int
-    private let extents: UnsafePointer<Int>
-    private let stridesA: UnsafePointer<Int>
-    private let stridesB: UnsafePointer<Int>
+    @usableFromInline package let outerRank: Int
+    @usableFromInline package let extents: UnsafePointer<Int>
+    @usableFromInline package let stridesA: UnsafePointer<Int>
+    @usableFromInline package let stridesB: UnsafePointer<Int>
 
     /// Builds the plan for inputs of shapes `a` and `b` broadcast to `output`, and passes it to `body`.
     ///
@@ -173,6 +173,17 @@ package struct BinaryBroadcastPlan {
                 }
             }
         }
+    }
+
+    @usableFromInline package init(rowLength: Int, elementCount: Int, stepA: Int, stepB: Int, outerRank: Int, extents: UnsafePointer<Int>, stridesA: UnsafePointer<Int>, stridesB: UnsafePointer<Int>) {
+        self.rowLength = rowLength
+        self.elementCount = elementCount
+        self.stepA = stepA
+        self.stepB = stepB
+        self.outerRank = outerRank
+        self.extents = extents
+        self.stridesA = stridesA
+        self.stridesB = stridesB
     }
 }
 

@@ -8,7 +8,7 @@ import OnyxCore
 /// - integer → integer keeps the low bits (two's complement wrap), as C does.
 /// - integer or float → float rounds to nearest, ties to even; too large becomes ±infinity.
 /// - anything → bool is `x != 0` (NaN is true); bool → anything is 0 or 1.
-package enum Casting {
+@usableFromInline package enum Casting {
     /// Converts `count` elements of `source` (of type `from`) into `destination` (of type `to`).
     ///
     /// The buffers must not overlap unless they are the same and the types are equal.
@@ -82,8 +82,8 @@ package enum Casting {
 }
 
 /// A bool element as stored: one byte, any nonzero value read as true.
-package struct BoolByte {
-    package var raw: UInt8
+@usableFromInline package struct BoolByte {
+    @usableFromInline package var raw: UInt8
 
     package init(raw: UInt8) {
         self.raw = raw
@@ -94,7 +94,7 @@ package struct BoolByte {
 ///
 /// Every conversion is spelled out per concrete type: the generic stdlib conversions
 /// (`T(someFloat)` with `T: FixedWidthInteger`) stay slow even when specialised.
-public protocol CastSource {
+@usableFromInline package protocol CastSource {
     var castFloat: Float { get }
     var castDouble: Double { get }
     var castFloat16: Float16 { get }
@@ -103,7 +103,7 @@ public protocol CastSource {
 }
 
 /// An integer type Casting can convert to.
-public protocol CastInteger: FixedWidthInteger {
+@usableFromInline package protocol CastInteger: FixedWidthInteger {
     /// Truncates toward zero; out-of-range values clamp to `min`/`max`; NaN → 0.
     static func saturating(_ v: Float) -> Self
     /// Truncates toward zero; out-of-range values clamp to `min`/`max`; NaN → 0.
@@ -112,69 +112,69 @@ public protocol CastInteger: FixedWidthInteger {
 
 // Bounds are powers of two, exact in Float and Double: v ≥ 2^(bits) (or 2^(bits-1)) is too large.
 extension Int8: CastInteger {
-    @inlinable @inline(__always) public static func saturating(_ v: Float) -> Int8 { v.isNaN ? 0 : v >= 128 ? .max : v <= -128 ? .min : Int8(v) }
-    @inlinable @inline(__always) public static func saturating(_ v: Double) -> Int8 { v.isNaN ? 0 : v >= 128 ? .max : v <= -128 ? .min : Int8(v) }
+    @inlinable @inline(__always) package static func saturating(_ v: Float) -> Int8 { v.isNaN ? 0 : v >= 128 ? .max : v <= -128 ? .min : Int8(v) }
+    @inlinable @inline(__always) package static func saturating(_ v: Double) -> Int8 { v.isNaN ? 0 : v >= 128 ? .max : v <= -128 ? .min : Int8(v) }
 }
 extension UInt8: CastInteger {
-    @inlinable @inline(__always) public static func saturating(_ v: Float) -> UInt8 { v.isNaN || v <= 0 ? 0 : v >= 256 ? .max : UInt8(v) }
-    @inlinable @inline(__always) public static func saturating(_ v: Double) -> UInt8 { v.isNaN || v <= 0 ? 0 : v >= 256 ? .max : UInt8(v) }
+    @inlinable @inline(__always) package static func saturating(_ v: Float) -> UInt8 { v.isNaN || v <= 0 ? 0 : v >= 256 ? .max : UInt8(v) }
+    @inlinable @inline(__always) package static func saturating(_ v: Double) -> UInt8 { v.isNaN || v <= 0 ? 0 : v >= 256 ? .max : UInt8(v) }
 }
 extension Int16: CastInteger {
-    @inlinable @inline(__always) public static func saturating(_ v: Float) -> Int16 { v.isNaN ? 0 : v >= 0x1p15 ? .max : v <= -0x1p15 ? .min : Int16(v) }
-    @inlinable @inline(__always) public static func saturating(_ v: Double) -> Int16 { v.isNaN ? 0 : v >= 0x1p15 ? .max : v <= -0x1p15 ? .min : Int16(v) }
+    @inlinable @inline(__always) package static func saturating(_ v: Float) -> Int16 { v.isNaN ? 0 : v >= 0x1p15 ? .max : v <= -0x1p15 ? .min : Int16(v) }
+    @inlinable @inline(__always) package static func saturating(_ v: Double) -> Int16 { v.isNaN ? 0 : v >= 0x1p15 ? .max : v <= -0x1p15 ? .min : Int16(v) }
 }
 extension UInt16: CastInteger {
-    @inlinable @inline(__always) public static func saturating(_ v: Float) -> UInt16 { v.isNaN || v <= 0 ? 0 : v >= 0x1p16 ? .max : UInt16(v) }
-    @inlinable @inline(__always) public static func saturating(_ v: Double) -> UInt16 { v.isNaN || v <= 0 ? 0 : v >= 0x1p16 ? .max : UInt16(v) }
+    @inlinable @inline(__always) package static func saturating(_ v: Float) -> UInt16 { v.isNaN || v <= 0 ? 0 : v >= 0x1p16 ? .max : UInt16(v) }
+    @inlinable @inline(__always) package static func saturating(_ v: Double) -> UInt16 { v.isNaN || v <= 0 ? 0 : v >= 0x1p16 ? .max : UInt16(v) }
 }
 extension Int32: CastInteger {
-    @inlinable @inline(__always) public static func saturating(_ v: Float) -> Int32 { v.isNaN ? 0 : v >= 0x1p31 ? .max : v <= -0x1p31 ? .min : Int32(v) }
-    @inlinable @inline(__always) public static func saturating(_ v: Double) -> Int32 { v.isNaN ? 0 : v >= 0x1p31 ? .max : v <= -0x1p31 ? .min : Int32(v) }
+    @inlinable @inline(__always) package static func saturating(_ v: Float) -> Int32 { v.isNaN ? 0 : v >= 0x1p31 ? .max : v <= -0x1p31 ? .min : Int32(v) }
+    @inlinable @inline(__always) package static func saturating(_ v: Double) -> Int32 { v.isNaN ? 0 : v >= 0x1p31 ? .max : v <= -0x1p31 ? .min : Int32(v) }
 }
 extension UInt32: CastInteger {
-    @inlinable @inline(__always) public static func saturating(_ v: Float) -> UInt32 { v.isNaN || v <= 0 ? 0 : v >= 0x1p32 ? .max : UInt32(v) }
-    @inlinable @inline(__always) public static func saturating(_ v: Double) -> UInt32 { v.isNaN || v <= 0 ? 0 : v >= 0x1p32 ? .max : UInt32(v) }
+    @inlinable @inline(__always) package static func saturating(_ v: Float) -> UInt32 { v.isNaN || v <= 0 ? 0 : v >= 0x1p32 ? .max : UInt32(v) }
+    @inlinable @inline(__always) package static func saturating(_ v: Double) -> UInt32 { v.isNaN || v <= 0 ? 0 : v >= 0x1p32 ? .max : UInt32(v) }
 }
 extension Int64: CastInteger {
-    @inlinable @inline(__always) public static func saturating(_ v: Float) -> Int64 { v.isNaN ? 0 : v >= 0x1p63 ? .max : v <= -0x1p63 ? .min : Int64(v) }
-    @inlinable @inline(__always) public static func saturating(_ v: Double) -> Int64 { v.isNaN ? 0 : v >= 0x1p63 ? .max : v <= -0x1p63 ? .min : Int64(v) }
+    @inlinable @inline(__always) package static func saturating(_ v: Float) -> Int64 { v.isNaN ? 0 : v >= 0x1p63 ? .max : v <= -0x1p63 ? .min : Int64(v) }
+    @inlinable @inline(__always) package static func saturating(_ v: Double) -> Int64 { v.isNaN ? 0 : v >= 0x1p63 ? .max : v <= -0x1p63 ? .min : Int64(v) }
 }
 extension UInt64: CastInteger {
-    @inlinable @inline(__always) public static func saturating(_ v: Float) -> UInt64 { v.isNaN || v <= 0 ? 0 : v >= 0x1p64 ? .max : UInt64(v) }
-    @inlinable @inline(__always) public static func saturating(_ v: Double) -> UInt64 { v.isNaN || v <= 0 ? 0 : v >= 0x1p64 ? .max : UInt64(v) }
+    @inlinable @inline(__always) package static func saturating(_ v: Float) -> UInt64 { v.isNaN || v <= 0 ? 0 : v >= 0x1p64 ? .max : UInt64(v) }
+    @inlinable @inline(__always) package static func saturating(_ v: Double) -> UInt64 { v.isNaN || v <= 0 ? 0 : v >= 0x1p64 ? .max : UInt64(v) }
 }
 
 extension Float: CastSource {
-    @inlinable @inline(__always) public var castFloat: Float { self }
-    @inlinable @inline(__always) public var castDouble: Double { Double(self) }
-    @inlinable @inline(__always) public var castFloat16: Float16 { Float16(bitPattern: HalfBits.fromFloat(bitPattern)) }
-    @inlinable @inline(__always) public var castIsNonzero: Bool { self != 0 }
-    @inlinable @inline(__always) public func castInteger<T: CastInteger>(_ type: T.Type) -> T { T.saturating(self) }
+    @inlinable @inline(__always) package var castFloat: Float { self }
+    @inlinable @inline(__always) package var castDouble: Double { Double(self) }
+    @inlinable @inline(__always) package var castFloat16: Float16 { Float16(bitPattern: HalfBits.fromFloat(bitPattern)) }
+    @inlinable @inline(__always) package var castIsNonzero: Bool { self != 0 }
+    @inlinable @inline(__always) package func castInteger<T: CastInteger>(_ type: T.Type) -> T { T.saturating(self) }
 }
 
 extension Double: CastSource {
-    @inlinable @inline(__always) public var castFloat: Float { Float(self) }
-    @inlinable @inline(__always) public var castDouble: Double { self }
-    @inlinable @inline(__always) public var castFloat16: Float16 { Float16(self) }  // one rounding; via Float would round twice
-    @inlinable @inline(__always) public var castIsNonzero: Bool { self != 0 }
-    @inlinable @inline(__always) public func castInteger<T: CastInteger>(_ type: T.Type) -> T { T.saturating(self) }
+    @inlinable @inline(__always) package var castFloat: Float { Float(self) }
+    @inlinable @inline(__always) package var castDouble: Double { self }
+    @inlinable @inline(__always) package var castFloat16: Float16 { Float16(self) }  // one rounding; via Float would round twice
+    @inlinable @inline(__always) package var castIsNonzero: Bool { self != 0 }
+    @inlinable @inline(__always) package func castInteger<T: CastInteger>(_ type: T.Type) -> T { T.saturating(self) }
 }
 
 extension Float16: CastSource {
-    @inlinable @inline(__always) public var castFloat: Float { Float(bitPattern: HalfBits.toFloat(bitPattern)) }
-    @inlinable @inline(__always) public var castDouble: Double { Double(castFloat) }
-    @inlinable @inline(__always) public var castFloat16: Float16 { self }
-    @inlinable @inline(__always) public var castIsNonzero: Bool { bitPattern & 0x7FFF != 0 }
-    @inlinable @inline(__always) public func castInteger<T: CastInteger>(_ type: T.Type) -> T { T.saturating(castFloat) }
+    @inlinable @inline(__always) package var castFloat: Float { Float(bitPattern: HalfBits.toFloat(bitPattern)) }
+    @inlinable @inline(__always) package var castDouble: Double { Double(castFloat) }
+    @inlinable @inline(__always) package var castFloat16: Float16 { self }
+    @inlinable @inline(__always) package var castIsNonzero: Bool { bitPattern & 0x7FFF != 0 }
+    @inlinable @inline(__always) package func castInteger<T: CastInteger>(_ type: T.Type) -> T { T.saturating(castFloat) }
 }
 
 extension CastSource where Self: FixedWidthInteger {
-    @inlinable @inline(__always) public var castFloat: Float { Float(self) }
-    @inlinable @inline(__always) public var castDouble: Double { Double(self) }
+    @inlinable @inline(__always) package var castFloat: Float { Float(self) }
+    @inlinable @inline(__always) package var castDouble: Double { Double(self) }
     // Through Float: a second rounding could only matter above 2^24, where the half is infinite anyway.
-    @inlinable @inline(__always) public var castFloat16: Float16 { Float16(bitPattern: HalfBits.fromFloat(Float(self).bitPattern)) }
-    @inlinable @inline(__always) public var castIsNonzero: Bool { self != 0 }
-    @inlinable @inline(__always) public func castInteger<T: CastInteger>(_ type: T.Type) -> T { T(truncatingIfNeeded: self) }
+    @inlinable @inline(__always) package var castFloat16: Float16 { Float16(bitPattern: HalfBits.fromFloat(Float(self).bitPattern)) }
+    @inlinable @inline(__always) package var castIsNonzero: Bool { self != 0 }
+    @inlinable @inline(__always) package func castInteger<T: CastInteger>(_ type: T.Type) -> T { T(truncatingIfNeeded: self) }
 }
 
 extension Int8: CastSource {}

@@ -2,7 +2,7 @@ internal import CKernels
 import OnyxCore
 
 /// The geometry of one 2-D convolution or pooling window (1-D uses height 1).
-package struct ConvolutionGeometry: Hashable {
+@usableFromInline package struct ConvolutionGeometry: Hashable {
     package var inputHeight: Int, inputWidth: Int
     package var kernelHeight: Int, kernelWidth: Int
     package var strideY: Int, strideX: Int
@@ -39,8 +39,8 @@ package struct ConvolutionGeometry: Hashable {
 /// One spatial axis of a sliding window (Conv, the pools and their NCHWc forms): the output
 /// extent and the pads before and after, from auto_pad or the explicit pads. Callers check that
 /// the window fits as their operator requires.
-package enum WindowAxis {
-    package enum AutoPad: String, Sendable { case notSet = "NOTSET", sameUpper = "SAME_UPPER", sameLower = "SAME_LOWER", valid = "VALID" }
+@usableFromInline package enum WindowAxis {
+    @usableFromInline package enum AutoPad: String, Sendable { case notSet = "NOTSET", sameUpper = "SAME_UPPER", sameLower = "SAME_LOWER", valid = "VALID" }
 
     /// `span` is the padded input's extent minus the window's (negative when the window does not fit).
     package static func resolve(
@@ -66,7 +66,7 @@ package enum WindowAxis {
 }
 
 /// Resolving spatial attributes (kernel_shape, strides, dilations, pads, auto_pad) against input shapes.
-package struct SpatialAttributes: Sendable {
+@usableFromInline package struct SpatialAttributes: Sendable {
     package var kernelShape: [Int]?
     package var strides: [Int]?
     package var dilations: [Int]?
@@ -131,7 +131,7 @@ package struct SpatialAttributes: Sendable {
     }
 }
 
-package enum Convolution {
+@usableFromInline package enum Convolution {
     /// Writes im2col of `image` (`channels` planes of the input) straight into packed B panels:
     /// row `p = (c, ky, kx)`, column = output pixel, zero where the window reads padding.
     ///

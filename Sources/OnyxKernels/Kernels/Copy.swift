@@ -1,5 +1,5 @@
 /// Moving bytes between tensors without looking at their element type.
-package enum ByteCopy {
+@usableFromInline package enum ByteCopy {
     /// Copies `rows` rows of `rowBytes` bytes, the source rows `sourceStride` bytes apart and the
     /// destination rows `destinationStride` bytes apart.
     ///

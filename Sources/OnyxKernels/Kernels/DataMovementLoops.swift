@@ -4,7 +4,7 @@ import OnyxCore
 ///
 /// Everything here works on elements of 1, 2, 4 or 8 bytes without looking at their values;
 /// strides are in elements and may be zero (broadcast) or negative (reversed slices).
-package enum StridedCopy {
+@usableFromInline package enum StridedCopy {
     /// Copies the strided view `source[Σ index[d]·sourceStrides[d]]` of `shape` into `destination`
     /// at `Σ index[d]·destinationStrides[d]`.
     ///
@@ -133,7 +133,7 @@ package enum StridedCopy {
 }
 
 /// Filling a buffer with copies of one element.
-package enum ElementFill {
+@usableFromInline package enum ElementFill {
     /// Writes `count` copies of the `width`-byte element at `value` to `destination`.
     package static func fill(_ destination: UnsafeMutableRawPointer, count: Int, value: UnsafeRawPointer, width: Int) {
         guard count > 0 else { return }
@@ -157,7 +157,7 @@ package enum ElementFill {
 }
 
 /// Copying a tensor through per-axis index tables (Pad's edge, reflect and wrap modes).
-package enum IndexedCopy {
+@usableFromInline package enum IndexedCopy {
     /// Writes output element `(i0, i1, …)` = `source[Σ offsets[d][i_d]]`.
     ///
     /// - Parameters:

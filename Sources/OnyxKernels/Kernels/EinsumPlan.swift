@@ -3,15 +3,15 @@ import OnyxCore
 /// An Einstein summation resolved against operand shapes: every index label with its extent,
 /// each operand's stride per label (repeated labels add up to a diagonal, broadcast ellipsis
 /// axes get 0), and the output's labels.
-package struct EinsumPlan: Equatable {
+@usableFromInline package struct EinsumPlan: Equatable {
     /// A term of the equation as written: letters and at most one ellipsis.
-    package enum Symbol: Equatable, Sendable {
+    @usableFromInline package enum Symbol: Equatable, Sendable {
         case letter(Int)
         case ellipsis
     }
 
     /// The parsed equation: one term per operand and the explicit output term, if any.
-    package struct Equation: Equatable, Sendable {
+    @usableFromInline package struct Equation: Equatable, Sendable {
         package var inputs: [[Symbol]]
         package var output: [Symbol]?
 
@@ -56,14 +56,14 @@ package struct EinsumPlan: Equatable {
     }
 
     /// Extent of each label (letters 0–51, ellipsis axes from 52).
-    package var extents: [Int: Int]
+    @usableFromInline package var extents: [Int: Int]
     /// Per operand, its stride for each label it uses.
-    package var strides: [[Int: Int]]
+    @usableFromInline package var strides: [[Int: Int]]
     /// Per operand, its labels in axis order (repeats kept).
     package var operandLabels: [[Int]]
-    package var outputLabels: [Int]
+    @usableFromInline package var outputLabels: [Int]
     /// Labels summed over, in first-seen order.
-    package var summedLabels: [Int]
+    @usableFromInline package var summedLabels: [Int]
 
     package var outputShape: [Int] { outputLabels.map { extents[$0]! } }
 
@@ -143,7 +143,7 @@ package struct EinsumPlan: Equatable {
     }
 }
 
-package enum Einsum {
+@usableFromInline package enum Einsum {
     /// The summation by direct loops: for each output element, the sum over the summed labels
     /// of the operands' product. `A` is the accumulator type.
     @inlinable package static func direct<T, A>(

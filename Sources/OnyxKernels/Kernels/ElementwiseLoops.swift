@@ -1,13 +1,13 @@
 /// An elementwise binary function as a type. Loops take the operation as a generic value
 /// rather than a closure so that it is specialised and inlined even inside the closures
 /// handed to the thread pool, where a closure value would stay an indirect call per element.
-public protocol BinaryElementOperation {
+@usableFromInline package protocol BinaryElementOperation {
     associatedtype Element
     func callAsFunction(_ a: Element, _ b: Element) -> Element
 }
 
 /// An elementwise unary function as a type (see ``BinaryElementOperation``).
-public protocol UnaryElementOperation {
+@usableFromInline package protocol UnaryElementOperation {
     associatedtype Element
     func callAsFunction(_ x: Element) -> Element
 }
@@ -18,11 +18,11 @@ public protocol UnaryElementOperation {
 /// Every loop accepts an output that is the same buffer as an input (in-place execution);
 /// such calls take a separate loop, because a loop over three pointers that may overlap is left
 /// scalar by the vectoriser's runtime overlap check.
-package enum ElementwiseLoops {
+@usableFromInline package enum ElementwiseLoops {
     /// Elements below which splitting work across threads costs more than it saves. These loops
     /// are memory-bound; measured here, handing work to a second thread costs about 25 µs and
     /// pays off from about 512 K float elements.
-    package static let parallelThreshold = 1 << 19
+    @usableFromInline package static let parallelThreshold = 1 << 19
 
     /// `out = f(a, b)` with broadcasting described by `plan`.
     @inlinable @inline(__always)

@@ -1,7 +1,7 @@
 import OnyxCore
 
 /// Float32 copies of a kernel's float16 tensors, for kernels that compute float16 data in float32.
-package enum Float16Staging {
+@usableFromInline package enum Float16Staging {
     /// Calls `body` with float32 copies of the float16 `inputs` (nil for absent or other-typed
     /// inputs) and float32 buffers for the float16 `outputs`, then narrows those buffers into
     /// the outputs.

@@ -1,7 +1,7 @@
 import OnyxCore
 
 /// Gathering slices of a tensor along one axis by int32 or int64 indices (Gather, embeddings).
-package enum Gathering {
+@usableFromInline package enum Gathering {
     /// The first index outside `-extent..<extent`, if any.
     ///
     /// - Parameters:

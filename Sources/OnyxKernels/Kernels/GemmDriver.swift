@@ -6,18 +6,18 @@ import OnyxCore
 ///
 /// Weights are packed once when a session is created; activations are packed per run into the
 /// kernel's workspace.
-package struct PackedPanels: @unchecked Sendable {
+@usableFromInline package struct PackedPanels: @unchecked Sendable {
     /// Rows of `A` (for strips) or columns of `B` (for panels) covered.
-    package let extent: Int
-    package let depth: Int
+    @usableFromInline package let extent: Int
+    @usableFromInline package let depth: Int
     /// MR (strips) or NR (panels).
-    package let width: Int
-    package let base: UnsafePointer<Float>
+    @usableFromInline package let width: Int
+    @usableFromInline package let base: UnsafePointer<Float>
     /// Owns `base` when the panels were packed ahead of time.
     package let owner: TensorStorage?
 
     package var panelCount: Int { (extent + width - 1) / width }
-    package var panelStride: Int { depth * width }
+    @usableFromInline package var panelStride: Int { depth * width }
 
     package static func floatCount(extent: Int, depth: Int, width: Int) -> Int {
         (extent + width - 1) / width * width * depth
@@ -31,7 +31,7 @@ package struct PackedPanels: @unchecked Sendable {
     @inlinable @inline(__always)
     package var borrowed: PackedPanels { PackedPanels(extent: extent, depth: depth, width: width, base: base, owner: nil) }
 
-    package init(extent: Int, depth: Int, width: Int, base: UnsafePointer<Float>, owner: TensorStorage?) {
+    @usableFromInline package init(extent: Int, depth: Int, width: Int, base: UnsafePointer<Float>, owner: TensorStorage?) {
         self.extent = extent
         self.depth = depth
         self.width = width
@@ -41,7 +41,7 @@ package struct PackedPanels: @unchecked Sendable {
 }
 
 /// Single-precision matrix products on packed operands, blocked over K and split over threads.
-package enum Gemm {
+@usableFromInline package enum Gemm {
     /// Depth of one K block: a B panel block of KC × NR floats stays in L1 while A strips stream by.
     package static let kc = 256
 
@@ -108,7 +108,7 @@ package enum Gemm {
     }
 
     /// What the micro-kernel applies as it stores the last K block.
-    package struct Epilogue {
+    @usableFromInline package struct Epilogue {
         package var biasRow: UnsafePointer<Float>?
         package var biasColumn: UnsafePointer<Float>?
         package var clip: (min: Float, max: Float)?
@@ -146,7 +146,7 @@ package enum Gemm {
     }
 
     /// Where the micro-kernel reads `B`.
-    package enum Operand {
+    @usableFromInline package enum Operand {
         /// Packed NR-wide panels.
         case packed(PackedPanels)
         /// Read in place: row `p` of B is the N floats at `base + rowOffsets[p]` (convolution input

@@ -5,7 +5,7 @@ import OnyxCore
 ///
 /// Order puts NaN after every number and NaN equal to NaN, so sorting never sees an
 /// inconsistent comparison and Unique keeps one NaN.
-public protocol IndexingElement: TensorElement, Comparable {
+@usableFromInline package protocol IndexingElement: TensorElement, Comparable {
     static var zeroValue: Self { get }
     /// Whether the value is NaN (always false for integers).
     var isUnordered: Bool { get }
@@ -16,17 +16,17 @@ public protocol IndexingElement: TensorElement, Comparable {
 }
 
 extension IndexingElement where Self: BinaryFloatingPoint {
-    public static var zeroValue: Self { 0 }
-    @inlinable @inline(__always) public var isUnordered: Bool { isNaN }
-    @inlinable @inline(__always) public static func sum(_ a: Self, _ b: Self) -> Self { a + b }
-    @inlinable @inline(__always) public static func product(_ a: Self, _ b: Self) -> Self { a * b }
+    @usableFromInline package static var zeroValue: Self { 0 }
+    @inlinable @inline(__always) package var isUnordered: Bool { isNaN }
+    @inlinable @inline(__always) package static func sum(_ a: Self, _ b: Self) -> Self { a + b }
+    @inlinable @inline(__always) package static func product(_ a: Self, _ b: Self) -> Self { a * b }
 }
 
 extension IndexingElement where Self: FixedWidthInteger {
-    public static var zeroValue: Self { 0 }
-    @inlinable @inline(__always) public var isUnordered: Bool { false }
-    @inlinable @inline(__always) public static func sum(_ a: Self, _ b: Self) -> Self { a &+ b }
-    @inlinable @inline(__always) public static func product(_ a: Self, _ b: Self) -> Self { a &* b }
+    @usableFromInline package static var zeroValue: Self { 0 }
+    @inlinable @inline(__always) package var isUnordered: Bool { false }
+    @inlinable @inline(__always) package static func sum(_ a: Self, _ b: Self) -> Self { a &+ b }
+    @inlinable @inline(__always) package static func product(_ a: Self, _ b: Self) -> Self { a &* b }
 }
 
 extension Float: IndexingElement {}
@@ -58,7 +58,7 @@ extension IndexingElement {
 }
 
 /// Code run once per element type: `visit(T.self)` with the Swift type of a ``DataType``.
-public protocol IndexingElementVisitor {
+@usableFromInline package protocol IndexingElementVisitor {
     associatedtype Result
     func visit<T: IndexingElement>(_ type: T.Type) throws -> Result
 }
@@ -85,7 +85,7 @@ extension DataType {
 }
 
 /// Copying single elements between positions computed by the caller, by element width.
-package enum ElementMove {
+@usableFromInline package enum ElementMove {
     /// `destination[d] = source[s]` for element positions `s`, `d` (in elements of `width` bytes).
     @inlinable @inline(__always)
     package static func move(_ source: UnsafeRawPointer, _ s: Int, _ destination: UnsafeMutableRawPointer, _ d: Int, width: Int) {
@@ -99,7 +99,7 @@ package enum ElementMove {
 }
 
 /// How Scatter-family ops combine an update with the value already there.
-package enum ScatterReduction: String, Sendable {
+@usableFromInline package enum ScatterReduction: String, Sendable {
     case none, add, mul, max, min
 
     @inlinable @inline(__always)

@@ -5,7 +5,7 @@
 /// The function is a closure literal at each call site; the loops are `@inline(__always)`, so
 /// after inlining the closure is a known function and the single-thread loop is specialised to
 /// it. Hot float32 functions go through ``ElementwiseLoops`` with an operation type instead.
-package enum MathLoops {
+@usableFromInline package enum MathLoops {
     /// `y[i] = f(x[i])`; `y` may be `x` when the two element types have the same size.
     @inlinable @inline(__always)
     package static func map<Source, Result>(
@@ -123,7 +123,7 @@ extension MathLoops {
 }
 
 /// float16 values as their bit patterns, converted exactly (and rounded to nearest even) through Float.
-package enum Half {
+@usableFromInline package enum Half {
     @inlinable @inline(__always) package static func float(_ h: UInt16) -> Float { Float(bitPattern: HalfBits.toFloat(h)) }
     @inlinable @inline(__always) package static func bits(_ f: Float) -> UInt16 { HalfBits.fromFloat(f.bitPattern) }
 }
@@ -134,7 +134,7 @@ package enum Half {
 /// turn into selects, so loops over them run several lanes at a time (libm's `expf`, `tanhf`
 /// and `erff` are one call per element). Each is accurate to a few ulp except where noted;
 /// NaN propagates and ±infinity give the limits.
-package enum FastMath {
+@usableFromInline package enum FastMath {
     /// `eˣ`. `x = n·ln2 + r` with `|r| ≤ ln2/2`; `eʳ − 1` by its Taylor series to `r⁷`; `2ⁿ`
     /// built in the exponent bits as two factors so that `n` from −150 to 128 stays normal.
     @inlinable @inline(__always)
@@ -200,7 +200,7 @@ package enum FastMath {
 
     /// `x = n·ln2 + r`, returning `n` and `eʳ − 1`. `x` must be within ±150.
     @inline(__always)
-    private static func reduce(_ x: Float) -> (n: Int32, q: Float) {
+    @usableFromInline package static func reduce(_ x: Float) -> (n: Int32, q: Float) {
         // Adding 1.5·2²³ rounds x·log₂e to an integer, which then sits in the low mantissa bits.
         let shifted = x * 1.442_695_04 + 12_582_912
         let n = shifted - 12_582_912
@@ -218,18 +218,18 @@ package enum FastMath {
 
     /// `2ⁿ` for `n` in −126...127.
     @inline(__always)
-    private static func powerOfTwo(_ n: Int32) -> Float {
+    @usableFromInline package static func powerOfTwo(_ n: Int32) -> Float {
         Float(bitPattern: UInt32(bitPattern: (n &+ 127) &<< 23))
     }
 
     @inline(__always)
-    private static func copySign(_ magnitude: Float, of x: Float) -> Float {
+    @usableFromInline package static func copySign(_ magnitude: Float, of x: Float) -> Float {
         Float(bitPattern: magnitude.bitPattern & 0x7FFF_FFFF | x.bitPattern & 0x8000_0000)
     }
 
     /// `erf(a)` for `0 ≤ a ≤ 1`: `a·P(a²)`, least-squares fit of relative error (< 7e-8).
     @inline(__always)
-    private static func erfSmall(_ a: Float) -> Float {
+    @usableFromInline package static func erfSmall(_ a: Float) -> Float {
         let s = a * a
         var p: Float = 7.898_139_3e-5
         p = p * s - 8.024_335_3e-4
@@ -246,7 +246,7 @@ package enum FastMath {
     /// error of about `a²·6e-8` (1.4e-5 at a = 8, where erfc is 1e-29).
     /// Above 10 it is 0 (erfc 10 ≈ 2e-45), so Gelu(−∞) is −∞·0 = NaN as in the reference formula.
     @inline(__always)
-    private static func erfcLarge(_ a: Float) -> Float {
+    @usableFromInline package static func erfcLarge(_ a: Float) -> Float {
         let z = a < 1 ? 1 : (a > 10 ? 10 : a)
         let t = 1 / (1 + 0.4 * z)
         var p: Float = 1.407_147_3e-2

@@ -1,7 +1,7 @@
 internal import CKernels
 
 /// One resolved 2-D pooling window (a 1-D window has height 1).
-package struct PoolingGeometry: Hashable {
+@usableFromInline package struct PoolingGeometry: Hashable {
     package var inputHeight: Int, inputWidth: Int
     package var kernelHeight: Int, kernelWidth: Int
     package var strideY: Int, strideX: Int
@@ -51,7 +51,7 @@ package struct PoolingGeometry: Hashable {
 }
 
 /// Float32 pooling loops over `planes` contiguous `H×W` planes.
-package enum PoolingLoops {
+@usableFromInline package enum PoolingLoops {
     /// MaxPool: the largest value each window reads (padding never wins). A window that reads
     /// only padding yields −∞.
     ///
@@ -237,7 +237,7 @@ package enum PoolingLoops {
 // MARK: - Windows over any number of axes
 
 extension PoolingLoops {
-    package enum WindowKind {
+    @usableFromInline package enum WindowKind {
         case max(columnMajorIndices: Bool)
         case average(countIncludePad: Bool)
         case lp(p: Int)
@@ -337,44 +337,44 @@ extension PoolingLoops {
 
 /// An element type pooling works on, with the type it computes in: float16, float and double,
 /// and int8/uint8 for MaxPool (exact in Float).
-public protocol PoolingElement {
+@usableFromInline package protocol PoolingElement {
     associatedtype Compute: WideFloat
     var pooled: Compute { get }
     init(pooled: Compute)
 }
 
 extension Float: PoolingElement {
-    @inlinable @inline(__always) public var pooled: Float { self }
-    @inlinable @inline(__always) public init(pooled: Float) { self = pooled }
+    @inlinable @inline(__always) package var pooled: Float { self }
+    @inlinable @inline(__always) package init(pooled: Float) { self = pooled }
 }
 extension Double: PoolingElement {
-    @inlinable @inline(__always) public var pooled: Double { self }
-    @inlinable @inline(__always) public init(pooled: Double) { self = pooled }
+    @inlinable @inline(__always) package var pooled: Double { self }
+    @inlinable @inline(__always) package init(pooled: Double) { self = pooled }
 }
 extension Float16: PoolingElement {
-    @inlinable @inline(__always) public var pooled: Float { castFloat }
-    @inlinable @inline(__always) public init(pooled: Float) { self = pooled.castFloat16 }
+    @inlinable @inline(__always) package var pooled: Float { castFloat }
+    @inlinable @inline(__always) package init(pooled: Float) { self = pooled.castFloat16 }
 }
 extension Int8: PoolingElement {
-    @inlinable @inline(__always) public var pooled: Float { Float(self) }
-    @inlinable @inline(__always) public init(pooled: Float) { self = .saturating(pooled) }
+    @inlinable @inline(__always) package var pooled: Float { Float(self) }
+    @inlinable @inline(__always) package init(pooled: Float) { self = .saturating(pooled) }
 }
 extension UInt8: PoolingElement {
-    @inlinable @inline(__always) public var pooled: Float { Float(self) }
-    @inlinable @inline(__always) public init(pooled: Float) { self = .saturating(pooled) }
+    @inlinable @inline(__always) package var pooled: Float { Float(self) }
+    @inlinable @inline(__always) package init(pooled: Float) { self = .saturating(pooled) }
 }
 
 /// A resolved pooling window over any number of spatial axes.
-package struct PoolingWindow: Hashable {
-    package var input: [Int]
-    package var output: [Int]
-    package var kernel: [Int]
-    package var strides: [Int]
-    package var dilations: [Int]
+@usableFromInline package struct PoolingWindow: Hashable {
+    @usableFromInline package var input: [Int]
+    @usableFromInline package var output: [Int]
+    @usableFromInline package var kernel: [Int]
+    @usableFromInline package var strides: [Int]
+    @usableFromInline package var dilations: [Int]
     /// Padding before each axis.
-    package var begin: [Int]
+    @usableFromInline package var begin: [Int]
     /// Each axis with its explicit padding (not the `ceil_mode` overhang): count_include_pad's extent.
-    package var paddedInput: [Int]
+    @usableFromInline package var paddedInput: [Int]
 
     package init(input: [Int], output: [Int], kernel: [Int], strides: [Int], dilations: [Int], begin: [Int], paddedInput: [Int]) {
         self.input = input

@@ -5,8 +5,8 @@ import OnyxCore
 /// indices along `axis`.
 ///
 /// The data is viewed as `[outer, extent, inner]` around the quantization axis.
-package struct QuantizationParameterLayout: Equatable {
-    package enum Granularity: Equatable {
+@usableFromInline package struct QuantizationParameterLayout: Equatable {
+    @usableFromInline package enum Granularity: Equatable {
         case perTensor
         case perAxis
         /// `blocks` parameter rows of `blockSize` indices each (the last may be shorter).
@@ -96,17 +96,17 @@ package struct QuantizationParameterLayout: Equatable {
 }
 
 /// An element type QuantizeLinear reads (float, float16, int32).
-public protocol QuantizationSource {
+@usableFromInline package protocol QuantizationSource {
     func converted<P: BinaryFloatingPoint>(to _: P.Type) -> P
 }
 extension Float: QuantizationSource {
-    @inlinable @inline(__always) public func converted<P: BinaryFloatingPoint>(to _: P.Type) -> P { P(self) }
+    @inlinable @inline(__always) package func converted<P: BinaryFloatingPoint>(to _: P.Type) -> P { P(self) }
 }
 extension Float16: QuantizationSource {
-    @inlinable @inline(__always) public func converted<P: BinaryFloatingPoint>(to _: P.Type) -> P { P(self) }
+    @inlinable @inline(__always) package func converted<P: BinaryFloatingPoint>(to _: P.Type) -> P { P(self) }
 }
 extension Int32: QuantizationSource {
-    @inlinable @inline(__always) public func converted<P: BinaryFloatingPoint>(to _: P.Type) -> P { P(self) }
+    @inlinable @inline(__always) package func converted<P: BinaryFloatingPoint>(to _: P.Type) -> P { P(self) }
 }
 
 extension Double {
@@ -114,7 +114,7 @@ extension Double {
 }
 
 /// Element loops of the quantization operators.
-package enum QuantizationLoops {
+@usableFromInline package enum QuantizationLoops {
     /// Element `index` of `view` as a Double, for parameters (scales, zero points) of any
     /// numeric type.
     package static func double(_ view: TensorView, at index: Int) -> Double {
@@ -240,7 +240,7 @@ package enum QuantizationLoops {
 
 /// The batch geometry of a NumPy `matmul` (1-D operands promoted, batch axes broadcast), for
 /// the integer matrix products.
-package struct IntegerMatMulGeometry {
+@usableFromInline package struct IntegerMatMulGeometry {
     package var m = 1, n = 1, k = 1
     package var batchShape: [Int] = []
     package var aBatchStrides: [Int] = []
@@ -284,10 +284,10 @@ package struct IntegerMatMulGeometry {
 
 /// Which element of a row or column parameter (zero point, scale) of a matrix operand applies:
 /// one for the tensor, one per row (column) shared by every batch, or one per row (column) per batch.
-package struct MatrixParameterLayout {
-    package enum Kind { case scalar, perLine, perBatchLine }
-    package let kind: Kind
-    package let lines: Int
+@usableFromInline package struct MatrixParameterLayout {
+    @usableFromInline package enum Kind { case scalar, perLine, perBatchLine }
+    @usableFromInline package let kind: Kind
+    @usableFromInline package let lines: Int
 
     /// - Parameters:
     ///   - operand: The operand's shape, rank ≥ 1.
@@ -326,9 +326,9 @@ package struct MatrixParameterLayout {
 }
 
 /// Direct N-D integer convolution through im2col and an Int32 matrix product.
-package enum IntegerConvolution {
+@usableFromInline package enum IntegerConvolution {
     /// Output spatial extents, begin pads, strides and dilations for one call.
-    package struct Geometry {
+    @usableFromInline package struct Geometry {
         package var input: [Int]
         package var kernel: [Int]
         package var output: [Int]
@@ -393,7 +393,7 @@ package enum IntegerConvolution {
 }
 
 /// Determinants of square matrices.
-package enum Determinant {
+@usableFromInline package enum Determinant {
     /// The determinant of the `n×n` row-major matrix in `matrix`, which is overwritten (LU
     /// decomposition with partial pivoting).
     package static func compute(_ matrix: UnsafeMutablePointer<Double>, n: Int) -> Double {

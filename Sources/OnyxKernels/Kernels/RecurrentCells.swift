@@ -10,7 +10,7 @@ import Darwin
 
 /// The element types the recurrent, attention and loss kernels compute in: Float (also for
 /// float16 data) and Double.
-public protocol RecurrentScalar: BinaryFloatingPoint, TensorElement {
+@usableFromInline package protocol RecurrentScalar: BinaryFloatingPoint, TensorElement {
     static func exponential(_ x: Self) -> Self
     static func hyperbolicTangent(_ x: Self) -> Self
     static func logarithm(_ x: Self) -> Self
@@ -19,18 +19,18 @@ public protocol RecurrentScalar: BinaryFloatingPoint, TensorElement {
 // `exponential` and `logarithm` come from ``WideFloat``.
 extension Float: RecurrentScalar {
     /// `tanh(x) = 1 − 2 / (e²ˣ + 1)`, vectorisable; near 0 the absolute error stays around 1e-7.
-    @inlinable @inline(__always) public static func hyperbolicTangent(_ x: Float) -> Float {
+    @inlinable @inline(__always) package static func hyperbolicTangent(_ x: Float) -> Float {
         1 - 2 / (NormalizationLoops.exp(2 * x) + 1)
     }
 }
 
 extension Double: RecurrentScalar {
-    @inlinable @inline(__always) public static func hyperbolicTangent(_ x: Double) -> Double { tanh(x) }
+    @inlinable @inline(__always) package static func hyperbolicTangent(_ x: Double) -> Double { tanh(x) }
 }
 
 /// An activation function of the ONNX recurrent operators (the `activations` attribute).
-package struct RecurrentActivation: Sendable, Equatable {
-    package enum Function: String, Sendable, CaseIterable {
+@usableFromInline package struct RecurrentActivation: Sendable, Equatable {
+    @usableFromInline package enum Function: String, Sendable, CaseIterable {
         case relu = "Relu", tanh = "Tanh", sigmoid = "Sigmoid", affine = "Affine", leakyRelu = "LeakyRelu"
         case thresholdedRelu = "ThresholdedRelu", scaledTanh = "ScaledTanh", hardSigmoid = "HardSigmoid"
         case elu = "Elu", softsign = "Softsign", softplus = "Softplus"
@@ -54,9 +54,9 @@ package struct RecurrentActivation: Sendable, Equatable {
         }
     }
 
-    package var function: Function
-    package var alpha: Float = 0
-    package var beta: Float = 0
+    @usableFromInline package var function: Function
+    @usableFromInline package var alpha: Float = 0
+    @usableFromInline package var beta: Float = 0
 
     package static let sigmoid = RecurrentActivation(function: .sigmoid)
     package static let tanh = RecurrentActivation(function: .tanh)
@@ -122,7 +122,7 @@ package struct RecurrentActivation: Sendable, Equatable {
 }
 
 /// The cell an ONNX recurrent operator runs at each time step.
-package enum RecurrentCell: Sendable, Equatable {
+@usableFromInline package enum RecurrentCell: Sendable, Equatable {
     /// `Hₜ = f(Xₜ·Wᵀ + Hₜ₋₁·Rᵀ + Wb + Rb)`.
     case rnn
     /// Gates z, r, h; with `linearBeforeReset` the reset gate multiplies `Hₜ₋₁·R_hᵀ + Rb_h`.
@@ -131,7 +131,7 @@ package enum RecurrentCell: Sendable, Equatable {
     case lstm(inputForget: Bool)
 
     /// Gate blocks of `hidden_size` rows in W and R.
-    package var gates: Int {
+    @usableFromInline package var gates: Int {
         switch self {
         case .rnn: 1
         case .gru: 3
@@ -144,14 +144,14 @@ package enum RecurrentCell: Sendable, Equatable {
 }
 
 /// The extents of one recurrent operator run.
-package struct RecurrentShape: Equatable {
-    package var sequenceLength: Int
-    package var batch: Int
+@usableFromInline package struct RecurrentShape: Equatable {
+    @usableFromInline package var sequenceLength: Int
+    @usableFromInline package var batch: Int
     package var inputSize: Int
-    package var hidden: Int
-    package var directions: Int
+    @usableFromInline package var hidden: Int
+    @usableFromInline package var directions: Int
     /// `layout = 1`: X and Y are batch-major, and so are the states.
-    package var batchFirst: Bool
+    @usableFromInline package var batchFirst: Bool
 
     /// Offset of row (t, b) of X (in rows of `inputSize`).
     @inlinable @inline(__always) package func inputRow(_ t: Int, _ b: Int) -> Int {
@@ -179,19 +179,19 @@ package struct RecurrentShape: Equatable {
 }
 
 /// `c[rows × n] = a[rows × k] · Wᵀ` for one weight matrix `W` (n × k).
-package typealias RecurrentProduct<S> = (_ a: UnsafePointer<S>, _ rows: Int, _ c: UnsafeMutablePointer<S>) -> Void
+@usableFromInline package typealias RecurrentProduct<S> = (_ a: UnsafePointer<S>, _ rows: Int, _ c: UnsafeMutablePointer<S>) -> Void
 
 /// One direction of an RNN, GRU or LSTM over the whole sequence.
-package struct RecurrentDirection<S: RecurrentScalar> {
-    package var cell: RecurrentCell
-    package var shape: RecurrentShape
-    package var direction: Int
-    package var reverse: Bool
+@usableFromInline package struct RecurrentDirection<S: RecurrentScalar> {
+    @usableFromInline package var cell: RecurrentCell
+    @usableFromInline package var shape: RecurrentShape
+    @usableFromInline package var direction: Int
+    @usableFromInline package var reverse: Bool
     /// f, g, h for this direction.
-    package var activations: [RecurrentActivation]
-    package var clip: S?
+    @usableFromInline package var activations: [RecurrentActivation]
+    @usableFromInline package var clip: S?
     /// Valid steps per batch entry.
-    package var lengths: [Int]
+    @usableFromInline package var lengths: [Int]
 
     /// Scalars of scratch `run` needs.
     @inlinable package static func scratchCount(_ shape: RecurrentShape, cell: RecurrentCell) -> Int {

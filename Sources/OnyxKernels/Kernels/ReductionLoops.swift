@@ -52,7 +52,7 @@
 ///
 /// `at` is the output's flat index, for operations with per-output state (ReduceLogSumExp's
 /// maxima).
-public protocol ReductionOperation {
+@usableFromInline package protocol ReductionOperation {
     associatedtype Element
     associatedtype Accumulator
     associatedtype Output
@@ -151,7 +151,7 @@ extension ReductionLoops {
     /// Calls `body` with `count` accumulators: `y` itself when the accumulator is the output type
     /// (finishing then rewrites each in place), else a temporary buffer.
     @inline(__always)
-    @usableFromInline package static func withAccumulators<Op: ReductionOperation>(
+    @inlinable package static func withAccumulators<Op: ReductionOperation>(
         _ y: UnsafeMutablePointer<Op.Output>, count: Int, _ op: Op, _ body: (UnsafeMutablePointer<Op.Accumulator>) -> Void
     ) {
         if Op.Accumulator.self == Op.Output.self {
@@ -166,7 +166,7 @@ extension ReductionLoops {
     /// Folds `x` into `totals` (set to the identity first) over coalesced `groups` (innermost
     /// first, at least one reduced). `base` is the flat index of `totals[0]` in the whole output;
     /// `index` is scratch for one counter per group.
-    @usableFromInline package static func accumulate<Op: ReductionOperation>(
+    @inlinable package static func accumulate<Op: ReductionOperation>(
         _ x: UnsafePointer<Op.Element>, _ totals: UnsafeMutablePointer<Op.Accumulator>, base: Int, outputCount: Int,
         extents: UnsafePointer<Int>, kinds: UnsafePointer<Int>, strides: UnsafePointer<Int>, groups: Int,
         index: UnsafeMutablePointer<Int>, _ op: Op
@@ -204,7 +204,7 @@ extension ReductionLoops {
 
     /// One contiguous line folded with four accumulators, so it vectorises.
     @inline(__always)
-    private static func fold<Op: ReductionOperation>(
+    @inlinable package static func fold<Op: ReductionOperation>(
         _ x: UnsafePointer<Op.Element>, count: Int, at output: Int, _ op: Op
     ) -> Op.Accumulator {
         var a0 = op.identity, a1 = op.identity, a2 = op.identity, a3 = op.identity

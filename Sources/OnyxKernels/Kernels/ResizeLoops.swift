@@ -2,7 +2,7 @@ import OnyxCore
 
 /// Where each output position along one resized axis reads: `taps` input indices (clamped to
 /// the input) and weights per output, or nothing where tf_crop_and_resize extrapolates.
-package struct ResizeTable {
+@usableFromInline package struct ResizeTable {
     package var taps: Int
     package var indices: [Int]
     package var weights: [Double]
@@ -10,7 +10,7 @@ package struct ResizeTable {
 }
 
 /// Resize's loops: the per-axis tables, nearest gathering and separable interpolation.
-package enum ResizeLoops {
+@usableFromInline package enum ResizeLoops {
     /// The source coordinate of output `o` along an axis, and whether it lies outside the region
     /// tf_crop_and_resize reads.
     private static func source(
@@ -261,19 +261,19 @@ package enum ResizeLoops {
 }
 
 /// Resize's attributes, validated once per node.
-package struct ResizeAttributes: Sendable {
-    package enum Mode: String, Sendable { case nearest, linear, cubic }
-    package enum Coordinates: String, Sendable {
+@usableFromInline package struct ResizeAttributes: Sendable {
+    @usableFromInline package enum Mode: String, Sendable { case nearest, linear, cubic }
+    @usableFromInline package enum Coordinates: String, Sendable {
         case halfPixel = "half_pixel", halfPixelSymmetric = "half_pixel_symmetric"
         case pytorchHalfPixel = "pytorch_half_pixel", alignCorners = "align_corners", asymmetric
         case tfHalfPixelForNearest = "tf_half_pixel_for_nn", tfCropAndResize = "tf_crop_and_resize"
     }
-    package enum Rounding: String, Sendable {
+    @usableFromInline package enum Rounding: String, Sendable {
         case roundPreferFloor = "round_prefer_floor", roundPreferCeil = "round_prefer_ceil", floor, ceil
         /// Resize-10 and Upsample: the floor when enlarging, the ceiling when shrinking (as onnxruntime).
         case legacy
     }
-    package enum AspectPolicy: String, Sendable { case stretch, notLarger = "not_larger", notSmaller = "not_smaller" }
+    @usableFromInline package enum AspectPolicy: String, Sendable { case stretch, notLarger = "not_larger", notSmaller = "not_smaller" }
 
     package var mode: Mode
     package var coordinates: Coordinates
@@ -294,7 +294,7 @@ package struct ResizeAttributes: Sendable {
 }
 
 /// One resized axis: its scale and output extent.
-package struct ResizeAxisPlan {
+@usableFromInline package struct ResizeAxisPlan {
     package var axis: Int
     package var scale: Double
     package var output: Int

@@ -1,20 +1,20 @@
 /// The extents of one ONNX Attention run, after 3-D inputs are read as heads.
-package struct AttentionGeometry: Equatable {
-    package var batch: Int
-    package var queryHeads: Int
-    package var keyValueHeads: Int
-    package var queryLength: Int
+@usableFromInline package struct AttentionGeometry: Equatable {
+    @usableFromInline package var batch: Int
+    @usableFromInline package var queryHeads: Int
+    @usableFromInline package var keyValueHeads: Int
+    @usableFromInline package var queryLength: Int
     /// Key/value steps in K and V (without the past).
-    package var newLength: Int
-    package var pastLength: Int
-    package var headSize: Int
-    package var valueHeadSize: Int
+    @usableFromInline package var newLength: Int
+    @usableFromInline package var pastLength: Int
+    @usableFromInline package var headSize: Int
+    @usableFromInline package var valueHeadSize: Int
     /// Q, K, V (and Y) are `[batch, sequence, heads · head size]`.
-    package var packedHeads: Bool
+    @usableFromInline package var packedHeads: Bool
     /// attn_mask's shape right-aligned to `[batch, heads, query, key]`, if given.
-    package var maskShape: [Int]?
+    @usableFromInline package var maskShape: [Int]?
 
-    package var totalLength: Int { pastLength + newLength }
+    @usableFromInline package var totalLength: Int { pastLength + newLength }
     package var presentKeyCount: Int { batch * keyValueHeads * totalLength * headSize }
     package var presentValueCount: Int { batch * keyValueHeads * totalLength * valueHeadSize }
     package var maskCount: Int { maskShape?.reduce(1, *) ?? 0 }
@@ -34,7 +34,7 @@ package struct AttentionGeometry: Equatable {
 }
 
 /// `c[m × n] = a[m × k] · op(b)`: `b` is n × k (ld k) when `transposed`, else k × n (ld n).
-package typealias AttentionProduct<S> = (
+@usableFromInline package typealias AttentionProduct<S> = (
     _ a: UnsafePointer<S>, _ lda: Int, _ b: UnsafePointer<S>, _ transposed: Bool,
     _ m: Int, _ n: Int, _ k: Int, _ c: UnsafeMutablePointer<S>, _ ldc: Int
 ) -> Void
@@ -43,17 +43,17 @@ package typealias AttentionProduct<S> = (
 /// 23–25) defines it: GQA head sharing, past/present caches, a boolean or additive mask,
 /// bottom-right causal masking, sliding windows, `nonpad_kv_seqlen`, softcap, and
 /// fully-masked query rows giving zeros.
-package struct ScaledDotProductAttention<S: RecurrentScalar> {
-    package var geometry: AttentionGeometry
-    package var scale: S
-    package var softcap: S
-    package var isCausal: Bool
-    package var leftWindow: Int
-    package var rightWindow: Int
+@usableFromInline package struct ScaledDotProductAttention<S: RecurrentScalar> {
+    @usableFromInline package var geometry: AttentionGeometry
+    @usableFromInline package var scale: S
+    @usableFromInline package var softcap: S
+    @usableFromInline package var isCausal: Bool
+    @usableFromInline package var leftWindow: Int
+    @usableFromInline package var rightWindow: Int
     /// qk_matmul_output_mode: 0/1 scores (after softcap), 2 scores plus bias, 3 probabilities.
-    package var outputMode: Int
+    @usableFromInline package var outputMode: Int
     /// Valid key steps per batch entry (external cache).
-    package var nonpadLengths: [Int]?
+    @usableFromInline package var nonpadLengths: [Int]?
 
     /// Scalars of scratch `run` needs (the present buffers and mask bias are the caller's).
     @inlinable package static func scratchCount(_ g: AttentionGeometry) -> Int {

@@ -9,7 +9,7 @@ import Darwin
 /// Discrete Fourier transforms of one length over complex sequences held as separate real and
 /// imaginary Double arrays: radix-2 FFT when the length is a power of two, a direct O(n²) sum
 /// otherwise.
-package struct SignalFourierTransform {
+@usableFromInline package struct SignalFourierTransform {
     package let count: Int
     /// `cos(2πm/n)` for `m` in `0..<n`, followed by `sin(2πm/n)`.
     package let table: UnsafePointer<Double>
@@ -97,8 +97,8 @@ package struct SignalFourierTransform {
 }
 
 /// Window functions (Hann, Hamming, Blackman) and the mel filter bank, in Double.
-package enum SignalWindows {
-    package enum Kind: String, Sendable {
+@usableFromInline package enum SignalWindows {
+    @usableFromInline package enum Kind: String, Sendable {
         case hann = "HannWindow", hamming = "HammingWindow", blackman = "BlackmanWindow"
     }
 

@@ -6,7 +6,7 @@
 /// - the innermost output axis is contiguous in the input: copy runs;
 /// - otherwise: 2-D transposes between the output axis that is contiguous in the input and the
 ///   innermost output axis, in strips narrow enough that the input streams stay in L1.
-package enum Transposition {
+@usableFromInline package enum Transposition {
     /// Writes `input` (of `shape`) with its axes permuted by `perm` to `output`.
     ///
     /// - Parameters:

@@ -1,16 +1,16 @@
 /// The geometry of one transposed convolution, with 1-D and 2-D inputs lifted to 3-D (leading
 /// extents of 1): input pixel `i` and kernel tap `k` add into output pixel `i·s + k·d − pad`.
-package struct TransposedConvolutionGeometry: Equatable {
-    package var input: [Int]
-    package var kernel: [Int]
-    package var output: [Int]
-    package var strides: [Int]
-    package var dilations: [Int]
-    package var padBegin: [Int]
+@usableFromInline package struct TransposedConvolutionGeometry: Equatable {
+    @usableFromInline package var input: [Int]
+    @usableFromInline package var kernel: [Int]
+    @usableFromInline package var output: [Int]
+    @usableFromInline package var strides: [Int]
+    @usableFromInline package var dilations: [Int]
+    @usableFromInline package var padBegin: [Int]
 
-    package var inputArea: Int { input.reduce(1, *) }
-    package var kernelArea: Int { kernel.reduce(1, *) }
-    package var outputArea: Int { output.reduce(1, *) }
+    @usableFromInline package var inputArea: Int { input.reduce(1, *) }
+    @usableFromInline package var kernelArea: Int { kernel.reduce(1, *) }
+    @usableFromInline package var outputArea: Int { output.reduce(1, *) }
 
     /// Lifts spatial extents of rank 1…3 to rank 3.
     package init(input: [Int], kernel: [Int], output: [Int], strides: [Int], dilations: [Int], padBegin: [Int]) {
@@ -38,7 +38,7 @@ package struct TransposedConvolutionGeometry: Equatable {
     }
 }
 
-package enum TransposedConvolution {
+@usableFromInline package enum TransposedConvolution {
     /// Adds the columns of one output channel into its plane (col2im): `columns` holds
     /// `kernelArea` rows of `inputArea` values, row `(kz, ky, kx)`.
     @inlinable package static func accumulateColumns<T: BinaryFloatingPoint>(

@@ -5,43 +5,43 @@ import OnyxCore
 ///
 /// Integers convert back by truncation toward zero, saturating at their range (NaN gives 0),
 /// as NumPy's `astype` does for in-range values, so no conversion can trap.
-public protocol VisionElement {
+@usableFromInline package protocol VisionElement {
     static func converting<C: BinaryFloatingPoint>(_ value: C) -> Self
     func real<C: BinaryFloatingPoint>(_: C.Type) -> C
 }
 
 extension Float: VisionElement {
-    @inlinable @inline(__always) public static func converting<C: BinaryFloatingPoint>(_ value: C) -> Float { Float(value) }
-    @inlinable @inline(__always) public func real<C: BinaryFloatingPoint>(_: C.Type) -> C { C(self) }
+    @inlinable @inline(__always) package static func converting<C: BinaryFloatingPoint>(_ value: C) -> Float { Float(value) }
+    @inlinable @inline(__always) package func real<C: BinaryFloatingPoint>(_: C.Type) -> C { C(self) }
 }
 
 extension Double: VisionElement {
-    @inlinable @inline(__always) public static func converting<C: BinaryFloatingPoint>(_ value: C) -> Double { Double(value) }
-    @inlinable @inline(__always) public func real<C: BinaryFloatingPoint>(_: C.Type) -> C { C(self) }
+    @inlinable @inline(__always) package static func converting<C: BinaryFloatingPoint>(_ value: C) -> Double { Double(value) }
+    @inlinable @inline(__always) package func real<C: BinaryFloatingPoint>(_: C.Type) -> C { C(self) }
 }
 
 extension Float16: VisionElement {
-    @inlinable @inline(__always) public static func converting<C: BinaryFloatingPoint>(_ value: C) -> Float16 { Float(value).castFloat16 }
-    @inlinable @inline(__always) public func real<C: BinaryFloatingPoint>(_: C.Type) -> C { C(castFloat) }
+    @inlinable @inline(__always) package static func converting<C: BinaryFloatingPoint>(_ value: C) -> Float16 { Float(value).castFloat16 }
+    @inlinable @inline(__always) package func real<C: BinaryFloatingPoint>(_: C.Type) -> C { C(castFloat) }
 }
 
 extension Bool: VisionElement {
-    @inlinable @inline(__always) public static func converting<C: BinaryFloatingPoint>(_ value: C) -> Bool { value != 0 }
-    @inlinable @inline(__always) public func real<C: BinaryFloatingPoint>(_: C.Type) -> C { self ? 1 : 0 }
+    @inlinable @inline(__always) package static func converting<C: BinaryFloatingPoint>(_ value: C) -> Bool { value != 0 }
+    @inlinable @inline(__always) package func real<C: BinaryFloatingPoint>(_: C.Type) -> C { self ? 1 : 0 }
 }
 
 /// The integer conformances share one saturating conversion.
-public protocol VisionInteger: VisionElement, FixedWidthInteger {}
+@usableFromInline package protocol VisionInteger: VisionElement, FixedWidthInteger {}
 
 extension VisionInteger {
-    @inlinable @inline(__always) public static func converting<C: BinaryFloatingPoint>(_ value: C) -> Self {
+    @inlinable @inline(__always) package static func converting<C: BinaryFloatingPoint>(_ value: C) -> Self {
         if value.isNaN { return 0 }
         // C(max) rounds up to a power of two for 32/64-bit types, so `>=` catches every overflow.
         if value >= C(Self.max) { return .max }
         if value <= C(Self.min) { return .min }
         return Self(value)
     }
-    @inlinable @inline(__always) public func real<C: BinaryFloatingPoint>(_: C.Type) -> C { C(self) }
+    @inlinable @inline(__always) package func real<C: BinaryFloatingPoint>(_: C.Type) -> C { C(self) }
 }
 
 extension Int8: VisionInteger {}

@@ -3,20 +3,20 @@
 ///
 /// For each output point the taps along every spatial axis (1, 2 or 4 of them) are resolved
 /// once into in-plane offsets and weights; every channel then reads the same taps.
-package enum GridSampling {
-    package enum Mode: Sendable { case nearest, linear, cubic }
-    package enum Padding: Sendable { case zeros, border, reflection }
+@usableFromInline package enum GridSampling {
+    @usableFromInline package enum Mode: Sendable { case nearest, linear, cubic }
+    @usableFromInline package enum Padding: Sendable { case zeros, border, reflection }
 
-    package struct Geometry {
-        package let mode: Mode
-        package let padding: Padding
-        package let alignCorners: Bool
-        package let batch: Int
-        package let channels: Int
+    @usableFromInline package struct Geometry {
+        @usableFromInline package let mode: Mode
+        @usableFromInline package let padding: Padding
+        @usableFromInline package let alignCorners: Bool
+        @usableFromInline package let batch: Int
+        @usableFromInline package let channels: Int
         /// The input's spatial extents d1…dr.
-        package let inputExtents: [Int]
+        @usableFromInline package let inputExtents: [Int]
         /// The number of output points per image (the product of the grid's middle axes).
-        package let outputPoints: Int
+        @usableFromInline package let outputPoints: Int
 
         package init(mode: Mode, padding: Padding, alignCorners: Bool, batch: Int, channels: Int, inputExtents: [Int], outputPoints: Int) {
             self.mode = mode
@@ -29,7 +29,7 @@ package enum GridSampling {
         }
     }
 
-    package static func taps(_ mode: Mode) -> Int {
+    @usableFromInline package static func taps(_ mode: Mode) -> Int {
         switch mode {
         case .nearest: 1
         case .linear: 2
@@ -105,7 +105,7 @@ package enum GridSampling {
     /// The taps along one axis: up to four plane indices (already mapped by the padding mode;
     /// -1 where the padding reads zero) and their weights.
     @inline(__always)
-    private static func resolveAxis<C: BinaryFloatingPoint>(
+    @inlinable package static func resolveAxis<C: BinaryFloatingPoint>(
         _ g: Geometry, extent: Int, normalized: C, index: UnsafeMutablePointer<Int>, weight: UnsafeMutablePointer<C>
     ) {
         let length = C(extent)
@@ -149,7 +149,7 @@ package enum GridSampling {
 
     /// Maps a tap's integer index into the plane by the padding mode; -1 means "reads zero".
     @inline(__always)
-    private static func padded<C: BinaryFloatingPoint>(_ i: Int, _ extent: Int, _ g: Geometry, _ low: C, _ high: C) -> Int {
+    @inlinable package static func padded<C: BinaryFloatingPoint>(_ i: Int, _ extent: Int, _ g: Geometry, _ low: C, _ high: C) -> Int {
         if i >= 0 && i < extent { return i }
         switch g.padding {
         case .zeros: return -1
