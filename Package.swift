@@ -36,10 +36,10 @@ let package = Package(
         .target(name: "OnyxCore"),
         .target(name: "OnyxIR", dependencies: ["OnyxCore", "COnnxProto"]),
         .target(name: "OnyxKernels", dependencies: ["OnyxCore", "CKernels"]),
-        .target(name: "OnyxOperators", dependencies: ["OnyxCore", "OnyxIR", "OnyxKernels", "CKernels"]),
+        .target(name: "OnyxOperators", dependencies: ["OnyxCore", "OnyxIR", "OnyxKernels"]),
         .target(
             name: "Onyx",
-            dependencies: ["OnyxCore", "OnyxIR", "OnyxKernels", "OnyxOperators", "CKernels"]
+            dependencies: ["OnyxCore", "OnyxIR", "OnyxKernels", "OnyxOperators"]
         ),
         .target(
             name: "OnyxConformance",

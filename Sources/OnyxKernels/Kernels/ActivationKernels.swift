@@ -1,5 +1,3 @@
-internal import CKernels
-
 /// Vectorised activations for float32, through the C micro-kernels.
 @usableFromInline package enum ActivationKernels {
     /// `y[i] = min(max(x[i], min), max)`; `x` and `y` may be the same buffer.
@@ -9,10 +7,10 @@ internal import CKernels
     ) {
         if count >= ElementwiseLoops.parallelThreshold {
             pool.parallelRanges(count, minimumChunk: ElementwiseLoops.parallelThreshold / 2) { range in
-                onyx_clip_f32(isa.cValue, x + range.lowerBound, y + range.lowerBound, range.count, min, max)
+                VectorKernels.clip(x + range.lowerBound, y + range.lowerBound, count: range.count, min: min, max: max, isa: isa)
             }
         } else {
-            onyx_clip_f32(isa.cValue, x, y, count, min, max)
+            VectorKernels.clip(x, y, count: count, min: min, max: max, isa: isa)
         }
     }
 }

@@ -1,4 +1,4 @@
-package import CKernels
+internal import CKernels
 import OnyxCore
 
 /// A matrix packed for the SGEMM micro-kernel: `B` in NR-wide column panels, or `A` in MR-tall
@@ -117,7 +117,7 @@ import OnyxCore
 
         package var isTrivial: Bool { biasRow == nil && biasColumn == nil && clip == nil }
 
-        package func c(rowOffset: Int, columnOffset: Int) -> onyx_epilogue {
+        func c(rowOffset: Int, columnOffset: Int) -> onyx_epilogue {
             onyx_epilogue(
                 bias_row: biasRow.map { $0 + rowOffset },
                 bias_col: biasColumn.map { $0 + columnOffset },

@@ -1,4 +1,4 @@
-package import CKernels
+internal import CKernels
 import OnyxCore
 
 /// The micro-kernel instruction set a session uses.
@@ -33,7 +33,7 @@ public enum KernelISA: String, Sendable, CaseIterable, Comparable {
     /// The variants this CPU can run, portable first.
     public static var supported: [KernelISA] { allCases.filter { $0 <= best } }
 
-    package var cValue: onyx_isa {
+    var cValue: onyx_isa {
         switch self {
         case .portable: ONYX_ISA_PORTABLE
         case .avx2: ONYX_ISA_AVX2

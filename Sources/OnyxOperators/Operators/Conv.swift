@@ -1,4 +1,3 @@
-internal import CKernels
 import OnyxCore
 import OnyxKernels
 import Synchronization
@@ -215,7 +214,7 @@ package struct ConvKernel: Kernel {
             ElementwiseLoops.binary(plan, UnsafePointer(convolved), UnsafePointer(residual.pointer(as: Float.self)), output,
                                     pool: context.pool, FloatingAdd<Float>())
         }
-        if let activation { onyx_clip_f32(isa.cValue, output, output, y.elementCount, activation.min, activation.max) }
+        if let activation { VectorKernels.clip(output, output, count: y.elementCount, min: activation.min, max: activation.max, isa: isa) }
     }
 
     /// The convolution of the run's inputs into `output`, added to what `output` holds when
@@ -497,13 +496,13 @@ package struct ConvColumns {
                     for oy in 0..<g.outputHeight {
                         let row = plane + oy * g.outputWidth, source = grid + f * n + oy * width
                         if accumulating {
-                            onyx_add_f32(isa.cValue, row, source, row, g.outputWidth)
+                            VectorKernels.add(row, source, row, count: g.outputWidth, isa: isa)
                         } else {
                             row.update(from: source, count: g.outputWidth)
                         }
                     }
                     // Once per plane: a call per row costs more than the clip itself.
-                    if let clip { onyx_clip_f32(isa.cValue, plane, plane, g.outputArea, clip.min, clip.max) }
+                    if let clip { VectorKernels.clip(plane, plane, count: g.outputArea, min: clip.min, max: clip.max, isa: isa) }
                 }
             }
 
@@ -569,7 +568,7 @@ package struct ConvColumns {
                         if sx == 1 {
                             (row + first).update(from: inRow + first, count: last - first)
                         } else {
-                            onyx_gather_strided(isa.cValue, inRow + first * sx, row + first, last - first, sx)
+                            VectorKernels.gather(inRow + first * sx, stride: sx, into: row + first, count: last - first, isa: isa)
                         }
                         if last < width { (row + last).update(repeating: 0, count: width - last) }
                     }

@@ -1,4 +1,3 @@
-internal import CKernels
 import OnyxCore
 import OnyxIR
 import OnyxKernels
@@ -41,7 +40,7 @@ package enum NchwcFormat {
     package static let domain = "onyx.nchwc"
 
     /// Floats per pixel of a channel block.
-    package static let block = Int(ONYX_NCHWC_BLOCK)
+    package static let block = NchwcLoops.block
 
     /// Channel blocks holding `channels` channels.
     package static func blocks(_ channels: Int) -> Int { channels / block + (channels % block == 0 ? 0 : 1) }
@@ -119,15 +118,13 @@ package struct NchwcWindow: Sendable {
 
     /// The geometry of the C kernels for an `height × width` input, NCHWc or (`plainInput`) NCHW.
     func geometry(height: Int, width: Int, inChannels: Int, outChannels: Int, plainInput: Bool = false) throws
-        -> onyx_nchwc_geometry {
+        -> NchwcGeometry {
         let rows = try resolve(0, input: height), columns = try resolve(1, input: width)
-        var g = onyx_nchwc_geometry(
-            in_h: height, in_w: width, out_h: rows.output, out_w: columns.output, kernel_h: kernel[0], kernel_w: kernel[1],
-            stride_y: strides[0], stride_x: strides[1], dilation_y: dilations[0], dilation_x: dilations[1],
-            pad_top: rows.begin, pad_left: columns.begin, in_channels: inChannels, in_block_stride: 0, in_lane_stride: 0,
-            in_row_stride: 0, in_pixel_stride: 0, out_channels: outChannels)
-        onyx_nchwc_set_input_layout(&g, plainInput ? 1 : 0)
-        return g
+        return NchwcGeometry(
+            inHeight: height, inWidth: width, outHeight: rows.output, outWidth: columns.output, kernelHeight: kernel[0],
+            kernelWidth: kernel[1], strideY: strides[0], strideX: strides[1], dilationY: dilations[0],
+            dilationX: dilations[1], padTop: rows.begin, padLeft: columns.begin, inChannels: inChannels,
+            outChannels: outChannels, plainInput: plainInput)
     }
 
     /// Whether every window lies inside the padded input (no `ceil_mode` overhang), as
@@ -178,11 +175,11 @@ package struct NchwcReorderKernel: Kernel {
         for n in 0..<blocked[0] {
             NchwcFormat.split(blocks, costPerItem: Double(area * NchwcFormat.block), pool: context.pool) { range in
                 if toBlocks {
-                    onyx_nchwc_reorder_in(isa.cValue, source + n * plain, channels, area, destination + n * image,
-                                          range.lowerBound, range.upperBound)
+                    NchwcLoops.reorderIn(source + n * plain, channels: channels, area: area, into: destination + n * image,
+                                         blocks: range, isa: isa)
                 } else {
-                    onyx_nchwc_reorder_out(isa.cValue, source + n * image, channels, area, destination + n * plain,
-                                           range.lowerBound, range.upperBound)
+                    NchwcLoops.reorderOut(source + n * image, channels: channels, area: area, into: destination + n * plain,
+                                          blocks: range, isa: isa)
                 }
             }
         }
@@ -266,9 +263,10 @@ package struct NchwcConvKernel: Kernel {
         filter = TensorStorage(uninitializedByteCount: floats * 4)
         let packed = filter.bytes.assumingMemoryBound(to: Float.self)
         if depthwise {
-            onyx_nchwc_pack_depthwise_filter(weights, m, kernel[0], kernel[1], packed)
+            NchwcLoops.packDepthwiseFilter(weights, channels: m, kernelHeight: kernel[0], kernelWidth: kernel[1], into: packed)
         } else {
-            onyx_nchwc_pack_filter(weights, m, inChannels, kernel[0], kernel[1], packed)
+            NchwcLoops.packFilter(
+                weights, outChannels: m, inChannels: inChannels, kernelHeight: kernel[0], kernelWidth: kernel[1], into: packed)
         }
         if context.hasInput(2) {
             guard let b = context.constantInput(2), b.dataType == .float, b.shape == [m] else {
@@ -282,7 +280,7 @@ package struct NchwcConvKernel: Kernel {
         }
     }
 
-    private func geometry(_ x: [Int]) throws -> onyx_nchwc_geometry {
+    private func geometry(_ x: [Int]) throws -> NchwcGeometry {
         if plainInput {
             guard x.count == 4, x[1] == inChannels else {
                 throw OnyxError.shapeMismatch("Conv (NCHWc): input must be N×\(inChannels)×H×W, got \(x)")
@@ -298,13 +296,13 @@ package struct NchwcConvKernel: Kernel {
     }
 
     /// Whether `shape` is the convolution's own output for `batch` images (no broadcast residual).
-    private func isConvolution(_ shape: [Int], batch: Int, _ g: onyx_nchwc_geometry) -> Bool {
-        shape.count == 5 && shape[0] == batch && shape[1] == NchwcFormat.blocks(outChannels) && shape[2] == g.out_h
-            && shape[3] == g.out_w && shape[4] == NchwcFormat.block
+    private func isConvolution(_ shape: [Int], batch: Int, _ g: NchwcGeometry) -> Bool {
+        shape.count == 5 && shape[0] == batch && shape[1] == NchwcFormat.blocks(outChannels) && shape[2] == g.outHeight
+            && shape[3] == g.outWidth && shape[4] == NchwcFormat.block
     }
 
-    private func convolutionShape(batch: Int, _ g: onyx_nchwc_geometry) -> [Int] {
-        [batch, NchwcFormat.blocks(outChannels), g.out_h, g.out_w, NchwcFormat.block]
+    private func convolutionShape(batch: Int, _ g: NchwcGeometry) -> [Int] {
+        [batch, NchwcFormat.blocks(outChannels), g.outHeight, g.outWidth, NchwcFormat.block]
     }
 
     package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
@@ -356,42 +354,40 @@ package struct NchwcConvKernel: Kernel {
             ElementwiseLoops.binary(plan, UnsafePointer(convolved), UnsafePointer(residual.pointer(as: Float.self)), output,
                                     pool: context.pool, FloatingAdd<Float>())
         }
-        if let activation { onyx_clip_f32(isa.cValue, output, output, y.elementCount, activation.min, activation.max) }
+        if let activation { VectorKernels.clip(output, output, count: y.elementCount, min: activation.min, max: activation.max, isa: isa) }
     }
 
     /// The convolution of `batch` images into `output`, added to what it holds when `accumulating`, then `clip`.
     private func convolve(
-        _ geometry: onyx_nchwc_geometry, batch: Int, _ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>,
+        _ geometry: NchwcGeometry, batch: Int, _ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>,
         accumulating: Bool, clip: (min: Float, max: Float)?, pool: ComputePool
     ) {
         let block = NchwcFormat.block, outBlocks = NchwcFormat.blocks(outChannels)
-        let inputArea = geometry.in_h * geometry.in_w, outputArea = geometry.out_h * geometry.out_w
-        let kernelArea = geometry.kernel_h * geometry.kernel_w
+        let inputArea = geometry.inHeight * geometry.inWidth, outputArea = geometry.outHeight * geometry.outWidth
+        let kernelArea = geometry.kernelHeight * geometry.kernelWidth
         let inputImage = plainInput ? inChannels * inputArea : NchwcFormat.blocks(inChannels) * block * inputArea
         let outputImage = outBlocks * block * outputArea
         let filter = UnsafePointer(self.filter.bytes.assumingMemoryBound(to: Float.self))
         let bias = self.bias.map { UnsafePointer($0.bytes.assumingMemoryBound(to: Float.self)) }
-        let applyClip: Int32 = clip == nil ? 0 : 1, low = clip?.min ?? 0, high = clip?.max ?? 0
-        let isa = self.isa.cValue, depthwise = self.depthwise, outChannels = self.outChannels
-        let rows = geometry.out_h, groups = onyx_nchwc_filter_groups(outChannels)
+        let isa = self.isa, depthwise = self.depthwise, outChannels = self.outChannels
+        let rows = geometry.outHeight, groups = NchwcLoops.filterGroups(outChannels)
         // Multiply-adds of one output row of one filter group, and of one depthwise block.
-        let rowCost = Double(min(outBlocks, Int(ONYX_NCHWC_FILTER_GROUP)) * block * inChannels)
-            * Double(kernelArea) * Double(geometry.out_w)
-        let depthwiseRowCost = Double(block * kernelArea) * Double(geometry.out_w)
-        withUnsafePointer(to: geometry) { g in
-            for n in 0..<batch {
-                let x = input + n * inputImage, y = output + n * outputImage
-                // Work items are (filter group or channel block, output row), group-major so that
-                // a range reuses its filters; a few blocks of a depthwise layer would not split evenly.
-                if depthwise {
-                    Self.forEachRowRun(outBlocks, rows: rows, costPerRow: depthwiseRowCost, pool: pool) { block, first, last in
-                        onyx_nchwc_depthwise(isa, g, x, filter, bias, y, block, block + 1, first, last, applyClip, low, high)
-                    }
-                } else {
-                    Self.forEachRowRun(groups, rows: rows, costPerRow: rowCost, pool: pool) { group, first, last in
-                        onyx_nchwc_conv(isa, g, x, filter, bias, y, group, group + 1, first, last, accumulating ? 1 : 0,
-                                        applyClip, low, high)
-                    }
+        let rowCost = Double(min(outBlocks, NchwcLoops.filterGroupBlocks) * block * inChannels)
+            * Double(kernelArea) * Double(geometry.outWidth)
+        let depthwiseRowCost = Double(block * kernelArea) * Double(geometry.outWidth)
+        for n in 0..<batch {
+            let x = input + n * inputImage, y = output + n * outputImage
+            // Work items are (filter group or channel block, output row), group-major so that
+            // a range reuses its filters; a few blocks of a depthwise layer would not split evenly.
+            if depthwise {
+                Self.forEachRowRun(outBlocks, rows: rows, costPerRow: depthwiseRowCost, pool: pool) { block, first, last in
+                    NchwcLoops.depthwise(geometry, x, filter: filter, bias: bias, into: y, blocks: block..<block + 1,
+                                         rows: first..<last, clip: clip, isa: isa)
+                }
+            } else {
+                Self.forEachRowRun(groups, rows: rows, costPerRow: rowCost, pool: pool) { group, first, last in
+                    NchwcLoops.convolve(geometry, x, filter: filter, bias: bias, into: y, groups: group..<group + 1,
+                                        rows: first..<last, accumulate: accumulating, clip: clip, isa: isa)
                 }
             }
         }
@@ -417,7 +413,7 @@ package struct NchwcConvKernel: Kernel {
 /// MaxPool, AveragePool and GlobalAveragePool in the NCHWc layout (`onyx_nchwc_pool`), each
 /// channel block on its own.
 package struct NchwcPoolKernel: Kernel {
-    package enum Kind: Sendable { case max, average, averageFull }
+    package typealias Kind = NchwcPoolKind
 
     package let kind: Kind
     /// `nil` for GlobalAveragePool: one window over the whole image.
@@ -444,16 +440,14 @@ package struct NchwcPoolKernel: Kernel {
         return kind == .max ? "MaxPool" : "AveragePool"
     }
 
-    private func geometry(_ x: [Int]) throws -> onyx_nchwc_geometry {
+    private func geometry(_ x: [Int]) throws -> NchwcGeometry {
         guard NchwcFormat.isBlocked(x) else { throw OnyxError.shapeMismatch("\(name) (NCHWc): input must be N×blocks×H×W×16, got \(x)") }
         let channels = x[1] * NchwcFormat.block
         guard let window else {
-            var g = onyx_nchwc_geometry(
-                in_h: x[2], in_w: x[3], out_h: 1, out_w: 1, kernel_h: x[2], kernel_w: x[3], stride_y: 1, stride_x: 1,
-                dilation_y: 1, dilation_x: 1, pad_top: 0, pad_left: 0, in_channels: channels, in_block_stride: 0,
-                in_lane_stride: 0, in_row_stride: 0, in_pixel_stride: 0, out_channels: channels)
-            onyx_nchwc_set_input_layout(&g, 0)
-            return g
+            return NchwcGeometry(
+                inHeight: x[2], inWidth: x[3], outHeight: 1, outWidth: 1, kernelHeight: x[2], kernelWidth: x[3],
+                strideY: 1, strideX: 1, dilationY: 1, dilationX: 1, padTop: 0, padLeft: 0, inChannels: channels,
+                outChannels: channels)
         }
         if kind == .averageFull, try !window.fitsPaddedInput(height: x[2], width: x[3]) {
             throw OnyxError.shapeMismatch(
@@ -467,29 +461,20 @@ package struct NchwcPoolKernel: Kernel {
             throw OnyxError.invalidModel("\(name) (NCHWc) takes one float tensor")
         }
         let g = try geometry(x.shape)
-        return [TensorDescriptor(.float, [x.shape[0], x.shape[1], g.out_h, g.out_w, NchwcFormat.block])]
+        return [TensorDescriptor(.float, [x.shape[0], x.shape[1], g.outHeight, g.outWidth, NchwcFormat.block])]
     }
 
     package func run(_ context: borrowing KernelContext) throws {
         let x = context.input(0)!, y = context.output(0)
         let geometry = try geometry(x.shape)
         let blocks = x.shape[1], block = NchwcFormat.block
-        let inputImage = blocks * block * geometry.in_h * geometry.in_w
-        let outputImage = blocks * block * geometry.out_h * geometry.out_w
-        let cost = Double(block * geometry.out_h * geometry.out_w) * Double(geometry.kernel_h * geometry.kernel_w)
+        let inputImage = blocks * block * geometry.inHeight * geometry.inWidth
+        let outputImage = blocks * block * geometry.outHeight * geometry.outWidth
+        let cost = Double(block * geometry.outHeight * geometry.outWidth) * Double(geometry.kernelHeight * geometry.kernelWidth)
         let input = UnsafePointer(x.pointer(as: Float.self)), output = y.pointer(as: Float.self)
-        let isa = self.isa.cValue
-        let kind = switch self.kind {
-        case .max: ONYX_NCHWC_POOL_MAX
-        case .average: ONYX_NCHWC_POOL_AVERAGE
-        case .averageFull: ONYX_NCHWC_POOL_AVERAGE_FULL
-        }
-        withUnsafePointer(to: geometry) { g in
-            for n in 0..<x.shape[0] {
-                NchwcFormat.split(blocks, costPerItem: cost, pool: context.pool) { range in
-                    onyx_nchwc_pool(isa, kind, g, input + n * inputImage, output + n * outputImage, range.lowerBound,
-                                    range.upperBound)
-                }
+        for n in 0..<x.shape[0] {
+            NchwcFormat.split(blocks, costPerItem: cost, pool: context.pool) { range in
+                NchwcLoops.pool(kind, geometry, input + n * inputImage, into: output + n * outputImage, blocks: range, isa: isa)
             }
         }
     }
