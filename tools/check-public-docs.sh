@@ -8,14 +8,12 @@
 #   - exempt: witnesses of standard-library protocols, whose documentation DocC takes from the
 #     protocol (`description`, `debugDescription`, `hash(into:)`, `==`, `<`, `init(from:)`,
 #     `encode(to:)`).
-# Usage: tools/check-public-docs.sh [folder …]   (default: the API `import Onyx` and `import OnyxServe` give)
+# Usage: tools/check-public-docs.sh [folder …]   (default: every runtime target and OnyxServe)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 folders=("$@")
-# OnyxKernels and OnyxOperators: only the two declarations `import Onyx` re-exports (their other
-# public protocols are public so that generic loops specialise across modules, not user API).
-[ ${#folders[@]} -gt 0 ] || folders=(Sources/OnyxCore Sources/OnyxIR Sources/Onyx Sources/OnyxServe
-    Sources/OnyxKernels/Kernels/KernelISA.swift Sources/OnyxOperators/Operators/OperatorCatalog.swift)
+[ ${#folders[@]} -gt 0 ] || folders=(Sources/OnyxCore Sources/OnyxIR Sources/OnyxKernels Sources/OnyxOperators
+    Sources/Onyx Sources/OnyxServe)
 
 find "${folders[@]}" -name '*.swift' -print0 | sort -z | xargs -0 awk '
     function indent(s) { match(s, /^ */); return RLENGTH }
