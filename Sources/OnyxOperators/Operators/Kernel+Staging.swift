@@ -83,11 +83,20 @@ package struct Float32Staged: Kernel {
                     })
                 }
                 defer { _ = views.deinitialize() }
-                let table = UnsafeBufferPointer(views)
-                try inner.run(KernelContext(
-                    inputs: UnsafeBufferPointer(rebasing: table[0..<inputs.count]),
-                    outputs: UnsafeBufferPointer(rebasing: table[inputs.count...]), workspace: rest, pool: pool))
+                try Self.run(inner, views: UnsafeBufferPointer(views), inputCount: inputs.count, workspace: rest, pool: pool)
             }
         }
+    }
+
+    /// Runs `inner` on `views` (inputs, then outputs). A function of its own: building the
+    /// noncopyable context inside the nested closures above crashes the optimiser (Swift 6.3.1).
+    @inline(never)
+    private static func run(
+        _ inner: any Kernel, views: UnsafeBufferPointer<TensorView?>, inputCount: Int,
+        workspace: UnsafeMutableRawPointer?, pool: ComputePool
+    ) throws {
+        try inner.run(KernelContext(
+            inputs: UnsafeBufferPointer(rebasing: views[0..<inputCount]),
+            outputs: UnsafeBufferPointer(rebasing: views[inputCount...]), workspace: workspace, pool: pool))
     }
 }
