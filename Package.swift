@@ -70,9 +70,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Counts malloc calls process-wide for AllocationTests (a test-only helper).
+        .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
         .testTarget(
             name: "OnyxTests",
-            dependencies: ["Onyx", "OnyxCore", "OnyxIR", "OnyxKernels", "OnyxOperators", "OnyxConformance", "CKernels"]
+            dependencies: [
+                "Onyx", "OnyxCore", "OnyxIR", "OnyxKernels", "OnyxOperators", "OnyxConformance", "CKernels",
+                "CAllocationCounter",
+            ]
         ),
         .testTarget(
             name: "OnyxServeTests",

@@ -194,15 +194,18 @@ package struct AttentionKernel: Kernel {
             + (ScaledDotProductAttention<Float>.scratchCount(g) + 15) / 16 * 16
         if type == .double { return scalars * 8 + 64 }
         let (strips, panels) = packingFloats(g)
-        return (scalars + strips + panels) * 4 + 64
+        return Float32Staging.byteCount(inputs: inputs, inputLimit: 7, outputs: outputs, widens: Self.widens)
+            + (scalars + strips + panels) * 4 + 64
     }
 
+    /// float16 tensors are computed in float32.
+    private static func widens(_ type: DataType) -> Bool { type == .float16 }
+
     package func run(_ context: borrowing KernelContext) throws {
-        let inputs = (0..<7).map { context.input($0) }
-        let g = try geometry(inputs.map { $0.map { TensorDescriptor($0.dataType, $0.shape) } })
+        let g = try geometry((0..<7).map { context.input($0).map { TensorDescriptor($0.dataType, $0.shape) } })
         guard let workspace = context.workspace else { throw OnyxError.internalError("Attention: no workspace") }
         var nonpad: [Int]?
-        if let lengths = inputs[6] {
+        if let lengths = context.input(6) {
             let values = lengths.pointer(as: Int64.self)
             nonpad = try (0..<g.batch).map { b in
                 guard values[b] >= 0, values[b] <= Int64(g.totalLength) else {
@@ -211,28 +214,28 @@ package struct AttentionKernel: Kernel {
                 return Int(values[b])
             }
         }
-        let outputs = (0..<4).map { context.optionalOutput($0) }
-        let pool = context.pool
-        switch inputs[0]!.dataType {
-        case .float:
-            runFloat(g, nonpad: nonpad, inputs: inputs.map { $0.map { UnsafePointer($0.pointer(as: Float.self)) } },
-                     mask: inputs[3], outputs: outputs.map { $0?.pointer(as: Float.self) }, workspace: workspace, pool: pool)
-        case .float16:
-            Float16Staging.run(inputs: inputs, outputs: outputs) { widened, results in
-                runFloat(g, nonpad: nonpad, inputs: widened, mask: inputs[3], outputs: results, workspace: workspace, pool: pool)
+        let pool = context.pool, mask = context.input(3)
+        let type = context.input(0)!.dataType
+        switch type {
+        case .float, .float16:
+            Float32Staging.run(
+                inputs: context.inputs, inputCount: 7, outputs: context.outputs, outputCount: 4, workspace: workspace, widens: Self.widens
+            ) { widened, results, rest in
+                runFloat(g, nonpad: nonpad, inputs: widened, mask: mask, outputs: results, workspace: rest!, pool: pool)
             }
         case .double:
             let problem = attention(Double.self, g, nonpad: nonpad)
             let scratch = workspace.assumingMemoryBound(to: Double.self)
-            let (presentKey, presentValue, mask, rest) = layout(scratch, g, outputs: outputs.map { $0?.pointer(as: Double.self) })
-            let maskBias = convertMask(inputs[3], widened: inputs[3].map { UnsafePointer($0.pointer(as: Double.self)) }, into: mask)
-            func input(_ i: Int) -> UnsafePointer<Double>? { inputs[i].map { UnsafePointer($0.pointer(as: Double.self)) } }
+            func output(_ i: Int) -> UnsafeMutablePointer<Double>? { context.optionalOutput(i)?.pointer(as: Double.self) }
+            let (presentKey, presentValue, maskBuffer, rest) = layout(scratch, g, presentKey: output(1), presentValue: output(2))
+            let maskBias = convertMask(mask, widened: mask.map { UnsafePointer($0.pointer(as: Double.self)) }, into: maskBuffer)
+            func input(_ i: Int) -> UnsafePointer<Double>? { context.input(i).map { UnsafePointer($0.pointer(as: Double.self)) } }
             problem.run(
                 q: input(0)!, k: input(1)!, v: input(2)!, pastKey: input(4), pastValue: input(5), mask: maskBias,
-                presentKey: presentKey, presentValue: presentValue, y: outputs[0]!.pointer(as: Double.self),
-                qk: outputs[3]?.pointer(as: Double.self), scratch: rest, product: Self.naiveProduct)
+                presentKey: presentKey, presentValue: presentValue, y: output(0)!,
+                qk: output(3), scratch: rest, product: Self.naiveProduct)
         default:
-            throw OnyxError.unsupportedDataType("Attention supports float, double and float16, got \(inputs[0]!.dataType)")
+            throw OnyxError.unsupportedDataType("Attention supports float, double and float16, got \(type)")
         }
     }
 
@@ -244,13 +247,14 @@ package struct AttentionKernel: Kernel {
 
     /// Splits scratch into present key, present value, mask bias and the attention scratch;
     /// the present buffers are the outputs themselves when the node has them.
-    private func layout<S>(_ scratch: UnsafeMutablePointer<S>, _ g: AttentionGeometry, outputs: [UnsafeMutablePointer<S>?]) -> (
-        UnsafeMutablePointer<S>, UnsafeMutablePointer<S>, UnsafeMutablePointer<S>, UnsafeMutablePointer<S>
-    ) {
+    private func layout<S>(
+        _ scratch: UnsafeMutablePointer<S>, _ g: AttentionGeometry,
+        presentKey presentKeyOutput: UnsafeMutablePointer<S>?, presentValue presentValueOutput: UnsafeMutablePointer<S>?
+    ) -> (UnsafeMutablePointer<S>, UnsafeMutablePointer<S>, UnsafeMutablePointer<S>, UnsafeMutablePointer<S>) {
         var cursor = scratch
-        let presentKey = outputs[1] ?? cursor
+        let presentKey = presentKeyOutput ?? cursor
         cursor += (g.presentKeyCount + 15) / 16 * 16
-        let presentValue = outputs[2] ?? cursor
+        let presentValue = presentValueOutput ?? cursor
         cursor += (g.presentValueCount + 15) / 16 * 16
         let mask = cursor
         cursor += (g.maskCount + 15) / 16 * 16
@@ -271,12 +275,12 @@ package struct AttentionKernel: Kernel {
     }
 
     private func runFloat(
-        _ g: AttentionGeometry, nonpad: [Int]?, inputs: [UnsafePointer<Float>?], mask: TensorView?,
-        outputs: [UnsafeMutablePointer<Float>?], workspace: UnsafeMutableRawPointer, pool: ComputePool
+        _ g: AttentionGeometry, nonpad: [Int]?, inputs: UnsafeBufferPointer<UnsafePointer<Float>?>, mask: TensorView?,
+        outputs: UnsafeBufferPointer<UnsafeMutablePointer<Float>?>, workspace: UnsafeMutableRawPointer, pool: ComputePool
     ) {
         guard let q = inputs[0], let k = inputs[1], let v = inputs[2], let y = outputs[0] else { return }
         let scratch = workspace.assumingMemoryBound(to: Float.self)
-        let (presentKey, presentValue, maskBuffer, rest) = layout(scratch, g, outputs: outputs)
+        let (presentKey, presentValue, maskBuffer, rest) = layout(scratch, g, presentKey: outputs[1], presentValue: outputs[2])
         let (stripCount, _) = packingFloats(g)
         let strips = rest + (ScaledDotProductAttention<Float>.scratchCount(g) + 15) / 16 * 16
         let panels = strips + stripCount
@@ -400,37 +404,43 @@ package struct RotaryEmbeddingKernel: Kernel {
         return [inputs[0]!.descriptor]
     }
 
+    package func workspaceByteCount(inputs: [TensorDescriptor?], outputs: [TensorDescriptor]) -> Int {
+        guard let l = try? layout(inputs) else { return 0 }
+        // float32 copies of float16 tensors, then the cache row of each (batch, step).
+        return Float32Staging.byteCount(inputs: inputs, inputLimit: 3, outputs: outputs, widens: Self.widens)
+            + l.batch * l.sequence * MemoryLayout<Int>.stride
+    }
+
+    /// float16 tensors are computed in float32.
+    private static func widens(_ type: DataType) -> Bool { type == .float16 }
+
     package func run(_ context: borrowing KernelContext) throws {
-        let inputs = (0..<4).map { context.input($0) }
-        let l = try layout(inputs.map { $0.map { TensorDescriptor($0.dataType, $0.shape) } })
-        let output = context.output(0)
-        // Cache rows per (batch, step), checked before anything is written.
-        var rows = [Int](repeating: 0, count: l.batch * l.sequence)
-        if let positions = inputs[3] {
-            let limit = inputs[1]!.shape[0]
-            let ids = positions.pointer(as: Int64.self)
-            for i in 0..<rows.count {
-                guard ids[i] >= 0, ids[i] < Int64(limit) else {
-                    throw OnyxError.invalidInput("RotaryEmbedding: position id \(ids[i]) is outside 0..<\(limit)")
+        let l = try layout((0..<4).map { context.input($0).map { TensorDescriptor($0.dataType, $0.shape) } })
+        guard let workspace = context.workspace else { throw OnyxError.internalError("RotaryEmbedding: no workspace") }
+        let positions = context.input(3), limit = context.input(1)!.shape[0]
+        try Float32Staging.run(
+            inputs: context.inputs, inputCount: 3, outputs: context.outputs, outputCount: 1, workspace: workspace, widens: Self.widens
+        ) { widened, results, rest in
+            // Cache rows per (batch, step), checked before anything is written.
+            let count = l.batch * l.sequence
+            let rows = UnsafeMutableBufferPointer(start: rest!.bindMemory(to: Int.self, capacity: count), count: count)
+            if let positions {
+                let ids = positions.pointer(as: Int64.self)
+                for i in 0..<count {
+                    guard ids[i] >= 0, ids[i] < Int64(limit) else {
+                        throw OnyxError.invalidInput("RotaryEmbedding: position id \(ids[i]) is outside 0..<\(limit)")
+                    }
+                    rows[i] = Int(ids[i])
                 }
-                rows[i] = Int(ids[i])
+            } else {
+                for i in 0..<count { rows[i] = i }
             }
-        } else {
-            for i in 0..<rows.count { rows[i] = i }
-        }
-        if output.dataType == .float {
-            rotate(l, rows: rows, x: UnsafePointer(inputs[0]!.pointer(as: Float.self)),
-                   cos: UnsafePointer(inputs[1]!.pointer(as: Float.self)), sin: UnsafePointer(inputs[2]!.pointer(as: Float.self)),
-                   y: output.pointer(as: Float.self))
-        } else {
-            Float16Staging.run(inputs: Array(inputs[0..<3]), outputs: [output]) { widened, results in
-                rotate(l, rows: rows, x: widened[0]!, cos: widened[1]!, sin: widened[2]!, y: results[0]!)
-            }
+            rotate(l, rows: UnsafeBufferPointer(rows), x: widened[0]!, cos: widened[1]!, sin: widened[2]!, y: results[0]!)
         }
     }
 
     private func rotate(
-        _ l: Layout, rows: [Int], x: UnsafePointer<Float>, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>,
+        _ l: Layout, rows: UnsafeBufferPointer<Int>, x: UnsafePointer<Float>, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>,
         y: UnsafeMutablePointer<Float>
     ) {
         let half = l.rotated / 2

@@ -44,76 +44,59 @@ package struct Float32Staged: Kernel {
         guard Self.stagedType(inputs.map { $0?.dataType }) != nil else {
             return inner.workspaceByteCount(inputs: inputs, outputs: outputs)
         }
-        let layout = StagingLayout(inputs: inputs, outputs: outputs, inner: inner)
-        return layout.total
+        // The float32 copies first, then the wrapped kernel's own scratch.
+        func asFloat(_ d: TensorDescriptor) -> TensorDescriptor { Self.isStaged(d.dataType) ? TensorDescriptor(.float, d.shape) : d }
+        return Float32Staging.byteCount(inputs: inputs, outputs: outputs, widens: Self.isStaged)
+            + inner.workspaceByteCount(inputs: inputs.map { $0.map(asFloat) }, outputs: outputs.map(asFloat))
     }
 
     package func readsData(ofInput index: Int) -> Bool { inner.readsData(ofInput: index) }
     package var aliasing: KernelAliasing { inner.aliasing }
 
     package func run(_ context: borrowing KernelContext) throws {
-        // float32 runs straight through, building nothing (a steady-state run allocates no arrays).
-        // Reads each view's type in place: copying a view would retain its shape array.
+        // float32 runs straight through. Reads each view's type in place: copying a view would
+        // retain its shape array.
         var needsStaging = false
         for index in 0..<context.inputs.count where context.inputs[index].map({ Self.isStaged($0.dataType) }) == true {
             needsStaging = true
         }
         guard needsStaging else { return try inner.run(context) }
-        let inputs = (0..<context.inputCount).map { context.input($0) }
-        let outputs = (0..<context.outputs.count).map { context.optionalOutput($0) }
-        let layout = StagingLayout(
-            inputs: inputs.map { $0.map { TensorDescriptor($0.dataType, $0.shape) } },
-            outputs: outputs.map { $0.map { TensorDescriptor($0.dataType, $0.shape) } ?? TensorDescriptor(.float, [0]) },
-            inner: inner)
         guard let workspace = context.workspace else {
             throw OnyxError.internalError("staged kernel ran without its workspace")
         }
-        func staged(_ view: TensorView?, at offset: Int?) -> TensorView? {
-            guard let view, let offset else { return view }
-            return TensorView(dataType: .float, shape: view.shape, data: workspace + offset)
-        }
-        let innerInputs = zip(inputs, layout.inputOffsets).map { staged($0, at: $1) }
-        let innerOutputs = zip(outputs, layout.outputOffsets).map { staged($0, at: $1) }
-        for (view, target) in zip(inputs, innerInputs) {
-            guard let view, let target, view.data != target.data else { continue }
-            Casting.convert(view.data, from: view.dataType, to: target.data, .float, count: view.elementCount)
-        }
-        try innerInputs.withUnsafeBufferPointer { innerInputBuffer in
-            try innerOutputs.withUnsafeBufferPointer { innerOutputBuffer in
-                try inner.run(KernelContext(
-                    inputs: innerInputBuffer, outputs: innerOutputBuffer,
-                    workspace: layout.innerBytes > 0 ? workspace : nil, pool: context.pool))
+        let inputs = context.inputs, outputs = context.outputs, pool = context.pool
+        let inner = self.inner
+        try Float32Staging.run(
+            inputs: inputs, inputCount: inputs.count, outputs: outputs, outputCount: outputs.count,
+            workspace: workspace, zeroingOutputs: false, widens: Self.isStaged
+        ) { widened, results, rest in
+            // The wrapped kernel's views: the float32 copies in place of the staged tensors.
+            try withUnsafeTemporaryAllocation(of: TensorView?.self, capacity: inputs.count + outputs.count) { views in
+                for (i, view) in inputs.enumerated() {
+                    views.initializeElement(at: i, to: view.flatMap { view in
+                        Self.isStaged(view.dataType) ? TensorView(dataType: .float, shape: view.shape, data: UnsafeMutableRawPointer(mutating: widened[i]!)) : view
+                    })
+                }
+                for (i, view) in outputs.enumerated() {
+                    views.initializeElement(at: inputs.count + i, to: view.flatMap { view in
+                        Self.isStaged(view.dataType) ? TensorView(dataType: .float, shape: view.shape, data: results[i]!) : view
+                    })
+                }
+                defer { _ = views.deinitialize() }
+                try Self.run(inner, views: UnsafeBufferPointer(views), inputCount: inputs.count, workspace: rest, pool: pool)
             }
         }
-        for (view, source) in zip(outputs, innerOutputs) {
-            guard let view, let source, view.data != source.data else { continue }
-            Casting.convert(source.data, from: .float, to: view.data, view.dataType, count: view.elementCount)
-        }
-    }
-}
-
-/// Where a staged kernel's pieces sit in its workspace: the wrapped kernel's own scratch first,
-/// then a float32 copy of every staged input and output.
-private struct StagingLayout {
-    var innerBytes = 0
-    var inputOffsets: [Int?] = []
-    var outputOffsets: [Int?] = []
-    var total = 0
-
-    init(inputs: [TensorDescriptor?], outputs: [TensorDescriptor], inner: any Kernel) {
-        func asFloat(_ d: TensorDescriptor) -> TensorDescriptor {
-            Float32Staged.isStaged(d.dataType) ? TensorDescriptor(.float, d.shape) : d
-        }
-        innerBytes = inner.workspaceByteCount(inputs: inputs.map { $0.map(asFloat) }, outputs: outputs.map(asFloat))
-        total = Self.aligned(innerBytes)
-        func place(_ d: TensorDescriptor?) -> Int? {
-            guard let d, Float32Staged.isStaged(d.dataType) else { return nil }
-            defer { total += Self.aligned(d.elementCount * 4) }
-            return total
-        }
-        inputOffsets = inputs.map(place)
-        outputOffsets = outputs.map(place)
     }
 
-    static func aligned(_ bytes: Int) -> Int { (bytes + 63) & ~63 }
+    /// Runs `inner` on `views` (inputs, then outputs). A function of its own: building the
+    /// noncopyable context inside the nested closures above crashes the optimiser (Swift 6.3.1).
+    @inline(never)
+    private static func run(
+        _ inner: any Kernel, views: UnsafeBufferPointer<TensorView?>, inputCount: Int,
+        workspace: UnsafeMutableRawPointer?, pool: ComputePool
+    ) throws {
+        try inner.run(KernelContext(
+            inputs: UnsafeBufferPointer(rebasing: views[0..<inputCount]),
+            outputs: UnsafeBufferPointer(rebasing: views[inputCount...]), workspace: workspace, pool: pool))
+    }
 }

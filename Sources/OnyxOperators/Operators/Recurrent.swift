@@ -202,8 +202,12 @@ package struct RecurrentKernel: Kernel {
     package func workspaceByteCount(inputs: [TensorDescriptor?], outputs: [TensorDescriptor]) -> Int {
         guard let s = try? shape(inputs), let type = inputs[0]?.dataType else { return 0 }
         let (scalars, packing) = scratchCounts(s, type)
-        return type == .double ? scalars * 8 + 64 : (scalars + packing) * 4 + 128
+        guard type != .double else { return scalars * 8 + 64 }
+        return Float32Staging.byteCount(inputs: inputs, inputLimit: 8, outputs: outputs, widens: Self.widens) + (scalars + packing) * 4 + 128
     }
+
+    /// float16 tensors are computed in float32.
+    private static func widens(_ type: DataType) -> Bool { type == .float16 }
 
     package func run(_ context: borrowing KernelContext) throws {
         let inputs = (0..<context.inputCount).map { context.input($0) }
@@ -220,23 +224,17 @@ package struct RecurrentKernel: Kernel {
                 lengths[b] = Int(values[b])
             }
         }
-        let outputs = (0..<3).map { context.optionalOutput($0) }
         let type = inputs[0]!.dataType
         switch type {
-        case .float:
-            func pointer(_ i: Int) -> UnsafePointer<Float>? {
-                i < inputs.count ? inputs[i].map { UnsafePointer($0.pointer(as: Float.self)) } : nil
-            }
-            runFloat(s, lengths: lengths, inputs: (0..<8).map(pointer),
-                     outputs: outputs.map { $0?.pointer(as: Float.self) }, workspace: workspace, pool: context.pool)
-        case .float16:
-            let staged = (0..<8).map { i in i != 4 && i < inputs.count ? inputs[i] : nil }
+        case .float, .float16:
             let pool = context.pool
-            Float16Staging.run(inputs: staged, outputs: outputs) { widened, results in
-                runFloat(s, lengths: lengths, inputs: widened, outputs: results, workspace: workspace, pool: pool)
+            Float32Staging.run(
+                inputs: context.inputs, inputCount: 8, outputs: context.outputs, outputCount: 3, workspace: workspace, widens: Self.widens
+            ) { widened, results, rest in
+                runFloat(s, lengths: lengths, inputs: widened, outputs: results, workspace: rest!, pool: pool)
             }
         case .double:
-            runDouble(s, lengths: lengths, inputs: inputs, outputs: outputs, scratch: workspace.assumingMemoryBound(to: Double.self))
+            runDouble(s, lengths: lengths, inputs: inputs, outputs: (0..<3).map { context.optionalOutput($0) }, scratch: workspace.assumingMemoryBound(to: Double.self))
         default:
             throw OnyxError.unsupportedDataType("\(op) supports float, double and float16, got \(type)")
         }
@@ -257,8 +255,8 @@ package struct RecurrentKernel: Kernel {
     }
 
     private func runFloat(
-        _ s: RecurrentShape, lengths: [Int], inputs: [UnsafePointer<Float>?], outputs: [UnsafeMutablePointer<Float>?],
-        workspace: UnsafeMutableRawPointer, pool: ComputePool
+        _ s: RecurrentShape, lengths: [Int], inputs: UnsafeBufferPointer<UnsafePointer<Float>?>,
+        outputs: UnsafeBufferPointer<UnsafeMutablePointer<Float>?>, workspace: UnsafeMutableRawPointer, pool: ComputePool
     ) {
         guard let x = inputs[0], let w = inputs[1], let r = inputs[2] else { return }
         clearOutput(outputs[0], s, lengths: lengths)

@@ -31,8 +31,8 @@ extension OperatorRegistry {
     ]
 }
 
-/// Float tensors of any width read into and written from `Float` scratch arrays: these
-/// operators compute in float32 whatever their element type, as the reference does.
+/// These operators compute in float32 whatever their element type, as the reference does:
+/// every other tensor is staged to float32 in the workspace (``Float32Staging``).
 private enum FloatScratch {
     static let types: [DataType] = [.float, .float16, .double]
 
@@ -42,14 +42,12 @@ private enum FloatScratch {
         }
     }
 
-    static func read(_ view: TensorView) -> [Float] {
-        var values = [Float](repeating: 0, count: view.elementCount)
-        values.withUnsafeMutableBytes { Casting.convert(view.data, from: view.dataType, to: $0.baseAddress!, .float, count: view.elementCount) }
-        return values
-    }
+    /// Every type but float32 is converted.
+    static func widens(_ type: DataType) -> Bool { true }
 
-    static func write(_ values: [Float], to view: TensorView) {
-        values.withUnsafeBytes { Casting.convert($0.baseAddress!, from: .float, to: view.data, view.dataType, count: view.elementCount) }
+    /// Workspace bytes for the float32 copies of the first `inputLimit` inputs and the outputs.
+    static func stagingBytes(_ inputs: [TensorDescriptor?], inputLimit: Int = .max, _ outputs: [TensorDescriptor]) -> Int {
+        Float32Staging.byteCount(inputs: inputs, inputLimit: inputLimit, outputs: outputs, widens: widens)
     }
 }
 
@@ -68,10 +66,19 @@ package struct SwiGLUKernel: Kernel {
         return [a.descriptor]
     }
 
+    package func workspaceByteCount(inputs: [TensorDescriptor?], outputs: [TensorDescriptor]) -> Int {
+        FloatScratch.stagingBytes(inputs, outputs)
+    }
+
     package func run(_ context: borrowing KernelContext) throws {
-        let a = FloatScratch.read(context.input(0)!), b = FloatScratch.read(context.input(1)!)
-        let y = (0..<a.count).map { i in a[i] / (1 + exp(-alpha * a[i])) * b[i] }
-        FloatScratch.write(y, to: context.output(0))
+        let count = context.output(0).elementCount, alpha = self.alpha
+        Float32Staging.run(
+            inputs: context.inputs, inputCount: 2, outputs: context.outputs, outputCount: 1,
+            workspace: context.workspace, widens: FloatScratch.widens
+        ) { widened, results, _ in
+            let a = widened[0]!, b = widened[1]!, y = results[0]!
+            for i in 0..<count { y[i] = a[i] / (1 + exp(-alpha * a[i])) * b[i] }
+        }
     }
 }
 
@@ -149,31 +156,40 @@ package struct CausalConvWithStateKernel: Kernel {
         return [x.descriptor, TensorDescriptor(x.dataType, [batch, channels, k - 1])]
     }
 
+    package func workspaceByteCount(inputs: [TensorDescriptor?], outputs: [TensorDescriptor]) -> Int {
+        guard let x = inputs[0], let w = inputs[1] else { return 0 }
+        // The float32 copies, then one padded row.
+        return FloatScratch.stagingBytes(inputs, inputLimit: 4, outputs) + (x.shape[2] + w.shape[2] - 1) * MemoryLayout<Float>.stride
+    }
+
     package func run(_ context: borrowing KernelContext) throws {
         let xv = context.input(0)!, wv = context.input(1)!
-        let x = FloatScratch.read(xv), w = FloatScratch.read(wv)
-        let bias = context.input(2).map(FloatScratch.read)
-        let past = context.input(3).map(FloatScratch.read)
         let (batch, channels, length, k) = (xv.shape[0], xv.shape[1], xv.shape[2], wv.shape[2])
-        let padded = length + k - 1
-        var y = [Float](repeating: 0, count: batch * channels * length)
-        var state = [Float](repeating: 0, count: batch * channels * (k - 1))
-        var row = [Float](repeating: 0, count: padded)
-        for b in 0..<batch {
-            for c in 0..<channels {
-                let plane = b * channels + c
-                for i in 0..<(k - 1) { row[i] = past?[plane * (k - 1) + i] ?? 0 }
-                for i in 0..<length { row[k - 1 + i] = x[plane * length + i] }
-                for t in 0..<length {
-                    var sum = bias?[c] ?? 0
-                    for j in 0..<k { sum += w[c * k + j] * row[t + j] }
-                    y[plane * length + t] = silu ? sum / (1 + exp(-sum)) : sum
+        let silu = self.silu
+        Float32Staging.run(
+            inputs: context.inputs, inputCount: 4, outputs: context.outputs, outputCount: 2,
+            workspace: context.workspace, widens: FloatScratch.widens
+        ) { widened, results, rest in
+            let x = widened[0]!, w = widened[1]!, bias = widened[2], past = widened[3]
+            let y = results[0]!, state = results[1]
+            let padded = length + k - 1
+            let row = rest!.bindMemory(to: Float.self, capacity: padded)
+            for b in 0..<batch {
+                for c in 0..<channels {
+                    let plane = b * channels + c
+                    for i in 0..<(k - 1) { row[i] = past?[plane * (k - 1) + i] ?? 0 }
+                    for i in 0..<length { row[k - 1 + i] = x[plane * length + i] }
+                    for t in 0..<length {
+                        var sum = bias?[c] ?? 0
+                        for j in 0..<k { sum += w[c * k + j] * row[t + j] }
+                        y[plane * length + t] = silu ? sum / (1 + exp(-sum)) : sum
+                    }
+                    if let state {
+                        for i in 0..<(k - 1) { state[plane * (k - 1) + i] = row[padded - (k - 1) + i] }
+                    }
                 }
-                for i in 0..<(k - 1) { state[plane * (k - 1) + i] = row[padded - (k - 1) + i] }
             }
         }
-        FloatScratch.write(y, to: context.output(0))
-        if let present = context.optionalOutput(1) { FloatScratch.write(state, to: present) }
     }
 }
 
@@ -238,56 +254,77 @@ package struct LinearAttentionKernel: Kernel {
         return [TensorDescriptor(q.dataType, [batch, tokens, queryHeads * dv]), TensorDescriptor(stateType, stateShape)]
     }
 
+    package func workspaceByteCount(inputs: [TensorDescriptor?], outputs: [TensorDescriptor]) -> Int {
+        guard let q = inputs[0], let v = inputs[2] else { return 0 }
+        let dk = q.shape[2] / queryHeads, dv = v.shape[2] / kvHeads
+        // The float32 copies, the state when the node leaves present_state out, one update row.
+        var layout = WorkspaceLayout()
+        _ = layout.reserve(floats: q.shape[0] * kvHeads * dk * dv)
+        _ = layout.reserve(floats: dv)
+        return FloatScratch.stagingBytes(inputs, inputLimit: 6, outputs) + layout.byteCount
+    }
+
     package func run(_ context: borrowing KernelContext) throws {
         let qv = context.input(0)!, vv = context.input(2)!
-        let q = FloatScratch.read(qv), k = FloatScratch.read(context.input(1)!), v = FloatScratch.read(vv)
-        let decayView = context.input(4), betaView = context.input(5)
-        let decay = decayView.map(FloatScratch.read), beta = betaView.map(FloatScratch.read)
+        let decayWidth = context.input(4)?.shape[2] ?? 1, betaWidth = context.input(5)?.shape[2] ?? 1
         let (batch, tokens) = (qv.shape[0], qv.shape[1])
+        let (queryHeads, kvHeads) = (self.queryHeads, self.kvHeads)
         let dk = qv.shape[2] / queryHeads, dv = vv.shape[2] / kvHeads
         let group = queryHeads / kvHeads
-        let decayWidth = decayView?.shape[2] ?? 1, betaWidth = betaView?.shape[2] ?? 1
         let factor = scale == 0 ? 1 / Float(dk).squareRoot() : scale
-        var state = context.input(3).map(FloatScratch.read) ?? [Float](repeating: 0, count: batch * kvHeads * dk * dv)
-        var out = [Float](repeating: 0, count: batch * tokens * queryHeads * dv)
-        var update = [Float](repeating: 0, count: dv)
-        for b in 0..<batch {
-            for t in 0..<tokens {
-                let token = b * tokens + t
-                for h in 0..<kvHeads {
-                    let s = ((b * kvHeads) + h) * dk * dv
-                    let keyBase = token * kvHeads * dk + h * dk
-                    if let decay {
+        Float32Staging.run(
+            inputs: context.inputs, inputCount: 6, outputs: context.outputs, outputCount: 2,
+            workspace: context.workspace, widens: FloatScratch.widens
+        ) { widened, results, rest in
+            let q = widened[0]!, k = widened[1]!, v = widened[2]!, decay = widened[4], beta = widened[5]
+            let out = results[0]!
+            var layout = WorkspaceLayout()
+            let stateCount = batch * kvHeads * dk * dv
+            let ownState = (rest! + layout.reserve(floats: stateCount)).assumingMemoryBound(to: Float.self)
+            let update = (rest! + layout.reserve(floats: dv)).assumingMemoryBound(to: Float.self)
+            // The state is updated in present_state itself when the node has it.
+            let state = results[1] ?? ownState
+            if let past = widened[3] {
+                state.update(from: past, count: stateCount)
+            } else {
+                state.update(repeating: 0, count: stateCount)
+            }
+            for b in 0..<batch {
+                for t in 0..<tokens {
+                    let token = b * tokens + t
+                    for h in 0..<kvHeads {
+                        let s = ((b * kvHeads) + h) * dk * dv
+                        let keyBase = token * kvHeads * dk + h * dk
+                        if let decay {
+                            for i in 0..<dk {
+                                let g = exp(decay[token * decayWidth + (decayWidth == kvHeads ? h : h * dk + i)])
+                                for j in 0..<dv { state[s + i * dv + j] *= g }
+                            }
+                        }
+                        for j in 0..<dv { update[j] = v[token * kvHeads * dv + h * dv + j] }
+                        if let beta {
+                            let rate = beta[token * betaWidth + (betaWidth == 1 ? 0 : h)]
+                            for j in 0..<dv {
+                                var retrieved: Float = 0
+                                for i in 0..<dk { retrieved += state[s + i * dv + j] * k[keyBase + i] }
+                                update[j] = rate * (update[j] - retrieved)
+                            }
+                        }
                         for i in 0..<dk {
-                            let g = exp(decay[token * decayWidth + (decayWidth == kvHeads ? h : h * dk + i)])
-                            for j in 0..<dv { state[s + i * dv + j] *= g }
+                            for j in 0..<dv { state[s + i * dv + j] += k[keyBase + i] * update[j] }
                         }
-                    }
-                    for j in 0..<dv { update[j] = v[token * kvHeads * dv + h * dv + j] }
-                    if let beta {
-                        let rate = beta[token * betaWidth + (betaWidth == 1 ? 0 : h)]
-                        for j in 0..<dv {
-                            var retrieved: Float = 0
-                            for i in 0..<dk { retrieved += state[s + i * dv + j] * k[keyBase + i] }
-                            update[j] = rate * (update[j] - retrieved)
-                        }
-                    }
-                    for i in 0..<dk {
-                        for j in 0..<dv { state[s + i * dv + j] += k[keyBase + i] * update[j] }
-                    }
-                    for qh in (h * group)..<((h + 1) * group) {
-                        let queryBase = token * queryHeads * dk + qh * dk
-                        for j in 0..<dv {
-                            var sum: Float = 0
-                            for i in 0..<dk { sum += q[queryBase + i] * state[s + i * dv + j] }
-                            out[token * queryHeads * dv + qh * dv + j] = factor * sum
+                        for qh in (h * group)..<((h + 1) * group) {
+                            let queryBase = token * queryHeads * dk + qh * dk
+                            for j in 0..<dv {
+                                var sum: Float = 0
+                                for i in 0..<dk { sum += q[queryBase + i] * state[s + i * dv + j] }
+                                out[token * queryHeads * dv + qh * dv + j] = factor * sum
+                            }
                         }
                     }
                 }
             }
         }
-        FloatScratch.write(out, to: context.output(0))
-        if let present = context.optionalOutput(1) { FloatScratch.write(state, to: present) }
     }
 }
 
@@ -331,74 +368,95 @@ package struct FlexAttentionKernel: Kernel {
         return [TensorDescriptor(q.dataType, [q.shape[0], q.shape[1], q.shape[2], v.shape[3]])]
     }
 
+    package func workspaceByteCount(inputs: [TensorDescriptor?], outputs: [TensorDescriptor]) -> Int {
+        guard let q = inputs[0], let k = inputs[1] else { return 0 }
+        // The float32 copies of Q, K, V and Y, then the scores.
+        return FloatScratch.stagingBytes(inputs, inputLimit: 3, outputs)
+            + q.shape[0] * q.shape[1] * q.shape[2] * k.shape[2] * MemoryLayout<Float>.stride
+    }
+
     package func run(_ context: borrowing KernelContext) throws {
         let qv = context.input(0)!, kv = context.input(1)!, vv = context.input(2)!
-        let q = FloatScratch.read(qv), k = FloatScratch.read(kv), v = FloatScratch.read(vv)
         let (batch, heads, queries, size) = (qv.shape[0], qv.shape[1], qv.shape[2], qv.shape[3])
         let (kvHeads, keys, valueSize) = (kv.shape[1], kv.shape[2], vv.shape[3])
         let group = heads / kvHeads
         let factor = scale == 0 ? 1 / Float(size).squareRoot() : scale
         var outer: [String: Tensor] = [:]
-        for (offset, name) in implicitNames.enumerated() {
-            if let view = context.input(3 + offset) {
-                outer[name] = try Tensor(dataType: view.dataType, shape: view.shape,
-                                         bytes: UnsafeRawBufferPointer(start: view.data, count: view.byteCount))
+        if scoreModifier != nil || probabilityModifier != nil {
+            for (offset, name) in implicitNames.enumerated() {
+                if let view = context.input(3 + offset) {
+                    outer[name] = try Tensor(dataType: view.dataType, shape: view.shape,
+                                             bytes: UnsafeRawBufferPointer(start: view.data, count: view.byteCount))
+                }
             }
         }
         // The modifiers see scores in float32, or double for double inputs.
         let precision: DataType = qv.dataType == .double ? .double : .float
-        let scoreShape = [batch, heads, queries, keys]
-        func modified(_ values: [Float], by modifier: Subgraph?) throws -> [Float] {
-            guard let modifier else { return values }
-            let input = try Tensor(shape: scoreShape, scalars: values)
+        let scoreCount = batch * heads * queries * keys
+        /// Replaces the scores by the modifier's result (a subgraph run, which allocates).
+        func modify(_ scores: UnsafeMutablePointer<Float>, by modifier: Subgraph?) throws {
+            guard let modifier else { return }
+            let scoreShape = [batch, heads, queries, keys]
+            let input = try Tensor(shape: scoreShape, scalars: Array(UnsafeBufferPointer(start: scores, count: scoreCount)))
             let result = try modifier.run([precision == .double ? input.converted(to: .double) : input], outer: outer)[0]
             guard result.shape == scoreShape else {
                 throw OnyxError.shapeMismatch("FlexAttention: a modifier returned \(result.shape), expected \(scoreShape)")
             }
-            return try result.converted(to: .float).scalars(as: Float.self)
+            let values = try result.converted(to: .float).scalars(as: Float.self)
+            scores.update(from: values, count: scoreCount)
         }
-        var scores = [Float](repeating: 0, count: batch * heads * queries * keys)
-        for b in 0..<batch {
-            for h in 0..<heads {
-                let kvHead = h / group
-                for i in 0..<queries {
-                    let queryBase = ((b * heads + h) * queries + i) * size
-                    for j in 0..<keys {
-                        let keyBase = ((b * kvHeads + kvHead) * keys + j) * size
-                        var dot: Float = 0
-                        for d in 0..<size { dot += q[queryBase + d] * k[keyBase + d] }
-                        scores[((b * heads + h) * queries + i) * keys + j] = dot * factor
+        try Float32Staging.run(
+            inputs: context.inputs, inputCount: 3, outputs: context.outputs, outputCount: 1,
+            workspace: context.workspace, widens: FloatScratch.widens
+        ) { widened, results, rest in
+            let q = widened[0]!, k = widened[1]!, v = widened[2]!, out = results[0]!
+            let scores = rest!.bindMemory(to: Float.self, capacity: scoreCount)
+            for b in 0..<batch {
+                for h in 0..<heads {
+                    let kvHead = h / group
+                    for i in 0..<queries {
+                        let queryBase = ((b * heads + h) * queries + i) * size
+                        for j in 0..<keys {
+                            let keyBase = ((b * kvHeads + kvHead) * keys + j) * size
+                            var dot: Float = 0
+                            for d in 0..<size { dot += q[queryBase + d] * k[keyBase + d] }
+                            scores[((b * heads + h) * queries + i) * keys + j] = dot * factor
+                        }
+                    }
+                }
+            }
+            try modify(scores, by: scoreModifier)
+            let probabilities = scores
+            for row in 0..<(batch * heads * queries) {
+                let base = row * keys
+                var top: Float = 0
+                if keys > 0 {
+                    top = probabilities[base]
+                    for j in 1..<keys where probabilities[base + j] > top { top = probabilities[base + j] }
+                }
+                var total: Float = 0
+                for j in 0..<keys {
+                    let e = top == -.infinity ? 0 : exp(probabilities[base + j] - top)
+                    probabilities[base + j] = e
+                    total += e
+                }
+                for j in 0..<keys { probabilities[base + j] = total > 0 ? probabilities[base + j] / total : 0 }
+            }
+            try modify(probabilities, by: probabilityModifier)
+            out.update(repeating: 0, count: batch * heads * queries * valueSize)
+            for b in 0..<batch {
+                for h in 0..<heads {
+                    let kvHead = h / group
+                    for i in 0..<queries {
+                        let row = ((b * heads + h) * queries + i)
+                        for j in 0..<keys {
+                            let p = probabilities[row * keys + j]
+                            let valueBase = ((b * kvHeads + kvHead) * keys + j) * valueSize
+                            for d in 0..<valueSize { out[row * valueSize + d] += p * v[valueBase + d] }
+                        }
                     }
                 }
             }
         }
-        var probabilities = try modified(scores, by: scoreModifier)
-        for row in 0..<(batch * heads * queries) {
-            let base = row * keys
-            let top = probabilities[base..<(base + keys)].max() ?? 0
-            var total: Float = 0
-            for j in 0..<keys {
-                let e = top == -.infinity ? 0 : exp(probabilities[base + j] - top)
-                probabilities[base + j] = e
-                total += e
-            }
-            for j in 0..<keys { probabilities[base + j] = total > 0 ? probabilities[base + j] / total : 0 }
-        }
-        probabilities = try modified(probabilities, by: probabilityModifier)
-        var out = [Float](repeating: 0, count: batch * heads * queries * valueSize)
-        for b in 0..<batch {
-            for h in 0..<heads {
-                let kvHead = h / group
-                for i in 0..<queries {
-                    let row = ((b * heads + h) * queries + i)
-                    for j in 0..<keys {
-                        let p = probabilities[row * keys + j]
-                        let valueBase = ((b * kvHeads + kvHead) * keys + j) * valueSize
-                        for d in 0..<valueSize { out[row * valueSize + d] += p * v[valueBase + d] }
-                    }
-                }
-            }
-        }
-        FloatScratch.write(out, to: context.output(0))
     }
 }
