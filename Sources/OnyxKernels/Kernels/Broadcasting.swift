@@ -175,7 +175,10 @@ package func broadcastShapes(_ a: [Int], _ b: [Int]) throws -> [Int] {
         }
     }
 
-    @usableFromInline package init(rowLength: Int, elementCount: Int, stepA: Int, stepB: Int, outerRank: Int, extents: UnsafePointer<Int>, stridesA: UnsafePointer<Int>, stridesB: UnsafePointer<Int>) {
+    @usableFromInline package init(
+        rowLength: Int, elementCount: Int, stepA: Int, stepB: Int, outerRank: Int, extents: UnsafePointer<Int>,
+        stridesA: UnsafePointer<Int>, stridesB: UnsafePointer<Int>
+    ) {
         self.rowLength = rowLength
         self.elementCount = elementCount
         self.stepA = stepA

@@ -20,7 +20,10 @@ import OnyxCore
             && outputHeight == inputHeight && outputWidth == inputWidth
     }
 
-    package init(inputHeight: Int, inputWidth: Int, kernelHeight: Int, kernelWidth: Int, strideY: Int, strideX: Int, dilationY: Int, dilationX: Int, padTop: Int, padLeft: Int, outputHeight: Int, outputWidth: Int) {
+    package init(
+        inputHeight: Int, inputWidth: Int, kernelHeight: Int, kernelWidth: Int, strideY: Int, strideX: Int,
+        dilationY: Int, dilationX: Int, padTop: Int, padLeft: Int, outputHeight: Int, outputWidth: Int
+    ) {
         self.inputHeight = inputHeight
         self.inputWidth = inputWidth
         self.kernelHeight = kernelHeight
@@ -74,7 +77,9 @@ import OnyxCore
     package var autoPad: String
     package var ceilMode: Bool = false
 
-    package init(kernelShape: [Int]?, strides: [Int]?, dilations: [Int]?, pads: [Int]?, autoPad: String, ceilMode: Bool) {
+    package init(
+        kernelShape: [Int]?, strides: [Int]?, dilations: [Int]?, pads: [Int]?, autoPad: String, ceilMode: Bool
+    ) {
         (self.kernelShape, self.strides, self.dilations, self.pads) = (kernelShape, strides, dilations, pads)
         (self.autoPad, self.ceilMode) = (autoPad, ceilMode)
     }

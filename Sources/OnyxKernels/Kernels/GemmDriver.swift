@@ -31,7 +31,9 @@ import OnyxCore
     @inlinable @inline(__always)
     package var borrowed: PackedPanels { PackedPanels(extent: extent, depth: depth, width: width, base: base, owner: nil) }
 
-    @usableFromInline package init(extent: Int, depth: Int, width: Int, base: UnsafePointer<Float>, owner: TensorStorage?) {
+    @usableFromInline package init(
+        extent: Int, depth: Int, width: Int, base: UnsafePointer<Float>, owner: TensorStorage?
+    ) {
         self.extent = extent
         self.depth = depth
         self.width = width
@@ -124,7 +126,10 @@ import OnyxCore
                 clip_min: clip?.min ?? 0, clip_max: clip?.max ?? 0, apply_clip: clip == nil ? 0 : 1)
         }
 
-        package init(biasRow: UnsafePointer<Float>? = nil, biasColumn: UnsafePointer<Float>? = nil, clip: (min: Float, max: Float)? = nil) {
+        package init(
+            biasRow: UnsafePointer<Float>? = nil, biasColumn: UnsafePointer<Float>? = nil,
+            clip: (min: Float, max: Float)? = nil
+        ) {
             self.biasRow = biasRow
             self.biasColumn = biasColumn
             self.clip = clip

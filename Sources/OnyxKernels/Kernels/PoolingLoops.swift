@@ -32,7 +32,11 @@ internal import CKernels
         return low..<Swift.max(low, high)
     }
 
-    package init(inputHeight: Int, inputWidth: Int, kernelHeight: Int, kernelWidth: Int, strideY: Int, strideX: Int, dilationY: Int, dilationX: Int, padTop: Int, padLeft: Int, padBottom: Int, padRight: Int, outputHeight: Int, outputWidth: Int) {
+    package init(
+        inputHeight: Int, inputWidth: Int, kernelHeight: Int, kernelWidth: Int, strideY: Int, strideX: Int,
+        dilationY: Int, dilationX: Int, padTop: Int, padLeft: Int, padBottom: Int, padRight: Int, outputHeight: Int,
+        outputWidth: Int
+    ) {
         self.inputHeight = inputHeight
         self.inputWidth = inputWidth
         self.kernelHeight = kernelHeight
@@ -376,7 +380,10 @@ extension UInt8: PoolingElement {
     /// Each axis with its explicit padding (not the `ceil_mode` overhang): count_include_pad's extent.
     @usableFromInline package var paddedInput: [Int]
 
-    package init(input: [Int], output: [Int], kernel: [Int], strides: [Int], dilations: [Int], begin: [Int], paddedInput: [Int]) {
+    package init(
+        input: [Int], output: [Int], kernel: [Int], strides: [Int], dilations: [Int], begin: [Int],
+        paddedInput: [Int]
+    ) {
         self.input = input
         self.output = output
         self.kernel = kernel

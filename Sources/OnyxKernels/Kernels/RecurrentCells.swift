@@ -340,7 +340,10 @@ extension Double: RecurrentScalar {
         }
     }
 
-    @inlinable package init(cell: RecurrentCell, shape: RecurrentShape, direction: Int, reverse: Bool, activations: [RecurrentActivation], clip: S?, lengths: [Int]) {
+    @inlinable package init(
+        cell: RecurrentCell, shape: RecurrentShape, direction: Int, reverse: Bool,
+        activations: [RecurrentActivation], clip: S?, lengths: [Int]
+    ) {
         self.cell = cell
         self.shape = shape
         self.direction = direction

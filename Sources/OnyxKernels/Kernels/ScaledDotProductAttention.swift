@@ -19,7 +19,10 @@
     package var presentValueCount: Int { batch * keyValueHeads * totalLength * valueHeadSize }
     package var maskCount: Int { maskShape?.reduce(1, *) ?? 0 }
 
-    package init(batch: Int, queryHeads: Int, keyValueHeads: Int, queryLength: Int, newLength: Int, pastLength: Int, headSize: Int, valueHeadSize: Int, packedHeads: Bool, maskShape: [Int]?) {
+    package init(
+        batch: Int, queryHeads: Int, keyValueHeads: Int, queryLength: Int, newLength: Int, pastLength: Int,
+        headSize: Int, valueHeadSize: Int, packedHeads: Bool, maskShape: [Int]?
+    ) {
         self.batch = batch
         self.queryHeads = queryHeads
         self.keyValueHeads = keyValueHeads
@@ -174,7 +177,10 @@
         for j in 0..<count { row[j] *= inverse }
     }
 
-    @inlinable package init(geometry: AttentionGeometry, scale: S, softcap: S, isCausal: Bool, leftWindow: Int, rightWindow: Int, outputMode: Int, nonpadLengths: [Int]?) {
+    @inlinable package init(
+        geometry: AttentionGeometry, scale: S, softcap: S, isCausal: Bool, leftWindow: Int, rightWindow: Int,
+        outputMode: Int, nonpadLengths: [Int]?
+    ) {
         self.geometry = geometry
         self.scale = scale
         self.softcap = softcap

@@ -18,7 +18,10 @@
         /// The number of output points per image (the product of the grid's middle axes).
         @usableFromInline package let outputPoints: Int
 
-        package init(mode: Mode, padding: Padding, alignCorners: Bool, batch: Int, channels: Int, inputExtents: [Int], outputPoints: Int) {
+        package init(
+            mode: Mode, padding: Padding, alignCorners: Bool, batch: Int, channels: Int, inputExtents: [Int],
+            outputPoints: Int
+        ) {
             self.mode = mode
             self.padding = padding
             self.alignCorners = alignCorners

@@ -109,7 +109,10 @@ package struct KernelContext: ~Copyable {
         index < outputs.count ? outputs[index] : nil
     }
 
-    package init(inputs: UnsafeBufferPointer<TensorView?>, outputs: UnsafeBufferPointer<TensorView?>, workspace: UnsafeMutableRawPointer?, pool: ComputePool) {
+    package init(
+        inputs: UnsafeBufferPointer<TensorView?>, outputs: UnsafeBufferPointer<TensorView?>,
+        workspace: UnsafeMutableRawPointer?, pool: ComputePool
+    ) {
         self.inputs = inputs
         self.outputs = outputs
         self.workspace = workspace

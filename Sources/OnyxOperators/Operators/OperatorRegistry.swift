@@ -97,7 +97,10 @@ package struct NodeContext {
         attributeError("attribute '\(name)' must be \(expected), found \(found.kindName)")
     }
 
-    package init(node: Node, opset: Int, constantInputs: [Tensor?], isa: KernelISA, opsetImports: [String: Int] = [:], subgraphs: (any SubgraphCompiler)? = nil) {
+    package init(
+        node: Node, opset: Int, constantInputs: [Tensor?], isa: KernelISA, opsetImports: [String: Int] = [:],
+        subgraphs: (any SubgraphCompiler)? = nil
+    ) {
         self.node = node
         self.opset = opset
         self.constantInputs = constantInputs
