@@ -93,8 +93,6 @@ struct AllocationTests {
     struct StagedCase: CustomTestStringConvertible, Sendable {
         let name: String
         let opset: Int
-        /// Why its runs still call malloc (a known gap, recorded as a known issue), or `nil`.
-        var knownAllocations: String? = nil
         let graph: @Sendable () throws -> (Graph, [Tensor])
         var testDescription: String { name }
     }
@@ -125,9 +123,7 @@ struct AllocationTests {
     /// One recurrent layer (`cell` is LSTM or GRU), weights constant, initial state a feed.
     static func recurrent(_ cell: String, _ type: DataType) -> StagedCase {
         StagedCase(
-            name: "\(cell) \(type)", opset: 22,
-            knownAllocations: "the recurrent kernel builds small arrays per run (shape checks, sequence lengths, "
-                + "per-direction activations, escaping product closures): 12–14 mallocs more than a run's own (release)"
+            name: "\(cell) \(type)", opset: 22
         ) {
             let gates = cell == "LSTM" ? 4 : 3, hidden = 5
             let outputs = cell == "LSTM" ? ["y", "yh", "yc"] : ["y", "yh"]
@@ -148,9 +144,7 @@ struct AllocationTests {
     /// ONNX Attention with a past cache and a boolean mask, then RotaryEmbedding of its output.
     static func attention(_ type: DataType) -> StagedCase {
         StagedCase(
-            name: "Attention \(type)", opset: 23,
-            knownAllocations: "Attention builds small arrays per run (shape checks, non-pad lengths): 8 mallocs "
-                + "more than a run's own (release)"
+            name: "Attention \(type)", opset: 23
         ) {
             let graph = Graph(
                 nodes: [
@@ -213,13 +207,7 @@ struct AllocationTests {
         // in an optimised build: `swift test -c release -Xswiftc -enable-testing`.
         _ = (own, counted)
         #else
-        if let known = staged.knownAllocations {
-            withKnownIssue(Comment(rawValue: known)) {
-                #expect(counted <= own, "\(staged.name): \(counted) allocations per run, a run's own are \(own)")
-            }
-        } else {
-            #expect(counted <= own, "\(staged.name): \(counted) allocations per run, a run's own are \(own)")
-        }
+        #expect(counted <= own, "\(staged.name): \(counted) allocations per run, a run's own are \(own)")
         #endif
         try Self.expectNothingKept(staged.name, outputBytes: outputBytes) { _ = try session.run(orderedInputs: feeds) }
     }

@@ -178,8 +178,87 @@ extension Double: RecurrentScalar {
     }
 }
 
-/// `c[rows × n] = a[rows × k] · Wᵀ` for one weight matrix `W` (n × k).
-@usableFromInline package typealias RecurrentProduct<S> = (_ a: UnsafePointer<S>, _ rows: Int, _ c: UnsafeMutablePointer<S>) -> Void
+/// `c[rows × n] = a[rows × k] · Wᵀ` for one weight matrix `W` (n × k): the products a
+/// recurrent direction takes, as values so a run builds no closures.
+@usableFromInline package protocol RecurrentProduct {
+    associatedtype Scalar: RecurrentScalar
+    func multiply(_ a: UnsafePointer<Scalar>, rows: Int, into c: UnsafeMutablePointer<Scalar>)
+}
+
+/// The float product through the SGEMM driver, `W` packed as B panels; rows beyond one are
+/// packed as A strips into `strips`.
+@usableFromInline package struct PackedRecurrentProduct: RecurrentProduct {
+    package var panels: PackedPanels
+    package var isa: KernelISA
+    package var strips: UnsafeMutablePointer<Float>
+    package var pool: ComputePool
+
+    package init(_ panels: PackedPanels, isa: KernelISA, strips: UnsafeMutablePointer<Float>, pool: ComputePool) {
+        self.panels = panels
+        self.isa = isa
+        self.strips = strips
+        self.pool = pool
+    }
+
+    @usableFromInline package func multiply(_ a: UnsafePointer<Float>, rows: Int, into c: UnsafeMutablePointer<Float>) {
+        if rows == 1 {
+            Gemm.multiplyRow(isa: isa, n: panels.extent, k: panels.depth, a: a, b: panels, c: c,
+                             accumulate: false, epilogue: .none, pool: pool)
+            return
+        }
+        let mr = Gemm.mr(isa)
+        Gemm.packA(a, m: rows, k: panels.depth, ld: panels.depth, transposed: false, mr: mr, into: strips)
+        let packed = PackedPanels(extent: rows, depth: panels.depth, width: mr, base: UnsafePointer(strips), owner: nil)
+        Gemm.multiply(isa: isa, m: rows, n: panels.extent, k: panels.depth, a: packed, b: panels, c: c,
+                      ldc: panels.extent, accumulate: false, epilogue: .none, pool: pool)
+    }
+}
+
+/// The product straight from a row-major `W` of `n` rows of `k` (double precision).
+@usableFromInline package struct DirectRecurrentProduct<Scalar: RecurrentScalar>: RecurrentProduct {
+    @usableFromInline package var matrix: UnsafePointer<Scalar>
+    @usableFromInline package var n: Int
+    @usableFromInline package var k: Int
+
+    @inlinable package init(_ matrix: UnsafePointer<Scalar>, n: Int, k: Int) {
+        self.matrix = matrix
+        self.n = n
+        self.k = k
+    }
+
+    @inlinable package func multiply(_ a: UnsafePointer<Scalar>, rows: Int, into c: UnsafeMutablePointer<Scalar>) {
+        for row in 0..<rows {
+            let ar = a + row * k
+            for j in 0..<n {
+                let wr = matrix + j * k
+                var sum: Scalar = 0
+                for p in 0..<k { sum += ar[p] * wr[p] }
+                c[row * n + j] = sum
+            }
+        }
+    }
+}
+
+/// Valid steps per batch entry: all of them, or ONNX's `sequence_lens` (checked by the caller
+/// to lie in `0...sequenceLength`).
+@usableFromInline package struct RecurrentLengths {
+    @usableFromInline package var full: Int
+    @usableFromInline package var given: UnsafePointer<Int32>?
+
+    @inlinable package init(full: Int, given: UnsafePointer<Int32>?) {
+        self.full = full
+        self.given = given
+    }
+
+    @inlinable @inline(__always) package subscript(_ b: Int) -> Int { given.map { Int($0[b]) } ?? full }
+
+    /// Whether some entry of `batch` has fewer than all steps.
+    @inlinable package func isRagged(batch: Int) -> Bool {
+        guard let given else { return false }
+        for b in 0..<batch where Int(given[b]) < full { return true }
+        return false
+    }
+}
 
 /// One direction of an RNN, GRU or LSTM over the whole sequence.
 @usableFromInline package struct RecurrentDirection<S: RecurrentScalar> {
@@ -187,11 +266,11 @@ extension Double: RecurrentScalar {
     @usableFromInline package var shape: RecurrentShape
     @usableFromInline package var direction: Int
     @usableFromInline package var reverse: Bool
-    /// f, g, h for this direction.
-    @usableFromInline package var activations: [RecurrentActivation]
+    /// f, g, h for this direction (a slice of the operator's list: no copy per run).
+    @usableFromInline package var activations: ArraySlice<RecurrentActivation>
     @usableFromInline package var clip: S?
     /// Valid steps per batch entry.
-    @usableFromInline package var lengths: [Int]
+    @usableFromInline package var lengths: RecurrentLengths
 
     /// Scalars of scratch `run` needs.
     @inlinable package static func scratchCount(_ shape: RecurrentShape, cell: RecurrentCell) -> Int {
@@ -210,14 +289,13 @@ extension Double: RecurrentScalar {
     ///   - peepholes: LSTM's `[P_i, P_o, P_f]`, if given.
     ///   - initialH, initialC: The whole initial state tensors, if given.
     ///   - y, yH, yC: The whole output tensors, where present.
-    @inlinable package func run(
-        x: UnsafePointer<S>,
-        inputProduct: RecurrentProduct<S>, hiddenProduct: RecurrentProduct<S>, candidateProduct: RecurrentProduct<S>?,
+    @inlinable package func run<P: RecurrentProduct>(
+        x: UnsafePointer<S>, inputProduct: P, hiddenProduct: P, candidateProduct: P?,
         bias: UnsafePointer<S>?, peepholes: UnsafePointer<S>?,
         initialH: UnsafePointer<S>?, initialC: UnsafePointer<S>?,
         y: UnsafeMutablePointer<S>?, yH: UnsafeMutablePointer<S>?, yC: UnsafeMutablePointer<S>?,
         scratch: UnsafeMutablePointer<S>
-    ) {
+    ) where P.Scalar == S {
         let (steps, batch, hidden) = (shape.sequenceLength, shape.batch, shape.hidden)
         let gateWidth = cell.gates * hidden
         let xGates = scratch
@@ -238,7 +316,7 @@ extension Double: RecurrentScalar {
             candidateBias = bias + gateWidth + 2 * hidden
         }
 
-        if steps * batch > 0 { inputProduct(x, steps * batch, xGates) }
+        if steps * batch > 0 { inputProduct.multiply(x, rows: steps * batch, into: xGates) }
         for row in 0..<steps * batch {
             let r = xGates + row * gateWidth
             for j in 0..<gateWidth { r[j] += combinedBias[j] }
@@ -251,9 +329,10 @@ extension Double: RecurrentScalar {
             }
         }
 
-        let f = activations[0]
+        let first = activations.startIndex
+        let f = activations[first]
         for s in 0..<steps {
-            hiddenProduct(UnsafePointer(h), batch, hGates)
+            hiddenProduct.multiply(UnsafePointer(h), rows: batch, into: hGates)
             switch cell {
             case .rnn:
                 for b in 0..<batch where s < lengths[b] {
@@ -266,7 +345,7 @@ extension Double: RecurrentScalar {
                 }
 
             case .gru(let linearBeforeReset):
-                let g = activations[1]
+                let g = activations[first + 1]
                 let zrWidth = 2 * hidden
                 // z and r for every active entry first: the candidate's product needs all of r.
                 for b in 0..<batch {
@@ -283,7 +362,7 @@ extension Double: RecurrentScalar {
                         for j in 0..<hidden { rh[j] = zr[hidden + j] * hb[j] }
                     }
                 }
-                candidateProduct?(UnsafePointer(linearBeforeReset ? h : temporary), batch, candidate)
+                candidateProduct?.multiply(UnsafePointer(linearBeforeReset ? h : temporary), rows: batch, into: candidate)
                 for b in 0..<batch where s < lengths[b] {
                     let t = reverse ? lengths[b] - 1 - s : s
                     let xh = xGates + shape.inputRow(t, b) * gateWidth + 2 * hidden
@@ -299,7 +378,7 @@ extension Double: RecurrentScalar {
                 }
 
             case .lstm(let inputForget):
-                let g = activations[1], hAct = activations[2]
+                let g = activations[first + 1], hAct = activations[first + 2]
                 for b in 0..<batch where s < lengths[b] {
                     let t = reverse ? lengths[b] - 1 - s : s
                     let xg = xGates + shape.inputRow(t, b) * gateWidth
@@ -342,7 +421,7 @@ extension Double: RecurrentScalar {
 
     @inlinable package init(
         cell: RecurrentCell, shape: RecurrentShape, direction: Int, reverse: Bool,
-        activations: [RecurrentActivation], clip: S?, lengths: [Int]
+        activations: ArraySlice<RecurrentActivation>, clip: S?, lengths: RecurrentLengths
     ) {
         self.cell = cell
         self.shape = shape

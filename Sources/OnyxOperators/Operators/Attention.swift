@@ -75,15 +75,21 @@ package struct AttentionKernel: Kernel {
 
     private static let inputNames = ["Q", "K", "V", "attn_mask", "past_key", "past_value", "nonpad_kv_seqlen"]
 
-    package func geometry(_ inputs: [TensorDescriptor?]) throws -> AttentionGeometry {
-        guard inputs.count >= 3, let q = inputs[0], let k = inputs[1], let v = inputs[2] else {
+    /// The run's extents, after checking every input against Q.
+    ///
+    /// - Parameter descriptor: Input `index`'s descriptor, if present, for `index < count`.
+    ///   Taken as a function (and shapes compared without array literals) so a run allocates
+    ///   nothing.
+    package func geometry(count: Int, _ descriptor: (Int) -> TensorDescriptor?) throws -> AttentionGeometry {
+        func input(_ i: Int) -> TensorDescriptor? { i < count ? descriptor(i) : nil }
+        guard let q = input(0), let k = input(1), let v = input(2) else {
             throw OnyxError.invalidModel("Attention needs inputs Q, K and V")
         }
-        func input(_ i: Int) -> TensorDescriptor? { i < inputs.count ? inputs[i] : nil }
-        guard [.float, .double, .float16].contains(q.dataType) else {
-            throw OnyxError.unsupportedDataType("Attention supports float, double and float16, got \(q.dataType)")
+        switch q.dataType {
+        case .float, .double, .float16: break
+        default: throw OnyxError.unsupportedDataType("Attention supports float, double and float16, got \(q.dataType)")
         }
-        for i in [1, 2, 4, 5] {
+        for i in 1...5 where i != 3 {
             if let other = input(i), other.dataType != q.dataType {
                 throw OnyxError.unsupportedDataType("Attention: \(Self.inputNames[i]) is \(other.dataType) but Q is \(q.dataType)")
             }
@@ -133,7 +139,8 @@ package struct AttentionKernel: Kernel {
         case let (pastKey?, pastValue?):
             guard pastKey.rank == 4, pastKey.shape[0] == g.batch, pastKey.shape[1] == g.keyValueHeads,
                   pastKey.shape[3] == g.headSize,
-                  pastValue.shape == [g.batch, g.keyValueHeads, pastKey.shape[2], g.valueHeadSize] else {
+                  pastValue.rank == 4, pastValue.shape[0] == g.batch, pastValue.shape[1] == g.keyValueHeads,
+                  pastValue.shape[2] == pastKey.shape[2], pastValue.shape[3] == g.valueHeadSize else {
                 throw OnyxError.shapeMismatch(
                     "Attention: past_key \(pastKey.shape) and past_value \(pastValue.shape) do not fit [batch, kv heads, past, head size]")
             }
@@ -142,7 +149,7 @@ package struct AttentionKernel: Kernel {
             throw OnyxError.invalidModel("Attention: past_key and past_value must be given together")
         }
         if let lengths = input(6) {
-            guard lengths.dataType == .int64, lengths.shape == [g.batch] else {
+            guard lengths.dataType == .int64, lengths.rank == 1, lengths.shape[0] == g.batch else {
                 throw OnyxError.shapeMismatch("Attention: nonpad_kv_seqlen must be int64[\(g.batch)], got \(lengths)")
             }
             guard input(4) == nil else {
@@ -156,9 +163,9 @@ package struct AttentionKernel: Kernel {
             guard (1...4).contains(mask.rank) else {
                 throw OnyxError.shapeMismatch("Attention: attn_mask must have rank 1 to 4, got \(mask.shape)")
             }
-            let aligned = Array(repeating: 1, count: 4 - mask.rank) + mask.shape
-            let target = [g.batch, g.queryHeads, g.queryLength]
-            guard (0..<3).allSatisfy({ aligned[$0] == 1 || aligned[$0] == target[$0] }), aligned[3] <= g.totalLength else {
+            let aligned = AttentionMaskShape(aligning: mask.shape)
+            guard aligned.batch == 1 || aligned.batch == g.batch, aligned.heads == 1 || aligned.heads == g.queryHeads,
+                  aligned.queries == 1 || aligned.queries == g.queryLength, aligned.keys <= g.totalLength else {
                 throw OnyxError.shapeMismatch(
                     "Attention: attn_mask \(mask.shape) does not broadcast to \([g.batch, g.queryHeads, g.queryLength, g.totalLength])")
             }
@@ -168,7 +175,7 @@ package struct AttentionKernel: Kernel {
     }
 
     package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
-        let g = try geometry(inputs.map { $0?.descriptor })
+        let g = try geometry(count: inputs.count) { inputs[$0]?.descriptor }
         let type = inputs[0]!.dataType
         let y = g.packedHeads
             ? [g.batch, g.queryLength, g.queryHeads * g.valueHeadSize] : [g.batch, g.queryHeads, g.queryLength, g.valueHeadSize]
@@ -188,7 +195,7 @@ package struct AttentionKernel: Kernel {
     }
 
     package func workspaceByteCount(inputs: [TensorDescriptor?], outputs: [TensorDescriptor]) -> Int {
-        guard let g = try? geometry(inputs), let type = inputs[0]?.dataType else { return 0 }
+        guard let g = try? geometry(count: inputs.count, { inputs[$0] }), let type = inputs[0]?.dataType else { return 0 }
         // Present key, present value and mask bias (each rounded up to 16), then the attention scratch.
         let scalars = g.presentKeyCount + g.presentValueCount + g.maskCount + 48
             + (ScaledDotProductAttention<Float>.scratchCount(g) + 15) / 16 * 16
@@ -202,16 +209,13 @@ package struct AttentionKernel: Kernel {
     private static func widens(_ type: DataType) -> Bool { type == .float16 }
 
     package func run(_ context: borrowing KernelContext) throws {
-        let g = try geometry((0..<7).map { context.input($0).map { TensorDescriptor($0.dataType, $0.shape) } })
+        let inputs = context.inputs
+        let g = try geometry(count: inputs.count) { inputs[$0].map { TensorDescriptor($0.dataType, $0.shape) } }
         guard let workspace = context.workspace else { throw OnyxError.internalError("Attention: no workspace") }
-        var nonpad: [Int]?
-        if let lengths = context.input(6) {
-            let values = lengths.pointer(as: Int64.self)
-            nonpad = try (0..<g.batch).map { b in
-                guard values[b] >= 0, values[b] <= Int64(g.totalLength) else {
-                    throw OnyxError.invalidInput("Attention: nonpad_kv_seqlen[\(b)] = \(values[b]) is outside 0...\(g.totalLength)")
-                }
-                return Int(values[b])
+        let nonpad = context.input(6).map { UnsafePointer($0.pointer(as: Int64.self)) }
+        if let nonpad {
+            for b in 0..<g.batch where nonpad[b] < 0 || nonpad[b] > Int64(g.totalLength) {
+                throw OnyxError.invalidInput("Attention: nonpad_kv_seqlen[\(b)] = \(nonpad[b]) is outside 0...\(g.totalLength)")
             }
         }
         let pool = context.pool, mask = context.input(3)
@@ -233,13 +237,15 @@ package struct AttentionKernel: Kernel {
             problem.run(
                 q: input(0)!, k: input(1)!, v: input(2)!, pastKey: input(4), pastValue: input(5), mask: maskBias,
                 presentKey: presentKey, presentValue: presentValue, y: output(0)!,
-                qk: output(3), scratch: rest, product: Self.naiveProduct)
+                qk: output(3), scratch: rest, product: NaiveAttentionProduct<Double>())
         default:
             throw OnyxError.unsupportedDataType("Attention supports float, double and float16, got \(type)")
         }
     }
 
-    private func attention<S: RecurrentScalar>(_: S.Type, _ g: AttentionGeometry, nonpad: [Int]?) -> ScaledDotProductAttention<S> {
+    private func attention<S: RecurrentScalar>(
+        _: S.Type, _ g: AttentionGeometry, nonpad: UnsafePointer<Int64>?
+    ) -> ScaledDotProductAttention<S> {
         ScaledDotProductAttention<S>(
             geometry: g, scale: scale.map { S($0) } ?? 1 / S(g.headSize).squareRoot(), softcap: S(softcap), isCausal: isCausal,
             leftWindow: leftWindow, rightWindow: rightWindow, outputMode: outputMode, nonpadLengths: nonpad)
@@ -275,7 +281,7 @@ package struct AttentionKernel: Kernel {
     }
 
     private func runFloat(
-        _ g: AttentionGeometry, nonpad: [Int]?, inputs: UnsafeBufferPointer<UnsafePointer<Float>?>, mask: TensorView?,
+        _ g: AttentionGeometry, nonpad: UnsafePointer<Int64>?, inputs: UnsafeBufferPointer<UnsafePointer<Float>?>, mask: TensorView?,
         outputs: UnsafeBufferPointer<UnsafeMutablePointer<Float>?>, workspace: UnsafeMutableRawPointer, pool: ComputePool
     ) {
         guard let q = inputs[0], let k = inputs[1], let v = inputs[2], let y = outputs[0] else { return }
@@ -284,44 +290,11 @@ package struct AttentionKernel: Kernel {
         let (stripCount, _) = packingFloats(g)
         let strips = rest + (ScaledDotProductAttention<Float>.scratchCount(g) + 15) / 16 * 16
         let panels = strips + stripCount
-        let isa = self.isa
-        let (mr, nr) = (Gemm.mr(isa), Gemm.nr(isa))
-        let product: AttentionProduct<Float> = { a, lda, b, transposed, m, n, k, c, ldc in
-            Gemm.packB(b, k: k, n: n, ld: transposed ? k : n, transposed: transposed, nr: nr, into: panels)
-            let packedB = PackedPanels(extent: n, depth: k, width: nr, base: UnsafePointer(panels), owner: nil)
-            if m == 1 {
-                Gemm.multiplyRow(isa: isa, n: n, k: k, a: a, b: packedB, c: c, accumulate: false, epilogue: .none, pool: pool)
-                return
-            }
-            Gemm.packA(a, m: m, k: k, ld: lda, transposed: false, mr: mr, into: strips)
-            let packedA = PackedPanels(extent: m, depth: k, width: mr, base: UnsafePointer(strips), owner: nil)
-            Gemm.multiply(isa: isa, m: m, n: n, k: k, a: packedA, b: packedB, c: c, ldc: ldc,
-                          accumulate: false, epilogue: .none, pool: pool)
-        }
+        let product = PackedAttentionProduct(isa: isa, strips: strips, panels: panels, pool: pool)
         attention(Float.self, g, nonpad: nonpad).run(
             q: q, k: k, v: v, pastKey: inputs[4], pastValue: inputs[5],
             mask: convertMask(mask, widened: inputs[3], into: maskBuffer),
             presentKey: presentKey, presentValue: presentValue, y: y, qk: outputs[3], scratch: rest, product: product)
-    }
-
-    /// `c = a · op(b)` by plain loops (double).
-    package static func naiveProduct<S: RecurrentScalar>(
-        _ a: UnsafePointer<S>, _ lda: Int, _ b: UnsafePointer<S>, _ transposed: Bool,
-        _ m: Int, _ n: Int, _ k: Int, _ c: UnsafeMutablePointer<S>, _ ldc: Int
-    ) {
-        for i in 0..<m {
-            let row = a + i * lda
-            for j in 0..<n {
-                var sum: S = 0
-                if transposed {
-                    let column = b + j * k
-                    for p in 0..<k { sum += row[p] * column[p] }
-                } else {
-                    for p in 0..<k { sum += row[p] * b[p * n + j] }
-                }
-                c[i * ldc + j] = sum
-            }
-        }
     }
 }
 
@@ -355,8 +328,12 @@ package struct RotaryEmbeddingKernel: Kernel {
         package var packedHeads: Bool
     }
 
-    package func layout(_ inputs: [TensorDescriptor?]) throws -> Layout {
-        guard inputs.count >= 3, let x = inputs[0], let cos = inputs[1], let sin = inputs[2] else {
+    /// The run's layout, after checking the caches and positions against the input.
+    ///
+    /// - Parameter descriptor: Input `index`'s descriptor, if present, for `index < count`
+    ///   (a function, so a run allocates nothing).
+    package func layout(count: Int, _ descriptor: (Int) -> TensorDescriptor?) throws -> Layout {
+        guard count >= 3, let x = descriptor(0), let cos = descriptor(1), let sin = descriptor(2) else {
             throw OnyxError.invalidModel("RotaryEmbedding needs input, cos_cache and sin_cache")
         }
         guard x.dataType == .float || x.dataType == .float16 else {
@@ -383,15 +360,17 @@ package struct RotaryEmbeddingKernel: Kernel {
             throw OnyxError.invalidAttribute("RotaryEmbedding: rotary_embedding_dim \(l.rotated) must be even and ≤ head size \(l.headSize)")
         }
         let half = l.rotated / 2
-        if inputs.count > 3, let positions = inputs[3] {
-            guard positions.dataType == .int64, positions.shape == [l.batch, l.sequence] else {
+        if count > 3, let positions = descriptor(3) {
+            guard positions.dataType == .int64, positions.rank == 2, positions.shape[0] == l.batch,
+                  positions.shape[1] == l.sequence else {
                 throw OnyxError.shapeMismatch("RotaryEmbedding: position_ids must be int64[\(l.batch), \(l.sequence)], got \(positions)")
             }
             guard cos.rank == 2, cos.shape[1] == half, sin.shape == cos.shape else {
                 throw OnyxError.shapeMismatch("RotaryEmbedding: caches must be [max positions, \(half)], got \(cos.shape) and \(sin.shape)")
             }
         } else {
-            guard cos.shape == [l.batch, l.sequence, half], sin.shape == cos.shape else {
+            guard cos.rank == 3, cos.shape[0] == l.batch, cos.shape[1] == l.sequence, cos.shape[2] == half,
+                  sin.shape == cos.shape else {
                 throw OnyxError.shapeMismatch(
                     "RotaryEmbedding: without position_ids the caches must be \([l.batch, l.sequence, half]), got \(cos.shape) and \(sin.shape)")
             }
@@ -400,12 +379,12 @@ package struct RotaryEmbeddingKernel: Kernel {
     }
 
     package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
-        _ = try layout(inputs.map { $0?.descriptor })
+        _ = try layout(count: inputs.count) { inputs[$0]?.descriptor }
         return [inputs[0]!.descriptor]
     }
 
     package func workspaceByteCount(inputs: [TensorDescriptor?], outputs: [TensorDescriptor]) -> Int {
-        guard let l = try? layout(inputs) else { return 0 }
+        guard let l = try? layout(count: inputs.count, { inputs[$0] }) else { return 0 }
         // float32 copies of float16 tensors, then the cache row of each (batch, step).
         return Float32Staging.byteCount(inputs: inputs, inputLimit: 3, outputs: outputs, widens: Self.widens)
             + l.batch * l.sequence * MemoryLayout<Int>.stride
@@ -415,7 +394,8 @@ package struct RotaryEmbeddingKernel: Kernel {
     private static func widens(_ type: DataType) -> Bool { type == .float16 }
 
     package func run(_ context: borrowing KernelContext) throws {
-        let l = try layout((0..<4).map { context.input($0).map { TensorDescriptor($0.dataType, $0.shape) } })
+        let inputs = context.inputs
+        let l = try layout(count: inputs.count) { inputs[$0].map { TensorDescriptor($0.dataType, $0.shape) } }
         guard let workspace = context.workspace else { throw OnyxError.internalError("RotaryEmbedding: no workspace") }
         let positions = context.input(3), limit = context.input(1)!.shape[0]
         try Float32Staging.run(

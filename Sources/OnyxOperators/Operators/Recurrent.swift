@@ -122,17 +122,21 @@ package struct RecurrentKernel: Kernel {
     }
 
     /// The run's extents, after checking every input against X, W and R.
-    private func shape(_ inputs: [TensorDescriptor?]) throws -> RecurrentShape {
-        guard inputs.count >= 3, let x = inputs[0], let w = inputs[1], let r = inputs[2] else {
+    ///
+    /// - Parameter input: Input `index`'s descriptor, if present, for `index < count`. Taken as
+    ///   a function (and shapes compared without array literals) so a run allocates nothing.
+    private func shape(count: Int, _ input: (Int) -> TensorDescriptor?) throws -> RecurrentShape {
+        guard count >= 3, let x = input(0), let w = input(1), let r = input(2) else {
             throw OnyxError.invalidModel("\(op) needs inputs X, W and R")
         }
-        guard [.float, .double, .float16].contains(x.dataType) else {
-            throw OnyxError.unsupportedDataType("\(op) supports float, double and float16, got \(x.dataType)")
+        switch x.dataType {
+        case .float, .double, .float16: break
+        default: throw OnyxError.unsupportedDataType("\(op) supports float, double and float16, got \(x.dataType)")
         }
-        for (index, input) in inputs.enumerated() where index != 4 {
-            guard let input, input.dataType != x.dataType else { continue }
+        for index in 0..<count where index != 4 {
+            guard let other = input(index), other.dataType != x.dataType else { continue }
             throw OnyxError.unsupportedDataType(
-                "\(op): input \(Self.inputNames[min(index, 7)]) is \(input.dataType) but X is \(x.dataType)")
+                "\(op): input \(Self.inputNames[min(index, 7)]) is \(other.dataType) but X is \(x.dataType)")
         }
         guard x.rank == 3, w.rank == 3, r.rank == 3 else {
             throw OnyxError.shapeMismatch("\(op): X, W and R must be 3-D, got \(x.shape), \(w.shape) and \(r.shape)")
@@ -145,35 +149,47 @@ package struct RecurrentKernel: Kernel {
         if let hiddenSize, hiddenSize != hidden {
             throw OnyxError.shapeMismatch("\(op): hidden_size is \(hiddenSize) but R has shape \(r.shape)")
         }
-        guard w.shape == [directions, gates * hidden, shape.inputSize] else {
+        guard Self.has(w.shape, directions, gates * hidden, shape.inputSize) else {
             throw OnyxError.shapeMismatch(
                 "\(op): W must have shape \([directions, gates * hidden, shape.inputSize]), got \(w.shape)")
         }
-        guard r.shape == [directions, gates * hidden, hidden] else {
+        guard Self.has(r.shape, directions, gates * hidden, hidden) else {
             throw OnyxError.shapeMismatch("\(op): R must have shape \([directions, gates * hidden, hidden]), got \(r.shape)")
         }
-        if inputs.count > 3, let b = inputs[3], b.shape != [directions, 2 * gates * hidden] {
+        if count > 3, let b = input(3), !Self.has(b.shape, directions, 2 * gates * hidden) {
             throw OnyxError.shapeMismatch("\(op): B must have shape \([directions, 2 * gates * hidden]), got \(b.shape)")
         }
-        if inputs.count > 4, let lengths = inputs[4] {
-            guard lengths.dataType == .int32, lengths.shape == [shape.batch] else {
+        if count > 4, let lengths = input(4) {
+            guard lengths.dataType == .int32, Self.has(lengths.shape, shape.batch) else {
                 throw OnyxError.shapeMismatch("\(op): sequence_lens must be int32[\(shape.batch)], got \(lengths)")
             }
         }
-        let state = batchFirst ? [shape.batch, directions, hidden] : [directions, shape.batch, hidden]
-        for index in [5, 6] where index < inputs.count {
-            if let s = inputs[index], s.shape != state {
-                throw OnyxError.shapeMismatch("\(op): \(Self.inputNames[index]) must have shape \(state), got \(s.shape)")
+        let (outer, inner) = batchFirst ? (shape.batch, directions) : (directions, shape.batch)
+        for index in 5...6 where index < count {
+            if let s = input(index), !Self.has(s.shape, outer, inner, hidden) {
+                throw OnyxError.shapeMismatch(
+                    "\(op): \(Self.inputNames[index]) must have shape \([outer, inner, hidden]), got \(s.shape)")
             }
         }
-        if inputs.count > 7, let p = inputs[7], p.shape != [directions, 3 * hidden] {
+        if count > 7, let p = input(7), !Self.has(p.shape, directions, 3 * hidden) {
             throw OnyxError.shapeMismatch("\(op): P must have shape \([directions, 3 * hidden]), got \(p.shape)")
         }
         return shape
     }
 
+    /// Whether `shape` is `[a, b]`.
+    private static func has(_ shape: [Int], _ a: Int, _ b: Int) -> Bool { shape.count == 2 && shape[0] == a && shape[1] == b }
+
+    /// Whether `shape` is `[a, b, c]`.
+    private static func has(_ shape: [Int], _ a: Int, _ b: Int, _ c: Int) -> Bool {
+        shape.count == 3 && shape[0] == a && shape[1] == b && shape[2] == c
+    }
+
+    /// Whether `shape` is `[a]`.
+    private static func has(_ shape: [Int], _ a: Int) -> Bool { shape.count == 1 && shape[0] == a }
+
     package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
-        let s = try shape(inputs.map { $0?.descriptor })
+        let s = try shape(count: inputs.count) { inputs[$0]?.descriptor }
         let type = inputs[0]!.dataType
         let y = batchFirst
             ? [s.batch, s.sequenceLength, directions, s.hidden] : [s.sequenceLength, directions, s.batch, s.hidden]
@@ -200,7 +216,7 @@ package struct RecurrentKernel: Kernel {
     }
 
     package func workspaceByteCount(inputs: [TensorDescriptor?], outputs: [TensorDescriptor]) -> Int {
-        guard let s = try? shape(inputs), let type = inputs[0]?.dataType else { return 0 }
+        guard let s = try? shape(count: inputs.count, { inputs[$0] }), let type = inputs[0]?.dataType else { return 0 }
         let (scalars, packing) = scratchCounts(s, type)
         guard type != .double else { return scalars * 8 + 64 }
         return Float32Staging.byteCount(inputs: inputs, inputLimit: 8, outputs: outputs, widens: Self.widens) + (scalars + packing) * 4 + 128
@@ -210,20 +226,16 @@ package struct RecurrentKernel: Kernel {
     private static func widens(_ type: DataType) -> Bool { type == .float16 }
 
     package func run(_ context: borrowing KernelContext) throws {
-        let inputs = (0..<context.inputCount).map { context.input($0) }
-        let s = try shape(inputs.map { $0.map { TensorDescriptor($0.dataType, $0.shape) } })
+        let inputs = context.inputs
+        let s = try shape(count: inputs.count) { inputs[$0].map { TensorDescriptor($0.dataType, $0.shape) } }
         guard let workspace = context.workspace else { throw OnyxError.internalError("\(op): no workspace") }
-        var lengths = [Int](repeating: s.sequenceLength, count: s.batch)
-        if let given = context.input(4) {
-            let values = given.pointer(as: Int32.self)
-            for b in 0..<s.batch {
-                guard values[b] >= 0, Int(values[b]) <= s.sequenceLength else {
-                    throw OnyxError.invalidInput(
-                        "\(op): sequence_lens[\(b)] = \(values[b]) is outside 0...\(s.sequenceLength)")
-                }
-                lengths[b] = Int(values[b])
+        let given = context.input(4).map { UnsafePointer($0.pointer(as: Int32.self)) }
+        if let given {
+            for b in 0..<s.batch where given[b] < 0 || Int(given[b]) > s.sequenceLength {
+                throw OnyxError.invalidInput("\(op): sequence_lens[\(b)] = \(given[b]) is outside 0...\(s.sequenceLength)")
             }
         }
+        let lengths = RecurrentLengths(full: s.sequenceLength, given: given)
         let type = inputs[0]!.dataType
         switch type {
         case .float, .float16:
@@ -234,28 +246,29 @@ package struct RecurrentKernel: Kernel {
                 runFloat(s, lengths: lengths, inputs: widened, outputs: results, workspace: rest!, pool: pool)
             }
         case .double:
-            runDouble(s, lengths: lengths, inputs: inputs, outputs: (0..<3).map { context.optionalOutput($0) }, scratch: workspace.assumingMemoryBound(to: Double.self))
+            runDouble(s, lengths: lengths, inputs: context.inputs, outputs: context.outputs,
+                      scratch: workspace.assumingMemoryBound(to: Double.self))
         default:
             throw OnyxError.unsupportedDataType("\(op) supports float, double and float16, got \(type)")
         }
     }
 
-    private func directionLoop<S: RecurrentScalar>(_ s: RecurrentShape, _ d: Int, lengths: [Int]) -> RecurrentDirection<S> {
+    private func directionLoop<S: RecurrentScalar>(_ s: RecurrentShape, _ d: Int, lengths: RecurrentLengths) -> RecurrentDirection<S> {
         let per = cell.activationsPerDirection
         return RecurrentDirection<S>(
             cell: cell, shape: s, direction: d, reverse: d == 1 || reverse,
-            activations: Array(activations[(d * per)..<(d * per + per)]), clip: clip.map { S($0) }, lengths: lengths)
+            activations: activations[(d * per)..<(d * per + per)], clip: clip.map { S($0) }, lengths: lengths)
     }
 
     /// Zeroes Y where some entry has fewer than `sequence_length` steps.
-    private func clearOutput<S>(_ y: UnsafeMutablePointer<S>?, _ s: RecurrentShape, lengths: [Int]) where S: BinaryFloatingPoint {
-        if let y, lengths.contains(where: { $0 < s.sequenceLength }) {
+    private func clearOutput<S>(_ y: UnsafeMutablePointer<S>?, _ s: RecurrentShape, lengths: RecurrentLengths) where S: BinaryFloatingPoint {
+        if let y, lengths.isRagged(batch: s.batch) {
             y.update(repeating: 0, count: s.sequenceLength * directions * s.batch * s.hidden)
         }
     }
 
     private func runFloat(
-        _ s: RecurrentShape, lengths: [Int], inputs: UnsafeBufferPointer<UnsafePointer<Float>?>,
+        _ s: RecurrentShape, lengths: RecurrentLengths, inputs: UnsafeBufferPointer<UnsafePointer<Float>?>,
         outputs: UnsafeBufferPointer<UnsafeMutablePointer<Float>?>, workspace: UnsafeMutableRawPointer, pool: ComputePool
     ) {
         guard let x = inputs[0], let w = inputs[1], let r = inputs[2] else { return }
@@ -269,18 +282,8 @@ package struct RecurrentKernel: Kernel {
         let width = cell.gates * s.hidden
         let isa = self.isa
 
-        func product(_ panels: PackedPanels) -> RecurrentProduct<Float> {
-            { a, rows, c in
-                if rows == 1 {
-                    Gemm.multiplyRow(isa: isa, n: panels.extent, k: panels.depth, a: a, b: panels, c: c,
-                                     accumulate: false, epilogue: .none, pool: pool)
-                    return
-                }
-                Gemm.packA(a, m: rows, k: panels.depth, ld: panels.depth, transposed: false, mr: mr, into: stripScratch)
-                let strips = PackedPanels(extent: rows, depth: panels.depth, width: mr, base: UnsafePointer(stripScratch), owner: nil)
-                Gemm.multiply(isa: isa, m: rows, n: panels.extent, k: panels.depth, a: strips, b: panels, c: c,
-                              ldc: panels.extent, accumulate: false, epilogue: .none, pool: pool)
-            }
+        func product(_ panels: PackedPanels) -> PackedRecurrentProduct {
+            PackedRecurrentProduct(panels, isa: isa, strips: stripScratch, pool: pool)
         }
         func pack(_ matrix: UnsafePointer<Float>, n: Int, k: Int) -> PackedPanels {
             Gemm.packB(matrix, k: k, n: n, ld: k, transposed: true, nr: nr, into: weightScratch)
@@ -306,7 +309,8 @@ package struct RecurrentKernel: Kernel {
                     weights = PackedRecurrentWeights(input: input, hidden: pack(rd, n: width, k: s.hidden), candidate: nil)
                 }
             }
-            directionLoop(s, d, lengths: lengths).run(
+            let direction: RecurrentDirection<Float> = directionLoop(s, d, lengths: lengths)
+            direction.run(
                 x: x, inputProduct: product(weights.input), hiddenProduct: product(weights.hidden),
                 candidateProduct: weights.candidate.map(product),
                 bias: inputs[3].map { $0 + d * 2 * width }, peepholes: inputs[7].map { $0 + d * 3 * s.hidden },
@@ -317,40 +321,29 @@ package struct RecurrentKernel: Kernel {
     }
 
     private func runDouble(
-        _ s: RecurrentShape, lengths: [Int], inputs: [TensorView?], outputs: [TensorView?], scratch: UnsafeMutablePointer<Double>
+        _ s: RecurrentShape, lengths: RecurrentLengths, inputs: UnsafeBufferPointer<TensorView?>,
+        outputs: UnsafeBufferPointer<TensorView?>, scratch: UnsafeMutablePointer<Double>
     ) {
         func input(_ i: Int) -> UnsafePointer<Double>? {
             i < inputs.count ? inputs[i].map { UnsafePointer($0.pointer(as: Double.self)) } : nil
         }
+        func output(_ i: Int) -> UnsafeMutablePointer<Double>? {
+            i < outputs.count ? outputs[i]?.pointer(as: Double.self) : nil
+        }
         guard let x = input(0), let w = input(1), let r = input(2) else { return }
-        let y = outputs[0]?.pointer(as: Double.self)
+        let y = output(0)
         clearOutput(y, s, lengths: lengths)
         let width = cell.gates * s.hidden
-
-        /// `c = a · Wᵀ` for W of n rows of k, straight from the tensor.
-        func product(_ matrix: UnsafePointer<Double>, n: Int, k: Int) -> RecurrentProduct<Double> {
-            { a, rows, c in
-                for row in 0..<rows {
-                    let ar = a + row * k
-                    for j in 0..<n {
-                        let wr = matrix + j * k
-                        var sum = 0.0
-                        for p in 0..<k { sum += ar[p] * wr[p] }
-                        c[row * n + j] = sum
-                    }
-                }
-            }
-        }
         for d in 0..<directions {
             let rd = r + d * width * s.hidden
             let isGRU = cell.gates == 3
-            directionLoop(s, d, lengths: lengths).run(
-                x: x, inputProduct: product(w + d * width * s.inputSize, n: width, k: s.inputSize),
-                hiddenProduct: product(rd, n: isGRU ? 2 * s.hidden : width, k: s.hidden),
-                candidateProduct: isGRU ? product(rd + 2 * s.hidden * s.hidden, n: s.hidden, k: s.hidden) : nil,
+            let direction: RecurrentDirection<Double> = directionLoop(s, d, lengths: lengths)
+            direction.run(
+                x: x, inputProduct: DirectRecurrentProduct(w + d * width * s.inputSize, n: width, k: s.inputSize),
+                hiddenProduct: DirectRecurrentProduct(rd, n: isGRU ? 2 * s.hidden : width, k: s.hidden),
+                candidateProduct: isGRU ? DirectRecurrentProduct(rd + 2 * s.hidden * s.hidden, n: s.hidden, k: s.hidden) : nil,
                 bias: input(3).map { $0 + d * 2 * width }, peepholes: input(7).map { $0 + d * 3 * s.hidden },
-                initialH: input(5), initialC: input(6),
-                y: y, yH: outputs[1]?.pointer(as: Double.self), yC: outputs[2]?.pointer(as: Double.self), scratch: scratch)
+                initialH: input(5), initialC: input(6), y: y, yH: output(1), yC: output(2), scratch: scratch)
         }
     }
 }
