@@ -14,7 +14,9 @@ struct BenchCommand: ParsableCommand {
             Inputs come from --input files (as for `onyx run`) or are random, with symbolic axes set to \
             --batch. Runs --warmup untimed runs, then runs for --duration seconds (at least 10 runs). \
             heap_growth_bytes_per_run: how much memory in use (glibc mallinfo2) grows per untimed \
-            run(orderedInputs:) after the timed ones, outputs dropped; 0 when a run keeps nothing.
+            run(orderedInputs:) after the timed ones, outputs dropped; 0 when a run keeps nothing. \
+            --profile: as many runs again, each node timed, printed as time per operator type \
+            (largest first) so the next gap shows without a profiler.
             """)
 
     @Argument(help: "The ONNX model file.")
@@ -37,6 +39,9 @@ struct BenchCommand: ParsableCommand {
 
     @Flag(help: "Also time the server's tensor JSON codec on these inputs (decode and encode MB/s).")
     var codec = false
+
+    @Flag(help: "After the timed runs, profile as many more and print each operator type's share of the time.")
+    var profile = false
 
     @OptionGroup var modelOptions: ModelOptions
 
@@ -83,16 +88,47 @@ struct BenchCommand: ParsableCommand {
             ]
             if let growth = try Self.heapGrowthPerRun(session, feeds) { result.append(("heap_growth_bytes_per_run", growth)) }
             if codec { result += try Self.codecThroughput(feeds) }
+            if profile {
+                // Separate runs, so the clock reads do not touch the latencies above.
+                var runProfile = RunProfile()
+                for _ in 0..<samples.count { _ = try session.run(feeds, profile: &runProfile) }
+                result.append(("profile", Self.profileRows(runProfile, json: json)))
+            }
             if json {
                 let object = Dictionary(uniqueKeysWithValues: result)
                 let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
             } else {
                 for (key, value) in result {
-                    if let d = value as? Double { print("\(key): \(String(format: "%.3f", d))") } else { print("\(key): \(value)") }
+                    if let d = value as? Double {
+                        print("\(key): \(String(format: "%.3f", d))")
+                    } else if let table = value as? String, key == "profile" {
+                        print(table, terminator: "")
+                    } else {
+                        print("\(key): \(value)")
+                    }
                 }
             }
         }
+    }
+
+    /// The profile by operator type: a JSON array of objects, or a text table.
+    static func profileRows(_ profile: RunProfile, json: Bool) -> Any {
+        let runs = Double(max(profile.runs, 1))
+        let rows = profile.byOperatorType
+        if json {
+            return rows.map { entry -> [String: Any] in
+                ["op_type": entry.opType, "nodes": entry.nodeCount, "ms_per_run": entry.seconds * 1000 / runs, "share": entry.share]
+            }
+        }
+        var table = "profile (\(profile.runs) runs, \(String(format: "%.3f", profile.totalSeconds * 1000 / runs)) ms per run in nodes):\n"
+        table += "  op type                    nodes  ms/run   share\n"
+        for entry in rows {
+            let name = entry.opType.count > 24 ? String(entry.opType.prefix(23)) + "…" : entry.opType
+            table += "  " + name.padding(toLength: 24, withPad: " ", startingAt: 0)
+                + String(format: " %7d %7.3f %6.1f%%\n", entry.nodeCount, entry.seconds * 1000 / runs, entry.share * 100)
+        }
+        return table
     }
 
     private func randomInputs(_ session: InferenceSession) throws -> [String: Tensor] {

@@ -127,4 +127,56 @@ import Testing
         // Reversed input direction: rows 2, 1, 0.
         #expect(try outputs["sums"]!.scalars(as: Float.self) == [5, 6, 8, 10, 9, 12])
     }
+
+    // MARK: - Planning from shapes
+
+    /// An If whose branches agree on shapes is planned once from shapes, like any graph: no
+    /// run is planned with its values, and each run runs only the branch taken.
+    @Test func ifWithAgreeingBranchesIsPlannedFromShapes() throws {
+        let session = try InferenceSession(model: Self.ifModel())
+        let x = Self.floats([3], [1, -2, 3])
+        for (cond, expected) in [(true, [Float(2), 0, 6]), (false, [3, 0, 9]), (true, [2, 0, 6])] {
+            let y = try #require(try session.run(["cond": Tensor(scalar: cond), "input": x])["y"])
+            #expect(try y.scalars(as: Float.self) == expected)
+        }
+        #expect(!session.plansRunsWithValues)
+    }
+
+    /// Branches of different shapes still work: the run is planned with the condition's value.
+    @Test func ifWithBranchesOfDifferentShapesPlansWithValues() throws {
+        var model = Self.ifModel()
+        let elseBranch = Graph(
+            nodes: [Node(name: "concat", opType: "Concat", inputs: ["x", "x"], outputs: ["e"], attributes: ["axis": .int(0)])],
+            inputs: [], outputs: [Self.value("e", .float, nil)])
+        model.graph.nodes[1].attributes["else_branch"] = .graph(elseBranch)
+        let session = try InferenceSession(model: model)
+        let x = Self.floats([3], [1, -2, 3])
+        #expect(try session.run(["cond": Tensor(scalar: true), "input": x])["y"]?.shape == [3])
+        #expect(try session.run(["cond": Tensor(scalar: false), "input": x])["y"]?.scalars(as: Float.self) == [1, 0, 3, 1, 0, 3])
+        #expect(session.plansRunsWithValues)
+    }
+
+    /// A branch reading the enclosing graph's constant (here a Reshape target) gets it as its
+    /// own initializer, so its shapes are known without a run's values.
+    @Test func outerConstantsBecomeBranchInitializers() throws {
+        let branch = { (name: String) in
+            Graph(
+                nodes: [Node(name: name, opType: "Reshape", inputs: ["x", "target"], outputs: [name + "_y"])],
+                inputs: [], outputs: [Self.value(name + "_y", .float, nil)])
+        }
+        let graph = Graph(
+            nodes: [
+                Node(name: "relu", opType: "Relu", inputs: ["input"], outputs: ["x"]),
+                Node(name: "if", opType: "If", inputs: ["cond"], outputs: ["y"],
+                     attributes: ["then_branch": .graph(branch("a")), "else_branch": .graph(branch("b"))]),
+            ],
+            inputs: [Self.value("cond", .bool, []), Self.value("input", .float, [2, 3])],
+            outputs: [Self.value("y", .float, nil)],
+            initializers: [("target", try Tensor(shape: [2], scalars: [Int64(3), 2]))])
+        let session = try InferenceSession(model: Model(opsetImports: ["": 16], graph: graph))
+        let y = try session.run(["cond": Tensor(scalar: false), "input": Self.floats([2, 3], [1, -2, 3, -4, 5, -6])])["y"]
+        #expect(y?.shape == [3, 2])
+        #expect(try y?.scalars(as: Float.self) == [1, 0, 3, 0, 5, 0])
+        #expect(!session.plansRunsWithValues)
+    }
 }

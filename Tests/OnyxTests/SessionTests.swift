@@ -202,6 +202,33 @@ import Testing
         let y = try session.run(["x": try Tensor(shape: [1, 2], scalars: [Float(1), 1])])["y"]!
         #expect(try y.scalars(as: Float.self) == [3, 7])
     }
+
+    /// A repeated symbolic axis is a name, not a constraint (Paddle writes `?` for every dynamic
+    /// axis): inputs whose `?` axes differ run; a real mismatch is still caught by the node.
+    @Test func symbolicAxesAreNamesNotConstraints() throws {
+        let graph = Graph(
+            nodes: [
+                Node(name: "relu", opType: "Relu", inputs: ["x"], outputs: ["a"]),
+                Node(name: "add", opType: "Add", inputs: ["y", "z"], outputs: ["b"]),
+            ],
+            inputs: [
+                Self.value("x", .float, [.symbolic("?"), .fixed(3), .symbolic("?"), .symbolic("?")]),
+                Self.value("y", .float, [.symbolic("?"), .fixed(2)]),
+                Self.value("z", .float, [.symbolic("?"), .fixed(2)]),
+            ],
+            outputs: [Value(name: "a", type: nil), Value(name: "b", type: nil)])
+        let session = try InferenceSession(model: Model(opsetImports: ["": 17], graph: graph))
+        let outputs = try session.run([
+            "x": Self.floats([1, 3, 48, 192], seed: 1), "y": Self.floats([4, 2], seed: 2), "z": Self.floats([1, 2], seed: 3),
+        ])
+        #expect(outputs["a"]?.shape == [1, 3, 48, 192])
+        #expect(outputs["b"]?.shape == [4, 2])
+        let mismatch = #expect(throws: OnyxError.self) {
+            try session.run(["x": Self.floats([1, 3, 2, 2], seed: 1), "y": Self.floats([4, 2], seed: 2), "z": Self.floats([3, 2], seed: 3)])
+        }
+        #expect(mismatch?.code == .shapeMismatch)
+        #expect(mismatch?.message.contains("add") == true)
+    }
 }
 
 final class ResultBox: @unchecked Sendable {

@@ -1,3 +1,4 @@
+import OnyxCore
 import OnyxIR
 import OnyxKernels
 import OnyxOperators
@@ -12,4 +13,14 @@ struct SessionSubgraphCompiler: SubgraphCompiler {
 
 extension InferenceSession: PreparedSubgraph {
     package var outputCount: Int { outputs.count }
+
+    package func outputDescriptors(for inputs: [TensorDescriptor]) throws -> [TensorDescriptor] {
+        let plan = try shapePlan(for: inputs)
+        return try graph.outputIds.map { id in
+            guard let descriptor = plan.descriptors[id] else {
+                throw OnyxError.internalError("subgraph output '\(graph.valueNames[id])' has no shape")
+            }
+            return descriptor
+        }
+    }
 }

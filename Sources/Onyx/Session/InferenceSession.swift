@@ -38,9 +38,9 @@ public final class InferenceSession: Sendable {
     /// Set once planning has met a shape that depends on input values; from then on every run
     /// is planned with its values.
     private let shapesDependOnValues = Atomic<Bool>(false)
-    /// Every later appearance of a symbolic input axis, with its first appearance, so a run checks
-    /// that they agree without building a table.
-    private let repeatedSymbols: [RepeatedSymbol]
+    /// Whether planning has met a shape that depends on input values, so every run is planned
+    /// with its values (slower: the run's nodes are evaluated while planning).
+    var plansRunsWithValues: Bool { shapesDependOnValues.load(ordering: .relaxed) }
     /// Where the async `run` runs the model, off the caller's executor.
     let runQueue = DispatchQueue(label: "onyx.session.run", attributes: .concurrent)
 
@@ -90,14 +90,14 @@ public final class InferenceSession: Sendable {
         self.outputs = model.graph.outputs
         self.options = options
         self.pool = ComputePool(threadCount: options.threadCount)
-        self.repeatedSymbols = RepeatedSymbol.all(in: model.graph.inputs)
     }
 
     /// Runs the model.
     ///
     /// - Parameter inputs: One tensor per graph input, by name. Each must have the declared data
-    ///   type and a shape the declared shape accepts; a symbolic axis (such as a batch axis) takes
-    ///   the same extent wherever it appears.
+    ///   type and a shape the declared shape accepts. A symbolic axis (such as a batch axis) is a
+    ///   name, not a constraint: as in onnxruntime, shapes come from the inputs given, and axes
+    ///   that must agree are checked by the nodes that use them.
     /// - Returns: Every graph output, by name.
     /// - Throws: ``OnyxError`` with code `.invalidInput` or `.shapeMismatch` for bad inputs, or an
     ///   error from the node that failed.
@@ -121,8 +121,28 @@ public final class InferenceSession: Sendable {
             throw OnyxError.invalidInput("the model takes \(self.inputs.count) inputs, \(inputs.count) were given")
         }
         for (value, tensor) in zip(self.inputs, inputs) { try check(tensor, against: value) }
-        try checkSymbols(inputs)
         return try execute(try plan(for: inputs), inputs: inputs)
+    }
+
+    /// Runs the model as ``run(_:)`` does, adding the time each node takes to `profile`.
+    ///
+    /// Nodes folded into constants when the session was planned take no time in a run and do
+    /// not appear; a control-flow node's time includes its subgraphs'.
+    ///
+    /// ```swift
+    /// var profile = RunProfile()
+    /// for _ in 0..<100 { _ = try session.run(feeds, profile: &profile) }
+    /// for entry in profile.byOperatorType { print(entry.opType, entry.share) }
+    /// ```
+    public func run(_ inputs: [String: Tensor], profile: inout RunProfile) throws -> [String: Tensor] {
+        let ordered = try orderedInputs(inputs)
+        let plan = try plan(for: ordered)
+        var timings = [UInt64](repeating: 0, count: graph.steps.count)
+        let results = try timings.withUnsafeMutableBufferPointer { try execute(plan, inputs: ordered, timings: $0) }
+        profile.add(timings, steps: graph.steps)
+        var named: [String: Tensor] = [:]
+        for (value, tensor) in zip(outputs, results) { named[value.name] = tensor }
+        return named
     }
 
     // MARK: - Inputs
@@ -139,7 +159,6 @@ public final class InferenceSession: Sendable {
             try check(tensor, against: value)
             return tensor
         }
-        try checkSymbols(ordered)
         return ordered
     }
 
@@ -155,35 +174,15 @@ public final class InferenceSession: Sendable {
         }
     }
 
-    /// A symbolic axis must take one extent across all inputs.
-    private func checkSymbols(_ tensors: [Tensor]) throws {
-        for repeated in repeatedSymbols {
-            let first = tensors[repeated.first.input], later = tensors[repeated.later.input]
-            // An input of another rank has already been refused by `check(_:against:)` when its shape is declared.
-            guard repeated.first.axis < first.rank, repeated.later.axis < later.rank else { continue }
-            let extent = first.shape[repeated.first.axis], other = later.shape[repeated.later.axis]
-            if extent != other {
-                throw OnyxError.shapeMismatch(
-                    "axis '\(repeated.symbol)' is \(extent) in input '\(inputs[repeated.first.input].name)' but \(other) in input '\(inputs[repeated.later.input].name)'")
-            }
-        }
-    }
-
     // MARK: - Planning
 
     func plan(for inputs: [Tensor]) throws -> ExecutionPlan {
-        if let cached = plans.withLock({ $0.plan(matching: inputs) }) { return cached }
-        let signature = inputs.map(\.shape)
+        if let cached = plans.withLock({ $0.plan(matching: inputs.lazy.map(\.shape)) }) { return cached }
         let descriptors = inputs.map { TensorDescriptor($0.dataType, $0.shape) }
         if !shapesDependOnValues.load(ordering: .relaxed) {
             do {
-                let plan = try ExecutionPlan(graph: graph, inputs: descriptors, memoryLimit: options.memoryLimitBytes)
-                let capacity = options.planCacheCapacity
-                plans.withLock { $0.insert(plan, for: signature, capacity: capacity) }
-                return plan
-            } catch is NeedsInputValues {
-                shapesDependOnValues.store(true, ordering: .relaxed)
-            }
+                return try shapePlan(for: descriptors)
+            } catch is NeedsInputValues {}
         }
         // Some shape depends on input values (NonZero, or a Reshape fed by a graph input): plan
         // this run with the values known.
@@ -195,11 +194,32 @@ public final class InferenceSession: Sendable {
         }
     }
 
+    /// The plan for inputs of these descriptors from shapes alone, cached for the runs that
+    /// follow.
+    ///
+    /// - Throws: ``NeedsInputValues`` (and remembers it) when some shape depends on a value.
+    func shapePlan(for descriptors: [TensorDescriptor]) throws -> ExecutionPlan {
+        if let cached = plans.withLock({ $0.plan(matching: descriptors.lazy.map(\.shape)) }) { return cached }
+        do {
+            let plan = try ExecutionPlan(graph: graph, inputs: descriptors, memoryLimit: options.memoryLimitBytes)
+            let capacity = options.planCacheCapacity
+            plans.withLock { $0.insert(plan, for: descriptors.map(\.shape), capacity: capacity) }
+            return plan
+        } catch let error as NeedsInputValues {
+            shapesDependOnValues.store(true, ordering: .relaxed)
+            throw error
+        }
+    }
+
     // MARK: - Execution
 
     /// Runs `plan`. Its only heap allocations are the returned array and, per output the plan
     /// places in the arena's stead, one tensor (a storage object and its bytes).
-    private func execute(_ plan: ExecutionPlan, inputs: [Tensor]) throws -> [Tensor] {
+    ///
+    /// - Parameter timings: When profiling, nanoseconds to add each step's time to, by graph step.
+    private func execute(
+        _ plan: ExecutionPlan, inputs: [Tensor], timings: UnsafeMutableBufferPointer<UInt64>? = nil
+    ) throws -> [Tensor] {
         let results: [Tensor] = try graph.outputIds.indices.map { k in
             let id = graph.outputIds[k]
             switch plan.locations[id] {
@@ -238,7 +258,13 @@ public final class InferenceSession: Sendable {
                             workspace: step.workspaceOffset.map { arena.memory + $0 },
                             pool: pool)
                         do {
+                            guard let timings else {
+                                try graphSteps[step.graphStep].kernel.run(context)
+                                continue
+                            }
+                            let start = DispatchTime.now().uptimeNanoseconds
                             try graphSteps[step.graphStep].kernel.run(context)
+                            timings[step.graphStep] += DispatchTime.now().uptimeNanoseconds - start
                         } catch let error as OnyxError {
                             let graphStep = graphSteps[step.graphStep]
                             throw error.annotated(nodeName: graphStep.name, opType: graphStep.opType)
@@ -251,40 +277,17 @@ public final class InferenceSession: Sendable {
     }
 }
 
-/// A symbolic axis seen again: where it first appeared and where it appears now.
-struct RepeatedSymbol {
-    let symbol: String
-    let first: (input: Int, axis: Int)
-    let later: (input: Int, axis: Int)
-
-    static func all(in inputs: [Value]) -> [RepeatedSymbol] {
-        var firstSeen: [String: (Int, Int)] = [:]
-        var repeated: [RepeatedSymbol] = []
-        for (input, value) in inputs.enumerated() {
-            for (axis, dim) in (value.type?.shape?.dimensions ?? []).enumerated() {
-                guard case .symbolic(let symbol) = dim else { continue }
-                if let first = firstSeen[symbol] {
-                    repeated.append(RepeatedSymbol(symbol: symbol, first: first, later: (input, axis)))
-                } else {
-                    firstSeen[symbol] = (input, axis)
-                }
-            }
-        }
-        return repeated
-    }
-}
-
 /// Plans by input-shape signature, evicting the least recently used past capacity.
 struct PlanCache {
     private var entries: [[[Int]]: (plan: ExecutionPlan, lastUse: UInt64)] = [:]
     private var clock: UInt64 = 0
 
-    /// The plan for the shapes of `inputs`, found without building a signature (a run's lookup
+    /// The plan for inputs of these shapes, found without building a signature (a run's lookup
     /// allocates nothing).
-    mutating func plan(matching inputs: [Tensor]) -> ExecutionPlan? {
+    mutating func plan<Shapes: Collection>(matching shapes: Shapes) -> ExecutionPlan? where Shapes.Element == [Int] {
         var found: [[Int]]?
-        for signature in entries.keys where signature.count == inputs.count {
-            if zip(signature, inputs).allSatisfy({ $0 == $1.shape }) {
+        for signature in entries.keys where signature.count == shapes.count {
+            if zip(signature, shapes).allSatisfy({ $0 == $1 }) {
                 found = signature
                 break
             }

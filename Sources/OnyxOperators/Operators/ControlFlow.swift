@@ -25,6 +25,12 @@ package protocol PreparedSubgraph: Sendable {
 
     /// Runs the body on its inputs, in the order the graph declares them.
     func run(orderedInputs: [Tensor]) throws -> [Tensor]
+
+    /// The body's output types and shapes for inputs of these types and shapes, found by
+    /// planning it (the plan is kept for the runs that follow).
+    ///
+    /// - Throws: ``NeedsInputValues`` when some output shape depends on an input's value.
+    func outputDescriptors(for inputs: [TensorDescriptor]) throws -> [TensorDescriptor]
 }
 
 /// Prepares control-flow bodies; the runtime layer provides one in ``NodeContext/subgraphs``.
@@ -33,12 +39,13 @@ package protocol SubgraphCompiler: Sendable {
     func prepare(_ model: Model, isa: KernelISA) throws -> any PreparedSubgraph
 }
 
-/// A subgraph prepared once. The values it reads from the enclosing graph become extra inputs
-/// after the ones it declares.
+/// A subgraph prepared once. The enclosing graph's constants it reads become its own
+/// initializers; the other values it reads from the enclosing graph become extra inputs after
+/// the ones it declares.
 package struct Subgraph: Sendable {
     package let body: any PreparedSubgraph
     package let declaredInputCount: Int
-    /// The enclosing graph's values it reads, in the order of its extra inputs.
+    /// The enclosing graph's values it reads during a run, in the order of its extra inputs.
     package let outerNames: [String]
 
     package var outputCount: Int { body.outputCount }
@@ -47,7 +54,14 @@ package struct Subgraph: Sendable {
     package init(_ graph: Graph, attribute: String, context: NodeContext) throws {
         var graph = graph
         declaredInputCount = graph.inputs.count
-        outerNames = graph.outerScopeReferences
+        // The node's implicit inputs follow its own in `constantInputs`.
+        var outerConstants: [String: Tensor] = [:]
+        for (j, name) in context.node.implicitInputs.enumerated() {
+            if let value = context.constantInput(context.inputCount + j) { outerConstants[name] = value }
+        }
+        let references = graph.outerScopeReferences
+        graph.initializers += references.compactMap { name in outerConstants[name].map { (name: name, tensor: $0) } }
+        outerNames = references.filter { outerConstants[$0] == nil }
         graph.inputs += outerNames.map { Value(name: $0, type: nil) }
         let imports = context.opsetImports.isEmpty ? ["": context.opset] : context.opsetImports
         guard let compiler = context.subgraphs else {
@@ -70,6 +84,20 @@ package struct Subgraph: Sendable {
             inputs.append(value)
         }
         return try body.run(orderedInputs: inputs)
+    }
+
+    /// The output descriptors for declared inputs and enclosing values of these descriptors.
+    ///
+    /// - Throws: ``NeedsInputValues`` when some output shape depends on a value.
+    package func outputDescriptors(_ declared: [TensorDescriptor], outer: [String: TensorDescriptor]) throws -> [TensorDescriptor] {
+        var inputs = declared
+        for name in outerNames {
+            guard let value = outer[name] else {
+                throw OnyxError.internalError("subgraph reads '\(name)', which its node did not receive")
+            }
+            inputs.append(value)
+        }
+        return try body.outputDescriptors(for: inputs)
     }
 }
 
@@ -94,8 +122,9 @@ extension SubgraphKernel {
     package func run(_ context: borrowing KernelContext) throws {
         let values: [Tensor?] = try (0..<context.inputCount).map { index in
             guard let view = context.input(index) else { return nil }
+            // The run's own memory, valid until it ends: the bodies read it in place.
             return try Tensor(dataType: view.dataType, shape: view.shape,
-                              bytes: UnsafeRawBufferPointer(start: view.data, count: view.byteCount))
+                              bytesNoCopy: UnsafeRawBufferPointer(start: view.data, count: view.byteCount), deallocator: .none)
         }
         let (explicit, outer) = split(values)
         let results = try evaluate(explicit, outer: outer)
@@ -141,6 +170,48 @@ package struct IfKernel: SubgraphKernel {
                 "then_branch has \(thenBranch.outputCount) outputs, else_branch \(elseBranch.outputCount)")
         }
         implicitNames = context.node.implicitInputs
+    }
+
+    /// The taken branch's output shapes, planned from shapes alone when the branches allow it,
+    /// so the graph is planned once per input shapes and each run runs one branch.
+    ///
+    /// With `cond` unknown until the run, both branches are planned: if they agree, or if one
+    /// fails on these shapes (a run taking it would fail the same way, so every run that
+    /// succeeds takes the other — a streaming model's 16 kHz and 8 kHz branches, say), the
+    /// other's shapes are the outputs'. Otherwise the outputs are computed from the values
+    /// (``NeedsInputValues`` until they are known).
+    package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
+        var outer: [String: TensorDescriptor] = [:]
+        for (name, input) in zip(implicitNames, inputs.dropFirst(explicitInputCount)) { outer[name] = input?.descriptor }
+        if let cond = inputs.first??.constant {
+            do {
+                return try (try Self.condition(cond) ? thenBranch : elseBranch).outputDescriptors([], outer: outer)
+            } catch is NeedsInputValues {
+                // The branch's shapes depend on values: computed from them below.
+            }
+        } else {
+            let planned = [thenBranch, elseBranch].map { branch in
+                Result { try branch.outputDescriptors([], outer: outer) }
+            }
+            switch (planned[0], planned[1]) {
+            case let (.success(a), .success(b)) where a == b: return a
+            case let (.success(a), .failure(error)) where !(error is NeedsInputValues): return a
+            case let (.failure(error), .success(b)) where !(error is NeedsInputValues): return b
+            default: break  // Shapes that differ or depend on values: computed from the values below.
+            }
+        }
+        let values = try inputs.map { try $0?.requireConstant(op: opType, what: "every") }
+        var outerValues: [String: Tensor] = [:]
+        for (name, value) in zip(implicitNames, values.dropFirst(explicitInputCount)) { outerValues[name] = value }
+        return try evaluate(Array(values.prefix(explicitInputCount)), outer: outerValues)
+            .map { TensorDescriptor($0.dataType, $0.shape) }
+    }
+
+    private static func condition(_ cond: Tensor) throws -> Bool {
+        guard cond.elementCount == 1, cond.dataType == .bool else {
+            throw OnyxError.invalidInput("If: cond must be a bool tensor of one element, got \(cond.dataType)\(cond.shape)")
+        }
+        return try cond.scalars(as: Bool.self)[0]
     }
 
     package func evaluate(_ inputs: [Tensor?], outer: [String: Tensor]) throws -> [Tensor] {
