@@ -130,25 +130,7 @@ import OnyxCore
                 table.extrapolated[o] ? -1 : table.indices[o] * inputStrides[plan.axis]
             }
         }
-        let gather = NearestGather(x: x, y: y, outputShape: outputShape, offsets: offsets, extrapolation: extrapolation, pool: pool)
-        try x.dataType.visitElement(gather)
-    }
-
-    /// Copies the nearest input element to each output, or the extrapolation value rounded to
-    /// the element type.
-    private struct NearestGather: ElementVisitor {
-        let x: TensorView, y: TensorView
-        let outputShape: [Int]
-        let offsets: [[Int]]
-        let extrapolation: Double
-        let pool: ComputePool
-
-        func visit<T: FloatingElement>(_: T.Type) { gather(fill: T(narrowing: T.Wide(extrapolation))) }
-        func visit<T: IntegerElement>(_: T.Type) { gather(fill: T.saturating(extrapolation.rounded(.toNearestOrEven))) }
-        func visitBool() { gather(fill: UInt8(extrapolation != 0 ? 1 : 0)) }
-
-        private func gather<T>(fill: T) {
-            let rank = x.rank
+        func gather<T>(_: T.Type, fill: T) {
             let src = UnsafePointer(x.pointer(as: T.self)), dst = y.pointer(as: T.self)
             let inner = outputShape[rank - 1], lastOffsets = offsets[rank - 1]
             let rows = y.elementCount / max(inner, 1)
@@ -171,6 +153,20 @@ import OnyxCore
                     }
                 }
             }
+        }
+        switch x.dataType {
+        case .float: gather(Float.self, fill: Float(extrapolation))
+        case .double: gather(Double.self, fill: extrapolation)
+        case .float16: gather(Float16.self, fill: Float(extrapolation).castFloat16)
+        case .int8: gather(Int8.self, fill: .saturating(extrapolation.rounded(.toNearestOrEven)))
+        case .uint8: gather(UInt8.self, fill: .saturating(extrapolation.rounded(.toNearestOrEven)))
+        case .int16: gather(Int16.self, fill: .saturating(extrapolation.rounded(.toNearestOrEven)))
+        case .uint16: gather(UInt16.self, fill: .saturating(extrapolation.rounded(.toNearestOrEven)))
+        case .int32: gather(Int32.self, fill: .saturating(extrapolation.rounded(.toNearestOrEven)))
+        case .uint32: gather(UInt32.self, fill: .saturating(extrapolation.rounded(.toNearestOrEven)))
+        case .int64: gather(Int64.self, fill: .saturating(extrapolation.rounded(.toNearestOrEven)))
+        case .uint64: gather(UInt64.self, fill: .saturating(extrapolation.rounded(.toNearestOrEven)))
+        case .bool: gather(UInt8.self, fill: extrapolation != 0 ? 1 : 0)
         }
     }
 
@@ -220,36 +216,46 @@ import OnyxCore
     }
 
     private static func load(_ x: TensorView, into buffer: UnsafeMutablePointer<Double>) throws {
-        try x.dataType.visitNumeric(Load(x: x, buffer: buffer), operation: "Resize's linear and cubic interpolation")
+        let n = x.elementCount
+        func read<T: CastSource>(_: T.Type) {
+            let p = x.pointer(as: T.self)
+            for i in 0..<n { buffer[i] = p[i].castDouble }
+        }
+        switch x.dataType {
+        case .float: read(Float.self)
+        case .double: read(Double.self)
+        case .float16: read(Float16.self)
+        case .int8: read(Int8.self)
+        case .uint8: read(UInt8.self)
+        case .int16: read(Int16.self)
+        case .uint16: read(UInt16.self)
+        case .int32: read(Int32.self)
+        case .uint32: read(UInt32.self)
+        case .int64: read(Int64.self)
+        case .uint64: read(UInt64.self)
+        case .bool: throw OnyxError.unsupportedDataType("Resize: linear and cubic interpolation do not apply to bool")
+        }
     }
 
     private static func store(_ buffer: UnsafeMutablePointer<Double>, into y: TensorView) throws {
-        try y.dataType.visitNumeric(Store(buffer: buffer, y: y), operation: "Resize's linear and cubic interpolation")
-    }
-
-    private struct Load: NumericElementVisitor {
-        let x: TensorView
-        let buffer: UnsafeMutablePointer<Double>
-
-        func visit<T: CastSource>(_: T.Type) {
-            let p = x.pointer(as: T.self)
-            for i in 0..<x.elementCount { buffer[i] = p[i].castDouble }
-        }
-    }
-
-    /// Floating types round once from Double; integers round half to even and saturate.
-    private struct Store: NumericElementVisitor {
-        let buffer: UnsafeMutablePointer<Double>
-        let y: TensorView
-
-        func visit<T: FloatingElement>(_: T.Type) {
+        let n = y.elementCount
+        func integer<T: CastInteger>(_: T.Type) {
             let p = y.pointer(as: T.self)
-            for i in 0..<y.elementCount { p[i] = T(buffer[i]) }
+            for i in 0..<n { p[i] = .saturating(buffer[i].rounded(.toNearestOrEven)) }
         }
-
-        func visit<T: IntegerElement>(_: T.Type) {
-            let p = y.pointer(as: T.self)
-            for i in 0..<y.elementCount { p[i] = .saturating(buffer[i].rounded(.toNearestOrEven)) }
+        switch y.dataType {
+        case .float: let p = y.pointer(as: Float.self); for i in 0..<n { p[i] = Float(buffer[i]) }
+        case .double: y.pointer(as: Double.self).update(from: buffer, count: n)
+        case .float16: let p = y.pointer(as: Float16.self); for i in 0..<n { p[i] = buffer[i].castFloat16 }
+        case .int8: integer(Int8.self)
+        case .uint8: integer(UInt8.self)
+        case .int16: integer(Int16.self)
+        case .uint16: integer(UInt16.self)
+        case .int32: integer(Int32.self)
+        case .uint32: integer(UInt32.self)
+        case .int64: integer(Int64.self)
+        case .uint64: integer(UInt64.self)
+        case .bool: throw OnyxError.unsupportedDataType("Resize: linear and cubic interpolation do not apply to bool")
         }
     }
 }

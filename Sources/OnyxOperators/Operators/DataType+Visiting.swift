@@ -1,53 +1,33 @@
 import OnyxCore
+import OnyxKernels
 
 // One place that maps a `DataType` to its Swift element type and calls generic code with it.
 //
 // Swift cannot pass a generic closure, so an operator writes a small visitor: a struct holding its
 // buffers whose generic `visit` runs the typed loop. `DataType.visitFloating(_:operation:)` and its
-// siblings switch once and call `visit` with the concrete type. They are `@inlinable` and the
-// protocols below `@usableFromInline package`, so the switch lands in the operator's module and
-// every `visit` is specialised there: the same code as a hand-written `switch`.
-
-/// The floating-point element types: `Float`, `Double` and `Float16`.
-///
-/// The protocol gathers what the floating-point kernels ask of their element (`WideningFloat`,
-/// `VisionElement`, `PoolingElement`, `CastSource`), so a visitor's `visit` can call any of them.
-@usableFromInline package protocol FloatingElement: WideningFloat, VisionElement, PoolingElement, TensorElement {}
-
-extension Float: FloatingElement {}
-extension Double: FloatingElement {}
-extension Float16: FloatingElement {}
-
-/// The integer element types, signed and unsigned, 8 to 64 bits.
-@usableFromInline package protocol IntegerElement: VisionInteger, CastInteger, CastSource, TensorElement {}
-
-extension Int8: IntegerElement {}
-extension Int16: IntegerElement {}
-extension Int32: IntegerElement {}
-extension Int64: IntegerElement {}
-extension UInt8: IntegerElement {}
-extension UInt16: IntegerElement {}
-extension UInt32: IntegerElement {}
-extension UInt64: IntegerElement {}
+// siblings switch once and call `visit` with the concrete type, so every `visit` is specialised: the
+// same code as a hand-written `switch`. The visitor protocols are internal on purpose: a conformance
+// to a protocol other modules can see keeps its unspecialised `visit` (and the generic loop calls in
+// it) in the binary as a witness; to an internal protocol the optimizer drops it.
 
 /// Generic code over the floating-point element types (see `DataType.visitFloating`).
-@usableFromInline package protocol FloatingElementVisitor {
+protocol FloatingElementVisitor {
     associatedtype Result
     func visit<T: FloatingElement>(_ type: T.Type) throws -> Result
 }
 
 /// Generic code over the integer element types (see `DataType.visitInteger`).
-@usableFromInline package protocol IntegerElementVisitor {
+protocol IntegerElementVisitor {
     associatedtype Result
     func visit<T: IntegerElement>(_ type: T.Type) throws -> Result
 }
 
 /// Generic code over every numeric element type: a visitor either has one `visit` for both
 /// families (constrained by what they share, such as `Comparable`) or one for each.
-@usableFromInline package typealias NumericElementVisitor = FloatingElementVisitor & IntegerElementVisitor
+typealias NumericElementVisitor = FloatingElementVisitor & IntegerElementVisitor
 
 /// Generic code over every element type; bool, stored as one byte, has its own method.
-@usableFromInline package protocol ElementVisitor: FloatingElementVisitor, IntegerElementVisitor {
+protocol ElementVisitor: FloatingElementVisitor, IntegerElementVisitor {
     func visitBool() throws -> Result
 }
 
@@ -60,8 +40,8 @@ extension DataType {
     /// - Returns: What `visit` returns.
     /// - Throws: `unsupportedDataType` naming the operator and the type for any other type, and
     ///   whatever `visit` throws.
-    @inlinable
-    package func visitFloating<V: FloatingElementVisitor>(
+    @inline(__always)
+    func visitFloating<V: FloatingElementVisitor>(
         _ visitor: V, operation: @autoclosure () -> String
     ) throws -> V.Result {
         switch self {
@@ -76,8 +56,8 @@ extension DataType {
     ///
     /// - Throws: `unsupportedDataType` naming the operator and the type for any other type, and
     ///   whatever `visit` throws.
-    @inlinable
-    package func visitInteger<V: IntegerElementVisitor>(
+    @inline(__always)
+    func visitInteger<V: IntegerElementVisitor>(
         _ visitor: V, operation: @autoclosure () -> String
     ) throws -> V.Result {
         switch self {
@@ -96,8 +76,8 @@ extension DataType {
     /// Calls `visitor.visit` with the Swift type of any numeric tensor.
     ///
     /// - Throws: `unsupportedDataType` naming the operator for bool, and whatever `visit` throws.
-    @inlinable
-    package func visitNumeric<V: NumericElementVisitor>(
+    @inline(__always)
+    func visitNumeric<V: NumericElementVisitor>(
         _ visitor: V, operation: @autoclosure () -> String
     ) throws -> V.Result {
         switch self {
@@ -119,8 +99,8 @@ extension DataType {
     /// Calls `visitor.visit` with the Swift type of the tensor, or `visitBool` for bool.
     ///
     /// - Throws: Whatever the visitor throws.
-    @inlinable
-    package func visitElement<V: ElementVisitor>(_ visitor: V) throws -> V.Result {
+    @inline(__always)
+    func visitElement<V: ElementVisitor>(_ visitor: V) throws -> V.Result {
         switch self {
         case .bool: try visitor.visitBool()
         default: try visitNumeric(visitor, operation: "")
@@ -128,8 +108,7 @@ extension DataType {
     }
 
     /// "`operation` does not support `self`", the error of the visits above.
-    @usableFromInline
-    package func unsupported(by operation: String) -> OnyxError {
+    func unsupported(by operation: String) -> OnyxError {
         OnyxError.unsupportedDataType("\(operation) does not support \(self)")
     }
 }
