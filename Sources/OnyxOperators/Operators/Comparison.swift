@@ -148,40 +148,40 @@ package struct LogicalKernel: Kernel {
         let pool = context.pool, op = self.op
         let shapeB = try shapeOfB(a.shape, b.shape, legacy: legacyBroadcast, op: op.rawValue)
         try BinaryBroadcastPlan.withPlan(a.shape, shapeB, output: out.shape) { plan in
+            try a.dataType.visitElement(Comparison(op: op, plan: plan, a: a, b: b, out: out, pool: pool))
+        }
+    }
+
+    /// The loop of `op` for each element type; the output is bool.
+    private struct Comparison: ElementVisitor {
+        let op: Op
+        let plan: BinaryBroadcastPlan
+        let a: TensorView, b: TensorView, out: TensorView
+        let pool: ComputePool
+
+        func visit<T: Comparable>(_: T.Type) {
+            let pa = UnsafePointer(a.pointer(as: T.self)), pb = UnsafePointer(b.pointer(as: T.self))
             let po = out.pointer(as: UInt8.self)
-            func compare<T: Comparable>(_: T.Type) {
-                let pa = UnsafePointer(a.pointer(as: T.self)), pb = UnsafePointer(b.pointer(as: T.self))
-                switch op {
-                case .equal: MathLoops.binary(plan, pa, pb, po, pool: pool) { $0 == $1 ? 1 : 0 }
-                case .less: MathLoops.binary(plan, pa, pb, po, pool: pool) { $0 < $1 ? 1 : 0 }
-                case .greater: MathLoops.binary(plan, pa, pb, po, pool: pool) { $0 > $1 ? 1 : 0 }
-                case .lessOrEqual: MathLoops.binary(plan, pa, pb, po, pool: pool) { $0 <= $1 ? 1 : 0 }
-                case .greaterOrEqual: MathLoops.binary(plan, pa, pb, po, pool: pool) { $0 >= $1 ? 1 : 0 }
-                case .and, .or, .xor: break  // bool only; checked in outputDescriptors
-                }
+            switch op {
+            case .equal: MathLoops.binary(plan, pa, pb, po, pool: pool) { $0 == $1 ? 1 : 0 }
+            case .less: MathLoops.binary(plan, pa, pb, po, pool: pool) { $0 < $1 ? 1 : 0 }
+            case .greater: MathLoops.binary(plan, pa, pb, po, pool: pool) { $0 > $1 ? 1 : 0 }
+            case .lessOrEqual: MathLoops.binary(plan, pa, pb, po, pool: pool) { $0 <= $1 ? 1 : 0 }
+            case .greaterOrEqual: MathLoops.binary(plan, pa, pb, po, pool: pool) { $0 >= $1 ? 1 : 0 }
+            case .and, .or, .xor: break  // bool only; checked in outputDescriptors
             }
-            switch a.dataType {
-            case .float: compare(Float.self)
-            case .double: compare(Double.self)
-            case .float16: compare(Float16.self)
-            case .int8: compare(Int8.self)
-            case .int16: compare(Int16.self)
-            case .int32: compare(Int32.self)
-            case .int64: compare(Int64.self)
-            case .uint8: compare(UInt8.self)
-            case .uint16: compare(UInt16.self)
-            case .uint32: compare(UInt32.self)
-            case .uint64: compare(UInt64.self)
-            case .bool:
-                // Any nonzero byte is true.
-                let pa = UnsafePointer(a.pointer(as: UInt8.self)), pb = UnsafePointer(b.pointer(as: UInt8.self))
-                switch op {
-                case .equal: MathLoops.binary(plan, pa, pb, po, pool: pool) { ($0 != 0) == ($1 != 0) ? 1 : 0 }
-                case .and: MathLoops.binary(plan, pa, pb, po, pool: pool) { $0 != 0 && $1 != 0 ? 1 : 0 }
-                case .or: MathLoops.binary(plan, pa, pb, po, pool: pool) { $0 != 0 || $1 != 0 ? 1 : 0 }
-                case .xor: MathLoops.binary(plan, pa, pb, po, pool: pool) { ($0 != 0) != ($1 != 0) ? 1 : 0 }
-                default: throw OnyxError.unsupportedDataType("\(op.rawValue) does not support bool")
-                }
+        }
+
+        func visitBool() throws {
+            // Any nonzero byte is true.
+            let pa = UnsafePointer(a.pointer(as: UInt8.self)), pb = UnsafePointer(b.pointer(as: UInt8.self))
+            let po = out.pointer(as: UInt8.self)
+            switch op {
+            case .equal: MathLoops.binary(plan, pa, pb, po, pool: pool) { ($0 != 0) == ($1 != 0) ? 1 : 0 }
+            case .and: MathLoops.binary(plan, pa, pb, po, pool: pool) { $0 != 0 && $1 != 0 ? 1 : 0 }
+            case .or: MathLoops.binary(plan, pa, pb, po, pool: pool) { $0 != 0 || $1 != 0 ? 1 : 0 }
+            case .xor: MathLoops.binary(plan, pa, pb, po, pool: pool) { ($0 != 0) != ($1 != 0) ? 1 : 0 }
+            default: throw OnyxError.unsupportedDataType("\(op.rawValue) does not support bool")
             }
         }
     }
@@ -219,32 +219,30 @@ package struct BitwiseKernel: Kernel {
         let a = context.input(0)!, b = context.input(1)!, out = context.output(0)
         let pool = context.pool, op = self.op
         try BinaryBroadcastPlan.withPlan(a.shape, b.shape, output: out.shape) { plan in
-            func apply<T: FixedWidthInteger>(_: T.Type) {
-                let pa = UnsafePointer(a.pointer(as: T.self)), pb = UnsafePointer(b.pointer(as: T.self))
-                let po = out.pointer(as: T.self)
-                let width = T(truncatingIfNeeded: T.bitWidth)
-                switch op {
-                case .and: MathLoops.binary(plan, pa, pb, po, pool: pool) { $0 & $1 }
-                case .or: MathLoops.binary(plan, pa, pb, po, pool: pool) { $0 | $1 }
-                case .xor: MathLoops.binary(plan, pa, pb, po, pool: pool) { $0 ^ $1 }
-                case .shiftLeft:
-                    MathLoops.binary(plan, pa, pb, po, pool: pool) { x, s in s >= 0 && s < width ? x &<< s : 0 }
-                case .shiftRight:
-                    MathLoops.binary(plan, pa, pb, po, pool: pool) { x, s in
-                        s >= 0 && s < width ? x &>> s : (x < 0 ? ~0 : 0)
-                    }
+            try a.dataType.visitInteger(Bitwise(op: op, plan: plan, a: a, b: b, out: out, pool: pool), operation: name)
+        }
+    }
+
+    private struct Bitwise: IntegerElementVisitor {
+        let op: Op
+        let plan: BinaryBroadcastPlan
+        let a: TensorView, b: TensorView, out: TensorView
+        let pool: ComputePool
+
+        func visit<T: IntegerElement>(_: T.Type) {
+            let pa = UnsafePointer(a.pointer(as: T.self)), pb = UnsafePointer(b.pointer(as: T.self))
+            let po = out.pointer(as: T.self)
+            let width = T(truncatingIfNeeded: T.bitWidth)
+            switch op {
+            case .and: MathLoops.binary(plan, pa, pb, po, pool: pool) { $0 & $1 }
+            case .or: MathLoops.binary(plan, pa, pb, po, pool: pool) { $0 | $1 }
+            case .xor: MathLoops.binary(plan, pa, pb, po, pool: pool) { $0 ^ $1 }
+            case .shiftLeft:
+                MathLoops.binary(plan, pa, pb, po, pool: pool) { x, s in s >= 0 && s < width ? x &<< s : 0 }
+            case .shiftRight:
+                MathLoops.binary(plan, pa, pb, po, pool: pool) { x, s in
+                    s >= 0 && s < width ? x &>> s : (x < 0 ? ~0 : 0)
                 }
-            }
-            switch a.dataType {
-            case .int8: apply(Int8.self)
-            case .int16: apply(Int16.self)
-            case .int32: apply(Int32.self)
-            case .int64: apply(Int64.self)
-            case .uint8: apply(UInt8.self)
-            case .uint16: apply(UInt16.self)
-            case .uint32: apply(UInt32.self)
-            case .uint64: apply(UInt64.self)
-            default: throw OnyxError.unsupportedDataType("\(name) does not support \(a.dataType)")
             }
         }
     }
@@ -290,49 +288,47 @@ package struct PowKernel: Kernel {
         let pool = context.pool
         let shapeB = try shapeOfB(a.shape, b.shape, legacy: legacyBroadcast, op: "Pow")
         try BinaryBroadcastPlan.withPlan(a.shape, shapeB, output: out.shape) { plan in
-            func withExponent<E: CastSource>(_: E.Type, isInteger: Bool) throws {
-                let pb = UnsafePointer(b.pointer(as: E.self))
-                func floating<T: BinaryFloatingPoint & CastSource>(_: T.Type, _ make: (Double) -> T) {
-                    MathLoops.binary(plan, UnsafePointer(a.pointer(as: T.self)), pb, out.pointer(as: T.self), pool: pool) {
-                        make(pow($0.castDouble, $1.castDouble))
-                    }
-                }
-                func integer<T: FixedWidthInteger & CastSource & CastInteger>(_: T.Type) {
-                    let pa = UnsafePointer(a.pointer(as: T.self)), po = out.pointer(as: T.self)
-                    if isInteger {
-                        MathLoops.binary(plan, pa, pb, po, pool: pool) { integerPower($0, $1.castInteger(Int64.self)) }
-                    } else {
-                        MathLoops.binary(plan, pa, pb, po, pool: pool) { T.saturating(pow($0.castDouble, $1.castDouble)) }
-                    }
-                }
-                switch a.dataType {
-                case .float:
-                    if E.self == Float.self {
-                        MathLoops.binary(plan, UnsafePointer(a.pointer(as: Float.self)), UnsafePointer(b.pointer(as: Float.self)),
-                                         out.pointer(as: Float.self), pool: pool) { pow($0, $1) }
-                    } else {
-                        floating(Float.self) { Float($0) }
-                    }
-                case .double: floating(Double.self) { $0 }
-                case .float16: floating(Float16.self) { Float16(Float($0)) }
-                case .int32: integer(Int32.self)
-                case .int64: integer(Int64.self)
-                default: throw OnyxError.unsupportedDataType("Pow does not support a base of \(a.dataType)")
+            try b.dataType.visitNumeric(Power(plan: plan, a: a, b: b, out: out, pool: pool), operation: "Pow")
+        }
+    }
+
+    /// The loops for each exponent type `E`, by the base's type.
+    private struct Power: NumericElementVisitor {
+        let plan: BinaryBroadcastPlan
+        let a: TensorView, b: TensorView, out: TensorView
+        let pool: ComputePool
+
+        func visit<E: FloatingElement>(_: E.Type) throws { try power(E.self, isInteger: false) }
+        func visit<E: IntegerElement>(_: E.Type) throws { try power(E.self, isInteger: true) }
+
+        private func power<E: CastSource>(_: E.Type, isInteger: Bool) throws {
+            let pb = UnsafePointer(b.pointer(as: E.self))
+            func floating<T: BinaryFloatingPoint & CastSource>(_: T.Type, _ make: (Double) -> T) {
+                MathLoops.binary(plan, UnsafePointer(a.pointer(as: T.self)), pb, out.pointer(as: T.self), pool: pool) {
+                    make(pow($0.castDouble, $1.castDouble))
                 }
             }
-            switch b.dataType {
-            case .float: try withExponent(Float.self, isInteger: false)
-            case .double: try withExponent(Double.self, isInteger: false)
-            case .float16: try withExponent(Float16.self, isInteger: false)
-            case .int8: try withExponent(Int8.self, isInteger: true)
-            case .int16: try withExponent(Int16.self, isInteger: true)
-            case .int32: try withExponent(Int32.self, isInteger: true)
-            case .int64: try withExponent(Int64.self, isInteger: true)
-            case .uint8: try withExponent(UInt8.self, isInteger: true)
-            case .uint16: try withExponent(UInt16.self, isInteger: true)
-            case .uint32: try withExponent(UInt32.self, isInteger: true)
-            case .uint64: try withExponent(UInt64.self, isInteger: true)
-            case .bool: throw OnyxError.unsupportedDataType("Pow does not support an exponent of bool")
+            func integer<T: FixedWidthInteger & CastSource & CastInteger>(_: T.Type) {
+                let pa = UnsafePointer(a.pointer(as: T.self)), po = out.pointer(as: T.self)
+                if isInteger {
+                    MathLoops.binary(plan, pa, pb, po, pool: pool) { integerPower($0, $1.castInteger(Int64.self)) }
+                } else {
+                    MathLoops.binary(plan, pa, pb, po, pool: pool) { T.saturating(pow($0.castDouble, $1.castDouble)) }
+                }
+            }
+            switch a.dataType {
+            case .float:
+                if E.self == Float.self {
+                    MathLoops.binary(plan, UnsafePointer(a.pointer(as: Float.self)), UnsafePointer(b.pointer(as: Float.self)),
+                                     out.pointer(as: Float.self), pool: pool) { pow($0, $1) }
+                } else {
+                    floating(Float.self) { Float($0) }
+                }
+            case .double: floating(Double.self) { $0 }
+            case .float16: floating(Float16.self) { Float16(Float($0)) }
+            case .int32: integer(Int32.self)
+            case .int64: integer(Int64.self)
+            default: throw OnyxError.unsupportedDataType("Pow does not support a base of \(a.dataType)")
             }
         }
     }
@@ -374,42 +370,44 @@ package struct ModKernel: Kernel {
         let a = context.input(0)!, b = context.input(1)!, out = context.output(0)
         let pool = context.pool, truncating = self.truncating
         try BinaryBroadcastPlan.withPlan(a.shape, b.shape, output: out.shape) { plan in
-            func floating<T: BinaryFloatingPoint>(_: T.Type) {
-                let pa = UnsafePointer(a.pointer(as: T.self)), pb = UnsafePointer(b.pointer(as: T.self))
-                MathLoops.binary(plan, pa, pb, out.pointer(as: T.self), pool: pool) {
-                    truncating ? $0.truncatingRemainder(dividingBy: $1) : floorRemainder($0, $1)
-                }
-            }
-            func integer<T: FixedWidthInteger>(_: T.Type) throws {
-                let pa = UnsafePointer(a.pointer(as: T.self)), pb = UnsafePointer(b.pointer(as: T.self))
-                // Checked before any output is written: the output may be input A's buffer.
-                if plan.elementCount > 0, UnsafeBufferPointer(start: pb, count: b.elementCount).contains(0) {
-                    throw OnyxError.invalidInput("Mod: integer division by zero")
-                }
-                MathLoops.binary(plan, pa, pb, out.pointer(as: T.self), pool: pool) { x, y in
-                    // `min % -1` overflows in the division; the remainder is 0.
-                    let r = T.isSigned && y == 0 &- 1 ? 0 : x % y
-                    return !truncating && r != 0 && (r < 0) != (y < 0) ? r &+ y : r
-                }
-            }
-            switch a.dataType {
-            case .float: floating(Float.self)
-            case .double: floating(Double.self)
-            case .float16:
+            if a.dataType == .float16 {
+                // float16 as bits, computed in Float (Half), like the other float16 loops here.
                 let pa = UnsafePointer(a.pointer(as: UInt16.self)), pb = UnsafePointer(b.pointer(as: UInt16.self))
                 MathLoops.binary(plan, pa, pb, out.pointer(as: UInt16.self), pool: pool) {
                     let x = Half.float($0), y = Half.float($1)
                     return Half.bits(truncating ? x.truncatingRemainder(dividingBy: y) : floorRemainder(x, y))
                 }
-            case .int8: try integer(Int8.self)
-            case .int16: try integer(Int16.self)
-            case .int32: try integer(Int32.self)
-            case .int64: try integer(Int64.self)
-            case .uint8: try integer(UInt8.self)
-            case .uint16: try integer(UInt16.self)
-            case .uint32: try integer(UInt32.self)
-            case .uint64: try integer(UInt64.self)
-            case .bool: throw OnyxError.unsupportedDataType("Mod does not support bool")
+            } else {
+                let remainder = Remainder(truncating: truncating, plan: plan, a: a, b: b, out: out, pool: pool)
+                try a.dataType.visitNumeric(remainder, operation: "Mod")
+            }
+        }
+    }
+
+    /// The loop for each element type but float16.
+    private struct Remainder: NumericElementVisitor {
+        let truncating: Bool
+        let plan: BinaryBroadcastPlan
+        let a: TensorView, b: TensorView, out: TensorView
+        let pool: ComputePool
+
+        func visit<T: FloatingElement>(_: T.Type) {
+            let pa = UnsafePointer(a.pointer(as: T.self)), pb = UnsafePointer(b.pointer(as: T.self))
+            MathLoops.binary(plan, pa, pb, out.pointer(as: T.self), pool: pool) {
+                truncating ? $0.truncatingRemainder(dividingBy: $1) : floorRemainder($0, $1)
+            }
+        }
+
+        func visit<T: IntegerElement>(_: T.Type) throws {
+            let pa = UnsafePointer(a.pointer(as: T.self)), pb = UnsafePointer(b.pointer(as: T.self))
+            // Checked before any output is written: the output may be input A's buffer.
+            if plan.elementCount > 0, UnsafeBufferPointer(start: pb, count: b.elementCount).contains(0) {
+                throw OnyxError.invalidInput("Mod: integer division by zero")
+            }
+            MathLoops.binary(plan, pa, pb, out.pointer(as: T.self), pool: pool) { x, y in
+                // `min % -1` overflows in the division; the remainder is 0.
+                let r = T.isSigned && y == 0 &- 1 ? 0 : x % y
+                return !truncating && r != 0 && (r < 0) != (y < 0) ? r &+ y : r
             }
         }
     }
@@ -471,44 +469,27 @@ package struct VariadicKernel: Kernel {
         }
         let pool = context.pool
         switch (op, out.dataType) {
-        case (.max, .float): fold(Float.self, inputs, out, pool) { $0 > $1 || $0.isNaN ? $0 : $1 }
-        case (.min, .float): fold(Float.self, inputs, out, pool) { $0 < $1 || $0.isNaN ? $0 : $1 }
-        case (.sum, .float), (.mean, .float): fold(Float.self, inputs, out, pool) { $0 + $1 }
-        case (.max, .double): fold(Double.self, inputs, out, pool) { $0 > $1 || $0.isNaN ? $0 : $1 }
-        case (.min, .double): fold(Double.self, inputs, out, pool) { $0 < $1 || $0.isNaN ? $0 : $1 }
-        case (.sum, .double), (.mean, .double): fold(Double.self, inputs, out, pool) { $0 + $1 }
+        case (.max, .float): Self.fold(Float.self, inputs, out, pool) { $0 > $1 || $0.isNaN ? $0 : $1 }
+        case (.min, .float): Self.fold(Float.self, inputs, out, pool) { $0 < $1 || $0.isNaN ? $0 : $1 }
+        case (.sum, .float), (.mean, .float): Self.fold(Float.self, inputs, out, pool) { $0 + $1 }
+        case (.max, .double): Self.fold(Double.self, inputs, out, pool) { $0 > $1 || $0.isNaN ? $0 : $1 }
+        case (.min, .double): Self.fold(Double.self, inputs, out, pool) { $0 < $1 || $0.isNaN ? $0 : $1 }
+        case (.sum, .double), (.mean, .double): Self.fold(Double.self, inputs, out, pool) { $0 + $1 }
         case (.max, .float16):
-            fold(UInt16.self, inputs, out, pool) { a, b in
+            Self.fold(UInt16.self, inputs, out, pool) { a, b in
                 let x = Half.float(a), y = Half.float(b)
                 return x > y || x.isNaN ? a : b
             }
         case (.min, .float16):
-            fold(UInt16.self, inputs, out, pool) { a, b in
+            Self.fold(UInt16.self, inputs, out, pool) { a, b in
                 let x = Half.float(a), y = Half.float(b)
                 return x < y || x.isNaN ? a : b
             }
         case (.sum, .float16), (.mean, .float16):
-            fold(UInt16.self, inputs, out, pool) { Half.bits(Half.float($0) + Half.float($1)) }
+            Self.fold(UInt16.self, inputs, out, pool) { Half.bits(Half.float($0) + Half.float($1)) }
         case (.max, _), (.min, _):
-            let isMax = op == .max
-            func extreme<T: FixedWidthInteger>(_: T.Type) {
-                if isMax {
-                    fold(T.self, inputs, out, pool) { $0 > $1 ? $0 : $1 }
-                } else {
-                    fold(T.self, inputs, out, pool) { $0 < $1 ? $0 : $1 }
-                }
-            }
-            switch out.dataType {
-            case .int8: extreme(Int8.self)
-            case .int16: extreme(Int16.self)
-            case .int32: extreme(Int32.self)
-            case .int64: extreme(Int64.self)
-            case .uint8: extreme(UInt8.self)
-            case .uint16: extreme(UInt16.self)
-            case .uint32: extreme(UInt32.self)
-            case .uint64: extreme(UInt64.self)
-            default: throw OnyxError.unsupportedDataType("\(op.rawValue) does not support \(out.dataType)")
-            }
+            try out.dataType.visitInteger(IntegerExtreme(isMax: op == .max, inputs: inputs, out: out, pool: pool),
+                                          operation: op.rawValue)
         default:
             throw OnyxError.unsupportedDataType("\(op.rawValue) does not support \(out.dataType)")
         }
@@ -528,9 +509,24 @@ package struct VariadicKernel: Kernel {
         }
     }
 
+    /// Max or Min of integers.
+    private struct IntegerExtreme: IntegerElementVisitor {
+        let isMax: Bool
+        let inputs: [TensorView], out: TensorView
+        let pool: ComputePool
+
+        func visit<T: IntegerElement>(_: T.Type) {
+            if isMax {
+                VariadicKernel.fold(T.self, inputs, out, pool) { $0 > $1 ? $0 : $1 }
+            } else {
+                VariadicKernel.fold(T.self, inputs, out, pool) { $0 < $1 ? $0 : $1 }
+            }
+        }
+    }
+
     /// `out = f(…f(f(x₀, x₁), x₂)…, xₙ)` with broadcasting; one input is copied.
     @inline(__always)
-    private func fold<T>(
+    private static func fold<T>(
         _: T.Type, _ inputs: [TensorView], _ out: TensorView, _ pool: ComputePool, _ f: (T, T) -> T
     ) {
         let po = out.pointer(as: T.self)

@@ -167,12 +167,23 @@ package struct ConvTransposeKernel: Kernel {
         let bias = context.input(2)
         let s = try shapes(x.shape, w.shape, bias: bias?.shape)
         guard let workspace = context.workspace else { throw OnyxError.internalError("ConvTranspose: no workspace") }
-        switch x.dataType {
-        case .float: runFloat(s, x, w, bias, y, workspace: workspace.assumingMemoryBound(to: Float.self), pool: context.pool)
-        case .double: runDirect(Double.self, s, x, w, bias, y, accumulator: workspace.assumingMemoryBound(to: Double.self))
-        case .float16: runDirect(Float16.self, s, x, w, bias, y, accumulator: workspace.assumingMemoryBound(to: Double.self))
-        default: throw OnyxError.unsupportedDataType("ConvTranspose supports float, double and float16, got \(x.dataType)")
+        if x.dataType == .float {
+            runFloat(s, x, w, bias, y, workspace: workspace.assumingMemoryBound(to: Float.self), pool: context.pool)
+        } else {
+            let direct = Direct(kernel: self, s: s, x: x, w: w, bias: bias, y: y,
+                                accumulator: workspace.assumingMemoryBound(to: Double.self))
+            try x.dataType.visitFloating(direct, operation: "ConvTranspose")
         }
+    }
+
+    /// `runDirect` for double and float16 (float has its GEMM path).
+    private struct Direct: FloatingElementVisitor {
+        let kernel: ConvTransposeKernel
+        let s: Shapes
+        let x: TensorView, w: TensorView, bias: TensorView?, y: TensorView
+        let accumulator: UnsafeMutablePointer<Double>
+
+        func visit<T: FloatingElement>(_: T.Type) { kernel.runDirect(T.self, s, x, w, bias, y, accumulator: accumulator) }
     }
 
     private func runFloat(

@@ -102,28 +102,23 @@ package struct EinsumKernel: Kernel {
             multiply(p, f, views, y, workspace: workspace.assumingMemoryBound(to: Float.self), pool: context.pool)
             return
         }
-        func floating<T: BinaryFloatingPoint>(_: T.Type) {
-            Einsum.direct(p, operands: views.map { UnsafePointer($0.pointer(as: T.self)) }, output: y.pointer(as: T.self),
+        try y.dataType.visitNumeric(Direct(plan: p, operands: views, y: y), operation: "Einsum")
+    }
+
+    /// `Einsum.direct`, accumulating floating types in Double and integers in Int64 (wrapping).
+    private struct Direct: NumericElementVisitor {
+        let plan: EinsumPlan
+        let operands: [TensorView], y: TensorView
+
+        func visit<T: FloatingElement>(_: T.Type) {
+            Einsum.direct(plan, operands: operands.map { UnsafePointer($0.pointer(as: T.self)) }, output: y.pointer(as: T.self),
                           zero: 0.0, one: 1.0, read: { Double($0) }, write: { T($0) }, add: +, multiply: *)
         }
-        func integer<T: FixedWidthInteger>(_: T.Type) {
-            Einsum.direct(p, operands: views.map { UnsafePointer($0.pointer(as: T.self)) }, output: y.pointer(as: T.self),
+
+        func visit<T: IntegerElement>(_: T.Type) {
+            Einsum.direct(plan, operands: operands.map { UnsafePointer($0.pointer(as: T.self)) }, output: y.pointer(as: T.self),
                           zero: Int64(0), one: Int64(1), read: { Int64(truncatingIfNeeded: $0) },
                           write: { T(truncatingIfNeeded: $0) }, add: &+, multiply: &*)
-        }
-        switch y.dataType {
-        case .float: floating(Float.self)
-        case .double: floating(Double.self)
-        case .float16: floating(Float16.self)
-        case .int8: integer(Int8.self)
-        case .int16: integer(Int16.self)
-        case .int32: integer(Int32.self)
-        case .int64: integer(Int64.self)
-        case .uint8: integer(UInt8.self)
-        case .uint16: integer(UInt16.self)
-        case .uint32: integer(UInt32.self)
-        case .uint64: integer(UInt64.self)
-        default: throw OnyxError.unsupportedDataType("Einsum does not support \(y.dataType)")
         }
     }
 

@@ -100,51 +100,43 @@ package struct BinaryArithmeticKernel: Kernel {
         let pool = context.pool
         let shapeB = legacyBroadcast == nil ? b.shape : try broadcastShapeOfB(a.shape, b.shape)
         try BinaryBroadcastPlan.withPlan(a.shape, shapeB, output: out.shape) { plan in
-            switch a.dataType {
-            case .float: floating(Float.self, plan, a, b, out, pool)
-            case .double: floating(Double.self, plan, a, b, out, pool)
-            case .float16: floating(Float16.self, plan, a, b, out, pool)
-            case .int32: try integer(Int32.self, plan, a, b, out, pool)
-            case .int64: try integer(Int64.self, plan, a, b, out, pool)
-            case .int8: try integer(Int8.self, plan, a, b, out, pool)
-            case .uint8: try integer(UInt8.self, plan, a, b, out, pool)
-            case .int16: try integer(Int16.self, plan, a, b, out, pool)
-            case .uint16: try integer(UInt16.self, plan, a, b, out, pool)
-            case .uint32: try integer(UInt32.self, plan, a, b, out, pool)
-            case .uint64: try integer(UInt64.self, plan, a, b, out, pool)
-            default: throw OnyxError.unsupportedDataType("\(op.rawValue) does not support \(a.dataType)")
-            }
+            let arithmetic = Arithmetic(op: op, plan: plan, a: a, b: b, out: out, pool: pool)
+            try a.dataType.visitNumeric(arithmetic, operation: op.rawValue)
         }
     }
 
-    private func floating<T: BinaryFloatingPoint>(
-        _: T.Type, _ plan: BinaryBroadcastPlan, _ a: TensorView, _ b: TensorView, _ out: TensorView, _ pool: ComputePool
-    ) {
-        let pa = UnsafePointer(a.pointer(as: T.self)), pb = UnsafePointer(b.pointer(as: T.self))
-        let po = out.pointer(as: T.self)
-        switch op {
-        case .add: ElementwiseLoops.binary(plan, pa, pb, po, pool: pool, FloatingAdd<T>())
-        case .sub: ElementwiseLoops.binary(plan, pa, pb, po, pool: pool, FloatingSubtract<T>())
-        case .mul: ElementwiseLoops.binary(plan, pa, pb, po, pool: pool, FloatingMultiply<T>())
-        case .div: ElementwiseLoops.binary(plan, pa, pb, po, pool: pool, FloatingDivide<T>())
-        }
-    }
+    /// The loop of `op` for each element type.
+    private struct Arithmetic: NumericElementVisitor {
+        let op: Op
+        let plan: BinaryBroadcastPlan
+        let a: TensorView, b: TensorView, out: TensorView
+        let pool: ComputePool
 
-    private func integer<T: FixedWidthInteger>(
-        _: T.Type, _ plan: BinaryBroadcastPlan, _ a: TensorView, _ b: TensorView, _ out: TensorView, _ pool: ComputePool
-    ) throws {
-        let pa = UnsafePointer(a.pointer(as: T.self)), pb = UnsafePointer(b.pointer(as: T.self))
-        let po = out.pointer(as: T.self)
-        switch op {
-        case .add: ElementwiseLoops.binary(plan, pa, pb, po, pool: pool, WrappingAdd<T>())
-        case .sub: ElementwiseLoops.binary(plan, pa, pb, po, pool: pool, WrappingSubtract<T>())
-        case .mul: ElementwiseLoops.binary(plan, pa, pb, po, pool: pool, WrappingMultiply<T>())
-        case .div:
-            // Checked before any output is written: the output may be input A's buffer.
-            if plan.elementCount > 0, UnsafeBufferPointer(start: pb, count: b.elementCount).contains(0) {
-                throw OnyxError.invalidInput("Div: integer division by zero")
+        func visit<T: FloatingElement>(_: T.Type) {
+            let pa = UnsafePointer(a.pointer(as: T.self)), pb = UnsafePointer(b.pointer(as: T.self))
+            let po = out.pointer(as: T.self)
+            switch op {
+            case .add: ElementwiseLoops.binary(plan, pa, pb, po, pool: pool, FloatingAdd<T>())
+            case .sub: ElementwiseLoops.binary(plan, pa, pb, po, pool: pool, FloatingSubtract<T>())
+            case .mul: ElementwiseLoops.binary(plan, pa, pb, po, pool: pool, FloatingMultiply<T>())
+            case .div: ElementwiseLoops.binary(plan, pa, pb, po, pool: pool, FloatingDivide<T>())
             }
-            ElementwiseLoops.binary(plan, pa, pb, po, pool: pool, TruncatingDivide<T>())
+        }
+
+        func visit<T: IntegerElement>(_: T.Type) throws {
+            let pa = UnsafePointer(a.pointer(as: T.self)), pb = UnsafePointer(b.pointer(as: T.self))
+            let po = out.pointer(as: T.self)
+            switch op {
+            case .add: ElementwiseLoops.binary(plan, pa, pb, po, pool: pool, WrappingAdd<T>())
+            case .sub: ElementwiseLoops.binary(plan, pa, pb, po, pool: pool, WrappingSubtract<T>())
+            case .mul: ElementwiseLoops.binary(plan, pa, pb, po, pool: pool, WrappingMultiply<T>())
+            case .div:
+                // Checked before any output is written: the output may be input A's buffer.
+                if plan.elementCount > 0, UnsafeBufferPointer(start: pb, count: b.elementCount).contains(0) {
+                    throw OnyxError.invalidInput("Div: integer division by zero")
+                }
+                ElementwiseLoops.binary(plan, pa, pb, po, pool: pool, TruncatingDivide<T>())
+            }
         }
     }
 }
@@ -171,20 +163,22 @@ package struct ReluKernel: Kernel {
     package func run(_ context: borrowing KernelContext) throws {
         let x = context.input(0)!, y = context.output(0)
         let n = x.elementCount, pool = context.pool
-        func relu<T: Comparable & ExpressibleByIntegerLiteral>(_: T.Type) {
-            ElementwiseLoops.unary(UnsafePointer(x.pointer(as: T.self)), y.pointer(as: T.self), count: n, pool: pool, Rectify<T>())
-        }
-        switch x.dataType {
-        case .float:
+        if x.dataType == .float {
             ActivationKernels.clip(UnsafePointer(x.pointer(as: Float.self)), y.pointer(as: Float.self), count: n,
                                    min: 0, max: .infinity, pool: pool, isa: isa)
-        case .double: relu(Double.self)
-        case .float16: relu(Float16.self)
-        case .int8: relu(Int8.self)
-        case .int16: relu(Int16.self)
-        case .int32: relu(Int32.self)
-        case .int64: relu(Int64.self)
-        default: throw OnyxError.unsupportedDataType("Relu does not support \(x.dataType)")
+        } else {
+            try x.dataType.visitNumeric(Rectifier(x: x, y: y, pool: pool), operation: "Relu")
+        }
+    }
+
+    /// The generic loop, for every type but float (`supportedTypes` leaves out the unsigned ones).
+    private struct Rectifier: NumericElementVisitor {
+        let x: TensorView, y: TensorView
+        let pool: ComputePool
+
+        func visit<T: Comparable & ExpressibleByIntegerLiteral>(_: T.Type) {
+            ElementwiseLoops.unary(UnsafePointer(x.pointer(as: T.self)), y.pointer(as: T.self), count: x.elementCount, pool: pool,
+                                   Rectify<T>())
         }
     }
 }
@@ -233,11 +227,6 @@ package struct ClipKernel: Kernel {
         func bound<T>(_ index: Int, _: T.Type) -> T? {
             context.input(index).map { $0.pointer(as: T.self).pointee }
         }
-        func clip<T: FixedWidthInteger>(_: T.Type) {
-            let high = bound(2, T.self) ?? .max, low = Swift.min(bound(1, T.self) ?? .min, high)
-            ElementwiseLoops.unary(UnsafePointer(x.pointer(as: T.self)), y.pointer(as: T.self), count: n, pool: pool,
-                                   Bound(low: low, high: high))
-        }
         switch x.dataType {
         case .float:
             let high = bound(2, Float.self) ?? attributeMax ?? .infinity
@@ -249,16 +238,22 @@ package struct ClipKernel: Kernel {
             let low = Swift.min(bound(1, Double.self) ?? attributeMin.map(Double.init) ?? -.infinity, high)
             ElementwiseLoops.unary(UnsafePointer(x.pointer(as: Double.self)), y.pointer(as: Double.self), count: n, pool: pool,
                                    Bound(low: low, high: high))
-        case .int8: clip(Int8.self)
-        case .uint8: clip(UInt8.self)
-        case .int16: clip(Int16.self)
-        case .uint16: clip(UInt16.self)
-        case .int32: clip(Int32.self)
-        case .uint32: clip(UInt32.self)
-        case .int64: clip(Int64.self)
-        case .uint64: clip(UInt64.self)
         default:
-            throw OnyxError.unsupportedDataType("Clip does not support \(x.dataType)")
+            let clip = IntegerClip(x: x, low: context.input(1), high: context.input(2), y: y, pool: pool)
+            try x.dataType.visitInteger(clip, operation: "Clip")
+        }
+    }
+
+    /// Integers: the bounds default to the type's range.
+    private struct IntegerClip: IntegerElementVisitor {
+        let x: TensorView, low: TensorView?, high: TensorView?, y: TensorView
+        let pool: ComputePool
+
+        func visit<T: IntegerElement>(_: T.Type) {
+            let high = self.high?.pointer(as: T.self).pointee ?? .max
+            let low = Swift.min(self.low?.pointer(as: T.self).pointee ?? .min, high)
+            ElementwiseLoops.unary(UnsafePointer(x.pointer(as: T.self)), y.pointer(as: T.self), count: x.elementCount,
+                                   pool: pool, Bound(low: low, high: high))
         }
     }
 }

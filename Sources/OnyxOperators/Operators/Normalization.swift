@@ -161,17 +161,7 @@ package struct BatchNormalizationKernel: Kernel {
         let scale = wideValues(context.input(1)!, as: Double.self), bias = wideValues(context.input(2)!, as: Double.self)
         var mean = wideValues(context.input(3)!, as: Double.self), variance = wideValues(context.input(4)!, as: Double.self)
         let count = batch * area
-        func values<E: WideningFloat>(_: E.Type) -> [Double] {
-            let p = x.pointer(as: E.self)
-            return (0..<x.elementCount).map { p[$0].castDouble }
-        }
-        let input: [Double]
-        switch x.dataType {
-        case .double: input = values(Double.self)
-        case .float16: input = values(Float16.self)
-        case .float: input = values(Float.self)
-        default: throw OnyxError.unsupportedDataType("BatchNormalization does not support \(x.dataType)")
-        }
+        let input = try x.dataType.visitFloating(DoubleValues(view: x), operation: "BatchNormalization")
         if batchStatistics && count > 0 {
             var batchMean = [Double](repeating: 0, count: features), batchVariance = batchMean
             for n in 0..<batch {
@@ -266,23 +256,29 @@ package struct SoftmaxKernel: Kernel {
         // An empty input (a zero extent anywhere) has nothing to normalise; the loops below read
         // a line's first row before they look at its extent.
         if outer == 0 || extent == 0 || inner == 0 { return }
-        func lines<E: WideningFloat>(_: E.Type) {
-            NormalizationLoops.softmaxFamily(
-                UnsafePointer(x.pointer(as: E.self)), y.pointer(as: E.self), outer: outer, extent: extent, inner: inner,
-                kind: kind, pool: context.pool)
-        }
-        switch x.dataType {
-        case .float where kind == .softmax:
+        if x.dataType == .float && kind == .softmax {
             let input = UnsafePointer(x.pointer(as: Float.self)), output = y.pointer(as: Float.self)
             if inner == 1 {
                 NormalizationLoops.softmax(input, output, rows: outer, length: extent, pool: context.pool)
             } else {
                 NormalizationLoops.softmax(input, output, outer: outer, extent: extent, inner: inner, pool: context.pool)
             }
-        case .float: lines(Float.self)
-        case .double: lines(Double.self)
-        case .float16: lines(Float16.self)
-        default: throw OnyxError.unsupportedDataType("\(name) does not support \(x.dataType)")
+        } else {
+            let lines = Lines(x: x, y: y, outer: outer, extent: extent, inner: inner, kind: kind, pool: context.pool)
+            try x.dataType.visitFloating(lines, operation: name)
+        }
+    }
+
+    private struct Lines: FloatingElementVisitor {
+        let x: TensorView, y: TensorView
+        let outer: Int, extent: Int, inner: Int
+        let kind: Kind
+        let pool: ComputePool
+
+        func visit<E: FloatingElement>(_: E.Type) {
+            NormalizationLoops.softmaxFamily(
+                UnsafePointer(x.pointer(as: E.self)), y.pointer(as: E.self), outer: outer, extent: extent, inner: inner,
+                kind: kind, pool: pool)
         }
     }
 }
@@ -306,13 +302,29 @@ private func wideValues<W: WideFloat>(_ view: TensorView, as _: W.Type) -> [W] {
     }
 }
 
+/// A floating-point tensor's elements as Doubles.
+private struct DoubleValues: FloatingElementVisitor {
+    let view: TensorView
+
+    func visit<E: FloatingElement>(_: E.Type) -> [Double] {
+        let p = view.pointer(as: E.self)
+        return (0..<view.elementCount).map { p[$0].castDouble }
+    }
+}
+
 /// Writes Double values into a floating-point tensor.
 private func writeValues(_ values: [Double], to view: TensorView) throws {
-    switch view.dataType {
-    case .float: let p = view.pointer(as: Float.self); for i in values.indices { p[i] = Float(values[i]) }
-    case .double: let p = view.pointer(as: Double.self); for i in values.indices { p[i] = values[i] }
-    case .float16: let p = view.pointer(as: Float16.self); for i in values.indices { p[i] = values[i].castFloat16 }
-    default: throw OnyxError.unsupportedDataType("cannot write floating-point results into \(view.dataType)")
+    try view.dataType.visitFloating(DoubleWriter(values: values, view: view), operation: "writing floating-point results")
+}
+
+private struct DoubleWriter: FloatingElementVisitor {
+    let values: [Double]
+    let view: TensorView
+
+    func visit<E: FloatingElement>(_: E.Type) {
+        // E(Double) rounds once, also for float16.
+        let p = view.pointer(as: E.self)
+        for i in values.indices { p[i] = E(values[i]) }
     }
 }
 
@@ -611,18 +623,19 @@ package struct LRNKernel: Kernel {
 
     package func run(_ context: borrowing KernelContext) throws {
         let x = context.input(0)!, y = context.output(0)
-        let (size, alpha, beta, bias) = (size, alpha, beta, bias)
-        func lrn<E: WideningFloat>(_: E.Type) {
+        try x.dataType.visitFloating(LocalResponse(kernel: self, x: x, y: y, pool: context.pool), operation: "LRN")
+    }
+
+    private struct LocalResponse: FloatingElementVisitor {
+        let kernel: LRNKernel
+        let x: TensorView, y: TensorView
+        let pool: ComputePool
+
+        func visit<E: FloatingElement>(_: E.Type) {
             NormalizationLoops.localResponse(
                 UnsafePointer(x.pointer(as: E.self)), y.pointer(as: E.self), batch: x.shape[0], channels: x.shape[1],
-                area: x.shape[2...].reduce(1, *), size: size, alpha: E.Wide(alpha), beta: E.Wide(beta), bias: E.Wide(bias),
-                pool: context.pool)
-        }
-        switch x.dataType {
-        case .float: lrn(Float.self)
-        case .double: lrn(Double.self)
-        case .float16: lrn(Float16.self)
-        default: throw OnyxError.unsupportedDataType("LRN does not support \(x.dataType)")
+                area: x.shape[2...].reduce(1, *), size: kernel.size, alpha: E.Wide(kernel.alpha), beta: E.Wide(kernel.beta),
+                bias: E.Wide(kernel.bias), pool: pool)
         }
     }
 }
@@ -644,16 +657,20 @@ package struct LpNormalizationKernel: Kernel {
         let shape = x.shape.isEmpty ? [1] : x.shape
         let a = try normalizedAxis(axis, rank: x.rank, op: "LpNormalization")
         let (outer, extent, inner) = (shape[..<a].reduce(1, *), shape[a], shape[(a + 1)...].reduce(1, *))
-        func normalize<E: WideningFloat>(_: E.Type) {
+        let lp = LpNorm(x: x, y: y, outer: outer, extent: extent, inner: inner, p: p, pool: context.pool)
+        try x.dataType.visitFloating(lp, operation: "LpNormalization")
+    }
+
+    private struct LpNorm: FloatingElementVisitor {
+        let x: TensorView, y: TensorView
+        let outer: Int, extent: Int, inner: Int
+        let p: Int
+        let pool: ComputePool
+
+        func visit<E: FloatingElement>(_: E.Type) {
             NormalizationLoops.lpNormalize(
                 UnsafePointer(x.pointer(as: E.self)), y.pointer(as: E.self), outer: outer, extent: extent, inner: inner,
-                p: p, pool: context.pool)
-        }
-        switch x.dataType {
-        case .float: normalize(Float.self)
-        case .double: normalize(Double.self)
-        case .float16: normalize(Float16.self)
-        default: throw OnyxError.unsupportedDataType("LpNormalization does not support \(x.dataType)")
+                p: p, pool: pool)
         }
     }
 }
@@ -690,15 +707,18 @@ package struct MeanVarianceNormalizationKernel: Kernel {
     package func run(_ context: borrowing KernelContext) throws {
         let x = context.input(0)!, y = context.output(0)
         let reduced = try mask(rank: x.rank)
-        func normalize<E: WideningFloat>(_: E.Type) {
+        let normalization = MeanVariance(x: x, y: y, reduced: reduced, pool: context.pool)
+        try x.dataType.visitFloating(normalization, operation: "MeanVarianceNormalization")
+    }
+
+    private struct MeanVariance: FloatingElementVisitor {
+        let x: TensorView, y: TensorView
+        let reduced: [Bool]
+        let pool: ComputePool
+
+        func visit<E: FloatingElement>(_: E.Type) {
             NormalizationLoops.meanVarianceNormalize(
-                UnsafePointer(x.pointer(as: E.self)), y.pointer(as: E.self), shape: x.shape, reduced: reduced, pool: context.pool)
-        }
-        switch x.dataType {
-        case .float: normalize(Float.self)
-        case .double: normalize(Double.self)
-        case .float16: normalize(Float16.self)
-        default: throw OnyxError.unsupportedDataType("MeanVarianceNormalization does not support \(x.dataType)")
+                UnsafePointer(x.pointer(as: E.self)), y.pointer(as: E.self), shape: x.shape, reduced: reduced, pool: pool)
         }
     }
 }

@@ -182,16 +182,21 @@ package struct GlobalPoolKernel: Kernel {
         // One window covering each whole plane.
         let window = PoolingWindow(
             input: [area], output: [1], kernel: [area], strides: [1], dilations: [1], begin: [0], paddedInput: [area])
-        func pool<E: PoolingElement>(_: E.Type) {
+        let pooling = GlobalPooling(x: x, y: y, planes: planes, window: window, kind: loopKind, pool: context.pool)
+        try x.dataType.visitFloating(pooling, operation: name)
+    }
+
+    private struct GlobalPooling: FloatingElementVisitor {
+        let x: TensorView, y: TensorView
+        let planes: Int
+        let window: PoolingWindow
+        let kind: PoolingLoops.WindowKind
+        let pool: ComputePool
+
+        func visit<E: FloatingElement>(_: E.Type) {
             PoolingLoops.window(
-                UnsafePointer(x.pointer(as: E.self)), y.pointer(as: E.self), indices: nil, planes: planes, window,
-                kind: loopKind, pool: context.pool)
-        }
-        switch x.dataType {
-        case .float: pool(Float.self)
-        case .double: pool(Double.self)
-        case .float16: pool(Float16.self)
-        default: throw OnyxError.unsupportedDataType("\(name) does not support \(x.dataType)")
+                UnsafePointer(x.pointer(as: E.self)), y.pointer(as: E.self), indices: nil, planes: planes, window, kind: kind,
+                pool: pool)
         }
     }
 }

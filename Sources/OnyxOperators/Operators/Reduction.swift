@@ -134,19 +134,19 @@ package struct ReduceKernel: Kernel {
         var count = 1
         for axis in 0..<rank where base[axis] { count *= x.shape[axis] }
         let shape = ReductionShape(shape: x.shape, reduced: UnsafePointer(base), count: count, pool: context.pool)
-        switch x.dataType {
-        case .float: floating(Float.self, x, y, shape)
-        case .double: floating(Double.self, x, y, shape)
-        case .float16: floating(Float16.self, x, y, shape)
-        case .int8: integer(Int8.self, x, y, shape)
-        case .uint8: integer(UInt8.self, x, y, shape)
-        case .int32: integer(Int32.self, x, y, shape)
-        case .uint32: integer(UInt32.self, x, y, shape)
-        case .int64: integer(Int64.self, x, y, shape)
-        case .uint64: integer(UInt64.self, x, y, shape)
-        case .bool: integer(UInt8.self, x, y, shape, bool: true)
-        default: throw OnyxError.unsupportedDataType("\(name) does not support \(x.dataType)")
-        }
+        try x.dataType.visitElement(Reduction(kernel: self, x: x, y: y, shape: shape))
+    }
+
+    /// The loops for each element type (the supported ones are checked in `outputDescriptors`);
+    /// bool is reduced as bytes.
+    private struct Reduction: ElementVisitor {
+        let kernel: ReduceKernel
+        let x: TensorView, y: TensorView
+        let shape: ReductionShape
+
+        func visit<T: FloatingElement>(_: T.Type) { kernel.floating(T.self, x, y, shape) }
+        func visit<T: IntegerElement>(_: T.Type) { kernel.integer(T.self, x, y, shape) }
+        func visitBool() { kernel.integer(UInt8.self, x, y, shape, bool: true) }
     }
 
     /// The reduction's layout, passed on to the loops.

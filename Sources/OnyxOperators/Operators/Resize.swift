@@ -165,12 +165,13 @@ package struct ResizeKernel: Kernel {
     }
 
     private func floatingValues(_ tensor: Tensor, what: String) throws -> [Double] {
-        switch tensor.dataType {
-        case .float: return try tensor.scalars(as: Float.self).map(Double.init)
-        case .double: return try tensor.scalars(as: Double.self)
-        case .float16: return try tensor.scalars(as: Float16.self).map { Double($0.castFloat) }
-        default: throw OnyxError.unsupportedDataType("\(op): \(what) must be float, double or float16, found \(tensor.dataType)")
-        }
+        try tensor.dataType.visitFloating(FloatingValues(tensor: tensor), operation: "\(op): \(what)")
+    }
+
+    private struct FloatingValues: FloatingElementVisitor {
+        let tensor: Tensor
+
+        func visit<T: FloatingElement>(_: T.Type) throws -> [Double] { try tensor.scalars(as: T.self).map(\.castDouble) }
     }
 
     package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {

@@ -66,12 +66,6 @@ private func scalarInteger(_ view: TensorView?) -> Int? {
     }
 }
 
-/// Loads and stores of the floating-point element types as Double.
-private protocol SignalElement: BinaryFloatingPoint {}
-extension Float: SignalElement {}
-extension Double: SignalElement {}
-extension Float16: SignalElement {}
-
 // MARK: - DFT
 
 /// DFT: the discrete Fourier transform along one axis of a real (`[..., 1]`) or complex
@@ -162,14 +156,21 @@ package struct DFTKernel: Kernel {
         }
         SignalFourierTransform.fillTable(table, count: g.length)
         let transform = SignalFourierTransform(count: g.length, table: table)
-        switch x.dataType {
-        case .double: lines(Double.self, x, y, g, transform, context.pool)
-        case .float16: lines(Float16.self, x, y, g, transform, context.pool)
-        default: lines(Float.self, x, y, g, transform, context.pool)
-        }
+        let lines = Lines(kernel: self, x: x, y: y, g: g, transform: transform, pool: context.pool)
+        try x.dataType.visitFloating(lines, operation: "DFT")
     }
 
-    private func lines<T: SignalElement>(
+    private struct Lines: FloatingElementVisitor {
+        let kernel: DFTKernel
+        let x: TensorView, y: TensorView
+        let g: Geometry
+        let transform: SignalFourierTransform
+        let pool: ComputePool
+
+        func visit<T: FloatingElement>(_: T.Type) { kernel.lines(T.self, x, y, g, transform, pool) }
+    }
+
+    private func lines<T: FloatingElement>(
         _: T.Type, _ x: TensorView, _ y: TensorView, _ g: Geometry, _ transform: SignalFourierTransform, _ pool: ComputePool
     ) {
         let input = UnsafePointer(x.pointer(as: T.self)), output = y.pointer(as: T.self)
@@ -279,14 +280,21 @@ package struct STFTKernel: Kernel {
         }
         SignalFourierTransform.fillTable(table, count: g.frameLength)
         let transform = SignalFourierTransform(count: g.frameLength, table: table)
-        switch signal.dataType {
-        case .double: frames(Double.self, signal, window, y, g, transform, context.pool)
-        case .float16: frames(Float16.self, signal, window, y, g, transform, context.pool)
-        default: frames(Float.self, signal, window, y, g, transform, context.pool)
-        }
+        let frames = Frames(kernel: self, signal: signal, window: window, y: y, g: g, transform: transform, pool: context.pool)
+        try signal.dataType.visitFloating(frames, operation: "STFT")
     }
 
-    private func frames<T: SignalElement>(
+    private struct Frames: FloatingElementVisitor {
+        let kernel: STFTKernel
+        let signal: TensorView, window: TensorView?, y: TensorView
+        let g: Geometry
+        let transform: SignalFourierTransform
+        let pool: ComputePool
+
+        func visit<T: FloatingElement>(_: T.Type) { kernel.frames(T.self, signal, window, y, g, transform, pool) }
+    }
+
+    private func frames<T: FloatingElement>(
         _: T.Type, _ signal: TensorView, _ window: TensorView?, _ y: TensorView, _ g: Geometry,
         _ transform: SignalFourierTransform, _ pool: ComputePool
     ) {

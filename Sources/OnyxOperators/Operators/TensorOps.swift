@@ -150,9 +150,20 @@ package struct DropoutKernel: Kernel {
     private func train(_ context: borrowing KernelContext, ratio: Double) throws {
         let x = context.input(0)!, y = context.output(0)
         let mask = context.optionalOutput(1)
-        var generator = SplitMix64(seed: seed.map { UInt64(bitPattern: Int64($0)) } ?? UInt64.random(in: .min ... .max))
-        let scale = 1 / (1 - ratio)
-        func apply<T: BinaryFloatingPoint>(_: T.Type) {
+        let seed = self.seed.map { UInt64(bitPattern: Int64($0)) } ?? UInt64.random(in: .min ... .max)
+        let dropping = Dropping(x: x, y: y, mask: mask, seed: seed, ratio: ratio)
+        try x.dataType.visitFloating(dropping, operation: "Dropout in training mode")
+    }
+
+    /// Drops each element with probability `ratio` and scales the rest by 1 / (1 − ratio).
+    private struct Dropping: FloatingElementVisitor {
+        let x: TensorView, y: TensorView, mask: TensorView?
+        let seed: UInt64
+        let ratio: Double
+
+        func visit<T: FloatingElement>(_: T.Type) {
+            var generator = SplitMix64(seed: seed)
+            let scale = 1 / (1 - ratio)
             let source = x.pointer(as: T.self), target = y.pointer(as: T.self)
             for i in 0..<x.elementCount {
                 let keep = Double(generator.next() >> 11) * 0x1p-53 >= ratio
@@ -165,12 +176,6 @@ package struct DropoutKernel: Kernel {
                     }
                 }
             }
-        }
-        switch x.dataType {
-        case .float: apply(Float.self)
-        case .double: apply(Double.self)
-        case .float16: apply(Float16.self)
-        default: throw OnyxError.unsupportedDataType("Dropout: training mode supports float, double and float16, got \(x.dataType)")
         }
     }
 

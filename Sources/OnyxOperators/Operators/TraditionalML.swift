@@ -388,11 +388,15 @@ package struct TreeEnsembleKernel: Kernel {
 
     package func run(_ context: borrowing KernelContext) throws {
         let x = context.input(0)!, y = context.output(0)
-        switch x.dataType {
-        case .float: try predict(Float.self, x, y, bound: Double(Float.greatestFiniteMagnitude))
-        case .double: try predict(Double.self, x, y, bound: Double.greatestFiniteMagnitude)
-        case .float16: try predict(Float16.self, x, y, bound: Double(Float16.greatestFiniteMagnitude))
-        default: throw OnyxError.unsupportedDataType("TreeEnsemble does not support \(x.dataType)")
+        try x.dataType.visitFloating(Prediction(kernel: self, x: x, y: y), operation: "TreeEnsemble")
+    }
+
+    private struct Prediction: FloatingElementVisitor {
+        let kernel: TreeEnsembleKernel
+        let x: TensorView, y: TensorView
+
+        func visit<T: FloatingElement>(_: T.Type) throws {
+            try kernel.predict(T.self, x, y, bound: Double(T.greatestFiniteMagnitude))
         }
     }
 

@@ -137,24 +137,20 @@ package struct GridSampleKernel: Kernel {
         for i in 0..<grid.elementCount {
             locations[i] = C(visionReadReal(grid.data, grid.dataType, i) ?? .nan)
         }
-        func run<X: VisionElement>(_: X.Type) {
-            GridSampling.sample(g, x: UnsafePointer(x.pointer(as: X.self)), grid: UnsafePointer(locations),
-                                y: y.pointer(as: X.self), pool: pool)
+        try x.dataType.visitElement(Sampling(g: g, x: x, grid: UnsafePointer(locations), y: y, pool: pool))
+    }
+
+    /// GridSampling over X's element type, at locations of type `C`.
+    private struct Sampling<C: BinaryFloatingPoint>: ElementVisitor {
+        let g: GridSampling.Geometry
+        let x: TensorView, grid: UnsafePointer<C>, y: TensorView
+        let pool: ComputePool
+
+        func visit<X: VisionElement>(_: X.Type) {
+            GridSampling.sample(g, x: UnsafePointer(x.pointer(as: X.self)), grid: grid, y: y.pointer(as: X.self), pool: pool)
         }
-        switch x.dataType {
-        case .float: run(Float.self)
-        case .double: run(Double.self)
-        case .float16: run(Float16.self)
-        case .bool: run(Bool.self)
-        case .int8: run(Int8.self)
-        case .int16: run(Int16.self)
-        case .int32: run(Int32.self)
-        case .int64: run(Int64.self)
-        case .uint8: run(UInt8.self)
-        case .uint16: run(UInt16.self)
-        case .uint32: run(UInt32.self)
-        case .uint64: run(UInt64.self)
-        }
+
+        func visitBool() { visit(Bool.self) }
     }
 }
 
@@ -196,12 +192,16 @@ package struct AffineGridKernel: Kernel {
     package func run(_ context: borrowing KernelContext) throws {
         let theta = context.input(0)!, y = context.output(0)
         let spatial = Array(y.shape[1..<(y.rank - 1)])
-        switch theta.dataType {
-        case .float: fill(Float.self, Float.self, theta, y, spatial)
-        case .double: fill(Double.self, Double.self, theta, y, spatial)
-        case .float16: fill(Float16.self, Float.self, theta, y, spatial)
-        default: throw OnyxError.unsupportedDataType("AffineGrid does not support \(theta.dataType)")
-        }
+        try theta.dataType.visitFloating(Filling(kernel: self, theta: theta, y: y, spatial: spatial), operation: "AffineGrid")
+    }
+
+    /// `fill` in the element type, computing in its wide type (float16 in Float).
+    private struct Filling: FloatingElementVisitor {
+        let kernel: AffineGridKernel
+        let theta: TensorView, y: TensorView
+        let spatial: [Int]
+
+        func visit<T: FloatingElement>(_: T.Type) { kernel.fill(T.self, T.Wide.self, theta, y, spatial) }
     }
 
     /// The base coordinate of index `i` of `length` positions in [-1, 1].
@@ -319,23 +319,24 @@ package struct Col2ImKernel: Kernel {
             }
         }
         let l = try layout(x.shape, image: values(1), block: values(2))
-        switch x.dataType {
-        case .float: accumulate(x.pointer(as: Float.self), y.pointer(as: Float.self), x.shape, l, +)
-        case .double: accumulate(x.pointer(as: Double.self), y.pointer(as: Double.self), x.shape, l, +)
-        case .float16: accumulate(x.pointer(as: Float16.self), y.pointer(as: Float16.self), x.shape, l, +)
-        case .int8: accumulate(x.pointer(as: Int8.self), y.pointer(as: Int8.self), x.shape, l, &+)
-        case .int16: accumulate(x.pointer(as: Int16.self), y.pointer(as: Int16.self), x.shape, l, &+)
-        case .int32: accumulate(x.pointer(as: Int32.self), y.pointer(as: Int32.self), x.shape, l, &+)
-        case .int64: accumulate(x.pointer(as: Int64.self), y.pointer(as: Int64.self), x.shape, l, &+)
-        case .uint8: accumulate(x.pointer(as: UInt8.self), y.pointer(as: UInt8.self), x.shape, l, &+)
-        case .uint16: accumulate(x.pointer(as: UInt16.self), y.pointer(as: UInt16.self), x.shape, l, &+)
-        case .uint32: accumulate(x.pointer(as: UInt32.self), y.pointer(as: UInt32.self), x.shape, l, &+)
-        case .uint64: accumulate(x.pointer(as: UInt64.self), y.pointer(as: UInt64.self), x.shape, l, &+)
-        case .bool: throw OnyxError.unsupportedDataType("Col2Im does not support bool")
+        try x.dataType.visitNumeric(Accumulation(x: x, y: y, layout: l), operation: "Col2Im")
+    }
+
+    /// `accumulate` in the element type; integers wrap.
+    private struct Accumulation: NumericElementVisitor {
+        let x: TensorView, y: TensorView
+        let layout: Layout
+
+        func visit<T: FloatingElement>(_: T.Type) {
+            Col2ImKernel.accumulate(x.pointer(as: T.self), y.pointer(as: T.self), x.shape, layout, +)
+        }
+
+        func visit<T: IntegerElement>(_: T.Type) {
+            Col2ImKernel.accumulate(x.pointer(as: T.self), y.pointer(as: T.self), x.shape, layout, &+)
         }
     }
 
-    private func accumulate<T: AdditiveArithmetic>(
+    private static func accumulate<T: AdditiveArithmetic>(
         _ x: UnsafeMutablePointer<T>, _ y: UnsafeMutablePointer<T>, _ shape: [Int], _ l: Layout, _ add: (T, T) -> T
     ) {
         let r = l.image.count
@@ -478,11 +479,20 @@ package struct DeformConvKernel: Kernel {
         if y.elementCount == 0 { return }
         // With no columns at all (zero input channels) the output is just the bias.
         let workspace = context.workspace ?? UnsafeMutableRawPointer(y.data)
-        switch x.dataType {
-        case .float: compute(Float.self, Float.self, g, x, w, offset, bias, mask, y, workspace)
-        case .double: compute(Double.self, Double.self, g, x, w, offset, bias, mask, y, workspace)
-        case .float16: compute(Float16.self, Float.self, g, x, w, offset, bias, mask, y, workspace)
-        default: throw OnyxError.unsupportedDataType("DeformConv does not support \(x.dataType)")
+        let computation = Computation(kernel: self, g: g, x: x, w: w, offset: offset, bias: bias, mask: mask, y: y,
+                                      workspace: workspace)
+        try x.dataType.visitFloating(computation, operation: "DeformConv")
+    }
+
+    /// `compute` in the element type, computing in its wide type (float16 in Float).
+    private struct Computation: FloatingElementVisitor {
+        let kernel: DeformConvKernel
+        let g: Geometry
+        let x: TensorView, w: TensorView, offset: TensorView, bias: TensorView?, mask: TensorView?, y: TensorView
+        let workspace: UnsafeMutableRawPointer
+
+        func visit<T: FloatingElement>(_: T.Type) {
+            kernel.compute(T.self, T.Wide.self, g, x, w, offset, bias, mask, y, workspace)
         }
     }
 
@@ -614,12 +624,14 @@ package struct RoiAlignKernel: Kernel {
 
     package func run(_ context: borrowing KernelContext) throws {
         let x = context.input(0)!, rois = context.input(1)!, indices = context.input(2)!, y = context.output(0)
-        switch x.dataType {
-        case .float: try pool(Float.self, x, rois, indices, y)
-        case .double: try pool(Double.self, x, rois, indices, y)
-        case .float16: try pool(Float16.self, x, rois, indices, y)
-        default: throw OnyxError.unsupportedDataType("RoiAlign does not support \(x.dataType)")
-        }
+        try x.dataType.visitFloating(Pooling(kernel: self, x: x, rois: rois, indices: indices, y: y), operation: "RoiAlign")
+    }
+
+    private struct Pooling: FloatingElementVisitor {
+        let kernel: RoiAlignKernel
+        let x: TensorView, rois: TensorView, indices: TensorView, y: TensorView
+
+        func visit<T: FloatingElement>(_: T.Type) throws { try kernel.pool(T.self, x, rois, indices, y) }
     }
 
     private func pool<T: VisionElement>(
