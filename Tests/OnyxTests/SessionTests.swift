@@ -203,6 +203,24 @@ import Testing
         #expect(try y.scalars(as: Float.self) == [3, 7])
     }
 
+    /// A profiled run gives the same outputs and times every node that runs, by operator type.
+    @Test func profiledRunsTimeEachOperatorType() throws {
+        let session = try InferenceSession(model: Self.mlp())
+        let x = Self.floats([2, 4], seed: 5)
+        var profile = RunProfile()
+        for _ in 0..<3 {
+            let y = try #require(try session.run(["x": x], profile: &profile)["y"])
+            #expect(try y.scalars(as: Float.self) == session.run(["x": x])["y"]?.scalars(as: Float.self))
+        }
+        #expect(profile.runs == 3)
+        let types = profile.byOperatorType
+        #expect(!types.isEmpty)
+        #expect(Set(types.map(\.opType)).isSubset(of: Set(session.graph.steps.map(\.opType))))
+        #expect(types.reduce(0) { $0 + $1.nodeCount } <= session.graph.steps.count)
+        #expect(abs(types.reduce(0) { $0 + $1.share } - 1) < 1e-9)
+        #expect(profile.byNode.count == session.graph.steps.count)
+    }
+
     /// A repeated symbolic axis is a name, not a constraint (Paddle writes `?` for every dynamic
     /// axis): inputs whose `?` axes differ run; a real mismatch is still caught by the node.
     @Test func symbolicAxesAreNamesNotConstraints() throws {

@@ -22,6 +22,7 @@ public struct RunProfile: Sendable {
     public private(set) var runs = 0
     private var nodes: [(name: String, opType: String, nanoseconds: UInt64)] = []
 
+    /// An empty profile, to pass to ``InferenceSession/run(_:profile:)``.
     public init() {}
 
     /// Seconds spent in nodes over all profiled runs.

@@ -200,7 +200,7 @@ extension MathLoops {
 
     /// `x = n·ln2 + r`, returning `n` and `eʳ − 1`. `x` must be within ±150.
     @inline(__always)
-    @usableFromInline package static func reduce(_ x: Float) -> (n: Int32, q: Float) {
+    @inlinable package static func reduce(_ x: Float) -> (n: Int32, q: Float) {
         // Adding 1.5·2²³ rounds x·log₂e to an integer, which then sits in the low mantissa bits.
         let shifted = x * 1.442_695_04 + 12_582_912
         let n = shifted - 12_582_912
@@ -218,18 +218,18 @@ extension MathLoops {
 
     /// `2ⁿ` for `n` in −126...127.
     @inline(__always)
-    @usableFromInline package static func powerOfTwo(_ n: Int32) -> Float {
+    @inlinable package static func powerOfTwo(_ n: Int32) -> Float {
         Float(bitPattern: UInt32(bitPattern: (n &+ 127) &<< 23))
     }
 
     @inline(__always)
-    @usableFromInline package static func copySign(_ magnitude: Float, of x: Float) -> Float {
+    @inlinable package static func copySign(_ magnitude: Float, of x: Float) -> Float {
         Float(bitPattern: magnitude.bitPattern & 0x7FFF_FFFF | x.bitPattern & 0x8000_0000)
     }
 
     /// `erf(a)` for `0 ≤ a ≤ 1`: `a·P(a²)`, least-squares fit of relative error (< 7e-8).
     @inline(__always)
-    @usableFromInline package static func erfSmall(_ a: Float) -> Float {
+    @inlinable package static func erfSmall(_ a: Float) -> Float {
         let s = a * a
         var p: Float = 7.898_139_3e-5
         p = p * s - 8.024_335_3e-4
@@ -246,7 +246,7 @@ extension MathLoops {
     /// error of about `a²·6e-8` (1.4e-5 at a = 8, where erfc is 1e-29).
     /// Above 10 it is 0 (erfc 10 ≈ 2e-45), so Gelu(−∞) is −∞·0 = NaN as in the reference formula.
     @inline(__always)
-    @usableFromInline package static func erfcLarge(_ a: Float) -> Float {
+    @inlinable package static func erfcLarge(_ a: Float) -> Float {
         let z = a < 1 ? 1 : (a > 10 ? 10 : a)
         let t = 1 / (1 + 0.4 * z)
         var p: Float = 1.407_147_3e-2
