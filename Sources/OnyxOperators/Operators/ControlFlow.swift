@@ -76,20 +76,18 @@ package struct Subgraph: Sendable {
 
     /// Runs the subgraph on its declared inputs and the enclosing graph's values (by name).
     package func run(_ declared: [Tensor], outer: [String: Tensor]) throws -> [Tensor] {
-        var inputs = declared
-        for name in outerNames {
-            guard let value = outer[name] else {
-                throw OnyxError.internalError("subgraph reads '\(name)', which its node did not receive")
-            }
-            inputs.append(value)
-        }
-        return try body.run(orderedInputs: inputs)
+        try body.run(orderedInputs: bodyInputs(declared, outer: outer))
     }
 
     /// The output descriptors for declared inputs and enclosing values of these descriptors.
     ///
     /// - Throws: ``NeedsInputValues`` when some output shape depends on a value.
     package func outputDescriptors(_ declared: [TensorDescriptor], outer: [String: TensorDescriptor]) throws -> [TensorDescriptor] {
+        try body.outputDescriptors(for: bodyInputs(declared, outer: outer))
+    }
+
+    /// The body's inputs: the declared ones, then the enclosing graph's values it reads.
+    private func bodyInputs<Input>(_ declared: [Input], outer: [String: Input]) throws -> [Input] {
         var inputs = declared
         for name in outerNames {
             guard let value = outer[name] else {
@@ -97,7 +95,7 @@ package struct Subgraph: Sendable {
             }
             inputs.append(value)
         }
-        return try body.outputDescriptors(for: inputs)
+        return inputs
     }
 }
 
