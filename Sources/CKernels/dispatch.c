@@ -135,6 +135,8 @@ void onyx_clip_f32(onyx_isa isa, const float *x, float *y, size_t n, float lo, f
 
 void onyx_add_f32(onyx_isa isa, const float *a, const float *b, float *y, size_t n) { table(isa)->add_f32(a, b, y, n); }
 
+void onyx_sigmoid_f32(onyx_isa isa, const float *x, float *y, size_t n) { table(isa)->sigmoid_f32(x, y, n); }
+
 void onyx_nchwc_conv(onyx_isa isa, const onyx_nchwc_geometry *g, const float *input, const float *filter,
                      const float *bias, float *output, size_t group_begin, size_t group_end, size_t row_begin,
                      size_t row_end, int accumulate, int apply_clip, float clip_min, float clip_max) {

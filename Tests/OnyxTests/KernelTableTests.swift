@@ -1,6 +1,7 @@
 import CKernels
 import Foundation
 import Testing
+@testable import OnyxKernels
 
 /// The C kernel tables (`Sources/CKernels/dispatch.c`): every entry set for every ISA, and the
 /// coverage table in docs/architecture.md as the tables say.
@@ -52,5 +53,26 @@ import Testing
         }
         #expect(documented == expected)
         #endif
+    }
+
+    /// Every variant's logistic agrees with `1 / (1 + e^−x)` in double, to a few ulp, across the
+    /// range, at the clamp edges, for ±∞ and NaN, and over every tail length of the vector loop.
+    @Test(arguments: KernelISA.supported)
+    func sigmoidMatchesTheDefinition(_ isa: KernelISA) {
+        var inputs: [Float] = stride(from: -100, through: 100, by: 0.37).map { Float($0) }
+        inputs += [0, -0, 1e-7, -1e-7, 87, -87, 88, -88, 89, -89, 200, -200, .infinity, -.infinity, .nan]
+        for count in [inputs.count, 1, 7, 8, 9, 15, 16, 17] {
+            let x = Array(inputs.prefix(count))
+            var y = [Float](repeating: -1, count: count)
+            VectorKernels.sigmoid(x, &y, count: count, isa: isa)
+            for (input, output) in zip(x, y) {
+                if input.isNaN {
+                    #expect(output.isNaN, "\(isa): sigmoid(nan) = \(output)")
+                    continue
+                }
+                let exact = 1 / (1 + Foundation.exp(-Double(input)))
+                #expect(abs(Double(output) - exact) <= 4e-7 * exact + 1e-37, "\(isa): sigmoid(\(input)) = \(output), not \(exact)")
+            }
+        }
     }
 }

@@ -32,7 +32,9 @@ extension OperatorRegistry {
         ("IsNaN", 9, .isNaN), ("Not", 1, .not), ("HardSwish", 14, .hardSwish), ("Softplus", 1, .softplus),
         ("Softsign", 1, .softsign), ("Mish", 18, .mish),
     ].map { name, since, function in
-        OperatorRegistration(name, versions: since...Int.max) { _ in ElementwiseFunctionKernel(op: name, function: function) }
+        OperatorRegistration(name, versions: since...Int.max) { context in
+            ElementwiseFunctionKernel(op: name, function: function, isa: context.isa)
+        }
     }
 
     private static let activationOperators: [OperatorRegistration] = [
@@ -100,6 +102,14 @@ package struct ElementwiseFunctionKernel: Kernel {
 
     package let op: String
     package let function: Function
+    /// The C micro-kernels' variant, for the functions that have one (float32 Sigmoid).
+    package var isa: KernelISA = .portable
+
+    package init(op: String, function: Function, isa: KernelISA = .portable) {
+        self.op = op
+        self.function = function
+        self.isa = isa
+    }
 
     package static let floatingTypes: [DataType] = [.float, .double, .float16]
     package static let signedTypes: [DataType] = [.int8, .int16, .int32, .int64]
@@ -172,7 +182,15 @@ package struct ElementwiseFunctionKernel: Kernel {
         switch function {
         case .exp: ElementwiseLoops.unary(x, out, count: n, pool: pool, FastExp())
         case .tanh: ElementwiseLoops.unary(x, out, count: n, pool: pool, FastTanh())
-        case .sigmoid: ElementwiseLoops.unary(x, out, count: n, pool: pool, FastSigmoid())
+        case .sigmoid:
+            let isa = self.isa
+            if n >= ElementwiseLoops.parallelThreshold && pool.threadCount > 1 {
+                pool.parallelRanges(n, minimumChunk: ElementwiseLoops.parallelThreshold / 2) { range in
+                    VectorKernels.sigmoid(x + range.lowerBound, out + range.lowerBound, count: range.count, isa: isa)
+                }
+            } else {
+                VectorKernels.sigmoid(x, out, count: n, isa: isa)
+            }
         case .erf: ElementwiseLoops.unary(x, out, count: n, pool: pool, FastErf())
         case .gelu(let approximateTanh):
             if approximateTanh {
@@ -403,9 +421,6 @@ private struct FastExp: UnaryElementOperation {
 }
 private struct FastTanh: UnaryElementOperation {
     @inline(__always) func callAsFunction(_ x: Float) -> Float { FastMath.tanh(x) }
-}
-private struct FastSigmoid: UnaryElementOperation {
-    @inline(__always) func callAsFunction(_ x: Float) -> Float { FastMath.sigmoid(x) }
 }
 private struct FastErf: UnaryElementOperation {
     @inline(__always) func callAsFunction(_ x: Float) -> Float { FastMath.erf(x) }
