@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Onyx
 @testable import OnyxCore
@@ -116,6 +117,23 @@ import Testing
         #expect(old?.message == "Pow (opset < 12): base is float and exponent is int64; they must have the same type")
         let intBase = #expect(throws: OnyxError.self) { try Self.run("Pow", [Self.t([Int8(2)]), Self.t([Int8(2)])]) }
         #expect(intBase?.message == "Pow does not support a base of int8; supported: float, double, float16, int32, int64")
+    }
+
+    /// A float base to a scalar 2 or 3 is multiplied out; it agrees with `pow` to an ulp, and
+    /// keeps the signs, infinities and NaN of `pow`.
+    @Test func powBySquaringAndCubing() throws {
+        let base: [Float] = [0, -0, 1.5, -2.25, 3.1e12, -7e-20, .infinity, -.infinity, .nan] + (0..<40).map { Float($0) * 0.37 - 7 }
+        for exponent: Float in [2, 3] {
+            let y = try Self.run("Pow", [Self.t(base, [1, base.count]), Self.t([exponent])]).scalars(as: Float.self)
+            for (x, value) in zip(base, y) {
+                let expected = Foundation.pow(x, exponent)
+                if expected.isNaN {
+                    #expect(value.isNaN)
+                } else {
+                    #expect(value == expected || abs(value - expected) <= expected.magnitude.ulp, "\(x)^\(exponent) = \(value), pow gives \(expected)")
+                }
+            }
+        }
     }
 
     // MARK: - Mod

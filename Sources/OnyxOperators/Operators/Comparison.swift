@@ -286,10 +286,32 @@ package struct PowKernel: Kernel {
     package func run(_ context: borrowing KernelContext) throws {
         let a = context.input(0)!, b = context.input(1)!, out = context.output(0)
         let pool = context.pool
+        // x² and x³ by multiplication (GELU's tanh form cubes every activation), as onnxruntime
+        // does: a vectorised loop instead of a libm call per element.
+        if a.dataType == .float, b.dataType == .float, b.elementCount == 1, out.elementCount == a.elementCount {
+            let exponent = b.pointer(as: Float.self)[0]
+            let x = UnsafePointer(a.pointer(as: Float.self)), y = out.pointer(as: Float.self)
+            if exponent == 2 {
+                ElementwiseLoops.unary(x, y, count: a.elementCount, pool: pool, Square())
+                return
+            }
+            if exponent == 3 {
+                ElementwiseLoops.unary(x, y, count: a.elementCount, pool: pool, Cube())
+                return
+            }
+        }
         let shapeB = try shapeOfB(a.shape, b.shape, legacy: legacyBroadcast, op: "Pow")
         try BinaryBroadcastPlan.withPlan(a.shape, shapeB, output: out.shape) { plan in
             try b.dataType.visitNumeric(Power(plan: plan, a: a, b: b, out: out, pool: pool), operation: "Pow")
         }
+    }
+
+    private struct Square: UnaryElementOperation {
+        @inline(__always) func callAsFunction(_ x: Float) -> Float { x * x }
+    }
+
+    private struct Cube: UnaryElementOperation {
+        @inline(__always) func callAsFunction(_ x: Float) -> Float { x * x * x }
     }
 
     /// The loops for each exponent type `E`, by the base's type.
