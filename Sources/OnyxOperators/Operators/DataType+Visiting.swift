@@ -81,18 +81,9 @@ extension DataType {
         _ visitor: V, operation: @autoclosure () -> String
     ) throws -> V.Result {
         switch self {
-        case .float: try visitor.visit(Float.self)
-        case .double: try visitor.visit(Double.self)
-        case .float16: try visitor.visit(Float16.self)
-        case .int8: try visitor.visit(Int8.self)
-        case .int16: try visitor.visit(Int16.self)
-        case .int32: try visitor.visit(Int32.self)
-        case .int64: try visitor.visit(Int64.self)
-        case .uint8: try visitor.visit(UInt8.self)
-        case .uint16: try visitor.visit(UInt16.self)
-        case .uint32: try visitor.visit(UInt32.self)
-        case .uint64: try visitor.visit(UInt64.self)
+        case .float, .double, .float16: try visitFloating(visitor, operation: operation())
         case .bool: throw unsupported(by: operation())
+        default: try visitInteger(visitor, operation: operation())
         }
     }
 
