@@ -89,29 +89,44 @@ size_t onyx_sgemm_mr(onyx_isa isa) { return table(isa)->sgemm_mr; }
 size_t onyx_sgemm_nr(onyx_isa isa) { return table(isa)->sgemm_nr; }
 size_t onyx_sgemm_transposed_mr(onyx_isa isa) { return table(isa)->sgemm_transposed_mr; }
 
+/* The epilogue's activation over the rows of a stored tile (rows of `n` floats, `ldc` apart). */
+static inline void activate_rows(onyx_isa isa, const onyx_epilogue *ep, float *c, size_t ldc, size_t rows, size_t n) {
+    if (!ep || ep->activation.kind == ONYX_ACTIVATION_NONE) return;
+    void (*activate)(const onyx_activation *, const float *, float *, size_t) = table(isa)->activate_f32;
+    for (size_t i = 0; i < rows; i++) activate(&ep->activation, c + i * ldc, c + i * ldc, n);
+}
+
 void onyx_sgemm_tile(onyx_isa isa, size_t k, const float *a, const float *b, float *c, size_t ldc,
                      size_t m, size_t n, int accumulate, const onyx_epilogue *epilogue) {
     table(isa)->sgemm_tile(k, a, b, c, ldc, m, n, accumulate, epilogue);
+    activate_rows(isa, epilogue, c, ldc, m, n);
 }
 
 void onyx_sgemm_tile_rows(onyx_isa isa, size_t k, const float *a, const float *b, const ptrdiff_t *row_offsets,
                           float *c, size_t ldc, size_t m, size_t n, int accumulate, const onyx_epilogue *epilogue) {
     table(isa)->sgemm_tile_rows(k, a, b, row_offsets, c, ldc, m, n, accumulate, epilogue);
+    activate_rows(isa, epilogue, c, ldc, m, n);
 }
 
 void onyx_sgemm_tile_transposed(onyx_isa isa, size_t k, const float *a, const float *b, float *c, size_t ldc,
                                 size_t m, size_t n, int accumulate, const onyx_epilogue *epilogue) {
     table(isa)->sgemm_tile_transposed(k, a, b, c, ldc, m, n, accumulate, epilogue);
+    activate_rows(isa, epilogue, c, ldc, n, m); /* element (i, j) is at c[j * ldc + i] */
 }
 
 void onyx_sgemv_panel(onyx_isa isa, size_t k, const float *a, const float *b, float *c, size_t n,
                       int accumulate, const onyx_epilogue *epilogue) {
     table(isa)->sgemv_panel(k, a, b, c, n, accumulate, epilogue);
+    activate_rows(isa, epilogue, c, n, 1, n);
 }
 
 void onyx_depthwise_plane(onyx_isa isa, const float *input, const float *filter, float bias, float *output,
-                          const onyx_depthwise_geometry *g, int apply_clip, float clip_min, float clip_max) {
-    table(isa)->depthwise_plane(input, filter, bias, output, g, apply_clip, clip_min, clip_max);
+                          const onyx_depthwise_geometry *g, const onyx_activation *activation) {
+    int clip = activation && activation->kind == ONYX_ACTIVATION_CLIP;
+    table(isa)->depthwise_plane(input, filter, bias, output, g, clip, clip ? activation->alpha : 0.0f,
+                                clip ? activation->beta : 0.0f);
+    if (activation && !clip && activation->kind != ONYX_ACTIVATION_NONE)
+        table(isa)->activate_f32(activation, output, output, g->out_h * g->out_w);
 }
 
 void onyx_max_window_row(onyx_isa isa, const float *row, float *out, size_t n, size_t stride, size_t kernel,
@@ -137,18 +152,22 @@ void onyx_add_f32(onyx_isa isa, const float *a, const float *b, float *y, size_t
 
 void onyx_sigmoid_f32(onyx_isa isa, const float *x, float *y, size_t n) { table(isa)->sigmoid_f32(x, y, n); }
 
+void onyx_activate_f32(onyx_isa isa, const onyx_activation *activation, const float *x, float *y, size_t n) {
+    table(isa)->activate_f32(activation, x, y, n);
+}
+
 void onyx_nchwc_conv(onyx_isa isa, const onyx_nchwc_geometry *g, const float *input, const float *filter,
                      const float *bias, float *output, size_t group_begin, size_t group_end, size_t row_begin,
-                     size_t row_end, int accumulate, int apply_clip, float clip_min, float clip_max) {
+                     size_t row_end, int accumulate, const onyx_activation *activation) {
     table(isa)->nchwc_conv(g, input, filter, bias, output, group_begin, group_end, row_begin, row_end, accumulate,
-                           apply_clip, clip_min, clip_max);
+                           activation);
 }
 
 void onyx_nchwc_depthwise(onyx_isa isa, const onyx_nchwc_geometry *g, const float *input, const float *filter,
                           const float *bias, float *output, size_t block_begin, size_t block_end, size_t row_begin,
-                          size_t row_end, int apply_clip, float clip_min, float clip_max) {
+                          size_t row_end, const onyx_activation *activation) {
     table(isa)->nchwc_depthwise(g, input, filter, bias, output, block_begin, block_end, row_begin, row_end,
-                                apply_clip, clip_min, clip_max);
+                                activation);
 }
 
 void onyx_nchwc_pool(onyx_isa isa, onyx_nchwc_pool_kind kind, const onyx_nchwc_geometry *g, const float *input,

@@ -2,6 +2,7 @@
  * AVX-512 NCHWc kernels (nchwc.h): a convolution in register tiles of up to 12 pixels × 4 output
  * blocks, depthwise and pooling windows in tiles of 8 pixels. The reorders are inherited.
  */
+#include "activation.h"
 #include "nchwc.h"
 #include <math.h>
 
@@ -19,12 +20,12 @@ typedef struct {
     float *output;         /* the group's first output block */
     size_t plane;          /* floats per output block */
     size_t area;           /* taps per filter */
-    int accumulate, apply_clip;
+    int accumulate;
     /* 1×1, stride 1, no padding: output pixel q reads input pixel q. */
     int pointwise;
     /* Filter bytes the tile prefetches into L2 as it works: its share of the next pass's slice. */
     const char *prefetch, *prefetch_end;
-    float lo, hi;
+    const onyx_activation *activation; /* applied after the last pass, or NULL */
 } conv_job;
 
 /* A tile's accumulators at the start of a pass: the bias (and the residual) on the first pass,
@@ -43,19 +44,17 @@ static inline void tile_start_avx512(const size_t pixels, const size_t width, co
     }
 }
 
-/* Stores a tile's accumulators, clamped after the last pass. */
+/* Stores a tile's accumulators, activated after the last pass. */
 __attribute__((target("avx512f"), always_inline))
 static inline void tile_finish_avx512(const size_t pixels, const size_t width, const conv_job *job, size_t q0, int last,
                                       __m512 acc[G][16]) {
-    __m512 lo = _mm512_set1_ps(job->lo), hi = _mm512_set1_ps(job->hi);
+    /* A local copy: the stores below could otherwise alias the activation's floats. */
+    const onyx_activation activation = last && job->activation ? *job->activation : (onyx_activation){0};
     ONYX_UNROLL
     for (size_t b = 0; b < width; b++)
         ONYX_UNROLL
-        for (size_t p = 0; p < pixels; p++) {
-            __m512 v = acc[b][p];
-            if (last && job->apply_clip) v = _mm512_min_ps(hi, _mm512_max_ps(lo, v));
-            _mm512_storeu_ps(job->output + b * job->plane + (q0 + p) * B, v);
-        }
+        for (size_t p = 0; p < pixels; p++)
+            _mm512_storeu_ps(job->output + b * job->plane + (q0 + p) * B, onyx_activate16(acc[b][p], &activation));
 }
 
 /*
@@ -274,7 +273,7 @@ static size_t input_blocks_per_pass(size_t width, size_t area, size_t in_blocks)
 ONYX_AVX512
 static void conv_avx512(const onyx_nchwc_geometry *g, const float *input, const float *filter, const float *bias,
                         float *output, size_t group_begin, size_t group_end, size_t row_begin, size_t row_end,
-                        int accumulate, int apply_clip, float lo, float hi) {
+                        int accumulate, const onyx_activation *activation) {
     size_t area = g->kernel_h * g->kernel_w, ib = blocks_of(g->in_channels), ob = blocks_of(g->out_channels);
     size_t plane = g->out_h * g->out_w * B;
     size_t q_begin = row_begin * g->out_w, q_end = row_end * g->out_w;
@@ -285,7 +284,7 @@ static void conv_avx512(const onyx_nchwc_geometry *g, const float *input, const 
         conv_job job = {
             .g = g, .input = input, .filter = filter + group_offset(group, ib, area),
             .bias = bias ? bias + firstBlock * B : NULL, .output = output + firstBlock * plane, .plane = plane,
-            .area = area, .accumulate = accumulate, .apply_clip = apply_clip, .lo = lo, .hi = hi,
+            .area = area, .accumulate = accumulate, .activation = activation,
             .pointwise = area == 1 && g->stride_y == 1 && g->stride_x == 1 && g->pad_top == 0 && g->pad_left == 0
                 && g->in_h == g->out_h && g->in_w == g->out_w && g->in_row_stride == g->in_w * g->in_pixel_stride,
         };
@@ -336,7 +335,8 @@ static void interior_columns(const onyx_nchwc_geometry *g, size_t *first, size_t
 __attribute__((target("avx512f"), always_inline))
 static inline void window_tile_avx512(const size_t pixels, int checked, onyx_nchwc_pool_kind kind, int depthwise,
                                       const onyx_nchwc_geometry *g, const float *in, const float *f, __m512 init,
-                                      float *out, size_t oy, size_t ox0, int apply_clip, __m512 lo, __m512 hi) {
+                                      float *out, size_t oy, size_t ox0, const onyx_activation *activation_or_null) {
+    const onyx_activation activation = activation_or_null ? *activation_or_null : (onyx_activation){0};
     __m512 acc[8];
     int max = !depthwise && kind == ONYX_NCHWC_POOL_MAX;
     ONYX_UNROLL
@@ -375,8 +375,7 @@ static inline void window_tile_avx512(const size_t pixels, int checked, onyx_nch
         __m512 v = acc[p];
         if (max && !taps) v = _mm512_setzero_ps();
         if (!depthwise && !max) v = _mm512_mul_ps(v, scale);
-        if (apply_clip) v = _mm512_min_ps(hi, _mm512_max_ps(lo, v));
-        _mm512_storeu_ps(out + (oy * g->out_w + ox0 + p) * B, v);
+        _mm512_storeu_ps(out + (oy * g->out_w + ox0 + p) * B, onyx_activate16(v, &activation));
     }
 }
 
@@ -384,36 +383,36 @@ static inline void window_tile_avx512(const size_t pixels, int checked, onyx_nch
 __attribute__((target("avx512f"), always_inline))
 static inline void window_block_avx512(int depthwise, onyx_nchwc_pool_kind kind, const onyx_nchwc_geometry *g,
                                        const float *in, const float *f, __m512 init, float *out, size_t row_begin,
-                                       size_t row_end, int apply_clip, __m512 lo, __m512 hi) {
+                                       size_t row_end, const onyx_activation *activation) {
     size_t first, last;
     interior_columns(g, &first, &last);
     for (size_t oy = row_begin; oy < row_end; oy++) {
         size_t ox = 0;
-        for (; ox < first; ox++) window_tile_avx512(1, 1, kind, depthwise, g, in, f, init, out, oy, ox, apply_clip, lo, hi);
-        for (; ox + 8 <= last; ox += 8) window_tile_avx512(8, 0, kind, depthwise, g, in, f, init, out, oy, ox, apply_clip, lo, hi);
+        for (; ox < first; ox++) window_tile_avx512(1, 1, kind, depthwise, g, in, f, init, out, oy, ox, activation);
+        for (; ox + 8 <= last; ox += 8) window_tile_avx512(8, 0, kind, depthwise, g, in, f, init, out, oy, ox, activation);
         switch (last - ox) {
 #define ONYX_WINDOW_REST(P) \
-        case P: window_tile_avx512(P, 0, kind, depthwise, g, in, f, init, out, oy, ox, apply_clip, lo, hi); break;
+        case P: window_tile_avx512(P, 0, kind, depthwise, g, in, f, init, out, oy, ox, activation); break;
         ONYX_WINDOW_REST(1) ONYX_WINDOW_REST(2) ONYX_WINDOW_REST(3) ONYX_WINDOW_REST(4) ONYX_WINDOW_REST(5)
         ONYX_WINDOW_REST(6) ONYX_WINDOW_REST(7)
 #undef ONYX_WINDOW_REST
         default: break;
         }
         ox = last;
-        for (; ox < g->out_w; ox++) window_tile_avx512(1, 1, kind, depthwise, g, in, f, init, out, oy, ox, apply_clip, lo, hi);
+        for (; ox < g->out_w; ox++) window_tile_avx512(1, 1, kind, depthwise, g, in, f, init, out, oy, ox, activation);
     }
 }
 
 ONYX_AVX512
 static void depthwise_avx512(const onyx_nchwc_geometry *g, const float *input, const float *filter,
                              const float *bias, float *output, size_t block_begin, size_t block_end,
-                             size_t row_begin, size_t row_end, int apply_clip, float lo, float hi) {
+                             size_t row_begin, size_t row_end, const onyx_activation *activation) {
     if (row_end > g->out_h) row_end = g->out_h;
     size_t area = g->kernel_h * g->kernel_w, plane = g->out_h * g->out_w * B;
     for (size_t blk = block_begin; blk < block_end; blk++) {
         __m512 init = bias ? _mm512_loadu_ps(bias + blk * B) : _mm512_setzero_ps();
         window_block_avx512(1, ONYX_NCHWC_POOL_MAX, g, input + blk * g->in_block_stride, filter + blk * area * B, init,
-                            output + blk * plane, row_begin, row_end, apply_clip, _mm512_set1_ps(lo), _mm512_set1_ps(hi));
+                            output + blk * plane, row_begin, row_end, activation);
     }
 }
 
@@ -424,7 +423,7 @@ static void pool_avx512(onyx_nchwc_pool_kind kind, const onyx_nchwc_geometry *g,
     __m512 init = kind == ONYX_NCHWC_POOL_MAX ? _mm512_set1_ps(-INFINITY) : _mm512_setzero_ps();
     for (size_t blk = block_begin; blk < block_end; blk++)
         window_block_avx512(0, kind, g, input + blk * g->in_block_stride, NULL, init, output + blk * plane, 0,
-                            g->out_h, 0, init, init);
+                            g->out_h, NULL);
 }
 
 const onyx_kernel_table onyx_nchwc_avx512 = {

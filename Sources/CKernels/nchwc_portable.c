@@ -1,16 +1,11 @@
 /* Portable NCHWc kernels (nchwc.h): plain loops over pixels, taps and lanes. */
+#include "activation.h"
 #include "nchwc.h"
 #include <math.h>
 
-static float clamp(float v, int apply_clip, float lo, float hi) {
-    if (!apply_clip) return v;
-    v = v < lo ? lo : v; /* as the vector paths: NaN stays NaN, lo > hi gives hi */
-    return v > hi ? hi : v;
-}
-
 static void conv_portable(const onyx_nchwc_geometry *g, const float *input, const float *filter, const float *bias,
                           float *output, size_t group_begin, size_t group_end, size_t row_begin, size_t row_end,
-                          int accumulate, int apply_clip, float lo, float hi) {
+                          int accumulate, const onyx_activation *activation) {
     size_t area = g->kernel_h * g->kernel_w, ib = blocks_of(g->in_channels), ob = blocks_of(g->out_channels);
     size_t plane = g->out_h * g->out_w * B;
     for (size_t group = group_begin; group < group_end; group++) {
@@ -45,7 +40,7 @@ static void conv_portable(const onyx_nchwc_geometry *g, const float *input, cons
                 }
                 for (size_t blk = 0; blk < width; blk++)
                     for (size_t o = 0; o < B; o++)
-                        output[(first + blk) * plane + (oy * g->out_w + ox) * B + o] = clamp(acc[blk * B + o], apply_clip, lo, hi);
+                        output[(first + blk) * plane + (oy * g->out_w + ox) * B + o] = onyx_activate1(acc[blk * B + o], activation);
             }
     }
 }
@@ -54,7 +49,7 @@ static void conv_portable(const onyx_nchwc_geometry *g, const float *input, cons
  * [block_begin, block_end) and output rows [row_begin, row_end) of one image. */
 static void window_portable(const onyx_nchwc_geometry *g, onyx_nchwc_pool_kind kind, const float *input,
                             const float *filter, const float *bias, float *output, size_t block_begin,
-                            size_t block_end, size_t row_begin, size_t row_end, int apply_clip, float lo, float hi) {
+                            size_t block_end, size_t row_begin, size_t row_end, const onyx_activation *activation) {
     size_t area = g->kernel_h * g->kernel_w;
     int depthwise = filter != NULL, max = !depthwise && kind == ONYX_NCHWC_POOL_MAX;
     for (size_t blk = block_begin; blk < block_end; blk++) {
@@ -89,7 +84,7 @@ static void window_portable(const onyx_nchwc_geometry *g, onyx_nchwc_pool_kind k
                 for (size_t o = 0; o < B; o++) {
                     /* A window with no tap inside the image (only possible with large pads) gives 0, not −∞. */
                     float v = max ? (taps ? acc[o] : 0.0f) : acc[o] * scale;
-                    out[(oy * g->out_w + ox) * B + o] = clamp(v, apply_clip, lo, hi);
+                    out[(oy * g->out_w + ox) * B + o] = onyx_activate1(v, activation);
                 }
             }
     }
@@ -97,15 +92,15 @@ static void window_portable(const onyx_nchwc_geometry *g, onyx_nchwc_pool_kind k
 
 static void depthwise_portable(const onyx_nchwc_geometry *g, const float *input, const float *filter,
                                const float *bias, float *output, size_t block_begin, size_t block_end,
-                               size_t row_begin, size_t row_end, int apply_clip, float clip_min, float clip_max) {
+                               size_t row_begin, size_t row_end, const onyx_activation *activation) {
     if (row_end > g->out_h) row_end = g->out_h;
     window_portable(g, ONYX_NCHWC_POOL_MAX, input, filter, bias, output, block_begin, block_end, row_begin, row_end,
-                    apply_clip, clip_min, clip_max);
+                    activation);
 }
 
 static void pool_portable(onyx_nchwc_pool_kind kind, const onyx_nchwc_geometry *g, const float *input,
                           float *output, size_t block_begin, size_t block_end) {
-    window_portable(g, kind, input, NULL, NULL, output, block_begin, block_end, 0, g->out_h, 0, 0, 0);
+    window_portable(g, kind, input, NULL, NULL, output, block_begin, block_end, 0, g->out_h, NULL);
 }
 
 /* One image from NCHW [channels][area] to NCHWc [blocks][area][16] (zero lanes), for blocks [block_begin, block_end). */

@@ -10,7 +10,7 @@ import Testing
 /// leaves alone, and that fused and unfused graphs agree on every convolution layout, every
 /// micro-kernel variant, one and two threads.
 @Suite struct ConvAddFusionTests {
-    /// One residual block's tail: `y = Sigmoid(act(Add(Conv(x, w, b), r)))`.
+    /// One residual block's tail: `y = Softsign(act(Add(Conv(x, w, b), r)))`.
     struct Block: CustomTestStringConvertible, Sendable {
         var batch = 1, channels = 8, filters = 8, height = 6, width = 6
         var kernel = [3, 3], strides = [1, 1], pads = [1, 1, 1, 1], group = 1
@@ -87,7 +87,7 @@ import Testing
             initializers += [("lo", Tensor(scalar: Float(-0.5))), ("hi", Tensor(scalar: Float(1.5)))]
         default: break
         }
-        nodes.append(Node(name: "tail", opType: "Sigmoid", inputs: [b.fusedOutput], outputs: ["y"]))
+        nodes.append(Node(name: "tail", opType: "Softsign", inputs: [b.fusedOutput], outputs: ["y"]))
         return Graph(nodes: nodes, inputs: inputs, outputs: [Value(name: "y", type: nil)], valueInfo: valueInfo,
                      initializers: initializers)
     }
@@ -161,7 +161,7 @@ import Testing
     func fusesAndKeepsOutputs(_ b: Block) throws {
         let graph = Self.graph(b)
         let optimized = Self.optimized(graph)
-        #expect(optimized.nodes.map(\.opType) == (b.residualInArena ? ["Relu"] : []) + ["Conv", "Sigmoid"])
+        #expect(optimized.nodes.map(\.opType) == (b.residualInArena ? ["Relu"] : []) + ["Conv", "Softsign"])
         let conv = try #require(optimized.nodes.first { $0.opType == "Conv" })
         #expect(conv.inputs == ["x", "w", b.bias ? "b" : "", "r"])
         #expect(conv.outputs == [b.fusedOutput])
@@ -239,7 +239,7 @@ import Testing
         let graph = Self.graph(
             b, valueInfo: [Value(name: "c", type: TensorType(dataType: .float, shape: batch))],
             residualInput: Value(name: "r", type: TensorType(dataType: .float, shape: batch)))
-        #expect(Self.fused(graph).nodes.map(\.opType) == ["Conv", "Relu", "Sigmoid"])
+        #expect(Self.fused(graph).nodes.map(\.opType) == ["Conv", "Relu", "Softsign"])
     }
 
     // MARK: - Leaves alone
@@ -247,7 +247,7 @@ import Testing
     @Test func leavesADeclaredBroadcast() throws {
         let b = Block(channels: 4, filters: 6, height: 5, width: 5, residualInArena: false)
         let graph = Self.graph(b, valueInfo: [Self.value("c", b.outputShape)], residualInput: Self.value("r", [1, 6, 1, 1]))
-        #expect(Self.fused(graph).nodes.map(\.opType) == ["Conv", "Add", "Relu", "Sigmoid"])
+        #expect(Self.fused(graph).nodes.map(\.opType) == ["Conv", "Add", "Relu", "Softsign"])
         try Self.expectSameOutputs(graph, Self.feeds(b, residualShape: [1, 6, 1, 1]))
     }
 
@@ -256,7 +256,7 @@ import Testing
         var graph = Self.graph(b)
         graph.inputs.removeAll { $0.name == "r" }
         graph.setInitializer("r", GemmConvTests.random([6, 1, 1], seed: 3))
-        #expect(Self.fused(graph).nodes.map(\.opType) == ["Conv", "Add", "Relu", "Sigmoid"])
+        #expect(Self.fused(graph).nodes.map(\.opType) == ["Conv", "Add", "Relu", "Softsign"])
         try Self.expectSameOutputs(graph, ["x": GemmConvTests.random(b.inputShape, seed: 1)])
     }
 
@@ -265,7 +265,7 @@ import Testing
         var graph = Self.graph(b)
         graph.nodes.append(Node(name: "other", opType: "Tanh", inputs: ["c"], outputs: ["u"]))
         graph.outputs.append(Value(name: "u", type: nil))
-        #expect(Self.fused(graph).nodes.map(\.opType) == ["Conv", "Add", "Relu", "Sigmoid", "Tanh"])
+        #expect(Self.fused(graph).nodes.map(\.opType) == ["Conv", "Add", "Relu", "Softsign", "Tanh"])
         try Self.expectSameOutputs(graph, Self.feeds(b))
     }
 
@@ -273,14 +273,14 @@ import Testing
         let b = Block(channels: 4, filters: 6, height: 5, width: 5, residualInArena: false)
         var graph = Self.graph(b)
         graph.outputs.append(Value(name: "c", type: nil))
-        #expect(Self.fused(graph).nodes.map(\.opType) == ["Conv", "Add", "Relu", "Sigmoid"])
+        #expect(Self.fused(graph).nodes.map(\.opType) == ["Conv", "Add", "Relu", "Softsign"])
         try Self.expectSameOutputs(graph, Self.feeds(b))
     }
 
     @Test func leavesADepthwiseConv() throws {
         let b = Block(channels: 6, filters: 6, height: 9, width: 9, group: 6, residualInArena: false)
         let graph = Self.graph(b)
-        #expect(Self.fused(graph).nodes.map(\.opType) == ["Conv", "Add", "Relu", "Sigmoid"])
+        #expect(Self.fused(graph).nodes.map(\.opType) == ["Conv", "Add", "Relu", "Softsign"])
         try Self.expectSameOutputs(graph, Self.feeds(b))
     }
 
@@ -289,7 +289,7 @@ import Testing
         var graph = Self.graph(b)
         let weights = try GemmConvTests.random(b.weightShape, seed: 2).converted(to: .double)
         graph.setInitializer("w", weights)
-        #expect(Self.fused(graph).nodes.map(\.opType) == ["Conv", "Add", "Relu", "Sigmoid"])
+        #expect(Self.fused(graph).nodes.map(\.opType) == ["Conv", "Add", "Relu", "Softsign"])
         graph.inputs[1] = Value(name: "r", type: TensorType(dataType: .double, shape: Shape(fixed: b.outputShape)))
         #expect(!ConvAddFusion.mayHaveTheSameShape(nil, graph.inputs[1].type))
     }
@@ -299,14 +299,14 @@ import Testing
         var graph = Self.graph(b)
         let add = graph.nodes.firstIndex { $0.opType == "Add" }!
         graph.nodes[add].attributes["broadcast"] = .int(1)
-        #expect(Self.fused(graph).nodes.map(\.opType) == ["Conv", "Add", "Relu", "Sigmoid"])
+        #expect(Self.fused(graph).nodes.map(\.opType) == ["Conv", "Add", "Relu", "Softsign"])
     }
 
     @Test func leavesAConvWithAnActivationAlready() {
         let b = Block(channels: 4, filters: 6, height: 5, width: 5, residualInArena: false)
         var graph = Self.graph(b)
         graph.nodes[0].attributes["onyx.activation"] = .string("Relu")
-        #expect(Self.fused(graph).nodes.map(\.opType) == ["Conv", "Add", "Relu", "Sigmoid"])
+        #expect(Self.fused(graph).nodes.map(\.opType) == ["Conv", "Add", "Relu", "Softsign"])
     }
 
     // MARK: - Shapes the graph does not declare
@@ -324,7 +324,7 @@ import Testing
     ])
     func broadcastsAnUndeclaredResidual(_ b: Block, _ residual: [Int]) throws {
         let graph = Self.graph(b, residualInput: Value(name: "r", type: nil))
-        #expect(Self.optimized(graph).nodes.map(\.opType) == ["Conv", "Sigmoid"])
+        #expect(Self.optimized(graph).nodes.map(\.opType) == ["Conv", "Softsign"])
         for isa in KernelISA.supported {
             for threads in [1, 2] {
                 try Self.expectSameOutputs(graph, Self.feeds(b, residualShape: residual), isa: isa, threads: threads, "\(residual) \(isa)")
@@ -352,7 +352,7 @@ import Testing
             Node(name: "conv", opType: "Conv", inputs: ["x", "w", "b", "r"], outputs: ["z"],
                  attributes: ["kernel_shape": .ints([3, 3]), "pads": .ints([1, 1, 1, 1]), "group": .int(6),
                               "onyx.residual": .int(1), "onyx.activation": .string("Relu")]),
-            Node(name: "tail", opType: "Sigmoid", inputs: ["z"], outputs: ["y"]),
+            Node(name: "tail", opType: "Softsign", inputs: ["z"], outputs: ["y"]),
         ]
         let options = SessionOptions(optimizationLevel: .none)
         let expected = try InferenceSession(model: Model(opsetImports: ["": 13], graph: graph), options: options).run(Self.feeds(b))
@@ -376,7 +376,7 @@ import Testing
             Node(name: "conv", opType: "Conv", inputs: ["x", "w", "b", "r"], outputs: ["z"],
                  attributes: ["kernel_shape": .ints([3, 3]), "pads": .ints([1, 1, 1, 1]),
                               "onyx.residual": .int(1), "onyx.activation": .string("Relu")]),
-            Node(name: "tail", opType: "Sigmoid", inputs: ["z"], outputs: ["y"]),
+            Node(name: "tail", opType: "Softsign", inputs: ["z"], outputs: ["y"]),
         ]
         let feeds = try Self.feeds(b).mapValues { try $0.converted(to: .float16) }
         let options = SessionOptions(optimizationLevel: .none)

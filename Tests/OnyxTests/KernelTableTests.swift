@@ -75,4 +75,52 @@ import Testing
             }
         }
     }
+
+    /// Every variant's fused activations (`activate_f32`, the same code the NCHWc kernels and GEMM
+    /// epilogues apply) agree with their definitions in double: across the range, at the logistic's
+    /// clamp edges, for ±∞ (where defined) and NaN, and over every tail length of the vector loop.
+    @Test(arguments: KernelISA.supported)
+    func activationsMatchTheirDefinitions(_ isa: KernelISA) {
+        func sigmoid(_ x: Double) -> Double { 1 / (1 + Foundation.exp(-x)) }
+        let cases: [(FusedActivation, (Double) -> Double)] = [
+            (.clip(min: -1.5, max: 6), { min(max($0, -1.5), 6) }),
+            (.relu, { max($0, 0) }),
+            (.sigmoid, sigmoid),
+            (.silu, { $0 * sigmoid($0) }),
+            (.hardSigmoid(alpha: 0.2, beta: 0.5), { min(max(0.2 * $0 + 0.5, 0), 1) }),
+            (.hardSwish, { $0 * min(max($0 / 6 + 0.5, 0), 1) }),
+            (.leakyRelu(alpha: 0.1), { $0 < 0 ? 0.1 * $0 : $0 }),
+        ]
+        var inputs: [Float] = stride(from: -100, through: 100, by: 0.37).map { Float($0) }
+        inputs += [0, -0, 1e-7, -1e-7, -3, 3, 87, -87, 88, -88, 89, -89, 200, -200, .infinity, -.infinity, .nan]
+        for (activation, exact) in cases {
+            for count in [inputs.count, 1, 7, 8, 9, 15, 16, 17] {
+                let x = Array(inputs.prefix(count))
+                var y = [Float](repeating: -1, count: count)
+                activation.apply(x, &y, count: count, isa: isa)
+                for (input, output) in zip(x, y) {
+                    if input.isNaN {
+                        #expect(output.isNaN, "\(isa) \(activation)(nan) = \(output)")
+                        continue
+                    }
+                    // x · sigmoid(x) at x = −∞ is NaN by the definition (−∞ · 0); the kernel's clamped logistic gives −∞.
+                    if input == -.infinity && activation == .silu { continue }
+                    let want = exact(Double(input))
+                    if want.isNaN {
+                        #expect(output.isNaN, "\(isa) \(activation)(\(input)) = \(output), not nan")
+                    } else if want.isInfinite {
+                        #expect(Double(output) == want, "\(isa) \(activation)(\(input)) = \(output), not \(want)")
+                    } else {
+                        // Absolute 1e-35: the logistic's clamp at -87 leaves x · sigmoid(x) ~1e-37 where it underflows.
+                        #expect(abs(Double(output) - want) <= 4e-7 * abs(want) + 1e-35,
+                                "\(isa) \(activation)(\(input)) = \(output), not \(want)")
+                    }
+                }
+            }
+        }
+        // In place, as the epilogues run it.
+        var values: [Float] = [-2, -1, 0, 1, 2]
+        FusedActivation.silu.apply(&values, count: values.count, isa: isa)
+        #expect(abs(values[4] - Float(2 * sigmoid(2))) < 1e-6 && values[2] == 0)
+    }
 }

@@ -16,7 +16,7 @@ import Testing
     }
 
     static func model(_ graph: Graph) -> Model {
-        Model(opsetImports: ["": 13, domain: 1], graph: graph)
+        Model(opsetImports: ["": 18, domain: 1], graph: graph)
     }
 
     /// Runs `expected` at level `.none` and `actual` at `level`, for every variant, one and two
@@ -47,7 +47,8 @@ import Testing
         var autoPad: String? = nil
         var depthwise = false
         var bias = true
-        /// `nil`, "Relu" or "Clip" (0, 6).
+        /// `nil`, "Relu", "Clip" (0, 6), "SiLU" (Sigmoid and Mul), "Sigmoid", "HardSigmoid" (0.3, 0.4),
+        /// "HardSwish" or "LeakyRelu" (0.2).
         var activation: String? = "Relu"
         var residual = false
         /// The input stays `[N, C, H, W]` (`onyx.input_layout` = "NCHW").
@@ -105,6 +106,15 @@ import Testing
         ConvCase(batch: 2, channels: 96, filters: 96, height: 13, width: 13, stride: 2, depthwise: true, bias: false),
         ConvCase(channels: 24, filters: 24, height: 56, width: 56, stride: 2, depthwise: true, activation: nil),
         ConvCase(channels: 3, filters: 3, height: 7, width: 28, depthwise: true),
+        // The other fused activations, in registers: 1×1, 3×3 with a residual, NCHW input, depthwise.
+        ConvCase(channels: 24, filters: 40, height: 7, width: 13, kernel: 1, pad: 0, activation: "SiLU"),
+        ConvCase(channels: 40, filters: 24, height: 13, width: 7, activation: "SiLU", residual: true),
+        ConvCase(channels: 3, filters: 24, height: 13, width: 14, stride: 2, activation: "HardSwish", plainInput: true),
+        ConvCase(channels: 40, filters: 40, height: 14, width: 14, depthwise: true, activation: "SiLU"),
+        ConvCase(channels: 24, filters: 24, height: 9, width: 11, stride: 2, depthwise: true, activation: "HardSwish"),
+        ConvCase(channels: 24, filters: 40, height: 7, width: 13, activation: "LeakyRelu"),
+        ConvCase(channels: 8, filters: 24, height: 1, width: 1, kernel: 1, pad: 0, activation: "Sigmoid", plainInput: true),
+        ConvCase(channels: 40, filters: 24, height: 5, width: 6, kernel: 1, pad: 0, activation: "HardSigmoid"),
     ]
 
     /// `y = act(Conv(x, w, b) [+ r])` with the plain operators.
@@ -119,10 +129,19 @@ import Testing
         switch c.activation {
         case "Relu": nodes.append(Node(name: "act", opType: "Relu", inputs: [last], outputs: ["y"]))
         case "Clip": nodes.append(Node(name: "act", opType: "Clip", inputs: [last, "lo", "hi"], outputs: ["y"]))
+        case "SiLU":
+            nodes.append(Node(name: "gate", opType: "Sigmoid", inputs: [last], outputs: ["g"]))
+            nodes.append(Node(name: "act", opType: "Mul", inputs: [last, "g"], outputs: ["y"]))
+        case let op?:
+            nodes.append(Node(name: "act", opType: op, inputs: [last], outputs: ["y"], attributes: activationAttributes[op] ?? [:]))
         default: nodes.append(Node(name: "act", opType: "Identity", inputs: [last], outputs: ["y"]))
         }
         return convGraph(c, nodes)
     }
+
+    static let activationAttributes: [String: [String: Attribute]] = [
+        "HardSigmoid": ["alpha": .float(0.3), "beta": .float(0.4)], "LeakyRelu": ["alpha": .float(0.2)],
+    ]
 
     /// The same convolution as the NCHWc Conv between reorders.
     static func blockedConv(_ c: ConvCase) -> Graph {
@@ -133,6 +152,14 @@ import Testing
             attributes["onyx.activation"] = .string("Clip")
             attributes["onyx.activation_min"] = .float(0)
             attributes["onyx.activation_max"] = .float(6)
+        case "HardSigmoid":
+            attributes["onyx.activation"] = .string("HardSigmoid")
+            attributes["onyx.activation_alpha"] = .float(0.3)
+            attributes["onyx.activation_beta"] = .float(0.4)
+        case "LeakyRelu":
+            attributes["onyx.activation"] = .string("LeakyRelu")
+            attributes["onyx.activation_alpha"] = .float(0.2)
+        case let op?: attributes["onyx.activation"] = .string(op)
         default: break
         }
         var nodes: [Node] = []
@@ -447,17 +474,17 @@ import Testing
         for isa in Self.vectorISAs { #expect(Self.blockedOps(Self.optimized(graph, isa: isa)).isEmpty) }
     }
 
-    /// conv1 → conv2 → conv3, with conv2's output also a graph output and conv1's read by a Sigmoid.
+    /// conv1 → conv2 → conv3, with conv2's output also a graph output and conv1's read by a Flatten.
     @Test func valuesLeavingTheChainAreReorderedUnderTheirNames() throws {
         let graph = Graph(
             nodes: [
                 Self.conv("conv1", "x", "c1", weight: "w1", bias: "w1_b"),
                 Self.conv("conv2", "c1", "c2", weight: "w2"),
                 Self.conv("conv3", "c2", "y", weight: "w3", bias: "w3_b", kernel: 1),
-                Node(name: "side", opType: "Sigmoid", inputs: ["c1"], outputs: ["z"]),
+                Node(name: "side", opType: "Flatten", inputs: ["c1"], outputs: ["z"]),
             ],
             inputs: [Self.value("x", [1, 24, 9, 10])],
-            outputs: [Self.value("y", [1, 20, 9, 10]), Self.value("c2", [1, 40, 9, 10]), Self.value("z", [1, 40, 9, 10])],
+            outputs: [Self.value("y", [1, 20, 9, 10]), Self.value("c2", [1, 40, 9, 10]), Self.value("z", [1, 3600])],
             valueInfo: [Self.value("c1", [1, 40, 9, 10])],
             initializers: Self.weights(["w1": [40, 24, 3, 3], "w2": [40, 40, 3, 3], "w3": [20, 40, 1, 1]]))
         for isa in Self.vectorISAs {
@@ -472,8 +499,9 @@ import Testing
         try Self.expectSameOutputs(graph, graph, level: .all, Self.feeds(graph), "outputs inside the chain")
     }
 
-    /// Clip(1, 6) would turn the zero lanes into ones: that convolution stays, and splits the chain.
-    @Test func aClipAwayFromZeroIsNotConverted() throws {
+    /// Clip(1, 6) turns the lanes past C into ones: no real channel reads them, so the whole
+    /// chain converts (24 channels: the second block of each value has 8 such lanes).
+    @Test func aClipAwayFromZeroStaysInTheChain() throws {
         let graph = Graph(
             nodes: [
                 Self.conv("conv1", "x", "c1", weight: "w1", bias: "w1_b"),
@@ -482,18 +510,72 @@ import Testing
                 Node(name: "clip", opType: "Clip", inputs: ["c2", "one", "six"], outputs: ["k"]),
                 Self.conv("conv3", "k", "c3", weight: "w3", bias: "w3_b"),
                 Node(name: "relu3", opType: "Relu", inputs: ["c3"], outputs: ["r3"]),
-                Self.conv("conv4", "r3", "y", weight: "w4", bias: "w4_b"),
+                Self.conv("conv4", "r3", "c4", weight: "w4", bias: "w4_b", group: 24),
+                Node(name: "pool", opType: "MaxPool", inputs: ["c4"], outputs: ["y"], attributes: ["kernel_shape": .ints([2, 2])]),
             ],
-            inputs: [Self.value("x", [1, 8, 9, 9])], outputs: [Self.value("y", [1, 24, 9, 9])],
-            initializers: Self.weights(["w1": [24, 8, 3, 3], "w2": [24, 24, 3, 3], "w3": [24, 24, 3, 3], "w4": [24, 24, 3, 3]])
+            inputs: [Self.value("x", [1, 8, 9, 9])], outputs: [Self.value("y", [1, 24, 8, 8])],
+            initializers: Self.weights(["w1": [24, 8, 3, 3], "w2": [24, 24, 3, 3], "w3": [24, 24, 3, 3], "w4": [24, 1, 3, 3]])
                 + [("one", Tensor(scalar: Float(1))), ("six", Tensor(scalar: Float(6)))])
         for isa in Self.vectorISAs {
             let rewritten = Self.optimized(graph, isa: isa)
-            let domains = Dictionary(rewritten.nodes.filter { $0.opType == "Conv" }.map { ($0.name, $0.domain) }) { a, _ in a }
-            // conv1 is left a lone convolution; conv3 starts a chain of two.
-            #expect(domains == ["conv1": "", "conv2": "", "conv3": Self.domain, "conv4": Self.domain], "\(isa)")
+            #expect(Self.blockedOps(rewritten) == ["Conv": 4, "MaxPool": 1, "ReorderOutput": 1], "\(isa)")
         }
         try Self.expectSameOutputs(graph, graph, level: .all, Self.feeds(graph), "Clip(1, 6)")
+    }
+
+    /// An EfficientNet / MobileNetV3-style block: stem 3×3/2 (3 → 24) + SiLU, depthwise 3×3 +
+    /// SiLU, squeeze-excitation (global average — GlobalAveragePool, or ReduceMean as the dynamo
+    /// exporter writes it — 1×1 to 8 + SiLU, 1×1 back to 24 + Sigmoid, Mul), projection 1×1 to 16,
+    /// expansion 1×1 to 40 + HardSwish, depthwise + LeakyRelu, projection to 16 with the residual,
+    /// then a global average and a HardSigmoid. Everything but the 8-filter squeeze stays NCHWc.
+    static func efficientNetStyle(reduceMean: Bool) -> Graph {
+        func silu(_ x: String, _ y: String) -> [Node] {
+            [Node(name: y + "_s", opType: "Sigmoid", inputs: [x], outputs: [y + "_g"]),
+             Node(name: y, opType: "Mul", inputs: [x, y + "_g"], outputs: [y])]
+        }
+        let squeeze = reduceMean
+            ? Node(name: "se_mean", opType: "ReduceMean", inputs: ["d1a", "axes"], outputs: ["se"])
+            : Node(name: "se_mean", opType: "GlobalAveragePool", inputs: ["d1a"], outputs: ["se"])
+        var nodes: [Node] = [conv("stem", "x", "s", weight: "w0", bias: "w0_b", stride: 2)] + silu("s", "sa")
+        nodes += [conv("dw1", "sa", "d1", weight: "wdw1", bias: "wdw1_b", group: 24)] + silu("d1", "d1a")
+        nodes += [squeeze, conv("se1", "se", "q", weight: "wq", bias: "wq_b", kernel: 1)] + silu("q", "qa")
+        nodes += [
+            conv("se2", "qa", "e", weight: "we", bias: "we_b", kernel: 1),
+            Node(name: "se_gate", opType: "Sigmoid", inputs: ["e"], outputs: ["eg"]),
+            Node(name: "se_mul", opType: "Mul", inputs: ["eg", "d1a"], outputs: ["m"]),
+            conv("pw1", "m", "p1", weight: "wp1", bias: "wp1_b", kernel: 1),
+            conv("ex2", "p1", "e2", weight: "we2", bias: "we2_b", kernel: 1),
+            Node(name: "ex2_hs", opType: "HardSwish", inputs: ["e2"], outputs: ["e2a"]),
+            conv("dw2", "e2a", "d2", weight: "wdw2", bias: "wdw2_b", group: 40),
+            Node(name: "dw2_lr", opType: "LeakyRelu", inputs: ["d2"], outputs: ["d2a"], attributes: ["alpha": .float(0.1)]),
+            conv("pw2", "d2a", "p2", weight: "wp2", bias: "wp2_b", kernel: 1),
+            Node(name: "add", opType: "Add", inputs: ["p1", "p2"], outputs: ["a"]),
+            Node(name: "gap", opType: "GlobalAveragePool", inputs: ["a"], outputs: ["ga"]),
+            Node(name: "hsig", opType: "HardSigmoid", inputs: ["ga"], outputs: ["y"]),
+        ]
+        var initializers = weights([
+            "w0": [24, 3, 3, 3], "wdw1": [24, 1, 3, 3], "wq": [8, 24, 1, 1], "we": [24, 8, 1, 1], "wp1": [16, 24, 1, 1],
+            "we2": [40, 16, 1, 1], "wdw2": [40, 1, 3, 3], "wp2": [16, 40, 1, 1],
+        ])
+        initializers.append(("axes", try! Tensor(shape: [2], scalars: [Int64(-1), -2])))
+        return Graph(nodes: nodes, inputs: [value("x", [2, 3, 29, 30])], outputs: [value("y", [2, 16, 1, 1])],
+                     initializers: initializers)
+    }
+
+    @Test(arguments: [false, true])
+    func efficientNetStyleBlockStaysBlocked(reduceMean: Bool) throws {
+        let graph = Self.efficientNetStyle(reduceMean: reduceMean)
+        for isa in Self.vectorISAs {
+            let rewritten = Self.optimized(graph, isa: isa)
+            // Every Sigmoid·Mul pair, HardSwish and LeakyRelu joined its convolution; the squeeze
+            // (8 filters) runs NCHW between a ReorderOutput of the average and the gate's NCHW read.
+            #expect(Self.blockedOps(rewritten) == ["Conv": 7, "GlobalAveragePool": 2, "ReorderOutput": 2], "\(isa)")
+            let standard = rewritten.nodes.filter { $0.domain.isEmpty }.map(\.opType).sorted()
+            #expect(standard == ["Conv", "HardSigmoid", "Mul"], "\(isa): \(standard)")
+            let squeeze = try #require(rewritten.nodes.first { $0.name == "se1" })
+            if case .string("SiLU")? = squeeze.attributes["onyx.activation"] {} else { Issue.record("squeeze: \(squeeze)") }
+        }
+        try Self.expectSameOutputs(graph, graph, level: .all, Self.feeds(graph), "EfficientNet-style \(reduceMean)")
     }
 
     @Test func onlyTheAVX512KernelsTakeTheLayout() {

@@ -74,6 +74,94 @@ import Testing
         #expect(graph.nodes.map(\.opType) == ["Relu", "Identity"])
     }
 
+    /// `product → activation → y` for a Conv (GEMM and depthwise), a Gemm and a MatMul (one row and
+    /// several), with `activation` one node, or Sigmoid then Mul for "SiLU" (`mulFirst`: the Mul
+    /// names the Sigmoid's output first).
+    static func activationGraph(_ producer: String, _ activation: String, mulFirst: Bool = false) -> Graph {
+        var nodes: [Node]
+        var inputs: [Value]
+        var initializers: [(name: String, tensor: Tensor)]
+        switch producer {
+        case "Conv", "DepthwiseConv":
+            let depthwise = producer == "DepthwiseConv"
+            var attributes: [String: Attribute] = ["pads": .ints([1, 1, 1, 1]), "kernel_shape": .ints([3, 3])]
+            if depthwise { attributes["group"] = .int(6) }
+            nodes = [Node(name: "p", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"], attributes: attributes)]
+            inputs = [value("x", [2, 6, 7, 9])]
+            initializers = [("w", GemmConvTests.random([depthwise ? 6 : 10, depthwise ? 1 : 6, 3, 3], seed: 5)),
+                            ("b", GemmConvTests.random([depthwise ? 6 : 10], seed: 6))]
+        case "Gemm":
+            nodes = [Node(name: "p", opType: "Gemm", inputs: ["x", "w", "b"], outputs: ["c"], attributes: ["transB": .int(1)])]
+            inputs = [value("x", [5, 12])]
+            initializers = [("w", GemmConvTests.random([37, 12], seed: 7)), ("b", GemmConvTests.random([37], seed: 8))]
+        default:
+            nodes = [Node(name: "p", opType: "MatMul", inputs: ["x", "w"], outputs: ["c"])]
+            inputs = [value("x", producer == "MatMulRow" ? [1, 40] : [3, 4, 40])]
+            initializers = [("w", GemmConvTests.random([40, 33], seed: 9))]
+        }
+        switch activation {
+        case "SiLU":
+            nodes.append(Node(name: "s", opType: "Sigmoid", inputs: ["c"], outputs: ["g"]))
+            nodes.append(Node(name: "m", opType: "Mul", inputs: mulFirst ? ["g", "c"] : ["c", "g"], outputs: ["y"]))
+        case "LeakyRelu":
+            nodes.append(Node(name: "a", opType: activation, inputs: ["c"], outputs: ["y"], attributes: ["alpha": .float(0.3)]))
+        case "HardSigmoid":
+            nodes.append(Node(name: "a", opType: activation, inputs: ["c"], outputs: ["y"], attributes: ["beta": .float(0.6)]))
+        default:
+            nodes.append(Node(name: "a", opType: activation, inputs: ["c"], outputs: ["y"]))
+        }
+        return Graph(nodes: nodes, inputs: inputs, outputs: [Value(name: "y", type: nil)], initializers: initializers)
+    }
+
+    @Test(arguments: ["Conv", "DepthwiseConv", "Gemm", "MatMul", "MatMulRow"])
+    func activationsJoinTheirProducers(producer: String) throws {
+        for activation in ["SiLU", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu"] {
+            for mulFirst in activation == "SiLU" ? [false, true] : [false] {
+                let graph = Self.activationGraph(producer, activation, mulFirst: mulFirst)
+                var fused = graph
+                ActivationFusion().apply(to: &fused)
+                #expect(fused.nodes.count == 1 && fused.nodes[0].outputs == ["y"], "\(producer) \(activation): \(fused.nodes)")
+                if case .string(activation)? = fused.nodes.first?.attributes["onyx.activation"] {} else {
+                    Issue.record("\(producer) \(activation): \(fused.nodes)")
+                }
+                let model = Model(opsetImports: ["": 14], graph: graph)
+                let feeds = Dictionary(uniqueKeysWithValues: graph.inputs.map {
+                    ($0.name, GemmConvTests.random($0.type!.shape!.fixedExtents!, seed: 4))
+                })
+                for (isa, threads) in GemmConvTests.variants {
+                    let reference = try InferenceSession(
+                        model: model, options: SessionOptions(threadCount: threads, optimizationLevel: .none, isa: isa)).run(feeds)
+                    let optimized = try InferenceSession(
+                        model: model, options: SessionOptions(threadCount: threads, optimizationLevel: .all, isa: isa)).run(feeds)
+                    try GemmConvTests.expectClose(optimized["y"]!, try reference["y"]!.scalars(as: Float.self),
+                                                  "\(producer) \(activation) \(isa) ×\(threads)")
+                }
+            }
+        }
+    }
+
+    /// SiLU fuses only when the Sigmoid and the Mul are the product's only readers, and the Mul
+    /// multiplies the product by that Sigmoid.
+    @Test func siluNeedsTheWholePattern() {
+        // The product also read elsewhere.
+        var graph = Self.activationGraph("Gemm", "SiLU")
+        graph.nodes.append(Node(name: "other", opType: "Neg", inputs: ["c"], outputs: ["z"]))
+        graph.outputs.append(Value(name: "z", type: nil))
+        ActivationFusion().apply(to: &graph)
+        #expect(graph.nodes.map(\.opType) == ["Gemm", "Sigmoid", "Mul", "Neg"])
+        // The gate also read elsewhere.
+        graph = Self.activationGraph("Gemm", "SiLU")
+        graph.outputs.append(Value(name: "g", type: nil))
+        ActivationFusion().apply(to: &graph)
+        #expect(graph.nodes.map(\.opType) == ["Gemm", "Sigmoid", "Mul"])
+        // A Mul by something else.
+        graph = Self.activationGraph("Gemm", "SiLU")
+        graph.nodes[2].inputs = ["c", "c"]
+        graph.nodes.append(Node(name: "use", opType: "Neg", inputs: ["g"], outputs: ["z"]))
+        ActivationFusion().apply(to: &graph)
+        #expect(graph.nodes.map(\.opType) == ["Gemm", "Sigmoid", "Mul", "Neg"])
+    }
+
     @Test func foldingLeavesTheCallersModelAlone() throws {
         // The session folds BatchNormalization into the weights in place only when it holds the
         // only reference; a caller that keeps its model must find its weights unchanged.

@@ -33,6 +33,28 @@ const char *onyx_kernel_name(size_t index);
 int onyx_kernel_is_native(onyx_isa isa, size_t index);
 const void *onyx_kernel_entry(onyx_isa isa, size_t index);
 
+/*
+ * An activation fused into the kernel that produces its input (see ActivationFusion): applied to
+ * each result as it is stored. NaN stays NaN in every kind.
+ */
+typedef enum {
+    ONYX_ACTIVATION_NONE = 0,
+    ONYX_ACTIVATION_CLIP = 1,         /* min(max(x, alpha), beta) (Relu: alpha 0, beta +inf) */
+    ONYX_ACTIVATION_SIGMOID = 2,      /* 1 / (1 + e^-x) */
+    ONYX_ACTIVATION_SILU = 3,         /* x * sigmoid(x) (Sigmoid then Mul by the same x) */
+    ONYX_ACTIVATION_HARD_SIGMOID = 4, /* max(0, min(1, alpha * x + beta)) */
+    ONYX_ACTIVATION_HARD_SWISH = 5,   /* x * hard_sigmoid(x) (alpha 1/6, beta 1/2) */
+    ONYX_ACTIVATION_LEAKY_RELU = 6,   /* x < 0 ? alpha * x : x */
+} onyx_activation_kind;
+
+typedef struct {
+    onyx_activation_kind kind;
+    float alpha, beta;
+} onyx_activation;
+
+/* y[i] = activation(x[i]); x and y may be the same array. A NULL activation copies. */
+void onyx_activate_f32(onyx_isa isa, const onyx_activation *activation, const float *x, float *y, size_t n);
+
 /* What is applied to a GEMM tile as it is stored, after the last block of K. */
 typedef struct {
     const float *bias_row; /* bias_row[i] added to row i of the tile (Conv: per output channel), or NULL */
@@ -40,6 +62,8 @@ typedef struct {
     float clip_min;        /* results are clamped to [clip_min, clip_max] when apply_clip != 0 */
     float clip_max;
     int apply_clip;
+    /* Any other activation (not CLIP), applied to the tile after it is stored, while it is in L1. */
+    onyx_activation activation;
 } onyx_epilogue;
 
 /* Register-tile sizes of a variant's SGEMM micro-kernel. */
@@ -91,10 +115,11 @@ typedef struct {
 
 /*
  * One channel plane of a depthwise convolution: output = bias + filter ⋆ input (one filter per
- * channel, zero padding), clamped to [clip_min, clip_max] when apply_clip != 0.
+ * channel, zero padding), then the activation (NULL: none; a clamp joins the kernel's stores, any
+ * other kind is a pass over the finished plane).
  */
 void onyx_depthwise_plane(onyx_isa isa, const float *input, const float *filter, float bias, float *output,
-                          const onyx_depthwise_geometry *g, int apply_clip, float clip_min, float clip_max);
+                          const onyx_depthwise_geometry *g, const onyx_activation *activation);
 
 /*
  * One output row of max pooling's horizontal pass: out[ox] = max over kx < kernel of
@@ -130,8 +155,11 @@ void onyx_sigmoid_f32(onyx_isa isa, const float *x, float *y, size_t n);
 
 /*
  * NCHWc (nchwc*.c): the blocked channel layout of conv chains. An image is [ceil(C/16)][H][W][16],
- * a block's 16 channels innermost (one AVX-512 vector per pixel); lanes past C are zero and every
- * kernel here keeps them zero as long as a clamp's range contains 0.
+ * a block's 16 channels innermost (one AVX-512 vector per pixel). Lanes past C hold finite values
+ * that no real channel ever reads: zero after a reorder, act(0) after a convolution with a fused
+ * activation (0.5 for a sigmoid), and whatever lane-wise arithmetic makes of those. Packed filters
+ * are zero there, so a convolution adds 0 · lane; pools and elementwise ops keep lanes apart; a
+ * reorder back to NCHW drops them.
  */
 enum { ONYX_NCHWC_BLOCK = 16, ONYX_NCHWC_FILTER_GROUP = 4 };
 
@@ -168,13 +196,13 @@ size_t onyx_nchwc_filter_groups(size_t out_channels);
 /*
  * One image of a convolution (group 1) into an NCHWc output, for filter groups
  * [group_begin, group_end) and output rows [row_begin, row_end):
- * output (=|+=) bias + filter ⋆ input, then clamped to [clip_min, clip_max] when apply_clip != 0.
+ * output (=|+=) bias + filter ⋆ input, then the activation (NULL: none), in registers.
  * `accumulate` adds what the output holds (a fused residual). `bias` is NULL or has
  * 16·ceil(out_channels / 16) floats, zero past out_channels.
  */
 void onyx_nchwc_conv(onyx_isa isa, const onyx_nchwc_geometry *g, const float *input, const float *filter,
                      const float *bias, float *output, size_t group_begin, size_t group_end, size_t row_begin,
-                     size_t row_end, int accumulate, int apply_clip, float clip_min, float clip_max);
+                     size_t row_end, int accumulate, const onyx_activation *activation);
 
 /* Depthwise filters [channels][1][kernel_h][kernel_w] packed as [block][ky][kx][16]. */
 void onyx_nchwc_pack_depthwise_filter(const float *w, size_t channels, size_t kernel_h, size_t kernel_w,
@@ -183,11 +211,11 @@ void onyx_nchwc_pack_depthwise_filter(const float *w, size_t channels, size_t ke
 /*
  * One image of a depthwise convolution (one filter per channel; NCHWc input and output,
  * in_channels == out_channels) for channel blocks [block_begin, block_end) and output rows
- * [row_begin, row_end).
+ * [row_begin, row_end), then the activation (NULL: none), in registers.
  */
 void onyx_nchwc_depthwise(onyx_isa isa, const onyx_nchwc_geometry *g, const float *input, const float *filter,
                           const float *bias, float *output, size_t block_begin, size_t block_end, size_t row_begin,
-                          size_t row_end, int apply_clip, float clip_min, float clip_max);
+                          size_t row_end, const onyx_activation *activation);
 
 typedef enum {
     /* The largest tap inside the image (pads and ceil-mode overhang are skipped). */

@@ -1,41 +1,94 @@
 import OnyxIR
 import OnyxKernels
 
-/// Fuses a Relu or Clip that follows Conv, Gemm or MatMul into the producer's epilogue.
+/// Fuses the activation that follows a Conv, Gemm or MatMul into the producer's epilogue.
 ///
-/// The producer gets the internal attributes `onyx.activation` ("Relu" or "Clip") and, for Clip,
-/// `onyx.activation_min` / `onyx.activation_max`; the kernels apply them as they store results.
+/// Fused: Relu, Clip (constant bounds), Sigmoid, HardSigmoid, HardSwish, LeakyRelu, and SiLU — a
+/// Sigmoid of the product and a Mul of the product by it, the two nodes PyTorch exports for
+/// `nn.SiLU` (EfficientNet, YOLO). The producer gets the internal attribute `onyx.activation`
+/// (the op type, "SiLU" for the pair) with `onyx.activation_min` / `onyx.activation_max` for
+/// Clip and `onyx.activation_alpha` / `onyx.activation_beta` for HardSigmoid and LeakyRelu; the
+/// kernels apply it as they store results (see ``FusedActivation``). The product must be read by
+/// the activation alone (by the Sigmoid and the Mul alone, for SiLU) and not be a graph output.
 struct ActivationFusion: GraphPass {
     static let producers: Set<String> = ["Conv", "Gemm", "MatMul"]
+    static let activations: Set<String> = ["Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu"]
 
     func apply(to graph: inout Graph) {
-        var uses = GraphUses(graph)
+        let uses = GraphUses(graph)
+        let producerOf = graph.producerIndices
         var removed = Set<Int>()
         for (index, node) in graph.nodes.enumerated()
-        where (node.opType == "Relu" || node.opType == "Clip") && node.domain.isEmpty {
-            guard let input = node.inputs.first, uses.hasSingleConsumer(input),
-                  let producerIndex = graph.nodes.firstIndex(where: { $0.outputs.first == input }),
-                  !removed.contains(producerIndex),
-                  Self.producers.contains(graph.nodes[producerIndex].opType),
-                  graph.nodes[producerIndex].domain.isEmpty,
-                  graph.nodes[producerIndex].attributes["onyx.activation"] == nil,
-                  graph.nodes[producerIndex].outputs.count == 1,
-                  let attributes = activationAttributes(node, graph)
+        where Self.activations.contains(node.opType) && node.domain.isEmpty && node.outputs.count == 1 {
+            guard let input = node.inputs.first, !removed.contains(index),
+                  let producerIndex = producerOf[input], canFuse(into: graph.nodes[producerIndex], removed, producerIndex)
             else { continue }
+            var fused: (attributes: [String: Attribute], output: String, nodes: [Int])?
+            if uses.hasSingleConsumer(input) {
+                if let attributes = activationAttributes(node, graph) { fused = (attributes, node.outputs[0], [index]) }
+            } else if node.opType == "Sigmoid", let mul = siluMul(product: input, sigmoid: index, graph, uses) {
+                fused = (["onyx.activation": .string("SiLU")], graph.nodes[mul].outputs[0], [index, mul])
+            }
+            guard let fused, fused.nodes.allSatisfy({ !removed.contains($0) }) else { continue }
             var producer = graph.nodes[producerIndex]
-            producer.attributes.merge(attributes) { _, new in new }
-            producer.outputs = [node.outputs[0]]
+            producer.attributes.merge(fused.attributes) { _, new in new }
+            producer.outputs = [fused.output]
             graph.nodes[producerIndex] = producer
-            removed.insert(index)
+            removed.formUnion(fused.nodes)
         }
         guard !removed.isEmpty else { return }
         graph.nodes = graph.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
-        uses = GraphUses(graph)
-        _ = uses
+    }
+
+    private func canFuse(into producer: Node, _ removed: Set<Int>, _ producerIndex: Int) -> Bool {
+        !removed.contains(producerIndex) && Self.producers.contains(producer.opType) && producer.domain.isEmpty
+            && producer.attributes["onyx.activation"] == nil && producer.outputs.count == 1
+    }
+
+    /// The Mul completing `product · Sigmoid(product)`, when the Sigmoid at `sigmoid` and that Mul
+    /// are the only readers of `product` and the Mul the only reader of the Sigmoid's output.
+    private func siluMul(product: String, sigmoid: Int, _ graph: Graph, _ uses: GraphUses) -> Int? {
+        let gate = graph.nodes[sigmoid].outputs[0]
+        guard !uses.graphOutputs.contains(product), uses.hasSingleConsumer(gate),
+              let readers = uses.consumers[product], readers.count == 2, readers.contains(sigmoid),
+              let mul = readers.first(where: { $0 != sigmoid }), let gateReader = uses.consumers[gate]?.first, gateReader == mul
+        else { return nil }
+        let node = graph.nodes[mul]
+        guard node.opType == "Mul", node.domain.isEmpty, node.attributes.isEmpty, node.outputs.count == 1,
+              Set(node.inputs) == [product, gate], node.inputs.count == 2
+        else { return nil }
+        return mul
     }
 
     private func activationAttributes(_ node: Node, _ graph: Graph) -> [String: Attribute]? {
-        if node.opType == "Relu" { return ["onyx.activation": .string("Relu")] }
+        let a = node.attributes
+        func float(_ name: String) -> Float?? {
+            switch a[name] {
+            case nil: return .some(nil)
+            case .float(let value)?: return value
+            default: return nil
+            }
+        }
+        switch node.opType {
+        case "Relu", "Sigmoid", "HardSwish":
+            guard a.isEmpty else { return nil }
+            return ["onyx.activation": .string(node.opType)]
+        case "LeakyRelu":
+            guard Set(a.keys).isSubset(of: ["alpha"]), let alpha = float("alpha") else { return nil }
+            return ["onyx.activation": .string("LeakyRelu"), "onyx.activation_alpha": .float(alpha ?? 0.01)]
+        case "HardSigmoid":
+            guard Set(a.keys).isSubset(of: ["alpha", "beta"]), let alpha = float("alpha"), let beta = float("beta")
+            else { return nil }
+            return [
+                "onyx.activation": .string("HardSigmoid"), "onyx.activation_alpha": .float(alpha ?? 0.2),
+                "onyx.activation_beta": .float(beta ?? 0.5),
+            ]
+        default:
+            return clipAttributes(node, graph)
+        }
+    }
+
+    private func clipAttributes(_ node: Node, _ graph: Graph) -> [String: Attribute]? {
         var low = -Float.greatestFiniteMagnitude
         var high = Float.greatestFiniteMagnitude
         if case .float(let v)? = node.attributes["min"] { low = v }

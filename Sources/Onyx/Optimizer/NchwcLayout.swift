@@ -8,13 +8,17 @@ import OnyxOperators
 /// depthwise convolutions and pools run as direct kernels on one vector per pixel, and tensors
 /// are converted back only where the chain ends.
 ///
-/// Converted: 2-D Conv with a constant float weight and 16 filters at least, group 1 or depthwise, whose fused activation
-/// (see ``ActivationFusion``) keeps 0 at 0 (the lanes past C stay zero) and whose fused residual
-/// (see ``ConvAddFusion``) is itself NCHWc; MaxPool (one output, no dilations), AveragePool
-/// (count_include_pad only without ceil_mode) and GlobalAveragePool of NCHWc values; and Relu,
-/// two-input Add of equal channel counts, and Concat on axis 1 (every input but the last a
-/// whole number of blocks), which run unchanged on the rank-5 tensors. A connected set of these
-/// is converted when it holds two convolutions at least (a lone one would only pay two reorders).
+/// Converted: 2-D Conv with a constant float weight and 16 filters at least, group 1 or depthwise,
+/// with any fused activation (see ``ActivationFusion``; the lanes past C take act(0), which no
+/// real channel reads) and a fused residual (see ``ConvAddFusion``) that is itself NCHWc; MaxPool
+/// (one output, no dilations), AveragePool (count_include_pad only without ceil_mode) and
+/// GlobalAveragePool of NCHWc values, and ReduceMean over the two spatial axes with keepdims (the
+/// same global average, as the dynamo exporter writes it); and the lane-wise operators that run
+/// unchanged on the rank-5 tensors: unary activations (Relu, Sigmoid, Tanh, HardSigmoid,
+/// HardSwish, LeakyRelu), two-input Add and Mul of NCHWc values of equal channel counts (a
+/// squeeze-excitation gate `[N, C, 1, 1]` broadcasts as `[N, ⌈C/16⌉, 1, 1, 16]`), and Concat on
+/// axis 1 (every input but the last a whole number of blocks). A connected set of these is
+/// converted when it holds two convolutions at least (a lone one would only pay two reorders).
 ///
 /// A convolution reading a value from outside its chain reads it as NCHW when it has fewer than
 /// 16 channels (`onyx.input_layout`), else through one `ReorderInput` per value. Every chain value
@@ -73,6 +77,9 @@ struct NchwcLayout: GraphPass {
             }
             switch node.opType {
             case "Conv", "MaxPool", "AveragePool", "GlobalAveragePool": node.domain = NchwcFormat.domain
+            case "ReduceMean":
+                node = Node(name: node.name, opType: "GlobalAveragePool", domain: NchwcFormat.domain,
+                            inputs: [node.inputs[0]], outputs: node.outputs)
             case "Concat": node.attributes["axis"] = .int(1)
             default: break
             }
@@ -143,10 +150,16 @@ private struct ChainFinder {
         case "MaxPool", "AveragePool":
             guard inputs.count == 1, let c = channels[inputs[0]], poolIsExpressible(node) else { return nil }
             return (c, inputs)
-        case "GlobalAveragePool", "Relu":
+        case "GlobalAveragePool":
             guard inputs.count == 1, node.attributes.isEmpty, let c = channels[inputs[0]] else { return nil }
             return (c, inputs)
-        case "Add":
+        case "ReduceMean":
+            guard let c = channels[inputs[0]], reducesSpatialAxes(node) else { return nil }
+            return (c, [inputs[0]])
+        case "Relu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "LeakyRelu":
+            guard inputs.count == 1, let c = channels[inputs[0]] else { return nil }
+            return (c, inputs)
+        case "Add", "Mul":
             guard inputs.count == 2, node.attributes.isEmpty, let a = channels[inputs[0]], a == channels[inputs[1]] else { return nil }
             return (a, inputs)
         case "Concat":
@@ -162,14 +175,14 @@ private struct ChainFinder {
 
     private static let convAttributes: Set<String> = [
         "kernel_shape", "strides", "pads", "dilations", "group", "auto_pad", "onyx.activation", "onyx.activation_min",
-        "onyx.activation_max", "onyx.residual",
+        "onyx.activation_max", "onyx.activation_alpha", "onyx.activation_beta", "onyx.residual",
     ]
 
     private mutating func convolution(_ node: Node, at index: Int) -> (Int, [String])? {
         let inputs = node.inputs, a = node.attributes
         guard (2...4).contains(inputs.count), !inputs[0].isEmpty, Set(a.keys).isSubset(of: Self.convAttributes),
               let w = initializers[inputs[1]], w.dataType == .float, w.rank == 4, w.shape.allSatisfy({ $0 >= 1 }),
-              Self.hasWindowAttributes(a, kernel: Array(w.shape[2...])), Self.keepsZero(a)
+              Self.hasWindowAttributes(a, kernel: Array(w.shape[2...]))
         else { return nil }
         let m = w.shape[0]
         // Fewer than 16 filters leave most of each output vector empty (LeNet's 6): the GEMM
@@ -205,26 +218,6 @@ private struct ChainFinder {
         return (m, links)
     }
 
-    /// Whether a fused activation, if any, maps 0 to 0.
-    private static func keepsZero(_ a: [String: Attribute]) -> Bool {
-        switch a["onyx.activation"] {
-        case nil: return a["onyx.activation_min"] == nil && a["onyx.activation_max"] == nil
-        case .string("Relu")?: return true
-        case .string("Clip")?:
-            var low = -Float.infinity, high = Float.infinity
-            if let bound = a["onyx.activation_min"] {
-                guard case .float(let value) = bound else { return false }
-                low = value
-            }
-            if let bound = a["onyx.activation_max"] {
-                guard case .float(let value) = bound else { return false }
-                high = value
-            }
-            return low <= 0 && 0 <= high
-        default: return false
-        }
-    }
-
     /// Whether kernel_shape (matching `kernel` when given), strides, dilations, pads and auto_pad
     /// are absent or well-formed for two spatial axes.
     private static func hasWindowAttributes(_ a: [String: Attribute], kernel: [Int]) -> Bool {
@@ -242,6 +235,23 @@ private struct ChainFinder {
         case .string(let mode)?: return ["NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"].contains(mode)
         default: return false
         }
+    }
+
+    /// ReduceMean over axes {2, 3} (or {-2, -1}) of an image, keeping them: a global average pool.
+    private func reducesSpatialAxes(_ node: Node) -> Bool {
+        let a = node.attributes
+        guard Set(a.keys).isSubset(of: ["axes", "keepdims", "noop_with_empty_axes"]) else { return false }
+        if let keep = a["keepdims"] { guard case .int(1) = keep else { return false } }
+        let axes: [Int]
+        if node.inputs.count > 1, !node.inputs[1].isEmpty {
+            guard node.inputs.count == 2, a["axes"] == nil, let tensor = initializers[node.inputs[1]], tensor.dataType == .int64,
+                  let values = try? tensor.scalars(as: Int64.self) else { return false }
+            axes = values.map(Int.init)
+        } else {
+            guard node.inputs.count == 1, case .ints(let values)? = a["axes"] else { return false }
+            axes = values
+        }
+        return Set(axes.map { $0 < 0 ? $0 + 4 : $0 }) == [2, 3] && axes.count == 2
     }
 
     private static let poolAttributes: Set<String> = [

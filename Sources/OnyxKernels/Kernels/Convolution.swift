@@ -201,14 +201,15 @@ import OnyxCore
     /// micro-kernel of the ISA in `CKernels`, vectorised along output rows.
     package static func depthwisePlane(
         _ input: UnsafePointer<Float>, _ filter: UnsafePointer<Float>, bias: Float,
-        _ output: UnsafeMutablePointer<Float>, geometry g: ConvolutionGeometry, clip: (min: Float, max: Float)?,
+        _ output: UnsafeMutablePointer<Float>, geometry g: ConvolutionGeometry, activation: FusedActivation?,
         isa: KernelISA
     ) {
         var window = onyx_depthwise_geometry(
             in_h: g.inputHeight, in_w: g.inputWidth, out_h: g.outputHeight, out_w: g.outputWidth,
             kernel_h: g.kernelHeight, kernel_w: g.kernelWidth, stride_y: g.strideY, stride_x: g.strideX,
             dilation_y: g.dilationY, dilation_x: g.dilationX, pad_top: g.padTop, pad_left: g.padLeft)
-        onyx_depthwise_plane(
-            isa.cValue, input, filter, bias, output, &window, clip == nil ? 0 : 1, clip?.min ?? 0, clip?.max ?? 0)
+        FusedActivation.withCValue(activation) {
+            onyx_depthwise_plane(isa.cValue, input, filter, bias, output, &window, $0)
+        }
     }
 }

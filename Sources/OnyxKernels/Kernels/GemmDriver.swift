@@ -113,26 +113,29 @@ import OnyxCore
     @usableFromInline package struct Epilogue {
         package var biasRow: UnsafePointer<Float>?
         package var biasColumn: UnsafePointer<Float>?
-        package var clip: (min: Float, max: Float)?
+        package var activation: FusedActivation?
 
         package static var none: Epilogue { Epilogue() }
 
-        package var isTrivial: Bool { biasRow == nil && biasColumn == nil && clip == nil }
+        package var isTrivial: Bool { biasRow == nil && biasColumn == nil && activation == nil }
 
         func c(rowOffset: Int, columnOffset: Int) -> onyx_epilogue {
-            onyx_epilogue(
+            // A clamp joins the micro-kernel's stores; any other activation runs over the stored tile.
+            let clip = activation?.clipBounds
+            let other = clip == nil ? activation?.c : nil
+            return onyx_epilogue(
                 bias_row: biasRow.map { $0 + rowOffset },
                 bias_col: biasColumn.map { $0 + columnOffset },
-                clip_min: clip?.min ?? 0, clip_max: clip?.max ?? 0, apply_clip: clip == nil ? 0 : 1)
+                clip_min: clip?.min ?? 0, clip_max: clip?.max ?? 0, apply_clip: clip == nil ? 0 : 1,
+                activation: other ?? onyx_activation(kind: ONYX_ACTIVATION_NONE, alpha: 0, beta: 0))
         }
 
         package init(
-            biasRow: UnsafePointer<Float>? = nil, biasColumn: UnsafePointer<Float>? = nil,
-            clip: (min: Float, max: Float)? = nil
+            biasRow: UnsafePointer<Float>? = nil, biasColumn: UnsafePointer<Float>? = nil, activation: FusedActivation? = nil
         ) {
             self.biasRow = biasRow
             self.biasColumn = biasColumn
-            self.clip = clip
+            self.activation = activation
         }
     }
 

@@ -90,28 +90,33 @@ package enum NchwcLoops {
     }
 
     /// One image of a group-1 convolution into NCHWc `output`, filter groups `groups` and output
-    /// rows `rows`: bias + filter ⋆ input (added to what `output` holds when `accumulate`), then clamped.
+    /// rows `rows`: bias + filter ⋆ input (added to what `output` holds when `accumulate`), then the activation.
     package static func convolve(
         _ geometry: NchwcGeometry, _ input: UnsafePointer<Float>, filter: UnsafePointer<Float>,
         bias: UnsafePointer<Float>?, into output: UnsafeMutablePointer<Float>, groups: Range<Int>, rows: Range<Int>,
-        accumulate: Bool, clip: (min: Float, max: Float)?, isa: KernelISA
+        accumulate: Bool, activation: FusedActivation?, isa: KernelISA
     ) {
         var g = geometry.c
-        onyx_nchwc_conv(
-            isa.cValue, &g, input, filter, bias, output, groups.lowerBound, groups.upperBound, rows.lowerBound,
-            rows.upperBound, accumulate ? 1 : 0, clip == nil ? 0 : 1, clip?.min ?? 0, clip?.max ?? 0)
+        FusedActivation.withCValue(activation) {
+            onyx_nchwc_conv(
+                isa.cValue, &g, input, filter, bias, output, groups.lowerBound, groups.upperBound, rows.lowerBound,
+                rows.upperBound, accumulate ? 1 : 0, $0)
+        }
     }
 
-    /// One image of a depthwise convolution (NCHWc in and out), channel blocks `blocks` and output rows `rows`.
+    /// One image of a depthwise convolution (NCHWc in and out), channel blocks `blocks` and output
+    /// rows `rows`, then the activation.
     package static func depthwise(
         _ geometry: NchwcGeometry, _ input: UnsafePointer<Float>, filter: UnsafePointer<Float>,
         bias: UnsafePointer<Float>?, into output: UnsafeMutablePointer<Float>, blocks: Range<Int>, rows: Range<Int>,
-        clip: (min: Float, max: Float)?, isa: KernelISA
+        activation: FusedActivation?, isa: KernelISA
     ) {
         var g = geometry.c
-        onyx_nchwc_depthwise(
-            isa.cValue, &g, input, filter, bias, output, blocks.lowerBound, blocks.upperBound, rows.lowerBound,
-            rows.upperBound, clip == nil ? 0 : 1, clip?.min ?? 0, clip?.max ?? 0)
+        FusedActivation.withCValue(activation) {
+            onyx_nchwc_depthwise(
+                isa.cValue, &g, input, filter, bias, output, blocks.lowerBound, blocks.upperBound, rows.lowerBound,
+                rows.upperBound, $0)
+        }
     }
 
     /// One image of a pool over NCHWc input and output, channel blocks `blocks`.

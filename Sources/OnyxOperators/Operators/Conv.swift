@@ -21,7 +21,7 @@ extension OperatorRegistry {
 package struct ConvKernel: Kernel {
     package let spatial: SpatialAttributes
     package let group: Int
-    package let activation: (min: Float, max: Float)?
+    package let activation: FusedActivation?
     package let addsResidual: Bool
     package let isa: KernelISA
     /// Per group, the constant weights packed as A strips.
@@ -196,32 +196,32 @@ package struct ConvKernel: Kernel {
             guard y.elementCount == s.outputCount else {
                 throw OnyxError.internalError("Conv: the output has shape \(y.shape), the convolution \(s.outputShape)")
             }
-            try convolve(s, context, into: output, accumulating: false, clip: activation, workspace: context.workspace)
+            try convolve(s, context, into: output, accumulating: false, activation: activation, workspace: context.workspace)
             return
         }
         guard let residual = context.input(3) else { throw OnyxError.invalidModel("Conv: the fused residual (input 3) is missing") }
         if accumulatesResidual(s, residual: residual.shape, output: y.shape, outputCount: y.elementCount) {
             if residual.data != y.data { y.data.copyMemory(from: residual.data, byteCount: y.byteCount) }
-            try convolve(s, context, into: output, accumulating: true, clip: activation, workspace: context.workspace)
+            try convolve(s, context, into: output, accumulating: true, activation: activation, workspace: context.workspace)
             return
         }
         // The Add as it was: the convolution into the workspace, then the broadcast sum.
         guard let workspace = context.workspace else { throw OnyxError.internalError("Conv: no workspace") }
         let convolved = workspace.assumingMemoryBound(to: Float.self)
-        try convolve(s, context, into: convolved, accumulating: false, clip: nil,
+        try convolve(s, context, into: convolved, accumulating: false, activation: nil,
                      workspace: workspace + Self.alignedFloats(s.outputCount))
         BinaryBroadcastPlan.withPlan(s.outputShape, residual.shape, output: y.shape) { plan in
             ElementwiseLoops.binary(plan, UnsafePointer(convolved), UnsafePointer(residual.pointer(as: Float.self)), output,
                                     pool: context.pool, FloatingAdd<Float>())
         }
-        if let activation { VectorKernels.clip(output, output, count: y.elementCount, min: activation.min, max: activation.max, isa: isa) }
+        activation?.apply(output, count: y.elementCount, isa: isa)
     }
 
     /// The convolution of the run's inputs into `output`, added to what `output` holds when
-    /// `accumulating`, then `clip`.
+    /// `accumulating`, then the activation.
     private func convolve(
         _ s: Shapes, _ context: borrowing KernelContext, into output: UnsafeMutablePointer<Float>, accumulating: Bool,
-        clip: (min: Float, max: Float)?, workspace: UnsafeMutableRawPointer?
+        activation: FusedActivation?, workspace: UnsafeMutableRawPointer?
     ) throws {
         let x = context.input(0)!, w = context.input(1)!
         let g = s.geometry
@@ -240,7 +240,7 @@ package struct ConvKernel: Kernel {
                     let c = plane % s.channels
                     Convolution.depthwisePlane(
                         input + plane * g.inputArea, weights + c * g.kernelArea, bias: bias?[c] ?? 0,
-                        output + plane * g.outputArea, geometry: g, clip: clip, isa: isa)
+                        output + plane * g.outputArea, geometry: g, activation: activation, isa: isa)
                 }
             }
             return
@@ -266,7 +266,7 @@ package struct ConvKernel: Kernel {
                 }
                 var epilogue = Gemm.Epilogue()
                 epilogue.biasRow = bias.map { $0 + gi * filtersPerGroup }
-                epilogue.clip = clip
+                epilogue.activation = activation
                 let out = output + (n * s.filters + gi * filtersPerGroup) * g.outputArea
                 try columns.multiply(image: image, weights: a, weightPanels: panels?[gi], epilogue: epilogue, output: out,
                                      accumulating: accumulating, scratch: scratch, pool: pool)
@@ -455,7 +455,7 @@ package struct ConvColumns {
     /// - Parameters:
     ///   - weights: The group's weights as A strips.
     ///   - weightPanels: The group's weights as filter panels, for the `transposed` layout.
-    ///   - accumulating: Add the product to what `output` holds (a fused residual), before the clip.
+    ///   - accumulating: Add the product to what `output` holds (a fused residual), before the activation.
     package func multiply(
         image: UnsafePointer<Float>, weights a: PackedPanels, weightPanels: PackedPanels?, epilogue: Gemm.Epilogue,
         output: UnsafeMutablePointer<Float>, accumulating: Bool, scratch: Scratch, pool: ComputePool
@@ -482,13 +482,13 @@ package struct ConvColumns {
                               c: output, ldc: g.outputArea, accumulate: accumulating, epilogue: epilogue, pool: pool)
                 return
             }
-            // Outputs on the padded grid; a residual and the clip join as the extra columns are dropped.
+            // Outputs on the padded grid; a residual and the activation join as the extra columns are dropped.
             var gridEpilogue = epilogue
-            if accumulating { gridEpilogue.clip = nil }
+            if accumulating { gridEpilogue.activation = nil }
             Gemm.multiply(isa: isa, m: filters, n: n, k: depth, a: a, b: .rows(base: planes, rowOffsets: rowOffsets),
                           c: scratch.gridOutput, ldc: n, accumulate: false, epilogue: gridEpilogue, pool: pool)
             let grid = UnsafePointer(scratch.gridOutput)
-            let clip = accumulating ? epilogue.clip : nil
+            let activation = accumulating ? epilogue.activation : nil
             let isa = self.isa
             pool.forEachChunk(filters, costPerItem: g.outputArea) { range in
                 for f in range {
@@ -501,8 +501,8 @@ package struct ConvColumns {
                             row.update(from: source, count: g.outputWidth)
                         }
                     }
-                    // Once per plane: a call per row costs more than the clip itself.
-                    if let clip { VectorKernels.clip(plane, plane, count: g.outputArea, min: clip.min, max: clip.max, isa: isa) }
+                    // Once per plane: a call per row costs more than a clip itself.
+                    activation?.apply(plane, count: g.outputArea, isa: isa)
                 }
             }
 

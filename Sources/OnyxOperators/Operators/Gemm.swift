@@ -10,13 +10,21 @@ extension OperatorRegistry {
 }
 
 extension NodeContext {
-    /// The activation the optimizer fused into this node (`onyx.activation`), as clip bounds.
-    package func fusedActivation() throws -> (min: Float, max: Float)? {
+    /// The activation the optimizer fused into this node (`onyx.activation`, see ActivationFusion).
+    package func fusedActivation() throws -> FusedActivation? {
         switch try string("onyx.activation") {
         case nil: return nil
-        case "Relu": return (0, .infinity)
+        case "Relu": return .relu
         case "Clip":
-            return (try float("onyx.activation_min", default: -.infinity), try float("onyx.activation_max", default: .infinity))
+            return .clip(min: try float("onyx.activation_min", default: -.infinity),
+                         max: try float("onyx.activation_max", default: .infinity))
+        case "Sigmoid": return .sigmoid
+        case "SiLU": return .silu
+        case "HardSigmoid":
+            return .hardSigmoid(alpha: try float("onyx.activation_alpha", default: 0.2),
+                                beta: try float("onyx.activation_beta", default: 0.5))
+        case "HardSwish": return .hardSwish
+        case "LeakyRelu": return .leakyRelu(alpha: try float("onyx.activation_alpha", default: 0.01))
         case let other?: throw attributeError("unknown fused activation '\(other)'")
         }
     }
@@ -28,7 +36,7 @@ package struct GemmKernel: Kernel {
     package let beta: Float
     package let transA: Bool
     package let transB: Bool
-    package let activation: (min: Float, max: Float)?
+    package let activation: FusedActivation?
     package let isa: KernelISA
     /// B (scaled by alpha) packed at session creation when it is constant.
     package let packedB: PackedPanels?
@@ -112,7 +120,7 @@ package struct GemmKernel: Kernel {
 
         // C: a per-column bias goes into the epilogue; any other shape is written first and accumulated onto.
         var epilogue = Gemm.Epilogue()
-        epilogue.clip = activation
+        epilogue.activation = activation
         var accumulate = false
         let c = context.input(2)
         if let columnBias {
@@ -151,7 +159,7 @@ package struct GemmKernel: Kernel {
 
 /// ONNX MatMul: NumPy `matmul` semantics (1-D promotion, broadcast batch axes), float32.
 package struct MatMulKernel: Kernel {
-    package let activation: (min: Float, max: Float)?
+    package let activation: FusedActivation?
     package let isa: KernelISA
     /// A constant 2-D B, packed at session creation.
     package let packedB: PackedPanels?
@@ -241,7 +249,7 @@ package struct MatMulKernel: Kernel {
             throw OnyxError.internalError("MatMul: no workspace")
         }
         var epilogue = Gemm.Epilogue()
-        epilogue.clip = activation
+        epilogue.activation = activation
         epilogue.biasColumn = columnBias.map { UnsafePointer($0.baseAddress.assumingMemoryBound(to: Float.self)) }
         let mr = Gemm.mr(isa), nr = Gemm.nr(isa)
         let pa = UnsafePointer(a.pointer(as: Float.self)), pb = UnsafePointer(b.pointer(as: Float.self))

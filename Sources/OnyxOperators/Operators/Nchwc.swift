@@ -199,7 +199,7 @@ package struct NchwcConvKernel: Kernel {
     /// The input is `[N, C, H, W]`, read through the geometry's strides.
     package let plainInput: Bool
     package let inChannels: Int, outChannels: Int
-    package let activation: (min: Float, max: Float)?
+    package let activation: FusedActivation?
     package let addsResidual: Bool
     package let isa: KernelISA
     /// The filters packed for the C kernels.
@@ -336,31 +336,31 @@ package struct NchwcConvKernel: Kernel {
             guard isConvolution(y.shape, batch: batch, g) else {
                 throw OnyxError.internalError("Conv (NCHWc): the output has shape \(y.shape), the convolution \(convolutionShape(batch: batch, g))")
             }
-            convolve(g, batch: batch, input, into: output, accumulating: false, clip: activation, pool: context.pool)
+            convolve(g, batch: batch, input, into: output, accumulating: false, activation: activation, pool: context.pool)
             return
         }
         guard let residual = context.input(3) else { throw OnyxError.invalidModel("Conv (NCHWc): the fused residual (input 3) is missing") }
         if isConvolution(y.shape, batch: batch, g) && residual.shape == y.shape {
             if residual.data != y.data { y.data.copyMemory(from: residual.data, byteCount: y.byteCount) }
-            convolve(g, batch: batch, input, into: output, accumulating: true, clip: activation, pool: context.pool)
+            convolve(g, batch: batch, input, into: output, accumulating: true, activation: activation, pool: context.pool)
             return
         }
         // A residual of another shape, broadcast as the Add would have: the convolution into the
         // workspace, then the sum.
         guard let workspace = context.workspace else { throw OnyxError.internalError("Conv (NCHWc): no workspace") }
         let convolved = workspace.assumingMemoryBound(to: Float.self)
-        convolve(g, batch: batch, input, into: convolved, accumulating: false, clip: nil, pool: context.pool)
+        convolve(g, batch: batch, input, into: convolved, accumulating: false, activation: nil, pool: context.pool)
         BinaryBroadcastPlan.withPlan(convolutionShape(batch: batch, g), residual.shape, output: y.shape) { plan in
             ElementwiseLoops.binary(plan, UnsafePointer(convolved), UnsafePointer(residual.pointer(as: Float.self)), output,
                                     pool: context.pool, FloatingAdd<Float>())
         }
-        if let activation { VectorKernels.clip(output, output, count: y.elementCount, min: activation.min, max: activation.max, isa: isa) }
+        activation?.apply(output, count: y.elementCount, isa: isa)
     }
 
-    /// The convolution of `batch` images into `output`, added to what it holds when `accumulating`, then `clip`.
+    /// The convolution of `batch` images into `output`, added to what it holds when `accumulating`, then the activation.
     private func convolve(
         _ geometry: NchwcGeometry, batch: Int, _ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>,
-        accumulating: Bool, clip: (min: Float, max: Float)?, pool: ComputePool
+        accumulating: Bool, activation: FusedActivation?, pool: ComputePool
     ) {
         let block = NchwcFormat.block, outBlocks = NchwcFormat.blocks(outChannels)
         let inputArea = geometry.inHeight * geometry.inWidth, outputArea = geometry.outHeight * geometry.outWidth
@@ -382,12 +382,12 @@ package struct NchwcConvKernel: Kernel {
             if depthwise {
                 Self.forEachRowRun(outBlocks, rows: rows, costPerRow: depthwiseRowCost, pool: pool) { block, first, last in
                     NchwcLoops.depthwise(geometry, x, filter: filter, bias: bias, into: y, blocks: block..<block + 1,
-                                         rows: first..<last, clip: clip, isa: isa)
+                                         rows: first..<last, activation: activation, isa: isa)
                 }
             } else {
                 Self.forEachRowRun(groups, rows: rows, costPerRow: rowCost, pool: pool) { group, first, last in
                     NchwcLoops.convolve(geometry, x, filter: filter, bias: bias, into: y, groups: group..<group + 1,
-                                        rows: first..<last, accumulate: accumulating, clip: clip, isa: isa)
+                                        rows: first..<last, accumulate: accumulating, activation: activation, isa: isa)
                 }
             }
         }
