@@ -55,33 +55,49 @@ import Testing
         #endif
     }
 
-    /// Every variant's logistic agrees with `1 / (1 + e^−x)` in double, to a few ulp, across the
-    /// range, at the clamp edges, for ±∞ and NaN, and over every tail length of the vector loop.
-    @Test(arguments: KernelISA.supported)
-    func sigmoidMatchesTheDefinition(_ isa: KernelISA) {
-        var inputs: [Float] = stride(from: -100, through: 100, by: 0.37).map { Float($0) }
-        inputs += [0, -0, 1e-7, -1e-7, 87, -87, 88, -88, 89, -89, 200, -200, .infinity, -.infinity, .nan]
-        for count in [inputs.count, 1, 7, 8, 9, 15, 16, 17] {
-            let x = Array(inputs.prefix(count))
+    /// Inputs across the range, at the logistic's clamp edges, ±∞ and NaN.
+    static let activationInputs: [Float] = stride(from: -100, through: 100, by: 0.37).map { Float($0) }
+        + [0, -0, 1e-7, -1e-7, -3, 3, 87, -87, 88, -88, 89, -89, 200, -200, .infinity, -.infinity, .nan]
+
+    /// Runs `kernel` on prefixes of ``activationInputs`` (every tail length of the vector loops)
+    /// and checks each result against `exact` in double: NaN and ±∞ exactly, else within 4e-7
+    /// relative and `absolute` (the logistic's clamp at −87 leaves values ~1e-38 where the
+    /// definition underflows). `skip`: inputs whose definition the kernel does not follow.
+    static func expectMatches(
+        _ label: String, absolute: Double, skip: (Float) -> Bool = { _ in false },
+        kernel: (_ x: [Float], _ y: inout [Float]) -> Void, exact: (Double) -> Double
+    ) {
+        for count in [activationInputs.count, 1, 7, 8, 9, 15, 16, 17] {
+            let x = Array(activationInputs.prefix(count))
             var y = [Float](repeating: -1, count: count)
-            VectorKernels.sigmoid(x, &y, count: count, isa: isa)
-            for (input, output) in zip(x, y) {
-                if input.isNaN {
-                    #expect(output.isNaN, "\(isa): sigmoid(nan) = \(output)")
-                    continue
+            kernel(x, &y)
+            for (input, output) in zip(x, y) where !skip(input) {
+                let want = input.isNaN ? .nan : exact(Double(input))
+                if want.isNaN {
+                    #expect(output.isNaN, "\(label)(\(input)) = \(output), not nan")
+                } else if want.isInfinite {
+                    #expect(Double(output) == want, "\(label)(\(input)) = \(output), not \(want)")
+                } else {
+                    #expect(abs(Double(output) - want) <= 4e-7 * abs(want) + absolute, "\(label)(\(input)) = \(output), not \(want)")
                 }
-                let exact = 1 / (1 + Foundation.exp(-Double(input)))
-                #expect(abs(Double(output) - exact) <= 4e-7 * exact + 1e-37, "\(isa): sigmoid(\(input)) = \(output), not \(exact)")
             }
         }
     }
 
+    static func logistic(_ x: Double) -> Double { 1 / (1 + Foundation.exp(-x)) }
+
+    /// Every variant's logistic agrees with `1 / (1 + e^−x)` to a few ulp.
+    @Test(arguments: KernelISA.supported)
+    func sigmoidMatchesTheDefinition(_ isa: KernelISA) {
+        Self.expectMatches("\(isa) sigmoid", absolute: 1e-37, kernel: { VectorKernels.sigmoid($0, &$1, count: $0.count, isa: isa) },
+                           exact: Self.logistic)
+    }
+
     /// Every variant's fused activations (`activate_f32`, the same code the NCHWc kernels and GEMM
-    /// epilogues apply) agree with their definitions in double: across the range, at the logistic's
-    /// clamp edges, for ±∞ (where defined) and NaN, and over every tail length of the vector loop.
+    /// epilogues apply) agree with their definitions.
     @Test(arguments: KernelISA.supported)
     func activationsMatchTheirDefinitions(_ isa: KernelISA) {
-        func sigmoid(_ x: Double) -> Double { 1 / (1 + Foundation.exp(-x)) }
+        let sigmoid = Self.logistic
         let cases: [(FusedActivation, (Double) -> Double)] = [
             (.clip(min: -1.5, max: 6), { min(max($0, -1.5), 6) }),
             (.relu, { max($0, 0) }),
@@ -91,32 +107,10 @@ import Testing
             (.hardSwish, { $0 * min(max($0 / 6 + 0.5, 0), 1) }),
             (.leakyRelu(alpha: 0.1), { $0 < 0 ? 0.1 * $0 : $0 }),
         ]
-        var inputs: [Float] = stride(from: -100, through: 100, by: 0.37).map { Float($0) }
-        inputs += [0, -0, 1e-7, -1e-7, -3, 3, 87, -87, 88, -88, 89, -89, 200, -200, .infinity, -.infinity, .nan]
         for (activation, exact) in cases {
-            for count in [inputs.count, 1, 7, 8, 9, 15, 16, 17] {
-                let x = Array(inputs.prefix(count))
-                var y = [Float](repeating: -1, count: count)
-                activation.apply(x, &y, count: count, isa: isa)
-                for (input, output) in zip(x, y) {
-                    if input.isNaN {
-                        #expect(output.isNaN, "\(isa) \(activation)(nan) = \(output)")
-                        continue
-                    }
-                    // x · sigmoid(x) at x = −∞ is NaN by the definition (−∞ · 0); the kernel's clamped logistic gives −∞.
-                    if input == -.infinity && activation == .silu { continue }
-                    let want = exact(Double(input))
-                    if want.isNaN {
-                        #expect(output.isNaN, "\(isa) \(activation)(\(input)) = \(output), not nan")
-                    } else if want.isInfinite {
-                        #expect(Double(output) == want, "\(isa) \(activation)(\(input)) = \(output), not \(want)")
-                    } else {
-                        // Absolute 1e-35: the logistic's clamp at -87 leaves x · sigmoid(x) ~1e-37 where it underflows.
-                        #expect(abs(Double(output) - want) <= 4e-7 * abs(want) + 1e-35,
-                                "\(isa) \(activation)(\(input)) = \(output), not \(want)")
-                    }
-                }
-            }
+            // x · sigmoid(x) at x = −∞ is NaN by the definition (−∞ · 0); the kernel's clamped logistic gives −∞.
+            Self.expectMatches("\(isa) \(activation)", absolute: 1e-35, skip: { $0 == -.infinity && activation == .silu },
+                               kernel: { activation.apply($0, &$1, count: $0.count, isa: isa) }, exact: exact)
         }
         // In place, as the epilogues run it.
         var values: [Float] = [-2, -1, 0, 1, 2]
