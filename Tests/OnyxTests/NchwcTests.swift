@@ -278,6 +278,9 @@ import Testing
         ("AveragePool", ["kernel_shape": .ints([2, 2]), "strides": .ints([2, 2]), "ceil_mode": .int(1),
                          "count_include_pad": .int(1)], [], [1, 1, 5, 5, 16], "reaches past"),
         ("GlobalAveragePool", [:], [], [1, 16, 5, 5], "N×blocks×H×W×16"),
+        ("Upsample", [:], [], [1, 1, 5, 5, 16], "scales"),
+        ("Upsample", ["scales": .ints([2, 0])], [], [1, 1, 5, 5, 16], "scales"),
+        ("Upsample", ["scales": .ints([2, 2])], [], [1, 16, 5, 5], "N×blocks×H×W×16"),
     ] as [(String, [String: Attribute], [Int], [Int], String)])
     func badNodesThrow(op: String, attributes: [String: Attribute], weight: [Int], input: [Int], message: String) throws {
         let graph = Graph(
@@ -576,6 +579,78 @@ import Testing
             if case .string("SiLU")? = squeeze.attributes["onyx.activation"] {} else { Issue.record("squeeze: \(squeeze)") }
         }
         try Self.expectSameOutputs(graph, graph, level: .all, Self.feeds(graph), "EfficientNet-style \(reduceMean)")
+    }
+
+    /// A YOLOv8-style C2f block and neck: stem 3×3/2 (3 → 32) + SiLU, Split [16, 16] (an input),
+    /// two bottlenecks on the second half (3×3 + SiLU, residual Add), Concat of the three, 1×1 to
+    /// 32 + SiLU, MaxPool 5×5/1 (SPPF), nearest ×2 Resize, Concat with a full-resolution
+    /// convolution (3 → 16), 1×1 to 24; and a Split of 24 into [16, 8] (`num_outputs`), the
+    /// 8-channel part a graph output.
+    static func yoloStyle(resizeMode: String = "asymmetric", rounding: String = "floor") -> Graph {
+        func silu(_ x: String, _ y: String) -> [Node] {
+            [Node(name: y + "_s", opType: "Sigmoid", inputs: [x], outputs: [y + "_g"]),
+             Node(name: y, opType: "Mul", inputs: [x, y + "_g"], outputs: [y])]
+        }
+        var nodes = [conv("stem", "x", "s", weight: "w0", bias: "w0_b", stride: 2)] + silu("s", "sa")
+        nodes.append(Node(name: "split", opType: "Split", inputs: ["sa", "halves"], outputs: ["h1", "h2"], attributes: ["axis": .int(1)]))
+        nodes += [conv("b1", "h2", "b1c", weight: "wb1", bias: "wb1_b")] + silu("b1c", "b1a")
+        nodes.append(Node(name: "b1_add", opType: "Add", inputs: ["h2", "b1a"], outputs: ["m1"]))
+        nodes += [conv("b2", "m1", "b2c", weight: "wb2", bias: "wb2_b")] + silu("b2c", "b2a")
+        nodes.append(Node(name: "b2_add", opType: "Add", inputs: ["m1", "b2a"], outputs: ["m2"]))
+        nodes.append(Node(name: "cat1", opType: "Concat", inputs: ["h1", "h2", "m2"], outputs: ["k"], attributes: ["axis": .int(1)]))
+        nodes += [conv("cv2", "k", "c2", weight: "wc2", bias: "wc2_b", kernel: 1)] + silu("c2", "c2a")
+        nodes += [
+            Node(name: "pool", opType: "MaxPool", inputs: ["c2a"], outputs: ["p"],
+                 attributes: ["kernel_shape": .ints([5, 5]), "pads": .ints([2, 2, 2, 2])]),
+            Node(name: "up", opType: "Resize", inputs: ["p", "", "scales"], outputs: ["u"],
+                 attributes: ["mode": .string("nearest"), "coordinate_transformation_mode": .string(resizeMode),
+                              "nearest_mode": .string(rounding)]),
+            conv("full", "x", "f", weight: "wf", bias: "wf_b"),
+            Node(name: "cat2", opType: "Concat", inputs: ["u", "f"], outputs: ["k2"], attributes: ["axis": .int(1)]),
+            conv("head", "k2", "y", weight: "wh", bias: "wh_b", kernel: 1),
+            Node(name: "split2", opType: "Split", inputs: ["y"], outputs: ["z1", "z2"],
+                 attributes: ["axis": .int(1), "num_outputs": .int(2)]),
+            Node(name: "tail", opType: "Relu", inputs: ["z1"], outputs: ["z"]),
+        ]
+        var initializers = weights([
+            "w0": [32, 3, 3, 3], "wb1": [16, 16, 3, 3], "wb2": [16, 16, 3, 3], "wc2": [32, 48, 1, 1], "wf": [16, 3, 3, 3],
+            "wh": [24, 48, 1, 1],
+        ])
+        initializers.append(("halves", try! Tensor(shape: [2], scalars: [Int64(16), 16])))
+        initializers.append(("scales", try! Tensor(shape: [4], scalars: [Float(1), 1, 2, 2])))
+        return Graph(nodes: nodes, inputs: [value("x", [2, 3, 26, 28])],
+                     outputs: [value("y", [2, 24, 26, 28]), value("z", [2, 12, 26, 28]), value("z2", [2, 12, 26, 28])],
+                     initializers: initializers)
+    }
+
+    @Test func yoloStyleSplitsConcatsAndUpsamplesInBlocks() throws {
+        let graph = Self.yoloStyle()
+        for isa in Self.vectorISAs {
+            let rewritten = Self.optimized(graph, isa: isa)
+            // y, and the halves of its 24-channel split (12 and 12: not whole blocks), leave the chain;
+            // the first Split, both Concats and the Resize stay inside it.
+            #expect(Self.blockedOps(rewritten) == ["Conv": 6, "MaxPool": 1, "Upsample": 1, "ReorderOutput": 1], "\(isa)")
+            let split = try #require(rewritten.nodes.first { $0.name == "split" })
+            #expect(split.inputs.count == 2 && split.inputs[1] != "halves", "the split counts blocks: \(split)")
+            #expect(rewritten.nodes.filter { $0.opType == "Split" }.count == 2)
+            #expect(!rewritten.nodes.contains { $0.opType == "Resize" || $0.opType == "Sigmoid" })
+        }
+        try Self.expectSameOutputs(graph, graph, level: .all, Self.feeds(graph), "YOLO-style")
+    }
+
+    /// Resizes whose nearest pixel is not (y / 2, x / 2) stay plain ONNX Resizes; the rest convert.
+    @Test(arguments: [
+        ("asymmetric", "floor", true), ("asymmetric", "round_prefer_floor", true), ("asymmetric", "round_prefer_ceil", false),
+        ("asymmetric", "ceil", false), ("half_pixel", "round_prefer_floor", true), ("half_pixel", "floor", false),
+        ("pytorch_half_pixel", "round_prefer_ceil", true), ("align_corners", "round_prefer_floor", false),
+    ])
+    func onlyExactResizesUpsampleInBlocks(mode: String, rounding: String, converted: Bool) throws {
+        let graph = Self.yoloStyle(resizeMode: mode, rounding: rounding)
+        for isa in Self.vectorISAs {
+            let rewritten = Self.optimized(graph, isa: isa)
+            #expect(rewritten.nodes.contains { $0.opType == "Upsample" } == converted, "\(mode) \(rounding)")
+        }
+        try Self.expectSameOutputs(graph, graph, level: .all, Self.feeds(graph), "Resize \(mode) \(rounding)")
     }
 
     @Test func onlyTheAVX512KernelsTakeTheLayout() {

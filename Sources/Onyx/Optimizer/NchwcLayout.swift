@@ -80,13 +80,26 @@ struct NchwcLayout: GraphPass {
             case "ReduceMean":
                 node = Node(name: node.name, opType: "GlobalAveragePool", domain: NchwcFormat.domain,
                             inputs: [node.inputs[0]], outputs: node.outputs)
+            case "Resize":
+                node = Node(name: node.name, opType: "Upsample", domain: NchwcFormat.domain, inputs: [node.inputs[0]],
+                            outputs: node.outputs, attributes: ["scales": .ints(chains.upsamplingScales(original) ?? [])])
+            case "Split":
+                // Whole blocks per part (the last may hold the lanes past C), on the blocks' axis.
+                let sizes = original.outputs.compactMap { channels[$0] }
+                // A shape of n holds n scalars: this cannot throw.
+                let blocks = try! Tensor(shape: [sizes.count], scalars: sizes.map { Int64(NchwcFormat.blocks($0)) })
+                let name = Graph.freshName(original.name + "_blocks", avoiding: &used)
+                graph.initializers.append((name, blocks))
+                node.inputs = [node.inputs[0], name]
+                node.attributes = ["axis": .int(1)]
             case "Concat": node.attributes["axis"] = .int(1)
             default: break
             }
-            let output = original.outputs[0]
-            node.outputs = [renamed[output] ?? output]
+            let outputs = original.outputs.filter { !$0.isEmpty }
+            node.outputs = outputs.map { renamed[$0] ?? $0 }
             rewritten.append(node)
-            if let blocked = renamed[output], let count = channels[output] {
+            for output in outputs {
+                guard let blocked = renamed[output], let count = channels[output] else { continue }
                 rewritten.append(Node(name: blocked + "_reorder", opType: "ReorderOutput", domain: NchwcFormat.domain,
                                       inputs: [blocked], outputs: [output], attributes: ["channels": .int(count)]))
             }
@@ -116,14 +129,19 @@ private struct ChainFinder {
 
     /// Records `node` (at `index` in topological order) if the layout can run it.
     mutating func consider(_ index: Int, _ node: Node) {
-        guard Model.canonicalDomain(node.domain).isEmpty, let output = node.outputs.first, !output.isEmpty,
-              node.outputs.dropFirst().allSatisfy(\.isEmpty), let (count, links) = layout(of: node, at: index)
+        // One output (optional ones left empty), or Split's several.
+        let outputs = node.opType == "Split" ? node.outputs : Array(node.outputs.prefix(1))
+        guard Model.canonicalDomain(node.domain).isEmpty, !outputs.isEmpty, outputs.allSatisfy({ !$0.isEmpty }),
+              node.outputs.dropFirst(outputs.count).allSatisfy(\.isEmpty), let (counts, links) = layout(of: node, at: index),
+              counts.count == outputs.count
         else { return }
         parent[index] = index
         for link in links { if let source = producer[link] { union(source, index) } }
         if node.opType == "Conv" { isConv.insert(index) }
-        channels[output] = count
-        producer[output] = index
+        for (output, count) in zip(outputs, counts) {
+            channels[output] = count
+            producer[output] = index
+        }
     }
 
     /// Indices of the nodes in chains with two convolutions at least.
@@ -141,12 +159,26 @@ private struct ChainFinder {
 
     private mutating func union(_ a: Int, _ b: Int) { parent[root(a)] = root(b) }
 
-    /// The node's output channels and the chain values it reads, or `nil` if it cannot run in NCHWc.
-    private mutating func layout(of node: Node, at index: Int) -> (Int, [String])? {
+    /// The channels of each of the node's outputs and the chain values it reads, or `nil` if it
+    /// cannot run in NCHWc.
+    private mutating func layout(of node: Node, at index: Int) -> ([Int], [String])? {
+        guard let (counts, links) = singleLayout(of: node, at: index) else {
+            guard node.opType == "Split", let c = channels[node.inputs[0]], let sizes = splitSizes(node, channels: c)
+            else { return nil }
+            return (sizes, [node.inputs[0]])
+        }
+        return ([counts], links)
+    }
+
+    /// `layout(of:at:)` for the one-output operators.
+    private mutating func singleLayout(of node: Node, at index: Int) -> (Int, [String])? {
         let inputs = node.inputs
         switch node.opType {
         case "Conv":
             return convolution(node, at: index)
+        case "Resize":
+            guard let c = channels[inputs[0]], upsamplingScales(node) != nil else { return nil }
+            return (c, [inputs[0]])
         case "MaxPool", "AveragePool":
             guard inputs.count == 1, let c = channels[inputs[0]], poolIsExpressible(node) else { return nil }
             return (c, inputs)
@@ -234,6 +266,70 @@ private struct ChainFinder {
         case nil: return true
         case .string(let mode)?: return ["NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"].contains(mode)
         default: return false
+        }
+    }
+
+    /// Split on the channel axis into parts of whole blocks (all but the last), or `nil`: the
+    /// `split` input or attribute, or an equal split.
+    func splitSizes(_ node: Node, channels c: Int) -> [Int]? {
+        let a = node.attributes, outputs = node.outputs.count
+        guard outputs >= 1, Set(a.keys).isSubset(of: ["axis", "split", "num_outputs"]) else { return nil }
+        switch a["axis"] {
+        case .int(1)?, .int(-3)?: break
+        default: return nil
+        }
+        var sizes: [Int]
+        if node.inputs.count > 1, !node.inputs[1].isEmpty {
+            guard let tensor = initializers[node.inputs[1]], tensor.dataType == .int64,
+                  let values = try? tensor.scalars(as: Int64.self) else { return nil }
+            sizes = values.map(Int.init)
+        } else if case .ints(let values)? = a["split"] {
+            sizes = values
+        } else {
+            guard c % outputs == 0 else { return nil }
+            sizes = Array(repeating: c / outputs, count: outputs)
+        }
+        guard sizes.count == outputs, sizes.allSatisfy({ $0 >= 1 }), sizes.reduce(0, +) == c,
+              sizes.dropLast().allSatisfy({ $0 % NchwcFormat.block == 0 }) else { return nil }
+        return sizes
+    }
+
+    /// The whole factors `[sy, sx]` of a nearest-neighbour Resize whose output pixel (y, x) is
+    /// input pixel (y / sy, x / sx), or `nil`: constant scales `[1, 1, sy, sx]`, no sizes, and a
+    /// coordinate mode and rounding that pick that pixel (half_pixel rounding either way: the
+    /// source coordinate is never a tie; asymmetric flooring, or rounding down at factor 2).
+    func upsamplingScales(_ node: Node) -> [Int]? {
+        let a = node.attributes
+        let known: Set<String> = ["mode", "coordinate_transformation_mode", "nearest_mode", "cubic_coeff_a", "exclude_outside",
+                                  "extrapolation_value", "antialias"]
+        guard Set(a.keys).isSubset(of: known) else { return nil }
+        func string(_ name: String, _ fallback: String) -> String? {
+            switch a[name] {
+            case nil: return fallback
+            case .string(let value)?: return value
+            default: return nil
+            }
+        }
+        guard string("mode", "nearest") == "nearest", let coordinates = string("coordinate_transformation_mode", "half_pixel"),
+              let rounding = string("nearest_mode", "round_prefer_floor") else { return nil }
+        // Opset 10: (X, scales); 11 and later: (X, roi, scales, sizes).
+        let inputs = node.inputs
+        let position = inputs.count == 2 ? 1 : 2
+        guard inputs.count >= 2, inputs.count <= 4, inputs.count < 4 || inputs[3].isEmpty, !inputs[position].isEmpty,
+              let tensor = initializers[inputs[position]], tensor.dataType == .float, tensor.elementCount == 4,
+              let scales = try? tensor.scalars(as: Float.self), scales[0] == 1, scales[1] == 1 else { return nil }
+        let factors = scales[2...].map { Int(exactly: $0) }
+        guard let sy = factors[0], let sx = factors[1], (1...64).contains(sy), (1...64).contains(sx) else { return nil }
+        let largest = max(sy, sx)
+        switch (coordinates, rounding) {
+        case ("half_pixel", "round_prefer_floor"), ("half_pixel", "round_prefer_ceil"),
+             ("pytorch_half_pixel", "round_prefer_floor"), ("pytorch_half_pixel", "round_prefer_ceil"),
+             ("asymmetric", "floor"):
+            return [sy, sx]
+        case ("asymmetric", "round_prefer_floor") where largest <= 2:
+            return [sy, sx]
+        default:
+            return largest == 1 ? [sy, sx] : nil
         }
     }
 

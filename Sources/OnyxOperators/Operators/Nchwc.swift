@@ -4,7 +4,8 @@ import OnyxKernels
 
 extension OperatorRegistry {
     /// The operators of the NCHWc layout (domain `onyx.nchwc`), which only ``NchwcLayout`` puts in
-    /// a graph. A tensor in the layout is a float tensor `[N, ⌈C/16⌉, H, W, 16]`, lanes past C zero.
+    /// a graph. A tensor in the layout is a float tensor `[N, ⌈C/16⌉, H, W, 16]`; lanes past C
+    /// hold finite values no real channel reads (see `onyx_kernels.h`).
     package static let nchwcOperators: [OperatorRegistration] = [
         OperatorRegistration("ReorderInput", domain: NchwcFormat.domain) { context in
             NchwcReorderKernel(channels: nil, isa: context.isa)
@@ -30,6 +31,7 @@ extension OperatorRegistry {
         OperatorRegistration("GlobalAveragePool", domain: NchwcFormat.domain) { context in
             NchwcPoolKernel(globalAverage: context.isa)
         },
+        OperatorRegistration("Upsample", domain: NchwcFormat.domain) { context in try NchwcUpsampleKernel(context) },
     ]
 }
 
@@ -475,6 +477,53 @@ package struct NchwcPoolKernel: Kernel {
         for n in 0..<x.shape[0] {
             NchwcFormat.split(blocks, costPerItem: cost, pool: context.pool) { range in
                 NchwcLoops.pool(kind, geometry, input + n * inputImage, into: output + n * outputImage, blocks: range, isa: isa)
+            }
+        }
+    }
+}
+
+/// Nearest-neighbour upsampling by whole factors in the NCHWc layout (`scales`: `[sy, sx]`):
+/// output pixel (y, x) is input pixel (y / sy, x / sx), each a 16-float copy. ``NchwcLayout``
+/// puts it where an ONNX Resize computes exactly that (YOLO's ×2 upsampling).
+package struct NchwcUpsampleKernel: Kernel {
+    package let scaleY: Int, scaleX: Int
+
+    package init(_ context: NodeContext) throws {
+        guard let scales = try context.ints("scales"), scales.count == 2, scales.allSatisfy({ (1...64).contains($0) }) else {
+            throw context.attributeError("Upsample (NCHWc) needs 'scales': two whole factors in 1...64")
+        }
+        (scaleY, scaleX) = (scales[0], scales[1])
+    }
+
+    package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
+        guard inputs.count == 1, let x = inputs[0], x.dataType == .float, NchwcFormat.isBlocked(x.shape) else {
+            throw OnyxError.invalidModel("Upsample (NCHWc) takes one float N×blocks×H×W×16 tensor")
+        }
+        let s = x.shape
+        let (height, heightOverflow) = s[2].multipliedReportingOverflow(by: scaleY)
+        let (width, widthOverflow) = s[3].multipliedReportingOverflow(by: scaleX)
+        guard !heightOverflow, !widthOverflow else { throw OnyxError.shapeMismatch("Upsample (NCHWc): \(s) scaled overflows") }
+        return [TensorDescriptor(.float, [s[0], s[1], height, width, NchwcFormat.block])]
+    }
+
+    package func run(_ context: borrowing KernelContext) throws {
+        let x = context.input(0)!, y = context.output(0)
+        let planes = x.shape[0] * x.shape[1], height = x.shape[2], width = x.shape[3]
+        let block = NchwcFormat.block, outWidth = width * scaleX, outRow = outWidth * block
+        let source = UnsafePointer(x.pointer(as: Float.self)), destination = y.pointer(as: Float.self)
+        let (scaleY, scaleX) = (self.scaleY, self.scaleX)
+        NchwcFormat.split(planes * height, costPerItem: Double(outRow * scaleY), pool: context.pool) { rows in
+            for item in rows {
+                let input = source + item * width * block
+                let first = destination + item * scaleY * outRow
+                var out = first
+                for column in 0..<width {
+                    for _ in 0..<scaleX {
+                        out.update(from: input + column * block, count: block)
+                        out += block
+                    }
+                }
+                for copy in 1..<scaleY { (first + copy * outRow).update(from: first, count: outRow) }
             }
         }
     }
