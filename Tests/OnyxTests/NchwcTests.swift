@@ -653,6 +653,41 @@ import Testing
         try Self.expectSameOutputs(graph, graph, level: .all, Self.feeds(graph), "Resize \(mode) \(rounding)")
     }
 
+    /// A PP-LCNet-style stack as Paddle exports it: every Conv followed by a scalar affine
+    /// (Mul, Add), a hand-written hard swish, another affine (Div, Sub) and a Clip before the next
+    /// Conv. The affines after Convs fold into them, the swishes fuse, and the rest runs in blocks.
+    @Test func paddleStyleScalarOpsStayBlocked() throws {
+        func hardSwish(_ x: String, _ y: String) -> [Node] {
+            [Node(name: y + "_a", opType: "Add", inputs: [x, "three"], outputs: [y + "_3"]),
+             Node(name: y + "_c", opType: "Clip", inputs: [y + "_3", "zero", "six"], outputs: [y + "_k"]),
+             Node(name: y + "_m", opType: "Mul", inputs: [x, y + "_k"], outputs: [y + "_xk"]),
+             Node(name: y, opType: "Div", inputs: [y + "_xk", "six"], outputs: [y])]
+        }
+        func affine(_ x: String, _ y: String, _ ops: (String, String) = ("Mul", "Add")) -> [Node] {
+            [Node(name: y + "_1", opType: ops.0, inputs: [x, "a"], outputs: [y + "_s"]),
+             Node(name: y, opType: ops.1, inputs: [y + "_s", "b"], outputs: [y])]
+        }
+        var nodes = [Self.conv("stem", "x", "s", weight: "w0", stride: 2)] + affine("s", "sa") + hardSwish("sa", "sh")
+        nodes += affine("sh", "sb", ("Div", "Sub"))
+        nodes.append(Node(name: "clip", opType: "Clip", inputs: ["sb", "zero", "six"], outputs: ["sk"]))
+        nodes += [Self.conv("dw", "sk", "d", weight: "wdw", bias: "wdw_b", group: 32)] + affine("d", "da") + hardSwish("da", "dh")
+        nodes += affine("dh", "db")
+        nodes += [Self.conv("pw", "db", "y", weight: "wpw", bias: "wpw_b", kernel: 1)]
+        let graph = Graph(
+            nodes: nodes, inputs: [Self.value("x", [1, 3, 22, 21])], outputs: [Self.value("y", [1, 48, 11, 11])],
+            initializers: Self.weights(["w0": [32, 3, 3, 3], "wdw": [32, 1, 3, 3], "wpw": [48, 32, 1, 1]]) + [
+                ("three", Tensor(scalar: Float(3))), ("zero", Tensor(scalar: Float(0))), ("six", Tensor(scalar: Float(6))),
+                ("a", Tensor(scalar: Float(0.8))), ("b", Tensor(scalar: Float(-0.3))),
+            ])
+        for isa in Self.vectorISAs {
+            let rewritten = Self.optimized(graph, isa: isa)
+            #expect(Self.blockedOps(rewritten) == ["Conv": 3, "ReorderOutput": 1], "\(isa)")
+            let standard = rewritten.nodes.filter { $0.domain.isEmpty }.map(\.opType)
+            #expect(standard == ["Div", "Sub", "Clip", "Mul", "Add"], "\(isa): \(standard)")
+        }
+        try Self.expectSameOutputs(graph, graph, level: .all, Self.feeds(graph), "Paddle-style")
+    }
+
     @Test func onlyTheAVX512KernelsTakeTheLayout() {
         for graph in [Self.resNetStyle(), Self.mobileNetStyle()] {
             #expect(Self.blockedOps(Self.optimized(graph, isa: .portable)).isEmpty)

@@ -40,7 +40,7 @@ import Testing
         #expect(graph.initializer(named: "hi") != nil)
         IdentityElimination().apply(to: &graph)
         #expect(!graph.nodes.contains { $0.opType == "Identity" })
-        ConvBatchNormFolding().apply(to: &graph)
+        ConvAffineFolding().apply(to: &graph)
         #expect(!graph.nodes.contains { $0.opType == "BatchNormalization" })
         #expect(graph.nodes.first { $0.opType == "Conv" }?.inputs.count == 3)
         ActivationFusion().apply(to: &graph)
@@ -189,7 +189,7 @@ import Testing
             inputs: [Self.value("x", [1, 2, 4, 4])], outputs: [Self.value("y", [1, 3, 2, 2])],
             initializers: Array(Self.convChain().initializers))
         var folded = graph
-        ConvBatchNormFolding().apply(to: &folded)
+        ConvAffineFolding().apply(to: &folded)
         #expect(!folded.nodes.contains { $0.opType == "BatchNormalization" })
         let c1 = folded.nodes.first { $0.name == "c1" }!, c2 = folded.nodes.first { $0.name == "c2" }!
         #expect(c1.inputs[1] != "w" && c2.inputs[1] == "w")
@@ -200,6 +200,91 @@ import Testing
         let reference = try InferenceSession(model: model, options: SessionOptions(optimizationLevel: .none)).run(["x": x])["y"]!
         let optimized = try InferenceSession(model: model, options: SessionOptions(optimizationLevel: .all)).run(["x": x])["y"]!
         try GemmConvTests.expectClose(optimized, try reference.scalars(as: Float.self), "shared weight")
+    }
+
+    /// Conv → Mul(scalar) → Add([1, M, 1, 1]) → Sub([M, 1, 1]) → Div(scalar) folds into the
+    /// Conv's weights and bias; `c − y`, a divisor of 0 and a constant broadcast along the width stop it.
+    @Test func affineMapsFoldIntoTheConv() throws {
+        func graph(_ tail: [Node]) -> Graph {
+            Graph(
+                nodes: [Node(name: "conv", opType: "Conv", inputs: ["x", "w"], outputs: ["c"],
+                             attributes: ["pads": .ints([1, 1, 1, 1])])] + tail,
+                inputs: [Self.value("x", [1, 2, 5, 5])], outputs: [Value(name: "y", type: nil)],
+                initializers: [
+                    ("w", GemmConvTests.random([3, 2, 3, 3], seed: 3)), ("s", Tensor(scalar: Float(1.5))),
+                    ("perChannel", try! Tensor(shape: [1, 3, 1, 1], scalars: [Float(0.5), -1, 2])),
+                    ("perChannel3", try! Tensor(shape: [3, 1, 1], scalars: [Float(0.25), 3, -2])),
+                    ("zero", Tensor(scalar: Float(0))), ("alongWidth", try! Tensor(shape: [1, 1, 1, 5], scalars: [Float](repeating: 2, count: 5))),
+                ])
+        }
+        let folding = graph([
+            Node(name: "mul", opType: "Mul", inputs: ["s", "c"], outputs: ["m"]),
+            Node(name: "add", opType: "Add", inputs: ["m", "perChannel"], outputs: ["a"]),
+            Node(name: "sub", opType: "Sub", inputs: ["a", "perChannel3"], outputs: ["d"]),
+            Node(name: "div", opType: "Div", inputs: ["d", "s"], outputs: ["y"]),
+        ])
+        var folded = folding
+        ConvAffineFolding().apply(to: &folded)
+        #expect(folded.nodes.map(\.opType) == ["Conv"] && folded.nodes[0].outputs == ["y"] && folded.nodes[0].inputs.count == 3)
+        for stop in [
+            Node(name: "rsub", opType: "Sub", inputs: ["s", "c"], outputs: ["y"]),
+            Node(name: "div0", opType: "Div", inputs: ["c", "zero"], outputs: ["y"]),
+            Node(name: "wide", opType: "Mul", inputs: ["c", "alongWidth"], outputs: ["y"]),
+        ] {
+            var kept = graph([stop])
+            ConvAffineFolding().apply(to: &kept)
+            #expect(kept.nodes.count == 2, "\(stop.name) was folded")
+            if stop.name == "div0" { continue }  // ±inf and NaN: not a comparison of kernels
+            let model = Model(opsetImports: ["": 13], graph: graph([stop]))
+            let x = GemmConvTests.random([1, 2, 5, 5], seed: 5)
+            let reference = try InferenceSession(model: model, options: SessionOptions(optimizationLevel: .none)).run(["x": x])["y"]!
+            let optimized = try InferenceSession(model: model, options: SessionOptions(optimizationLevel: .all)).run(["x": x])["y"]!
+            try GemmConvTests.expectClose(optimized, try reference.scalars(as: Float.self), stop.name)
+        }
+        let model = Model(opsetImports: ["": 13], graph: folding)
+        let x = GemmConvTests.random([1, 2, 5, 5], seed: 5)
+        let reference = try InferenceSession(model: model, options: SessionOptions(optimizationLevel: .none)).run(["x": x])["y"]!
+        let optimized = try InferenceSession(model: model, options: SessionOptions(optimizationLevel: .basic)).run(["x": x])["y"]!
+        try GemmConvTests.expectClose(optimized, try reference.scalars(as: Float.self), "affine maps")
+    }
+
+    /// Paddle's hand-written hard swish and hard sigmoid (`x · clip(x + 3, 0, 6) / 6`,
+    /// `clip(x + 3, 0, 6) · (1/6)`) become HardSigmoid nodes, and the swish then fuses into its Conv.
+    @Test func handWrittenHardSwishIsRecognised() throws {
+        let nodes: [Node] = [
+            Node(name: "conv", opType: "Conv", inputs: ["x", "w"], outputs: ["c"], attributes: ["pads": .ints([1, 1, 1, 1])]),
+            Node(name: "add3", opType: "Add", inputs: ["c", "three"], outputs: ["c3"]),
+            Node(name: "clip", opType: "Clip", inputs: ["c3", "zero", "six"], outputs: ["k"]),
+            Node(name: "mul", opType: "Mul", inputs: ["k", "c"], outputs: ["ck"]),
+            Node(name: "div", opType: "Div", inputs: ["ck", "six"], outputs: ["h"]),
+            Node(name: "gadd3", opType: "Add", inputs: ["three", "h"], outputs: ["h3"]),
+            Node(name: "gclip", opType: "Clip", inputs: ["h3", "zero", "six"], outputs: ["hk"]),
+            Node(name: "gmul", opType: "Mul", inputs: ["hk", "sixth"], outputs: ["y"]),
+        ]
+        let graph = Graph(
+            nodes: nodes, inputs: [Self.value("x", [1, 2, 5, 5])], outputs: [Value(name: "y", type: nil)],
+            initializers: [
+                ("w", GemmConvTests.random([3, 2, 3, 3], seed: 3)), ("three", Tensor(scalar: Float(3))),
+                ("zero", Tensor(scalar: Float(0))), ("six", Tensor(scalar: Float(6))), ("sixth", Tensor(scalar: Float(1) / 6)),
+            ])
+        var recognised = graph
+        HardSigmoidRecognition().apply(to: &recognised)
+        #expect(recognised.nodes.map(\.opType) == ["Conv", "HardSigmoid", "Mul", "HardSigmoid"])
+        #expect(try recognised.topologicallySortedNodes().count == 4)
+        let optimized = GraphOptimizer(level: .all).optimize(graph)
+        #expect(optimized.nodes.map(\.opType) == ["Conv", "HardSigmoid"])
+        if case .string("HardSwish")? = optimized.nodes.first?.attributes["onyx.activation"] {} else {
+            Issue.record("HardSwish was not fused: \(optimized.nodes)")
+        }
+        let model = Model(opsetImports: ["": 13], graph: graph)
+        let x = GemmConvTests.random([1, 2, 5, 5], seed: 5)
+        for (isa, threads) in GemmConvTests.variants {
+            let reference = try InferenceSession(
+                model: model, options: SessionOptions(threadCount: threads, optimizationLevel: .none, isa: isa)).run(["x": x])["y"]!
+            let result = try InferenceSession(
+                model: model, options: SessionOptions(threadCount: threads, optimizationLevel: .all, isa: isa)).run(["x": x])["y"]!
+            try GemmConvTests.expectClose(result, try reference.scalars(as: Float.self), "hard swish \(isa) ×\(threads)")
+        }
     }
 
     @Test func unreadInitializersAreDropped() {

@@ -3,13 +3,14 @@ import OnyxKernels
 
 /// Fuses the activation that follows a Conv, Gemm or MatMul into the producer's epilogue.
 ///
-/// Fused: Relu, Clip (constant bounds), Sigmoid, HardSigmoid, HardSwish, LeakyRelu, and SiLU — a
-/// Sigmoid of the product and a Mul of the product by it, the two nodes PyTorch exports for
-/// `nn.SiLU` (EfficientNet, YOLO). The producer gets the internal attribute `onyx.activation`
+/// Fused: Relu, Clip (constant bounds), Sigmoid, HardSigmoid, HardSwish, LeakyRelu, and the
+/// gated forms `x · gate(x)`: SiLU — a Sigmoid of the product and a Mul of the product by it, the
+/// two nodes PyTorch exports for `nn.SiLU` (EfficientNet, YOLO) — and HardSwish as a
+/// HardSigmoid(1/6, 1/2) and a Mul (what ``HardSigmoidRecognition`` makes of Paddle's exports). The producer gets the internal attribute `onyx.activation`
 /// (the op type, "SiLU" for the pair) with `onyx.activation_min` / `onyx.activation_max` for
 /// Clip and `onyx.activation_alpha` / `onyx.activation_beta` for HardSigmoid and LeakyRelu; the
 /// kernels apply it as they store results (see ``FusedActivation``). The product must be read by
-/// the activation alone (by the Sigmoid and the Mul alone, for SiLU) and not be a graph output.
+/// the activation alone (by the gate and the Mul alone, for the gated forms) and not be a graph output.
 struct ActivationFusion: GraphPass {
     static let producers: Set<String> = ["Conv", "Gemm", "MatMul"]
     static let activations: Set<String> = ["Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu"]
@@ -26,8 +27,8 @@ struct ActivationFusion: GraphPass {
             var fused: (attributes: [String: Attribute], output: String, nodes: [Int])?
             if uses.hasSingleConsumer(input) {
                 if let attributes = activationAttributes(node, graph) { fused = (attributes, node.outputs[0], [index]) }
-            } else if node.opType == "Sigmoid", let mul = siluMul(product: input, sigmoid: index, graph, uses) {
-                fused = (["onyx.activation": .string("SiLU")], graph.nodes[mul].outputs[0], [index, mul])
+            } else if let gated = Self.gatedActivation(node), let mul = gateMul(product: input, gate: index, graph, uses) {
+                fused = (["onyx.activation": .string(gated)], graph.nodes[mul].outputs[0], [index, mul])
             }
             guard let fused, fused.nodes.allSatisfy({ !removed.contains($0) }) else { continue }
             var producer = graph.nodes[producerIndex]
@@ -45,13 +46,27 @@ struct ActivationFusion: GraphPass {
             && producer.attributes["onyx.activation"] == nil && producer.outputs.count == 1
     }
 
-    /// The Mul completing `product · Sigmoid(product)`, when the Sigmoid at `sigmoid` and that Mul
-    /// are the only readers of `product` and the Mul the only reader of the Sigmoid's output.
-    private func siluMul(product: String, sigmoid: Int, _ graph: Graph, _ uses: GraphUses) -> Int? {
-        let gate = graph.nodes[sigmoid].outputs[0]
+    /// The fused activation `x · gate(x)` is, for a gate node: SiLU for Sigmoid, HardSwish for
+    /// HardSigmoid(1/6, 1/2) (see ``HardSigmoidRecognition``).
+    static func gatedActivation(_ gate: Node) -> String? {
+        switch gate.opType {
+        case "Sigmoid": return gate.attributes.isEmpty ? "SiLU" : nil
+        case "HardSigmoid":
+            guard Set(gate.attributes.keys).isSubset(of: ["alpha", "beta"]),
+                  case .float(let alpha)? = gate.attributes["alpha"], abs(alpha - 1 / 6) < 1e-6,
+                  case .float(let beta)? = gate.attributes["beta"], beta == 0.5 else { return nil }
+            return "HardSwish"
+        default: return nil
+        }
+    }
+
+    /// The Mul completing `product · gate(product)`, when the gate node at `gate` and that Mul
+    /// are the only readers of `product` and the Mul the only reader of the gate's output.
+    private func gateMul(product: String, gate gateIndex: Int, _ graph: Graph, _ uses: GraphUses) -> Int? {
+        let gate = graph.nodes[gateIndex].outputs[0]
         guard !uses.graphOutputs.contains(product), uses.hasSingleConsumer(gate),
-              let readers = uses.consumers[product], readers.count == 2, readers.contains(sigmoid),
-              let mul = readers.first(where: { $0 != sigmoid }), let gateReader = uses.consumers[gate]?.first, gateReader == mul
+              let readers = uses.consumers[product], readers.count == 2, readers.contains(gateIndex),
+              let mul = readers.first(where: { $0 != gateIndex }), let gateReader = uses.consumers[gate]?.first, gateReader == mul
         else { return nil }
         let node = graph.nodes[mul]
         guard node.opType == "Mul", node.domain.isEmpty, node.attributes.isEmpty, node.outputs.count == 1,

@@ -21,10 +21,11 @@ struct GraphOptimizer {
     init(level: OptimizationLevel, isa: KernelISA = .portable) {
         switch level {
         case .none: passes = []
-        case .basic: passes = [ConstantLifting(), IdentityElimination(), ConvBatchNormFolding()]
+        case .basic: passes = [ConstantLifting(), IdentityElimination(), ConvAffineFolding()]
         case .all:
             passes = [
-                ConstantLifting(), IdentityElimination(), ConvBatchNormFolding(), MatMulAddFusion(), ConvAddFusion(),
+                ConstantLifting(), IdentityElimination(), HardSigmoidRecognition(), ConvAffineFolding(), MatMulAddFusion(),
+                ConvAddFusion(),
                 ActivationFusion(), NchwcLayout(isa: isa),
             ]
         }

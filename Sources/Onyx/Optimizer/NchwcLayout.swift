@@ -15,9 +15,12 @@ import OnyxOperators
 /// GlobalAveragePool of NCHWc values, and ReduceMean over the two spatial axes with keepdims (the
 /// same global average, as the dynamo exporter writes it); and the lane-wise operators that run
 /// unchanged on the rank-5 tensors: unary activations (Relu, Sigmoid, Tanh, HardSigmoid,
-/// HardSwish, LeakyRelu), two-input Add and Mul of NCHWc values of equal channel counts (a
-/// squeeze-excitation gate `[N, C, 1, 1]` broadcasts as `[N, ⌈C/16⌉, 1, 1, 16]`), and Concat on
-/// axis 1 (every input but the last a whole number of blocks). A connected set of these is
+/// HardSwish, LeakyRelu, Clip), two-input Add and Mul of NCHWc values of equal channel counts (a
+/// squeeze-excitation gate `[N, C, 1, 1]` broadcasts as `[N, ⌈C/16⌉, 1, 1, 16]`), Add, Sub, Mul
+/// and Div of an NCHWc value by a finite float scalar constant (dividing it, not by it), and
+/// Concat on axis 1 (every input but the last a whole number of blocks); Split on axis 1 into
+/// whole blocks but the last part (its sizes rewritten in blocks); and a nearest Resize by whole
+/// factors that picks pixel (y / sy, x / sx), as an NCHWc Upsample. A connected set of these is
 /// converted when it holds two convolutions at least (a lone one would only pay two reorders).
 ///
 /// A convolution reading a value from outside its chain reads it as NCHW when it has fewer than
@@ -191,9 +194,21 @@ private struct ChainFinder {
         case "Relu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "LeakyRelu":
             guard inputs.count == 1, let c = channels[inputs[0]] else { return nil }
             return (c, inputs)
-        case "Add", "Mul":
-            guard inputs.count == 2, node.attributes.isEmpty, let a = channels[inputs[0]], a == channels[inputs[1]] else { return nil }
-            return (a, inputs)
+        case "Clip":
+            // The bounds are scalars, whatever their layout.
+            guard !inputs.isEmpty, let c = channels[inputs[0]], inputs.dropFirst().allSatisfy({ channels[$0] == nil }) else { return nil }
+            return (c, [inputs[0]])
+        case "Add", "Mul", "Sub", "Div":
+            guard inputs.count == 2, node.attributes.isEmpty else { return nil }
+            if let a = channels[inputs[0]], a == channels[inputs[1]] { return (a, inputs) }
+            // A chain value and a finite scalar constant (a divisor nonzero, and second): the
+            // lanes past C stay finite.
+            guard let position = inputs.firstIndex(where: { channels[$0] != nil }), let c = channels[inputs[position]],
+                  let constant = initializers[inputs[1 - position]], constant.dataType == .float, constant.elementCount == 1,
+                  let value = try? constant.scalars(as: Float.self)[0], value.isFinite,
+                  node.opType != "Div" || (position == 0 && value != 0)
+            else { return nil }
+            return (c, [inputs[position]])
         case "Concat":
             guard !inputs.isEmpty, node.attributes.count == 1, case .int(let axis)? = node.attributes["axis"], axis == 1 || axis == -3
             else { return nil }
