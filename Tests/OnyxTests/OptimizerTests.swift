@@ -75,9 +75,11 @@ import Testing
     }
 
     /// `product → activation → y` for a Conv (GEMM and depthwise), a Gemm and a MatMul (one row and
-    /// several), with `activation` one node, or Sigmoid then Mul for "SiLU" (`mulFirst`: the Mul
-    /// names the Sigmoid's output first).
-    static func activationGraph(_ producer: String, _ activation: String, mulFirst: Bool = false) -> Graph {
+    /// several), with `activation` one node, or written out: Sigmoid then Mul for "SiLU"
+    /// (`mulFirst`: the Mul names the Sigmoid's output first), the legacy exporter's Div, Erf,
+    /// Add, Mul, Mul for "Gelu" (`mulFirst`: the 0.5 first), GPT-2's Pow and Tanh form for
+    /// "GeluTanh"; "GeluOp" is the opset-20 Gelu node. `view`: a Reshape between product and activation.
+    static func activationGraph(_ producer: String, _ activation: String, mulFirst: Bool = false, view: Bool = false) -> Graph {
         var nodes: [Node]
         var inputs: [Value]
         var initializers: [(name: String, tensor: Tensor)]
@@ -99,32 +101,68 @@ import Testing
             inputs = [value("x", producer == "MatMulRow" ? [1, 40] : [3, 4, 40])]
             initializers = [("w", GemmConvTests.random([40, 33], seed: 9))]
         }
+        initializers += [
+            ("sqrt2", Tensor(scalar: Float(2).squareRoot())), ("one", Tensor(scalar: Float(1))), ("half", Tensor(scalar: Float(0.5))),
+            ("three", Tensor(scalar: Float(3))), ("cubic", Tensor(scalar: Float(0.044715))),
+            ("sqrt2pi", Tensor(scalar: (2 / Float.pi).squareRoot())), ("flat", try! Tensor(shape: [1], scalars: [Int64(-1)])),
+        ]
+        var c = "c"
+        if view {
+            nodes.append(Node(name: "view", opType: "Reshape", inputs: ["c", "flat"], outputs: ["v"]))
+            c = "v"
+        }
+        func mul(_ name: String, _ a: String, _ b: String, _ y: String) -> Node {
+            Node(name: name, opType: "Mul", inputs: [a, b], outputs: [y])
+        }
         switch activation {
         case "SiLU":
-            nodes.append(Node(name: "s", opType: "Sigmoid", inputs: ["c"], outputs: ["g"]))
-            nodes.append(Node(name: "m", opType: "Mul", inputs: mulFirst ? ["g", "c"] : ["c", "g"], outputs: ["y"]))
+            nodes.append(Node(name: "s", opType: "Sigmoid", inputs: [c], outputs: ["g"]))
+            nodes.append(Node(name: "m", opType: "Mul", inputs: mulFirst ? ["g", c] : [c, "g"], outputs: ["y"]))
+        case "Gelu":
+            nodes += [
+                Node(name: "d", opType: "Div", inputs: [c, "sqrt2"], outputs: ["d"]),
+                Node(name: "e", opType: "Erf", inputs: ["d"], outputs: ["e"]),
+                Node(name: "a", opType: "Add", inputs: ["e", "one"], outputs: ["a"]),
+            ]
+            nodes += mulFirst ? [mul("h", "half", c, "h"), mul("y", "a", "h", "y")] : [mul("m", c, "a", "m"), mul("y", "m", "half", "y")]
+        case "GeluTanh":
+            nodes += [
+                mul("h", c, "half", "h"),
+                Node(name: "p", opType: "Pow", inputs: [c, "three"], outputs: ["p"]),
+                mul("pc", "p", "cubic", "pc"),
+                Node(name: "s", opType: "Add", inputs: [c, "pc"], outputs: ["s"]),
+                mul("i", "s", "sqrt2pi", "i"),
+                Node(name: "t", opType: "Tanh", inputs: ["i"], outputs: ["t"]),
+                Node(name: "a", opType: "Add", inputs: ["t", "one"], outputs: ["a"]),
+                mul("y", "h", "a", "y"),
+            ]
+        case "GeluOp":
+            nodes.append(Node(name: "a", opType: "Gelu", inputs: [c], outputs: ["y"]))
         case "LeakyRelu":
-            nodes.append(Node(name: "a", opType: activation, inputs: ["c"], outputs: ["y"], attributes: ["alpha": .float(0.3)]))
+            nodes.append(Node(name: "a", opType: activation, inputs: [c], outputs: ["y"], attributes: ["alpha": .float(0.3)]))
         case "HardSigmoid":
-            nodes.append(Node(name: "a", opType: activation, inputs: ["c"], outputs: ["y"], attributes: ["beta": .float(0.6)]))
+            nodes.append(Node(name: "a", opType: activation, inputs: [c], outputs: ["y"], attributes: ["beta": .float(0.6)]))
         default:
-            nodes.append(Node(name: "a", opType: activation, inputs: ["c"], outputs: ["y"]))
+            nodes.append(Node(name: "a", opType: activation, inputs: [c], outputs: ["y"]))
         }
         return Graph(nodes: nodes, inputs: inputs, outputs: [Value(name: "y", type: nil)], initializers: initializers)
     }
 
     @Test(arguments: ["Conv", "DepthwiseConv", "Gemm", "MatMul", "MatMulRow"])
     func activationsJoinTheirProducers(producer: String) throws {
-        for activation in ["SiLU", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu"] {
-            for mulFirst in activation == "SiLU" ? [false, true] : [false] {
-                let graph = Self.activationGraph(producer, activation, mulFirst: mulFirst)
+        for activation in ["SiLU", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu", "Gelu", "GeluTanh", "GeluOp"] {
+            for (mulFirst, view) in [(false, false), (true, false), (false, true)]
+            where !mulFirst || ["SiLU", "Gelu"].contains(activation) {
+                let graph = Self.activationGraph(producer, activation, mulFirst: mulFirst, view: view)
+                let label = "\(producer) \(activation)\(mulFirst ? " mul first" : "")\(view ? " via Reshape" : "")"
                 var fused = graph
                 ActivationFusion().apply(to: &fused)
-                #expect(fused.nodes.count == 1 && fused.nodes[0].outputs == ["y"], "\(producer) \(activation): \(fused.nodes)")
-                if case .string(activation)? = fused.nodes.first?.attributes["onyx.activation"] {} else {
-                    Issue.record("\(producer) \(activation): \(fused.nodes)")
+                #expect(fused.nodes.count == (view ? 2 : 1) && fused.nodes.last?.outputs == ["y"], "\(label): \(fused.nodes)")
+                let expected = activation == "GeluOp" ? "Gelu" : activation
+                if case .string(expected)? = fused.nodes.first?.attributes["onyx.activation"] {} else {
+                    Issue.record("\(label): \(fused.nodes)")
                 }
-                let model = Model(opsetImports: ["": 14], graph: graph)
+                let model = Model(opsetImports: ["": 20], graph: graph)
                 let feeds = Dictionary(uniqueKeysWithValues: graph.inputs.map {
                     ($0.name, GemmConvTests.random($0.type!.shape!.fixedExtents!, seed: 4))
                 })
@@ -134,7 +172,7 @@ import Testing
                     let optimized = try InferenceSession(
                         model: model, options: SessionOptions(threadCount: threads, optimizationLevel: .all, isa: isa)).run(feeds)
                     try GemmConvTests.expectClose(optimized["y"]!, try reference["y"]!.scalars(as: Float.self),
-                                                  "\(producer) \(activation) \(isa) ×\(threads)")
+                                                  "\(label) \(isa) ×\(threads)")
                 }
             }
         }

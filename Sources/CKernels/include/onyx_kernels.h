@@ -45,6 +45,8 @@ typedef enum {
     ONYX_ACTIVATION_HARD_SIGMOID = 4, /* max(0, min(1, alpha * x + beta)) */
     ONYX_ACTIVATION_HARD_SWISH = 5,   /* x * hard_sigmoid(x) (alpha 1/6, beta 1/2) */
     ONYX_ACTIVATION_LEAKY_RELU = 6,   /* x < 0 ? alpha * x : x */
+    ONYX_ACTIVATION_GELU = 7,         /* x/2 · (1 + erf(x/√2)) */
+    ONYX_ACTIVATION_GELU_TANH = 8,    /* x/2 · (1 + tanh(√(2/π)(x + 0.044715x³))) */
 } onyx_activation_kind;
 
 typedef struct {

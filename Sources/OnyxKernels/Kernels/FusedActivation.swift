@@ -15,6 +15,10 @@ package enum FusedActivation: Sendable, Equatable {
     case hardSwish
     /// `x < 0 ? alpha · x : x`.
     case leakyRelu(alpha: Float)
+    /// `x/2 · (1 + erf(x/√2))`.
+    case gelu
+    /// `x/2 · (1 + tanh(√(2/π)(x + 0.044715x³)))`.
+    case geluTanh
 
     /// Relu: `clip(0, +∞)`.
     package static let relu = FusedActivation.clip(min: 0, max: .infinity)
@@ -23,7 +27,7 @@ package enum FusedActivation: Sendable, Equatable {
     package var keepsZero: Bool {
         switch self {
         case .clip(let low, let high): low <= 0 && 0 <= high
-        case .silu, .hardSwish, .leakyRelu: true
+        case .silu, .hardSwish, .leakyRelu, .gelu, .geluTanh: true
         case .sigmoid: false
         case .hardSigmoid(_, let beta): beta == 0
         }
@@ -43,6 +47,8 @@ package enum FusedActivation: Sendable, Equatable {
         case .hardSigmoid(let alpha, let beta): onyx_activation(kind: ONYX_ACTIVATION_HARD_SIGMOID, alpha: alpha, beta: beta)
         case .hardSwish: onyx_activation(kind: ONYX_ACTIVATION_HARD_SWISH, alpha: 1 / 6, beta: 0.5)
         case .leakyRelu(let alpha): onyx_activation(kind: ONYX_ACTIVATION_LEAKY_RELU, alpha: alpha, beta: 0)
+        case .gelu: onyx_activation(kind: ONYX_ACTIVATION_GELU, alpha: 0, beta: 0)
+        case .geluTanh: onyx_activation(kind: ONYX_ACTIVATION_GELU_TANH, alpha: 0, beta: 0)
         }
     }
 

@@ -25,6 +25,8 @@ extension NodeContext {
                                 beta: try float("onyx.activation_beta", default: 0.5))
         case "HardSwish": return .hardSwish
         case "LeakyRelu": return .leakyRelu(alpha: try float("onyx.activation_alpha", default: 0.01))
+        case "Gelu": return .gelu
+        case "GeluTanh": return .geluTanh
         case let other?: throw attributeError("unknown fused activation '\(other)'")
         }
     }
