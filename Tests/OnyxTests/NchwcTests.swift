@@ -281,6 +281,7 @@ import Testing
         ("Upsample", [:], [], [1, 1, 5, 5, 16], "scales"),
         ("Upsample", ["scales": .ints([2, 0])], [], [1, 1, 5, 5, 16], "scales"),
         ("Upsample", ["scales": .ints([2, 2])], [], [1, 16, 5, 5], "N×blocks×H×W×16"),
+        ("ScaleShift", [:], [], [1, 2, 5, 5, 16], "takes a float"),
     ] as [(String, [String: Attribute], [Int], [Int], String)])
     func badNodesThrow(op: String, attributes: [String: Attribute], weight: [Int], input: [Int], message: String) throws {
         let graph = Graph(
@@ -686,6 +687,59 @@ import Testing
             #expect(standard == ["Div", "Sub", "Clip", "Mul", "Add"], "\(isa): \(standard)")
         }
         try Self.expectSameOutputs(graph, graph, level: .all, Self.feeds(graph), "Paddle-style")
+    }
+
+    /// A DenseNet-style block: stem conv (3 → 32), then two dense layers, each BatchNormalization
+    /// → Relu → 1×1 (→ 48) → BatchNormalization → Relu → 3×3 (→ 16) and a Concat with its input;
+    /// the BatchNormalizations after Concats (and one after a Split) run as ScaleShift in the
+    /// chain. A training-mode one stays out.
+    @Test func denseNetStyleBatchNormalizationsStayBlocked() throws {
+        func bn(_ name: String, _ x: String, _ y: String) -> Node {
+            Node(name: name, opType: "BatchNormalization", inputs: [x, name + "_g", name + "_b", name + "_m", name + "_v"],
+                 outputs: [y], attributes: ["epsilon": .float(1e-3)])
+        }
+        func parameters(_ name: String, _ c: Int) -> [(name: String, tensor: Tensor)] {
+            let random = try! GemmConvTests.random([4, c], seed: c + name.count).scalars(as: Float.self)
+            return [(name + "_g", try! Tensor(shape: [c], scalars: Array(random[0..<c]))),
+                    (name + "_b", try! Tensor(shape: [c], scalars: Array(random[c..<2 * c]))),
+                    (name + "_m", try! Tensor(shape: [c], scalars: Array(random[2 * c..<3 * c]))),
+                    (name + "_v", try! Tensor(shape: [c], scalars: random[3 * c..<4 * c].map { abs($0) + 0.5 }))]
+        }
+        var nodes = [Self.conv("stem", "x", "s", weight: "w0", bias: "w0_b", stride: 2)]
+        var input = "s", channels = 32
+        var initializers = Self.weights(["w0": [32, 3, 3, 3], "wa1": [48, 32, 1, 1], "wa3": [16, 48, 3, 3],
+                                         "wb1": [48, 48, 1, 1], "wb3": [16, 48, 3, 3]])
+        for layer in ["a", "b"] {
+            nodes += [
+                bn("\(layer)n1", input, "\(layer)x1"),
+                Node(name: "\(layer)r1", opType: "Relu", inputs: ["\(layer)x1"], outputs: ["\(layer)y1"]),
+                Self.conv("\(layer)c1", "\(layer)y1", "\(layer)z1", weight: "w\(layer)1", kernel: 1),
+                bn("\(layer)n2", "\(layer)z1", "\(layer)x2"),
+                Node(name: "\(layer)r2", opType: "Relu", inputs: ["\(layer)x2"], outputs: ["\(layer)y2"]),
+                Self.conv("\(layer)c3", "\(layer)y2", "\(layer)z3", weight: "w\(layer)3"),
+                Node(name: "\(layer)cat", opType: "Concat", inputs: [input, "\(layer)z3"], outputs: ["\(layer)k"],
+                     attributes: ["axis": .int(1)]),
+            ]
+            initializers += parameters("\(layer)n1", channels) + parameters("\(layer)n2", 48)
+            (input, channels) = ("\(layer)k", channels + 16)
+        }
+        nodes.append(Node(name: "split", opType: "Split", inputs: [input, "parts"], outputs: ["p1", "p2"], attributes: ["axis": .int(1)]))
+        nodes.append(bn("tail", "p2", "y"))
+        initializers += parameters("tail", 48) + [("parts", try! Tensor(shape: [2], scalars: [Int64(16), 48]))]
+        var graph = Graph(nodes: nodes, inputs: [Self.value("x", [2, 3, 18, 17])], outputs: [Self.value("y", [2, 48, 9, 9])],
+                          initializers: initializers)
+        for isa in Self.vectorISAs {
+            let rewritten = Self.optimized(graph, isa: isa)
+            // The BatchNormalizations after 1×1 convolutions fold into them; the others run blocked.
+            #expect(Self.blockedOps(rewritten) == ["Conv": 5, "ScaleShift": 3, "ReorderOutput": 1], "\(isa)")
+            #expect(!rewritten.nodes.contains { $0.opType == "BatchNormalization" })
+        }
+        try Self.expectSameOutputs(graph, graph, level: .all, Self.feeds(graph), "DenseNet-style")
+
+        graph.nodes[1].attributes["training_mode"] = .int(1)
+        for isa in Self.vectorISAs {
+            #expect(Self.optimized(graph, isa: isa).nodes.contains { $0.opType == "BatchNormalization" })
+        }
     }
 
     @Test func onlyTheAVX512KernelsTakeTheLayout() {

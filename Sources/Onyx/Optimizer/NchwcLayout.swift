@@ -22,6 +22,8 @@ import OnyxOperators
 /// whole blocks but the last part (its sizes rewritten in blocks); and a nearest Resize by whole
 /// factors that picks pixel (y / sy, x / sx), as an NCHWc Upsample. A connected set of these is
 /// converted when it holds two convolutions at least (a lone one would only pay two reorders).
+/// An inference-mode BatchNormalization that no convolution absorbed (DenseNet's, after each
+/// Concat) runs as an NCHWc ScaleShift.
 ///
 /// A convolution reading a value from outside its chain reads it as NCHW when it has fewer than
 /// 16 channels (`onyx.input_layout`), else through one `ReorderInput` per value. Every chain value
@@ -86,6 +88,15 @@ struct NchwcLayout: GraphPass {
             case "Resize":
                 node = Node(name: node.name, opType: "Upsample", domain: NchwcFormat.domain, inputs: [node.inputs[0]],
                             outputs: node.outputs, attributes: ["scales": .ints(chains.upsamplingScales(original) ?? [])])
+            case "BatchNormalization":
+                // Per-lane `x · scale + shift`, the parameters laid out as the blocks are.
+                guard let c = channels[original.inputs[0]], let (scale, shift) = chains.batchNormalization(original, channels: c)
+                else { break }
+                let scaleName = Graph.freshName(original.name + "_scale", avoiding: &used)
+                let shiftName = Graph.freshName(original.name + "_shift", avoiding: &used)
+                graph.initializers += [(scaleName, scale), (shiftName, shift)]
+                node = Node(name: node.name, opType: "ScaleShift", domain: NchwcFormat.domain,
+                            inputs: [node.inputs[0], scaleName, shiftName], outputs: node.outputs)
             case "Split":
                 // Whole blocks per part (the last may hold the lanes past C), on the blocks' axis.
                 let sizes = original.outputs.compactMap { channels[$0] }
@@ -194,6 +205,9 @@ private struct ChainFinder {
         case "Relu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "LeakyRelu":
             guard inputs.count == 1, let c = channels[inputs[0]] else { return nil }
             return (c, inputs)
+        case "BatchNormalization":
+            guard let c = channels[inputs[0]], batchNormalization(node, channels: c) != nil else { return nil }
+            return (c, [inputs[0]])
         case "Clip":
             // The bounds are scalars, whatever their layout.
             guard !inputs.isEmpty, let c = channels[inputs[0]], inputs.dropFirst().allSatisfy({ channels[$0] == nil }) else { return nil }
@@ -282,6 +296,33 @@ private struct ChainFinder {
         case .string(let mode)?: return ["NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"].contains(mode)
         default: return false
         }
+    }
+
+    /// An inference-mode BatchNormalization's per-channel `x · scale + shift`, each padded with
+    /// zeros to whole blocks, or `nil` (training mode, parameters not float constants of C values).
+    func batchNormalization(_ node: Node, channels c: Int) -> (scale: Tensor, shift: Tensor)? {
+        let a = node.attributes
+        guard node.inputs.count == 5, Set(a.keys).isSubset(of: ["epsilon", "momentum", "training_mode", "spatial"]) else { return nil }
+        if let mode = a["training_mode"] { guard case .int(0) = mode else { return nil } }
+        if let spatial = a["spatial"] { guard case .int(1) = spatial else { return nil } }
+        var epsilon: Float = 1e-5
+        if let value = a["epsilon"] {
+            guard case .float(let e) = value else { return nil }
+            epsilon = e
+        }
+        let parameters = node.inputs[1...].compactMap { initializers[$0] }
+        guard parameters.count == 4, parameters.allSatisfy({ $0.dataType == .float && $0.elementCount == c }) else { return nil }
+        guard let values = try? parameters.map({ try $0.scalars(as: Float.self) }) else { return nil }
+        let (gamma, beta, mean, variance) = (values[0], values[1], values[2], values[3])
+        let padded = NchwcFormat.blocks(c) * NchwcFormat.block
+        var scale = [Float](repeating: 0, count: padded), shift = [Float](repeating: 0, count: padded)
+        for i in 0..<c {
+            scale[i] = gamma[i] / (variance[i] + epsilon).squareRoot()
+            shift[i] = beta[i] - mean[i] * scale[i]
+        }
+        guard let scaleTensor = try? Tensor(shape: [padded], scalars: scale),
+              let shiftTensor = try? Tensor(shape: [padded], scalars: shift) else { return nil }
+        return (scaleTensor, shiftTensor)
     }
 
     /// Split on the channel axis into parts of whole blocks (all but the last), or `nil`: the

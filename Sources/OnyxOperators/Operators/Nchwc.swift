@@ -32,6 +32,7 @@ extension OperatorRegistry {
             NchwcPoolKernel(globalAverage: context.isa)
         },
         OperatorRegistration("Upsample", domain: NchwcFormat.domain) { context in try NchwcUpsampleKernel(context) },
+        OperatorRegistration("ScaleShift", domain: NchwcFormat.domain) { _ in NchwcScaleShiftKernel() },
     ]
 }
 
@@ -524,6 +525,45 @@ package struct NchwcUpsampleKernel: Kernel {
                     }
                 }
                 for copy in 1..<scaleY { (first + copy * outRow).update(from: first, count: outRow) }
+            }
+        }
+    }
+}
+
+/// `x · scale + shift` per lane of NCHWc `x` (inputs: x, then `scale` and `shift` of 16 floats
+/// per channel block): an inference-mode BatchNormalization, its parameters laid out as the blocks.
+package struct NchwcScaleShiftKernel: Kernel {
+    package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
+        guard inputs.count == 3, let x = inputs[0], let scale = inputs[1], let shift = inputs[2],
+              [x.dataType, scale.dataType, shift.dataType].allSatisfy({ $0 == .float }), NchwcFormat.isBlocked(x.shape)
+        else {
+            throw OnyxError.invalidModel("ScaleShift (NCHWc) takes a float N×blocks×H×W×16 tensor, a scale and a shift")
+        }
+        let lanes = x.shape[1] * NchwcFormat.block
+        guard scale.shape == [lanes], shift.shape == [lanes] else {
+            throw OnyxError.shapeMismatch("ScaleShift (NCHWc): scale and shift must have \(lanes) values for \(x.shape), got \(scale.shape) and \(shift.shape)")
+        }
+        return [TensorDescriptor(.float, x.shape)]
+    }
+
+    package func run(_ context: borrowing KernelContext) throws {
+        let x = context.input(0)!, y = context.output(0)
+        let blocks = x.shape[1], area = x.shape[2] * x.shape[3], block = NchwcFormat.block
+        let source = UnsafePointer(x.pointer(as: Float.self)), destination = y.pointer(as: Float.self)
+        let scale = UnsafePointer(context.input(1)!.pointer(as: Float.self))
+        let shift = UnsafePointer(context.input(2)!.pointer(as: Float.self))
+        NchwcFormat.split(x.shape[0] * blocks, costPerItem: Double(area * block), pool: context.pool) { planes in
+            for plane in planes {
+                // One block's 16 lanes as one value: the loop is loads, a multiply-add and stores.
+                let s = UnsafeRawPointer(scale + (plane % blocks) * block).loadUnaligned(as: SIMD16<Float>.self)
+                let t = UnsafeRawPointer(shift + (plane % blocks) * block).loadUnaligned(as: SIMD16<Float>.self)
+                let input = UnsafeRawPointer(source + plane * area * block)
+                let output = UnsafeMutableRawPointer(destination + plane * area * block)
+                let stride = MemoryLayout<SIMD16<Float>>.size
+                for pixel in 0..<area {
+                    let v = input.loadUnaligned(fromByteOffset: pixel * stride, as: SIMD16<Float>.self)
+                    output.storeBytes(of: v * s + t, toByteOffset: pixel * stride, as: SIMD16<Float>.self)
+                }
             }
         }
     }
