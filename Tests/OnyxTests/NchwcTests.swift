@@ -742,6 +742,17 @@ import Testing
         }
     }
 
+    /// A profile names the blocked operators by their domain, apart from the plain ones.
+    @Test func profilesNameTheBlockedOperators() throws {
+        guard KernelISA.supported.contains(.avx512) else { return }
+        let session = try InferenceSession(model: Self.model(Self.resNetStyle()), options: SessionOptions(isa: .avx512))
+        var profile = RunProfile()
+        _ = try session.run(Self.feeds(Self.resNetStyle()), profile: &profile)
+        let types = Dictionary(uniqueKeysWithValues: profile.byOperatorType.map { ($0.opType, $0.nodeCount) })
+        #expect(types["Conv (onyx.nchwc)"] == 6 && types["Conv"] == nil, "\(types)")
+        #expect(types["Gemm"] == 1)
+    }
+
     @Test func onlyTheAVX512KernelsTakeTheLayout() {
         for graph in [Self.resNetStyle(), Self.mobileNetStyle()] {
             #expect(Self.blockedOps(Self.optimized(graph, isa: .portable)).isEmpty)

@@ -12,6 +12,8 @@ struct ExecutableGraph: Sendable {
     struct Step: Sendable {
         let name: String
         let opType: String
+        /// The operator's domain, canonical ("" for ai.onnx).
+        let domain: String
         let kernel: any Kernel
         /// Value id per node input; `nil` for an omitted optional input.
         let inputs: [Int?]
@@ -89,7 +91,8 @@ struct ExecutableGraph: Sendable {
                 }
                 continue
             }
-            steps.append(Step(name: node.name, opType: node.opType, kernel: kernel, inputs: inputs, outputs: outputs))
+            steps.append(Step(name: node.name, opType: node.opType, domain: Model.canonicalDomain(node.domain), kernel: kernel,
+                              inputs: inputs, outputs: outputs))
         }
 
         self.valueNames = names

@@ -6,7 +6,9 @@
 public struct RunProfile: Sendable {
     /// The time of one node, or of every node of one operator type.
     public struct Entry: Sendable, Equatable {
-        /// The operator type (after fusion: a Conv carrying its activation is a Conv).
+        /// The operator type (after fusion: a Conv carrying its activation is a Conv), with its
+        /// domain in parentheses when it is not ai.onnx: "Conv (onyx.nchwc)" is a convolution in
+        /// the blocked layout.
         public let opType: String
         /// The node's name, or for a per-type entry the number of its nodes as text.
         public let name: String
@@ -56,7 +58,7 @@ public struct RunProfile: Sendable {
     /// Adds one run's per-step times.
     mutating func add(_ timings: [UInt64], steps: [ExecutableGraph.Step]) {
         if nodes.count != steps.count {
-            nodes = steps.map { (name: $0.name, opType: $0.opType, nanoseconds: 0) }
+            nodes = steps.map { (name: $0.name, opType: $0.domain.isEmpty ? $0.opType : "\($0.opType) (\($0.domain))", nanoseconds: 0) }
         }
         for (index, time) in timings.enumerated() { nodes[index].nanoseconds += time }
         runs += 1
