@@ -107,6 +107,8 @@ struct NchwcLayout: GraphPass {
                 node.inputs = [node.inputs[0], name]
                 node.attributes = ["axis": .int(1)]
             case "Concat": node.attributes["axis"] = .int(1)
+            case "Mul" where original.inputs.allSatisfy({ channels[$0] != nil }):
+                node.domain = NchwcFormat.domain  // a gate's product per block (NchwcMulKernel)
             default: break
             }
             let outputs = original.outputs.filter { !$0.isEmpty }

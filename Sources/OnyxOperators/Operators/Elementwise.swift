@@ -266,8 +266,8 @@ package struct FloatingAdd<T: BinaryFloatingPoint>: BinaryElementOperation {
 private struct FloatingSubtract<T: BinaryFloatingPoint>: BinaryElementOperation {
     @inline(__always) func callAsFunction(_ a: T, _ b: T) -> T { a - b }
 }
-private struct FloatingMultiply<T: BinaryFloatingPoint>: BinaryElementOperation {
-    @inline(__always) func callAsFunction(_ a: T, _ b: T) -> T { a * b }
+package struct FloatingMultiply<T: BinaryFloatingPoint>: BinaryElementOperation {
+    @inline(__always) package func callAsFunction(_ a: T, _ b: T) -> T { a * b }
 }
 private struct FloatingDivide<T: BinaryFloatingPoint>: BinaryElementOperation {
     @inline(__always) func callAsFunction(_ a: T, _ b: T) -> T { a / b }

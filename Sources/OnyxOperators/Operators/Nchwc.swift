@@ -33,6 +33,7 @@ extension OperatorRegistry {
         },
         OperatorRegistration("Upsample", domain: NchwcFormat.domain) { context in try NchwcUpsampleKernel(context) },
         OperatorRegistration("ScaleShift", domain: NchwcFormat.domain) { _ in NchwcScaleShiftKernel() },
+        OperatorRegistration("Mul", domain: NchwcFormat.domain) { _ in NchwcMulKernel() },
     ]
 }
 
@@ -565,6 +566,57 @@ package struct NchwcScaleShiftKernel: Kernel {
                     output.storeBytes(of: v * s + t, toByteOffset: pixel * stride, as: SIMD16<Float>.self)
                 }
             }
+        }
+    }
+}
+
+/// The product of two NCHWc tensors. A squeeze-excitation gate (`[N, blocks, 1, 1, 16]` against
+/// `[N, blocks, H, W, 16]`) scales each image block by its 16 lanes, the blocks split over the
+/// threads; equal shapes multiply lane by lane; any other broadcast goes through the general loops.
+package struct NchwcMulKernel: Kernel {
+    package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
+        guard inputs.count == 2, let a = inputs[0], let b = inputs[1], a.dataType == .float, b.dataType == .float,
+              NchwcFormat.isBlocked(a.shape), NchwcFormat.isBlocked(b.shape)
+        else { throw OnyxError.invalidModel("Mul (NCHWc) takes two float N×blocks×H×W×16 tensors") }
+        return [TensorDescriptor(.float, try Broadcasting.shape(a.shape, b.shape, op: "Mul (NCHWc)"))]
+    }
+
+    package func run(_ context: borrowing KernelContext) throws {
+        let a = context.input(0)!, b = context.input(1)!, y = context.output(0)
+        let pa = UnsafePointer(a.pointer(as: Float.self)), pb = UnsafePointer(b.pointer(as: Float.self))
+        let out = y.pointer(as: Float.self)
+        let block = NchwcFormat.block, stride = MemoryLayout<SIMD16<Float>>.size
+        func isGate(_ gate: [Int], of image: [Int]) -> Bool {
+            gate[0] == image[0] && gate[1] == image[1] && gate[2] == 1 && gate[3] == 1 && image == y.shape
+        }
+        let gated: (image: UnsafePointer<Float>, gate: UnsafePointer<Float>)? =
+            isGate(b.shape, of: a.shape) ? (pa, pb) : isGate(a.shape, of: b.shape) ? (pb, pa) : nil
+        if a.shape == b.shape || gated != nil {
+            let shape = y.shape, planes = shape[0] * shape[1], area = shape[2] * shape[3]
+            NchwcFormat.split(planes, costPerItem: Double(area * block), pool: context.pool) { range in
+                for plane in range {
+                    let output = UnsafeMutableRawPointer(out + plane * area * block)
+                    if let (image, gate) = gated {
+                        let scale = UnsafeRawPointer(gate + plane * block).loadUnaligned(as: SIMD16<Float>.self)
+                        let input = UnsafeRawPointer(image + plane * area * block)
+                        for pixel in 0..<area {
+                            let v = input.loadUnaligned(fromByteOffset: pixel * stride, as: SIMD16<Float>.self)
+                            output.storeBytes(of: v * scale, toByteOffset: pixel * stride, as: SIMD16<Float>.self)
+                        }
+                    } else {
+                        let left = UnsafeRawPointer(pa + plane * area * block), right = UnsafeRawPointer(pb + plane * area * block)
+                        for pixel in 0..<area {
+                            let product = left.loadUnaligned(fromByteOffset: pixel * stride, as: SIMD16<Float>.self)
+                                * right.loadUnaligned(fromByteOffset: pixel * stride, as: SIMD16<Float>.self)
+                            output.storeBytes(of: product, toByteOffset: pixel * stride, as: SIMD16<Float>.self)
+                        }
+                    }
+                }
+            }
+            return
+        }
+        BinaryBroadcastPlan.withPlan(a.shape, b.shape, output: y.shape) { plan in
+            ElementwiseLoops.binary(plan, pa, pb, out, pool: context.pool, FloatingMultiply<Float>())
         }
     }
 }
