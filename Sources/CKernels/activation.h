@@ -1,9 +1,10 @@
 /*
  * Fused activations (onyx_activation, onyx_kernels.h) on one float, eight (AVX2) and sixteen
- * (AVX-512) lanes, for the kernels that apply them as they store results. Every form computes the
- * logistic the same way as onyx_sigmoid_f32: e^-x = 2^n · p(r), n = round(-x · log2 e), r = -x - n·ln2
- * (ln2 in two parts), p a degree-6 polynomial, with -x clamped to [-87, 88]. NaN stays NaN: the
- * clamps return their NaN operand, and a NaN compares false.
+ * (AVX-512) lanes, for the kernels that apply them as they store results and for activate_f32.
+ * Every form computes e^t the same way: 2^n · p(r), n = round(t · log2 e), r = t - n·ln2 (ln2 in
+ * two parts), p a degree-6 polynomial, t clamped to [-87, 88]; the logistic is 1 / (1 + e^-x),
+ * accurate to a few float ulp. NaN stays NaN: the clamps return their NaN operand, and a NaN
+ * compares false.
  */
 #ifndef ONYX_ACTIVATION_H
 #define ONYX_ACTIVATION_H

@@ -150,8 +150,6 @@ void onyx_clip_f32(onyx_isa isa, const float *x, float *y, size_t n, float lo, f
 
 void onyx_add_f32(onyx_isa isa, const float *a, const float *b, float *y, size_t n) { table(isa)->add_f32(a, b, y, n); }
 
-void onyx_sigmoid_f32(onyx_isa isa, const float *x, float *y, size_t n) { table(isa)->sigmoid_f32(x, y, n); }
-
 void onyx_activate_f32(onyx_isa isa, const onyx_activation *activation, const float *x, float *y, size_t n) {
     table(isa)->activate_f32(activation, x, y, n);
 }

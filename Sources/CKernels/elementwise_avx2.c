@@ -1,4 +1,4 @@
-/* AVX2 clamp, add, logistic and fused activations (AVX-512 inherits them). */
+/* AVX2 clamp, add and fused activations (AVX-512 inherits them). */
 #include "activation.h"
 
 #ifdef ONYX_X86
@@ -27,24 +27,9 @@ static void add_avx2(const float *a, const float *b, float *y, size_t n) {
 }
 
 ONYX_AVX2
-static void sigmoid_avx2(const float *x, float *y, size_t n) {
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m256 a = onyx_sigmoid8(_mm256_loadu_ps(x + i)), b = onyx_sigmoid8(_mm256_loadu_ps(x + i + 8));
-        _mm256_storeu_ps(y + i, a);
-        _mm256_storeu_ps(y + i + 8, b);
-    }
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, onyx_sigmoid8(_mm256_loadu_ps(x + i)));
-    if (i < n) {
-        float in[8] = {0}, out[8];
-        for (size_t j = 0; i + j < n; j++) in[j] = x[i + j];
-        _mm256_storeu_ps(out, onyx_sigmoid8(_mm256_loadu_ps(in)));
-        for (size_t j = 0; i + j < n; j++) y[i + j] = out[j];
-    }
-}
-
-ONYX_AVX2
-static void activate_avx2(const onyx_activation *a, const float *x, float *y, size_t n) {
+static void activate_avx2(const onyx_activation *activation, const float *x, float *y, size_t n) {
+    /* A local copy: the stores could otherwise alias the activation's floats. */
+    const onyx_activation local = activation ? *activation : (onyx_activation){0}, *a = &local;
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
         __m256 v0 = onyx_activate8(_mm256_loadu_ps(x + i), a), v1 = onyx_activate8(_mm256_loadu_ps(x + i + 8), a);
@@ -58,7 +43,6 @@ static void activate_avx2(const onyx_activation *a, const float *x, float *y, si
 const onyx_kernel_table onyx_elementwise_avx2 = {
     .clip_f32 = clip_avx2,
     .add_f32 = add_avx2,
-    .sigmoid_f32 = sigmoid_avx2,
     .activate_f32 = activate_avx2,
 };
 

@@ -1,5 +1,5 @@
-/* Elementwise loops the kernels share: the clamp of a fused Relu/Clip, a fused residual add, the
- * logistic, a fused activation. */
+/* Elementwise loops the kernels share: the clamp of a fused Relu/Clip, a fused residual add, a
+ * fused activation (Sigmoid among them). */
 #include "activation.h"
 
 static void clip_portable(const float *x, float *y, size_t n, float lo, float hi) {
@@ -10,10 +10,6 @@ static void add_portable(const float *a, const float *b, float *y, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 
-static void sigmoid_portable(const float *x, float *y, size_t n) {
-    for (size_t i = 0; i < n; i++) y[i] = onyx_sigmoid1(x[i]);
-}
-
 static void activate_portable(const onyx_activation *a, const float *x, float *y, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = onyx_activate1(x[i], a);
 }
@@ -21,6 +17,5 @@ static void activate_portable(const onyx_activation *a, const float *x, float *y
 const onyx_kernel_table onyx_elementwise_portable = {
     .clip_f32 = clip_portable,
     .add_f32 = add_portable,
-    .sigmoid_f32 = sigmoid_portable,
     .activate_f32 = activate_portable,
 };

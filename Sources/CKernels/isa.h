@@ -36,7 +36,7 @@ enum { ONYX_ISA_COUNT = ONYX_ISA_AVX512 + 1 };
     X(sgemm_tile) X(sgemm_tile_rows) X(sgemm_tile_transposed) X(sgemv_panel)                             \
     X(depthwise_plane)                                                                                   \
     X(max_window_row) X(max_into) X(max_pool_2x2) X(gather_strided)                                      \
-    X(clip_f32) X(add_f32) X(sigmoid_f32) X(activate_f32)                                                \
+    X(clip_f32) X(add_f32) X(activate_f32)                                                               \
     X(nchwc_conv) X(nchwc_depthwise) X(nchwc_pool) X(nchwc_reorder_in) X(nchwc_reorder_out)
 
 typedef void (*onyx_sgemm_tile_fn)(size_t k, const float *a, const float *b, float *c, size_t ldc, size_t m,
@@ -67,7 +67,6 @@ typedef struct {
 
     void (*clip_f32)(const float *x, float *y, size_t n, float lo, float hi);
     void (*add_f32)(const float *a, const float *b, float *y, size_t n);
-    void (*sigmoid_f32)(const float *x, float *y, size_t n);
     void (*activate_f32)(const onyx_activation *activation, const float *x, float *y, size_t n);
 
     void (*nchwc_conv)(const onyx_nchwc_geometry *g, const float *input, const float *filter, const float *bias,

@@ -50,11 +50,16 @@ static inline void tile_finish_avx512(const size_t pixels, const size_t width, c
                                       __m512 acc[G][16]) {
     /* A local copy: the stores below could otherwise alias the activation's floats. */
     const onyx_activation activation = last && job->activation ? *job->activation : (onyx_activation){0};
+    if (activation.kind != ONYX_ACTIVATION_NONE) {
+        ONYX_UNROLL
+        for (size_t b = 0; b < width; b++)
+            ONYX_UNROLL
+            for (size_t p = 0; p < pixels; p++) acc[b][p] = onyx_activate16(acc[b][p], &activation);
+    }
     ONYX_UNROLL
     for (size_t b = 0; b < width; b++)
         ONYX_UNROLL
-        for (size_t p = 0; p < pixels; p++)
-            _mm512_storeu_ps(job->output + b * job->plane + (q0 + p) * B, onyx_activate16(acc[b][p], &activation));
+        for (size_t p = 0; p < pixels; p++) _mm512_storeu_ps(job->output + b * job->plane + (q0 + p) * B, acc[b][p]);
 }
 
 /*

@@ -89,8 +89,8 @@ import Testing
     /// Every variant's logistic agrees with `1 / (1 + e^−x)` to a few ulp.
     @Test(arguments: KernelISA.supported)
     func sigmoidMatchesTheDefinition(_ isa: KernelISA) {
-        Self.expectMatches("\(isa) sigmoid", absolute: 1e-37, kernel: { VectorKernels.sigmoid($0, &$1, count: $0.count, isa: isa) },
-                           exact: Self.logistic)
+        Self.expectMatches("\(isa) sigmoid", absolute: 1e-37,
+                           kernel: { FusedActivation.sigmoid.apply($0, &$1, count: $0.count, isa: isa) }, exact: Self.logistic)
     }
 
     /// Every variant's fused activations (`activate_f32`, the same code the NCHWc kernels and GEMM

@@ -150,12 +150,6 @@ void onyx_clip_f32(onyx_isa isa, const float *x, float *y, size_t n, float lo, f
 void onyx_add_f32(onyx_isa isa, const float *a, const float *b, float *y, size_t n);
 
 /*
- * y[i] = 1 / (1 + e^-x[i]) (the logistic function; NaN stays NaN); x and y may be the same array.
- * e^-x is 2^n times a degree-6 polynomial on |r| <= ln2/2, accurate to a few float ulp.
- */
-void onyx_sigmoid_f32(onyx_isa isa, const float *x, float *y, size_t n);
-
-/*
  * NCHWc (nchwc*.c): the blocked channel layout of conv chains. An image is [ceil(C/16)][H][W][16],
  * a block's 16 channels innermost (one AVX-512 vector per pixel). Lanes past C hold finite values
  * that no real channel ever reads: zero after a reorder, act(0) after a convolution with a fused

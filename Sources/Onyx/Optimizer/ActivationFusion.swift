@@ -220,8 +220,7 @@ private struct Matcher {
 
     /// The one node reading `value`, if exactly one does and `value` is not a graph output.
     private func soleReader(_ value: String) -> (Int, Node)? {
-        guard uses.hasSingleConsumer(value), let index = uses.consumers[value]?.first else { return nil }
-        return (index, graph.nodes[index])
+        uses.soleReader(of: value).map { ($0, graph.nodes[$0]) }
     }
 
     private func isBinary(_ node: Node, _ opType: String) -> Bool {
@@ -245,10 +244,5 @@ private struct Matcher {
         return abs(value - expected) <= 1e-6 * abs(expected)
     }
 
-    /// The value of a float initializer of one element.
-    private func scalar(_ name: String) -> Float? {
-        guard !name.isEmpty, let tensor = graph.initializer(named: name), tensor.dataType == .float, tensor.elementCount == 1
-        else { return nil }
-        return try? tensor.scalars(as: Float.self)[0]
-    }
+    private func scalar(_ name: String) -> Float? { graph.floatScalar(named: name) }
 }

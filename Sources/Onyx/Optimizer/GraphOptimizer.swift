@@ -57,6 +57,11 @@ struct GraphUses {
     func hasSingleConsumer(_ value: String) -> Bool {
         consumers[value]?.count == 1 && !graphOutputs.contains(value)
     }
+
+    /// The index of the one node reading `value`, if exactly one does and `value` is not a graph output.
+    func soleReader(of value: String) -> Int? {
+        hasSingleConsumer(value) ? consumers[value]?.first : nil
+    }
 }
 
 extension Graph {
@@ -103,6 +108,13 @@ extension Graph {
     /// The initializer named `name`, if any.
     func initializer(named name: String) -> Tensor? {
         initializers.first { $0.name == name }?.tensor
+    }
+
+    /// The value of a float initializer of one element (a constant a pattern compares against).
+    func floatScalar(named name: String) -> Float? {
+        guard !name.isEmpty, let tensor = initializer(named: name), tensor.dataType == .float, tensor.elementCount == 1
+        else { return nil }
+        return try? tensor.scalars(as: Float.self)[0]
     }
 
     /// Replaces or adds an initializer.

@@ -12,18 +12,14 @@ import OnyxIR
 struct HardSigmoidRecognition: GraphPass {
     func apply(to graph: inout Graph) {
         let uses = GraphUses(graph)
-        var readers: [String: Int] = [:]
-        for (index, node) in graph.nodes.enumerated() {
-            for name in node.inputs where !name.isEmpty { readers[name] = index }
-        }
         var names = graph.usedNames
         var removed = Set<Int>()
         var replaced: [Int: [Node]] = [:]
         for (addIndex, add) in graph.nodes.enumerated() where add.opType == "Add" && add.domain.isEmpty && add.attributes.isEmpty {
             guard add.inputs.count == 2, add.outputs.count == 1,
                   let x = add.inputs.first(where: { scalar($0, graph) != 3 }), add.inputs.contains(where: { scalar($0, graph) == 3 }),
-                  let clipIndex = soleReader(add.outputs[0], uses, readers), isClip06(graph.nodes[clipIndex], graph),
-                  let nextIndex = soleReader(graph.nodes[clipIndex].outputs[0], uses, readers),
+                  let clipIndex = uses.soleReader(of: add.outputs[0]), isClip06(graph.nodes[clipIndex], graph),
+                  let nextIndex = uses.soleReader(of: graph.nodes[clipIndex].outputs[0]),
                   ![addIndex, clipIndex, nextIndex].contains(where: removed.contains)
             else { continue }
             let clip = graph.nodes[clipIndex].outputs[0], next = graph.nodes[nextIndex]
@@ -36,7 +32,7 @@ struct HardSigmoidRecognition: GraphPass {
                 removed.formUnion([addIndex, clipIndex])
                 replaced[nextIndex] = [hard(next.outputs[0])]
             } else if next.opType == "Mul", next.domain.isEmpty, next.attributes.isEmpty, next.inputs.count == 2,
-                      Set(next.inputs) == [x, clip], let divIndex = soleReader(next.outputs[0], uses, readers),
+                      Set(next.inputs) == [x, clip], let divIndex = uses.soleReader(of: next.outputs[0]),
                       !removed.contains(divIndex), isSixth(graph.nodes[divIndex], of: next.outputs[0], graph) {
                 // x · Clip(x + 3, 0, 6) / 6
                 let gate = Graph.freshName(add.name + "_gate", avoiding: &names)
@@ -55,17 +51,7 @@ struct HardSigmoidRecognition: GraphPass {
         graph.nodes = nodes
     }
 
-    /// The index of the one node reading `value`, if exactly one does and it is not a graph output.
-    private func soleReader(_ value: String, _ uses: GraphUses, _ readers: [String: Int]) -> Int? {
-        uses.hasSingleConsumer(value) ? readers[value] : nil
-    }
-
-    /// The value of a float initializer of one element.
-    private func scalar(_ name: String, _ graph: Graph) -> Float? {
-        guard !name.isEmpty, let tensor = graph.initializer(named: name), tensor.dataType == .float, tensor.elementCount == 1
-        else { return nil }
-        return try? tensor.scalars(as: Float.self)[0]
-    }
+    private func scalar(_ name: String, _ graph: Graph) -> Float? { graph.floatScalar(named: name) }
 
     /// Clip to [0, 6], bounds as inputs (opset 11 and later) or attributes (earlier).
     private func isClip06(_ node: Node, _ graph: Graph) -> Bool {

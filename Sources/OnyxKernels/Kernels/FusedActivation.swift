@@ -23,16 +23,6 @@ package enum FusedActivation: Sendable, Equatable {
     /// Relu: `clip(0, +∞)`.
     package static let relu = FusedActivation.clip(min: 0, max: .infinity)
 
-    /// Whether the activation maps 0 to 0.
-    package var keepsZero: Bool {
-        switch self {
-        case .clip(let low, let high): low <= 0 && 0 <= high
-        case .silu, .hardSwish, .leakyRelu, .gelu, .geluTanh: true
-        case .sigmoid: false
-        case .hardSigmoid(_, let beta): beta == 0
-        }
-    }
-
     /// The clamp bounds, for a clip.
     package var clipBounds: (min: Float, max: Float)? {
         guard case .clip(let low, let high) = self else { return nil }

@@ -1,7 +1,8 @@
 internal import CKernels
 
 /// Float32 vector primitives of the C micro-kernels, one call per contiguous run (the operators'
-/// epilogues: a fused activation's clamp, a fused residual's add, a strided row gather; the logistic).
+/// epilogues: a fused activation's clamp, a fused residual's add, a strided row gather; the other
+/// activations are ``FusedActivation/apply(_:_:count:isa:)``).
 @usableFromInline package enum VectorKernels {
     /// `y[i] = min(max(x[i], min), max)` for `i < count`; `x` and `y` may be the same buffer.
     package static func clip(
@@ -15,12 +16,6 @@ internal import CKernels
         _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, isa: KernelISA
     ) {
         onyx_add_f32(isa.cValue, a, b, y, count)
-    }
-
-    /// `y[i] = 1 / (1 + e^−x[i])` for `i < count`, in the ISA's vector width (the Swift loops
-    /// build for baseline x86-64 and vectorise only to SSE); `x` and `y` may be the same buffer.
-    package static func sigmoid(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, isa: KernelISA) {
-        onyx_sigmoid_f32(isa.cValue, x, y, count)
     }
 
     /// `destination[i] = source[i · stride]` for `i < count`.

@@ -186,10 +186,10 @@ package struct ElementwiseFunctionKernel: Kernel {
             let isa = self.isa
             if n >= ElementwiseLoops.parallelThreshold && pool.threadCount > 1 {
                 pool.parallelRanges(n, minimumChunk: ElementwiseLoops.parallelThreshold / 2) { range in
-                    VectorKernels.sigmoid(x + range.lowerBound, out + range.lowerBound, count: range.count, isa: isa)
+                    FusedActivation.sigmoid.apply(x + range.lowerBound, out + range.lowerBound, count: range.count, isa: isa)
                 }
             } else {
-                VectorKernels.sigmoid(x, out, count: n, isa: isa)
+                FusedActivation.sigmoid.apply(x, out, count: n, isa: isa)
             }
         case .erf: ElementwiseLoops.unary(x, out, count: n, pool: pool, FastErf())
         case .gelu(let approximateTanh):
