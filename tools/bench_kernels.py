@@ -55,6 +55,11 @@ PRODUCTS = [
     ("matmul 256×256×256", 256, 256, 256),
     ("matmul 512×512×512", 512, 512, 512),
     ("matmul 1024×1024×1024", 1024, 1024, 1024),
+    ("matmul 197×768×768 (ViT attention projection)", 197, 768, 768),
+    ("matmul 197×768×3072 (ViT FFN up)", 197, 768, 3072),
+    ("matmul 197×3072×768 (ViT FFN down)", 197, 3072, 768),
+    ("matmul 128×768×2304 (GPT-2 c_attn)", 128, 768, 2304),
+    ("matmul 128×768×50257 (GPT-2 LM head)", 128, 768, 50257),
 ]
 
 
@@ -133,7 +138,7 @@ def main():
                 if args.isa:
                     command += ["--isa", args.isa]
                 onyx = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
-                ort_ms, _, _ = ort_p50(path, x, threads, args.duration)
+                ort_ms, _, _ = ort_p50(path, [data], threads, args.duration)
                 onyx_ms = onyx["p50_ms"]
                 row = (name, threads, flops / 1e6, onyx_ms, ort_ms, flops / onyx_ms / 1e6, flops / ort_ms / 1e6)
                 rows.append(row)

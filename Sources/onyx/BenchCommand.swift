@@ -112,21 +112,37 @@ struct BenchCommand: ParsableCommand {
         }
     }
 
-    /// The profile by operator type: a JSON array of objects, or a text table.
+    /// Nodes listed by name under the per-type table: the few where a gap usually hides.
+    static let slowestNodeCount = 10
+
+    /// The profile by operator type, then the slowest nodes: a JSON object of two arrays, or text tables.
     static func profileRows(_ profile: RunProfile, json: Bool) -> Any {
         let runs = Double(max(profile.runs, 1))
-        let rows = profile.byOperatorType
+        let types = profile.byOperatorType
+        let nodes = profile.byNode.prefix(slowestNodeCount)
         if json {
-            return rows.map { entry -> [String: Any] in
-                ["op_type": entry.opType, "nodes": entry.nodeCount, "ms_per_run": entry.seconds * 1000 / runs, "share": entry.share]
-            }
+            return [
+                "by_op_type": types.map { entry -> [String: Any] in
+                    ["op_type": entry.opType, "nodes": entry.nodeCount, "ms_per_run": entry.seconds * 1000 / runs, "share": entry.share]
+                },
+                "slowest_nodes": nodes.map { entry -> [String: Any] in
+                    ["op_type": entry.opType, "name": entry.name, "ms_per_run": entry.seconds * 1000 / runs, "share": entry.share]
+                },
+            ]
+        }
+        func cell(_ text: String, _ width: Int) -> String {
+            (text.count > width ? String(text.prefix(width - 1)) + "…" : text).padding(toLength: width, withPad: " ", startingAt: 0)
         }
         var table = "profile (\(profile.runs) runs, \(String(format: "%.3f", profile.totalSeconds * 1000 / runs)) ms per run in nodes):\n"
-        table += "  op type                    nodes  ms/run   share\n"
-        for entry in rows {
-            let name = entry.opType.count > 24 ? String(entry.opType.prefix(23)) + "…" : entry.opType
-            table += "  " + name.padding(toLength: 24, withPad: " ", startingAt: 0)
+        table += "  " + cell("op type", 30) + "   nodes  ms/run   share\n"
+        for entry in types {
+            table += "  " + cell(entry.opType, 30)
                 + String(format: " %7d %7.3f %6.1f%%\n", entry.nodeCount, entry.seconds * 1000 / runs, entry.share * 100)
+        }
+        table += "slowest nodes:\n"
+        for entry in nodes {
+            table += "  " + cell(entry.opType, 30) + " " + cell(entry.name, 48)
+                + String(format: " %7.3f %6.1f%%\n", entry.seconds * 1000 / runs, entry.share * 100)
         }
         return table
     }

@@ -44,7 +44,8 @@ import Testing
     static let gemmCases: [GemmCase] = {
         var cases: [GemmCase] = []
         let sizes = [(1, 7, 17), (7, 17, 63), (17, 63, 7), (63, 1, 257), (1, 257, 63), (13, 33, 300), (257, 17, 1),
-                     (2, 33, 65), (4, 40, 9), (3, 600, 300)]  // 2–4 rows: one row at a time, or the tile (B past L2)
+                     (2, 33, 65), (4, 40, 9), (3, 600, 300),  // 2–4 rows: one row at a time, or the tile (B past L2)
+                     (70, 1000, 300)]  // panels in two groups (Gemm.slabBytes), each over two K blocks
         for (i, (m, n, k)) in sizes.enumerated() {
             let cShapes: [[Int]?] = [nil, [n], [1, n], [m, 1], [m, n], [1]]
             cases.append(GemmCase(m: m, n: n, k: k, transA: i % 2 == 1, transB: i % 3 == 0, alpha: i == 2 ? 0.5 : 1,

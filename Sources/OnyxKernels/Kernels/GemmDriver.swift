@@ -46,6 +46,8 @@ import OnyxCore
 @usableFromInline package enum Gemm {
     /// Depth of one K block: a B panel block of KC × NR floats stays in L1 while A strips stream by.
     package static let kc = 256
+    /// Bytes of C one group of panels covers: the group's K blocks all land in L2.
+    package static let slabBytes = 256 << 10
 
     /// Packs `op(B)` (K × N) into NR-wide panels at `destination`, multiplied by `scale`.
     ///
@@ -188,40 +190,46 @@ import OnyxCore
         func compute(panelRange: Range<Int>, stripRange: Range<Int>) {
             // A transposed store is a scatter: done once, over all of K, rather than per K block.
             let blockDepth = transposingOutput ? k : kc
-            var p0 = 0
-            repeat {
-                let depth = min(blockDepth, k - p0)
-                let last = p0 + depth >= k
-                for panel in panelRange {
-                    let j0 = panel * nr
-                    let width = min(nr, n - j0)
-                    for strip in stripRange {
-                        let i0 = strip * mr
-                        var ep = epilogue.c(rowOffset: i0, columnOffset: j0)
-                        let useEpilogue = last && !epilogue.isTrivial
-                        let aBlock = a.panel(strip) + p0 * mr
-                        let cBlock = transposingOutput ? c + j0 * ldc + i0 : c + i0 * ldc + j0
-                        let rows = min(mr, m - i0), add: Int32 = (accumulate || p0 > 0) ? 1 : 0
-                        withUnsafePointer(to: &ep) { ep in
-                            switch b {
-                            case .packed(let b) where transposingOutput:
-                                onyx_sgemm_tile_transposed(
-                                    isa.cValue, depth, aBlock, b.panel(panel) + p0 * nr, cBlock, ldc,
-                                    rows, width, add, useEpilogue ? ep : nil)
-                            case .packed(let b):
-                                onyx_sgemm_tile(
-                                    isa.cValue, depth, aBlock, b.panel(panel) + p0 * nr, cBlock, ldc,
-                                    rows, width, add, useEpilogue ? ep : nil)
-                            case .rows(let base, let rowOffsets):
-                                onyx_sgemm_tile_rows(
-                                    isa.cValue, depth, aBlock, base + j0, rowOffsets + p0, cBlock, ldc,
-                                    rows, width, add, useEpilogue ? ep : nil)
+            // Panels in groups whose C columns (every strip's rows) stay in L2 across the K blocks, so
+            // a wide C (an LM head's 128 × 50257) is not read and written again per K block.
+            let group = max(1, slabBytes / (stripRange.count * mr * nr * MemoryLayout<Float>.size))
+            for first in stride(from: panelRange.lowerBound, to: panelRange.upperBound, by: group) {
+                let panelGroup = first..<min(first + group, panelRange.upperBound)
+                var p0 = 0
+                repeat {
+                    let depth = min(blockDepth, k - p0)
+                    let last = p0 + depth >= k
+                    for panel in panelGroup {
+                        let j0 = panel * nr
+                        let width = min(nr, n - j0)
+                        for strip in stripRange {
+                            let i0 = strip * mr
+                            var ep = epilogue.c(rowOffset: i0, columnOffset: j0)
+                            let useEpilogue = last && !epilogue.isTrivial
+                            let aBlock = a.panel(strip) + p0 * mr
+                            let cBlock = transposingOutput ? c + j0 * ldc + i0 : c + i0 * ldc + j0
+                            let rows = min(mr, m - i0), add: Int32 = (accumulate || p0 > 0) ? 1 : 0
+                            withUnsafePointer(to: &ep) { ep in
+                                switch b {
+                                case .packed(let b) where transposingOutput:
+                                    onyx_sgemm_tile_transposed(
+                                        isa.cValue, depth, aBlock, b.panel(panel) + p0 * nr, cBlock, ldc,
+                                        rows, width, add, useEpilogue ? ep : nil)
+                                case .packed(let b):
+                                    onyx_sgemm_tile(
+                                        isa.cValue, depth, aBlock, b.panel(panel) + p0 * nr, cBlock, ldc,
+                                        rows, width, add, useEpilogue ? ep : nil)
+                                case .rows(let base, let rowOffsets):
+                                    onyx_sgemm_tile_rows(
+                                        isa.cValue, depth, aBlock, base + j0, rowOffsets + p0, cBlock, ldc,
+                                        rows, width, add, useEpilogue ? ep : nil)
+                                }
                             }
                         }
                     }
-                }
-                p0 += depth
-            } while p0 < k
+                    p0 += depth
+                } while p0 < k
+            }
         }
 
         if threads == 1 {
