@@ -96,10 +96,15 @@ static inline void activate_rows(onyx_isa isa, const onyx_epilogue *ep, float *c
     for (size_t i = 0; i < rows; i++) activate(&ep->activation, c + i * ldc, c + i * ldc, n);
 }
 
-void onyx_sgemm_tile(onyx_isa isa, size_t k, const float *a, const float *b, float *c, size_t ldc,
-                     size_t m, size_t n, int accumulate, const onyx_epilogue *epilogue) {
-    table(isa)->sgemm_tile(k, a, b, c, ldc, m, n, accumulate, epilogue);
+void onyx_sgemm_tile(onyx_isa isa, size_t k, const float *a, const float *b, const float *prefetch, float *c,
+                     size_t ldc, size_t m, size_t n, int accumulate, const onyx_epilogue *epilogue) {
+    table(isa)->sgemm_tile(k, a, b, prefetch, c, ldc, m, n, accumulate, epilogue);
     activate_rows(isa, epilogue, c, ldc, m, n);
+}
+
+void onyx_sgemm_pack_a(onyx_isa isa, const float *a, size_t lda, int transposed, size_t m, size_t k, float scale,
+                       size_t mr, float *dest) {
+    table(isa)->sgemm_pack_a(a, lda, transposed, m, k, scale, mr, dest);
 }
 
 void onyx_sgemm_tile_rows(onyx_isa isa, size_t k, const float *a, const float *b, const ptrdiff_t *row_offsets,

@@ -33,12 +33,13 @@ enum { ONYX_ISA_COUNT = ONYX_ISA_AVX512 + 1 };
 
 /* The kernels of the table, in the order onyx_kernel_name numbers them. */
 #define ONYX_KERNEL_LIST(X)                                                                              \
-    X(sgemm_tile) X(sgemm_tile_rows) X(sgemm_tile_transposed) X(sgemv_panel)                             \
+    X(sgemm_tile) X(sgemm_tile_rows) X(sgemm_tile_transposed) X(sgemv_panel) X(sgemm_pack_a)             \
     X(depthwise_plane)                                                                                   \
     X(max_window_row) X(max_into) X(max_pool_2x2) X(gather_strided)                                      \
     X(clip_f32) X(add_f32) X(activate_f32)                                                               \
     X(nchwc_conv) X(nchwc_depthwise) X(nchwc_pool) X(nchwc_reorder_in) X(nchwc_reorder_out)
 
+/* The transposed tile's type (sgemm_tile also takes a prefetch pointer). */
 typedef void (*onyx_sgemm_tile_fn)(size_t k, const float *a, const float *b, float *c, size_t ldc, size_t m,
                                    size_t n, int accumulate, const onyx_epilogue *epilogue);
 
@@ -50,12 +51,15 @@ typedef struct {
      * sgemm_tile, sgemm_transposed_mr (0: no transposed tile) with sgemm_tile_transposed.
      */
     size_t sgemm_mr, sgemm_nr, sgemm_transposed_mr;
-    onyx_sgemm_tile_fn sgemm_tile;
+    void (*sgemm_tile)(size_t k, const float *a, const float *b, const float *prefetch, float *c, size_t ldc,
+                       size_t m, size_t n, int accumulate, const onyx_epilogue *epilogue);
     void (*sgemm_tile_rows)(size_t k, const float *a, const float *b, const ptrdiff_t *row_offsets, float *c,
                             size_t ldc, size_t m, size_t n, int accumulate, const onyx_epilogue *epilogue);
     onyx_sgemm_tile_fn sgemm_tile_transposed;
     void (*sgemv_panel)(size_t k, const float *a, const float *b, float *c, size_t n, int accumulate,
                         const onyx_epilogue *epilogue);
+    void (*sgemm_pack_a)(const float *a, size_t lda, int transposed, size_t m, size_t k, float scale, size_t mr,
+                         float *dest);
 
     void (*depthwise_plane)(const float *input, const float *filter, float bias, float *output,
                             const onyx_depthwise_geometry *g, int apply_clip, float clip_min, float clip_max);

@@ -39,6 +39,20 @@ static inline void store_scalar(const float *t, size_t nr, float *c, size_t ldc,
     }
 }
 
+/* onyx_sgemm_pack_a in plain C: the portable kernel, and what the vector forms do past mr = 8. */
+static inline void pack_a_scalar(const float *a, size_t lda, int transposed, size_t m, size_t k, float scale,
+                                 size_t mr, float *dest) {
+    for (size_t i0 = 0; i0 < m; i0 += mr, dest += k * mr) {
+        size_t rows = m - i0 < mr ? m - i0 : mr;
+        for (size_t p = 0; p < k; p++) {
+            float *out = dest + p * mr;
+            for (size_t i = 0; i < rows; i++)
+                out[i] = scale * (transposed ? a[p * lda + i0 + i] : a[(i0 + i) * lda + p]);
+            for (size_t i = rows; i < mr; i++) out[i] = 0.0f;
+        }
+    }
+}
+
 /* As store_scalar for the single row of a GEMV: bias_row is ignored. */
 static inline void store_row_scalar(const float *t, size_t nr, float *c, size_t n, int accumulate,
                                     const onyx_epilogue *ep) {

@@ -2,8 +2,10 @@
 #include "sgemm.h"
 #include <string.h>
 
-static void tile_portable(size_t k, const float *a, const float *b, float *c, size_t ldc,
+/* Plain C leaves prefetching to the hardware. */
+static void tile_portable(size_t k, const float *a, const float *b, const float *prefetch, float *c, size_t ldc,
                           size_t m, size_t n, int accumulate, const onyx_epilogue *ep) {
+    (void)prefetch;
     float acc[PORTABLE_MR * PORTABLE_NR];
     memset(acc, 0, sizeof acc);
     for (size_t p = 0; p < k; p++) {
@@ -58,4 +60,5 @@ const onyx_kernel_table onyx_sgemm_portable = {
     .sgemm_tile_rows = tile_rows_portable,
     .sgemm_tile_transposed = no_tile_transposed,
     .sgemv_panel = gemv_portable,
+    .sgemm_pack_a = pack_a_scalar,
 };

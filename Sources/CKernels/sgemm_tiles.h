@@ -5,6 +5,7 @@
  *   TILE(name)         the ISA's name for a function (name##_avx2)
  *   TARGET             its target attribute
  *   MR, NR, W          tile rows, tile columns (two vectors), lanes per vector
+ *   (and prefetches with _mm_prefetch, which every x86 target has)
  *   VEC, MASK          the vector type and the lane-mask type of a partial load
  *   ZERO(), LOAD(p), ADD(x, y), STORE(p, x), BROADCAST(p), FMA(x, y, acc)
  *   LANES_BELOW(n)     the mask of lanes i < n (n ≤ W); MASKED_LOAD(mask, p) reads only those lanes
@@ -21,15 +22,25 @@
     }
 
 TARGET
-static void TILE(tile)(size_t k, const float *a, const float *b, float *c, size_t ldc,
+static void TILE(tile)(size_t k, const float *a, const float *b, const float *prefetch, float *c, size_t ldc,
                        size_t m, size_t n, int accumulate, const onyx_epilogue *ep) {
     VEC acc[MR][2];
     for (int i = 0; i < MR; i++) { acc[i][0] = ZERO(); acc[i][1] = ZERO(); }
-    for (size_t p = 0; p < k; p++) {
-        VEC b0 = LOAD(b), b1 = LOAD(b + W);
-        TILE_STEP(a, b0, b1)
-        a += MR;
-        b += NR;
+    if (prefetch) {
+        for (size_t p = 0; p < k; p++) {
+            _mm_prefetch((const char *)(prefetch + p * 16), _MM_HINT_T1);
+            VEC b0 = LOAD(b), b1 = LOAD(b + W);
+            TILE_STEP(a, b0, b1)
+            a += MR;
+            b += NR;
+        }
+    } else {
+        for (size_t p = 0; p < k; p++) {
+            VEC b0 = LOAD(b), b1 = LOAD(b + W);
+            TILE_STEP(a, b0, b1)
+            a += MR;
+            b += NR;
+        }
     }
     STORE_TILE(acc, c, ldc, m, n, accumulate, ep);
 }

@@ -124,4 +124,31 @@ import Testing
         FusedActivation.silu.apply(&values, count: values.count, isa: isa)
         #expect(abs(values[4] - Float(2 * sigmoid(2))) < 1e-6 && values[2] == 0)
     }
+
+    /// Every variant's `sgemm_pack_a` writes exactly the strips the definition gives: strip
+    /// heights 4–12 (past the vector forms' 8), row and column tails, both layouts, a scale, and
+    /// zeros (not the NaN the buffer held) in the padding rows.
+    @Test(arguments: KernelISA.supported)
+    func packingAMatchesTheDefinition(_ isa: KernelISA) {
+        for mr in [4, 6, 8, 12] {
+            for (m, k) in [(1, 1), (5, 7), (8, 8), (13, 9), (17, 31), (6, 16)] {
+                for transposed in [false, true] {
+                    let scale: Float = transposed ? -0.5 : 1
+                    let ld = (transposed ? m : k) + 3  // the stored rows are longer than op(A)'s extent
+                    let stored = (0..<(transposed ? k : m) * ld).map { Float($0 % 97) - 48.5 }
+                    let strips = (m + mr - 1) / mr
+                    var packed = [Float](repeating: .nan, count: strips * k * mr)
+                    onyx_sgemm_pack_a(isa.cValue, stored, ld, transposed ? 1 : 0, m, k, scale, mr, &packed)
+                    var expected = [Float](repeating: 0, count: packed.count)
+                    for i in 0..<m {
+                        for p in 0..<k {
+                            let value = transposed ? stored[p * ld + i] : stored[i * ld + p]
+                            expected[(i / mr) * k * mr + p * mr + i % mr] = scale * value
+                        }
+                    }
+                    #expect(packed == expected, "\(isa) mr \(mr) \(m)×\(k) transposed \(transposed)")
+                }
+            }
+        }
+    }
 }

@@ -78,9 +78,12 @@ size_t onyx_sgemm_nr(onyx_isa isa);
  * b: packed panel, k-major: b[p * NR + j] (columns past n zero-padded).
  * c: row-major with leading dimension ldc; only the m × n corner is written.
  * accumulate != 0 adds to C instead of overwriting it.
+ * prefetch: NULL, or the start of k cache lines (64 bytes each) a later tile will read, brought
+ * into L2 one per k step (the next B panel while this one computes: packed weights come from
+ * memory once per run, and the first strip to read a panel would otherwise wait for each line).
  */
-void onyx_sgemm_tile(onyx_isa isa, size_t k, const float *a, const float *b, float *c, size_t ldc,
-                     size_t m, size_t n, int accumulate, const onyx_epilogue *epilogue);
+void onyx_sgemm_tile(onyx_isa isa, size_t k, const float *a, const float *b, const float *prefetch, float *c,
+                     size_t ldc, size_t m, size_t n, int accumulate, const onyx_epilogue *epilogue);
 
 /*
  * As onyx_sgemm_tile, with B read in place instead of packed: row p of B's k block is the n floats
@@ -100,6 +103,15 @@ void onyx_sgemm_tile_rows(onyx_isa isa, size_t k, const float *a, const float *b
 size_t onyx_sgemm_transposed_mr(onyx_isa isa);
 void onyx_sgemm_tile_transposed(onyx_isa isa, size_t k, const float *a, const float *b, float *c, size_t ldc,
                                 size_t m, size_t n, int accumulate, const onyx_epilogue *epilogue);
+
+/*
+ * Packs op(A) (m × k), times scale, into strips of mr rows for onyx_sgemm_tile:
+ * dest[s * k * mr + p * mr + i] = scale * op(A)[s * mr + i][p], rows past m zero. op(A) is A,
+ * row-major m × k with leading dimension lda, or with transposed != 0 the transpose of A stored
+ * row-major k × m (leading dimension lda). Any mr works; the vector forms handle mr ≤ 8.
+ */
+void onyx_sgemm_pack_a(onyx_isa isa, const float *a, size_t lda, int transposed, size_t m, size_t k, float scale,
+                       size_t mr, float *dest);
 
 /*
  * One row: c[0..n] (=|+=) sum_p a[p] * b[p * NR + j], then the epilogue (bias_row is ignored).

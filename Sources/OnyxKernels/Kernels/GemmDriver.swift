@@ -80,35 +80,17 @@ import OnyxCore
         }
     }
 
-    /// Packs `op(A)` (M × K) into MR-tall strips at `destination`, multiplied by `scale`.
+    /// Packs `op(A)` (M × K) into MR-tall strips at `destination`, multiplied by `scale`
+    /// (`onyx_sgemm_pack_a`: the strips' rows transposed eight columns at a time in registers).
     ///
     /// - Parameters:
     ///   - a: The matrix as stored: M × K row-major, or K × M when `transposed`.
     ///   - ld: Leading dimension of the stored matrix.
     package static func packA(
         _ a: UnsafePointer<Float>, m: Int, k: Int, ld: Int, transposed: Bool, scale: Float = 1,
-        mr: Int, into destination: UnsafeMutablePointer<Float>
+        mr: Int, isa: KernelISA, into destination: UnsafeMutablePointer<Float>
     ) {
-        let strips = (m + mr - 1) / mr
-        for strip in 0..<strips {
-            let i0 = strip * mr
-            let height = min(mr, m - i0)
-            var out = destination + strip * k * mr
-            if transposed {
-                for p in 0..<k {
-                    let row = a + p * ld + i0
-                    for i in 0..<height { out[i] = row[i] * scale }
-                    if height < mr { (out + height).update(repeating: 0, count: mr - height) }
-                    out += mr
-                }
-            } else {
-                for p in 0..<k {
-                    for i in 0..<height { out[i] = a[(i0 + i) * ld + p] * scale }
-                    if height < mr { (out + height).update(repeating: 0, count: mr - height) }
-                    out += mr
-                }
-            }
-        }
+        onyx_sgemm_pack_a(isa.cValue, a, ld, transposed ? 1 : 0, m, k, scale, mr, destination)
     }
 
     /// What the micro-kernel applies as it stores the last K block.
@@ -202,6 +184,13 @@ import OnyxCore
                     for panel in panelGroup {
                         let j0 = panel * nr
                         let width = min(nr, n - j0)
+                        // The B block read after this one: the next panel, the group's first at the
+                        // next depth, or the next group's first.
+                        let next: (panel: Int, p0: Int)? =
+                            panel + 1 < panelGroup.upperBound ? (panel + 1, p0)
+                            : !last ? (panelGroup.lowerBound, p0 + depth)
+                            : panelGroup.upperBound < panelRange.upperBound ? (panelGroup.upperBound, 0) : nil
+                        let nextFloats = next.map { min(blockDepth, k - $0.p0) * nr } ?? 0
                         for strip in stripRange {
                             let i0 = strip * mr
                             var ep = epilogue.c(rowOffset: i0, columnOffset: j0)
@@ -216,8 +205,14 @@ import OnyxCore
                                         isa.cValue, depth, aBlock, b.panel(panel) + p0 * nr, cBlock, ldc,
                                         rows, width, add, useEpilogue ? ep : nil)
                                 case .packed(let b):
+                                    // The first strips bring the next block into L2, one line per k step
+                                    // each (16 floats), while this panel still has the others to compute.
+                                    let line = (strip - stripRange.lowerBound) * depth * 16
+                                    let prefetch = next.flatMap { next in
+                                        line + depth * 16 <= nextFloats ? b.panel(next.panel) + next.p0 * nr + line : nil
+                                    }
                                     onyx_sgemm_tile(
-                                        isa.cValue, depth, aBlock, b.panel(panel) + p0 * nr, cBlock, ldc,
+                                        isa.cValue, depth, aBlock, b.panel(panel) + p0 * nr, prefetch, cBlock, ldc,
                                         rows, width, add, useEpilogue ? ep : nil)
                                 case .rows(let base, let rowOffsets):
                                     onyx_sgemm_tile_rows(
@@ -312,7 +307,7 @@ import OnyxCore
         let mr = mr(isa)
         let storage = TensorStorage(uninitializedByteCount: PackedPanels.floatCount(extent: m, depth: k, width: mr) * 4)
         let base = storage.bytes.assumingMemoryBound(to: Float.self)
-        packA(a, m: m, k: k, ld: ld, transposed: transposed, scale: scale, mr: mr, into: base)
+        packA(a, m: m, k: k, ld: ld, transposed: transposed, scale: scale, mr: mr, isa: isa, into: base)
         return PackedPanels(extent: m, depth: k, width: mr, base: base, owner: storage)
     }
 }

@@ -207,7 +207,7 @@ extension Double: RecurrentScalar {
             return
         }
         let mr = Gemm.mr(isa)
-        Gemm.packA(a, m: rows, k: panels.depth, ld: panels.depth, transposed: false, mr: mr, into: strips)
+        Gemm.packA(a, m: rows, k: panels.depth, ld: panels.depth, transposed: false, mr: mr, isa: isa, into: strips)
         let packed = PackedPanels(extent: rows, depth: panels.depth, width: mr, base: UnsafePointer(strips), owner: nil)
         Gemm.multiply(isa: isa, m: rows, n: panels.extent, k: panels.depth, a: packed, b: panels, c: c,
                       ldc: panels.extent, accumulate: false, epilogue: .none, pool: pool)

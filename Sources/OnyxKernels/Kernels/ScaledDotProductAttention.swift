@@ -99,7 +99,7 @@
             Gemm.multiplyRow(isa: isa, n: n, k: k, a: a, b: packedB, c: c, accumulate: false, epilogue: .none, pool: pool)
             return
         }
-        Gemm.packA(a, m: m, k: k, ld: lda, transposed: false, mr: mr, into: strips)
+        Gemm.packA(a, m: m, k: k, ld: lda, transposed: false, mr: mr, isa: isa, into: strips)
         let packedA = PackedPanels(extent: m, depth: k, width: mr, base: UnsafePointer(strips), owner: nil)
         Gemm.multiply(isa: isa, m: m, n: n, k: k, a: packedA, b: packedB, c: c, ldc: ldc,
                       accumulate: false, epilogue: .none, pool: pool)

@@ -260,7 +260,7 @@ package struct ConvKernel: Kernel {
                     a = packedWeights[gi]
                 } else {
                     Gemm.packA(weights + gi * filtersPerGroup * columns.depth, m: filtersPerGroup, k: columns.depth,
-                               ld: columns.depth, transposed: false, mr: mr, into: scratch.strips)
+                               ld: columns.depth, transposed: false, mr: mr, isa: isa, into: scratch.strips)
                     a = PackedPanels(extent: filtersPerGroup, depth: columns.depth, width: mr,
                                      base: UnsafePointer(scratch.strips), owner: nil)
                 }

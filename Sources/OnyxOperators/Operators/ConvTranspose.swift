@@ -212,7 +212,7 @@ package struct ConvTransposeKernel: Kernel {
                     a = packedWeights[gi]
                 } else {
                     Gemm.packA(weights + gi * channelsPerGroup * rows, m: rows, k: channelsPerGroup, ld: rows,
-                               transposed: true, mr: mr, into: strips)
+                               transposed: true, mr: mr, isa: isa, into: strips)
                     a = PackedPanels(extent: rows, depth: channelsPerGroup, width: mr, base: UnsafePointer(strips), owner: nil)
                 }
                 Gemm.multiply(isa: isa, m: rows, n: g.inputArea, k: channelsPerGroup, a: a, b: b, c: columns,

@@ -149,7 +149,7 @@ package struct EinsumKernel: Kernel {
                                  accumulate: false, epilogue: .none, pool: pool)
                 continue
             }
-            Gemm.packA(a + batch * f.m * f.k, m: f.m, k: f.k, ld: f.k, transposed: false, mr: mr, into: strips)
+            Gemm.packA(a + batch * f.m * f.k, m: f.m, k: f.k, ld: f.k, transposed: false, mr: mr, isa: isa, into: strips)
             let packedA = PackedPanels(extent: f.m, depth: f.k, width: mr, base: UnsafePointer(strips), owner: nil)
             Gemm.multiply(isa: isa, m: f.m, n: f.n, k: f.k, a: packedA, b: packedB, c: out, ldc: f.n,
                           accumulate: false, epilogue: .none, pool: pool)

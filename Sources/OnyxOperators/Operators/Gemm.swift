@@ -142,7 +142,7 @@ package struct GemmKernel: Kernel {
             let mr = Gemm.mr(isa)
             // alpha is folded into B when B was prepacked; otherwise into A here.
             Gemm.packA(UnsafePointer(a.pointer(as: Float.self)), m: m, k: k, ld: a.shape[1], transposed: transA,
-                       scale: 1, mr: mr, into: strips)
+                       scale: 1, mr: mr, isa: isa, into: strips)
             let packedA = PackedPanels(extent: m, depth: k, width: mr, base: UnsafePointer(strips), owner: nil)
             Gemm.multiply(isa: isa, m: m, n: n, k: k, a: packedA, b: packedB, c: out, ldc: n,
                           accumulate: accumulate, epilogue: epilogue, pool: context.pool)
@@ -265,7 +265,7 @@ package struct MatMulKernel: Kernel {
                                   epilogue: epilogue, pool: pool)
                 return
             }
-            Gemm.packA(a, m: rows, k: k, ld: k, transposed: false, mr: mr, into: aScratch)
+            Gemm.packA(a, m: rows, k: k, ld: k, transposed: false, mr: mr, isa: isa, into: aScratch)
             let packedA = PackedPanels(extent: rows, depth: k, width: mr, base: UnsafePointer(aScratch), owner: nil)
             Gemm.multiply(isa: isa, m: rows, n: n, k: k, a: packedA, b: b, c: c, ldc: n,
                           accumulate: false, epilogue: epilogue, pool: pool)
