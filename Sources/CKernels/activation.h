@@ -12,6 +12,9 @@
 #include "isa.h"
 #include <stdint.h>
 
+/* Below this e^t is taken as 0 where a sum of them must not see the clamp's e^-87 (softmax). */
+#define ONYX_SOFTMAX_FLOOR (-87.33654f)
+
 /* e^t for t clamped to [-87, 88] (NaN stays NaN). */
 static inline float onyx_exp1(float t) {
     if (t != t) return t;

@@ -159,6 +159,15 @@ void onyx_activate_f32(onyx_isa isa, const onyx_activation *activation, const fl
     table(isa)->activate_f32(activation, x, y, n);
 }
 
+void onyx_softmax_f32(onyx_isa isa, const float *x, float *y, size_t rows, size_t n) {
+    table(isa)->softmax_f32(x, y, rows, n);
+}
+
+void onyx_layer_norm_f32(onyx_isa isa, const float *x, float *y, size_t rows, size_t n, float epsilon,
+                         const float *scale, const float *bias, float *mean, float *inverse) {
+    table(isa)->layer_norm_f32(x, y, rows, n, epsilon, scale, bias, mean, inverse);
+}
+
 void onyx_nchwc_conv(onyx_isa isa, const onyx_nchwc_geometry *g, const float *input, const float *filter,
                      const float *bias, float *output, size_t group_begin, size_t group_end, size_t row_begin,
                      size_t row_end, int accumulate, const onyx_activation *activation) {

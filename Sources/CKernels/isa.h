@@ -36,7 +36,7 @@ enum { ONYX_ISA_COUNT = ONYX_ISA_AVX512 + 1 };
     X(sgemm_tile) X(sgemm_tile_rows) X(sgemm_tile_transposed) X(sgemv_panel) X(sgemm_pack_a)             \
     X(depthwise_plane)                                                                                   \
     X(max_window_row) X(max_into) X(max_pool_2x2) X(gather_strided)                                      \
-    X(clip_f32) X(add_f32) X(activate_f32)                                                               \
+    X(clip_f32) X(add_f32) X(activate_f32) X(softmax_f32) X(layer_norm_f32)                              \
     X(nchwc_conv) X(nchwc_depthwise) X(nchwc_pool) X(nchwc_reorder_in) X(nchwc_reorder_out)
 
 /* The transposed tile's type (sgemm_tile also takes a prefetch pointer). */
@@ -72,6 +72,9 @@ typedef struct {
     void (*clip_f32)(const float *x, float *y, size_t n, float lo, float hi);
     void (*add_f32)(const float *a, const float *b, float *y, size_t n);
     void (*activate_f32)(const onyx_activation *activation, const float *x, float *y, size_t n);
+    void (*softmax_f32)(const float *x, float *y, size_t rows, size_t n);
+    void (*layer_norm_f32)(const float *x, float *y, size_t rows, size_t n, float epsilon, const float *scale,
+                           const float *bias, float *mean, float *inverse);
 
     void (*nchwc_conv)(const onyx_nchwc_geometry *g, const float *input, const float *filter, const float *bias,
                        float *output, size_t group_begin, size_t group_end, size_t row_begin, size_t row_end,

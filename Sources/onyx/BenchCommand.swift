@@ -115,17 +115,17 @@ struct BenchCommand: ParsableCommand {
     /// Nodes listed by name under the per-type table: the few where a gap usually hides.
     static let slowestNodeCount = 10
 
-    /// The profile by operator type, then the slowest nodes: a JSON object of two arrays, or text tables.
+    /// The profile by operator type, then by node: a JSON object of two arrays (every node, slowest
+    /// first), or text tables (the slowest nodes only).
     static func profileRows(_ profile: RunProfile, json: Bool) -> Any {
         let runs = Double(max(profile.runs, 1))
         let types = profile.byOperatorType
-        let nodes = profile.byNode.prefix(slowestNodeCount)
         if json {
             return [
                 "by_op_type": types.map { entry -> [String: Any] in
                     ["op_type": entry.opType, "nodes": entry.nodeCount, "ms_per_run": entry.seconds * 1000 / runs, "share": entry.share]
                 },
-                "slowest_nodes": nodes.map { entry -> [String: Any] in
+                "by_node": profile.byNode.map { entry -> [String: Any] in
                     ["op_type": entry.opType, "name": entry.name, "ms_per_run": entry.seconds * 1000 / runs, "share": entry.share]
                 },
             ]
@@ -140,7 +140,7 @@ struct BenchCommand: ParsableCommand {
                 + String(format: " %7d %7.3f %6.1f%%\n", entry.nodeCount, entry.seconds * 1000 / runs, entry.share * 100)
         }
         table += "slowest nodes:\n"
-        for entry in nodes {
+        for entry in profile.byNode.prefix(slowestNodeCount) {
             table += "  " + cell(entry.opType, 30) + " " + cell(entry.name, 48)
                 + String(format: " %7.3f %6.1f%%\n", entry.seconds * 1000 / runs, entry.share * 100)
         }

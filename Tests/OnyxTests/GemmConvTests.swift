@@ -114,6 +114,7 @@ import Testing
     @Test(arguments: [
         ([7, 17], [17, 63]), ([1, 257], [257, 7]), ([17], [17, 7]), ([7, 17], [17]), ([3, 5, 7], [7, 4]),
         ([2, 1, 5, 7], [3, 7, 6]), ([4, 63, 17], [4, 17, 9]), ([17], [17]), ([2, 33], [33, 40]), ([4, 1, 3, 9], [9, 17]),
+        ([7, 20, 16], [7, 16, 21]),  // more batches than threads, each packed into its own slice
     ])
     func matMulMatchesNaive(_ aShape: [Int], _ bShape: [Int]) throws {
         let a = Self.random(aShape, seed: aShape.reduce(1, *))

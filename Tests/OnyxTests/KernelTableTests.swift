@@ -151,4 +151,67 @@ import Testing
             }
         }
     }
+
+    /// Every variant's row softmax against the definition in Double: row lengths around the vector
+    /// widths, a −∞ mask (exactly 0), far-below-the-peak logits (0), a NaN row, and in place.
+    @Test(arguments: KernelISA.supported)
+    func softmaxRowsMatchTheDefinition(_ isa: KernelISA) {
+        for n in [1, 7, 8, 9, 16, 17, 33, 197] {
+            let rows = 3
+            var x = (0..<rows * n).map { Float(($0 * 37) % 101) / 7 - 6 }
+            if n > 1 { x[n / 2] = -.infinity }  // (a row of one masked logit is NaN by the definition)
+            if n > 2 { x[n + 1] = -200 }
+            var y = [Float](repeating: 0, count: x.count)
+            onyx_softmax_f32(isa.cValue, x, &y, rows, n)
+            for r in 0..<rows {
+                let row = x[(r * n)..<((r + 1) * n)].map(Double.init)
+                let peak = row.max()!
+                let sum = row.reduce(0) { $0 + Foundation.exp($1 - peak) }
+                for i in 0..<n {
+                    let expected = Foundation.exp(row[i] - peak) / sum
+                    #expect(abs(Double(y[r * n + i]) - expected) <= 1e-6 * expected + 1e-30, "\(isa) n \(n) [\(r), \(i)]")
+                }
+            }
+            #expect((n == 1 || y[n / 2] == 0) && (n <= 2 || y[n + 1] == 0), "\(isa) n \(n): masked and far-below logits give 0")
+            var inPlace = x
+            inPlace.withUnsafeMutableBufferPointer { onyx_softmax_f32(isa.cValue, $0.baseAddress, $0.baseAddress, rows, n) }
+            #expect(inPlace == y, "\(isa) n \(n) in place")
+        }
+        var withNaN: [Float] = [1, 2, .nan, 4, 5, 6, 7, 8, 9, 10]
+        withNaN.withUnsafeMutableBufferPointer { onyx_softmax_f32(isa.cValue, $0.baseAddress, $0.baseAddress, 1, 10) }
+        #expect(withNaN.allSatisfy { $0.isNaN }, "\(isa): a NaN makes its row NaN")
+    }
+
+    /// Every variant's layer normalisation against the definition in Double, with and without a
+    /// bias, the statistics outputs, row lengths around the vector widths, and in place.
+    @Test(arguments: KernelISA.supported)
+    func layerNormRowsMatchTheDefinition(_ isa: KernelISA) {
+        for n in [1, 7, 8, 15, 16, 17, 40, 771] {
+            let rows = 3
+            let x = (0..<rows * n).map { Float(($0 * 53) % 97) / 9 - 5 + Float($0 / n) * 100 }
+            let scale = (0..<n).map { 0.5 + Float($0 % 5) / 4 }, bias = (0..<n).map { Float($0 % 3) - 1 }
+            for withBias in [false, true] {
+                var y = [Float](repeating: 0, count: x.count), mean = [Float](repeating: 0, count: rows)
+                var inverse = [Float](repeating: 0, count: rows)
+                onyx_layer_norm_f32(isa.cValue, x, &y, rows, n, 1e-5, scale, withBias ? bias : nil, &mean, &inverse)
+                for r in 0..<rows {
+                    let row = x[(r * n)..<((r + 1) * n)].map(Double.init)
+                    let m = row.reduce(0, +) / Double(n)
+                    let v = row.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(n)
+                    let inv = 1 / (v + 1e-5).squareRoot()
+                    #expect(abs(Double(mean[r]) - m) <= 1e-5 * abs(m) + 1e-6 && abs(Double(inverse[r]) - inv) <= 1e-4 * inv,
+                            "\(isa) n \(n) row \(r) statistics")
+                    for i in 0..<n {
+                        let expected = (row[i] - m) * inv * Double(scale[i]) + (withBias ? Double(bias[i]) : 0)
+                        #expect(abs(Double(y[r * n + i]) - expected) <= 1e-3 * abs(expected) + 1e-3, "\(isa) n \(n) [\(r), \(i)]")
+                    }
+                }
+                var inPlace = x
+                inPlace.withUnsafeMutableBufferPointer {
+                    onyx_layer_norm_f32(isa.cValue, $0.baseAddress, $0.baseAddress, rows, n, 1e-5, scale, withBias ? bias : nil, nil, nil)
+                }
+                #expect(inPlace == y, "\(isa) n \(n) in place")
+            }
+        }
+    }
 }

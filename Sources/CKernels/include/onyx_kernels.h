@@ -57,6 +57,22 @@ typedef struct {
 /* y[i] = activation(x[i]); x and y may be the same array. A NULL activation copies. */
 void onyx_activate_f32(onyx_isa isa, const onyx_activation *activation, const float *x, float *y, size_t n);
 
+/*
+ * Softmax over each of `rows` contiguous rows of n floats: y = e^(x − max) / Σ e^(x − max). An
+ * element more than 87.3 below its row's maximum (a −∞ mask among them) gets exactly 0; a NaN in a
+ * row makes the row NaN. y may be x.
+ */
+void onyx_softmax_f32(onyx_isa isa, const float *x, float *y, size_t rows, size_t n);
+
+/*
+ * Layer normalisation of each of `rows` contiguous rows of n floats:
+ * y = (x − mean) · inverse · scale[i] + bias[i], inverse = 1 / √(variance + epsilon), the variance
+ * from the squared deviations of a second pass. bias may be NULL (0); mean and inverse, when not
+ * NULL, receive each row's statistics. y may be x.
+ */
+void onyx_layer_norm_f32(onyx_isa isa, const float *x, float *y, size_t rows, size_t n, float epsilon,
+                         const float *scale, const float *bias, float *mean, float *inverse);
+
 /* What is applied to a GEMM tile as it is stored, after the last block of K. */
 typedef struct {
     const float *bias_row; /* bias_row[i] added to row i of the tile (Conv: per output channel), or NULL */

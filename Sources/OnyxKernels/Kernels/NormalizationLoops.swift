@@ -1,4 +1,6 @@
-/// Float32 loops of BatchNormalization and Softmax. Outputs may be the inputs' buffers.
+internal import CKernels
+
+/// Float32 loops of BatchNormalization, LayerNormalization and Softmax. Outputs may be the inputs' buffers.
 @usableFromInline package enum NormalizationLoops {
     /// `y = x · factor + offset` per feature, with `factor = scale / √(variance + ε)` and
     /// `offset = bias − mean · factor`; `x` is `batch × features × area`.
@@ -60,20 +62,26 @@
         }
     }
 
-    /// Softmax over each of `rows` contiguous rows of `length` elements.
-    package static func softmax(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, length: Int, pool: ComputePool) {
+    /// Softmax over each of `rows` contiguous rows of `length` elements (`onyx_softmax_f32`).
+    package static func softmax(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, length: Int, isa: KernelISA, pool: ComputePool
+    ) {
         pool.forEachChunk(rows, costPerItem: 8 * length) { range in
-            for r in range {
-                let src = x + r * length, dst = y + r * length
-                let peak = ReductionLoops.max(src, count: length)
-                if UnsafePointer(dst) == src {
-                    for i in 0..<length { dst[i] = exp(dst[i] - peak) }
-                } else {
-                    for i in 0..<length { dst[i] = exp(src[i] - peak) }
-                }
-                let scale = 1 / ReductionLoops.sum(dst, count: length)
-                for i in 0..<length { dst[i] *= scale }
-            }
+            onyx_softmax_f32(isa.cValue, x + range.lowerBound * length, y + range.lowerBound * length, range.count, length)
+        }
+    }
+
+    /// Layer normalisation of `rows` contiguous rows of `width` elements with per-element scale
+    /// and bias (`onyx_layer_norm_f32`), each row's mean and inverse deviation stored when asked.
+    package static func layerNormalization(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, width: Int, epsilon: Float,
+        scale: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        mean: UnsafeMutablePointer<Float>?, inverse: UnsafeMutablePointer<Float>?, isa: KernelISA, pool: ComputePool
+    ) {
+        pool.parallelRanges(rows, minimumChunk: max(1, (1 << 15) / max(width, 1))) { range in
+            let first = range.lowerBound
+            onyx_layer_norm_f32(isa.cValue, x + first * width, y + first * width, range.count, width, epsilon,
+                                scale, bias, mean.map { $0 + first }, inverse.map { $0 + first })
         }
     }
 

@@ -237,12 +237,27 @@ package struct MatMulKernel: Kernel {
         return [TensorDescriptor(.float, try Broadcasting.shape(product, bias.shape, op: "MatMul"))]
     }
 
+    /// Workspace floats for one product: A's strips, then B's panels unless B was prepacked.
+    private func sliceFloats(_ g: Geometry, rows: Int) -> (strips: Int, panels: Int) {
+        (PackedPanels.floatCount(extent: rows, depth: g.k, width: Gemm.mr(isa)),
+         packedB == nil ? PackedPanels.floatCount(extent: g.n, depth: g.k, width: Gemm.nr(isa)) : 0)
+    }
+
+    /// Products of two computed operands per batch (attention's `Q·Kᵀ` and `P·V`, one per head)
+    /// pack every batch into its own slice, so the batches run in parallel, each on one thread.
+    /// Up to this much workspace; past it they run one after another, each split over the threads.
+    static let parallelBatchWorkspace = 16 << 20
+
+    private func batchesInParallel(_ g: Geometry) -> Bool {
+        guard packedB == nil, !g.foldsBatchIntoM, g.batchCount > 1 else { return false }
+        let slice = sliceFloats(g, rows: g.m)
+        return g.batchCount * (slice.strips + slice.panels) * 4 <= Self.parallelBatchWorkspace
+    }
+
     package func workspaceByteCount(inputs: [TensorDescriptor?], outputs: [TensorDescriptor]) -> Int {
         guard let a = inputs[0], let b = inputs[1], let g = try? Geometry(a.shape, b.shape) else { return 0 }
-        let rows = g.foldsBatchIntoM ? g.m * g.batchCount : g.m
-        var floats = PackedPanels.floatCount(extent: rows, depth: g.k, width: Gemm.mr(isa))
-        if packedB == nil { floats += PackedPanels.floatCount(extent: g.n, depth: g.k, width: Gemm.nr(isa)) }
-        return floats * 4 + 64
+        let slice = sliceFloats(g, rows: g.foldsBatchIntoM ? g.m * g.batchCount : g.m)
+        return (batchesInParallel(g) ? g.batchCount : 1) * (slice.strips + slice.panels) * 4 + 64
     }
 
     package func run(_ context: borrowing KernelContext) throws {
@@ -253,28 +268,9 @@ package struct MatMulKernel: Kernel {
         var epilogue = Gemm.Epilogue()
         epilogue.activation = activation
         epilogue.biasColumn = columnBias.map { UnsafePointer($0.baseAddress.assumingMemoryBound(to: Float.self)) }
-        let mr = Gemm.mr(isa), nr = Gemm.nr(isa)
         let pa = UnsafePointer(a.pointer(as: Float.self)), pb = UnsafePointer(b.pointer(as: Float.self))
         let out = y.pointer(as: Float.self)
-        let pool = context.pool
-
-        func product(a: UnsafePointer<Float>, rows: Int, k: Int, n: Int, b: PackedPanels, c: UnsafeMutablePointer<Float>) {
-            let aScratch = packedB == nil ? workspace + PackedPanels.floatCount(extent: n, depth: k, width: nr) : workspace
-            if Gemm.prefersRows(m: rows, n: n, k: k) {
-                Gemm.multiplyRows(isa: isa, m: rows, n: n, k: k, a: a, b: b, c: c, accumulate: false,
-                                  epilogue: epilogue, pool: pool)
-                return
-            }
-            Gemm.packA(a, m: rows, k: k, ld: k, transposed: false, mr: mr, isa: isa, into: aScratch)
-            let packedA = PackedPanels(extent: rows, depth: k, width: mr, base: UnsafePointer(aScratch), owner: nil)
-            Gemm.multiply(isa: isa, m: rows, n: n, k: k, a: packedA, b: b, c: c, ldc: n,
-                          accumulate: false, epilogue: epilogue, pool: pool)
-        }
-        func packed(_ bMatrix: UnsafePointer<Float>, k: Int, n: Int) -> PackedPanels {
-            if packedB != nil { return packedB!.borrowed }
-            Gemm.packB(bMatrix, k: k, n: n, ld: n, transposed: false, nr: nr, into: workspace)
-            return PackedPanels(extent: n, depth: k, width: nr, base: UnsafePointer(workspace), owner: nil)
-        }
+        let products = Products(isa: isa, epilogue: epilogue, prepacked: packedB?.borrowed, pool: context.pool)
 
         // One matrix B (the usual weight): A's leading axes fold into M; no geometry to build.
         if b.rank == 2, let k = a.shape.last {
@@ -282,40 +278,88 @@ package struct MatMulKernel: Kernel {
             let rows = a.shape.dropLast().reduce(1, *)
             try withExtendedLifetime(columnBias) {
                 guard k == b.shape[0] else { throw OnyxError.shapeMismatch("MatMul: shapes \(a.shape) and \(b.shape) differ on the inner dimension") }
-                product(a: pa, rows: rows, k: k, n: n, b: packed(pb, k: k, n: n), c: out)
+                let slice = sliceFloats(try Geometry(a.shape, b.shape), rows: rows)
+                products.multiply(pa, rows: rows, k: k, n: n, b: pb, c: out, strips: workspace + slice.panels, panels: workspace)
             }
             return
         }
         let g = try Geometry(a.shape, b.shape)
-        try withExtendedLifetime(columnBias) { try batchedProduct(g, pa, pb, out, product, packed) }
+        try withExtendedLifetime(columnBias) { try batchedProduct(g, pa, pb, out, products, workspace) }
+    }
+
+    /// The products of one run: A packed (or read row by row) and B packed unless prepacked.
+    private struct Products {
+        let isa: KernelISA
+        let epilogue: Gemm.Epilogue
+        let prepacked: PackedPanels?
+        let pool: ComputePool
+
+        /// `c = a × b` (rows × k by k × n), packing into `strips` and `panels` (B not again when
+        /// `panelsHoldB`: the previous product's B was the same matrix).
+        func multiply(
+            _ a: UnsafePointer<Float>, rows: Int, k: Int, n: Int, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>,
+            strips: UnsafeMutablePointer<Float>, panels: UnsafeMutablePointer<Float>, panelsHoldB: Bool = false
+        ) {
+            let (mr, nr) = (Gemm.mr(isa), Gemm.nr(isa))
+            let packedB: PackedPanels
+            if let prepacked {
+                packedB = prepacked
+            } else {
+                if !panelsHoldB { Gemm.packB(b, k: k, n: n, ld: n, transposed: false, nr: nr, into: panels) }
+                packedB = PackedPanels(extent: n, depth: k, width: nr, base: UnsafePointer(panels), owner: nil)
+            }
+            if Gemm.prefersRows(m: rows, n: n, k: k) {
+                Gemm.multiplyRows(isa: isa, m: rows, n: n, k: k, a: a, b: packedB, c: c, accumulate: false,
+                                  epilogue: epilogue, pool: pool)
+                return
+            }
+            Gemm.packA(a, m: rows, k: k, ld: k, transposed: false, mr: mr, isa: isa, into: strips)
+            let packedA = PackedPanels(extent: rows, depth: k, width: mr, base: UnsafePointer(strips), owner: nil)
+            Gemm.multiply(isa: isa, m: rows, n: n, k: k, a: packedA, b: packedB, c: c, ldc: n,
+                          accumulate: false, epilogue: epilogue, pool: pool)
+        }
     }
 
     private func batchedProduct(
         _ g: Geometry, _ pa: UnsafePointer<Float>, _ pb: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
-        _ product: (UnsafePointer<Float>, Int, Int, Int, PackedPanels, UnsafeMutablePointer<Float>) -> Void,
-        _ packed: (UnsafePointer<Float>, Int, Int) -> PackedPanels
+        _ products: Products, _ workspace: UnsafeMutablePointer<Float>
     ) throws {
         if g.foldsBatchIntoM {
-            product(pa, g.m * g.batchCount, g.k, g.n, packed(pb, g.k, g.n), out)
+            let slice = sliceFloats(g, rows: g.m * g.batchCount)
+            products.multiply(pa, rows: g.m * g.batchCount, k: g.k, n: g.n, b: pb, c: out,
+                              strips: workspace + slice.panels, panels: workspace)
             return
         }
-        let rank = g.batchShape.count
-        var lastB: Int?
-        var bPanels = packedB
-        for batch in 0..<g.batchCount {
+        let slice = sliceFloats(g, rows: g.m)
+        func offsets(_ batch: Int) -> (a: Int, b: Int) {
             var rest = batch, offsetA = 0, offsetB = 0
-            for axis in stride(from: rank - 1, through: 0, by: -1) {
+            for axis in stride(from: g.batchShape.count - 1, through: 0, by: -1) {
                 let i = rest % g.batchShape[axis]
                 rest /= g.batchShape[axis]
                 offsetA += i * g.aBatchStrides[axis]
                 offsetB += i * g.bBatchStrides[axis]
             }
-            if packedB == nil && lastB != offsetB {
-                bPanels = packed(pb + offsetB, g.k, g.n)
-                lastB = offsetB
+            return (offsetA, offsetB)
+        }
+        if batchesInParallel(g) && products.pool.threadCount > 1 {
+            // Each batch packs into its own slice and runs on one thread (a nested call of the busy
+            // pool runs serially): no hand-off per batch, and no thread waits while one packs.
+            products.pool.parallelRanges(g.batchCount, rangesPerThread: 1) { range in
+                for batch in range {
+                    let (offsetA, offsetB) = offsets(batch)
+                    let panels = workspace + batch * (slice.strips + slice.panels)
+                    products.multiply(pa + offsetA, rows: g.m, k: g.k, n: g.n, b: pb + offsetB, c: out + batch * g.m * g.n,
+                                      strips: panels + slice.panels, panels: panels)
+                }
             }
-            guard let bPanels else { throw OnyxError.internalError("MatMul: B was not packed") }
-            product(pa + offsetA, g.m, g.k, g.n, bPanels, out + batch * g.m * g.n)
+            return
+        }
+        var lastB: Int?
+        for batch in 0..<g.batchCount {
+            let (offsetA, offsetB) = offsets(batch)
+            products.multiply(pa + offsetA, rows: g.m, k: g.k, n: g.n, b: pb + offsetB, c: out + batch * g.m * g.n,
+                              strips: workspace + slice.panels, panels: workspace, panelsHoldB: lastB == offsetB)
+            lastB = offsetB
         }
     }
 }

@@ -34,15 +34,15 @@ extension OperatorRegistry {
             guard epsilon.isFinite, epsilon >= 0 else {
                 throw context.attributeError("epsilon must be finite and ≥ 0, found \(epsilon)")
             }
-            return LayerNormalizationKernel(axis: try context.int("axis", default: -1), epsilon: epsilon)
+            return LayerNormalizationKernel(axis: try context.int("axis", default: -1), epsilon: epsilon, isa: context.isa)
         },
     ] + SoftmaxKernel.Kind.allCases.flatMap { kind in
         [
             OperatorRegistration(kind.rawValue, versions: 1...12) { context in
-                SoftmaxKernel(kind: kind, axis: try context.int("axis", default: 1), coercesTo2D: true)
+                SoftmaxKernel(kind: kind, axis: try context.int("axis", default: 1), coercesTo2D: true, isa: context.isa)
             },
             OperatorRegistration(kind.rawValue, versions: 13...Int.max) { context in
-                SoftmaxKernel(kind: kind, axis: try context.int("axis", default: -1), coercesTo2D: false)
+                SoftmaxKernel(kind: kind, axis: try context.int("axis", default: -1), coercesTo2D: false, isa: context.isa)
             },
         ]
     } + [
@@ -222,6 +222,7 @@ package struct SoftmaxKernel: Kernel {
     package let kind: Kind
     package let axis: Int
     package let coercesTo2D: Bool
+    package let isa: KernelISA
 
     private var name: String { kind.rawValue }
 
@@ -259,7 +260,7 @@ package struct SoftmaxKernel: Kernel {
         if x.dataType == .float && kind == .softmax {
             let input = UnsafePointer(x.pointer(as: Float.self)), output = y.pointer(as: Float.self)
             if inner == 1 {
-                NormalizationLoops.softmax(input, output, rows: outer, length: extent, pool: context.pool)
+                NormalizationLoops.softmax(input, output, rows: outer, length: extent, isa: isa, pool: context.pool)
             } else {
                 NormalizationLoops.softmax(input, output, outer: outer, extent: extent, inner: inner, pool: context.pool)
             }
@@ -398,6 +399,7 @@ private func normalizeRows(
 package struct LayerNormalizationKernel: Kernel {
     package let axis: Int
     package let epsilon: Float
+    package let isa: KernelISA
 
     package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
         guard (2...3).contains(inputs.count), let x = inputs[0], let scale = inputs[1] else {
@@ -444,30 +446,9 @@ package struct LayerNormalizationKernel: Kernel {
             if scale.owned { scale.pointer.deallocate() }
             if let bias, bias.owned { bias.pointer.deallocate() }
         }
-        let input = x.pointer(as: Float.self), output = y.pointer(as: Float.self)
-        let epsilon = self.epsilon
-        context.pool.parallelRanges(rows, minimumChunk: max(1, (1 << 15) / max(width, 1))) { range in
-            for r in range {
-                let row = input + r * width, out = output + r * width
-                var sum: Float = 0
-                for i in 0..<width { sum += row[i] }
-                let mean = sum / Float(width)
-                var squares: Float = 0
-                for i in 0..<width {
-                    let d = row[i] - mean
-                    squares += d * d
-                }
-                let inverse = 1 / (squares / Float(width) + epsilon).squareRoot()
-                let s = scale.pointer
-                if let b = bias?.pointer {
-                    for i in 0..<width { out[i] = (row[i] - mean) * inverse * s[i] + b[i] }
-                } else {
-                    for i in 0..<width { out[i] = (row[i] - mean) * inverse * s[i] }
-                }
-                meanOut?[r] = mean
-                inverseOut?[r] = inverse
-            }
-        }
+        NormalizationLoops.layerNormalization(
+            x.pointer(as: Float.self), y.pointer(as: Float.self), rows: rows, width: width, epsilon: epsilon,
+            scale: scale.pointer, bias: bias?.pointer, mean: meanOut, inverse: inverseOut, isa: isa, pool: context.pool)
     }
 
     /// `view` broadcast to a full row of `width` elements; borrowed when it already is one.
