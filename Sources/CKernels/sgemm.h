@@ -39,7 +39,7 @@ static inline void store_scalar(const float *t, size_t nr, float *c, size_t ldc,
     }
 }
 
-/* onyx_sgemm_pack_a in plain C: the portable kernel, and what the vector forms do past mr = 8. */
+/* onyx_sgemm_pack_a in plain C: the portable kernel. */
 static inline void pack_a_scalar(const float *a, size_t lda, int transposed, size_t m, size_t k, float scale,
                                  size_t mr, float *dest) {
     for (size_t i0 = 0; i0 < m; i0 += mr, dest += k * mr) {

@@ -64,56 +64,64 @@ static inline __m256i lanes_below(size_t n) {
 #include "sgemm_tiles.h"
 
 /*
- * Packs A into strips of mr ≤ 8 rows: eight columns of the strip's rows at a time, transposed in
- * registers into eight k steps (rows past m read as zero lanes), each stored as mr floats.
+ * Packs A into strips of mr rows, eight rows of a strip at a time: eight columns of those rows
+ * transposed in registers into eight k steps (rows past m read as zero lanes), each stored as
+ * their part of the strip's mr floats. B's panels are the same layout (Gemm.packB calls this with
+ * mr = NR).
  */
 ONYX_AVX2
 static void pack_a_avx2(const float *a, size_t lda, int transposed, size_t m, size_t k, float scale, size_t mr,
                         float *dest) {
-    if (mr > 8) { pack_a_scalar(a, lda, transposed, m, k, scale, mr, dest); return; }
     const __m256 s = _mm256_set1_ps(scale);
-    const __m256i strip_lanes = lanes_below(mr);
     for (size_t i0 = 0; i0 < m; i0 += mr, dest += k * mr) {
         size_t rows = m - i0 < mr ? m - i0 : mr;
-        const __m256i row_lanes = lanes_below(rows);
-        if (transposed) {  /* each k step's rows are contiguous already */
-            for (size_t p = 0; p < k; p++)
-                _mm256_maskstore_ps(dest + p * mr, strip_lanes,
-                                    _mm256_mul_ps(s, _mm256_maskload_ps(a + p * lda + i0, row_lanes)));
-            continue;
-        }
-        const float *r[8];
-        for (size_t i = 0; i < 8; i++) r[i] = a + (i0 + (i < rows ? i : 0)) * lda;  /* spare lanes re-read row 0 */
-        const __m256 keep = _mm256_castsi256_ps(row_lanes);
-        size_t p = 0;
-        for (; p + 8 <= k; p += 8) {
-            __m256 x0 = _mm256_loadu_ps(r[0] + p), x1 = _mm256_loadu_ps(r[1] + p);
-            __m256 x2 = _mm256_loadu_ps(r[2] + p), x3 = _mm256_loadu_ps(r[3] + p);
-            __m256 x4 = _mm256_loadu_ps(r[4] + p), x5 = _mm256_loadu_ps(r[5] + p);
-            __m256 x6 = _mm256_loadu_ps(r[6] + p), x7 = _mm256_loadu_ps(r[7] + p);
-            /* 8 × 8 transpose: pairs, then quads within 128-bit halves, then the halves. */
-            __m256 t0 = _mm256_unpacklo_ps(x0, x1), t1 = _mm256_unpackhi_ps(x0, x1);
-            __m256 t2 = _mm256_unpacklo_ps(x2, x3), t3 = _mm256_unpackhi_ps(x2, x3);
-            __m256 t4 = _mm256_unpacklo_ps(x4, x5), t5 = _mm256_unpackhi_ps(x4, x5);
-            __m256 t6 = _mm256_unpacklo_ps(x6, x7), t7 = _mm256_unpackhi_ps(x6, x7);
-            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-            __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-            __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-            __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-            __m256 column[8] = {
-                _mm256_permute2f128_ps(u0, u4, 0x20), _mm256_permute2f128_ps(u1, u5, 0x20),
-                _mm256_permute2f128_ps(u2, u6, 0x20), _mm256_permute2f128_ps(u3, u7, 0x20),
-                _mm256_permute2f128_ps(u0, u4, 0x31), _mm256_permute2f128_ps(u1, u5, 0x31),
-                _mm256_permute2f128_ps(u2, u6, 0x31), _mm256_permute2f128_ps(u3, u7, 0x31),
-            };
-            for (size_t j = 0; j < 8; j++) {
-                __m256 v = _mm256_and_ps(keep, _mm256_mul_ps(s, column[j]));
-                if (mr == 8) _mm256_storeu_ps(dest + (p + j) * 8, v);
-                else _mm256_maskstore_ps(dest + (p + j) * mr, strip_lanes, v);
+        for (size_t c0 = 0; c0 < mr; c0 += 8) {
+            size_t width = mr - c0 < 8 ? mr - c0 : 8, live = rows > c0 ? (rows - c0 < 8 ? rows - c0 : 8) : 0;
+            const __m256i store_lanes = lanes_below(width), row_lanes = lanes_below(live);
+            float *out = dest + c0;
+            if (live == 0) {
+                for (size_t p = 0; p < k; p++) _mm256_maskstore_ps(out + p * mr, store_lanes, _mm256_setzero_ps());
+                continue;
             }
+            if (transposed) {  /* each k step's rows are contiguous already */
+                for (size_t p = 0; p < k; p++)
+                    _mm256_maskstore_ps(out + p * mr, store_lanes,
+                                        _mm256_mul_ps(s, _mm256_maskload_ps(a + p * lda + i0 + c0, row_lanes)));
+                continue;
+            }
+            const float *r[8];
+            for (size_t i = 0; i < 8; i++) r[i] = a + (i0 + c0 + (i < live ? i : 0)) * lda;  /* spare lanes re-read a live row */
+            const __m256 keep = _mm256_castsi256_ps(row_lanes);
+            size_t p = 0;
+            for (; p + 8 <= k; p += 8) {
+                __m256 x0 = _mm256_loadu_ps(r[0] + p), x1 = _mm256_loadu_ps(r[1] + p);
+                __m256 x2 = _mm256_loadu_ps(r[2] + p), x3 = _mm256_loadu_ps(r[3] + p);
+                __m256 x4 = _mm256_loadu_ps(r[4] + p), x5 = _mm256_loadu_ps(r[5] + p);
+                __m256 x6 = _mm256_loadu_ps(r[6] + p), x7 = _mm256_loadu_ps(r[7] + p);
+                /* 8 × 8 transpose: pairs, then quads within 128-bit halves, then the halves. */
+                __m256 t0 = _mm256_unpacklo_ps(x0, x1), t1 = _mm256_unpackhi_ps(x0, x1);
+                __m256 t2 = _mm256_unpacklo_ps(x2, x3), t3 = _mm256_unpackhi_ps(x2, x3);
+                __m256 t4 = _mm256_unpacklo_ps(x4, x5), t5 = _mm256_unpackhi_ps(x4, x5);
+                __m256 t6 = _mm256_unpacklo_ps(x6, x7), t7 = _mm256_unpackhi_ps(x6, x7);
+                __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+                __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+                __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+                __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+                __m256 column[8] = {
+                    _mm256_permute2f128_ps(u0, u4, 0x20), _mm256_permute2f128_ps(u1, u5, 0x20),
+                    _mm256_permute2f128_ps(u2, u6, 0x20), _mm256_permute2f128_ps(u3, u7, 0x20),
+                    _mm256_permute2f128_ps(u0, u4, 0x31), _mm256_permute2f128_ps(u1, u5, 0x31),
+                    _mm256_permute2f128_ps(u2, u6, 0x31), _mm256_permute2f128_ps(u3, u7, 0x31),
+                };
+                for (size_t j = 0; j < 8; j++) {
+                    __m256 v = _mm256_and_ps(keep, _mm256_mul_ps(s, column[j]));
+                    if (width == 8) _mm256_storeu_ps(out + (p + j) * mr, v);
+                    else _mm256_maskstore_ps(out + (p + j) * mr, store_lanes, v);
+                }
+            }
+            for (; p < k; p++)
+                for (size_t i = 0; i < width; i++) out[p * mr + i] = i < live ? scale * r[i][p] : 0.0f;
         }
-        for (; p < k; p++)
-            for (size_t i = 0; i < mr; i++) dest[p * mr + i] = i < rows ? scale * r[i][p] : 0.0f;
     }
 }
 

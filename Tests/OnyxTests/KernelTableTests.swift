@@ -126,12 +126,12 @@ import Testing
     }
 
     /// Every variant's `sgemm_pack_a` writes exactly the strips the definition gives: strip
-    /// heights 4–12 (past the vector forms' 8), row and column tails, both layouts, a scale, and
+    /// heights 4–32 (in chunks of 8 in the vector form), row and column tails, both layouts, a scale, and
     /// zeros (not the NaN the buffer held) in the padding rows.
     @Test(arguments: KernelISA.supported)
     func packingAMatchesTheDefinition(_ isa: KernelISA) {
-        for mr in [4, 6, 8, 12] {
-            for (m, k) in [(1, 1), (5, 7), (8, 8), (13, 9), (17, 31), (6, 16)] {
+        for mr in [4, 6, 8, 12, 16, 32] {  // 16 and 32: B's panels, packed the same way
+            for (m, k) in [(1, 1), (5, 7), (8, 8), (13, 9), (17, 31), (6, 16), (40, 10)] {
                 for transposed in [false, true] {
                     let scale: Float = transposed ? -0.5 : 1
                     let ld = (transposed ? m : k) + 3  // the stored rows are longer than op(A)'s extent

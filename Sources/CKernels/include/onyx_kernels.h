@@ -124,7 +124,8 @@ void onyx_sgemm_tile_transposed(onyx_isa isa, size_t k, const float *a, const fl
  * Packs op(A) (m × k), times scale, into strips of mr rows for onyx_sgemm_tile:
  * dest[s * k * mr + p * mr + i] = scale * op(A)[s * mr + i][p], rows past m zero. op(A) is A,
  * row-major m × k with leading dimension lda, or with transposed != 0 the transpose of A stored
- * row-major k × m (leading dimension lda). Any mr works; the vector forms handle mr ≤ 8.
+ * row-major k × m (leading dimension lda). B's NR-wide panels are the same layout: the packing
+ * of op(B)ᵀ with mr = NR.
  */
 void onyx_sgemm_pack_a(onyx_isa isa, const float *a, size_t lda, int transposed, size_t m, size_t k, float scale,
                        size_t mr, float *dest);

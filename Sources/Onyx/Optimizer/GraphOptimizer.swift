@@ -26,7 +26,8 @@ struct GraphOptimizer {
             passes = [
                 ConstantLifting(), IdentityElimination(), HardSigmoidRecognition(), ConvAffineFolding(), MatMulAddFusion(),
                 ConvAddFusion(),
-                ActivationFusion(), NchwcLayout(isa: isa),
+                // After the activation patterns, whose scalar Muls (GELU's ½) it would otherwise take.
+                ActivationFusion(), TransposeIntoMatMul(), NchwcLayout(isa: isa),
             ]
         }
     }

@@ -111,6 +111,16 @@ final class ExecutionPlan: Sendable {
             }
         }
 
+        // Steps whose every output went unread once their readers folded (a Transpose only a Shape
+        // read, after the optimizer had a MatMul read its input in place) do not run.
+        var read = Set(graph.outputIds)
+        live = Array(live.reversed().filter { index in
+            let step = graph.steps[index]
+            guard step.outputs.contains(where: { $0.map(read.contains) ?? false }) else { return false }
+            for id in step.inputs { if let id { read.insert(id) } }
+            return true
+        }.reversed())
+
         // Pass 2: lifetimes and buffers for the steps that remain.
         var lastUse = [Int](repeating: -1, count: valueCount)
         for (position, index) in live.enumerated() {

@@ -30,10 +30,10 @@ public struct RunProfile: Sendable {
     /// Seconds spent in nodes over all profiled runs.
     public var totalSeconds: Double { Double(nodes.reduce(0) { $0 + $1.nanoseconds }) / 1e9 }
 
-    /// Every node that ran, slowest first.
+    /// Every node that ran, slowest first (nodes computed when the plan was made do not run).
     public var byNode: [Entry] {
         let total = max(totalSeconds, .leastNonzeroMagnitude)
-        return nodes.map { node in
+        return nodes.filter { $0.nanoseconds > 0 }.map { node in
             let seconds = Double(node.nanoseconds) / 1e9
             return Entry(opType: node.opType, name: node.name, nodeCount: 1, seconds: seconds, share: seconds / total)
         }

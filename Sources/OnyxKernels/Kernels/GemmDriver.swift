@@ -49,7 +49,9 @@ import OnyxCore
     /// Bytes of C one group of panels covers: the group's K blocks all land in L2.
     package static let slabBytes = 256 << 10
 
-    /// Packs `op(B)` (K × N) into NR-wide panels at `destination`, multiplied by `scale`.
+    /// Packs `op(B)` (K × N) into NR-wide panels at `destination`, multiplied by `scale`: the
+    /// strips of `op(B)ᵀ` with MR = NR (`onyx_sgemm_pack_a`; packing is exact on every variant, so
+    /// the best this CPU runs does it).
     ///
     /// - Parameters:
     ///   - b: The matrix as stored: K × N row-major, or N × K when `transposed`.
@@ -58,26 +60,7 @@ import OnyxCore
         _ b: UnsafePointer<Float>, k: Int, n: Int, ld: Int, transposed: Bool, scale: Float = 1,
         nr: Int, into destination: UnsafeMutablePointer<Float>
     ) {
-        let panels = (n + nr - 1) / nr
-        for panel in 0..<panels {
-            let j0 = panel * nr
-            let width = min(nr, n - j0)
-            var out = destination + panel * k * nr
-            for p in 0..<k {
-                if transposed {
-                    for j in 0..<width { out[j] = b[(j0 + j) * ld + p] * scale }
-                } else {
-                    let row = b + p * ld + j0
-                    if scale == 1 {
-                        out.update(from: row, count: width)
-                    } else {
-                        for j in 0..<width { out[j] = row[j] * scale }
-                    }
-                }
-                if width < nr { (out + width).update(repeating: 0, count: nr - width) }
-                out += nr
-            }
-        }
+        onyx_sgemm_pack_a(KernelISA.preferred.cValue, b, ld, transposed ? 0 : 1, n, k, scale, nr, destination)
     }
 
     /// Packs `op(A)` (M × K) into MR-tall strips at `destination`, multiplied by `scale`

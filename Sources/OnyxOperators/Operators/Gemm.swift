@@ -168,11 +168,26 @@ package struct MatMulKernel: Kernel {
     /// The N per-column values of a bias the optimizer fused in (`onyx.bias`: input 2 is a constant
     /// of shape `[N]`, `[1, …, 1, N]` or one element, see ``MatMulAddFusion``).
     package let columnBias: Tensor?
+    /// Transposes the optimizer folded in (`onyx.perm_a`, `onyx.perm_b`, see
+    /// ``TransposeIntoMatMul``): the operand is its input read through this perm, in place.
+    package let permA: [Int]?, permB: [Int]?
+    /// A factor on the product the optimizer folded in (`onyx.alpha`: scalar Muls of the operands),
+    /// applied as A is packed.
+    package let alpha: Float
 
     package init(_ context: NodeContext) throws {
         activation = try context.fusedActivation()
         isa = context.isa
-        if let b = context.constantInput(1), b.dataType == .float, b.rank == 2 {
+        alpha = try context.float("onyx.alpha", default: 1)
+        permA = try context.ints("onyx.perm_a")
+        permB = try context.ints("onyx.perm_b")
+        for perm in [permA, permB].compactMap({ $0 }) {
+            let rank = perm.count
+            guard rank >= 2, Set(perm) == Set(0..<rank), perm[rank - 1] == rank - 1 || perm[rank - 2] == rank - 1 else {
+                throw context.attributeError("a folded transpose's perm \(perm) must keep the last axis among the last two")
+            }
+        }
+        if permB == nil, let b = context.constantInput(1), b.dataType == .float, b.rank == 2 {
             packedB = Gemm.prepackB(b.baseAddress.assumingMemoryBound(to: Float.self), k: b.shape[0], n: b.shape[1],
                                     ld: b.shape[1], transposed: false, isa: isa)
             withExtendedLifetime(b) {}
@@ -222,6 +237,57 @@ package struct MatMulKernel: Kernel {
             outputShape = batchShape + (a.count == 1 ? [] : [m]) + (b.count == 1 ? [] : [n])
             foldsBatchIntoM = bBatch.reduce(1, *) == 1 && aBatch == batchShape
         }
+
+        /// The geometry of operands read through views (rank ≥ 2): their batch strides are the
+        /// views' own (0 where broadcast), and no batch folds into M.
+        init(_ a: OperandView, _ b: OperandView) throws {
+            try self.init(a.shape, b.shape)
+            func strides(_ view: OperandView) -> [Int] {
+                let leading = batchShape.count - (view.shape.count - 2)
+                return batchShape.indices.map { axis in
+                    axis < leading || view.shape[axis - leading] == 1 ? 0 : view.strides[axis - leading]
+                }
+            }
+            aBatchStrides = strides(a)
+            bBatchStrides = strides(b)
+            foldsBatchIntoM = false
+        }
+    }
+
+    /// An operand as the product sees it: its input's extents and element strides, permuted.
+    package struct OperandView {
+        package var shape: [Int]
+        package var strides: [Int]
+        /// How packing reads each matrix: the input's last axis (unit stride) is the matrix's
+        /// columns, or (`transposed`) its rows.
+        var matrix: MatrixLayout
+
+        init(_ shape: [Int], perm: [Int]?) throws {
+            let rank = shape.count
+            var contiguous = [Int](repeating: 1, count: rank)
+            for axis in stride(from: rank - 2, through: 0, by: -1) { contiguous[axis] = contiguous[axis + 1] * shape[axis + 1] }
+            guard let perm else {
+                (self.shape, strides) = (shape, contiguous)
+                matrix = MatrixLayout(ld: shape.last ?? 1, transposed: false)
+                return
+            }
+            guard perm.count == rank else {
+                throw OnyxError.shapeMismatch("MatMul: a folded transpose's perm \(perm) does not fit an input of shape \(shape)")
+            }
+            self.shape = perm.map { shape[$0] }
+            strides = perm.map { contiguous[$0] }
+            // The perm keeps the input's last axis among the last two (checked when the kernel is made).
+            matrix = perm[rank - 1] == rank - 1
+                ? MatrixLayout(ld: strides[rank - 2], transposed: false)
+                : MatrixLayout(ld: strides[rank - 1], transposed: true)
+        }
+    }
+
+    /// One matrix of an operand in memory: row-major with leading dimension `ld`, or (`transposed`)
+    /// its transpose stored row-major.
+    struct MatrixLayout {
+        var ld: Int
+        var transposed: Bool
     }
 
     package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
@@ -231,7 +297,7 @@ package struct MatMulKernel: Kernel {
         guard a.dataType == .float, b.dataType == .float else {
             throw OnyxError.unsupportedDataType("MatMul supports float, got \(a.dataType) and \(b.dataType)")
         }
-        let product = try Geometry(a.shape, b.shape).outputShape
+        let product = try Geometry(try OperandView(a.shape, perm: permA), try OperandView(b.shape, perm: permB)).outputShape
         // A fused bias of higher rank than the product prepends axes of extent 1, as the Add did.
         guard columnBias != nil, let bias = inputs[2] else { return [TensorDescriptor(.float, product)] }
         return [TensorDescriptor(.float, try Broadcasting.shape(product, bias.shape, op: "MatMul"))]
@@ -248,6 +314,12 @@ package struct MatMulKernel: Kernel {
     /// Up to this much workspace; past it they run one after another, each split over the threads.
     static let parallelBatchWorkspace = 16 << 20
 
+    /// The product's geometry, through the folded transposes when there are any.
+    private func geometry(_ a: [Int], _ b: [Int]) throws -> Geometry {
+        if permA == nil && permB == nil { return try Geometry(a, b) }
+        return try Geometry(try OperandView(a, perm: permA), try OperandView(b, perm: permB))
+    }
+
     private func batchesInParallel(_ g: Geometry) -> Bool {
         guard packedB == nil, !g.foldsBatchIntoM, g.batchCount > 1 else { return false }
         let slice = sliceFloats(g, rows: g.m)
@@ -255,7 +327,7 @@ package struct MatMulKernel: Kernel {
     }
 
     package func workspaceByteCount(inputs: [TensorDescriptor?], outputs: [TensorDescriptor]) -> Int {
-        guard let a = inputs[0], let b = inputs[1], let g = try? Geometry(a.shape, b.shape) else { return 0 }
+        guard let a = inputs[0], let b = inputs[1], let g = try? geometry(a.shape, b.shape) else { return 0 }
         let slice = sliceFloats(g, rows: g.foldsBatchIntoM ? g.m * g.batchCount : g.m)
         return (batchesInParallel(g) ? g.batchCount : 1) * (slice.strips + slice.panels) * 4 + 64
     }
@@ -270,8 +342,16 @@ package struct MatMulKernel: Kernel {
         epilogue.biasColumn = columnBias.map { UnsafePointer($0.baseAddress.assumingMemoryBound(to: Float.self)) }
         let pa = UnsafePointer(a.pointer(as: Float.self)), pb = UnsafePointer(b.pointer(as: Float.self))
         let out = y.pointer(as: Float.self)
-        let products = Products(isa: isa, epilogue: epilogue, prepacked: packedB?.borrowed, pool: context.pool)
+        let products = Products(isa: isa, alpha: alpha, epilogue: epilogue, prepacked: packedB?.borrowed, pool: context.pool)
 
+        if permA != nil || permB != nil {
+            let aView = try OperandView(a.shape, perm: permA), bView = try OperandView(b.shape, perm: permB)
+            let g = try Geometry(aView, bView)
+            try withExtendedLifetime(columnBias) {
+                try batchedProduct(g, pa, pb, out, products, workspace, aMatrix: aView.matrix, bMatrix: bView.matrix)
+            }
+            return
+        }
         // One matrix B (the usual weight): A's leading axes fold into M; no geometry to build.
         if b.rank == 2, let k = a.shape.last {
             let n = b.shape[1]
@@ -290,6 +370,7 @@ package struct MatMulKernel: Kernel {
     /// The products of one run: A packed (or read row by row) and B packed unless prepacked.
     private struct Products {
         let isa: KernelISA
+        let alpha: Float
         let epilogue: Gemm.Epilogue
         let prepacked: PackedPanels?
         let pool: ComputePool
@@ -298,22 +379,24 @@ package struct MatMulKernel: Kernel {
         /// `panelsHoldB`: the previous product's B was the same matrix).
         func multiply(
             _ a: UnsafePointer<Float>, rows: Int, k: Int, n: Int, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>,
-            strips: UnsafeMutablePointer<Float>, panels: UnsafeMutablePointer<Float>, panelsHoldB: Bool = false
+            strips: UnsafeMutablePointer<Float>, panels: UnsafeMutablePointer<Float>, panelsHoldB: Bool = false,
+            aMatrix: MatrixLayout? = nil, bMatrix: MatrixLayout? = nil
         ) {
             let (mr, nr) = (Gemm.mr(isa), Gemm.nr(isa))
+            let aLayout = aMatrix ?? MatrixLayout(ld: k, transposed: false), bLayout = bMatrix ?? MatrixLayout(ld: n, transposed: false)
             let packedB: PackedPanels
             if let prepacked {
                 packedB = prepacked
             } else {
-                if !panelsHoldB { Gemm.packB(b, k: k, n: n, ld: n, transposed: false, nr: nr, into: panels) }
+                if !panelsHoldB { Gemm.packB(b, k: k, n: n, ld: bLayout.ld, transposed: bLayout.transposed, nr: nr, into: panels) }
                 packedB = PackedPanels(extent: n, depth: k, width: nr, base: UnsafePointer(panels), owner: nil)
             }
-            if Gemm.prefersRows(m: rows, n: n, k: k) {
+            if Gemm.prefersRows(m: rows, n: n, k: k) && !aLayout.transposed && aLayout.ld == k && alpha == 1 {
                 Gemm.multiplyRows(isa: isa, m: rows, n: n, k: k, a: a, b: packedB, c: c, accumulate: false,
                                   epilogue: epilogue, pool: pool)
                 return
             }
-            Gemm.packA(a, m: rows, k: k, ld: k, transposed: false, mr: mr, isa: isa, into: strips)
+            Gemm.packA(a, m: rows, k: k, ld: aLayout.ld, transposed: aLayout.transposed, scale: alpha, mr: mr, isa: isa, into: strips)
             let packedA = PackedPanels(extent: rows, depth: k, width: mr, base: UnsafePointer(strips), owner: nil)
             Gemm.multiply(isa: isa, m: rows, n: n, k: k, a: packedA, b: packedB, c: c, ldc: n,
                           accumulate: false, epilogue: epilogue, pool: pool)
@@ -322,7 +405,8 @@ package struct MatMulKernel: Kernel {
 
     private func batchedProduct(
         _ g: Geometry, _ pa: UnsafePointer<Float>, _ pb: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
-        _ products: Products, _ workspace: UnsafeMutablePointer<Float>
+        _ products: Products, _ workspace: UnsafeMutablePointer<Float>,
+        aMatrix: MatrixLayout? = nil, bMatrix: MatrixLayout? = nil
     ) throws {
         if g.foldsBatchIntoM {
             let slice = sliceFloats(g, rows: g.m * g.batchCount)
@@ -349,7 +433,7 @@ package struct MatMulKernel: Kernel {
                     let (offsetA, offsetB) = offsets(batch)
                     let panels = workspace + batch * (slice.strips + slice.panels)
                     products.multiply(pa + offsetA, rows: g.m, k: g.k, n: g.n, b: pb + offsetB, c: out + batch * g.m * g.n,
-                                      strips: panels + slice.panels, panels: panels)
+                                      strips: panels + slice.panels, panels: panels, aMatrix: aMatrix, bMatrix: bMatrix)
                 }
             }
             return
@@ -358,7 +442,8 @@ package struct MatMulKernel: Kernel {
         for batch in 0..<g.batchCount {
             let (offsetA, offsetB) = offsets(batch)
             products.multiply(pa + offsetA, rows: g.m, k: g.k, n: g.n, b: pb + offsetB, c: out + batch * g.m * g.n,
-                              strips: workspace + slice.panels, panels: workspace, panelsHoldB: lastB == offsetB)
+                              strips: workspace + slice.panels, panels: workspace, panelsHoldB: lastB == offsetB,
+                              aMatrix: aMatrix, bMatrix: bMatrix)
             lastB = offsetB
         }
     }
