@@ -1,4 +1,5 @@
 import OnyxIR
+import OnyxOperators
 
 /// Lets a MatMul read a Transpose's input in place: the transformer exporters' head split
 /// (`Transpose(Reshape(x), perm: [0, 2, 1, 3])`) and `Kᵀ` (`perm: [0, 2, 3, 1]`) become strides
@@ -46,7 +47,7 @@ struct TransposeIntoMatMul: GraphPass {
                 else { continue }
                 let transpose = graph.nodes[producer]
                 guard transpose.opType == "Transpose", transpose.domain.isEmpty, transpose.inputs.count == 1,
-                      case .ints(let perm)? = transpose.attributes["perm"], Self.foldable(perm),
+                      case .ints(let perm)? = transpose.attributes["perm"], MatMulKernel.readsInPlace(perm),
                       graph.initializer(named: transpose.inputs[0]) == nil
                 else { continue }
                 node.inputs[slot] = transpose.inputs[0]
@@ -65,11 +66,5 @@ struct TransposeIntoMatMul: GraphPass {
         if let scalar = graph.floatScalar(named: mul.inputs[1]), !mul.inputs[0].isEmpty { return (mul.inputs[0], scalar) }
         if let scalar = graph.floatScalar(named: mul.inputs[0]), !mul.inputs[1].isEmpty { return (mul.inputs[1], scalar) }
         return nil
-    }
-
-    /// A permutation of rank ≥ 2 that keeps the last axis among the last two.
-    static func foldable(_ perm: [Int]) -> Bool {
-        let rank = perm.count
-        return rank >= 2 && Set(perm) == Set(0..<rank) && (perm[rank - 1] == rank - 1 || perm[rank - 2] == rank - 1)
     }
 }

@@ -182,8 +182,7 @@ package struct MatMulKernel: Kernel {
         permA = try context.ints("onyx.perm_a")
         permB = try context.ints("onyx.perm_b")
         for perm in [permA, permB].compactMap({ $0 }) {
-            let rank = perm.count
-            guard rank >= 2, Set(perm) == Set(0..<rank), perm[rank - 1] == rank - 1 || perm[rank - 2] == rank - 1 else {
+            guard Self.readsInPlace(perm) else {
                 throw context.attributeError("a folded transpose's perm \(perm) must keep the last axis among the last two")
             }
         }
@@ -205,6 +204,13 @@ package struct MatMulKernel: Kernel {
         } else {
             columnBias = nil
         }
+    }
+
+    /// Whether an operand transposed by `perm` can be packed in place: a permutation of rank ≥ 2
+    /// that keeps the last axis (unit stride) among the last two.
+    package static func readsInPlace(_ perm: [Int]) -> Bool {
+        let rank = perm.count
+        return rank >= 2 && Set(perm) == Set(0..<rank) && (perm[rank - 1] == rank - 1 || perm[rank - 2] == rank - 1)
     }
 
     /// The product's geometry for one pair of input shapes.
@@ -304,9 +310,9 @@ package struct MatMulKernel: Kernel {
     }
 
     /// Workspace floats for one product: A's strips, then B's panels unless B was prepacked.
-    private func sliceFloats(_ g: Geometry, rows: Int) -> (strips: Int, panels: Int) {
-        (PackedPanels.floatCount(extent: rows, depth: g.k, width: Gemm.mr(isa)),
-         packedB == nil ? PackedPanels.floatCount(extent: g.n, depth: g.k, width: Gemm.nr(isa)) : 0)
+    private func sliceFloats(rows: Int, k: Int, n: Int) -> (strips: Int, panels: Int) {
+        (PackedPanels.floatCount(extent: rows, depth: k, width: Gemm.mr(isa)),
+         packedB == nil ? PackedPanels.floatCount(extent: n, depth: k, width: Gemm.nr(isa)) : 0)
     }
 
     /// Products of two computed operands per batch (attention's `Q·Kᵀ` and `P·V`, one per head)
@@ -322,13 +328,13 @@ package struct MatMulKernel: Kernel {
 
     private func batchesInParallel(_ g: Geometry) -> Bool {
         guard packedB == nil, !g.foldsBatchIntoM, g.batchCount > 1 else { return false }
-        let slice = sliceFloats(g, rows: g.m)
+        let slice = sliceFloats(rows: g.m, k: g.k, n: g.n)
         return g.batchCount * (slice.strips + slice.panels) * 4 <= Self.parallelBatchWorkspace
     }
 
     package func workspaceByteCount(inputs: [TensorDescriptor?], outputs: [TensorDescriptor]) -> Int {
         guard let a = inputs[0], let b = inputs[1], let g = try? geometry(a.shape, b.shape) else { return 0 }
-        let slice = sliceFloats(g, rows: g.foldsBatchIntoM ? g.m * g.batchCount : g.m)
+        let slice = sliceFloats(rows: g.foldsBatchIntoM ? g.m * g.batchCount : g.m, k: g.k, n: g.n)
         return (batchesInParallel(g) ? g.batchCount : 1) * (slice.strips + slice.panels) * 4 + 64
     }
 
@@ -358,7 +364,7 @@ package struct MatMulKernel: Kernel {
             let rows = a.shape.dropLast().reduce(1, *)
             try withExtendedLifetime(columnBias) {
                 guard k == b.shape[0] else { throw OnyxError.shapeMismatch("MatMul: shapes \(a.shape) and \(b.shape) differ on the inner dimension") }
-                let slice = sliceFloats(try Geometry(a.shape, b.shape), rows: rows)
+                let slice = sliceFloats(rows: rows, k: k, n: n)
                 products.multiply(pa, rows: rows, k: k, n: n, b: pb, c: out, strips: workspace + slice.panels, panels: workspace)
             }
             return
@@ -409,12 +415,12 @@ package struct MatMulKernel: Kernel {
         aMatrix: MatrixLayout? = nil, bMatrix: MatrixLayout? = nil
     ) throws {
         if g.foldsBatchIntoM {
-            let slice = sliceFloats(g, rows: g.m * g.batchCount)
+            let slice = sliceFloats(rows: g.m * g.batchCount, k: g.k, n: g.n)
             products.multiply(pa, rows: g.m * g.batchCount, k: g.k, n: g.n, b: pb, c: out,
                               strips: workspace + slice.panels, panels: workspace)
             return
         }
-        let slice = sliceFloats(g, rows: g.m)
+        let slice = sliceFloats(rows: g.m, k: g.k, n: g.n)
         func offsets(_ batch: Int) -> (a: Int, b: Int) {
             var rest = batch, offsetA = 0, offsetB = 0
             for axis in stride(from: g.batchShape.count - 1, through: 0, by: -1) {
