@@ -150,6 +150,11 @@ public struct ConformanceSuite: Sendable {
         guard expected.shape == actual.shape else {
             return "shape \(actual.shape), expected \(expected.shape)"
         }
+        if expected.dataType == .string {
+            guard let e = try? expected.strings(), let a = try? actual.strings() else { return "cannot read string values" }
+            guard let i = e.indices.first(where: { e[$0] != a[$0] }) else { return nil }
+            return "first difference at \(unravel(i, expected.shape)): got \"\(a[i])\", expected \"\(e[i])\""
+        }
         if expected.dataType == .int64 || expected.dataType == .uint64 {
             // 64-bit integers do not fit a Double exactly: compare bit patterns.
             func bits(_ t: Tensor) -> [Int64]? {
@@ -204,6 +209,7 @@ extension Tensor {
         case .int64: return try scalars(as: Int64.self).map(Double.init)
         case .uint64: return try scalars(as: UInt64.self).map(Double.init)
         case .bool: return try scalars(as: Bool.self).map { $0 ? 1 : 0 }
+        case .string: throw OnyxError.unsupportedDataType("string tensors have no numeric values")
         }
     }
 }

@@ -42,23 +42,28 @@ enum TensorFiles {
         guard let data = dictionary["data"] else {
             throw CommandLineInputError("'\(path)': missing \"data\"")
         }
-        var flat: [NSNumber] = []
-        func flatten(_ value: Any) throws {
-            if let array = value as? [Any] {
-                for element in array { try flatten(element) }
-            } else if let number = value as? NSNumber {
-                flat.append(number)
-            } else {
-                throw CommandLineInputError("'\(path)': \"data\" must hold only numbers or booleans")
-            }
-        }
-        try flatten(data)
         let typeName = (dictionary["datatype"] ?? dictionary["dtype"]) as? String ?? "float"
         guard let type = dataType(named: typeName) else {
             throw CommandLineInputError("'\(path)': unknown datatype '\(typeName)'")
         }
+        var flat: [NSNumber] = []
+        var strings: [String] = []
+        func flatten(_ value: Any) throws {
+            if let array = value as? [Any] {
+                for element in array { try flatten(element) }
+            } else if type == .string, let string = value as? String {
+                strings.append(string)
+            } else if type != .string, let number = value as? NSNumber {
+                flat.append(number)
+            } else {
+                throw CommandLineInputError(
+                    "'\(path)': \"data\" must hold only \(type == .string ? "strings" : "numbers or booleans")")
+            }
+        }
+        try flatten(data)
         do {
             switch type {
+            case .string: return try Tensor(strings: strings, shape: shape)
             case .float: return try Tensor(shape: shape, scalars: flat.map(\.floatValue))
             case .double: return try Tensor(shape: shape, scalars: flat.map(\.doubleValue))
             case .float16: return try Tensor(shape: shape, scalars: flat.map { Float16($0.floatValue) })
@@ -82,7 +87,7 @@ enum TensorFiles {
         let protocolNames: [String: DataType] = [
             "FP32": .float, "FP64": .double, "FP16": .float16, "INT8": .int8, "UINT8": .uint8,
             "INT16": .int16, "UINT16": .uint16, "INT32": .int32, "UINT32": .uint32, "INT64": .int64,
-            "UINT64": .uint64, "BOOL": .bool,
+            "UINT64": .uint64, "BOOL": .bool, "BYTES": .string,
         ]
         if let type = protocolNames[name.uppercased()] { return type }
         let lower = name.lowercased()
@@ -109,6 +114,7 @@ enum TensorFiles {
         case .int64: return try take(Int64.self) { Int($0) }
         case .uint64: return try take(UInt64.self) { UInt64($0) }
         case .bool: return try take(Bool.self) { $0 }
+        case .string: return try tensor.strings().prefix(limit).map { $0 }
         }
     }
 }

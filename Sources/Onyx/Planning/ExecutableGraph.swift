@@ -25,6 +25,8 @@ struct ExecutableGraph: Sendable {
     let valueNames: [String]
     /// Constant values by id: initializers, Constant nodes and everything folded from them.
     let constants: [Tensor?]
+    /// The table every string constant's handles index; each run's table extends it.
+    let strings: StringTable
     /// Ids of the graph inputs the caller supplies, in declaration order.
     let inputIds: [Int]
     /// Ids of the graph outputs, in declaration order.
@@ -50,8 +52,9 @@ struct ExecutableGraph: Sendable {
             return names.count - 1
         }
 
+        let strings = StringTable()
         var constants: [Int: Tensor] = [:]
-        for (name, tensor) in graph.initializers { constants[id(name)] = tensor }
+        for (name, tensor) in graph.initializers { constants[id(name)] = try tensor.rebased(into: strings) }
         let inputIds = graph.inputs.map { id($0.name) }
         for node in graph.nodes {
             for name in node.inputs + node.implicitInputs where !name.isEmpty { _ = id(name) }
@@ -85,7 +88,7 @@ struct ExecutableGraph: Sendable {
             let foldable = zip(inputs, constantInputs).allSatisfy { id, value in id == nil || value != nil }
                 && !Self.nondeterministicOps.contains(node.opType)
             if foldable {
-                let values = try Self.annotating(node) { try kernel.evaluate(inputs: constantInputs, pool: pool) }
+                let values = try Self.annotating(node) { try kernel.evaluate(inputs: constantInputs, pool: pool, strings: strings) }
                 for (output, value) in zip(outputs, values) {
                     if let output { constants[output] = value }
                 }
@@ -96,6 +99,7 @@ struct ExecutableGraph: Sendable {
         }
 
         self.valueNames = names
+        self.strings = strings
         self.constants = names.indices.map { constants[$0] }
         self.inputIds = inputIds
         self.outputIds = outputIds

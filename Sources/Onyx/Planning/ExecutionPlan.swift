@@ -42,6 +42,8 @@ final class ExecutionPlan: Sendable {
     let viewValues: [Int?]
     /// View-table slots that show a caller input or a graph output: refreshed each run.
     let perRunSlots: [Int]
+    /// Whether some value is a string tensor, so a run needs a string table.
+    let usesStrings: Bool
     private let arenas = Mutex<[RunArena]>([])
 
     /// Plans `graph` for inputs of the given descriptors (one per graph input, in order).
@@ -49,7 +51,11 @@ final class ExecutionPlan: Sendable {
     /// - Parameter inputValues: The inputs themselves, for a graph whose shapes depend on values
     ///   known only in a run (``NeedsInputValues``). Such a plan folds every node it can and
     ///   serves that one run.
-    init(graph: ExecutableGraph, inputs: [TensorDescriptor], inputValues: [Tensor]? = nil, memoryLimit: Int) throws {
+    ///   String input values must index `strings`, a table that extends the graph's.
+    init(
+        graph: ExecutableGraph, inputs: [TensorDescriptor], inputValues: [Tensor]? = nil, strings: StringTable? = nil,
+        memoryLimit: Int
+    ) throws {
         self.graph = graph
         let valueCount = graph.valueCount
         var descriptors = [TensorDescriptor?](repeating: nil, count: valueCount)
@@ -83,6 +89,11 @@ final class ExecutionPlan: Sendable {
                 return PlannedInput(descriptor: descriptor, constant: constants[id])
             }
             let outputs = try ExecutableGraph.annotating(step) { try step.kernel.outputDescriptors(for: planned) }
+            if planned.contains(where: { $0?.dataType == .string }) || outputs.contains(where: { $0.dataType == .string }),
+               !OperatorRegistry.takesStrings(domain: step.domain, opType: step.opType) {
+                throw OnyxError.unsupportedDataType(
+                    "node '\(step.name)' (\(step.opType)) does not take string tensors in Onyx")
+            }
             if let last = step.outputs.lastIndex(where: { $0 != nil }), last >= outputs.count {
                 throw OnyxError.invalidModel(
                     "node '\(step.name)' (\(step.opType)) has \(outputs.count) output(s) here; the model uses output \(last)")
@@ -96,10 +107,12 @@ final class ExecutionPlan: Sendable {
             let dataKnown = step.inputs.enumerated().allSatisfy { i, id in
                 id == nil || constants[id!] != nil || !step.kernel.readsData(ofInput: i)
             }
-            let smallOutputs = outputs.allSatisfy { $0.byteCount <= foldingLimit }
+            // String outputs are not folded here: a plan is made while other runs go on, and the
+            // session's string table, which their tables extend, must not grow then.
+            let smallOutputs = outputs.allSatisfy { $0.byteCount <= foldingLimit && $0.dataType != .string }
             if dataKnown && smallOutputs && !ExecutableGraph.nondeterministicOps.contains(step.opType) {
                 let values = try ExecutableGraph.annotating(step) {
-                    try step.kernel.evaluate(planned: planned, outputs: outputs, pool: pool)
+                    try step.kernel.evaluate(planned: planned, outputs: outputs, pool: pool, strings: strings ?? graph.strings)
                 }
                 for (id, value) in zip(step.outputs, values) {
                     guard let id else { continue }
@@ -221,6 +234,7 @@ final class ExecutionPlan: Sendable {
         }
 
         self.descriptors = descriptors
+        self.usesStrings = descriptors.contains { $0?.dataType == .string }
         self.locations = locations
         self.steps = planSteps
         self.arenaByteCount = memory.arenaByteCount
@@ -300,7 +314,8 @@ final class ExecutionPlan: Sendable {
 
 extension Kernel {
     /// Runs the kernel at plan time on inputs whose data is known (or unread), returning new tensors.
-    func evaluate(planned: [PlannedInput?], outputs: [TensorDescriptor], pool: ComputePool) throws -> [Tensor] {
+    /// String inputs index `strings`; the plan never folds a node with string outputs.
+    func evaluate(planned: [PlannedInput?], outputs: [TensorDescriptor], pool: ComputePool, strings: StringTable) throws -> [Tensor] {
         let results = outputs.map { Tensor(zeros: $0.dataType, shape: $0.shape) }
         let workspaceBytes = workspaceByteCount(inputs: planned.map { $0?.descriptor }, outputs: outputs)
         let workspace = workspaceBytes > 0
@@ -317,7 +332,7 @@ extension Kernel {
         try withExtendedLifetime((planned, results, placeholder)) {
             try inputViews.withUnsafeBufferPointer { inputBuffer in
                 try outputViews.withUnsafeBufferPointer { outputBuffer in
-                    try run(KernelContext(inputs: inputBuffer, outputs: outputBuffer, workspace: workspace, pool: pool))
+                    try run(KernelContext(inputs: inputBuffer, outputs: outputBuffer, workspace: workspace, pool: pool, strings: strings))
                 }
             }
         }

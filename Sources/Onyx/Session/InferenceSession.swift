@@ -187,8 +187,11 @@ public final class InferenceSession: Sendable {
         // Some shape depends on input values (NonZero, or a Reshape fed by a graph input): plan
         // this run with the values known.
         do {
+            // String values are read through a table of their own for this plan's folding.
+            let strings = StringTable(parent: graph.strings)
             return try ExecutionPlan(
-                graph: graph, inputs: descriptors, inputValues: inputs, memoryLimit: options.memoryLimitBytes)
+                graph: graph, inputs: descriptors, inputValues: try inputs.map { try $0.rebased(into: strings) },
+                strings: strings, memoryLimit: options.memoryLimitBytes)
         } catch let error as NeedsInputValues {
             throw OnyxError.internalError("\(error) even with every input value known")
         }
@@ -220,12 +223,16 @@ public final class InferenceSession: Sendable {
     private func execute(
         _ plan: ExecutionPlan, inputs: [Tensor], timings: UnsafeMutableBufferPointer<UInt64>? = nil
     ) throws -> [Tensor] {
+        // A run with strings numbers them in a table of its own that extends the session's, so
+        // what it adds is freed with its outputs.
+        let strings = plan.usesStrings ? StringTable(parent: graph.strings) : nil
+        let inputs = try strings.map { table in try inputs.map { try $0.rebased(into: table) } } ?? inputs
         let results: [Tensor] = try graph.outputIds.indices.map { k in
             let id = graph.outputIds[k]
             switch plan.locations[id] {
             case .output(let j) where j == k:
                 let d = plan.descriptors[id]!
-                return Tensor(uninitialized: d.dataType, shape: d.shape)
+                return Tensor(uninitialized: d.dataType, shape: d.shape, strings: d.dataType == .string ? strings : nil)
             case .constant(let tensor): return tensor
             case .input(let i): return try inputs[i].reshaped(plan.descriptors[id]!.shape)
             default: throw OnyxError.internalError("graph output '\(graph.valueNames[id])' was not produced")
@@ -256,7 +263,7 @@ public final class InferenceSession: Sendable {
                             outputs: UnsafeBufferPointer(
                                 rebasing: views[(step.viewStart + step.inputCount)..<(step.viewStart + step.inputCount + step.outputCount)]),
                             workspace: step.workspaceOffset.map { arena.memory + $0 },
-                            pool: pool)
+                            pool: pool, strings: strings)
                         do {
                             guard let timings else {
                                 try graphSteps[step.graphStep].kernel.run(context)

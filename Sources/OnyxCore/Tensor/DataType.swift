@@ -4,6 +4,9 @@ public enum DataType: Int32, Sendable, Hashable, CaseIterable, CustomStringConve
     case float = 1
     /// Unsigned 8-bit integer (`UInt8`).
     case uint8 = 2
+    /// Text (`String`). Each element is stored as an 8-byte handle into a ``StringTable``; read
+    /// and make such tensors with ``Tensor/strings()`` and ``Tensor/init(strings:shape:)``.
+    case string = 8
     /// Signed 8-bit integer (`Int8`).
     case int8 = 3
     /// Unsigned 16-bit integer (`UInt16`).
@@ -32,7 +35,7 @@ public enum DataType: Int32, Sendable, Hashable, CaseIterable, CustomStringConve
         case .bool, .int8, .uint8: 1
         case .float16, .int16, .uint16: 2
         case .float, .int32, .uint32: 4
-        case .double, .int64, .uint64: 8
+        case .double, .int64, .uint64, .string: 8
         }
     }
 
@@ -51,6 +54,7 @@ public enum DataType: Int32, Sendable, Hashable, CaseIterable, CustomStringConve
         case .double: "double"
         case .uint32: "uint32"
         case .uint64: "uint64"
+        case .string: "string"
         }
     }
 
@@ -60,14 +64,13 @@ public enum DataType: Int32, Sendable, Hashable, CaseIterable, CustomStringConve
     public var isFloatingPoint: Bool { self == .float || self == .double || self == .float16 }
 
     /// Whether the type is an integer type (bool excluded).
-    public var isInteger: Bool { !isFloatingPoint && self != .bool }
+    public var isInteger: Bool { !isFloatingPoint && self != .bool && self != .string }
 
     /// The name of an ONNX type code, for error messages about codes Onyx does not support.
     package static func onnxName(ofCode code: Int32) -> String {
         if let type = DataType(rawValue: code) { return type.onnxName }
         switch code {
         case 0: return "undefined"
-        case 8: return "string"
         case 14: return "complex64"
         case 15: return "complex128"
         case 16: return "bfloat16"

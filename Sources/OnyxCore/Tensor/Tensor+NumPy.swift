@@ -41,6 +41,11 @@ extension Tensor {
                 guard let n = Int(part), n >= 0 else { throw fail("bad extent '\(part)' in shape") }
                 return n
             }
+        if let (width, isUnicode) = Self.npyStringWidth(descr) {
+            self = try Self.npyStrings(bytes[(headerStart + headerLength)...], shape: shape, width: width,
+                                       isUnicode: isUnicode, descr: descr)
+            return
+        }
         guard let dataType = Self.dataType(npyDescr: descr) else {
             throw fail("dtype '\(descr)' has no Onyx equivalent")
         }
@@ -55,10 +60,14 @@ extension Tensor {
         }
     }
 
-    /// Encodes the tensor as a version 1.0 `.npy` file.
+    /// Encodes the tensor as a version 1.0 `.npy` file; strings as NumPy's fixed-width Unicode
+    /// (`<U`n, n the longest string's scalar count).
     public func npyBytes() -> [UInt8] {
         let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
-        var header = "{'descr': '\(Self.npyDescr(dataType))', 'fortran_order': False, 'shape': \(shapeText), }"
+        let strings = dataType == .string ? ((try? self.strings()) ?? []) : []
+        let width = strings.map(\.unicodeScalars.count).max() ?? 0
+        let descr = dataType == .string ? "<U\(max(width, 1))" : Self.npyDescr(dataType)
+        var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shapeText), }"
         let unpadded = 10 + header.utf8.count + 1
         header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
         var bytes: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0]
@@ -66,8 +75,61 @@ extension Tensor {
         bytes.append(UInt8(length & 0xFF))
         bytes.append(UInt8(length >> 8))
         bytes.append(contentsOf: header.utf8)
-        withUnsafeBytes { bytes.append(contentsOf: $0) }
+        guard dataType == .string else {
+            withUnsafeBytes { bytes.append(contentsOf: $0) }
+            return bytes
+        }
+        for string in strings {
+            var scalars = string.unicodeScalars.map(\.value)
+            scalars += repeatElement(0, count: max(width, 1) - scalars.count)
+            for scalar in scalars { Swift.withUnsafeBytes(of: scalar.littleEndian) { bytes.append(contentsOf: $0) } }
+        }
         return bytes
+    }
+
+    /// The element width of a NumPy string dtype: `<U`n (n UTF-32 scalars) or `|S`n (n bytes).
+    private static func npyStringWidth(_ descr: String) -> (Int, isUnicode: Bool)? {
+        var code = Substring(descr)
+        if let first = code.first, "<|=".contains(first) { code = code.dropFirst() }
+        guard let kind = code.first, kind == "U" || kind == "S", let width = Int(code.dropFirst()), width >= 0 else { return nil }
+        return (width, kind == "U")
+    }
+
+    /// Decodes fixed-width NumPy strings, each ending at its first NUL.
+    private static func npyStrings(
+        _ data: ArraySlice<UInt8>, shape: [Int], width: Int, isUnicode: Bool, descr: String
+    ) throws -> Tensor {
+        let count = try Tensor.checkedElementCount(shape)
+        let unit = isUnicode ? 4 : 1
+        let (stride, overflow1) = width.multipliedReportingOverflow(by: unit)
+        let (byteCount, overflow2) = count.multipliedReportingOverflow(by: stride)
+        guard !overflow1, !overflow2, data.count >= byteCount else {
+            throw OnyxError.invalidInput(
+                "not a readable .npy file: shape \(shape) of \(descr) needs \(byteCount) bytes of data, the file has \(data.count)")
+        }
+        var strings: [String] = []
+        strings.reserveCapacity(count)
+        let base = data.startIndex
+        for i in 0..<count {
+            let start = base + i * stride
+            if isUnicode {
+                var text = String.UnicodeScalarView()
+                for k in 0..<width {
+                    let at = start + 4 * k
+                    let value = UInt32(data[at]) | UInt32(data[at + 1]) << 8 | UInt32(data[at + 2]) << 16 | UInt32(data[at + 3]) << 24
+                    if value == 0 { break }
+                    guard let scalar = Unicode.Scalar(value) else {
+                        throw OnyxError.invalidInput("not a readable .npy file: element \(i) holds \(value), not a Unicode scalar")
+                    }
+                    text.append(scalar)
+                }
+                strings.append(String(text))
+            } else {
+                let field = data[start..<(start + width)]
+                strings.append(String(decoding: field.prefix { $0 != 0 }, as: UTF8.self))
+            }
+        }
+        return try Tensor(strings: strings, shape: shape)
     }
 
     private static func npyField(_ key: String, in header: String) -> String? {
@@ -126,6 +188,7 @@ extension Tensor {
         case .int64: "<i8"
         case .uint64: "<u8"
         case .bool: "|b1"
+        case .string: "<U1"
         }
     }
 }

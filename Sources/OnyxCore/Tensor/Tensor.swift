@@ -81,6 +81,9 @@ public struct Tensor: Sendable {
     ///   - bytes: Exactly `product(shape) * dataType.byteWidth` bytes, row-major.
     /// - Throws: ``OnyxError`` with code `.shapeMismatch` if the byte count does not match.
     public init(dataType: DataType, shape: [Int], bytes: UnsafeRawBufferPointer) throws {
+        guard dataType != .string else {
+            throw OnyxError.unsupportedDataType("a string tensor is made from Swift strings (Tensor(strings:shape:)), not from bytes")
+        }
         let needed = try Self.checkedByteCount(dataType, shape)
         guard needed == bytes.count else {
             throw OnyxError.shapeMismatch(
@@ -104,11 +107,12 @@ public struct Tensor: Sendable {
         self.storage = storage
     }
 
-    /// Creates a tensor whose bytes are not initialized; the caller fills them.
-    package init(uninitialized dataType: DataType, shape: [Int]) {
+    /// Creates a tensor whose bytes are not initialized; the caller fills them. A string tensor's
+    /// handles index `strings`.
+    package init(uninitialized dataType: DataType, shape: [Int], strings: StringTable? = nil) {
         self.dataType = dataType
         self.shape = shape
-        self.storage = TensorStorage(uninitializedByteCount: shape.reduce(1, *) * dataType.byteWidth)
+        self.storage = TensorStorage(uninitializedByteCount: shape.reduce(1, *) * dataType.byteWidth, strings: strings)
     }
 
     /// The element count of `shape`, or an error if an extent is negative or the product overflows.
@@ -166,7 +170,7 @@ public struct Tensor: Sendable {
         _ body: (UnsafeMutableRawBufferPointer) throws -> R
     ) rethrows -> R {
         if !isKnownUniquelyReferenced(&storage) || storage.isLent {
-            storage = TensorStorage(copying: UnsafeRawBufferPointer(start: storage.bytes, count: byteCount))
+            storage = TensorStorage(copying: UnsafeRawBufferPointer(start: storage.bytes, count: byteCount), strings: storage.strings)
         }
         return try body(UnsafeMutableRawBufferPointer(start: storage.bytes, count: byteCount))
     }

@@ -14,11 +14,16 @@
     /// Adopted memory: released by `lent`'s deallocator, but Onyx's to write.
     private let isAdopted: Bool
 
+    /// For a string tensor, the table its handles index; `nil` for other types (and for a string
+    /// tensor of empty strings only, whose handles are all 0).
+    package let strings: StringTable?
+
     /// Whether the bytes belong to a caller, who lent them read-only.
     package var isLent: Bool { lent != nil && !isAdopted }
 
     /// Allocates `byteCount` zeroed bytes.
-    package init(byteCount: Int) {
+    package init(byteCount: Int, strings: StringTable? = nil) {
+        self.strings = strings
         self.byteCount = byteCount
         self.bytes = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: Self.alignment)
         self.bytes.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 1))
@@ -27,7 +32,8 @@
     }
 
     /// Allocates storage without zeroing it; the caller initializes every byte.
-    package init(uninitializedByteCount byteCount: Int) {
+    package init(uninitializedByteCount byteCount: Int, strings: StringTable? = nil) {
+        self.strings = strings
         self.byteCount = byteCount
         self.bytes = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: Self.alignment)
         self.lent = nil
@@ -36,7 +42,8 @@
 
     /// Uses `buffer` in place; `deallocator` releases it when this storage is freed.
     /// A buffer without a base address (zero bytes) gets a byte of Onyx's own to point at.
-    package init(lending buffer: UnsafeRawBufferPointer, deallocator: Tensor.Deallocator) {
+    package init(lending buffer: UnsafeRawBufferPointer, deallocator: Tensor.Deallocator, strings: StringTable? = nil) {
+        self.strings = strings
         self.byteCount = buffer.count
         self.bytes = buffer.baseAddress.map(UnsafeMutableRawPointer.init(mutating:))
             ?? UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: Self.alignment)
@@ -47,6 +54,7 @@
     /// Takes over `bytes`, memory from `malloc(3)` that nothing else frees (a decoded protobuf
     /// field), and frees it with `free(3)`. Writable like Onyx's own memory.
     package init(adoptingMallocated bytes: UnsafeMutableRawPointer, byteCount: Int) {
+        self.strings = nil
         self.byteCount = byteCount
         self.bytes = bytes
         self.lent = (UnsafeRawBufferPointer(start: bytes, count: byteCount), .free)
@@ -54,8 +62,8 @@
     }
 
     /// Copies `source` into new storage.
-    package convenience init(copying source: UnsafeRawBufferPointer) {
-        self.init(uninitializedByteCount: source.count)
+    package convenience init(copying source: UnsafeRawBufferPointer, strings: StringTable? = nil) {
+        self.init(uninitializedByteCount: source.count, strings: strings)
         if let base = source.baseAddress, source.count > 0 {
             bytes.copyMemory(from: base, byteCount: source.count)
         }

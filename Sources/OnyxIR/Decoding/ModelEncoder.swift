@@ -8,7 +8,8 @@ import Musl
 #endif
 
 /// Serializes the IR back into ONNX bytes through protobuf-c: `.pb` outputs of `onyx run`,
-/// and models built in Swift (tests, tools). Tensors are written as little-endian `raw_data`.
+/// and models built in Swift (tests, tools). Tensors are written as little-endian `raw_data`, strings
+/// as `string_data`.
 struct ModelEncoder {
     /// C memory the protobuf-c structures point into, freed when the encoder is done.
     private final class CMemory {
@@ -249,6 +250,13 @@ struct ModelEncoder {
         p.pointee.dims = memory.array(tensor.shape.map(Int64.init))
         p.pointee.has_data_type = 1
         p.pointee.data_type = tensor.dataType.rawValue
+        if tensor.dataType == .string {
+            // Strings go in string_data; a tensor whose table cannot answer is written empty.
+            let strings = (try? tensor.strings()) ?? Array(repeating: "", count: tensor.elementCount)
+            p.pointee.n_string_data = strings.count
+            p.pointee.string_data = memory.array(strings.map { memory.binary($0) })
+            return p
+        }
         p.pointee.has_raw_data = 1
         p.pointee.raw_data = tensor.withUnsafeBytes { memory.binary($0) }
         return p

@@ -60,6 +60,7 @@ struct TensorProtoDecoder {
         }
         totalBytes += byteCount
 
+        if dataType == .string { return (name, try stringData(p, shape: shape, count: count, label: label)) }
         if p.has_data_location != 0 && p.data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL {
             let bytes = try readExternal(p, label: label, byteCount: byteCount)
             let tensor = try bytes.withUnsafeBytes { try Tensor(dataType: dataType, shape: shape, bytes: $0) }
@@ -80,6 +81,28 @@ struct TensorProtoDecoder {
             return (name, Tensor(dataType: dataType, shape: shape, storage: storage))
         }
         return (name, try typedFields(p, dataType: dataType, shape: shape, count: count, label: label))
+    }
+
+    /// Decodes a string tensor: `string_data` only (ONNX stores no strings in raw or external data).
+    /// Its text counts against the same byte limits as other tensors' data.
+    private mutating func stringData(_ p: Onnx__TensorProto, shape: [Int], count: Int, label: String) throws -> Tensor {
+        guard p.raw_data.len == 0, p.data_location != ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL else {
+            throw OnyxError.invalidModel("\(label): a string tensor keeps its values in string_data, not in raw or external data")
+        }
+        guard p.n_string_data == count else {
+            throw OnyxError.invalidModel("\(label): string_data holds \(p.n_string_data) values but shape \(shape) needs \(count)")
+        }
+        var strings: [String] = []
+        strings.reserveCapacity(count)
+        for i in 0..<count {
+            let value = p.string_data[i]
+            totalBytes += value.len
+            guard totalBytes <= limits.maxTotalTensorBytes else {
+                throw OnyxError.limitExceeded("the model's tensors need more than the limit of \(limits.maxTotalTensorBytes) bytes")
+            }
+            strings.append(string(value))
+        }
+        return try Tensor(strings: strings, shape: shape)
     }
 
     /// Decodes a tensor stored in the typed repeated fields.
@@ -127,6 +150,8 @@ struct TensorProtoDecoder {
                 default: out.storeBytes(of: UInt8(v != 0 ? 1 : 0), toByteOffset: i, as: UInt8.self)
                 }
             }
+        case .string:
+            preconditionFailure("string tensors are decoded by stringData")
         }
         return tensor
     }

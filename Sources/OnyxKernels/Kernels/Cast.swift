@@ -50,6 +50,7 @@ import OnyxCore
         case .int64: convert(source.assumingMemoryBound(to: Int64.self), destination, to, n)
         case .uint64: convert(source.assumingMemoryBound(to: UInt64.self), destination, to, n)
         case .bool: convert(source.assumingMemoryBound(to: BoolByte.self), destination, to, n)
+        case .string: preconditionFailure("strings are cast through the run's string table, not here")
         }
     }
 
@@ -69,6 +70,7 @@ import OnyxCore
         case .uint32: map(source, destination, n) { $0.castInteger(UInt32.self) }
         case .int64: map(source, destination, n) { $0.castInteger(Int64.self) }
         case .uint64: map(source, destination, n) { $0.castInteger(UInt64.self) }
+        case .string: preconditionFailure("strings are cast through the run's string table, not here")
         }
     }
 

@@ -80,6 +80,7 @@ extension DataType {
         case .int64: try visitor.visit(Int64.self)
         case .uint64: try visitor.visit(UInt64.self)
         case .bool: boolAsByte ? try visitor.visit(UInt8.self) : nil
+        case .string: nil
         }
     }
 }

@@ -131,6 +131,7 @@ extension Double {
         case .int64: Double(view.pointer(as: Int64.self)[index])
         case .uint64: Double(view.pointer(as: UInt64.self)[index])
         case .bool: view.pointer(as: UInt8.self)[index] != 0 ? 1 : 0
+        case .string: .nan  // the planner keeps strings away from the quantization operators
         }
     }
 

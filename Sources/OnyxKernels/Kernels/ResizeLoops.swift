@@ -167,6 +167,7 @@ import OnyxCore
         case .int64: gather(Int64.self, fill: .saturating(extrapolation.rounded(.toNearestOrEven)))
         case .uint64: gather(UInt64.self, fill: .saturating(extrapolation.rounded(.toNearestOrEven)))
         case .bool: gather(UInt8.self, fill: extrapolation != 0 ? 1 : 0)
+        case .string: gather(Int64.self, fill: 0)  // handles; the empty string outside
         }
     }
 
@@ -234,6 +235,7 @@ import OnyxCore
         case .int64: read(Int64.self)
         case .uint64: read(UInt64.self)
         case .bool: throw OnyxError.unsupportedDataType("Resize: linear and cubic interpolation do not apply to bool")
+        case .string: throw OnyxError.unsupportedDataType("Resize: linear and cubic interpolation do not apply to string")
         }
     }
 
@@ -256,6 +258,7 @@ import OnyxCore
         case .int64: integer(Int64.self)
         case .uint64: integer(UInt64.self)
         case .bool: throw OnyxError.unsupportedDataType("Resize: linear and cubic interpolation do not apply to bool")
+        case .string: throw OnyxError.unsupportedDataType("Resize: linear and cubic interpolation do not apply to string")
         }
     }
 }

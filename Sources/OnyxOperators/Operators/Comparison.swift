@@ -131,7 +131,7 @@ package struct LogicalKernel: Kernel {
 
     package var supportedTypes: [DataType] {
         switch op {
-        case .equal: numericTypes + [.bool]
+        case .equal: numericTypes + [.bool, .string]
         case .and, .or, .xor: [.bool]
         default: numericTypes
         }
@@ -148,7 +148,10 @@ package struct LogicalKernel: Kernel {
         let pool = context.pool, op = self.op
         let shapeB = try shapeOfB(a.shape, b.shape, legacy: legacyBroadcast, op: op.rawValue)
         try BinaryBroadcastPlan.withPlan(a.shape, shapeB, output: out.shape) { plan in
-            try a.dataType.visitElement(Comparison(op: op, plan: plan, a: a, b: b, out: out, pool: pool))
+            let comparison = Comparison(op: op, plan: plan, a: a, b: b, out: out, pool: pool)
+            // A run's table gives equal strings equal handles, so strings compare as their handles.
+            if a.dataType == .string { return comparison.visit(Int64.self) }
+            try a.dataType.visitElement(comparison)
         }
     }
 

@@ -75,8 +75,10 @@ package struct Subgraph: Sendable {
     }
 
     /// Runs the subgraph on its declared inputs and the enclosing graph's values (by name).
-    package func run(_ declared: [Tensor], outer: [String: Tensor]) throws -> [Tensor] {
-        try body.run(orderedInputs: bodyInputs(declared, outer: outer))
+    ///
+    /// String outputs come back indexing `strings`, so outputs of several runs can be stacked.
+    package func run(_ declared: [Tensor], outer: [String: Tensor], strings: StringTable) throws -> [Tensor] {
+        try body.run(orderedInputs: bodyInputs(declared, outer: outer)).map { try $0.rebased(into: strings) }
     }
 
     /// The output descriptors for declared inputs and enclosing values of these descriptors.
@@ -121,11 +123,13 @@ extension SubgraphKernel {
         let values: [Tensor?] = try (0..<context.inputCount).map { index in
             guard let view = context.input(index) else { return nil }
             // The run's own memory, valid until it ends: the bodies read it in place.
-            return try Tensor(dataType: view.dataType, shape: view.shape,
-                              bytesNoCopy: UnsafeRawBufferPointer(start: view.data, count: view.byteCount), deallocator: .none)
+            let bytes = UnsafeRawBufferPointer(start: view.data, count: view.byteCount)
+            return Tensor(dataType: view.dataType, shape: view.shape, storage: TensorStorage(
+                lending: bytes, deallocator: .none, strings: view.dataType == .string ? context.strings : nil))
         }
         let (explicit, outer) = split(values)
-        let results = try evaluate(explicit, outer: outer)
+        let strings = context.strings ?? StringTable()
+        let results = try evaluate(explicit, outer: outer).map { try $0.rebased(into: strings) }
         for (index, result) in results.enumerated() {
             guard let out = context.optionalOutput(index) else { continue }
             guard out.shape == result.shape, out.dataType == result.dataType else {
@@ -217,7 +221,7 @@ package struct IfKernel: SubgraphKernel {
             throw OnyxError.invalidInput("If: cond must be a bool tensor of one element")
         }
         let taken = try cond.scalars(as: Bool.self)[0] ? thenBranch : elseBranch
-        return try taken.run([], outer: outer)
+        return try taken.run([], outer: outer, strings: StringTable())
     }
 }
 
@@ -261,13 +265,14 @@ package struct LoopKernel: SubgraphKernel {
             return value
         }
         let limit = tripCount.map { max(0, Int($0)) } ?? Int.max
+        let strings = StringTable()  // every iteration's strings, so scan outputs stack
         var scans: [[Tensor]] = []
         var iteration = 0
         while iteration < limit && condition {
             guard iteration < Self.iterationLimit else {
                 throw OnyxError.limitExceeded("Loop: more than \(Self.iterationLimit) iterations")
             }
-            let outputs = try body.run([Tensor(scalar: Int64(iteration)), Tensor(scalar: condition)] + carried, outer: outer)
+            let outputs = try body.run([Tensor(scalar: Int64(iteration)), Tensor(scalar: condition)] + carried, outer: outer, strings: strings)
             condition = try Self.scalar(outputs[0], as: Bool.self, "the body's cond output")
             carried = Array(outputs[1...carried.count])
             let scanned = outputs.dropFirst(1 + carried.count)
@@ -342,7 +347,8 @@ package struct ScanKernel: SubgraphKernel {
     }
 
     package func evaluate(_ inputs: [Tensor?], outer: [String: Tensor]) throws -> [Tensor] {
-        guard batched else { return try scan(inputs, outer: outer) }
+        let strings = StringTable()  // every step's strings, so scan outputs stack
+        guard batched else { return try scan(inputs, outer: outer, strings: strings) }
         // Opset 8: scan each batch entry on its own and stack the results along the batch axis.
         let data = Array(inputs.dropFirst())
         guard let batch = data.first??.shape.first, data.allSatisfy({ $0?.shape.first == batch }) else {
@@ -357,12 +363,12 @@ package struct ScanKernel: SubgraphKernel {
         var results: [[Tensor]] = []
         for b in 0..<batch {
             let entry = try data.map { try $0.map { try TensorSlicing.slice($0, axis: 0, index: b) } }
-            results.append(try scan(entry, outer: outer))
+            results.append(try scan(entry, outer: outer, strings: strings))
         }
         return try (results.first ?? []).indices.map { k in try TensorSlicing.stack(results.map { $0[k] }, axis: 0, op: "Scan") }
     }
 
-    private func scan(_ inputs: [Tensor?], outer: [String: Tensor]) throws -> [Tensor] {
+    private func scan(_ inputs: [Tensor?], outer: [String: Tensor], strings: StringTable) throws -> [Tensor] {
         let given = try inputs.enumerated().map { index, value -> Tensor in
             guard let value else { throw OnyxError.invalidModel("Scan: input \(index) is missing") }
             return value
@@ -386,7 +392,7 @@ package struct ScanKernel: SubgraphKernel {
             let slices = try scanned.indices.map { k in
                 try TensorSlicing.slice(scanned[k], axis: axes[k], index: inputReversed[k] ? length - 1 - step : step)
             }
-            let results = try body.run(state + slices, outer: outer)
+            let results = try body.run(state + slices, outer: outer, strings: strings)
             state = Array(results.prefix(stateCount))
             for (k, value) in results.dropFirst(stateCount).enumerated() { outputs[k].append(value) }
         }
@@ -408,7 +414,7 @@ package enum TensorSlicing {
         let extent = tensor.shape[axis]
         var shape = tensor.shape
         shape.remove(at: axis)
-        var result = Tensor(zeros: tensor.dataType, shape: shape)
+        var result = Tensor(zerosLike: tensor, shape: shape)
         tensor.withUnsafeBytes { source in
             result.withUnsafeMutableBytes { target in
                 for o in 0..<outer where inner > 0 {
@@ -422,7 +428,14 @@ package enum TensorSlicing {
 
     /// The slices (all of one type and shape) stacked along a new axis `axis`.
     package static func stack(_ slices: [Tensor], axis: Int, op: String) throws -> Tensor {
-        guard let first = slices.first else { throw OnyxError.internalError("\(op): nothing to stack") }
+        guard var first = slices.first else { throw OnyxError.internalError("\(op): nothing to stack") }
+        var slices = slices
+        if first.dataType == .string {
+            // One numbering for all the slices' strings.
+            let table = first.stringTable ?? StringTable()
+            slices = try slices.map { try $0.rebased(into: table) }
+            first = slices[0]
+        }
         for slice in slices where slice.shape != first.shape || slice.dataType != first.dataType {
             throw OnyxError.shapeMismatch("\(op): iterations produced \(first) and \(slice); they must agree")
         }
@@ -430,7 +443,7 @@ package enum TensorSlicing {
         let inner = first.shape[axis...].reduce(1, *) * first.dataType.byteWidth
         var shape = first.shape
         shape.insert(slices.count, at: axis)
-        var result = Tensor(zeros: first.dataType, shape: shape)
+        var result = Tensor(zerosLike: first, shape: shape)
         result.withUnsafeMutableBytes { target in
             for (k, slice) in slices.enumerated() {
                 slice.withUnsafeBytes { source in

@@ -27,13 +27,22 @@ extension OperatorRegistry {
 
 extension Kernel {
     /// Runs the kernel on concrete tensors, allocating its outputs and workspace.
-    package func evaluate(inputs: [Tensor?], pool: ComputePool) throws -> [Tensor] {
+    ///
+    /// String inputs are interned into `strings` (a new table if `nil`), and string outputs index it.
+    package func evaluate(inputs: [Tensor?], pool: ComputePool, strings: StringTable? = nil) throws -> [Tensor] {
         let planned = inputs.map { $0.map { PlannedInput(descriptor: TensorDescriptor($0.dataType, $0.shape), constant: $0) } }
         let descriptors = try outputDescriptors(for: planned)
+        var table = strings
+        var inputs = inputs
+        if table == nil && (inputs.contains { $0?.dataType == .string } || descriptors.contains { $0.dataType == .string }) {
+            table = StringTable()
+        }
+        if let table { inputs = try inputs.map { try $0?.rebased(into: table) } }
         var outputs: [Tensor] = []
         for d in descriptors {
-            _ = try Tensor.checkedElementCount(d.shape)
-            outputs.append(Tensor(zeros: d.dataType, shape: d.shape))
+            let byteCount = try Tensor.checkedByteCount(d.dataType, d.shape)
+            outputs.append(Tensor(dataType: d.dataType, shape: d.shape,
+                                  storage: TensorStorage(byteCount: byteCount, strings: d.dataType == .string ? table : nil)))
         }
         let workspaceBytes = workspaceByteCount(
             inputs: inputs.map { $0.map { TensorDescriptor($0.dataType, $0.shape) } }, outputs: descriptors)
@@ -48,7 +57,7 @@ extension Kernel {
             try inputViews.withUnsafeBufferPointer { inputBuffer in
                 try outputViews.withUnsafeBufferPointer { outputBuffer in
                     let context = KernelContext(
-                        inputs: inputBuffer, outputs: outputBuffer, workspace: workspace, pool: pool)
+                        inputs: inputBuffer, outputs: outputBuffer, workspace: workspace, pool: pool, strings: table)
                     try run(context)
                 }
             }

@@ -88,6 +88,9 @@ package struct KernelContext: ~Copyable {
     /// Scratch memory of the size the kernel asked for, 64-byte aligned; `nil` if it asked for none.
     package let workspace: UnsafeMutableRawPointer?
     package let pool: ComputePool
+    /// The run's string table, which every string tensor's handles index; `nil` in runs of graphs
+    /// without strings.
+    package let strings: StringTable?
 
     package var inputCount: Int { inputs.count }
 
@@ -111,12 +114,36 @@ package struct KernelContext: ~Copyable {
 
     package init(
         inputs: UnsafeBufferPointer<TensorView?>, outputs: UnsafeBufferPointer<TensorView?>,
-        workspace: UnsafeMutableRawPointer?, pool: ComputePool
+        workspace: UnsafeMutableRawPointer?, pool: ComputePool, strings: StringTable? = nil
     ) {
         self.inputs = inputs
         self.outputs = outputs
         self.workspace = workspace
         self.pool = pool
+        self.strings = strings
+    }
+
+    /// The run's string table, for kernels that read or write text.
+    package func stringTable() throws -> StringTable {
+        guard let strings else { throw OnyxError.internalError("a string value reached a run without a string table") }
+        return strings
+    }
+
+    /// The strings of input `index`, a string tensor, in row-major order.
+    package func strings(ofInput index: Int) throws -> [String] {
+        let view = input(index)!
+        return try stringTable().strings(UnsafeBufferPointer(view.buffer(as: Int64.self)))
+    }
+
+    /// Writes `values`, one per element, into output `index`, a string tensor.
+    package func store<S: Sequence<String>>(_ values: S, intoOutput index: Int) throws {
+        let table = try stringTable()
+        let out = output(index).buffer(as: Int64.self)
+        var i = 0
+        for value in values where i < out.count {
+            out[i] = table.intern(value)
+            i += 1
+        }
     }
 }
 

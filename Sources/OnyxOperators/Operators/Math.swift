@@ -163,6 +163,7 @@ package struct ElementwiseFunctionKernel: Kernel {
         case .uint16: try runInteger(UnsafePointer(x.pointer(as: UInt16.self)), y, count: n, pool: pool)
         case .uint32: try runInteger(UnsafePointer(x.pointer(as: UInt32.self)), y, count: n, pool: pool)
         case .uint64: try runInteger(UnsafePointer(x.pointer(as: UInt64.self)), y, count: n, pool: pool)
+        case .string: throw unsupported(x.dataType)
         case .bool:
             guard case .not = function else { throw unsupported(x.dataType) }
             MathLoops.map(UnsafePointer(x.pointer(as: UInt8.self)), y.pointer(as: UInt8.self), count: n, pool: pool) {

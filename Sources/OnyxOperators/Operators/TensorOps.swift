@@ -71,10 +71,13 @@ extension OperatorRegistry {
         case "value_ints":
             let v = try context.ints("value_ints")!
             return try Tensor(shape: [v.count], scalars: v.map { Int64($0) })
-        case "sparse_value":
-            throw OnyxError.unsupportedDataType("Constant: sparse_value is not supported; expected a dense value")
+        case "value_string":
+            return try Tensor(strings: [try context.string("value_string")!], shape: [])
+        case "value_strings":
+            let v = try context.strings("value_strings")!
+            return try Tensor(strings: v, shape: [v.count])
         default:
-            throw OnyxError.unsupportedDataType("Constant: \(given[0]) is not supported; Onyx has no string tensors")
+            throw OnyxError.unsupportedDataType("Constant: sparse_value is not supported; expected a dense value")
         }
     }
 }
@@ -219,6 +222,7 @@ package struct ConstantKernel: Kernel {
 
     package func run(_ context: borrowing KernelContext) throws {
         let y = context.output(0)
+        if value.dataType == .string { return try context.store(try value.strings(), intoOutput: 0) }
         value.withUnsafeBytes { bytes in
             if let base = bytes.baseAddress, bytes.count > 0 { y.data.copyMemory(from: base, byteCount: bytes.count) }
         }
@@ -243,6 +247,9 @@ package struct CastKernel: Kernel {
 
     package func run(_ context: borrowing KernelContext) throws {
         let x = context.input(0)!, y = context.output(0)
+        if x.dataType != y.dataType && (x.dataType == .string || y.dataType == .string) {
+            return try StringCasting.cast(context)
+        }
         Casting.convert(x.data, from: x.dataType, to: y.data, y.dataType, count: x.elementCount, pool: context.pool)
     }
 }

@@ -398,7 +398,7 @@ package struct FlexAttentionKernel: Kernel {
             guard let modifier else { return }
             let scoreShape = [batch, heads, queries, keys]
             let input = try Tensor(shape: scoreShape, scalars: Array(UnsafeBufferPointer(start: scores, count: scoreCount)))
-            let result = try modifier.run([precision == .double ? input.converted(to: .double) : input], outer: outer)[0]
+            let result = try modifier.run([precision == .double ? input.converted(to: .double) : input], outer: outer, strings: StringTable())[0]
             guard result.shape == scoreShape else {
                 throw OnyxError.shapeMismatch("FlexAttention: a modifier returned \(result.shape), expected \(scoreShape)")
             }

@@ -8,6 +8,9 @@ enum Batching {
         let rows = tensors.reduce(0) { $0 + $1.shape[0] }
         var shape = first.shape
         shape[0] = rows
+        if first.dataType == .string {
+            return try Tensor(strings: tensors.flatMap { try $0.strings() }, shape: shape)
+        }
         var bytes = [UInt8]()
         bytes.reserveCapacity(rows * first.shape.dropFirst().reduce(1, *) * first.dataType.byteWidth)
         for tensor in tensors {
@@ -24,6 +27,10 @@ enum Batching {
         let rowBytes = tensor.shape.dropFirst().reduce(1, *) * tensor.dataType.byteWidth
         var shape = tensor.shape
         shape[0] = rows.count
+        if tensor.dataType == .string {
+            let width = tensor.shape.dropFirst().reduce(1, *)
+            return try Tensor(strings: Array(try tensor.strings()[(rows.lowerBound * width)..<(rows.upperBound * width)]), shape: shape)
+        }
         return try tensor.withUnsafeBytes { raw in
             try Tensor(dataType: tensor.dataType, shape: shape,
                        bytes: UnsafeRawBufferPointer(rebasing: raw[(rows.lowerBound * rowBytes)..<(rows.upperBound * rowBytes)]))

@@ -50,7 +50,7 @@ public enum InferenceProtocol {
                 throw HandlerError.badRequest("input '\(name)' needs a \"datatype\"")
             }
             guard let type = DataType(protocolName: typeName) else {
-                throw HandlerError.badRequest("input '\(name)': datatype '\(typeName)' is not supported (BOOL, UINT8–64, INT8–64, FP16, FP32, FP64)")
+                throw HandlerError.badRequest("input '\(name)': datatype '\(typeName)' is not supported (BOOL, UINT8–64, INT8–64, FP16, FP32, FP64, BYTES)")
             }
             guard let shapeValues = value["shape"]?.arrayValue else {
                 throw HandlerError.badRequest("input '\(name)' needs a \"shape\" array")
@@ -105,6 +105,13 @@ public enum InferenceProtocol {
         guard let count = TensorJSON.elementCount(of: shape, limit: maxElements) else {
             throw HandlerError.badRequest("input '\(name)': shape \(shape) holds more than the limit of \(maxElements) elements")
         }
+        if type == .string {
+            do {
+                return try TensorJSON.stringTensor(binary: body[offset..<(offset + byteCount)], shape: shape, count: count, name: name)
+            } catch let error as TensorCodingError {
+                throw HandlerError.badRequest(error.message)
+            }
+        }
         guard count * type.byteWidth == byteCount else {
             throw HandlerError.badRequest("input '\(name)': shape \(shape) of \(type.protocolName) needs \(count * type.byteWidth) bytes, binary_data_size is \(byteCount)")
         }
@@ -131,21 +138,33 @@ public enum InferenceProtocol {
         }
         writer.raw(",\"outputs\":[")
         var binary: [Tensor] = []
+        var binaryStrings: [[UInt8]] = []  // BYTES outputs, length-prefixed, in output order
         for (i, output) in outputs.enumerated() {
             if i > 0 { writer.raw(",") }
             let asBinary = allBinary || binaryOutputs.contains(output.name)
-            writeOutput(output, binary: asBinary, to: &writer)
+            let strings = asBinary && output.tensor.dataType == .string ? TensorJSON.binaryStrings(output.tensor) : nil
+            writeOutput(output, binary: asBinary, binaryByteCount: strings?.count, to: &writer)
             if asBinary { binary.append(output.tensor) }
+            if let strings { binaryStrings.append(strings) }
         }
         writer.raw("]}")
         guard !binary.isEmpty else { return (writer.bytes, nil) }
         let jsonLength = writer.bytes.count
-        for tensor in binary { tensor.withUnsafeBytes { writer.bytes.append(contentsOf: $0) } }
+        var nextStrings = binaryStrings.makeIterator()
+        for tensor in binary {
+            if tensor.dataType == .string {
+                writer.bytes.append(contentsOf: nextStrings.next() ?? [])
+            } else {
+                tensor.withUnsafeBytes { writer.bytes.append(contentsOf: $0) }
+            }
+        }
         return (writer.bytes, jsonLength)
     }
 
     /// One output object: name, datatype, shape, then `data` or (for binary) `binary_data_size`.
-    static func writeOutput(_ output: NamedTensor, binary: Bool, to writer: inout JSONWriter) {
+    ///
+    /// A binary BYTES output gives its encoded size as `binaryByteCount`.
+    static func writeOutput(_ output: NamedTensor, binary: Bool, binaryByteCount: Int? = nil, to writer: inout JSONWriter) {
         writer.raw("{\"name\":")
         writer.string(output.name)
         writer.raw(",\"datatype\":")
@@ -158,7 +177,7 @@ public enum InferenceProtocol {
         writer.raw("]")
         if binary {
             writer.raw(",\"parameters\":{\"binary_data_size\":")
-            writer.integer(output.tensor.byteCount)
+            writer.integer(binaryByteCount ?? output.tensor.byteCount)
             writer.raw("}}")
         } else {
             writer.raw(",\"data\":")

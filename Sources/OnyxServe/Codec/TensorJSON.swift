@@ -17,6 +17,7 @@ extension DataType {
         case .int64: "INT64"
         case .uint64: "UINT64"
         case .bool: "BOOL"
+        case .string: "BYTES"
         }
     }
 
@@ -90,6 +91,7 @@ public enum TensorJSON {
     /// - Throws: ``TensorCodingError`` naming what is wrong: element count against the shape,
     ///   non-integers for an integer type, values out of the type's range.
     public static func tensor(from data: JSONValue, type: DataType, shape: [Int], name: String, limit: Int = 1 << 28) throws -> Tensor {
+        if type == .string { return try stringTensor(from: data, shape: shape, name: name, limit: limit) }
         var doubles: [Double] = []
         var integers: [Int64]? = []
         try flatten(data, into: &doubles, integers: &integers, limit: limit)
@@ -134,11 +136,86 @@ public enum TensorJSON {
         case .uint32: return try integral(UInt32.self)
         case .int64: return try integral(Int64.self)
         case .uint64: return try integral(UInt64.self)
+        case .string: preconditionFailure("BYTES data is read by stringTensor")
         }
+    }
+
+    /// A BYTES tensor from a JSON `data` value of strings (flat or nested).
+    static func stringTensor(from data: JSONValue, shape: [Int], name: String, limit: Int) throws -> Tensor {
+        var strings: [String] = []
+        func collect(_ value: JSONValue) throws {
+            switch value {
+            case .string(let text):
+                guard strings.count < limit else { throw tooMany(limit) }
+                strings.append(text)
+            case .array(let elements):
+                for element in elements { try collect(element) }
+            default:
+                throw TensorCodingError("input '\(name)': BYTES data must be strings")
+            }
+        }
+        try collect(data)
+        guard shape.allSatisfy({ $0 >= 0 }) else { throw TensorCodingError("input '\(name)': negative extent in shape \(shape)") }
+        guard let expected = elementCount(of: shape, limit: limit) else {
+            throw TensorCodingError("input '\(name)': shape \(shape) holds more than the limit of \(limit) elements")
+        }
+        guard strings.count == expected else {
+            throw TensorCodingError("input '\(name)': shape \(shape) needs \(expected) elements but \"data\" has \(strings.count)")
+        }
+        return try Tensor(strings: strings, shape: shape)
+    }
+
+    /// The elements of a BYTES tensor as the binary extension sends them: each one a 4-byte
+    /// little-endian length, then its UTF-8 bytes.
+    static func binaryStrings(_ tensor: Tensor) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for string in (try? tensor.strings()) ?? [] {
+            let utf8 = Array(string.utf8)
+            withUnsafeBytes(of: UInt32(utf8.count).littleEndian) { bytes.append(contentsOf: $0) }
+            bytes.append(contentsOf: utf8)
+        }
+        return bytes
+    }
+
+    /// A BYTES tensor of `shape` from length-prefixed elements.
+    static func stringTensor(binary bytes: ArraySlice<UInt8>, shape: [Int], count: Int, name: String) throws -> Tensor {
+        var strings: [String] = []
+        var cursor = bytes.startIndex
+        while cursor < bytes.endIndex {
+            guard bytes.endIndex - cursor >= 4 else {
+                throw TensorCodingError("input '\(name)': BYTES element \(strings.count) has a truncated 4-byte length")
+            }
+            let length = Int(bytes[cursor]) | Int(bytes[cursor + 1]) << 8 | Int(bytes[cursor + 2]) << 16 | Int(bytes[cursor + 3]) << 24
+            cursor += 4
+            guard length <= bytes.endIndex - cursor else {
+                throw TensorCodingError("input '\(name)': BYTES element \(strings.count) has length \(length), past the end of its data")
+            }
+            guard strings.count < count else {
+                throw TensorCodingError("input '\(name)': shape \(shape) holds \(count) elements but the data holds more")
+            }
+            guard let text = String(validating: bytes[cursor..<(cursor + length)], as: UTF8.self) else {
+                throw TensorCodingError("input '\(name)': BYTES element \(strings.count) is not valid UTF-8")
+            }
+            strings.append(text)
+            cursor += length
+        }
+        guard strings.count == count else {
+            throw TensorCodingError("input '\(name)': shape \(shape) needs \(count) elements but the data holds \(strings.count)")
+        }
+        return try Tensor(strings: strings, shape: shape)
     }
 
     /// Appends the tensor's elements as a flat JSON array.
     public static func write(_ tensor: Tensor, to writer: inout JSONWriter) {
+        if tensor.dataType == .string {
+            writer.bytes.append(UInt8(ascii: "["))
+            for (i, string) in ((try? tensor.strings()) ?? []).enumerated() {
+                if i > 0 { writer.bytes.append(UInt8(ascii: ",")) }
+                writer.string(string)
+            }
+            writer.bytes.append(UInt8(ascii: "]"))
+            return
+        }
         writer.bytes.reserveCapacity(writer.bytes.count + tensor.elementCount * 12)
         writer.bytes.append(UInt8(ascii: "["))
         tensor.withUnsafeBytes { raw in
@@ -162,6 +239,7 @@ public enum TensorJSON {
             case .int64: each(Int64.self) { $0.integer($1) }
             case .uint64: each(UInt64.self) { $0.integer($1) }
             case .bool: each(UInt8.self) { $0.bool($1 != 0) }
+            case .string: break  // written above
             }
         }
         writer.bytes.append(UInt8(ascii: "]"))
