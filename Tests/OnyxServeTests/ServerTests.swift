@@ -179,7 +179,7 @@ import Testing
 
     @Test func everyDatatypeRoundTripsThroughJSON() throws {
         let values: [Double] = [0, 1, 2, 127]
-        for type in DataType.allCases {
+        for type in DataType.allCases where type != .string {
             let data = JSONValue.numbers(NumberArray(doubles: type == .bool ? [0, 1, 1, 0] : values, integers: type == .bool ? [0, 1, 1, 0] : values.map(Int64.init)))
             let tensor = try TensorJSON.tensor(from: data, type: type, shape: [2, 2], name: "t")
             #expect(tensor.dataType == type)
@@ -188,6 +188,12 @@ import Testing
             let back = try TensorJSON.tensor(from: try JSONParser.parse(writer.bytes), type: type, shape: [2, 2], name: "t")
             #expect(back.withUnsafeBytes { Array($0) } == tensor.withUnsafeBytes { Array($0) }, "\(type)")
         }
+        let strings = try TensorJSON.tensor(from: .array([.array([.string("a"), .string("ü\\\"")]), .array([.string(""), .string("x")])]),
+                                            type: .string, shape: [2, 2], name: "t")
+        var writer = JSONWriter()
+        TensorJSON.write(strings, to: &writer)
+        #expect(try TensorJSON.tensor(from: try JSONParser.parse(writer.bytes), type: .string, shape: [2, 2], name: "t").strings()
+                == ["a", "ü\\\"", "", "x"])
         #expect(throws: TensorCodingError.self) { try TensorJSON.tensor(from: .numbers(NumberArray(doubles: [300], integers: [300])), type: .uint8, shape: [1], name: "t") }
         #expect(throws: TensorCodingError.self) { try TensorJSON.tensor(from: .numbers(NumberArray(doubles: [1.5], integers: nil)), type: .int32, shape: [1], name: "t") }
     }
@@ -212,7 +218,9 @@ import Testing
             ("/v2/models/mlp/infer", "{\"inputs\":[]}", 400, "no \"inputs\""),
             ("/v2/models/mlp/infer", "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[1,3],\"data\":[1,2,3]}]}", 400, "has shape [1, 3], the model expects [-1, 64]"),
             ("/v2/models/mlp/infer", "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"INT64\",\"shape\":[1,64],\"data\":[\(Array(repeating: "1", count: 64).joined(separator: ","))]}]}", 400, "must be FP32, got INT64"),
-            ("/v2/models/mlp/infer", "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[1]}]}", 400, "datatype 'BYTES' is not supported"),
+            ("/v2/models/mlp/infer", "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[1]}]}", 400, "input 'input': BYTES data must be strings"),
+            ("/v2/models/mlp/infer", "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[\"a\"]}]}", 400, "must be FP32, got BYTES"),
+            ("/v2/models/mlp/infer", "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"BF16\",\"shape\":[1],\"data\":[1]}]}", 400, "datatype 'BF16' is not supported"),
             ("/v2/models/mlp/infer", "{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[1],\"data\":[1]}]}", 400, "unknown input 'x'"),
             ("/v2/models/mlp/infer", "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[1,64],\"data\":[1,2]}]}", 400, "needs 64 elements but \"data\" has 2"),
             ("/v2/models/mlp/infer", "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[1,64],\"data\":[\"a\"]}]}", 400, "only numbers or booleans"),
@@ -296,6 +304,74 @@ import Testing
     }
 
     // MARK: - Custom handler, repository, metrics
+
+    /// A model that upper-cases a [N] string input `text` into `shout`, saved in a temporary folder.
+    static func stringModelPath() throws -> String {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("onyx-bytes-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let graph = Graph(
+            nodes: [Node(name: "upper", opType: "StringNormalizer", inputs: ["text"], outputs: ["shout"],
+                         attributes: ["case_change_action": .string("UPPER")])],
+            inputs: [Value(name: "text", type: TensorType(dataType: .string, shape: Shape([.symbolic("n")])))],
+            outputs: [Value(name: "shout", type: TensorType(dataType: .string, shape: nil))])
+        let path = folder.appendingPathComponent("model.onnx").path
+        FileManager.default.createFile(atPath: path, contents: Data(Model(opsetImports: ["": 17], graph: graph).serializedBytes()))
+        return path
+    }
+
+    @Test func bytesTravelAsJSONStringsAndLengthPrefixedBinary() async throws {
+        PrometheusSetup.bootstrap()
+        let repository = ModelRepository()
+        try await repository.load(name: "shout", path: try Self.stringModelPath(), configuration: ModelConfiguration(maxBatchSize: 1))
+        let app = Self.app(repository)
+        try await app.test(.router) { client in
+            let json = #"{"inputs":[{"name":"text","datatype":"BYTES","shape":[2],"data":["get /etc/passwd","ok ü"]}]}"#
+            try await client.execute(uri: "/v2/models/shout/infer", method: .post, body: Self.body(json)) { response throws in
+                #expect(response.status == .ok)
+                let output = try Self.json(response.body)["outputs"]?.arrayValue?.first
+                #expect(output?["datatype"]?.stringValue == "BYTES")
+                #expect(output?["data"] == .array([.string("GET /ETC/PASSWD"), .string("OK Ü")]))
+            }
+            // Binary: each element a 4-byte little-endian length, then its UTF-8 bytes.
+            func prefixed(_ strings: [[UInt8]]) -> [UInt8] {
+                strings.flatMap { bytes in withUnsafeBytes(of: UInt32(bytes.count).littleEndian) { Array($0) } + bytes }
+            }
+            let payload = prefixed([Array("union select".utf8), Array("x".utf8)])
+            func request(_ payload: [UInt8], count: Int = 2) -> (ByteBuffer, String) {
+                let header = #"{"inputs":[{"name":"text","datatype":"BYTES","shape":[\#(count)],"parameters":{"binary_data_size":\#(payload.count)}}],"#
+                    + #""outputs":[{"name":"shout","parameters":{"binary_data":true}}]}"#
+                var buffer = ByteBuffer(string: header)
+                buffer.writeBytes(payload)
+                return (buffer, String(header.utf8.count))
+            }
+            let (body, length) = request(payload)
+            try await client.execute(uri: "/v2/models/shout/infer", method: .post,
+                                     headers: [HTTPField.Name("Inference-Header-Content-Length")!: length], body: body) { response throws in
+                #expect(response.status == .ok)
+                let jsonLength = try #require(response.headers[HTTPField.Name("Inference-Header-Content-Length")!].flatMap(Int.init))
+                var buffer = try #require(response.body)
+                let json = try JSONParser.parse(buffer.readBytes(length: jsonLength)!)
+                let expected = prefixed([Array("UNION SELECT".utf8), Array("X".utf8)])
+                #expect(json["outputs"]?.arrayValue?.first?["parameters"]?["binary_data_size"] == .number(Double(expected.count)))
+                #expect(buffer.readBytes(length: buffer.readableBytes) == expected)
+            }
+            // A length past the data, invalid UTF-8, and a count that does not match the shape: 400 naming the input.
+            let bad: [([UInt8], Int, String)] = [
+                (Array(payload.dropLast(1)), 2, "input 'text': BYTES element 1 has length 1, past the end of its data"),
+                (prefixed([[0xFF, 0xFE]]), 1, "input 'text': BYTES element 0 is not valid UTF-8"),
+                (payload, 3, "input 'text': shape [3] needs 3 elements but the data holds 2"),
+                ([1, 0], 1, "input 'text': BYTES element 0 has a truncated 4-byte length"),
+            ]
+            for (payload, count, message) in bad {
+                let (body, length) = request(payload, count: count)
+                try await client.execute(uri: "/v2/models/shout/infer", method: .post,
+                                         headers: [HTTPField.Name("Inference-Header-Content-Length")!: length], body: body) { response throws in
+                    #expect(response.status == .badRequest)
+                    #expect(try Self.json(response.body)["error"]?.stringValue == message)
+                }
+            }
+        }
+    }
 
     @Test func screeningHandlerReturnsLabels() async throws {
         let repository = ModelRepository()

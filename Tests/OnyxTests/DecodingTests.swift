@@ -8,6 +8,10 @@ import Testing
 
 @Suite struct DecodingTests {
     static func sampleTensor(_ type: DataType, shape: [Int] = [2, 3]) -> Tensor {
+        if type == .string {
+            let count = shape.reduce(1, *)
+            return try! Tensor(strings: (0..<count).map { $0 == 1 ? "" : "s\($0) ü" }, shape: shape)
+        }
         var tensor = Tensor(zeros: type, shape: shape)
         tensor.withUnsafeMutableBytes { bytes in
             for i in 0..<bytes.count { bytes[i] = type == .bool ? UInt8(i % 2) : UInt8(truncatingIfNeeded: i * 37 + 5) }
