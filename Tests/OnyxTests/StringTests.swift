@@ -238,4 +238,21 @@ import Testing
         let neither = #expect(throws: OnyxError.self) { try tokenize(x, [:]) }
         #expect(neither?.code == .invalidAttribute)
     }
+
+    @Test func tfidfOverStringTokens() throws {
+        // Pool: unigrams "select", "from" and the bigram ("union", "select"); "select" is numbered once.
+        let attributes: [String: Attribute] = [
+            "pool_strings": .strings(["select", "from", "union", "select"]), "ngram_counts": .ints([0, 2]),
+            "ngram_indexes": .ints([0, 1, 2]), "min_gram_length": .int(1), "max_gram_length": .int(2),
+            "max_skip_count": .int(0), "mode": .string("TF"),
+        ]
+        let tokens = Self.strings(["union", "select", "a", "from", "select", "#", "#", "#"], [2, 4])
+        let y = try Self.evaluate("TfIdfVectorizer", opset: 9, [tokens], attributes)[0]
+        #expect(y.shape == [2, 3])
+        #expect(try y.scalars(as: Float.self) == [1, 1, 1, 1, 0, 0])
+        let ints = #expect(throws: OnyxError.self) {
+            try Self.evaluate("TfIdfVectorizer", opset: 9, [try Tensor(shape: [1], scalars: [Int64(1)])], attributes)
+        }
+        #expect(ints?.message == "TfIdfVectorizer: X must be string with pool_strings, found int64")
+    }
 }

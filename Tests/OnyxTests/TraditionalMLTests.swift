@@ -45,8 +45,8 @@ import Testing
     @Test func tfidfErrors() throws {
         let strings = #expect(throws: OnyxError.self) {
             try Self.run("TfIdfVectorizer", domain: "", opset: 9, [try Tensor(shape: [1], scalars: [1] as [Int64])],
-                         ["pool_strings": .strings(["a"]), "mode": .string("TF"), "min_gram_length": .int(1),
-                          "max_gram_length": .int(1), "max_skip_count": .int(0)])
+                         ["pool_strings": .strings(["a"]), "ngram_counts": .ints([0]), "ngram_indexes": .ints([0]), "mode": .string("TF"),
+                          "min_gram_length": .int(1), "max_gram_length": .int(1), "max_skip_count": .int(0)])
         }
         #expect(strings?.code == .unsupportedDataType)
         let floats = #expect(throws: OnyxError.self) {

@@ -28,9 +28,9 @@ extension OperatorRegistry {
 
 // MARK: - TfIdfVectorizer
 
-/// TfIdfVectorizer over integer tokens (`pool_int64s`): counts the pool's n-grams (with up to
-/// `max_skip_count` skipped tokens between items) in each row and weighs the counts (TF, IDF,
-/// TFIDF). String pools are not supported.
+/// TfIdfVectorizer: counts the pool's n-grams (with up to `max_skip_count` skipped tokens between
+/// items) in each row and weighs the counts (TF, IDF, TFIDF). Tokens are integers (`pool_int64s`)
+/// or strings (`pool_strings`, each distinct string numbered once).
 package struct TfIdfVectorizerKernel: Kernel {
     package enum Weighting { case tf, idf, tfidf }
 
@@ -44,6 +44,8 @@ package struct TfIdfVectorizerKernel: Kernel {
     package let maxGramLength: Int
     package let maxSkipCount: Int
     package let outputSize: Int
+    /// For a string pool: each pool string's number, the token the trie is keyed by.
+    package let stringTokens: [String: Int64]?
 
     package init(_ context: NodeContext) throws {
         func required(_ name: String) throws -> Int {
@@ -64,10 +66,19 @@ package struct TfIdfVectorizerKernel: Kernel {
         case "TFIDF": weighting = .tfidf
         default: throw context.attributeError("mode '\(mode)' is not TF, IDF or TFIDF")
         }
-        if context.attribute("pool_strings") != nil {
-            throw OnyxError.unsupportedDataType("TfIdfVectorizer node '\(context.node.name)': pool_strings (string tokens) are not supported")
+        let pool: [Int]
+        switch (try context.ints("pool_int64s"), try context.strings("pool_strings")) {
+        case (let ints?, nil):
+            pool = ints
+            stringTokens = nil
+        case (nil, let strings?):
+            var numbers: [String: Int64] = [:]
+            for string in strings where numbers[string] == nil { numbers[string] = Int64(numbers.count) }
+            pool = strings.map { Int(numbers[$0]!) }
+            stringTokens = numbers
+        default:
+            throw context.attributeError("exactly one of 'pool_int64s' and 'pool_strings' must be given")
         }
-        guard let pool = try context.ints("pool_int64s") else { throw context.attributeError("missing attribute 'pool_int64s'") }
         guard let counts = try context.ints("ngram_counts") else { throw context.attributeError("missing attribute 'ngram_counts'") }
         guard let indexes = try context.ints("ngram_indexes"), !indexes.isEmpty else {
             throw context.attributeError("missing attribute 'ngram_indexes'")
@@ -121,8 +132,14 @@ package struct TfIdfVectorizerKernel: Kernel {
 
     package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
         guard let x = inputs.first ?? nil else { throw OnyxError.invalidModel("TfIdfVectorizer: missing input 0 (X)") }
-        guard x.dataType == .int32 || x.dataType == .int64 else {
-            throw OnyxError.unsupportedDataType("TfIdfVectorizer: X must be int32 or int64 with pool_int64s, found \(x.dataType)")
+        if stringTokens != nil {
+            guard x.dataType == .string else {
+                throw OnyxError.unsupportedDataType("TfIdfVectorizer: X must be string with pool_strings, found \(x.dataType)")
+            }
+        } else {
+            guard x.dataType == .int32 || x.dataType == .int64 else {
+                throw OnyxError.unsupportedDataType("TfIdfVectorizer: X must be int32 or int64 with pool_int64s, found \(x.dataType)")
+            }
         }
         switch x.shape.count {
         case 0, 1: return [TensorDescriptor(.float, [outputSize])]
@@ -136,11 +153,17 @@ package struct TfIdfVectorizerKernel: Kernel {
         let rows = x.rank == 2 ? x.shape[0] : 1
         let length = x.rank == 0 ? 1 : x.shape[x.rank - 1]
         var counts = [Int](repeating: 0, count: outputSize)
+        // String tokens become their pool numbers (−1 for strings outside the pool).
+        let numbered: [Int64] = try stringTokens.map { numbers in
+            try context.strings(ofInput: 0).map { numbers[$0] ?? -1 }
+        } ?? []
         for row in 0..<rows {
             for i in 0..<outputSize { counts[i] = 0 }
-            let token: (Int) -> Int64 = x.dataType == .int32
-                ? { [p = x.pointer(as: Int32.self)] in Int64(p[row * length + $0]) }
-                : { [p = x.pointer(as: Int64.self)] in p[row * length + $0] }
+            let token: (Int) -> Int64 = switch x.dataType {
+            case .int32: { [p = x.pointer(as: Int32.self)] in Int64(p[row * length + $0]) }
+            case .string: { [numbered] in numbered[row * length + $0] }
+            default: { [p = x.pointer(as: Int64.self)] in p[row * length + $0] }
+            }
             count(length, token, &counts)
             let out = y + row * outputSize
             for i in 0..<outputSize {
