@@ -14,16 +14,37 @@ extension OperatorRegistry {
     /// The ai.onnx.ml operators and TfIdfVectorizer.
     package static let traditionalMLOperators: [OperatorRegistration] = [
         OperatorRegistration("TfIdfVectorizer", versions: 9...Int.max) { context in try TfIdfVectorizerKernel(context) },
-        OperatorRegistration("Binarizer", domain: "ai.onnx.ml", versions: 1...Int.max) { context in
-            BinarizerKernel(threshold: Double(try context.float("threshold", default: 0)))
-        },
-        OperatorRegistration("ArrayFeatureExtractor", domain: "ai.onnx.ml", versions: 1...Int.max) { _ in
-            ArrayFeatureExtractorKernel()
-        },
-        OperatorRegistration("TreeEnsemble", domain: "ai.onnx.ml", versions: 5...Int.max) { context in
-            try TreeEnsembleKernel(context)
-        },
+        ml("Binarizer") { context in BinarizerKernel(threshold: Double(try context.float("threshold", default: 0))) },
+        ml("ArrayFeatureExtractor") { _ in ArrayFeatureExtractorKernel() },
+        // Feature transforms (TraditionalML+Preprocessing.swift).
+        ml("Normalizer") { context in try NormalizerKernel(context) },
+        ml("Scaler") { context in try ScalerKernel(context) },
+        ml("Imputer") { context in try ImputerKernel(context) },
+        ml("OneHotEncoder") { context in try OneHotEncoderKernel(context) },
+        ml("FeatureVectorizer") { context in try FeatureVectorizerKernel(context) },
+        ml("LabelEncoder", 1...1) { context in try LabelEncoderKernel(context) },
+        ml("LabelEncoder", 2...3) { context in try LabelEncoderKernel(context) },
+        ml("LabelEncoder", 4...Int.max) { context in try LabelEncoderKernel(context) },
+        ml("CategoryMapper") { context in try CategoryMapperKernel.make(context) },
+        // Linear models and support vector machines (TraditionalML+Linear.swift, TraditionalML+SVM.swift).
+        ml("LinearClassifier") { context in try LinearClassifierKernel(context) },
+        ml("LinearRegressor") { context in try LinearRegressorKernel(context) },
+        ml("SVMClassifier") { context in try SVMClassifierKernel(context) },
+        ml("SVMRegressor") { context in try SVMRegressorKernel(context) },
+        // Tree ensembles (TraditionalML+TreeEnsemble.swift); opset 3 adds the *_as_tensor attributes.
+        ml("TreeEnsembleClassifier", 1...2) { context in try TreeEnsembleClassifierKernel(context) },
+        ml("TreeEnsembleClassifier", 3...4) { context in try TreeEnsembleClassifierKernel(context) },
+        ml("TreeEnsembleRegressor", 1...2) { context in try TreeEnsembleRegressorKernel(context) },
+        ml("TreeEnsembleRegressor", 3...4) { context in try TreeEnsembleRegressorKernel(context) },
+        ml("TreeEnsemble", 5...Int.max) { context in try TreeEnsembleKernel(context) },
     ]
+
+    /// An ai.onnx.ml operator over the opsets `versions` (from 1 on by default).
+    private static func ml(
+        _ opType: String, _ versions: ClosedRange<Int> = 1...Int.max, make: @escaping @Sendable (NodeContext) throws -> any Kernel
+    ) -> OperatorRegistration {
+        OperatorRegistration(opType, domain: "ai.onnx.ml", versions: versions, make: make)
+    }
 }
 
 // MARK: - TfIdfVectorizer
@@ -274,219 +295,6 @@ package struct ArrayFeatureExtractorKernel: Kernel {
         for row in 0..<rows {
             for j in 0..<k {
                 (y.data + (row * k + j) * width).copyMemory(from: x.data + (row * extent + Int(index[j])) * width, byteCount: width)
-            }
-        }
-    }
-}
-
-// MARK: - TreeEnsemble
-
-/// TreeEnsemble (ai.onnx.ml opset 5): sums (or averages, or takes the min/max of) the leaf
-/// weights each row reaches in every tree, per target, then applies `post_transform`.
-package struct TreeEnsembleKernel: Kernel {
-    package struct Branch: Sendable {
-        package var mode: Int
-        package var feature: Int
-        package var split: Double
-        package var members: Range<Int>
-        package var trueTarget: Int
-        package var falseTarget: Int
-        package var trueIsLeaf: Bool
-        package var falseIsLeaf: Bool
-        package var missingTracksTrue: Bool
-    }
-
-    package enum Aggregate: Int { case average = 0, sum, min, max }
-    package enum PostTransform: Int { case none = 0, softmax, logistic, softmaxZero }
-
-    package let branches: [Branch]
-    package let members: [Double]
-    package let leafWeights: [Double]
-    package let leafTargets: [Int]
-    package let roots: [Int]
-    package let targets: Int
-    package let aggregate: Aggregate
-    package let postTransform: PostTransform
-    /// The largest feature index a branch reads.
-    package let maxFeature: Int
-
-    package init(_ context: NodeContext) throws {
-        func ints(_ name: String) throws -> [Int] {
-            guard let values = try context.ints(name) else { throw context.attributeError("missing attribute '\(name)'") }
-            return values
-        }
-        func reals(_ name: String) throws -> [Double]? {
-            guard let tensor = try context.tensor(name) else { return nil }
-            guard let values = visionRealValues(tensor) else {
-                throw context.attributeError("attribute '\(name)' must be a float or double tensor, found \(tensor.dataType)")
-            }
-            return values
-        }
-        let features = try ints("nodes_featureids"), trueIds = try ints("nodes_truenodeids"), falseIds = try ints("nodes_falsenodeids")
-        let trueLeafs = try ints("nodes_trueleafs"), falseLeafs = try ints("nodes_falseleafs")
-        leafTargets = try ints("leaf_targetids")
-        roots = try ints("tree_roots")
-        guard let leafWeights = try reals("leaf_weights") else { throw context.attributeError("missing attribute 'leaf_weights'") }
-        self.leafWeights = leafWeights
-        guard let modesTensor = try context.tensor("nodes_modes") else { throw context.attributeError("missing attribute 'nodes_modes'") }
-        let modes: [Int]
-        switch modesTensor.dataType {
-        case .uint8: modes = try modesTensor.scalars(as: UInt8.self).map(Int.init)
-        case .int32: modes = try modesTensor.scalars(as: Int32.self).map(Int.init)
-        case .int64: modes = try modesTensor.scalars(as: Int64.self).map(Int.init)
-        default: throw context.attributeError("nodes_modes must be a uint8 tensor, found \(modesTensor.dataType)")
-        }
-        let count = features.count
-        let splits = try reals("nodes_splits") ?? Array(repeating: 0, count: count)
-        let missing = try context.ints("nodes_missing_value_tracks_true") ?? Array(repeating: 0, count: count)
-        guard [trueIds.count, falseIds.count, trueLeafs.count, falseLeafs.count, modes.count, splits.count, missing.count]
-            .allSatisfy({ $0 == count }) else {
-            throw context.attributeError("the nodes_* attributes must all have \(count) entries (one per branch node)")
-        }
-        guard leafTargets.count == leafWeights.count else {
-            throw context.attributeError("leaf_targetids has \(leafTargets.count) entries but leaf_weights \(leafWeights.count)")
-        }
-        guard let targets = try context.int("n_targets"), targets >= 1 else { throw context.attributeError("n_targets must be given and ≥ 1") }
-        self.targets = targets
-        guard let aggregate = Aggregate(rawValue: try context.int("aggregate_function", default: 1)) else {
-            throw context.attributeError("aggregate_function must be 0 (AVERAGE), 1 (SUM), 2 (MIN) or 3 (MAX)")
-        }
-        self.aggregate = aggregate
-        let transform = try context.int("post_transform", default: 0)
-        guard let postTransform = PostTransform(rawValue: transform) else {
-            throw context.attributeError("post_transform \(transform) is not supported (NONE, SOFTMAX, LOGISTIC, SOFTMAX_ZERO)")
-        }
-        self.postTransform = postTransform
-        guard leafTargets.allSatisfy({ $0 >= 0 && $0 < targets }) else {
-            throw context.attributeError("leaf_targetids must lie in 0..<\(targets)")
-        }
-        guard roots.allSatisfy({ $0 >= 0 && $0 < count }) else { throw context.attributeError("tree_roots must index the \(count) nodes") }
-
-        let membership = try reals("membership_values") ?? []
-        var members: [Double] = []
-        var cursor = 0
-        var branches: [Branch] = []
-        for i in 0..<count {
-            guard (0...6).contains(modes[i]) else { throw context.attributeError("nodes_modes[\(i)] = \(modes[i]) is not 0…6") }
-            guard features[i] >= 0 else { throw context.attributeError("nodes_featureids[\(i)] = \(features[i]) is negative") }
-            for (target, isLeaf) in [(trueIds[i], trueLeafs[i] != 0), (falseIds[i], falseLeafs[i] != 0)] {
-                guard target >= 0 && target < (isLeaf ? leafWeights.count : count) else {
-                    throw context.attributeError("node \(i) branches to \(isLeaf ? "leaf" : "node") \(target), which does not exist")
-                }
-            }
-            var set = members.count..<members.count
-            if modes[i] == 6 {
-                // This node's members run up to the next NaN.
-                let first = members.count
-                while cursor < membership.count, !membership[cursor].isNaN {
-                    members.append(membership[cursor])
-                    cursor += 1
-                }
-                guard cursor < membership.count || members.count > first else {
-                    throw context.attributeError("membership_values has no set for BRANCH_MEMBER node \(i)")
-                }
-                cursor += 1
-                set = first..<members.count
-            }
-            branches.append(Branch(mode: modes[i], feature: features[i], split: splits[i], members: set,
-                                   trueTarget: trueIds[i], falseTarget: falseIds[i], trueIsLeaf: trueLeafs[i] != 0,
-                                   falseIsLeaf: falseLeafs[i] != 0, missingTracksTrue: missing[i] != 0))
-        }
-        self.branches = branches
-        self.members = members
-        maxFeature = features.max() ?? -1
-    }
-
-    package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
-        guard let x = inputs.first ?? nil else { throw OnyxError.invalidModel("TreeEnsemble: missing input 0 (X)") }
-        guard [.float, .double, .float16].contains(x.dataType) else {
-            throw OnyxError.unsupportedDataType("TreeEnsemble: X must be float, double or float16, found \(x.dataType)")
-        }
-        guard x.shape.count == 2 else { throw OnyxError.shapeMismatch("TreeEnsemble: X must be [N, F], got \(shapeText(x.shape))") }
-        guard maxFeature < x.shape[1] else {
-            throw OnyxError.shapeMismatch("TreeEnsemble: a node reads feature \(maxFeature) but X has \(x.shape[1]) features")
-        }
-        return [TensorDescriptor(x.dataType, [x.shape[0], targets])]
-    }
-
-    package func run(_ context: borrowing KernelContext) throws {
-        let x = context.input(0)!, y = context.output(0)
-        try x.dataType.visitFloating(Prediction(kernel: self, x: x, y: y), operation: "TreeEnsemble")
-    }
-
-    private struct Prediction: FloatingElementVisitor {
-        let kernel: TreeEnsembleKernel
-        let x: TensorView, y: TensorView
-
-        func visit<T: FloatingElement>(_: T.Type) throws {
-            try kernel.predict(T.self, x, y, bound: Double(T.greatestFiniteMagnitude))
-        }
-    }
-
-    private func predict<T: VisionElement>(_: T.Type, _ xv: TensorView, _ yv: TensorView, bound: Double) throws {
-        let x = xv.pointer(as: T.self), y = yv.pointer(as: T.self)
-        let features = xv.shape[1]
-        var scores = [Double](repeating: 0, count: targets)
-        for row in 0..<xv.shape[0] {
-            let initial: Double = aggregate == .min ? bound : aggregate == .max ? -bound : 0
-            for t in 0..<targets { scores[t] = initial }
-            for root in roots {
-                let leaf = try self.leaf(root) { x[row * features + $0].real(Double.self) }
-                let weight = leafWeights[leaf], target = leafTargets[leaf]
-                switch aggregate {
-                case .sum: scores[target] += weight
-                case .average: scores[target] += weight / Double(roots.count)
-                case .min: scores[target] = Swift.min(scores[target], weight)
-                case .max: scores[target] = Swift.max(scores[target], weight)
-                }
-            }
-            transform(&scores)
-            for t in 0..<targets { y[row * targets + t] = T.converting(scores[t]) }
-        }
-    }
-
-    /// The leaf a row reaches from `root`.
-    private func leaf(_ root: Int, _ feature: (Int) -> Double) throws -> Int {
-        var node = root
-        for _ in 0...branches.count {
-            let b = branches[node]
-            let v = feature(b.feature)
-            let goesTrue: Bool
-            if v.isNaN && b.missingTracksTrue {
-                goesTrue = true
-            } else {
-                switch b.mode {
-                case 0: goesTrue = v <= b.split
-                case 1: goesTrue = v < b.split
-                case 2: goesTrue = v >= b.split
-                case 3: goesTrue = v > b.split
-                case 4: goesTrue = v == b.split
-                case 5: goesTrue = v != b.split
-                default: goesTrue = members[b.members].contains(v)
-                }
-            }
-            if goesTrue ? b.trueIsLeaf : b.falseIsLeaf { return goesTrue ? b.trueTarget : b.falseTarget }
-            node = goesTrue ? b.trueTarget : b.falseTarget
-        }
-        throw OnyxError.invalidModel("TreeEnsemble: the tree at root \(root) has a cycle")
-    }
-
-    private func transform(_ scores: inout [Double]) {
-        switch postTransform {
-        case .none: break
-        case .logistic:
-            for t in scores.indices { scores[t] = 1 / (1 + exp(-scores[t])) }
-        case .softmax, .softmaxZero:
-            // SOFTMAX_ZERO leaves zero scores at zero.
-            let included = scores.map { postTransform == .softmax || $0 != 0 }
-            let top = scores.indices.filter { included[$0] }.map { scores[$0] }.max() ?? 0
-            var total = 0.0
-            for t in scores.indices where included[t] {
-                scores[t] = exp(scores[t] - top)
-                total += scores[t]
-            }
-            if total > 0 {
-                for t in scores.indices where included[t] { scores[t] /= total }
             }
         }
     }

@@ -1,0 +1,492 @@
+import OnyxCore
+import OnyxIR
+import OnyxKernels
+
+// The ai.onnx.ml feature transforms skl2onnx puts in front of a model: Normalizer, Scaler,
+// Imputer, OneHotEncoder, FeatureVectorizer, LabelEncoder (numeric keys and values), and
+// CategoryMapper, which needs string tensors.
+
+/// Reads element `index` of a float, double, int64, int32 or int16 buffer as a Double.
+@inline(__always)
+private func realValue(_ data: UnsafeRawPointer, _ dataType: DataType, _ index: Int) -> Double {
+    switch dataType {
+    case .float: Double(data.assumingMemoryBound(to: Float.self)[index])
+    case .double: data.assumingMemoryBound(to: Double.self)[index]
+    case .int64: Double(data.assumingMemoryBound(to: Int64.self)[index])
+    case .int32: Double(data.assumingMemoryBound(to: Int32.self)[index])
+    default: Double(data.assumingMemoryBound(to: Int16.self)[index])
+    }
+}
+
+/// The rows and row length of a rank-1 (`[C]`, one row) or rank-2 (`[N, C]`) input.
+private func rowsAndLength(_ shape: [Int], op: String) throws -> (rows: Int, length: Int) {
+    switch shape.count {
+    case 1: return (1, shape[0])
+    case 2: return (shape[0], shape[1])
+    default: throw OnyxError.shapeMismatch("\(op): X must be [N, C] or [C], got \(shapeText(shape))")
+    }
+}
+
+private let numericTypes: [DataType] = [.float, .double, .int64, .int32]
+
+/// The planned input 0, checked to be float, double, int64 or int32.
+private func numericInput(_ inputs: [PlannedInput?], op: String) throws -> PlannedInput {
+    guard let x = inputs.first ?? nil else { throw OnyxError.invalidModel("\(op): missing input 0 (X)") }
+    guard numericTypes.contains(x.dataType) else {
+        throw OnyxError.unsupportedDataType("\(op): X must be float, double, int64 or int32, found \(x.dataType)")
+    }
+    return x
+}
+
+// MARK: - Normalizer
+
+/// Normalizer (ai.onnx.ml 1): divides each row by its maximum (MAX), the sum of its magnitudes (L1)
+/// or its Euclidean norm (L2); a row whose divisor is 0 is copied. The output is float.
+package struct NormalizerKernel: Kernel {
+    package enum Norm: Sendable { case max, l1, l2 }
+    let norm: Norm
+
+    package init(_ context: NodeContext) throws {
+        let name = try context.string("norm", default: "MAX")
+        switch name {
+        case "MAX": norm = .max
+        case "L1": norm = .l1
+        case "L2": norm = .l2
+        default: throw context.attributeError("norm '\(name)' is not MAX, L1 or L2")
+        }
+    }
+
+    package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
+        let x = try numericInput(inputs, op: "Normalizer")
+        _ = try rowsAndLength(x.shape, op: "Normalizer")
+        return [TensorDescriptor(.float, x.shape)]
+    }
+
+    package func run(_ context: borrowing KernelContext) throws {
+        let x = context.input(0)!, y = context.output(0).pointer(as: Float.self)
+        let (rows, length) = try rowsAndLength(x.shape, op: "Normalizer")
+        context.pool.parallelRanges(rows, minimumChunk: 256) { range in
+            for r in range {
+                let first = r * length
+                var divisor = 0.0
+                switch norm {
+                case .max:
+                    divisor = -Double(Float.greatestFiniteMagnitude)
+                    for i in first..<(first + length) { divisor = Swift.max(divisor, realValue(x.data, x.dataType, i)) }
+                case .l1:
+                    for i in first..<(first + length) { divisor += Swift.abs(realValue(x.data, x.dataType, i)) }
+                case .l2:
+                    for i in first..<(first + length) {
+                        let v = realValue(x.data, x.dataType, i)
+                        divisor += v * v
+                    }
+                    divisor = divisor.squareRoot()
+                }
+                if divisor == 0 { divisor = 1 }
+                for i in first..<(first + length) { y[i] = Float(realValue(x.data, x.dataType, i) / divisor) }
+            }
+        }
+    }
+}
+
+// MARK: - Scaler
+
+/// Scaler (ai.onnx.ml 1): `(x − offset) · scale` per feature; `offset` and `scale` each hold one
+/// value per feature or one for all. The output is float.
+package struct ScalerKernel: Kernel {
+    let offset: [Double]
+    let scale: [Double]
+
+    package init(_ context: NodeContext) throws {
+        offset = (try context.floats("offset") ?? [0]).map(Double.init)
+        scale = (try context.floats("scale") ?? [1]).map(Double.init)
+        guard !offset.isEmpty, !scale.isEmpty else { throw context.attributeError("offset and scale must not be empty") }
+    }
+
+    package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
+        let x = try numericInput(inputs, op: "Scaler")
+        let (_, length) = try rowsAndLength(x.shape, op: "Scaler")
+        for (name, values) in [("offset", offset), ("scale", scale)] where values.count != 1 && values.count != length {
+            throw OnyxError.shapeMismatch("Scaler: \(name) has \(values.count) values; X has \(length) features (or give 1)")
+        }
+        return [TensorDescriptor(.float, x.shape)]
+    }
+
+    package func run(_ context: borrowing KernelContext) throws {
+        let x = context.input(0)!, y = context.output(0).pointer(as: Float.self)
+        let (rows, length) = try rowsAndLength(x.shape, op: "Scaler")
+        let offsetStep = offset.count == 1 ? 0 : 1, scaleStep = scale.count == 1 ? 0 : 1
+        offset.withUnsafeBufferPointer { offset in
+            scale.withUnsafeBufferPointer { scale in
+                context.pool.parallelRanges(rows, minimumChunk: 256) { range in
+                    for r in range {
+                        for f in 0..<length {
+                            let i = r * length + f
+                            y[i] = Float((realValue(x.data, x.dataType, i) - offset[f * offsetStep]) * scale[f * scaleStep])
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// MARK: - Imputer
+
+/// Imputer (ai.onnx.ml 1): replaces every element equal to the replaced value (NaN matches NaN)
+/// by its feature's imputed value. Float and double inputs use `imputed_value_floats` and
+/// `replaced_value_float`; int64 and int32 inputs the int64 pair. The output keeps X's type.
+package struct ImputerKernel: Kernel {
+    package enum Values: Sendable {
+        case reals(imputed: [Double], replaced: Double)
+        case integers(imputed: [Int64], replaced: Int64)
+    }
+    let values: Values
+
+    package init(_ context: NodeContext) throws {
+        let floats = try context.floats("imputed_value_floats") ?? []
+        let ints = try context.ints("imputed_value_int64s") ?? []
+        guard floats.isEmpty != ints.isEmpty else {
+            throw context.attributeError("needs exactly one of imputed_value_floats and imputed_value_int64s")
+        }
+        values = floats.isEmpty
+            ? .integers(imputed: ints.map(Int64.init), replaced: Int64(try context.int("replaced_value_int64", default: 0)))
+            : .reals(imputed: floats.map(Double.init), replaced: Double(try context.float("replaced_value_float", default: 0)))
+    }
+
+    package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
+        let x = try numericInput(inputs, op: "Imputer")
+        let (_, length) = try rowsAndLength(x.shape, op: "Imputer")
+        let count: Int
+        switch values {
+        case .reals(let imputed, _):
+            guard x.dataType == .float || x.dataType == .double else {
+                throw OnyxError.unsupportedDataType("Imputer: imputed_value_floats needs float or double X, found \(x.dataType)")
+            }
+            count = imputed.count
+        case .integers(let imputed, _):
+            guard x.dataType == .int64 || x.dataType == .int32 else {
+                throw OnyxError.unsupportedDataType("Imputer: imputed_value_int64s needs int64 or int32 X, found \(x.dataType)")
+            }
+            count = imputed.count
+        }
+        guard count == 1 || count == length else {
+            throw OnyxError.shapeMismatch("Imputer: \(count) imputed values; X has \(length) features (or give 1)")
+        }
+        return [x.descriptor]
+    }
+
+    package var aliasing: KernelAliasing { .inPlace(input: 0) }
+
+    package func run(_ context: borrowing KernelContext) throws {
+        let x = context.input(0)!, y = context.output(0)
+        let (_, length) = try rowsAndLength(x.shape, op: "Imputer")
+        let count = x.elementCount
+        switch values {
+        case .reals(let imputed, let replaced):
+            let step = imputed.count == 1 ? 0 : 1
+            func impute<T: BinaryFloatingPoint>(_: T.Type) {
+                let source = x.pointer(as: T.self), target = y.pointer(as: T.self)
+                for i in 0..<count {
+                    let v = source[i]
+                    let matches = replaced.isNaN ? v.isNaN : Double(v) == replaced
+                    target[i] = matches ? T(imputed[(i % Swift.max(length, 1)) * step]) : v
+                }
+            }
+            if x.dataType == .float { impute(Float.self) } else { impute(Double.self) }
+        case .integers(let imputed, let replaced):
+            let step = imputed.count == 1 ? 0 : 1
+            func impute<T: FixedWidthInteger>(_: T.Type) {
+                let source = x.pointer(as: T.self), target = y.pointer(as: T.self)
+                for i in 0..<count {
+                    let v = source[i]
+                    target[i] = Int64(v) == replaced ? T(clamping: imputed[(i % Swift.max(length, 1)) * step]) : v
+                }
+            }
+            if x.dataType == .int64 { impute(Int64.self) } else { impute(Int32.self) }
+        }
+    }
+}
+
+// MARK: - OneHotEncoder
+
+/// OneHotEncoder (ai.onnx.ml 1) over integer categories (`cats_int64s`): each element becomes a row
+/// of zeros with a one at its category's position. Float and double elements are truncated to
+/// integers first. An unknown category gives all zeros, or an error when `zeros` is 0.
+package struct OneHotEncoderKernel: Kernel {
+    let positions: [Int64: Int]
+    let categoryCount: Int
+    let zerosForUnknown: Bool
+    let nodeName: String
+
+    package init(_ context: NodeContext) throws {
+        if let strings = try attributeStrings(context, "cats_strings"), !strings.isEmpty {
+            throw OnyxError.unsupportedDataType(
+                "OneHotEncoder node '\(context.node.name)': cats_strings (string categories) are not supported yet")
+        }
+        guard let categories = try context.ints("cats_int64s"), !categories.isEmpty else {
+            throw context.attributeError("missing attribute 'cats_int64s'")
+        }
+        var positions: [Int64: Int] = [:]
+        // A repeated category takes its last position, as in onnxruntime.
+        for (position, category) in categories.enumerated() { positions[Int64(category)] = position }
+        self.positions = positions
+        categoryCount = categories.count
+        zerosForUnknown = try context.int("zeros", default: 1) != 0
+        nodeName = context.node.name
+    }
+
+    package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
+        let x = try numericInput(inputs, op: "OneHotEncoder")
+        return [TensorDescriptor(.float, x.shape + [categoryCount])]
+    }
+
+    package func run(_ context: borrowing KernelContext) throws {
+        let x = context.input(0)!, y = context.output(0).pointer(as: Float.self)
+        let count = x.elementCount
+        y.initialize(repeating: 0, count: count * categoryCount)
+        for i in 0..<count {
+            let category: Int64?
+            switch x.dataType {
+            case .int64: category = x.pointer(as: Int64.self)[i]
+            case .int32: category = Int64(x.pointer(as: Int32.self)[i])
+            default:
+                let v = realValue(x.data, x.dataType, i)
+                category = v.isFinite && Swift.abs(v) < 9.2e18 ? Int64(v) : nil
+            }
+            if let category, let position = positions[category] {
+                y[i * categoryCount + position] = 1
+            } else if !zerosForUnknown {
+                throw OnyxError.invalidInput(
+                    "OneHotEncoder node '\(nodeName)': \(category.map(String.init) ?? "a non-finite value") is not in cats_int64s and zeros is 0")
+            }
+        }
+    }
+}
+
+// MARK: - FeatureVectorizer
+
+/// FeatureVectorizer (ai.onnx.ml 1): concatenates the inputs' rows into float rows, input k taking
+/// `inputdimensions[k]` columns (its extra values dropped, missing ones zero).
+package struct FeatureVectorizerKernel: Kernel {
+    let dimensions: [Int]
+
+    package init(_ context: NodeContext) throws {
+        guard let dimensions = try context.ints("inputdimensions") else { throw context.attributeError("missing attribute 'inputdimensions'") }
+        guard dimensions.count == context.inputCount else {
+            throw context.attributeError("inputdimensions has \(dimensions.count) entries for \(context.inputCount) inputs")
+        }
+        guard dimensions.allSatisfy({ $0 >= 0 && $0 < 1 << 32 }) else {
+            throw context.attributeError("inputdimensions \(shapeText(dimensions)) must not be negative")
+        }
+        self.dimensions = dimensions
+    }
+
+    /// An input's rows and values per row: `[C]` is one row, `[N, …]` N rows.
+    private static func rows(_ shape: [Int]) -> (rows: Int, length: Int) {
+        shape.count == 1 ? (1, shape[0]) : (shape[0], shape.dropFirst().reduce(1, *))
+    }
+
+    package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
+        guard inputs.count == dimensions.count, !inputs.isEmpty else {
+            throw OnyxError.invalidModel("FeatureVectorizer: \(inputs.count) inputs for \(dimensions.count) inputdimensions")
+        }
+        var rows: Int?
+        for (k, input) in inputs.enumerated() {
+            guard let input else { throw OnyxError.invalidModel("FeatureVectorizer: input \(k) is missing") }
+            guard numericTypes.contains(input.dataType) else {
+                throw OnyxError.unsupportedDataType("FeatureVectorizer: input \(k) must be float, double, int64 or int32, found \(input.dataType)")
+            }
+            guard input.shape.count >= 1 else { throw OnyxError.shapeMismatch("FeatureVectorizer: input \(k) is a scalar") }
+            let n = Self.rows(input.shape).rows
+            guard rows == nil || rows == n else {
+                throw OnyxError.shapeMismatch("FeatureVectorizer: input \(k) has \(n) rows, input 0 has \(rows!)")
+            }
+            rows = n
+        }
+        return [TensorDescriptor(.float, [rows!, dimensions.reduce(0, +)])]
+    }
+
+    package func run(_ context: borrowing KernelContext) throws {
+        let y = context.output(0)
+        let width = y.shape[1], rows = y.shape[0]
+        let out = y.pointer(as: Float.self)
+        out.initialize(repeating: 0, count: rows * width)
+        var column = 0
+        for (k, dimension) in dimensions.enumerated() {
+            let x = context.input(k)!
+            let length = Self.rows(x.shape).length
+            for r in 0..<rows {
+                for c in 0..<Swift.min(length, dimension) {
+                    out[r * width + column + c] = Float(realValue(x.data, x.dataType, r * length + c))
+                }
+            }
+            column += dimension
+        }
+    }
+}
+
+// MARK: - LabelEncoder
+
+/// LabelEncoder (ai.onnx.ml 2 and 4) with numeric keys and values: maps each element to the value
+/// of the equal key, or to the default. Keys come from `keys_int64s`/`keys_floats` (or, from opset
+/// 4, `keys_tensor`), values likewise; the first of repeated keys wins. From opset 4 a NaN key
+/// matches NaN elements. String keys or values (opset 1's `classes_strings` included) are not
+/// supported yet.
+package struct LabelEncoderKernel: Kernel {
+    /// The values, in the output's element type, with the default last.
+    package enum Values: Sendable {
+        case integers([Int64])
+        case reals([Double])
+    }
+
+    let keyType: DataType
+    let valueType: DataType
+    let integerKeys: [Int64: Int]
+    let realKeys: [Double: Int]
+    let nanKey: Int?
+    let values: Values
+
+    package init(_ context: NodeContext) throws {
+        let op = "LabelEncoder node '\(context.node.name)'"
+        for name in ["classes_strings", "keys_strings", "values_strings"] {
+            if let strings = try attributeStrings(context, name), !strings.isEmpty {
+                throw OnyxError.unsupportedDataType("\(op): \(name) (string keys or values) are not supported yet")
+            }
+        }
+        if context.opset < 2 {
+            throw OnyxError.unsupportedDataType("\(op): opset \(context.opset) maps strings (classes_strings), which are not supported yet")
+        }
+        // Keys.
+        let keyList: [Double]
+        var integerKeyList: [Int64] = []
+        if let ints = try context.ints("keys_int64s") {
+            keyType = .int64
+            integerKeyList = ints.map(Int64.init)
+            keyList = []
+        } else if let floats = try context.floats("keys_floats") {
+            keyType = .float
+            keyList = floats.map(Double.init)
+        } else if context.opset >= 4, let tensor = try context.tensor("keys_tensor") {
+            keyType = tensor.dataType
+            switch tensor.dataType {
+            case .int64: integerKeyList = try tensor.scalars(as: Int64.self)
+            case .int32: integerKeyList = try tensor.scalars(as: Int32.self).map(Int64.init)
+            case .int16: integerKeyList = try tensor.scalars(as: Int16.self).map(Int64.init)
+            case .float, .double: break
+            default: throw OnyxError.unsupportedDataType("\(op): keys_tensor of \(tensor.dataType) is not supported")
+            }
+            keyList = tensor.dataType == .float || tensor.dataType == .double ? visionRealValues(tensor)! : []
+        } else {
+            throw context.attributeError("missing the keys (keys_int64s, keys_floats or keys_tensor)")
+        }
+        // Values, then the default: default_tensor, else default_int64 or default_float by the value type.
+        let defaultTensor = context.opset >= 4 ? try context.tensor("default_tensor") : nil
+        var valueCount: Int
+        if let ints = try context.ints("values_int64s") {
+            valueType = .int64
+            values = .integers(ints.map(Int64.init) + [Int64(try context.int("default_int64", default: -1))])
+            valueCount = ints.count
+        } else if let floats = try context.floats("values_floats") {
+            valueType = .float
+            values = .reals(floats.map(Double.init) + [Double(try context.float("default_float", default: -0.0))])
+            valueCount = floats.count
+        } else if context.opset >= 4, let tensor = try context.tensor("values_tensor") {
+            valueType = tensor.dataType
+            let fallback = defaultTensor
+            if let fallback, fallback.dataType != tensor.dataType || fallback.elementCount != 1 {
+                throw context.attributeError("default_tensor must be one \(tensor.dataType) value, found \(fallback.dataType) \(shapeText(fallback.shape))")
+            }
+            switch tensor.dataType {
+            case .int64, .int32, .int16:
+                let list = try Self.integers(tensor)
+                let standard = Int64(try context.int("default_int64", default: -1))
+                values = .integers(list + [try fallback.map { try Self.integers($0)[0] } ?? standard])
+                valueCount = list.count
+            case .float, .double:
+                let list = visionRealValues(tensor)!
+                let standard = Double(try context.float("default_float", default: -0.0))
+                values = .reals(list + [fallback.map { visionRealValues($0)![0] } ?? standard])
+                valueCount = list.count
+            default: throw OnyxError.unsupportedDataType("\(op): values_tensor of \(tensor.dataType) is not supported")
+            }
+        } else {
+            throw context.attributeError("missing the values (values_int64s, values_floats or values_tensor)")
+        }
+        let keyCount = keyType == .float || keyType == .double ? keyList.count : integerKeyList.count
+        guard keyCount == valueCount else {
+            throw context.attributeError("has \(keyCount) keys but \(valueCount) values")
+        }
+        var integerKeys: [Int64: Int] = [:], realKeys: [Double: Int] = [:], nanKey: Int?
+        for (i, key) in integerKeyList.enumerated() where integerKeys[key] == nil { integerKeys[key] = i }
+        for (i, key) in keyList.enumerated() {
+            if key.isNaN {
+                if context.opset >= 4, nanKey == nil { nanKey = i }
+            } else if realKeys[key] == nil {
+                realKeys[key] = i
+            }
+        }
+        self.integerKeys = integerKeys
+        self.realKeys = realKeys
+        self.nanKey = nanKey
+    }
+
+    private static func integers(_ tensor: Tensor) throws -> [Int64] {
+        switch tensor.dataType {
+        case .int32: try tensor.scalars(as: Int32.self).map(Int64.init)
+        case .int16: try tensor.scalars(as: Int16.self).map(Int64.init)
+        default: try tensor.scalars(as: Int64.self)
+        }
+    }
+
+    package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
+        guard let x = inputs.first ?? nil else { throw OnyxError.invalidModel("LabelEncoder: missing input 0 (X)") }
+        guard x.dataType == keyType else {
+            throw OnyxError.unsupportedDataType("LabelEncoder: X must be \(keyType) like the keys, found \(x.dataType)")
+        }
+        return [TensorDescriptor(valueType, x.shape)]
+    }
+
+    package func run(_ context: borrowing KernelContext) throws {
+        let x = context.input(0)!, y = context.output(0)
+        let count = x.elementCount
+        let fallback: Int
+        switch values {
+        case .integers(let list): fallback = list.count - 1
+        case .reals(let list): fallback = list.count - 1
+        }
+        for i in 0..<count {
+            let position: Int?
+            switch keyType {
+            case .int64: position = integerKeys[x.pointer(as: Int64.self)[i]]
+            case .int32: position = integerKeys[Int64(x.pointer(as: Int32.self)[i])]
+            case .int16: position = integerKeys[Int64(x.pointer(as: Int16.self)[i])]
+            default:
+                let key = realValue(x.data, x.dataType, i)
+                position = key.isNaN ? nanKey : realKeys[key]
+            }
+            let k = position ?? fallback
+            switch values {
+            case .integers(let list):
+                switch valueType {
+                case .int32: y.pointer(as: Int32.self)[i] = Int32(truncatingIfNeeded: list[k])
+                case .int16: y.pointer(as: Int16.self)[i] = Int16(truncatingIfNeeded: list[k])
+                default: y.pointer(as: Int64.self)[i] = list[k]
+                }
+            case .reals(let list):
+                if valueType == .double { y.pointer(as: Double.self)[i] = list[k] } else { y.pointer(as: Float.self)[i] = Float(list[k]) }
+            }
+        }
+    }
+}
+
+// MARK: - CategoryMapper
+
+/// CategoryMapper (ai.onnx.ml 1) maps strings to integers and back; it needs string tensors,
+/// which are not supported yet, so preparing it fails with a clear error.
+package enum CategoryMapperKernel {
+    package static func make(_ context: NodeContext) throws -> any Kernel {
+        throw OnyxError.unsupportedDataType(
+            "CategoryMapper node '\(context.node.name)': cats_strings maps string tensors, which are not supported yet")
+    }
+}
