@@ -44,6 +44,9 @@ final class ExecutionPlan: Sendable {
     let perRunSlots: [Int]
     /// Whether some value is a string tensor, so a run needs a string table.
     let usesStrings: Bool
+    /// The table of a plan made for one run's input values: its folded string values index it, so
+    /// that run uses it too. `nil` for plans shared by runs.
+    let runStrings: StringTable?
     private let arenas = Mutex<[RunArena]>([])
 
     /// Plans `graph` for inputs of the given descriptors (one per graph input, in order).
@@ -107,9 +110,12 @@ final class ExecutionPlan: Sendable {
             let dataKnown = step.inputs.enumerated().allSatisfy { i, id in
                 id == nil || constants[id!] != nil || !step.kernel.readsData(ofInput: i)
             }
-            // String outputs are not folded here: a plan is made while other runs go on, and the
-            // session's string table, which their tables extend, must not grow then.
-            let smallOutputs = outputs.allSatisfy { $0.byteCount <= foldingLimit && $0.dataType != .string }
+            // A shared plan folds no string outputs: it is made while other runs go on, and the
+            // session's string table, which their tables extend, must not grow then. A plan for
+            // one run's values folds them into that run's table.
+            let smallOutputs = outputs.allSatisfy {
+                $0.byteCount <= foldingLimit && ($0.dataType != .string || inputValues != nil)
+            }
             if dataKnown && smallOutputs && !ExecutableGraph.nondeterministicOps.contains(step.opType) {
                 let values = try ExecutableGraph.annotating(step) {
                     try step.kernel.evaluate(planned: planned, outputs: outputs, pool: pool, strings: strings ?? graph.strings)
@@ -235,6 +241,7 @@ final class ExecutionPlan: Sendable {
 
         self.descriptors = descriptors
         self.usesStrings = descriptors.contains { $0?.dataType == .string }
+        self.runStrings = inputValues == nil ? nil : strings
         self.locations = locations
         self.steps = planSteps
         self.arenaByteCount = memory.arenaByteCount
@@ -316,7 +323,10 @@ extension Kernel {
     /// Runs the kernel at plan time on inputs whose data is known (or unread), returning new tensors.
     /// String inputs index `strings`; the plan never folds a node with string outputs.
     func evaluate(planned: [PlannedInput?], outputs: [TensorDescriptor], pool: ComputePool, strings: StringTable) throws -> [Tensor] {
-        let results = outputs.map { Tensor(zeros: $0.dataType, shape: $0.shape) }
+        let results = outputs.map { d in
+            Tensor(dataType: d.dataType, shape: d.shape,
+                   storage: TensorStorage(byteCount: d.byteCount, strings: d.dataType == .string ? strings : nil))
+        }
         let workspaceBytes = workspaceByteCount(inputs: planned.map { $0?.descriptor }, outputs: outputs)
         let workspace = workspaceBytes > 0
             ? UnsafeMutableRawPointer.allocate(byteCount: workspaceBytes, alignment: TensorStorage.alignment)

@@ -225,7 +225,7 @@ public final class InferenceSession: Sendable {
     ) throws -> [Tensor] {
         // A run with strings numbers them in a table of its own that extends the session's, so
         // what it adds is freed with its outputs.
-        let strings = plan.usesStrings ? StringTable(parent: graph.strings) : nil
+        let strings = plan.usesStrings ? plan.runStrings ?? StringTable(parent: graph.strings) : nil
         let inputs = try strings.map { table in try inputs.map { try $0.rebased(into: table) } } ?? inputs
         let results: [Tensor] = try graph.outputIds.indices.map { k in
             let id = graph.outputIds[k]
