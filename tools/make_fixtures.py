@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Writes the small PyTorch-exported fixtures under Fixtures/ (committed; each folder < 2 MB).
+"""Writes the small fixtures under Fixtures/ (committed; each folder < 2 MB).
 
-    python3 tools/make_fixtures.py [--out Fixtures]
+    python3 tools/make_fixtures.py [--out Fixtures] [--only screener]
 
-Random weights (fixed seeds), eval mode, both exporters; expected outputs from PyTorch.
+PyTorch models: random weights (fixed seeds), eval mode, both exporters; expected outputs from
+PyTorch. The request screener (tools/screener.py): scikit-learn, exported with skl2onnx; expected
+outputs from onnxruntime (its StringNormalizer needs the en_US.UTF-8 locale: `locale-gen`).
 """
 import argparse
 import os
@@ -98,7 +100,17 @@ FIXTURES = [
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "Fixtures"))
+    parser.add_argument("--only", choices=["pytorch", "screener"], help="write only these fixtures")
     args = parser.parse_args()
+    if args.only != "pytorch":
+        import screener
+        folder, worst = screener.write(args.out)
+        size = folder_size(folder)
+        print(f"screener: {size / 1024:.0f} KiB, onnxruntime vs scikit-learn probabilities {worst:.2e}")
+        if size > 2 * 1024 * 1024:
+            raise SystemExit(f"screener is {size} bytes, over the 2 MB fixture budget")
+    if args.only == "screener":
+        return
     for seed, (base, make, shape) in enumerate(FIXTURES):
         for exporter in ("legacy", "dynamo"):
             torch.manual_seed(seed)

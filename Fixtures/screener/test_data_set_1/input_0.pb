@@ -1,0 +1,1 @@
+2GET /../../etc/passwd HTTP/1.1Brequest
