@@ -332,6 +332,11 @@ import Testing
                 #expect(output?["datatype"]?.stringValue == "BYTES")
                 #expect(output?["data"] == .array([.string("GET /ETC/PASSWD"), .string("OK Ü")]))
             }
+            // The Flask-habit route takes text too: strings default to BYTES.
+            try await client.execute(uri: "/predictions/shout", method: .post, body: Self.body(#"{"data": ["rm -rf /"]}"#)) { response throws in
+                #expect(response.status == .ok)
+                #expect(try Self.json(response.body)["data"] == .array([.string("RM -RF /")]))
+            }
             // Binary: each element a 4-byte little-endian length, then its UTF-8 bytes.
             func prefixed(_ strings: [[UInt8]]) -> [UInt8] {
                 strings.flatMap { bytes in withUnsafeBytes(of: UInt32(bytes.count).littleEndian) { Array($0) } + bytes }

@@ -62,7 +62,8 @@ struct TorchServeRoutes {
         func one(_ value: JSONValue, name: String) throws -> NamedTensor {
             guard case .object = value else { throw HandlerError.badRequest("each input must be an object {\"shape\": [...], \"data\": [...]}") }
             guard let data = value["data"] else { throw HandlerError.badRequest("input \(name.isEmpty ? "" : "'\(name)' ")has no \"data\"") }
-            let typeName = value["datatype"]?.stringValue ?? value["dtype"]?.stringValue ?? "FP32"
+            // Without a datatype: BYTES for text, FP32 for numbers.
+            let typeName = value["datatype"]?.stringValue ?? value["dtype"]?.stringValue ?? (Self.holdsText(data) ? "BYTES" : "FP32")
             guard let type = DataType(protocolName: typeName) else { throw HandlerError.badRequest("unknown datatype '\(typeName)'") }
             let shape: [Int]
             if let values = value["shape"]?.arrayValue {
@@ -104,8 +105,17 @@ struct TorchServeRoutes {
                 throw HandlerError.badRequest("\"data\" is a ragged nested array; give \"shape\"")
             }
             return [elements.count] + inner
-        case .number, .bool: return []
-        default: throw HandlerError.badRequest("\"data\" must hold only numbers or booleans")
+        case .number, .bool, .string: return []
+        default: throw HandlerError.badRequest("\"data\" must hold only numbers, booleans or strings")
+        }
+    }
+
+    /// Whether the first element of a (nested) `data` array is a string.
+    static func holdsText(_ data: JSONValue) -> Bool {
+        switch data {
+        case .string: true
+        case .array(let elements): elements.first.map(holdsText) ?? false
+        default: false
         }
     }
 }
