@@ -4,7 +4,8 @@
     python3 tools/check_tritonclient.py --url localhost:8000 --model mlp --fixture Fixtures/mlp_legacy
 
 Starts nothing itself. Runs health, server and model metadata, and inference with JSON and with
-binary tensors against every test data set of the fixture, comparing with the expected outputs.
+binary tensors against every test data set of the fixture, comparing every output with the
+expected one (floats within rtol/atol; integers, bools and BYTES exactly).
 Prints 'N passed, M failed' and exits non-zero on any failure.
 """
 import argparse
@@ -47,16 +48,23 @@ def main():
     for data_set in sets:
         folder = os.path.join(args.fixture, data_set)
         x = numpy_helper.to_array(onnx.load_tensor(os.path.join(folder, "input_0.pb")))
-        expected = numpy_helper.to_array(onnx.load_tensor(os.path.join(folder, "output_0.pb")))
+        expected = [numpy_helper.to_array(onnx.load_tensor(os.path.join(folder, f"output_{k}.pb")))
+                    for k in range(len(output_names))]
         for binary in (False, True):
             tensor = httpclient.InferInput(input_meta["name"], list(x.shape), input_meta["datatype"])
             tensor.set_data_from_numpy(x, binary_data=binary)
-            requested = [httpclient.InferRequestedOutput(output_names[0], binary_data=binary)]
+            requested = [httpclient.InferRequestedOutput(name, binary_data=binary) for name in output_names]
             result = client.infer(args.model, [tensor], outputs=requested, request_id=f"{data_set}-{binary}")
-            got = result.as_numpy(output_names[0])
-            ok = got is not None and got.shape == expected.shape and bool(
-                np.all(np.abs(got - expected) <= args.atol + args.rtol * np.abs(expected)))
-            worst = float(np.abs(got - expected).max()) if got is not None and got.shape == expected.shape else float("nan")
+            ok, worst = True, 0.0
+            for name, want in zip(output_names, expected):
+                got = result.as_numpy(name)
+                if got is None or got.shape != want.shape:
+                    ok, worst = False, float("nan")
+                elif want.dtype.kind == "f":
+                    worst = max(worst, float(np.abs(got - want).max(initial=0)))
+                    ok = ok and bool(np.all(np.abs(got - want) <= args.atol + args.rtol * np.abs(want)))
+                else:
+                    ok = ok and bool(np.array_equal(got, want))
             same_id = result.get_response().get("id") == f"{data_set}-{binary}"
             check(f"infer {data_set} {'binary' if binary else 'JSON'}", ok and same_id, f"max error {worst:.3g}")
 

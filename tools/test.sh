@@ -2,7 +2,8 @@
 # Installs what the build needs and runs the whole test suite. CI runs exactly this.
 #   1. swift test: unit, operator, fixture and server tests (HummingbirdTesting), and ONNX's node
 #      suite (generated into Generated/node) for every case in Tests/Conformance/expected-pass.txt.
-#   2. A live `onyx serve` on a fixture, checked with Triton's own client (tools/check_tritonclient.py).
+#   2. A live `onyx serve` on two fixtures (the MLP; the text screener, BYTES in), checked with
+#      Triton's own client (tools/check_tritonclient.py).
 #   3. SIGTERM while requests are in flight: all answered, exit 0 (tools/check_sigterm.py).
 #   4. The Examples package (Onyx used as a dependency) builds, and screen-requests runs on its CSV.
 #   5. Every public declaration of Onyx and OnyxServe has a /// doc comment (tools/check-public-docs.sh).
@@ -27,6 +28,15 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 python3 tools/check_tritonclient.py --url "127.0.0.1:$port" --model mlp --fixture Fixtures/mlp_legacy
+kill -TERM "$server"
+wait "$server"
+.build/debug/onyx serve Fixtures/screener/model.onnx --name screener --port "$port" --log-level warning &
+server=$!
+for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$port/v2/health/ready" >/dev/null && break
+    sleep 0.1
+done
+python3 tools/check_tritonclient.py --url "127.0.0.1:$port" --model screener --fixture Fixtures/screener
 kill -TERM "$server"
 wait "$server"
 trap - EXIT
