@@ -189,7 +189,54 @@ struct ModelDecoder {
         guard let list else { return [] }
         return try (0..<count).compactMap { i -> Value? in
             guard let v = list[i]?.pointee else { return nil }
-            return Value(name: string(v.name), type: try tensorType(v.type, valueName: string(v.name)), docString: string(v.doc_string))
+            let name = string(v.name)
+            if let tensor = try tensorType(v.type, valueName: name) {
+                return Value(name: name, type: tensor, docString: string(v.doc_string))
+            }
+            guard let type = v.type, let full = try valueType(type, valueName: name, depth: 0) else {
+                return Value(name: name, type: nil, docString: string(v.doc_string))
+            }
+            return Value(name: name, valueType: full, docString: string(v.doc_string))
+        }
+    }
+
+    /// A declared type in full (sequences, maps, optionals); `nil` where the file leaves it out.
+    private func valueType(_ type: UnsafeMutablePointer<Onnx__TypeProto>, valueName: String, depth: Int) throws -> ValueType? {
+        guard depth < limits.maxRank else {
+            throw OnyxError.limitExceeded("value '\(valueName)': its type nests more than \(limits.maxRank) levels")
+        }
+        func element(_ code: Int32) throws -> DataType {
+            guard let dataType = DataType(rawValue: code) else {
+                throw OnyxError.unsupportedDataType(
+                    "value '\(valueName)' has data type \(DataType.onnxName(ofCode: code)), which Onyx does not support")
+            }
+            return dataType
+        }
+        let p = type.pointee
+        switch p.value_case {
+        case ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE:
+            guard let tensor = p.tensor_type?.pointee, tensor.has_elem_type != 0, tensor.elem_type != 0 else { return nil }
+            return .tensor(try element(tensor.elem_type))
+        case ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE:
+            guard let inner = p.sequence_type?.pointee.elem_type,
+                  let elementType = try valueType(inner, valueName: valueName, depth: depth + 1) else { return nil }
+            return .sequence(elementType)
+        case ONNX__TYPE_PROTO__VALUE_MAP_TYPE:
+            guard let map = p.map_type?.pointee, let inner = map.value_type,
+                  let value = try valueType(inner, valueName: valueName, depth: depth + 1) else { return nil }
+            let key = try element(map.key_type)
+            guard key.isInteger || key == .string else {
+                throw OnyxError.invalidModel("value '\(valueName)': map keys must be integers or strings, not \(key)")
+            }
+            return .map(key: key, value: value)
+        case ONNX__TYPE_PROTO__VALUE_OPTIONAL_TYPE:
+            guard let inner = p.optional_type?.pointee.elem_type,
+                  let elementType = try valueType(inner, valueName: valueName, depth: depth + 1) else { return nil }
+            return .optional(elementType)
+        case ONNX__TYPE_PROTO__VALUE_SPARSE_TENSOR_TYPE:
+            throw OnyxError.unsupportedDataType("value '\(valueName)' is a sparse tensor, which Onyx does not support")
+        default:
+            return nil
         }
     }
 

@@ -207,7 +207,10 @@ struct ModelEncoder {
         onnx__value_info_proto__init(p)
         p.pointee.name = memory.cString(value.name)
         p.pointee.doc_string = memory.cString(value.docString)
-        guard let type = value.type else { return p }
+        guard let type = value.type else {
+            if let full = value.valueType { p.pointee.type = typeProto(full) }
+            return p
+        }
         let typeProto = memory.allocate(Onnx__TypeProto.self)
         onnx__type_proto__init(typeProto)
         let tensorType = memory.allocate(Onnx__TypeProto__Tensor.self)
@@ -239,6 +242,42 @@ struct ModelEncoder {
         typeProto.pointee.value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE
         typeProto.pointee.tensor_type = tensorType
         p.pointee.type = typeProto
+        return p
+    }
+
+    /// A `TypeProto` of a tensor (element type only), sequence, map or optional.
+    private func typeProto(_ type: ValueType) -> UnsafeMutablePointer<Onnx__TypeProto> {
+        let p = memory.allocate(Onnx__TypeProto.self)
+        onnx__type_proto__init(p)
+        switch type {
+        case .tensor(let dataType):
+            let tensor = memory.allocate(Onnx__TypeProto__Tensor.self)
+            onnx__type_proto__tensor__init(tensor)
+            tensor.pointee.has_elem_type = 1
+            tensor.pointee.elem_type = dataType.rawValue
+            p.pointee.value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE
+            p.pointee.tensor_type = tensor
+        case .sequence(let element):
+            let sequence = memory.allocate(Onnx__TypeProto__Sequence.self)
+            onnx__type_proto__sequence__init(sequence)
+            sequence.pointee.elem_type = typeProto(element)
+            p.pointee.value_case = ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE
+            p.pointee.sequence_type = sequence
+        case .map(let key, let value):
+            let map = memory.allocate(Onnx__TypeProto__Map.self)
+            onnx__type_proto__map__init(map)
+            map.pointee.has_key_type = 1
+            map.pointee.key_type = key.rawValue
+            map.pointee.value_type = typeProto(value)
+            p.pointee.value_case = ONNX__TYPE_PROTO__VALUE_MAP_TYPE
+            p.pointee.map_type = map
+        case .optional(let element):
+            let optional = memory.allocate(Onnx__TypeProto__Optional.self)
+            onnx__type_proto__optional__init(optional)
+            optional.pointee.elem_type = typeProto(element)
+            p.pointee.value_case = ONNX__TYPE_PROTO__VALUE_OPTIONAL_TYPE
+            p.pointee.optional_type = optional
+        }
         return p
     }
 
@@ -277,5 +316,115 @@ extension Model {
     /// The model as a serialized ONNX `ModelProto`, tensors written as `raw_data`.
     public func serializedBytes() -> [UInt8] {
         ModelEncoder.encode(self)
+    }
+}
+
+// MARK: - Sequences, maps and optionals
+
+extension ModelEncoder {
+    /// The serialized proto of `value`: `TensorProto`, `SequenceProto`, `MapProto` or `OptionalProto`.
+    static func encode(_ value: OnnxValue, name: String) -> [UInt8] {
+        let encoder = ModelEncoder()
+        let base: UnsafeMutableRawPointer = switch value {
+        case .tensor(let tensor): UnsafeMutableRawPointer(encoder.tensor(tensor, name: name))
+        case .sequence: UnsafeMutableRawPointer(encoder.sequence(value, name: name))
+        case .map: UnsafeMutableRawPointer(encoder.map(value, name: name))
+        case .optional: UnsafeMutableRawPointer(encoder.optional(value, name: name))
+        }
+        return withExtendedLifetime(encoder) {
+            let message = UnsafeRawPointer(base).assumingMemoryBound(to: ProtobufCMessage.self)
+            var bytes = [UInt8](repeating: 0, count: protobuf_c_message_get_packed_size(message))
+            _ = bytes.withUnsafeMutableBufferPointer { protobuf_c_message_pack(message, $0.baseAddress) }
+            return bytes
+        }
+    }
+
+    private func sequence(_ value: OnnxValue, name: String) -> UnsafeMutablePointer<Onnx__SequenceProto> {
+        let p = memory.allocate(Onnx__SequenceProto.self)
+        onnx__sequence_proto__init(p)
+        p.pointee.name = memory.cString(name)
+        guard case .sequence(let elements) = value else { return p }
+        p.pointee.has_elem_type = 1
+        switch elements.first ?? .tensor(Tensor(zeros: .float, shape: [0])) {
+        case .tensor:
+            p.pointee.elem_type = Int32(ONNX__SEQUENCE_PROTO__DATA_TYPE__TENSOR.rawValue)
+            p.pointee.n_tensor_values = elements.count
+            p.pointee.tensor_values = memory.array(elements.map { Optional(tensor($0.tensor ?? Tensor(zeros: .float, shape: [0]), name: "")) })
+        case .sequence:
+            p.pointee.elem_type = Int32(ONNX__SEQUENCE_PROTO__DATA_TYPE__SEQUENCE.rawValue)
+            p.pointee.n_sequence_values = elements.count
+            p.pointee.sequence_values = memory.array(elements.map { Optional(sequence($0, name: "")) })
+        case .map:
+            p.pointee.elem_type = Int32(ONNX__SEQUENCE_PROTO__DATA_TYPE__MAP.rawValue)
+            p.pointee.n_map_values = elements.count
+            p.pointee.map_values = memory.array(elements.map { Optional(map($0, name: "")) })
+        case .optional:
+            p.pointee.elem_type = Int32(ONNX__SEQUENCE_PROTO__DATA_TYPE__OPTIONAL.rawValue)
+            p.pointee.n_optional_values = elements.count
+            p.pointee.optional_values = memory.array(elements.map { Optional(optional($0, name: "")) })
+        }
+        return p
+    }
+
+    private func map(_ value: OnnxValue, name: String) -> UnsafeMutablePointer<Onnx__MapProto> {
+        let p = memory.allocate(Onnx__MapProto.self)
+        onnx__map_proto__init(p)
+        p.pointee.name = memory.cString(name)
+        guard case .map(let keys, let values) = value else { return p }
+        p.pointee.has_key_type = 1
+        p.pointee.key_type = keys.dataType.rawValue
+        if keys.dataType == .string {
+            let strings = (try? keys.strings()) ?? []
+            p.pointee.n_string_keys = strings.count
+            p.pointee.string_keys = memory.array(strings.map { memory.binary($0) })
+        } else {
+            let integers = (try? keys.scalars(as: Int64.self)) ?? []
+            p.pointee.n_keys = integers.count
+            p.pointee.keys = memory.array(integers)
+        }
+        // The values as a sequence of scalar tensors, one per key.
+        let scalars = (0..<values.elementCount).map { i in
+            OnnxValue.tensor(values.withUnsafeBytes { raw in
+                let width = values.dataType.byteWidth
+                return Tensor(dataType: values.dataType, shape: [],
+                              storage: TensorStorage(copying: UnsafeRawBufferPointer(rebasing: raw[(i * width)..<((i + 1) * width)]),
+                                                     strings: values.stringTable))
+            })
+        }
+        p.pointee.values = sequence(.sequence(scalars), name: "")
+        return p
+    }
+
+    private func optional(_ value: OnnxValue, name: String) -> UnsafeMutablePointer<Onnx__OptionalProto> {
+        let p = memory.allocate(Onnx__OptionalProto.self)
+        onnx__optional_proto__init(p)
+        p.pointee.name = memory.cString(name)
+        guard case .optional(let inner?) = value else { return p }
+        p.pointee.has_elem_type = 1
+        switch inner {
+        case .tensor(let t):
+            p.pointee.elem_type = Int32(ONNX__OPTIONAL_PROTO__DATA_TYPE__TENSOR.rawValue)
+            p.pointee.tensor_value = tensor(t, name: "")
+        case .sequence:
+            p.pointee.elem_type = Int32(ONNX__OPTIONAL_PROTO__DATA_TYPE__SEQUENCE.rawValue)
+            p.pointee.sequence_value = sequence(inner, name: "")
+        case .map:
+            p.pointee.elem_type = Int32(ONNX__OPTIONAL_PROTO__DATA_TYPE__MAP.rawValue)
+            p.pointee.map_value = map(inner, name: "")
+        case .optional:
+            p.pointee.elem_type = Int32(ONNX__OPTIONAL_PROTO__DATA_TYPE__OPTIONAL.rawValue)
+            p.pointee.optional_value = optional(inner, name: "")
+        }
+        return p
+    }
+}
+
+extension OnnxValue {
+    /// The value as its serialized ONNX proto (`TensorProto`, `SequenceProto`, `MapProto` or
+    /// `OptionalProto`), as the backend tests store inputs and outputs.
+    ///
+    /// - Parameter name: The name stored in the proto.
+    public func onnxProtoBytes(name: String) -> [UInt8] {
+        ModelEncoder.encode(self, name: name)
     }
 }

@@ -148,12 +148,16 @@ public struct Node: Sendable {
 public struct Value: Sendable, Hashable {
     /// The value's name.
     public var name: String
-    /// The declared tensor type; `nil` when the file leaves it out.
+    /// The declared tensor type; `nil` when the file leaves it out, or when the value is a
+    /// sequence, map or optional (see ``valueType``).
     public var type: TensorType?
+    /// The declared type in full: `.tensor(dataType)` for a tensor, or a sequence, map or optional
+    /// type; `nil` when the file leaves it out.
+    public var valueType: ValueType?
     /// Free-form documentation.
     public var docString: String
 
-    /// Creates a named value.
+    /// Creates a named tensor value.
     ///
     /// - Parameters:
     ///   - name: The value's name.
@@ -162,6 +166,25 @@ public struct Value: Sendable, Hashable {
     public init(name: String, type: TensorType?, docString: String = "") {
         self.name = name
         self.type = type
+        self.valueType = type.map { .tensor($0.dataType) }
+        self.docString = docString
+    }
+
+    /// Creates a named value of any type: for a tensor, prefer ``init(name:type:docString:)``, which
+    /// also carries the declared shape.
+    ///
+    /// - Parameters:
+    ///   - name: The value's name.
+    ///   - valueType: Its declared type.
+    ///   - docString: Free-form documentation.
+    public init(name: String, valueType: ValueType, docString: String = "") {
+        self.name = name
+        if case .tensor(let dataType) = valueType {
+            self.type = TensorType(dataType: dataType, shape: nil)
+        } else {
+            self.type = nil
+        }
+        self.valueType = valueType
         self.docString = docString
     }
 }
