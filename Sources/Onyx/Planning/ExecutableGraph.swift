@@ -85,8 +85,13 @@ struct ExecutableGraph: Sendable {
                     subgraphs: SessionSubgraphCompiler()))
             }
 
-            let foldable = zip(inputs, constantInputs).allSatisfy { id, value in id == nil || value != nil }
+            var foldable = zip(inputs, constantInputs).allSatisfy { id, value in id == nil || value != nil }
                 && !Self.nondeterministicOps.contains(node.opType)
+            if foldable {
+                // Sequences, maps and optionals live in a run's value store: made in each run.
+                let planned = constantInputs.map { $0.map { PlannedInput(descriptor: TensorDescriptor($0.dataType, $0.shape), constant: $0) } }
+                foldable = try !Self.annotating(node) { try kernel.outputDescriptors(for: planned) }.contains { $0.container != nil }
+            }
             if foldable {
                 let values = try Self.annotating(node) { try kernel.evaluate(inputs: constantInputs, pool: pool, strings: strings) }
                 for (output, value) in zip(outputs, values) {

@@ -47,6 +47,10 @@ final class ExecutionPlan: Sendable {
     /// The table of a plan made for one run's input values: its folded string values index it, so
     /// that run uses it too. `nil` for plans shared by runs.
     let runStrings: StringTable?
+    /// Whether some value is a sequence, map or optional, so a run needs a value store.
+    let usesValues: Bool
+    /// The value store of a plan made for one run's input values, which that run uses.
+    let runValues: ValueStore?
     private let arenas = Mutex<[RunArena]>([])
 
     /// Plans `graph` for inputs of the given descriptors (one per graph input, in order).
@@ -54,10 +58,11 @@ final class ExecutionPlan: Sendable {
     /// - Parameter inputValues: The inputs themselves, for a graph whose shapes depend on values
     ///   known only in a run (``NeedsInputValues``). Such a plan folds every node it can and
     ///   serves that one run.
-    ///   String input values must index `strings`, a table that extends the graph's.
+    ///   String input values must index `strings`, a table that extends the graph's; the handles of
+    ///   sequence, map and optional inputs index `values`.
     init(
         graph: ExecutableGraph, inputs: [TensorDescriptor], inputValues: [Tensor]? = nil, strings: StringTable? = nil,
-        memoryLimit: Int
+        values: ValueStore? = nil, memoryLimit: Int
     ) throws {
         self.graph = graph
         let valueCount = graph.valueCount
@@ -89,9 +94,18 @@ final class ExecutionPlan: Sendable {
                 guard let descriptor = descriptors[id] else {
                     throw OnyxError.internalError("value '\(graph.valueNames[id])' has no shape when node '\(step.name)' runs")
                 }
-                return PlannedInput(descriptor: descriptor, constant: constants[id])
+                var containerValue: OnnxValue?
+                if descriptor.container != nil, let handle = constants[id], let values {
+                    containerValue = try values.value(try handle.scalars(as: Int64.self)[0])
+                }
+                return PlannedInput(descriptor: descriptor, constant: constants[id], containerValue: containerValue)
             }
             let outputs = try ExecutableGraph.annotating(step) { try step.kernel.outputDescriptors(for: planned) }
+            if planned.contains(where: { $0?.descriptor.container != nil }) || outputs.contains(where: { $0.container != nil }),
+               !OperatorRegistry.takesContainers(domain: step.domain, opType: step.opType) {
+                throw OnyxError.unsupportedDataType(
+                    "node '\(step.name)' (\(step.opType)) does not take sequences, maps or optionals in Onyx")
+            }
             if planned.contains(where: { $0?.dataType == .string }) || outputs.contains(where: { $0.dataType == .string }),
                !OperatorRegistry.takesStrings(domain: step.domain, opType: step.opType) {
                 throw OnyxError.unsupportedDataType(
@@ -113,12 +127,13 @@ final class ExecutionPlan: Sendable {
             // A shared plan folds no string outputs: it is made while other runs go on, and the
             // session's string table, which their tables extend, must not grow then. A plan for
             // one run's values folds them into that run's table.
+            // The same holds for sequences, maps and optionals and the run's value store.
             let smallOutputs = outputs.allSatisfy {
-                $0.byteCount <= foldingLimit && ($0.dataType != .string || inputValues != nil)
+                $0.byteCount <= foldingLimit && (($0.dataType != .string && $0.container == nil) || inputValues != nil)
             }
             if dataKnown && smallOutputs && !ExecutableGraph.nondeterministicOps.contains(step.opType) {
                 let values = try ExecutableGraph.annotating(step) {
-                    try step.kernel.evaluate(planned: planned, outputs: outputs, pool: pool, strings: strings ?? graph.strings)
+                    try step.kernel.evaluate(planned: planned, outputs: outputs, pool: pool, strings: strings ?? graph.strings, values: values)
                 }
                 for (id, value) in zip(step.outputs, values) {
                     guard let id else { continue }
@@ -242,6 +257,8 @@ final class ExecutionPlan: Sendable {
         self.descriptors = descriptors
         self.usesStrings = descriptors.contains { $0?.dataType == .string }
         self.runStrings = inputValues == nil ? nil : strings
+        self.usesValues = descriptors.contains { $0?.container != nil }
+        self.runValues = inputValues == nil ? nil : values
         self.locations = locations
         self.steps = planSteps
         self.arenaByteCount = memory.arenaByteCount
@@ -322,7 +339,9 @@ final class ExecutionPlan: Sendable {
 extension Kernel {
     /// Runs the kernel at plan time on inputs whose data is known (or unread), returning new tensors.
     /// String inputs index `strings`; the plan never folds a node with string outputs.
-    func evaluate(planned: [PlannedInput?], outputs: [TensorDescriptor], pool: ComputePool, strings: StringTable) throws -> [Tensor] {
+    func evaluate(
+        planned: [PlannedInput?], outputs: [TensorDescriptor], pool: ComputePool, strings: StringTable, values: ValueStore?
+    ) throws -> [Tensor] {
         let results = outputs.map { d in
             Tensor(dataType: d.dataType, shape: d.shape,
                    storage: TensorStorage(byteCount: d.byteCount, strings: d.dataType == .string ? strings : nil))
@@ -335,14 +354,15 @@ extension Kernel {
         let placeholder = TensorStorage(byteCount: 64)
         let inputViews: [TensorView?] = planned.map { input in
             input.map {
-                TensorView(dataType: $0.dataType, shape: $0.shape, data: $0.constant?.baseAddress ?? placeholder.bytes)
+                TensorView($0.descriptor, data: $0.constant?.baseAddress ?? placeholder.bytes)
             }
         }
-        let outputViews: [TensorView?] = results.map { TensorView(dataType: $0.dataType, shape: $0.shape, data: $0.baseAddress) }
+        let outputViews: [TensorView?] = zip(outputs, results).map { TensorView($0, data: $1.baseAddress) }
         try withExtendedLifetime((planned, results, placeholder)) {
             try inputViews.withUnsafeBufferPointer { inputBuffer in
                 try outputViews.withUnsafeBufferPointer { outputBuffer in
-                    try run(KernelContext(inputs: inputBuffer, outputs: outputBuffer, workspace: workspace, pool: pool, strings: strings))
+                    try run(KernelContext(inputs: inputBuffer, outputs: outputBuffer, workspace: workspace, pool: pool,
+                                          strings: strings, values: values))
                 }
             }
         }

@@ -23,7 +23,7 @@ final class RunArena: @unchecked Sendable {
             case .arena(let offset): data = placeholder + offset
             case .input, .output: data = placeholder  // refreshed before each run
             }
-            return TensorView(dataType: descriptor.dataType, shape: descriptor.shape, data: data)
+            return TensorView(descriptor, data: data)
         }
     }
 

@@ -104,6 +104,7 @@ public final class InferenceSession: Sendable {
     public func run(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
         let ordered = try orderedInputs(inputs)
         let plan = try plan(for: ordered)
+        try checkTensorOutputs(plan)
         let results = try execute(plan, inputs: ordered)
         var named: [String: Tensor] = [:]
         named.reserveCapacity(results.count)
@@ -121,7 +122,85 @@ public final class InferenceSession: Sendable {
             throw OnyxError.invalidInput("the model takes \(self.inputs.count) inputs, \(inputs.count) were given")
         }
         for (value, tensor) in zip(self.inputs, inputs) { try check(tensor, against: value) }
-        return try execute(try plan(for: inputs), inputs: inputs)
+        let plan = try plan(for: inputs)
+        try checkTensorOutputs(plan)
+        return try execute(plan, inputs: inputs)
+    }
+
+    /// Runs the model on values of any type: tensors, and the sequences, maps and optionals that
+    /// some models take or return (a scikit-learn classifier's ZipMap returns a sequence of maps,
+    /// label → probability, one per row).
+    ///
+    /// ```swift
+    /// let outputs = try session.run(values: ["input": .tensor(features)])
+    /// for case .map(let labels, let probabilities) in outputs["output_probability"]?.sequence ?? [] { … }
+    /// ```
+    ///
+    /// - Parameter values: One value per model input, by name.
+    /// - Returns: Every model output, by name.
+    /// - Throws: ``OnyxError`` as ``run(_:)`` does, and `.invalidInput` for a value whose type is
+    ///   not the declared one.
+    public func run(values: [String: OnnxValue]) throws -> [String: OnnxValue] {
+        for name in values.keys where !inputs.contains(where: { $0.name == name }) {
+            throw OnyxError.invalidInput("unknown input '\(name)'; the model's inputs are \(inputs.map { "'\($0.name)'" }.joined(separator: ", "))")
+        }
+        let ordered = try inputs.map { declared -> OnnxValue in
+            guard let value = values[declared.name] else {
+                throw OnyxError.invalidInput("missing input '\(declared.name)' (\(declared.valueType?.description ?? "tensor"))")
+            }
+            return value
+        }
+        var named: [String: OnnxValue] = [:]
+        for (declared, value) in zip(outputs, try run(orderedValues: ordered)) { named[declared.name] = value }
+        return named
+    }
+
+    /// Runs the model on values of any type, given and returned in declaration order.
+    ///
+    /// - Throws: As ``run(values:)``.
+    public func run(orderedValues values: [OnnxValue]) throws -> [OnnxValue] {
+        guard values.count == inputs.count else {
+            throw OnyxError.invalidInput("the model takes \(inputs.count) inputs, \(values.count) were given")
+        }
+        // Sequences, maps and optionals enter as handles into this run's store.
+        let wrapsOptionals = inputs.contains { if case .optional? = $0.valueType { true } else { false } }
+        let store = values.contains { $0.tensor == nil } || wrapsOptionals ? ValueStore() : nil
+        var containers: [ValueType?] = []
+        let ordered = try zip(inputs, values).map { declared, given -> Tensor in
+            var value = given
+            // A value where an optional of its type is declared is that optional, holding it.
+            if case .optional(let element)? = declared.valueType, value.type != declared.valueType, value.conforms(to: element) {
+                value = .optional(value)
+            }
+            if case .tensor(let tensor) = value {
+                try check(tensor, against: declared)
+                containers.append(nil)
+                return tensor
+            }
+            let type = declared.valueType ?? value.type
+            guard !type.isTensor, value.conforms(to: type) else {
+                throw OnyxError.invalidInput("input '\(declared.name)' must be \(type), got \(value.type)")
+            }
+            containers.append(type)
+            return Tensor(scalar: store!.add(value))
+        }
+        let plan = try plan(for: ordered, containers: containers, values: store)
+        let runStore = plan.runValues ?? store ?? (plan.usesValues ? ValueStore() : nil)
+        let results = try execute(plan, inputs: ordered, values: runStore)
+        return try zip(graph.outputIds, results).map { id, tensor in
+            guard plan.descriptors[id]?.container != nil else { return .tensor(tensor) }
+            guard let runStore else { throw OnyxError.internalError("a sequence, map or optional output without a value store") }
+            return try runStore.value(try tensor.scalars(as: Int64.self)[0])
+        }
+    }
+
+    /// Refuses, before running, a plan with an output that is not a tensor: `run(values:)` returns those.
+    private func checkTensorOutputs(_ plan: ExecutionPlan) throws {
+        for (k, id) in graph.outputIds.enumerated() {
+            if let type = plan.descriptors[id]?.container {
+                throw OnyxError.invalidInput("output '\(outputs[k].name)' is a \(type), not a tensor; run the model with run(values:)")
+            }
+        }
     }
 
     /// Runs the model as ``run(_:)`` does, adding the time each node takes to `profile`.
@@ -137,6 +216,7 @@ public final class InferenceSession: Sendable {
     public func run(_ inputs: [String: Tensor], profile: inout RunProfile) throws -> [String: Tensor] {
         let ordered = try orderedInputs(inputs)
         let plan = try plan(for: ordered)
+        try checkTensorOutputs(plan)
         var timings = [UInt64](repeating: 0, count: graph.steps.count)
         let results = try timings.withUnsafeMutableBufferPointer { try execute(plan, inputs: ordered, timings: $0) }
         profile.add(timings, steps: graph.steps)
@@ -163,6 +243,9 @@ public final class InferenceSession: Sendable {
     }
 
     private func check(_ tensor: Tensor, against value: Value) throws {
+        if let declared = value.valueType, !declared.isTensor {
+            throw OnyxError.invalidInput("input '\(value.name)' is a \(declared), not a tensor; pass it with run(values:)")
+        }
         guard let type = value.type else { return }
         guard tensor.dataType == type.dataType else {
             throw OnyxError.invalidInput(
@@ -176,9 +259,17 @@ public final class InferenceSession: Sendable {
 
     // MARK: - Planning
 
-    func plan(for inputs: [Tensor]) throws -> ExecutionPlan {
+    ///
+    /// - Parameters:
+    ///   - containers: Per input, the type of a sequence, map or optional (whose handle the tensor
+    ///     holds); `nil` for a tensor. Empty: every input is a tensor.
+    ///   - values: The store those handles index.
+    func plan(for inputs: [Tensor], containers: [ValueType?] = [], values: ValueStore? = nil) throws -> ExecutionPlan {
         if let cached = plans.withLock({ $0.plan(matching: inputs.lazy.map(\.shape)) }) { return cached }
-        let descriptors = inputs.map { TensorDescriptor($0.dataType, $0.shape) }
+        let descriptors = inputs.enumerated().map { k, tensor in
+            if k < containers.count, let type = containers[k] { return TensorDescriptor(container: type) }
+            return TensorDescriptor(tensor.dataType, tensor.shape)
+        }
         if !shapesDependOnValues.load(ordering: .relaxed) {
             do {
                 return try shapePlan(for: descriptors)
@@ -191,7 +282,7 @@ public final class InferenceSession: Sendable {
             let strings = StringTable(parent: graph.strings)
             return try ExecutionPlan(
                 graph: graph, inputs: descriptors, inputValues: try inputs.map { try $0.rebased(into: strings) },
-                strings: strings, memoryLimit: options.memoryLimitBytes)
+                strings: strings, values: values ?? ValueStore(), memoryLimit: options.memoryLimitBytes)
         } catch let error as NeedsInputValues {
             throw OnyxError.internalError("\(error) even with every input value known")
         }
@@ -221,8 +312,10 @@ public final class InferenceSession: Sendable {
     ///
     /// - Parameter timings: When profiling, nanoseconds to add each step's time to, by graph step.
     private func execute(
-        _ plan: ExecutionPlan, inputs: [Tensor], timings: UnsafeMutableBufferPointer<UInt64>? = nil
+        _ plan: ExecutionPlan, inputs: [Tensor], values: ValueStore? = nil, timings: UnsafeMutableBufferPointer<UInt64>? = nil
     ) throws -> [Tensor] {
+        // Sequences, maps and optionals go in the plan's store (a plan for one run's values) or the caller's.
+        let values = plan.usesValues ? plan.runValues ?? values ?? ValueStore() : nil
         // A run with strings numbers them in a table of its own that extends the session's, so
         // what it adds is freed with its outputs.
         let strings = plan.usesStrings ? plan.runStrings ?? StringTable(parent: graph.strings) : nil
@@ -251,7 +344,7 @@ public final class InferenceSession: Sendable {
                 default: continue
                 }
                 let d = plan.descriptors[id]!
-                arena.views[slot] = TensorView(dataType: d.dataType, shape: d.shape, data: data)
+                arena.views[slot] = TensorView(d, data: data)
             }
             // Steps are reached through buffer pointers: copying a step out of its array would
             // retain its names, kernel box and id arrays on every node of every run.
@@ -263,7 +356,7 @@ public final class InferenceSession: Sendable {
                             outputs: UnsafeBufferPointer(
                                 rebasing: views[(step.viewStart + step.inputCount)..<(step.viewStart + step.inputCount + step.outputCount)]),
                             workspace: step.workspaceOffset.map { arena.memory + $0 },
-                            pool: pool, strings: strings)
+                            pool: pool, strings: strings, values: values)
                         do {
                             guard let timings else {
                                 try graphSteps[step.graphStep].kernel.run(context)

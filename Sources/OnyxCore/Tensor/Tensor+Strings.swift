@@ -62,3 +62,15 @@ extension Tensor {
                       storage: handles.withUnsafeBytes { TensorStorage(copying: $0, strings: table) })
     }
 }
+
+extension OnnxValue {
+    /// The same value with every string tensor in it rebased into `table` (see ``Tensor/rebased(into:)``).
+    package func rebased(into table: StringTable) throws -> OnnxValue {
+        switch self {
+        case .tensor(let tensor): .tensor(try tensor.rebased(into: table))
+        case .sequence(let elements): .sequence(try elements.map { try $0.rebased(into: table) })
+        case .map(let keys, let values): .map(keys: try keys.rebased(into: table), values: try values.rebased(into: table))
+        case .optional(let value): .optional(try value?.rebased(into: table))
+        }
+    }
+}

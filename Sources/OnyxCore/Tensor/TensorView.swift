@@ -35,6 +35,8 @@
     package let dataType: DataType
     package let shape: [Int]
     @usableFromInline package let data: UnsafeMutableRawPointer
+    /// The element is a handle into the run's ``ValueStore``: a sequence, map or optional.
+    package let isValueHandle: Bool
 
     @usableFromInline package var elementCount: Int { shape.reduce(1, *) }
     package var byteCount: Int { elementCount * dataType.byteWidth }
@@ -50,9 +52,15 @@
         UnsafeMutableBufferPointer(start: data.assumingMemoryBound(to: T.self), count: elementCount)
     }
 
-    package init(dataType: DataType, shape: [Int], data: UnsafeMutableRawPointer) {
+    package init(dataType: DataType, shape: [Int], data: UnsafeMutableRawPointer, isValueHandle: Bool = false) {
         self.dataType = dataType
         self.shape = shape
         self.data = data
+        self.isValueHandle = isValueHandle
+    }
+
+    /// A view of `descriptor`'s value at `data`.
+    package init(_ descriptor: TensorDescriptor, data: UnsafeMutableRawPointer) {
+        self.init(dataType: descriptor.dataType, shape: descriptor.shape, data: data, isValueHandle: descriptor.container != nil)
     }
 }

@@ -170,6 +170,11 @@ struct ModelDecoder {
                 guard let g = a.graphs[i] else { throw OnyxError.invalidModel("empty graph in a graphs attribute") }
                 return try graph(g.pointee, depth: depth + 1)
             })
+        case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TYPE_PROTO:
+            guard let tp = a.tp, let type = try valueType(tp, valueName: "attribute", depth: depth) else {
+                throw OnyxError.invalidModel("type attribute without a type")
+            }
+            return .type(type)
         default:
             // Files from before IR v3 may leave `type` unset; infer it from the field that is set.
             if a.has_type == 0 || a.type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__UNDEFINED {

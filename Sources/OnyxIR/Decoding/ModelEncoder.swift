@@ -198,6 +198,9 @@ struct ModelEncoder {
             p.pointee.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPHS
             p.pointee.n_graphs = v.count
             p.pointee.graphs = memory.array(v.map { Optional(graph($0)) })
+        case .type(let v):
+            p.pointee.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TYPE_PROTO
+            p.pointee.tp = typeProto(v)
         }
         return p
     }

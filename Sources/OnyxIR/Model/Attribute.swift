@@ -22,6 +22,8 @@ public enum Attribute: Sendable {
     case tensors([Tensor])
     /// A list of subgraphs (`GRAPHS`).
     case graphs([Graph])
+    /// A type (`TYPE_PROTO`): the element type of an `Optional` made without an input.
+    case type(ValueType)
 
     /// ONNX's name for the attribute's kind, for error messages.
     public var kindName: String {
@@ -36,6 +38,7 @@ public enum Attribute: Sendable {
         case .strings: "strings"
         case .tensors: "tensors"
         case .graphs: "graphs"
+        case .type: "type"
         }
     }
 }

@@ -12,6 +12,7 @@ extension OperatorRegistry {
         OperatorRegistration("Loop") { context in try LoopKernel(context) },
         OperatorRegistration("Scan", versions: 8...8) { context in try ScanKernel(context, batched: true) },
         OperatorRegistration("Scan", versions: 9...Int.max) { context in try ScanKernel(context, batched: false) },
+        OperatorRegistration("SequenceMap", versions: 17...Int.max) { context in try SequenceMapKernel(context) },
     ]
 }
 
@@ -25,6 +26,9 @@ package protocol PreparedSubgraph: Sendable {
 
     /// Runs the body on its inputs, in the order the graph declares them.
     func run(orderedInputs: [Tensor]) throws -> [Tensor]
+
+    /// Runs the body on inputs of any type (sequences, maps, optionals), in declaration order.
+    func run(orderedValues: [OnnxValue]) throws -> [OnnxValue]
 
     /// The body's output types and shapes for inputs of these types and shapes, found by
     /// planning it (the plan is kept for the runs that follow).
@@ -49,11 +53,14 @@ package struct Subgraph: Sendable {
     package let outerNames: [String]
 
     package var outputCount: Int { body.outputCount }
+    /// The body's declared output types (`nil` where undeclared).
+    package let outputTypes: [ValueType?]
 
     /// Prepares `graph` (attribute `attribute` of the node in `context`).
     package init(_ graph: Graph, attribute: String, context: NodeContext) throws {
         var graph = graph
         declaredInputCount = graph.inputs.count
+        outputTypes = graph.outputs.map(\.valueType)
         // The node's implicit inputs follow its own in `constantInputs`.
         var outerConstants: [String: Tensor] = [:]
         for (j, name) in context.node.implicitInputs.enumerated() {
@@ -77,6 +84,11 @@ package struct Subgraph: Sendable {
     /// Runs the subgraph on its declared inputs and the enclosing graph's values (by name).
     ///
     /// String outputs come back indexing `strings`, so outputs of several runs can be stacked.
+    package func run(_ declared: [OnnxValue], outer: [String: OnnxValue], strings: StringTable) throws -> [OnnxValue] {
+        try body.run(orderedValues: bodyInputs(declared, outer: outer)).map { try $0.rebased(into: strings) }
+    }
+
+    /// Runs a body that takes and returns tensors only.
     package func run(_ declared: [Tensor], outer: [String: Tensor], strings: StringTable) throws -> [Tensor] {
         try body.run(orderedInputs: bodyInputs(declared, outer: outer)).map { try $0.rebased(into: strings) }
     }
@@ -109,39 +121,51 @@ private protocol SubgraphKernel: Kernel {
     var opType: String { get }
 
     /// Computes the outputs from the inputs' values (`nil` for an omitted optional input).
-    func evaluate(_ inputs: [Tensor?], outer: [String: Tensor]) throws -> [Tensor]
+    func evaluate(_ inputs: [OnnxValue?], outer: [String: OnnxValue]) throws -> [OnnxValue]
+
+    /// The declared type of output `index`, which names the element type of an empty sequence.
+    func declaredType(ofOutput index: Int) -> ValueType?
 }
 
 extension SubgraphKernel {
     package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
-        let values = try inputs.map { try $0?.requireConstant(op: opType, what: "every") }
+        let values = try inputs.map { input -> OnnxValue? in
+            guard let input else { return nil }
+            if input.descriptor.container != nil { return try input.requireValue(op: opType, what: "every") }
+            return .tensor(try input.requireConstant(op: opType, what: "every"))
+        }
         let (explicit, outer) = split(values)
-        return try evaluate(explicit, outer: outer).map { TensorDescriptor($0.dataType, $0.shape) }
+        return try descriptors(of: evaluate(explicit, outer: outer))
+    }
+
+    /// The descriptors of computed outputs.
+    func descriptors(of outputs: [OnnxValue]) -> [TensorDescriptor] {
+        outputs.enumerated().map { k, value in
+            if case .tensor(let tensor) = value { return TensorDescriptor(tensor.dataType, tensor.shape) }
+            if let declared = declaredType(ofOutput: k), !declared.isTensor { return TensorDescriptor(container: declared) }
+            return TensorDescriptor(container: value.type)
+        }
     }
 
     package func run(_ context: borrowing KernelContext) throws {
-        let values: [Tensor?] = try (0..<context.inputCount).map { index in
+        let values: [OnnxValue?] = try (0..<context.inputCount).map { index in
             guard let view = context.input(index) else { return nil }
+            if view.isValueHandle { return try context.value(ofInput: index) }
             // The run's own memory, valid until it ends: the bodies read it in place.
             let bytes = UnsafeRawBufferPointer(start: view.data, count: view.byteCount)
-            return Tensor(dataType: view.dataType, shape: view.shape, storage: TensorStorage(
-                lending: bytes, deallocator: .none, strings: view.dataType == .string ? context.strings : nil))
+            return .tensor(Tensor(dataType: view.dataType, shape: view.shape, storage: TensorStorage(
+                lending: bytes, deallocator: .none, strings: view.dataType == .string ? context.strings : nil)))
         }
         let (explicit, outer) = split(values)
-        let strings = context.strings ?? StringTable()
-        let results = try evaluate(explicit, outer: outer).map { try $0.rebased(into: strings) }
-        for (index, result) in results.enumerated() {
-            guard let out = context.optionalOutput(index) else { continue }
-            guard out.shape == result.shape, out.dataType == result.dataType else {
-                throw OnyxError.internalError("\(opType): output \(index) changed from \(out.dataType)\(out.shape) to \(result)")
-            }
-            result.withUnsafeBytes { out.data.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        for (index, result) in try evaluate(explicit, outer: outer).enumerated() {
+            guard context.optionalOutput(index) != nil else { continue }
+            try context.store(result, intoOutput: index)
         }
     }
 
-    private func split(_ values: [Tensor?]) -> ([Tensor?], [String: Tensor]) {
+    private func split(_ values: [OnnxValue?]) -> ([OnnxValue?], [String: OnnxValue]) {
         let explicit = Array(values.prefix(explicitInputCount))
-        var outer: [String: Tensor] = [:]
+        var outer: [String: OnnxValue] = [:]
         for (name, value) in zip(implicitNames, values.dropFirst(explicitInputCount)) { outer[name] = value }
         return (explicit, outer)
     }
@@ -202,11 +226,18 @@ package struct IfKernel: SubgraphKernel {
             default: break  // Shapes that differ or depend on values: computed from the values below.
             }
         }
-        let values = try inputs.map { try $0?.requireConstant(op: opType, what: "every") }
-        var outerValues: [String: Tensor] = [:]
+        let values = try inputs.map { input -> OnnxValue? in
+            guard let input else { return nil }
+            if input.descriptor.container != nil { return try input.requireValue(op: opType, what: "every") }
+            return .tensor(try input.requireConstant(op: opType, what: "every"))
+        }
+        var outerValues: [String: OnnxValue] = [:]
         for (name, value) in zip(implicitNames, values.dropFirst(explicitInputCount)) { outerValues[name] = value }
-        return try evaluate(Array(values.prefix(explicitInputCount)), outer: outerValues)
-            .map { TensorDescriptor($0.dataType, $0.shape) }
+        return descriptors(of: try evaluate(Array(values.prefix(explicitInputCount)), outer: outerValues))
+    }
+
+    package func declaredType(ofOutput index: Int) -> ValueType? {
+        thenBranch.outputTypes[index] ?? elseBranch.outputTypes[index]
     }
 
     private static func condition(_ cond: Tensor) throws -> Bool {
@@ -216,8 +247,8 @@ package struct IfKernel: SubgraphKernel {
         return try cond.scalars(as: Bool.self)[0]
     }
 
-    package func evaluate(_ inputs: [Tensor?], outer: [String: Tensor]) throws -> [Tensor] {
-        guard let cond = inputs.first ?? nil, cond.elementCount == 1, cond.dataType == .bool else {
+    package func evaluate(_ inputs: [OnnxValue?], outer: [String: OnnxValue]) throws -> [OnnxValue] {
+        guard let cond = inputs.first??.tensor, cond.elementCount == 1, cond.dataType == .bool else {
             throw OnyxError.invalidInput("If: cond must be a bool tensor of one element")
         }
         let taken = try cond.scalars(as: Bool.self)[0] ? thenBranch : elseBranch
@@ -254,13 +285,17 @@ package struct LoopKernel: SubgraphKernel {
         implicitNames = context.node.implicitInputs
     }
 
-    package func evaluate(_ inputs: [Tensor?], outer: [String: Tensor]) throws -> [Tensor] {
+    package func declaredType(ofOutput index: Int) -> ValueType? {
+        index + 1 < body.outputTypes.count ? body.outputTypes[index + 1] : nil
+    }
+
+    package func evaluate(_ inputs: [OnnxValue?], outer: [String: OnnxValue]) throws -> [OnnxValue] {
         let tripCount = try inputs[0].map { try Self.scalar($0, as: Int64.self, "M") }
         var condition = try inputs[1].map { try Self.scalar($0, as: Bool.self, "cond") } ?? true
         guard tripCount != nil || inputs[1] != nil else {
             throw OnyxError.invalidModel("Loop: neither a trip count M nor a condition is given, so it never ends")
         }
-        var carried = try inputs.dropFirst(2).enumerated().map { index, value -> Tensor in
+        var carried = try inputs.dropFirst(2).enumerated().map { index, value -> OnnxValue in
             guard let value else { throw OnyxError.invalidModel("Loop: loop-carried input \(index) is missing") }
             return value
         }
@@ -272,26 +307,76 @@ package struct LoopKernel: SubgraphKernel {
             guard iteration < Self.iterationLimit else {
                 throw OnyxError.limitExceeded("Loop: more than \(Self.iterationLimit) iterations")
             }
-            let outputs = try body.run([Tensor(scalar: Int64(iteration)), Tensor(scalar: condition)] + carried, outer: outer, strings: strings)
+            let outputs = try body.run(
+                [.tensor(Tensor(scalar: Int64(iteration))), .tensor(Tensor(scalar: condition))] + carried, outer: outer, strings: strings)
             condition = try Self.scalar(outputs[0], as: Bool.self, "the body's cond output")
             carried = Array(outputs[1...carried.count])
             let scanned = outputs.dropFirst(1 + carried.count)
             if scans.isEmpty { scans = scanned.map { _ in [] } }
-            for (k, value) in scanned.enumerated() { scans[k].append(value) }
+            for (k, value) in scanned.enumerated() {
+                guard let tensor = value.tensor else { throw OnyxError.unsupportedDataType("Loop: scan output \(k) must be a tensor, got \(value.type)") }
+                scans[k].append(tensor)
+            }
             iteration += 1
         }
         let scanCount = body.outputCount - 1 - carried.count
         let stacked = try (0..<scanCount).map { k in
-            scans.isEmpty ? Tensor(zeros: .float, shape: [0]) : try TensorSlicing.stack(scans[k], axis: 0, op: "Loop")
+            OnnxValue.tensor(scans.isEmpty ? Tensor(zeros: .float, shape: [0]) : try TensorSlicing.stack(scans[k], axis: 0, op: "Loop"))
         }
         return carried + stacked
     }
 
-    package static func scalar<T: TensorElement>(_ tensor: Tensor, as type: T.Type, _ what: String) throws -> T {
-        guard tensor.elementCount == 1, tensor.dataType == T.dataType else {
-            throw OnyxError.invalidInput("Loop: \(what) must be one \(T.dataType), got \(tensor)")
+    package static func scalar<T: TensorElement>(_ value: OnnxValue, as type: T.Type, _ what: String) throws -> T {
+        guard let tensor = value.tensor, tensor.elementCount == 1, tensor.dataType == T.dataType else {
+            throw OnyxError.invalidInput("Loop: \(what) must be one \(T.dataType), got \(value)")
         }
         return try tensor.scalars(as: T.self)[0]
+    }
+}
+
+/// SequenceMap: runs `body` once per element of the input sequence; each run reads element `i`
+/// of every sequence input (all as long as the first) and the whole of every tensor input, and
+/// output `k` collects the body's output `k` of every run into a sequence.
+package struct SequenceMapKernel: SubgraphKernel {
+    package let body: Subgraph
+    package let implicitNames: [String]
+    package let explicitInputCount: Int
+    package var opType: String { "SequenceMap" }
+
+    package init(_ context: NodeContext) throws {
+        guard case .graph(let graph)? = context.attribute("body") else {
+            throw context.attributeError("attribute 'body' (a graph) is required")
+        }
+        guard graph.inputs.count == context.inputCount, context.outputCount == graph.outputs.count else {
+            throw context.attributeError(
+                "body takes \(graph.inputs.count) inputs and returns \(graph.outputs.count); the node has \(context.inputCount) and \(context.outputCount)")
+        }
+        body = try Subgraph(graph, attribute: "body", context: context)
+        explicitInputCount = context.inputCount
+        implicitNames = context.node.implicitInputs
+    }
+
+    package func declaredType(ofOutput index: Int) -> ValueType? {
+        body.outputTypes[index].map { .sequence($0) }
+    }
+
+    package func evaluate(_ inputs: [OnnxValue?], outer: [String: OnnxValue]) throws -> [OnnxValue] {
+        guard let first = inputs.first??.sequence else { throw OnyxError.unsupportedDataType("SequenceMap: input 0 must be a sequence") }
+        for (k, input) in inputs.enumerated() {
+            if let elements = input?.sequence, elements.count != first.count {
+                throw OnyxError.invalidInput("SequenceMap: sequence input \(k) has \(elements.count) elements, input 0 has \(first.count)")
+            }
+        }
+        let strings = StringTable()  // every run's strings, so the outputs share one numbering
+        var outputs = [[OnnxValue]](repeating: [], count: body.outputCount)
+        for i in 0..<first.count {
+            let arguments = try inputs.enumerated().map { k, input -> OnnxValue in
+                guard let input else { throw OnyxError.invalidModel("SequenceMap: input \(k) is missing") }
+                return input.sequence?[i] ?? input
+            }
+            for (k, value) in try body.run(arguments, outer: outer, strings: strings).enumerated() { outputs[k].append(value) }
+        }
+        return outputs.map(OnnxValue.sequence)
     }
 }
 
@@ -346,7 +431,24 @@ package struct ScanKernel: SubgraphKernel {
         implicitNames = context.node.implicitInputs
     }
 
-    package func evaluate(_ inputs: [Tensor?], outer: [String: Tensor]) throws -> [Tensor] {
+    package func declaredType(ofOutput index: Int) -> ValueType? { nil }
+
+    package func evaluate(_ inputs: [OnnxValue?], outer: [String: OnnxValue]) throws -> [OnnxValue] {
+        // Scan slices and stacks tensors only.
+        let tensors = try inputs.map { value -> Tensor? in
+            guard let value else { return nil }
+            guard let tensor = value.tensor else { throw OnyxError.unsupportedDataType("Scan: inputs must be tensors, got \(value.type)") }
+            return tensor
+        }
+        var outerTensors: [String: Tensor] = [:]
+        for (name, value) in outer {
+            guard let tensor = value.tensor else { throw OnyxError.unsupportedDataType("Scan: '\(name)' must be a tensor, got \(value.type)") }
+            outerTensors[name] = tensor
+        }
+        return try evaluate(tensors, outer: outerTensors).map(OnnxValue.tensor)
+    }
+
+    private func evaluate(_ inputs: [Tensor?], outer: [String: Tensor]) throws -> [Tensor] {
         let strings = StringTable()  // every step's strings, so scan outputs stack
         guard batched else { return try scan(inputs, outer: outer, strings: strings) }
         // Opset 8: scan each batch entry on its own and stack the results along the batch axis.
@@ -420,6 +522,60 @@ package enum TensorSlicing {
                 for o in 0..<outer where inner > 0 {
                     (target.baseAddress! + o * inner).copyMemory(
                         from: source.baseAddress! + (o * extent + index) * inner, byteCount: inner)
+                }
+            }
+        }
+        return result
+    }
+
+    /// `tensor[..., range, ...]` along `axis`, the axis kept.
+    package static func range(_ tensor: Tensor, axis: Int, range: Range<Int>) throws -> Tensor {
+        let outer = tensor.shape[..<axis].reduce(1, *)
+        let inner = tensor.shape[(axis + 1)...].reduce(1, *) * tensor.dataType.byteWidth
+        let extent = tensor.shape[axis]
+        var shape = tensor.shape
+        shape[axis] = range.count
+        var result = Tensor(zerosLike: tensor, shape: shape)
+        tensor.withUnsafeBytes { source in
+            result.withUnsafeMutableBytes { target in
+                for o in 0..<outer where inner > 0 && !range.isEmpty {
+                    (target.baseAddress! + o * range.count * inner).copyMemory(
+                        from: source.baseAddress! + (o * extent + range.lowerBound) * inner, byteCount: range.count * inner)
+                }
+            }
+        }
+        return result
+    }
+
+    /// The tensors (of one type, shapes equal but along `axis`) joined along `axis`.
+    package static func concatenate(_ tensors: [Tensor], axis: Int, op: String) throws -> Tensor {
+        guard var first = tensors.first else { throw OnyxError.internalError("\(op): nothing to join") }
+        var tensors = tensors
+        if first.dataType == .string {
+            let table = first.stringTable ?? StringTable()
+            tensors = try tensors.map { try $0.rebased(into: table) }
+            first = tensors[0]
+        }
+        for tensor in tensors {
+            guard tensor.dataType == first.dataType, tensor.rank == first.rank,
+                  tensor.shape.indices.allSatisfy({ $0 == axis || tensor.shape[$0] == first.shape[$0] }) else {
+                throw OnyxError.shapeMismatch("\(op): cannot join \(first) and \(tensor) along axis \(axis)")
+            }
+        }
+        let outer = first.shape[..<axis].reduce(1, *)
+        let inner = first.shape[(axis + 1)...].reduce(1, *) * first.dataType.byteWidth
+        var shape = first.shape
+        shape[axis] = tensors.reduce(0) { $0 + $1.shape[axis] }
+        var result = Tensor(zerosLike: first, shape: shape)
+        result.withUnsafeMutableBytes { target in
+            var offset = 0
+            for o in 0..<outer {
+                for tensor in tensors {
+                    let chunk = tensor.shape[axis] * inner
+                    tensor.withUnsafeBytes { source in
+                        if chunk > 0 { (target.baseAddress! + offset).copyMemory(from: source.baseAddress! + o * chunk, byteCount: chunk) }
+                    }
+                    offset += chunk
                 }
             }
         }

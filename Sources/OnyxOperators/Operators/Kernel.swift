@@ -6,6 +6,8 @@ import OnyxKernels
 package struct PlannedInput: Sendable {
     package var descriptor: TensorDescriptor
     package var constant: Tensor?
+    /// For a sequence, map or optional whose value is known: the value (`constant` holds its handle).
+    package var containerValue: OnnxValue?
 
     package var dataType: DataType { descriptor.dataType }
     package var shape: [Int] { descriptor.shape }
@@ -20,9 +22,18 @@ package struct PlannedInput: Sendable {
         return constant
     }
 
-    package init(descriptor: TensorDescriptor, constant: Tensor?) {
+    package init(descriptor: TensorDescriptor, constant: Tensor?, containerValue: OnnxValue? = nil) {
         self.descriptor = descriptor
         self.constant = constant
+        self.containerValue = containerValue
+    }
+
+    /// The value of a sequence, map or optional input, which the output shape depends on.
+    ///
+    /// - Throws: ``NeedsInputValues`` if the value is only known during a run.
+    package func requireValue(op: String, what: String) throws -> OnnxValue {
+        guard let containerValue else { throw NeedsInputValues(op: op, what: what) }
+        return containerValue
     }
 }
 
@@ -91,6 +102,8 @@ package struct KernelContext: ~Copyable {
     /// The run's string table, which every string tensor's handles index; `nil` in runs of graphs
     /// without strings.
     package let strings: StringTable?
+    /// The run's sequences, maps and optionals; `nil` in runs of graphs without them.
+    package let values: ValueStore?
 
     package var inputCount: Int { inputs.count }
 
@@ -114,13 +127,14 @@ package struct KernelContext: ~Copyable {
 
     package init(
         inputs: UnsafeBufferPointer<TensorView?>, outputs: UnsafeBufferPointer<TensorView?>,
-        workspace: UnsafeMutableRawPointer?, pool: ComputePool, strings: StringTable? = nil
+        workspace: UnsafeMutableRawPointer?, pool: ComputePool, strings: StringTable? = nil, values: ValueStore? = nil
     ) {
         self.inputs = inputs
         self.outputs = outputs
         self.workspace = workspace
         self.pool = pool
         self.strings = strings
+        self.values = values
     }
 
     /// The run's string table, for kernels that read or write text.
@@ -133,6 +147,38 @@ package struct KernelContext: ~Copyable {
     package func strings(ofInput index: Int) throws -> [String] {
         let view = input(index)!
         return try stringTable().strings(UnsafeBufferPointer(view.buffer(as: Int64.self)))
+    }
+
+    /// Input `index` as a value: a sequence, map or optional from the run's store, or a tensor
+    /// copied out of the run's memory (string tensors keep the run's table).
+    package func value(ofInput index: Int) throws -> OnnxValue {
+        let view = input(index)!
+        if view.isValueHandle {
+            guard let values else { throw OnyxError.internalError("a sequence, map or optional reached a run without a value store") }
+            return try values.value(view.data.load(as: Int64.self))
+        }
+        let bytes = UnsafeRawBufferPointer(start: view.data, count: view.byteCount)
+        return .tensor(Tensor(dataType: view.dataType, shape: view.shape,
+                              storage: TensorStorage(copying: bytes, strings: view.dataType == .string ? strings : nil)))
+    }
+
+    /// Writes `value` into output `index`: a sequence, map or optional goes into the run's store
+    /// and the output holds its handle; a tensor's elements are copied into the output, whose
+    /// type and shape it must have.
+    package func store(_ value: OnnxValue, intoOutput index: Int) throws {
+        let view = output(index)
+        if view.isValueHandle {
+            guard let values else { throw OnyxError.internalError("a sequence, map or optional reached a run without a value store") }
+            view.data.storeBytes(of: values.add(value), as: Int64.self)
+            return
+        }
+        guard case .tensor(var tensor) = value, tensor.dataType == view.dataType, tensor.shape == view.shape else {
+            throw OnyxError.internalError("output \(index) is \(view.dataType)\(view.shape); the operator produced \(value)")
+        }
+        if tensor.dataType == .string { tensor = try tensor.rebased(into: try stringTable()) }
+        tensor.withUnsafeBytes { bytes in
+            if let base = bytes.baseAddress, bytes.count > 0 { view.data.copyMemory(from: base, byteCount: bytes.count) }
+        }
     }
 
     /// Writes `values`, one per element, into output `index`, a string tensor.

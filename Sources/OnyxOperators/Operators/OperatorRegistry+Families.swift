@@ -27,6 +27,7 @@ extension OperatorRegistry {
         stringOperators,         // Operators/Strings.swift: StringNormalizer, StringSplit, RegexFullMatch, Tokenizer …
         transformerOperators,    // Operators/Transformer.swift: SwiGLU, TensorScatter, LinearAttention …
         optionalOperators,       // Operators/Optional.swift: Optional*
+        sequenceOperators,       // Operators/Sequence.swift: Sequence*, SplitToSequence, ConcatFromSequence
         nchwcOperators,          // Operators/Nchwc.swift: onyx.nchwc (internal; see NchwcLayout)
     ]
 }
