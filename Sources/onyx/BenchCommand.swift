@@ -51,7 +51,10 @@ struct BenchCommand: ParsableCommand {
             let loadStart = ContinuousClock.now
             let session = try InferenceSession(contentsOf: model, options: try modelOptions.sessionOptions())
             let load = ContinuousClock.now - loadStart
-            let feeds = try inputs.isEmpty ? randomInputs(session) : RunCommand.bind(inputs, to: session)
+            let feeds = try inputs.isEmpty ? randomInputs(session) : RunCommand.bind(inputs, to: session).mapValues { value in
+                guard let tensor = value.tensor else { throw CommandLineInputError("onyx bench takes tensor inputs; got a \(value.type)") }
+                return tensor
+            }
 
             for _ in 0..<warmup { _ = try session.run(feeds) }
             var samples = LatencySamples()

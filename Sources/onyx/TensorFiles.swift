@@ -96,6 +96,34 @@ enum TensorFiles {
         return DataType.allCases.first { $0.onnxName == lower }
     }
 
+    /// Reads a value of a declared sequence, map or optional type from its `.pb` proto.
+    static func readValue(_ path: String, as type: ValueType) throws -> OnnxValue {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CommandLineInputError("cannot read input file '\(path)'")
+        }
+        guard (path as NSString).pathExtension.lowercased() == "pb" else {
+            throw CommandLineInputError("input '\(path)' is a \(type): give it as a .pb file (SequenceProto, MapProto or OptionalProto)")
+        }
+        return try OnnxValue.decodeProto([UInt8](data), as: type).value
+    }
+
+    /// A value as JSON-ready objects: a tensor's elements (a scalar as its element), a sequence as
+    /// a list, a map as an object (keys as text), an optional as its value or null.
+    static func jsonObject(_ value: OnnxValue) throws -> Any {
+        switch value {
+        case .tensor(let tensor):
+            let values = try jsonValues(tensor)
+            return tensor.rank == 0 && values.count == 1 ? values[0] : values
+        case .sequence(let elements):
+            return try elements.map(jsonObject)
+        case .map(let keys, let values):
+            let names = try jsonValues(keys).map { "\($0)" }
+            return Dictionary(zip(names, try jsonValues(values)), uniquingKeysWith: { first, _ in first })
+        case .optional(let inner):
+            return try inner.map(jsonObject) ?? NSNull()
+        }
+    }
+
     /// The elements of `tensor` as JSON-ready numbers.
     static func jsonValues(_ tensor: Tensor, limit: Int = .max) throws -> [Any] {
         func take<T: TensorElement>(_ type: T.Type, _ convert: (T) -> Any) throws -> [Any] {

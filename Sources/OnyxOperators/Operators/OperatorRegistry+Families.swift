@@ -28,6 +28,7 @@ extension OperatorRegistry {
         transformerOperators,    // Operators/Transformer.swift: SwiGLU, TensorScatter, LinearAttention …
         optionalOperators,       // Operators/Optional.swift: Optional*
         sequenceOperators,       // Operators/Sequence.swift: Sequence*, SplitToSequence, ConcatFromSequence
+        mapOperators,            // Operators/Maps.swift: ZipMap, CastMap, DictVectorizer (ai.onnx.ml)
         nchwcOperators,          // Operators/Nchwc.swift: onyx.nchwc (internal; see NchwcLayout)
     ]
 }
