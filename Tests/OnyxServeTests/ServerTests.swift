@@ -378,6 +378,44 @@ import Testing
         }
     }
 
+    @Test func sequencesOfMapsComeBackAsJSON() async throws {
+        PrometheusSetup.bootstrap()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("onyx-zipmap-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let graph = Graph(
+            nodes: [Node(name: "zip", opType: "ZipMap", domain: "ai.onnx.ml", inputs: ["p"], outputs: ["probabilities"],
+                         attributes: ["classlabels_strings": .strings(["benign", "malicious"])])],
+            inputs: [Value(name: "p", type: TensorType(dataType: .float, shape: Shape([.symbolic("n"), .fixed(2)])))],
+            outputs: [Value(name: "probabilities", valueType: .sequence(.map(key: .string, value: .tensor(.float))))])
+        let path = folder.appendingPathComponent("model.onnx").path
+        FileManager.default.createFile(atPath: path, contents: Data(Model(opsetImports: ["": 17, "ai.onnx.ml": 1], graph: graph).serializedBytes()))
+        let repository = ModelRepository()
+        try await repository.load(name: "zip", path: path)
+        let app = Self.app(repository)
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/v2/models/zip", method: .get) { response throws in
+                let output = try Self.json(response.body)["outputs"]?.arrayValue?.first
+                #expect(output?["datatype"]?.stringValue == "BYTES")
+                #expect(output?["shape"]?.arrayValue?.compactMap(\.intValue) == [-1])
+            }
+            // /predictions: the maps themselves, one per row.
+            try await client.execute(uri: "/predictions/zip", method: .post, body: Self.body(#"{"data": [[0.75, 0.25], [0.5, 0.5]]}"#)) { response throws in
+                #expect(response.status == .ok)
+                #expect(try Self.json(response.body)["data"] == .array([
+                    .object(["benign": .number(0.75), "malicious": .number(0.25)]),
+                    .object(["benign": .number(0.5), "malicious": .number(0.5)]),
+                ]))
+            }
+            // The v2 protocol: BYTES, each element the JSON text of one map.
+            let v2 = #"{"inputs":[{"name":"p","datatype":"FP32","shape":[1,2],"data":[0.125,0.875]}]}"#
+            try await client.execute(uri: "/v2/models/zip/infer", method: .post, body: Self.body(v2)) { response throws in
+                #expect(response.status == .ok)
+                let output = try Self.json(response.body)["outputs"]?.arrayValue?.first
+                #expect(output?["data"] == .array([.string(#"{"benign":0.125,"malicious":0.875}"#)]))
+            }
+        }
+    }
+
     @Test func screeningHandlerReturnsLabels() async throws {
         let repository = ModelRepository()
         try await repository.load(name: "screen", path: Self.fixtures.appendingPathComponent("mlp_legacy/model.onnx").path,

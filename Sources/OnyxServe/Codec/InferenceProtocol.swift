@@ -163,8 +163,11 @@ public enum InferenceProtocol {
 
     /// One output object: name, datatype, shape, then `data` or (for binary) `binary_data_size`.
     ///
-    /// A binary BYTES output gives its encoded size as `binaryByteCount`.
-    static func writeOutput(_ output: NamedTensor, binary: Bool, binaryByteCount: Int? = nil, to writer: inout JSONWriter) {
+    /// A binary BYTES output gives its encoded size as `binaryByteCount`. With `expandJSON`, an
+    /// output holding JSON texts (a sequence or map) has them written as JSON, not as strings.
+    static func writeOutput(
+        _ output: NamedTensor, binary: Bool, binaryByteCount: Int? = nil, expandJSON: Bool = false, to writer: inout JSONWriter
+    ) {
         writer.raw("{\"name\":")
         writer.string(output.name)
         writer.raw(",\"datatype\":")
@@ -179,6 +182,13 @@ public enum InferenceProtocol {
             writer.raw(",\"parameters\":{\"binary_data_size\":")
             writer.integer(binaryByteCount ?? output.tensor.byteCount)
             writer.raw("}}")
+        } else if expandJSON && output.holdsJSON, let texts = try? output.tensor.strings() {
+            writer.raw(",\"data\":[")
+            for (i, text) in texts.enumerated() {
+                if i > 0 { writer.raw(",") }
+                writer.bytes += Array(text.utf8)
+            }
+            writer.raw("]}")
         } else {
             writer.raw(",\"data\":")
             TensorJSON.write(output.tensor, to: &writer)

@@ -6,15 +6,21 @@ public struct NamedTensor: Sendable {
     public var name: String
     /// The data.
     public var tensor: Tensor
+    /// Whether each element of this BYTES tensor is a JSON text: a model output that is a
+    /// sequence, map or optional, one text per sequence element (ZipMap's label → probability maps).
+    /// `/predictions` writes those texts as JSON; the v2 protocol sends them as BYTES strings.
+    public var holdsJSON: Bool
 
     /// Pairs a name with a tensor.
     ///
     /// - Parameters:
     ///   - name: The input or output name.
     ///   - tensor: The data.
-    public init(name: String, tensor: Tensor) {
+    ///   - holdsJSON: Whether the tensor holds the JSON texts of a sequence, map or optional.
+    public init(name: String, tensor: Tensor, holdsJSON: Bool = false) {
         self.name = name
         self.tensor = tensor
+        self.holdsJSON = holdsJSON
     }
 }
 

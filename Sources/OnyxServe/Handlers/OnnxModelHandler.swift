@@ -17,6 +17,8 @@ public final class OnnxModelHandler: ModelHandler, @unchecked Sendable {
     public private(set) var outputs: [TensorMetadata] = []
     /// Whether every input has a dynamic first axis, so requests can be stacked.
     public private(set) var supportsBatching = false
+    /// Outputs that are sequences, maps or optionals, served as BYTES tensors of JSON texts.
+    private var jsonOutputs: Set<String> = []
 
     /// Creates a handler; ``initialize(_:)`` loads the model.
     public init() {}
@@ -32,6 +34,7 @@ public final class OnnxModelHandler: ModelHandler, @unchecked Sendable {
             try InferenceSession(contentsOf: context.modelPath, options: SessionOptions(threadCount: threads == 0 ? nil : threads))
         }
         self.session = session
+        jsonOutputs = Set(session.outputs.filter { !($0.valueType?.isTensor ?? true) }.map(\.name))
         runsInline = session.parameterCount.bytes <= Self.inlineParameterBytes
         inputs = try Self.applying(context.configuration.inputs, to: session.inputs.map(Self.metadata), kind: "input")
         outputs = try Self.applying(context.configuration.outputs, to: session.outputs.map(Self.metadata), kind: "output")
@@ -71,6 +74,12 @@ public final class OnnxModelHandler: ModelHandler, @unchecked Sendable {
     static let inlineParameterBytes = 1 << 20
 
     static func metadata(_ value: Value) -> TensorMetadata {
+        // A sequence is a BYTES tensor of one JSON text per element; a map or optional is one text.
+        switch value.valueType {
+        case .sequence?: return TensorMetadata(name: value.name, datatype: .string, shape: [-1])
+        case .map?, .optional?: return TensorMetadata(name: value.name, datatype: .string, shape: [1])
+        default: break
+        }
         let shape = value.type?.shape?.dimensions.map { dimension -> Int in
             if case .fixed(let n) = dimension { return n }
             return -1
@@ -187,18 +196,20 @@ public final class OnnxModelHandler: ModelHandler, @unchecked Sendable {
             let result: Result<[String: Tensor], HandlerError>
             do {
                 // A synchronous closure selects the synchronous `run`: inline on this thread, by design.
-                result = .success(try { try session.run(run.inputs) }())
+                result = .success(try { try Self.run(session, run.inputs, jsonOutputs: self.jsonOutputs) }())
             } catch let error as OnyxError {
                 result = .failure(HandlerError(status: error.code == .internalError ? 500 : 400, error.message))
             }
             return Computed(results: [0: result], runs: prepared.runs, failures: prepared.failures)
         }
-        let inline = runsInline
+        let inline = runsInline, jsonOutputs = self.jsonOutputs
         let results = await withTaskGroup(of: (Int, Result<[String: Tensor], HandlerError>).self) { group in
             for (index, run) in prepared.runs.enumerated() {
                 group.addTask {
                     do {
-                        let outputs = inline ? try { try session.run(run.inputs) }() : try await Compute.run { try session.run(run.inputs) }
+                        let outputs = inline
+                            ? try { try Self.run(session, run.inputs, jsonOutputs: jsonOutputs) }()
+                            : try await Compute.run { try Self.run(session, run.inputs, jsonOutputs: jsonOutputs) }
                         return (index, .success(outputs))
                     } catch let error as OnyxError {
                         return (index, .failure(HandlerError(status: error.code == .internalError ? 500 : 400, error.message)))
@@ -212,6 +223,21 @@ public final class OnnxModelHandler: ModelHandler, @unchecked Sendable {
             return collected
         }
         return Computed(results: results, runs: prepared.runs, failures: prepared.failures)
+    }
+
+    /// Runs the model; outputs in `jsonOutputs` (sequences, maps, optionals) come back as BYTES
+    /// tensors of JSON texts, one per sequence element.
+    static func run(_ session: InferenceSession, _ inputs: [String: Tensor], jsonOutputs: Set<String>) throws -> [String: Tensor] {
+        guard !jsonOutputs.isEmpty else { return try session.run(inputs) }
+        var outputs: [String: Tensor] = [:]
+        for (name, value) in try session.run(values: inputs.mapValues(OnnxValue.tensor)) {
+            switch value {
+            case .tensor(let tensor): outputs[name] = tensor
+            case .sequence(let elements): outputs[name] = try Tensor(strings: elements.map(ValueJSON.text), shape: [elements.count])
+            default: outputs[name] = try Tensor(strings: [ValueJSON.text(value)], shape: [1])
+            }
+        }
+        return outputs
     }
 
     /// Splits stacked outputs back per request and keeps only the outputs each asked for.
@@ -239,7 +265,7 @@ public final class OnnxModelHandler: ModelHandler, @unchecked Sendable {
                         let tensors = try wanted.map { name -> NamedTensor in
                             let full = outputs[name]!
                             let part = run.members.count == 1 ? full : try Batching.slice(full, rows: offset..<(offset + member.rows))
-                            return NamedTensor(name: name, tensor: part)
+                            return NamedTensor(name: name, tensor: part, holdsJSON: jsonOutputs.contains(name))
                         }
                         responses[member.request] = .success(.tensors(tensors))
                     } catch {

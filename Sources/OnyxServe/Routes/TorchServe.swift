@@ -43,12 +43,12 @@ struct TorchServeRoutes {
             case .tensors(let outputs):
                 var writer = JSONWriter()
                 if outputs.count == 1 {
-                    InferenceProtocol.writeOutput(outputs[0], binary: false, to: &writer)
+                    InferenceProtocol.writeOutput(outputs[0], binary: false, expandJSON: true, to: &writer)
                 } else {
                     writer.raw("[")
                     for (i, output) in outputs.enumerated() {
                         if i > 0 { writer.raw(",") }
-                        InferenceProtocol.writeOutput(output, binary: false, to: &writer)
+                        InferenceProtocol.writeOutput(output, binary: false, expandJSON: true, to: &writer)
                     }
                     writer.raw("]")
                 }
