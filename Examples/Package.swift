@@ -1,7 +1,7 @@
 // swift-tools-version:6.2
 // Examples of Onyx used as a dependency. Build from the repository root with
 //     swift build --package-path Examples
-// and run with `swift run --package-path Examples screen-requests` (or `custom-handler-server`).
+// and run with `swift run --package-path Examples screen-requests` (or `screen-text`, `custom-handler-server`).
 import PackageDescription
 
 let package = Package(
@@ -16,6 +16,10 @@ let package = Package(
     targets: [
         .executableTarget(
             name: "screen-requests",
+            dependencies: [.product(name: "Onyx", package: "Onyx")]
+        ),
+        .executableTarget(
+            name: "screen-text",
             dependencies: [.product(name: "Onyx", package: "Onyx")]
         ),
         .executableTarget(

@@ -5,7 +5,8 @@
 #   2. A live `onyx serve` on two fixtures (the MLP; the text screener, BYTES in), checked with
 #      Triton's own client (tools/check_tritonclient.py).
 #   3. SIGTERM while requests are in flight: all answered, exit 0 (tools/check_sigterm.py).
-#   4. The Examples package (Onyx used as a dependency) builds, and screen-requests runs on its CSV.
+#   4. The Examples package (Onyx used as a dependency) builds; screen-requests runs on its CSV and
+#      screen-text on its request lines (the text screener, string input).
 #   5. Every public declaration of Onyx and OnyxServe has a /// doc comment (tools/check-public-docs.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,3 +46,4 @@ python3 tools/check_sigterm.py --port $((port + 1))
 
 swift build --package-path Examples
 swift run --package-path Examples --skip-build screen-requests
+swift run --package-path Examples --skip-build screen-text
