@@ -126,7 +126,8 @@ import Testing
             ("BOOL", "[2]", "true/false"),
             ("FP32", "[\"a\"]", "only numbers or booleans"),
             ("FP32", "[null]", "only numbers or booleans"),
-            ("STRING", "[1]", "not supported"),
+            ("BYTES", "[1]", "BYTES data must be strings"),
+            ("BF16", "[1]", "not supported"),
         ]
         for (type, data, expected) in cases {
             let message = Self.outcome(Self.input(shape: "[1]", datatype: type, rest: "\"data\":\(data)"))

@@ -271,7 +271,7 @@ import Testing
         #expect(try Self.floats(Self.run("Constant", [], ["value": .tensor(x)])[0]) == [1, 2])
         #expect(try Self.run("Constant", [], ["value_ints": .ints([4, 5])])[0].scalars(as: Int64.self) == [4, 5])
         #expect(try Self.floats(Self.run("Constant", [], ["value_float": .float(2.5)])[0]) == [2.5])
-        #expect(throws: OnyxError.self) { try Self.run("Constant", [], ["value_string": .string("no")]) }
+        #expect(try Self.run("Constant", [], ["value_string": .string("yes")])[0].strings() == ["yes"])
     }
 
     @Test func castBetweenTypes() throws {
@@ -293,6 +293,6 @@ import Testing
             let z = try Self.run("Cast", [y], ["to": .int(1)])[0]
             #expect(try Self.floats(z) == [1, 0], "through \(type)")
         }
-        #expect(throws: OnyxError.self) { try Self.run("Cast", [x], ["to": .int(8)]) }
+        #expect(try Self.run("Cast", [x], ["to": .int(8)])[0].dataType == .string)
     }
 }

@@ -74,12 +74,23 @@ import Testing
         }
     }
 
+    /// Random elements; strings are 8 hex digits, so `bytes` gives 8 bytes per element for them too.
     static func randomTensor(_ type: DataType, _ shape: [Int], seed: UInt64) -> Tensor {
         let bytes = randomBytes(shape.reduce(1, *) * type.byteWidth, seed: seed)
+        if type == .string {
+            let texts = stride(from: 0, to: bytes.count, by: 8).map { i in
+                bytes[i..<(i + 4)].map { String($0 >> 4, radix: 16) + String($0 & 15, radix: 16) }.joined()
+            }
+            return try! Tensor(strings: texts, shape: shape)
+        }
         return try! bytes.withUnsafeBytes { try Tensor(dataType: type, shape: shape, bytes: $0) }
     }
 
-    static func bytes(_ t: Tensor) -> [UInt8] { t.withUnsafeBytes { Array($0) } }
+    /// The elements' bytes; for strings, their UTF-8 text (handles differ from table to table).
+    static func bytes(_ t: Tensor) -> [UInt8] {
+        if t.dataType == .string { return Array(((try? t.strings()) ?? []).joined().utf8) }
+        return t.withUnsafeBytes { Array($0) }
+    }
 
     // MARK: - Shape
 
