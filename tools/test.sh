@@ -21,26 +21,22 @@ swift test
 ONYX_ALLOCATION_TESTS=1 swift test --filter AllocationTests
 
 port=$((20000 + RANDOM % 20000))
-.build/debug/onyx serve Fixtures/mlp_legacy/model.onnx --name mlp --port "$port" --log-level warning &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$port/v2/health/ready" >/dev/null && break
-    sleep 0.1
-done
-python3 tools/check_tritonclient.py --url "127.0.0.1:$port" --model mlp --fixture Fixtures/mlp_legacy
-kill -TERM "$server"
-wait "$server"
-.build/debug/onyx serve Fixtures/screener/model.onnx --name screener --port "$port" --log-level warning &
-server=$!
-for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$port/v2/health/ready" >/dev/null && break
-    sleep 0.1
-done
-python3 tools/check_tritonclient.py --url "127.0.0.1:$port" --model screener --fixture Fixtures/screener
-kill -TERM "$server"
-wait "$server"
-trap - EXIT
+# Serves a fixture and checks it with Triton's client: NAME FOLDER.
+check_with_tritonclient() {
+    .build/debug/onyx serve "Fixtures/$2/model.onnx" --name "$1" --port "$port" --log-level warning &
+    server=$!
+    trap 'kill $server 2>/dev/null || true' EXIT
+    for _ in $(seq 1 100); do
+        curl -sf "http://127.0.0.1:$port/v2/health/ready" >/dev/null && break
+        sleep 0.1
+    done
+    python3 tools/check_tritonclient.py --url "127.0.0.1:$port" --model "$1" --fixture "Fixtures/$2"
+    kill -TERM "$server"
+    wait "$server"
+    trap - EXIT
+}
+check_with_tritonclient mlp mlp_legacy
+check_with_tritonclient screener screener
 
 python3 tools/check_sigterm.py --port $((port + 1))
 

@@ -262,41 +262,15 @@ package struct StringConcatKernel: Kernel {
 
     package func run(_ context: borrowing KernelContext) throws {
         let a = try context.strings(ofInput: 0), b = try context.strings(ofInput: 1)
-        let shape = context.output(0).shape
-        let indexA = broadcastIndexes(from: context.input(0)!.shape, to: shape)
-        let indexB = broadcastIndexes(from: context.input(1)!.shape, to: shape)
-        try context.store(zip(indexA, indexB).lazy.map { a[$0] + b[$1] }, intoOutput: 0)
-    }
-}
-
-/// For each element of `shape`, in order, the index of the element of `source` (a shape that
-/// broadcasts to it) that it reads.
-func broadcastIndexes(from source: [Int], to shape: [Int]) -> [Int] {
-    let rank = shape.count
-    let padded = Array(repeating: 1, count: rank - source.count) + source
-    var strides = Array(repeating: 0, count: rank)
-    var step = 1
-    for axis in (0..<rank).reversed() {
-        strides[axis] = padded[axis] == 1 ? 0 : step
-        step *= padded[axis]
-    }
-    let count = shape.reduce(1, *)
-    var indexes = [Int](repeating: 0, count: count)
-    var position = [Int](repeating: 0, count: rank)
-    var offset = 0
-    for i in 0..<count {
-        indexes[i] = offset
-        var axis = rank - 1
-        while axis >= 0 {
-            position[axis] += 1
-            offset += strides[axis]
-            if position[axis] < shape[axis] { break }
-            offset -= strides[axis] * position[axis]
-            position[axis] = 0
-            axis -= 1
+        let y = context.output(0)
+        var joined = [String](repeating: "", count: y.elementCount)
+        BinaryBroadcastPlan.withPlan(context.input(0)!.shape, context.input(1)!.shape, output: y.shape) { plan in
+            plan.forEachSegment(0..<plan.elementCount) { output, offsetA, offsetB, count in
+                for i in 0..<count { joined[output + i] = a[offsetA + i * plan.stepA] + b[offsetB + i * plan.stepB] }
+            }
         }
+        try context.store(joined, intoOutput: 0)
     }
-    return indexes
 }
 
 // MARK: - RegexFullMatch
