@@ -255,4 +255,20 @@ import Testing
         }
         #expect(ints?.message == "TfIdfVectorizer: X must be string with pool_strings, found int64")
     }
+
+    @Test func classPatternsScanAsRegexMatches() throws {
+        let texts = ["GET /etc/passwd?id=1 OR 1=1", "  ünï cödé\t-x_y.z ", "", "a-b-c", "tab\tand\nnewline", "日本 語 abc123"]
+        for source in ["[a-zA-Z0-9_]+", #"\w+"#, ".", "[^a-z]", #"\s+"#, #"[a-c\-x]+"#, #"[\w.]+"#, #"[^\s]+"#, #"\d"#, "x"] {
+            let simple = try #require(ClassPattern(source), "\(source) should be a class pattern")
+            let regex = try Regex(source).matchingSemantics(.unicodeScalar).asciiOnlyWordCharacters().asciiOnlyDigits().asciiOnlyWhitespace()
+            for text in texts {
+                let expected = text.matches(of: regex).map { String(text[$0.range]) }
+                #expect(simple.matches(in: text).map { String(text[$0]) } == expected, "\(source) on \(text)")
+                #expect(simple.matchesWhole(text) == ((try? regex.wholeMatch(in: text)) != nil), "\(source) whole \(text)")
+            }
+        }
+        for source in [#"\b\w\w+\b"#, "(a)+", "a|b", "[ü]+", "a+b", "[a-", "", "+", #"\p{L}+"#] {
+            #expect(ClassPattern(source) == nil, "\(source) is not a single class")
+        }
+    }
 }

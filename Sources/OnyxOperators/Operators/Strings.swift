@@ -284,6 +284,8 @@ struct CompiledPattern: @unchecked Sendable {
     // Regex is not declared Sendable; matching does not mutate it.
     let regex: Regex<AnyRegexOutput>
     let source: String
+    /// The same pattern as a scan, when it is one character class (see Strings+Patterns.swift).
+    let simple: ClassPattern?
 
     init(_ source: String, node: NodeContext, attribute: String) throws {
         do {
@@ -297,6 +299,7 @@ struct CompiledPattern: @unchecked Sendable {
             throw node.attributeError("attribute '\(attribute)' is not a regular expression Onyx can compile: '\(source)' (\(error))")
         }
         self.source = source
+        simple = ClassPattern(source)
     }
 }
 
@@ -319,7 +322,8 @@ package struct RegexFullMatchKernel: Kernel {
     package func run(_ context: borrowing KernelContext) throws {
         let out = context.output(0).pointer(as: UInt8.self)
         for (i, text) in try context.strings(ofInput: 0).enumerated() {
-            out[i] = (try? pattern.regex.wholeMatch(in: text)) != nil ? 1 : 0
+            let matches = pattern.simple.map { $0.matchesWhole(text) } ?? ((try? pattern.regex.wholeMatch(in: text)) != nil)
+            out[i] = matches ? 1 : 0
         }
     }
 }
@@ -339,6 +343,8 @@ package struct RegexFullMatchKernel: Kernel {
 package struct TokenizerKernel: Kernel {
     enum Mode {
         case separators([CompiledPattern])
+        /// Separators that are character classes, scanned for.
+        case simpleSeparators(ClassPattern)
         case characters
         case expression(CompiledPattern)
     }
@@ -366,7 +372,13 @@ package struct TokenizerKernel: Kernel {
             guard !separators.contains("") else {
                 throw context.attributeError("an empty separator must be the only one (it selects character tokens)")
             }
-            mode = .separators(try separators.map { try CompiledPattern($0, node: context, attribute: "separators") })
+            let patterns = try separators.map { try CompiledPattern($0, node: context, attribute: "separators") }
+            let simple = patterns.compactMap(\.simple)
+            if simple.count == patterns.count, let one = patterns.count == 1 ? simple[0] : ClassPattern.union(of: simple) {
+                mode = .simpleSeparators(one)
+            } else {
+                mode = .separators(patterns)
+            }
         case (nil, let expression?) where !expression.isEmpty:
             mode = .expression(try CompiledPattern(expression, node: context, attribute: "tokenexp"))
         default:
@@ -429,6 +441,15 @@ package struct TokenizerKernel: Kernel {
                 cursor = separator.upperBound
             }
             found.append(String(text[start...]))
+        case .simpleSeparators(let pattern):
+            var start = text.startIndex
+            for separator in pattern.matches(in: text) {
+                found.append(String(text[start..<separator.lowerBound]))
+                start = separator.upperBound
+            }
+            found.append(String(text[start...]))
+        case .expression(let pattern) where pattern.simple != nil:
+            found = pattern.simple!.matches(in: text).map { String(text[$0]) }
         case .expression(let pattern):
             var cursor = text.startIndex
             while cursor < text.endIndex {
