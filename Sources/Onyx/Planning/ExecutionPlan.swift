@@ -91,7 +91,11 @@ final class ExecutionPlan: Sendable {
                 }
                 return PlannedInput(descriptor: descriptor, constant: constants[id])
             }
+            try OperatorRegistry.checkElementTypes(
+                domain: step.domain, opType: step.opType, nodeName: step.name, planned.map { $0?.dataType })
             let outputs = try ExecutableGraph.annotating(step) { try step.kernel.outputDescriptors(for: planned) }
+            try OperatorRegistry.checkElementTypes(
+                domain: step.domain, opType: step.opType, nodeName: step.name, outputs.map(\.dataType))
             if planned.contains(where: { $0?.dataType == .string }) || outputs.contains(where: { $0.dataType == .string }),
                !OperatorRegistry.takesStrings(domain: step.domain, opType: step.opType) {
                 throw OnyxError.unsupportedDataType(

@@ -132,6 +132,9 @@ extension Double {
         case .uint64: Double(view.pointer(as: UInt64.self)[index])
         case .bool: view.pointer(as: UInt8.self)[index] != 0 ? 1 : 0
         case .string: .nan  // the planner keeps strings away from the quantization operators
+        case .bfloat16, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1,
+             .int4, .uint4, .int2, .uint2:
+            Casting.double(view.data, view.dataType, at: index)
         }
     }
 

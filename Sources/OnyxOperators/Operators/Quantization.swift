@@ -626,9 +626,9 @@ package struct BitCastKernel: Kernel {
 
     package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
         guard inputs.count == 1, let x = inputs[0] else { throw OnyxError.invalidModel("BitCast takes one input") }
-        guard x.dataType.byteWidth == target.byteWidth else {
+        guard x.dataType.bitWidth == target.bitWidth, x.dataType != .string, target != .string else {
             throw OnyxError.unsupportedDataType(
-                "BitCast: \(x.dataType) (\(x.dataType.byteWidth * 8) bits) and \(target) (\(target.byteWidth * 8) bits) differ in width")
+                "BitCast: \(x.dataType) (\(x.dataType.bitWidth) bits) and \(target) (\(target.bitWidth) bits) differ in width")
         }
         return [TensorDescriptor(target, x.shape)]
     }
@@ -638,6 +638,16 @@ package struct BitCastKernel: Kernel {
         if target == .bool && x.dataType != .bool {
             let source = x.pointer(as: UInt8.self), destination = y.pointer(as: UInt8.self)
             for i in 0..<x.elementCount { destination[i] = source[i] != 0 ? 1 : 0 }
+        } else if x.dataType.bitWidth < 8 && x.dataType != target {
+            // Unpacked, each byte holds its element's value: keep the low bits, sign-extended for
+            // a signed target (int4 −1 is uint4 15 and back).
+            let source = x.pointer(as: UInt8.self), destination = y.pointer(as: UInt8.self)
+            let unused = UInt8(8 - target.bitWidth)
+            let signed = target == .int4 || target == .int2
+            for i in 0..<x.elementCount {
+                let field = source[i] << unused
+                destination[i] = signed ? UInt8(bitPattern: Int8(bitPattern: field) >> unused) : field >> unused
+            }
         } else if x.data != y.data {
             y.data.copyMemory(from: x.data, byteCount: x.byteCount)
         }
