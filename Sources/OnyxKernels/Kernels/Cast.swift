@@ -269,7 +269,7 @@ extension BoolByte: CastSource {
 @usableFromInline package struct BFloat16Bits {
     @usableFromInline package var raw: UInt16
 
-    package init(raw: UInt16) {
+    @inlinable package init(raw: UInt16) {
         self.raw = raw
     }
 
