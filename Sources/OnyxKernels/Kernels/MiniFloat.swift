@@ -115,10 +115,12 @@ package struct MiniFloat: Sendable, Equatable {
     package func bits(_ x: Double, saturate: Bool) -> UInt32 {
         let negative = x.sign == .minus
         if x.isNaN { return nanBits(negative: negative) }
-        let sign = negative && specials != .nanAtNegativeZero ? signBit : 0
+        let sign = negative ? signBit : 0
+        // The fnuz formats have no −0: their negative-zero pattern is NaN.
+        let zero = specials == .nanAtNegativeZero ? 0 : sign
         let magnitude = x.magnitude
         if magnitude.isInfinite { return overflow(negative: negative, saturate: saturate) }
-        if magnitude == 0 { return sign }
+        if magnitude == 0 { return zero }
         // Quantize to the spacing of the binade (subnormals: of the smallest), then the pattern
         // is the count of those steps above the subnormal range: exponent and mantissa at once,
         // with a carry into the next binade handled by the addition.
@@ -126,7 +128,7 @@ package struct MiniFloat: Sendable, Equatable {
         let steps = (magnitude * Double(sign: .plus, exponent: mantissaBits - exponent, significand: 1)).rounded(.toNearestOrEven)
         let code = (exponent - minimumExponent) << mantissaBits + Int(steps)
         if code > Int(maximumBits) { return overflow(negative: negative, saturate: saturate) }
-        if code == 0 { return sign }
+        if code == 0 { return zero }
         return sign | UInt32(code)
     }
 
