@@ -322,14 +322,42 @@ import Testing
         let relu = Self.message { _ = try Self.run("Relu", opset: 14, [e4m3]) }
         #expect(relu.contains("node 'n' (Relu) does not support float8e4m3fn"), "\(relu)")
         // TopK's kernel would otherwise read the bytes as some other type.
+        #expect(Self.message { _ = try Self.run("TopK", opset: 11, [e4m3, try Tensor(shape: [1], scalars: [Int64(1)])]) }
+            .contains("does not support float8e4m3fn"))
         let bf16 = try Tensor(converting: Self.floats([1, 3, 2]), to: .bfloat16)
-        #expect(Self.message { _ = try Self.run("TopK", opset: 11, [bf16, try Tensor(shape: [1], scalars: [Int64(1)])]) }
+        #expect(Self.message { _ = try Self.run("LayerNormalization", opset: 17, [bf16, bf16, bf16]) }
             .contains("does not support bfloat16"))
         // Moving elements works for every type.
         let moved = try Self.run("Transpose", opset: 13, [Self.tensor(.int4, [0xF8, 1, 2, 3], shape: [2, 2])])
         #expect(moved.dataType == .int4 && Self.patterns(moved) == [0xF8, 2, 1, 3])
         let gathered = try Self.run("Gather", opset: 13, [e4m3, try Tensor(shape: [3], scalars: [Int64(1), 0, 1])])
         #expect(Self.patterns(gathered) == [0x40, 0x38, 0x40])
+    }
+
+    /// Operators without bfloat16 loops compute it in float32 and round each result once.
+    @Test func bfloat16ComputesThroughFloat() throws {
+        let a = try Tensor(converting: Self.floats([1, 3, -2.5]), to: .bfloat16)
+        let b = try Tensor(converting: Self.floats([0x1p-8, 1, 2]), to: .bfloat16)
+        // 1 + 2^-8 ties to 1; 3 + 1 and −2.5 + 2 are exact.
+        let sum = try Self.run("Add", opset: 14, [a, b])
+        #expect(sum.dataType == .bfloat16 && Self.patterns(sum) == [0x3F80, 0x4080, 0xBF00])
+        let relu = try Self.run("Relu", opset: 14, [a])
+        #expect(try Self.values(relu) == [1, 3, 0])
+        let product = try Self.run("MatMul", opset: 13, [try Tensor(converting: try Tensor(shape: [1, 3], scalars: [Float(1), 2, 3]), to: .bfloat16),
+                                                          try Tensor(converting: try Tensor(shape: [3, 1], scalars: [Float(4), 5, 6]), to: .bfloat16)])
+        #expect(product.dataType == .bfloat16 && product.shape == [1, 1])
+        #expect(try Self.values(product) == [32])
+        let less = try Self.run("Less", opset: 13, [a, b])
+        #expect(try less.scalars(as: Bool.self) == [false, false, true])
+        // float16 and double keep their own loops: nothing staged but bfloat16.
+        #expect(try Self.run("Add", opset: 14, [try Tensor(converting: a, to: .float16), try Tensor(converting: b, to: .float16)]).dataType == .float16)
+    }
+
+    @Test func isNaNAndIsInfReadFloat8() throws {
+        let e5m2 = Self.tensor(.float8e5m2, [0x3C, 0x7C, 0x7E, 0xFC])  // 1, ∞, NaN, −∞
+        #expect(try Self.run("IsNaN", opset: 20, [e5m2]).scalars(as: Bool.self) == [false, false, true, false])
+        #expect(try Self.run("IsInf", opset: 20, [e5m2]).scalars(as: Bool.self) == [false, true, false, true])
+        #expect(try Self.run("IsNaN", opset: 20, [Self.tensor(.float8e4m3fnuz, [0x80, 0x00])]).scalars(as: Bool.self) == [true, false])
     }
 
     @Test func stringsCastThroughFloat() throws {

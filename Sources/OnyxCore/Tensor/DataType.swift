@@ -28,11 +28,12 @@ public enum DataType: Int32, Sendable, Hashable, CaseIterable, CustomStringConve
     /// Unsigned 64-bit integer (`UInt64`).
     case uint64 = 13
 
-    // The types below have no Swift element type: read and write them through `Cast` (or
-    // `Casting` inside the package) or as raw bytes. Each element is stored as described; the
-    // formats narrower than a byte are unpacked, one element per byte, so every kernel that only
-    // moves elements treats them as 1-byte elements. They are packed only in TensorProto
-    // `raw_data`, `int32_data` and external data, where ONNX packs them (see ``bitWidth``).
+    // The types below have no Swift element type: make and read such tensors by converting
+    // (`Tensor(converting:to:)` in Onyx, a Cast node in a model) or as raw bytes, each element
+    // stored as described. The types narrower than a byte are unpacked, one element per byte, so
+    // every kernel that only moves elements treats them as 1-byte elements; ONNX packs them
+    // (TensorProto `raw_data`, `int32_data`, external data), and only decoding and encoding
+    // TensorProtos packs and unpacks them (see ``bitWidth``).
 
     /// Brain float: float32's sign and 8-bit exponent with a 7-bit mantissa, stored as its
     /// 16-bit pattern (the upper half of the float32 with the same value).
