@@ -88,7 +88,7 @@ enum TensorFiles {
                 }
                 let values = flat.map(\.int64Value)
                 if let bad = flat.first(where: { !range.contains($0.int64Value) || $0.doubleValue != Double($0.int64Value) }) {
-                    throw CommandLineInputError("'\(path)': \(bad) is not a \(type) value (integers \(range))")
+                    throw CommandLineInputError("'\(path)': \(bad) is out of range for \(type) (integers \(range))")
                 }
                 return try Tensor(converting: try Tensor(shape: shape, scalars: values), to: type)
             }

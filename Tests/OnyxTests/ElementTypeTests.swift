@@ -179,7 +179,7 @@ import Testing
         #expect(Self.message { _ = try Self.run("BitCast", opset: 26, [int4], ["to": .int(3)]) }.contains("differ in width"))
         // Bytes given for an unpacked type must hold elements of it.
         let wrong = Self.message { _ = try [UInt8(9)].withUnsafeBytes { try Tensor(dataType: .int4, shape: [1], bytes: $0) } }
-        #expect(wrong.contains("byte 0 is 9, not a int4 element"), "\(wrong)")
+        #expect(wrong.contains("byte 0 is 9, out of range for int4 (-8...7)"), "\(wrong)")
         #expect(throws: OnyxError.self) { try [UInt8(4)].withUnsafeBytes { try Tensor(dataType: .uint2, shape: [1], bytes: $0) } }
     }
 
@@ -259,6 +259,10 @@ import Testing
         let bx = try Tensor(converting: Self.floats([3, -3]), to: .bfloat16)
         let q = try Self.run("QuantizeLinear", opset: 21, [bx, try Tensor(converting: Self.floats([2]), to: .bfloat16), Self.tensor(.int4, [0])])
         #expect(try Tensor(converting: q, to: .int8).scalars(as: Int8.self) == [2, -2])
+        // precision bfloat16: 2.505 becomes 2.5 before rounding, which ties to 2; in float it rounds to 3.
+        let precise = try Self.run("QuantizeLinear", opset: 23, [Self.floats([2.505]), Self.floats([1])], ["output_dtype": .int(3)])
+        let coarse = try Self.run("QuantizeLinear", opset: 23, [Self.floats([2.505]), Self.floats([1])], ["output_dtype": .int(3), "precision": .int(16)])
+        #expect(try precise.scalars(as: Int8.self) == [3] && coarse.scalars(as: Int8.self) == [2])
     }
 
     @Test func quantizeToFloat8AndFloat4() throws {

@@ -152,7 +152,7 @@ public struct Tensor: Sendable {
             let value = Int8(bitPattern: byte)
             guard range.contains(value) else {
                 throw OnyxError(.invalidArgument,
-                    "byte \(i) is \(signed ? Int(value) : Int(byte)), not a \(dataType) element (\(range)); \(dataType) is stored one element per byte")
+                    "byte \(i) is \(signed ? Int(value) : Int(byte)), out of range for \(dataType) (\(range)), which is stored one element per byte")
             }
         }
     }
