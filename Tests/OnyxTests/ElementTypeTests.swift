@@ -338,6 +338,29 @@ import Testing
         #expect(Self.patterns(gathered) == [0x40, 0x38, 0x40])
     }
 
+    /// A session refuses them too, before a kernel reads a constant (Gemm packs its weights as it is
+    /// made; TopK on constants is folded while the session is made); a bfloat16 graph runs.
+    @Test func sessionsRefuseThemOutsideTheOperatorsThatTakeThem() throws {
+        func model(_ node: Node, initializers: [(name: String, tensor: Tensor)], input: DataType) -> Model {
+            Model(opsetImports: ["": 21], graph: Graph(
+                name: "g", nodes: [node], inputs: [Value(name: "x", type: TensorType(dataType: input, shape: Shape([.fixed(2), .fixed(2)])))],
+                outputs: [Value(name: "y", type: nil)], initializers: initializers))
+        }
+        let weights = Self.tensor(.float8e4m3fn, [0x38, 0x40, 0x48, 0x50], shape: [2, 2])
+        let gemm = model(Node(name: "gemm", opType: "Gemm", inputs: ["x", "w"], outputs: ["y"]), initializers: [("w", weights)], input: .float)
+        let refusal = Self.message { _ = try InferenceSession(model: gemm) }
+        #expect(refusal.contains("node 'gemm' (Gemm) does not support float8e4m3fn"), "\(refusal)")
+        let topK = model(Node(name: "top", opType: "TopK", inputs: ["w", "k"], outputs: ["y", "i"]),
+                         initializers: [("w", weights), ("k", try Tensor(shape: [1], scalars: [Int64(1)]))], input: .float)
+        #expect(Self.message { _ = try InferenceSession(model: topK) }.contains("(TopK) does not support float8e4m3fn"))
+        // The same Gemm in bfloat16 runs, in float32 inside.
+        let bf16 = model(Node(name: "gemm", opType: "Gemm", inputs: ["x", "w"], outputs: ["y"]),
+                         initializers: [("w", try Tensor(converting: weights, to: .bfloat16))], input: .bfloat16)
+        let x = try Tensor(converting: try Tensor(shape: [2, 2], scalars: [Float(1), 0, 0, 1]), to: .bfloat16)
+        let y = try #require(try InferenceSession(model: bf16).run(["x": x])["y"])
+        #expect(try y.dataType == .bfloat16 && Self.values(y) == [1, 2, 4, 8])
+    }
+
     /// Operators without bfloat16 loops compute it in float32 and round each result once.
     @Test func bfloat16ComputesThroughFloat() throws {
         let a = try Tensor(converting: Self.floats([1, 3, -2.5]), to: .bfloat16)
