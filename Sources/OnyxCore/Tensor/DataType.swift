@@ -50,20 +50,24 @@ public enum DataType: Int32, Sendable, Hashable, CaseIterable, CustomStringConve
     /// 8-bit float E5M2FNUZ (exponent bias 16): no infinities and no negative zero; the one NaN
     /// is `0x80`; largest finite value 57344. Stored as its bit pattern.
     case float8e5m2fnuz = 20
-    /// Unsigned 4-bit integer, 0…15, stored unpacked: one `UInt8` per element.
+    /// Unsigned 4-bit integer, 0…15. Stored unpacked, one `UInt8` per element; ONNX files pack
+    /// two to a byte.
     case uint4 = 21
-    /// Signed 4-bit integer, −8…7, stored unpacked: one sign-extended `Int8` per element.
+    /// Signed 4-bit integer, −8…7. Stored unpacked, one sign-extended `Int8` per element; ONNX
+    /// files pack two to a byte.
     case int4 = 22
     /// 4-bit float E2M1 (sign, 2-bit exponent with bias 1, 1-bit mantissa): ±0, ±0.5, ±1, ±1.5,
-    /// ±2, ±3, ±4, ±6; no infinities or NaN. Stored unpacked: the 4-bit pattern in the low half
-    /// of one byte per element (the high half zero).
+    /// ±2, ±3, ±4, ±6; no infinities or NaN. Stored unpacked, the 4-bit pattern in the low half
+    /// of one byte per element (the high half zero); ONNX files pack two to a byte.
     case float4e2m1 = 23
     /// 8-bit scale E8M0: an unsigned power of two 2^(bits − 127), 2^−127…2^127, with `0xFF` NaN;
     /// no zero, no sign. Stored as its bit pattern.
     case float8e8m0 = 24
-    /// Unsigned 2-bit integer, 0…3, stored unpacked: one `UInt8` per element.
+    /// Unsigned 2-bit integer, 0…3. Stored unpacked, one `UInt8` per element; ONNX files pack
+    /// four to a byte.
     case uint2 = 25
-    /// Signed 2-bit integer, −2…1, stored unpacked: one sign-extended `Int8` per element.
+    /// Signed 2-bit integer, −2…1. Stored unpacked, one sign-extended `Int8` per element; ONNX
+    /// files pack four to a byte.
     case int2 = 26
 
     /// Bytes per element in memory (1 for the types narrower than a byte, which are stored
