@@ -276,6 +276,10 @@ extension Tensor {
         case .uint64: return try scalars(as: UInt64.self).map(Double.init)
         case .bool: return try scalars(as: Bool.self).map { $0 ? 1 : 0 }
         case .string: throw OnyxError.unsupportedDataType("string tensors have no numeric values")
+        case .bfloat16, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1,
+             .int4, .uint4, .int2, .uint2:
+            // Exact: Double holds every value of these types.
+            return try Tensor(converting: self, to: .double).scalars(as: Double.self)
         }
     }
 }

@@ -76,6 +76,21 @@ enum TensorFiles {
             case .int64: return try Tensor(shape: shape, scalars: flat.map(\.int64Value))
             case .uint64: return try Tensor(shape: shape, scalars: flat.map(\.uint64Value))
             case .bool: return try Tensor(shape: shape, scalars: flat.map(\.boolValue))
+            case .bfloat16, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1:
+                // Rounded as Cast rounds: to nearest even, saturating for float8.
+                return try Tensor(converting: try Tensor(shape: shape, scalars: flat.map(\.doubleValue)), to: type)
+            case .int4, .uint4, .int2, .uint2:
+                let range: ClosedRange<Int64> = switch type {
+                case .int4: -8...7
+                case .uint4: 0...15
+                case .int2: -2...1
+                default: 0...3
+                }
+                let values = flat.map(\.int64Value)
+                if let bad = flat.first(where: { !range.contains($0.int64Value) || $0.doubleValue != Double($0.int64Value) }) {
+                    throw CommandLineInputError("'\(path)': \(bad) is out of range for \(type) (integers \(range))")
+                }
+                return try Tensor(converting: try Tensor(shape: shape, scalars: values), to: type)
             }
         } catch let error as OnyxError {
             throw CommandLineInputError("'\(path)': \(error.message)")
@@ -87,7 +102,7 @@ enum TensorFiles {
         let protocolNames: [String: DataType] = [
             "FP32": .float, "FP64": .double, "FP16": .float16, "INT8": .int8, "UINT8": .uint8,
             "INT16": .int16, "UINT16": .uint16, "INT32": .int32, "UINT32": .uint32, "INT64": .int64,
-            "UINT64": .uint64, "BOOL": .bool, "BYTES": .string,
+            "UINT64": .uint64, "BOOL": .bool, "BYTES": .string, "BF16": .bfloat16,
         ]
         if let type = protocolNames[name.uppercased()] { return type }
         let lower = name.lowercased()
@@ -143,6 +158,12 @@ enum TensorFiles {
         case .uint64: return try take(UInt64.self) { UInt64($0) }
         case .bool: return try take(Bool.self) { $0 }
         case .string: return try tensor.strings().prefix(limit).map { $0 }
+        case .int4, .int2, .uint4, .uint2:
+            return try Tensor(converting: tensor, to: .int64).scalars(as: Int64.self).prefix(limit).map { Int($0) }
+        case .bfloat16, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1:
+            // Float holds every value of these types exactly.
+            return try Tensor(converting: tensor, to: .float).scalars(as: Float.self).prefix(limit)
+                .map { $0.isFinite ? Double("\($0)")! as Any : "\($0)" as Any }
         }
     }
 }

@@ -127,7 +127,6 @@ import Testing
             ("FP32", "[\"a\"]", "only numbers or booleans"),
             ("FP32", "[null]", "only numbers or booleans"),
             ("BYTES", "[1]", "BYTES data must be strings"),
-            ("BF16", "[1]", "not supported"),
         ]
         for (type, data, expected) in cases {
             let message = Self.outcome(Self.input(shape: "[1]", datatype: type, rest: "\"data\":\(data)"))

@@ -178,9 +178,17 @@ import Testing
     }
 
     @Test func everyDatatypeRoundTripsThroughJSON() throws {
-        let values: [Double] = [0, 1, 2, 127]
         for type in DataType.allCases where type != .string {
-            let data = JSONValue.numbers(NumberArray(doubles: type == .bool ? [0, 1, 1, 0] : values, integers: type == .bool ? [0, 1, 1, 0] : values.map(Int64.init)))
+            // Values the type holds exactly.
+            let values: [Double] = switch type {
+            case .bool: [0, 1, 1, 0]
+            case .int2: [0, 1, -2, -1]
+            case .uint2, .int4, .uint4, .float4e2m1, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz: [0, 1, 2, 3]
+            case .float8e8m0: [1, 2, 0.5, 128]
+            default: [0, 1, 2, 127]
+            }
+            let integers = values.allSatisfy { $0.rounded() == $0 } ? values.map(Int64.init) : nil
+            let data = JSONValue.numbers(NumberArray(doubles: values, integers: integers))
             let tensor = try TensorJSON.tensor(from: data, type: type, shape: [2, 2], name: "t")
             #expect(tensor.dataType == type)
             var writer = JSONWriter()
@@ -196,6 +204,37 @@ import Testing
                 == ["a", "ü\\\"", "", "x"])
         #expect(throws: TensorCodingError.self) { try TensorJSON.tensor(from: .numbers(NumberArray(doubles: [300], integers: [300])), type: .uint8, shape: [1], name: "t") }
         #expect(throws: TensorCodingError.self) { try TensorJSON.tensor(from: .numbers(NumberArray(doubles: [1.5], integers: nil)), type: .int32, shape: [1], name: "t") }
+    }
+
+    /// BF16 travels as JSON or 2-byte binary; the 4- and 2-bit types only as JSON (ONNX packs
+    /// them, Onyx keeps one per byte, and the protocol defines neither).
+    @Test func narrowDatatypesInTheProtocol() throws {
+        #expect(DataType.bfloat16.protocolName == "BF16" && DataType(protocolName: "BF16") == .bfloat16)
+        #expect(DataType.float8e4m3fn.protocolName == "FLOAT8E4M3FN" && DataType(protocolName: "FLOAT8E4M3FN") == .float8e4m3fn)
+        #expect(DataType(protocolName: "INT4") == .int4)
+        let bf16: [UInt8] = [0x80, 0x3F, 0x40, 0xC0]  // 1.0, -3.0
+        let header = #"{"inputs":[{"name":"a","datatype":"BF16","shape":[2],"parameters":{"binary_data_size":4}}]}"#
+        let decoded = try InferenceProtocol.decodeRequest(Array(header.utf8) + bf16, headerLength: header.utf8.count, maxElements: 100)
+        let a = decoded.request.inputs[0].tensor
+        #expect(a.dataType == .bfloat16 && a.withUnsafeBytes { Array($0) } == bf16)
+        #expect(try Tensor(converting: a, to: .float).scalars(as: Float.self) == [1, -3])
+
+        let packed = #"{"inputs":[{"name":"b","datatype":"INT4","shape":[2],"parameters":{"binary_data_size":2}}]}"#
+        let refusal = #expect(throws: HandlerError.self) {
+            try InferenceProtocol.decodeRequest(Array(packed.utf8) + [1, 2], headerLength: packed.utf8.count, maxElements: 100)
+        }
+        #expect(refusal?.status == 400 && refusal?.message.contains("INT4 has no binary layout") == true, "\(String(describing: refusal))")
+
+        // Asked for binary, an INT4 output still comes back as "data"; BF16 as binary.
+        let int4 = try Tensor(converting: try Tensor(shape: [3], scalars: [Float(-8), 7, -1]), to: .int4)
+        let (body, jsonLength) = InferenceProtocol.encodeResponse(
+            modelName: "m", version: "1", id: nil, outputs: [NamedTensor(name: "q", tensor: int4), NamedTensor(name: "h", tensor: a)],
+            binaryOutputs: [], allBinary: true)
+        let length = try #require(jsonLength)
+        let json = String(decoding: body[..<length], as: UTF8.self)
+        #expect(json.contains(#""name":"q","datatype":"INT4","shape":[3],"data":[-8,7,-1]"#), "\(json)")
+        #expect(json.contains(#""name":"h","datatype":"BF16","shape":[2],"parameters":{"binary_data_size":4}"#), "\(json)")
+        #expect(Array(body[length...]) == bf16)
     }
 
     @Test func floatsRoundTripExactly() throws {
@@ -220,7 +259,9 @@ import Testing
             ("/v2/models/mlp/infer", "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"INT64\",\"shape\":[1,64],\"data\":[\(Array(repeating: "1", count: 64).joined(separator: ","))]}]}", 400, "must be FP32, got INT64"),
             ("/v2/models/mlp/infer", "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[1]}]}", 400, "input 'input': BYTES data must be strings"),
             ("/v2/models/mlp/infer", "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[\"a\"]}]}", 400, "must be FP32, got BYTES"),
-            ("/v2/models/mlp/infer", "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"BF16\",\"shape\":[1],\"data\":[1]}]}", 400, "datatype 'BF16' is not supported"),
+            ("/v2/models/mlp/infer", "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"BF16\",\"shape\":[1],\"data\":[1]}]}", 400, "must be FP32, got BF16"),
+            ("/v2/models/mlp/infer", "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP8\",\"shape\":[1],\"data\":[1]}]}", 400, "datatype 'FP8' is not supported"),
+            ("/v2/models/mlp/infer", "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"INT4\",\"shape\":[2],\"data\":[1, 9]}]}", 400, "9 is out of range for INT4 (-8...7)"),
             ("/v2/models/mlp/infer", "{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[1],\"data\":[1]}]}", 400, "unknown input 'x'"),
             ("/v2/models/mlp/infer", "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[1,64],\"data\":[1,2]}]}", 400, "needs 64 elements but \"data\" has 2"),
             ("/v2/models/mlp/infer", "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[1,64],\"data\":[\"a\"]}]}", 400, "only numbers or booleans"),

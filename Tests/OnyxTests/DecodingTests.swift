@@ -14,7 +14,18 @@ import Testing
         }
         var tensor = Tensor(zeros: type, shape: shape)
         tensor.withUnsafeMutableBytes { bytes in
-            for i in 0..<bytes.count { bytes[i] = type == .bool ? UInt8(i % 2) : UInt8(truncatingIfNeeded: i * 37 + 5) }
+            for i in 0..<bytes.count {
+                let byte = UInt8(truncatingIfNeeded: i * 37 + 5)
+                bytes[i] = switch type {
+                case .bool: UInt8(i % 2)
+                // Unpacked 4- and 2-bit elements: a value in range in each byte, negative ones sign-extended.
+                case .uint4, .float4e2m1: byte & 0xF
+                case .uint2: byte & 0x3
+                case .int4: UInt8(bitPattern: Int8(bitPattern: byte << 4) >> 4)
+                case .int2: UInt8(bitPattern: Int8(bitPattern: byte << 6) >> 6)
+                default: byte
+                }
+            }
         }
         return tensor
     }

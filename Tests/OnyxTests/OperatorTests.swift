@@ -288,7 +288,7 @@ import Testing
         #expect(try Self.run("Cast", [ints], ["to": .int(Int(DataType.double.rawValue))])[0].scalars(as: Double.self) == [-1, 70000, 5])
         let bools = try Tensor(shape: [2], scalars: [true, false])
         #expect(try Self.floats(Self.run("Cast", [bools], ["to": .int(1)])[0]) == [1, 0])
-        for type in DataType.allCases {
+        for type in DataType.allCases where type != .float8e8m0 {  // a power of two: it has no 0
             let y = try Self.run("Cast", [Self.f([2], [1, 0])], ["to": .int(Int(type.rawValue))])[0]
             let z = try Self.run("Cast", [y], ["to": .int(1)])[0]
             #expect(try Self.floats(z) == [1, 0], "through \(type)")

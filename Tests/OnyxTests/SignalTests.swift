@@ -178,7 +178,7 @@ import Testing
         #expect(Self.message { _ = try Self.run("HannWindow", opset: 17, [Self.i64(-1)]) } == "HannWindow: size must be ≥ 0, got -1")
         #expect(Self.message {
             _ = try Self.run("HannWindow", opset: 17, [Self.i64(3)], ["output_datatype": .int(Int(DataType.bool.rawValue))])
-        }?.hasSuffix("output_datatype bool is not one of float, uint8, int8, uint16, int16, int32, int64, float16, double, uint32, uint64") == true)
+        }?.hasSuffix("output_datatype bool is not one of float, uint8, int8, uint16, int16, int32, int64, float16, double, uint32, uint64, bfloat16") == true)
     }
 
     @Test func melWeightMatrix() throws {

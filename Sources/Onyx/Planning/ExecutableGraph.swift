@@ -79,6 +79,9 @@ struct ExecutableGraph: Sendable {
             let inputs: [Int?] = (node.inputs + node.implicitInputs).map { $0.isEmpty ? nil : ids[$0] }
             let outputs: [Int?] = node.outputs.map { $0.isEmpty ? nil : ids[$0] }
             let constantInputs = inputs.map { $0.flatMap { constants[$0] } }
+            // Kernels read constant inputs (packing weights) as they are made.
+            try OperatorRegistry.checkElementTypes(
+                domain: node.domain, opType: node.opType, nodeName: node.name, constantInputs.map { $0?.dataType })
             let kernel = try Self.annotating(node) {
                 try registration.make(NodeContext(
                     node: node, opset: opset, constantInputs: constantInputs, isa: isa, opsetImports: opsetImports,
@@ -94,6 +97,8 @@ struct ExecutableGraph: Sendable {
             }
             if foldable {
                 let values = try Self.annotating(node) { try kernel.evaluate(inputs: constantInputs, pool: pool, strings: strings) }
+                try OperatorRegistry.checkElementTypes(
+                    domain: node.domain, opType: node.opType, nodeName: node.name, values.map(\.dataType))
                 for (output, value) in zip(outputs, values) {
                     if let output { constants[output] = value }
                 }

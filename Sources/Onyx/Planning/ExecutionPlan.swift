@@ -100,17 +100,9 @@ final class ExecutionPlan: Sendable {
                 }
                 return PlannedInput(descriptor: descriptor, constant: constants[id], containerValue: containerValue)
             }
+            try Self.checkTypes(of: planned.compactMap { $0?.descriptor }, at: step)
             let outputs = try ExecutableGraph.annotating(step) { try step.kernel.outputDescriptors(for: planned) }
-            if planned.contains(where: { $0?.descriptor.container != nil }) || outputs.contains(where: { $0.container != nil }),
-               !OperatorRegistry.takesContainers(domain: step.domain, opType: step.opType) {
-                throw OnyxError.unsupportedDataType(
-                    "node '\(step.name)' (\(step.opType)) does not take sequences, maps or optionals in Onyx")
-            }
-            if planned.contains(where: { $0?.dataType == .string }) || outputs.contains(where: { $0.dataType == .string }),
-               !OperatorRegistry.takesStrings(domain: step.domain, opType: step.opType) {
-                throw OnyxError.unsupportedDataType(
-                    "node '\(step.name)' (\(step.opType)) does not take string tensors in Onyx")
-            }
+            try Self.checkTypes(of: outputs, at: step)
             if let last = step.outputs.lastIndex(where: { $0 != nil }), last >= outputs.count {
                 throw OnyxError.invalidModel(
                     "node '\(step.name)' (\(step.opType)) has \(outputs.count) output(s) here; the model uses output \(last)")
@@ -334,6 +326,20 @@ final class ExecutionPlan: Sendable {
     }
 
     static let idleArenaLimit = 4
+
+    /// Refuses values a step's operator does not take: the narrow element types, strings, and
+    /// sequences, maps and optionals each go only to the operators listed for them, so no kernel
+    /// reads such bytes as numbers.
+    private static func checkTypes(of values: [TensorDescriptor], at step: ExecutableGraph.Step) throws {
+        try OperatorRegistry.checkElementTypes(domain: step.domain, opType: step.opType, nodeName: step.name, values.map(\.dataType))
+        if values.contains(where: { $0.container != nil }), !OperatorRegistry.takesContainers(domain: step.domain, opType: step.opType) {
+            throw OnyxError.unsupportedDataType("node '\(step.name)' (\(step.opType)) does not take sequences, maps or optionals in Onyx")
+        }
+        if values.contains(where: { $0.dataType == .string && $0.container == nil }),
+           !OperatorRegistry.takesStrings(domain: step.domain, opType: step.opType) {
+            throw OnyxError.unsupportedDataType("node '\(step.name)' (\(step.opType)) does not take string tensors in Onyx")
+        }
+    }
 }
 
 extension Kernel {

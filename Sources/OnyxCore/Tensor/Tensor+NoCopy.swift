@@ -63,7 +63,8 @@ extension Tensor {
     ///   - deallocator: What to do with `bytes` once no tensor uses them.
     /// - Throws: ``OnyxError`` with code `.shapeMismatch` if the byte count does not match the
     ///   shape, `.limitExceeded` if the shape's size overflows, or `.invalidArgument` if the address
-    ///   is misaligned for the element type. When it throws, the memory stays the caller's and
+    ///   is misaligned for the element type or a byte is not an element of an unpacked type (int4
+    ///   outside −8…7; see ``withUnsafeBytes(_:)``). When it throws, the memory stays the caller's and
     ///   `deallocator` is not called.
     public init(
         dataType: DataType, shape: [Int], bytesNoCopy bytes: UnsafeRawBufferPointer, deallocator: Deallocator
@@ -77,6 +78,7 @@ extension Tensor {
             throw OnyxError(.invalidArgument,
                 "\(dataType) elements need an address that is a multiple of \(dataType.byteWidth), got \(base)")
         }
+        try Self.checkUnpackedElements(dataType, bytes)
         self.init(dataType: dataType, shape: shape, storage: TensorStorage(lending: bytes, deallocator: deallocator))
     }
 

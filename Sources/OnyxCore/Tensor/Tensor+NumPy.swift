@@ -4,7 +4,8 @@ extension Tensor {
     ///
     /// - Parameter bytes: The file's bytes.
     /// - Throws: ``OnyxError`` with code `.invalidInput` if the header is malformed, the array is
-    ///   Fortran-ordered or big-endian, its dtype has no ``DataType``, or the data is short.
+    ///   Fortran-ordered or big-endian, its dtype has no ``DataType`` (opaque `V` dtypes, which
+    ///   ml_dtypes writes for bfloat16 and float8, included), or the data is short.
     public init(npy bytes: [UInt8]) throws {
         func fail(_ why: String) -> OnyxError { OnyxError.invalidInput("not a readable .npy file: \(why)") }
         let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]
@@ -47,6 +48,10 @@ extension Tensor {
             return
         }
         guard let dataType = Self.dataType(npyDescr: descr) else {
+            if descr.drop(while: { "<|=>".contains($0) }).hasPrefix("V") {
+                throw fail("dtype '\(descr)' is opaque: NumPy (and ml_dtypes, for bfloat16, float8 and int4) writes it for any "
+                    + "element of that width, so Onyx cannot tell which type it holds; save the array as float32 or as a .pb TensorProto")
+            }
             throw fail("dtype '\(descr)' has no Onyx equivalent")
         }
         let count = try Tensor.checkedElementCount(shape)
@@ -62,6 +67,11 @@ extension Tensor {
 
     /// Encodes the tensor as a version 1.0 `.npy` file; strings as NumPy's fixed-width Unicode
     /// (`<U`n, n the longest string's scalar count).
+    ///
+    /// bfloat16, the float8 formats and the 4- and 2-bit types have no NumPy dtype: they are
+    /// written as ml_dtypes does, as opaque void elements (`|V2`, `|V1`) holding the bytes of
+    /// ``withUnsafeBytes(_:)``. NumPy reads them with `.view(ml_dtypes.<type>)`; ``init(npy:)``
+    /// refuses them, since the file does not say which type they are.
     public func npyBytes() -> [UInt8] {
         let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
         let strings = dataType == .string ? ((try? self.strings()) ?? []) : []
@@ -189,6 +199,13 @@ extension Tensor {
         case .uint64: "<u8"
         case .bool: "|b1"
         case .string: "<U1"
+        // NumPy has no such dtypes; ml_dtypes writes its bfloat16, float8, int4 … arrays as
+        // opaque void elements of the same width and layout (one element per byte for the 4- and
+        // 2-bit types), which `np.load(f).view(ml_dtypes.bfloat16)` reads back.
+        case .bfloat16: "|V2"
+        case .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0,
+             .int4, .uint4, .float4e2m1, .int2, .uint2:
+            "|V1"
         }
     }
 }

@@ -78,8 +78,11 @@ public struct Tensor: Sendable {
     /// - Parameters:
     ///   - dataType: The element type of the bytes.
     ///   - shape: The extent of each axis.
-    ///   - bytes: Exactly `product(shape) * dataType.byteWidth` bytes, row-major.
-    /// - Throws: ``OnyxError`` with code `.shapeMismatch` if the byte count does not match.
+    ///   - bytes: Exactly `product(shape) * dataType.byteWidth` bytes, row-major, in memory's
+    ///     layout (see ``withUnsafeBytes(_:)``): int4, uint4, float4e2m1, int2 and uint2
+    ///     unpacked, one element per byte.
+    /// - Throws: ``OnyxError`` with code `.shapeMismatch` if the byte count does not match, or
+    ///   `.invalidArgument` if a byte is not an element of an unpacked type (int4 outside −8…7).
     public init(dataType: DataType, shape: [Int], bytes: UnsafeRawBufferPointer) throws {
         guard dataType != .string else {
             throw OnyxError.unsupportedDataType("a string tensor is made from Swift strings (Tensor(strings:shape:)), not from bytes")
@@ -89,6 +92,7 @@ public struct Tensor: Sendable {
             throw OnyxError.shapeMismatch(
                 "shape \(shape) of \(dataType) needs \(needed) bytes but \(bytes.count) were given")
         }
+        try Self.checkUnpackedElements(dataType, bytes)
         self.dataType = dataType
         self.shape = shape
         self.storage = TensorStorage(copying: bytes)
@@ -131,6 +135,28 @@ public struct Tensor: Sendable {
         return count
     }
 
+    /// Checks that every byte of `bytes` is an element of `dataType` as memory holds it, for the
+    /// types narrower than a byte (kernels rely on it: an int4 byte is its value, −8…7).
+    package static func checkUnpackedElements(_ dataType: DataType, _ bytes: UnsafeRawBufferPointer) throws {
+        let range: ClosedRange<Int8>
+        switch dataType {
+        case .int4: range = -8...7
+        case .uint4, .float4e2m1: range = 0...15
+        case .int2: range = -2...1
+        case .uint2: range = 0...3
+        default: return
+        }
+        let signed = dataType == .int4 || dataType == .int2
+        for (i, byte) in bytes.enumerated() {
+            // Read as signed, an unsigned byte above 127 is negative: out of range too.
+            let value = Int8(bitPattern: byte)
+            guard range.contains(value) else {
+                throw OnyxError(.invalidArgument,
+                    "byte \(i) is \(signed ? Int(value) : Int(byte)), out of range for \(dataType) (\(range)), which is stored one element per byte")
+            }
+        }
+    }
+
     /// The byte count of `shape` elements of `dataType`, or an error if an extent is negative or
     /// the size overflows.
     package static func checkedByteCount(_ dataType: DataType, _ shape: [Int]) throws -> Int {
@@ -151,6 +177,11 @@ public struct Tensor: Sendable {
     }
 
     /// Calls `body` with the tensor's bytes, without copying them.
+    ///
+    /// Each element takes ``DataType/byteWidth`` bytes. The types narrower than a byte are
+    /// unpacked, one element per byte, unlike in ONNX files: int4 and int2 as a sign-extended
+    /// `Int8`, uint4 and uint2 as a `UInt8`, float4e2m1 as its 4-bit pattern in the low half.
+    /// bfloat16 and the float8 formats are their bit patterns.
     ///
     /// - Parameter body: Reads the bytes, row-major, in the machine's (little-endian) byte order.
     ///   The buffer is valid only during the call.

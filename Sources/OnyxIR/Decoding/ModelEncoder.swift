@@ -300,7 +300,12 @@ struct ModelEncoder {
             return p
         }
         p.pointee.has_raw_data = 1
-        p.pointee.raw_data = tensor.withUnsafeBytes { memory.binary($0) }
+        p.pointee.raw_data = tensor.withUnsafeBytes { bytes in
+            guard tensor.dataType.bitWidth < 8, let base = bytes.baseAddress else { return memory.binary(bytes) }
+            // ONNX packs the types narrower than a byte, which Onyx keeps one to a byte.
+            let packed = SubBytePacking.pack(base, count: tensor.elementCount, type: tensor.dataType)
+            return packed.withUnsafeBytes { memory.binary($0) }
+        }
         return p
     }
 }
@@ -309,7 +314,8 @@ extension Tensor {
     /// The tensor as a serialized ONNX `TensorProto` (the `.pb` files of ONNX's backend tests).
     ///
     /// - Parameter name: The name stored in the proto (a graph input or output name).
-    /// - Returns: The serialized bytes, with the data as little-endian `raw_data`.
+    /// - Returns: The serialized bytes, with the data as little-endian `raw_data` (int4, uint4,
+    ///   float4e2m1, int2 and uint2 packed as ONNX requires: see ``DataType/bitWidth``).
     public func onnxTensorProtoBytes(name: String) -> [UInt8] {
         ModelEncoder.encode(self, name: name)
     }

@@ -61,19 +61,26 @@ struct TensorProtoDecoder {
         totalBytes += byteCount
 
         if dataType == .string { return (name, try stringData(p, shape: shape, count: count, label: label)) }
+        // The bytes of raw and external data: fewer than in memory for the packed types.
+        let serializedCount = dataType.packedByteCount(count)
+        let packing = dataType.bitWidth < 8 ? ", packed \(8 / dataType.bitWidth) to a byte" : ""
         if p.has_data_location != 0 && p.data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL {
-            let bytes = try readExternal(p, label: label, byteCount: byteCount)
-            let tensor = try bytes.withUnsafeBytes { try Tensor(dataType: dataType, shape: shape, bytes: $0) }
+            let bytes = try readExternal(p, label: label, byteCount: serializedCount)
+            let tensor = try bytes.withUnsafeBytes { bytes in
+                guard dataType.bitWidth < 8 else { return try Tensor(dataType: dataType, shape: shape, bytes: bytes) }
+                return Self.unpacked(bytes.baseAddress, dataType: dataType, shape: shape, count: count)
+            }
             return (name, tensor)
         }
         if p.has_raw_data != 0 || p.raw_data.len > 0 {
-            guard p.raw_data.len == byteCount else {
+            guard p.raw_data.len == serializedCount else {
                 throw OnyxError.invalidModel(
-                    "\(label): raw data holds \(p.raw_data.len) bytes but shape \(shape) of \(dataType) needs \(byteCount)")
+                    "\(label): raw data holds \(p.raw_data.len) bytes but shape \(shape) of \(dataType) needs \(serializedCount)\(packing)")
             }
             guard byteCount > 0, let data = p.raw_data.data else {
                 return (name, Tensor(uninitialized: dataType, shape: shape))
             }
+            if dataType.bitWidth < 8 { return (name, Self.unpacked(data, dataType: dataType, shape: shape, count: count)) }
             // free_unpacked skips a field whose pointer is gone, so the buffer is the tensor's now.
             proto.pointee.raw_data.data = nil
             proto.pointee.raw_data.len = 0
@@ -81,6 +88,13 @@ struct TensorProtoDecoder {
             return (name, Tensor(dataType: dataType, shape: shape, storage: storage))
         }
         return (name, try typedFields(p, dataType: dataType, shape: shape, count: count, label: label))
+    }
+
+    /// A tensor of a packed type unpacked from `packed` (`dataType.packedByteCount(count)` bytes).
+    private static func unpacked(_ packed: UnsafeRawPointer?, dataType: DataType, shape: [Int], count: Int) -> Tensor {
+        let tensor = Tensor(uninitialized: dataType, shape: shape)
+        if let packed, count > 0 { SubBytePacking.unpack(packed, count: count, type: dataType, into: tensor.baseAddress) }
+        return tensor
     }
 
     /// Decodes a string tensor: `string_data` only (ONNX stores no strings in raw or external data).
@@ -150,6 +164,42 @@ struct TensorProtoDecoder {
                 default: out.storeBytes(of: UInt8(v != 0 ? 1 : 0), toByteOffset: i, as: UInt8.self)
                 }
             }
+        case .bfloat16, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0:
+            // One bit pattern per entry.
+            try check(p.n_int32_data, "int32_data")
+            let width = dataType.byteWidth
+            let limit: Int32 = width == 2 ? 0xFFFF : 0xFF
+            for i in 0..<count {
+                let v = p.int32_data[i]
+                guard v >= 0 && v <= limit else {
+                    throw OnyxError.invalidModel(
+                        "\(label): int32_data[\(i)] = \(v) is not a \(dataType) bit pattern (0...\(limit))")
+                }
+                if width == 2 {
+                    out.storeBytes(of: UInt16(v), toByteOffset: i * 2, as: UInt16.self)
+                } else {
+                    out.storeBytes(of: UInt8(v), toByteOffset: i, as: UInt8.self)
+                }
+            }
+        case .int4, .uint4, .float4e2m1, .int2, .uint2:
+            // One packed byte per entry, as in raw data.
+            let packedCount = dataType.packedByteCount(count)
+            guard p.n_int32_data == packedCount else {
+                throw OnyxError.invalidModel(
+                    "\(label): int32_data holds \(p.n_int32_data) values but shape \(shape) of \(dataType) needs \(packedCount), "
+                        + "each a byte of \(8 / dataType.bitWidth) packed elements")
+            }
+            var packed = [UInt8](repeating: 0, count: packedCount)
+            for i in 0..<packedCount {
+                let v = p.int32_data[i]
+                guard v >= 0 && v <= 0xFF else {
+                    throw OnyxError.invalidModel(
+                        "\(label): int32_data[\(i)] = \(v) is out of range for \(dataType): each entry is a byte (0...255) "
+                            + "of \(8 / dataType.bitWidth) packed elements")
+                }
+                packed[i] = UInt8(v)
+            }
+            if count > 0 { SubBytePacking.unpack(packed, count: count, type: dataType, into: out) }
         case .string:
             preconditionFailure("string tensors are decoded by stringData")
         }

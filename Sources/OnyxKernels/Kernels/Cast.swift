@@ -2,19 +2,29 @@ import OnyxCore
 
 /// Element-type conversion between every ``DataType``.
 ///
-/// Semantics (those of a C cast where C defines them):
+/// Semantics (those of a C cast where C defines them, and ONNX's Cast where it says more):
 /// - float → integer truncates toward zero. Values beyond the target's range clamp to its
-///   minimum or maximum and NaN becomes 0 (C leaves both undefined; this never traps).
+///   minimum or maximum and NaN becomes 0 (C leaves both undefined; this never traps). The
+///   4- and 2-bit integers are the exception: they keep the low bits of the value truncated to
+///   int64, as ONNX's reference does (−9.0 → int4 7).
 /// - integer → integer keeps the low bits (two's complement wrap), as C does.
 /// - integer or float → float rounds to nearest, ties to even; too large becomes ±infinity.
+///   The narrow float formats round once, from the value as a Double, and follow ``MiniFloat``'s
+///   table beyond their range: the float8 formats saturate to their largest value unless
+///   `saturate` is false; float8e8m0 follows ``E8M0`` with its `rounding`.
 /// - anything → bool is `x != 0` (NaN is true); bool → anything is 0 or 1.
 @usableFromInline package enum Casting {
     /// Converts `count` elements of `source` (of type `from`) into `destination` (of type `to`).
     ///
     /// The buffers must not overlap unless they are the same and the types are equal.
+    ///
+    /// - Parameters:
+    ///   - saturate: Cast's `saturate`: whether values out of a float8 target's range become its
+    ///     largest finite value (the default) rather than infinity or NaN.
+    ///   - rounding: Cast's `round_mode`, for a float8e8m0 target.
     package static func convert(
         _ source: UnsafeRawPointer, from: DataType, to destination: UnsafeMutableRawPointer, _ to: DataType,
-        count: Int, pool: ComputePool? = nil
+        count: Int, saturate: Bool = true, rounding: E8M0.Rounding = .up, pool: ComputePool? = nil
     ) {
         guard count > 0 else { return }
         if from == to {
@@ -23,26 +33,35 @@ import OnyxCore
             }
             return
         }
+        let target = Target(type: to, saturate: saturate, rounding: rounding)
         let threshold = 1 << 17
         if let pool, pool.threadCount > 1, count >= threshold {
             pool.parallelRanges(count, minimumChunk: threshold / 2) { range in
                 convert(source + range.lowerBound * from.byteWidth, from,
-                        destination + range.lowerBound * to.byteWidth, to, range.count)
+                        destination + range.lowerBound * to.byteWidth, target, range.count)
             }
         } else {
-            convert(source, from, destination, to, count)
+            convert(source, from, destination, target, count)
         }
     }
 
+    /// The target type with the options that shape conversions into it.
+    private struct Target {
+        let type: DataType
+        let saturate: Bool
+        let rounding: E8M0.Rounding
+    }
+
     private static func convert(
-        _ source: UnsafeRawPointer, _ from: DataType, _ destination: UnsafeMutableRawPointer, _ to: DataType, _ n: Int
+        _ source: UnsafeRawPointer, _ from: DataType, _ destination: UnsafeMutableRawPointer, _ to: Target, _ n: Int
     ) {
         switch from {
         case .float: convert(source.assumingMemoryBound(to: Float.self), destination, to, n)
         case .double: convert(source.assumingMemoryBound(to: Double.self), destination, to, n)
         case .float16: convert(source.assumingMemoryBound(to: Float16.self), destination, to, n)
-        case .int8: convert(source.assumingMemoryBound(to: Int8.self), destination, to, n)
-        case .uint8: convert(source.assumingMemoryBound(to: UInt8.self), destination, to, n)
+        // The unpacked 4- and 2-bit integers hold their value in a whole byte.
+        case .int8, .int4, .int2: convert(source.assumingMemoryBound(to: Int8.self), destination, to, n)
+        case .uint8, .uint4, .uint2: convert(source.assumingMemoryBound(to: UInt8.self), destination, to, n)
         case .int16: convert(source.assumingMemoryBound(to: Int16.self), destination, to, n)
         case .uint16: convert(source.assumingMemoryBound(to: UInt16.self), destination, to, n)
         case .int32: convert(source.assumingMemoryBound(to: Int32.self), destination, to, n)
@@ -50,14 +69,22 @@ import OnyxCore
         case .int64: convert(source.assumingMemoryBound(to: Int64.self), destination, to, n)
         case .uint64: convert(source.assumingMemoryBound(to: UInt64.self), destination, to, n)
         case .bool: convert(source.assumingMemoryBound(to: BoolByte.self), destination, to, n)
+        case .bfloat16: convert(source.assumingMemoryBound(to: BFloat16Bits.self), destination, to, n)
+        case .float8e4m3fn: convert(source.assumingMemoryBound(to: MiniFloatByte<E4M3FN>.self), destination, to, n)
+        case .float8e4m3fnuz: convert(source.assumingMemoryBound(to: MiniFloatByte<E4M3FNUZ>.self), destination, to, n)
+        case .float8e5m2: convert(source.assumingMemoryBound(to: MiniFloatByte<E5M2>.self), destination, to, n)
+        case .float8e5m2fnuz: convert(source.assumingMemoryBound(to: MiniFloatByte<E5M2FNUZ>.self), destination, to, n)
+        case .float4e2m1: convert(source.assumingMemoryBound(to: MiniFloatByte<E2M1>.self), destination, to, n)
+        case .float8e8m0: convert(source.assumingMemoryBound(to: E8M0Byte.self), destination, to, n)
         case .string: preconditionFailure("strings are cast through the run's string table, not here")
         }
     }
 
     private static func convert<S: CastSource>(
-        _ source: UnsafePointer<S>, _ destination: UnsafeMutableRawPointer, _ to: DataType, _ n: Int
+        _ source: UnsafePointer<S>, _ destination: UnsafeMutableRawPointer, _ to: Target, _ n: Int
     ) {
-        switch to {
+        let saturate = to.saturate
+        switch to.type {
         case .float: map(source, destination, n) { $0.castFloat }
         case .double: map(source, destination, n) { $0.castDouble }
         case .float16: map(source, destination, n) { $0.castFloat16 }
@@ -70,8 +97,28 @@ import OnyxCore
         case .uint32: map(source, destination, n) { $0.castInteger(UInt32.self) }
         case .int64: map(source, destination, n) { $0.castInteger(Int64.self) }
         case .uint64: map(source, destination, n) { $0.castInteger(UInt64.self) }
+        case .int4: map(source, destination, n) { SubByteInteger.int4($0.castInteger(Int64.self)) }
+        case .uint4: map(source, destination, n) { SubByteInteger.uint4($0.castInteger(Int64.self)) }
+        case .int2: map(source, destination, n) { SubByteInteger.int2($0.castInteger(Int64.self)) }
+        case .uint2: map(source, destination, n) { SubByteInteger.uint2($0.castInteger(Int64.self)) }
+        case .bfloat16: map(source, destination, n) { $0.castBFloat16 }
+        case .float8e4m3fn: mini(source, destination, n, .float8e4m3fn, saturate)
+        case .float8e4m3fnuz: mini(source, destination, n, .float8e4m3fnuz, saturate)
+        case .float8e5m2: mini(source, destination, n, .float8e5m2, saturate)
+        case .float8e5m2fnuz: mini(source, destination, n, .float8e5m2fnuz, saturate)
+        case .float4e2m1: mini(source, destination, n, .float4e2m1, true)
+        case .float8e8m0:
+            let rounding = to.rounding
+            map(source, destination, n) { UInt8(truncatingIfNeeded: E8M0.bits($0.castDouble, saturate: saturate, rounding: rounding)) }
         case .string: preconditionFailure("strings are cast through the run's string table, not here")
         }
+    }
+
+    @inline(__always)
+    private static func mini<S: CastSource>(
+        _ source: UnsafePointer<S>, _ destination: UnsafeMutableRawPointer, _ n: Int, _ format: MiniFloat, _ saturate: Bool
+    ) {
+        map(source, destination, n) { UInt8(truncatingIfNeeded: format.bits($0.castDouble, saturate: saturate)) }
     }
 
     @inline(__always)
@@ -100,6 +147,8 @@ import OnyxCore
     var castFloat: Float { get }
     var castDouble: Double { get }
     var castFloat16: Float16 { get }
+    /// The bfloat16 pattern nearest the value (NaN stays NaN; too large becomes ±infinity).
+    var castBFloat16: UInt16 { get }
     var castIsNonzero: Bool { get }
     func castInteger<T: CastInteger>(_ type: T.Type) -> T
 }
@@ -146,8 +195,17 @@ extension UInt64: CastInteger {
     @inlinable @inline(__always) package static func saturating(_ v: Double) -> UInt64 { v.isNaN || v <= 0 ? 0 : v >= 0x1p64 ? .max : UInt64(v) }
 }
 
+extension CastSource {
+    // One rounding from the exact Double; integers beyond 2^53 are rounded twice, where only
+    // bfloat16 still has finite values and the first rounding rarely matters.
+    @usableFromInline package var castBFloat16: UInt16 {
+        UInt16(truncatingIfNeeded: MiniFloat.bfloat16.bits(castDouble, saturate: false))
+    }
+}
+
 extension Float: CastSource {
     @inlinable @inline(__always) package var castFloat: Float { self }
+    @inlinable @inline(__always) package var castBFloat16: UInt16 { BFloat16Bits.fromFloat(bitPattern) }
     @inlinable @inline(__always) package var castDouble: Double { Double(self) }
     @inlinable @inline(__always) package var castFloat16: Float16 { Float16(bitPattern: HalfBits.fromFloat(bitPattern)) }
     @inlinable @inline(__always) package var castIsNonzero: Bool { self != 0 }
@@ -164,6 +222,7 @@ extension Double: CastSource {
 
 extension Float16: CastSource {
     @inlinable @inline(__always) package var castFloat: Float { Float(bitPattern: HalfBits.toFloat(bitPattern)) }
+    @inlinable @inline(__always) package var castBFloat16: UInt16 { BFloat16Bits.fromFloat(castFloat.bitPattern) }
     @inlinable @inline(__always) package var castDouble: Double { Double(castFloat) }
     @inlinable @inline(__always) package var castFloat16: Float16 { self }
     @inlinable @inline(__always) package var castIsNonzero: Bool { bitPattern & 0x7FFF != 0 }
@@ -193,7 +252,83 @@ extension BoolByte: CastSource {
     @inlinable @inline(__always) package var castFloat: Float { castIsNonzero ? 1 : 0 }
     @inlinable @inline(__always) package var castDouble: Double { castIsNonzero ? 1 : 0 }
     @inlinable @inline(__always) package var castFloat16: Float16 { castIsNonzero ? 1 : 0 }
+    @inlinable @inline(__always) package var castBFloat16: UInt16 { castIsNonzero ? 0x3F80 : 0 }
     @inlinable @inline(__always) package func castInteger<T: CastInteger>(_ type: T.Type) -> T { castIsNonzero ? 1 : 0 }
+}
+
+/// Keeping the low 4 or 2 bits of an integer, as Cast into the narrow integer types does; the
+/// signed results are sign-extended into their byte.
+@usableFromInline package enum SubByteInteger {
+    @inlinable @inline(__always) package static func int4(_ v: Int64) -> Int8 { Int8(truncatingIfNeeded: (v << 60) >> 60) }
+    @inlinable @inline(__always) package static func uint4(_ v: Int64) -> UInt8 { UInt8(truncatingIfNeeded: v & 0xF) }
+    @inlinable @inline(__always) package static func int2(_ v: Int64) -> Int8 { Int8(truncatingIfNeeded: (v << 62) >> 62) }
+    @inlinable @inline(__always) package static func uint2(_ v: Int64) -> UInt8 { UInt8(truncatingIfNeeded: v & 0x3) }
+}
+
+/// A bfloat16 element as stored: its 16-bit pattern.
+@usableFromInline package struct BFloat16Bits {
+    @usableFromInline package var raw: UInt16
+
+    @inlinable package init(raw: UInt16) {
+        self.raw = raw
+    }
+
+    /// The bfloat16 nearest the float with pattern `f`, ties to even; a NaN stays a (quiet) NaN
+    /// of the same sign, overflow becomes infinity.
+    @inlinable @inline(__always)
+    package static func fromFloat(_ f: UInt32) -> UInt16 {
+        if f & 0x7FFF_FFFF > 0x7F80_0000 { return UInt16(truncatingIfNeeded: f >> 16) | 0x0040 }
+        let rounded = f &+ 0x7FFF &+ ((f >> 16) & 1)
+        return UInt16(truncatingIfNeeded: rounded >> 16)
+    }
+}
+
+extension BFloat16Bits: CastSource {
+    @inlinable @inline(__always) package var castFloat: Float { Float(bitPattern: UInt32(raw) << 16) }
+    @inlinable @inline(__always) package var castDouble: Double { Double(castFloat) }
+    @inlinable @inline(__always) package var castFloat16: Float16 { Float16(bitPattern: HalfBits.fromFloat(castFloat.bitPattern)) }
+    @inlinable @inline(__always) package var castBFloat16: UInt16 { raw }
+    @inlinable @inline(__always) package var castIsNonzero: Bool { raw & 0x7FFF != 0 }
+    @inlinable @inline(__always) package func castInteger<T: CastInteger>(_ type: T.Type) -> T { T.saturating(castFloat) }
+}
+
+/// A format of ``MiniFloat`` named as a type, so element loops specialise on it.
+package protocol MiniFloatKind {
+    static var format: MiniFloat { get }
+}
+package enum E4M3FN: MiniFloatKind { package static var format: MiniFloat { .float8e4m3fn } }
+package enum E4M3FNUZ: MiniFloatKind { package static var format: MiniFloat { .float8e4m3fnuz } }
+package enum E5M2: MiniFloatKind { package static var format: MiniFloat { .float8e5m2 } }
+package enum E5M2FNUZ: MiniFloatKind { package static var format: MiniFloat { .float8e5m2fnuz } }
+package enum E2M1: MiniFloatKind { package static var format: MiniFloat { .float4e2m1 } }
+
+/// A float8 or float4e2m1 element as stored: its bit pattern in one byte.
+package struct MiniFloatByte<Kind: MiniFloatKind> {
+    package var raw: UInt8
+}
+
+// Every value of these formats is exact in Float (and so in Float16 only after rounding).
+extension MiniFloatByte: CastSource {
+    @inline(__always) package var castFloat: Float { Kind.format.float(UInt32(raw)) }
+    @inline(__always) package var castDouble: Double { Double(castFloat) }
+    @inline(__always) package var castFloat16: Float16 { Float16(bitPattern: HalfBits.fromFloat(castFloat.bitPattern)) }
+    @inline(__always) package var castBFloat16: UInt16 { BFloat16Bits.fromFloat(castFloat.bitPattern) }
+    @inline(__always) package var castIsNonzero: Bool { castFloat != 0 }
+    @inline(__always) package func castInteger<T: CastInteger>(_ type: T.Type) -> T { T.saturating(castFloat) }
+}
+
+/// A float8e8m0 element as stored: its exponent byte.
+package struct E8M0Byte {
+    package var raw: UInt8
+}
+
+extension E8M0Byte: CastSource {
+    @inline(__always) package var castFloat: Float { E8M0.float(UInt32(raw)) }
+    @inline(__always) package var castDouble: Double { Double(castFloat) }
+    @inline(__always) package var castFloat16: Float16 { Float16(bitPattern: HalfBits.fromFloat(castFloat.bitPattern)) }
+    @inline(__always) package var castBFloat16: UInt16 { BFloat16Bits.fromFloat(castFloat.bitPattern) }
+    @inline(__always) package var castIsNonzero: Bool { true }  // no zero; NaN is true too
+    @inline(__always) package func castInteger<T: CastInteger>(_ type: T.Type) -> T { T.saturating(castFloat) }
 }
 
 /// IEEE half ↔ single conversion on bit patterns, exact and round-to-nearest-even like the
@@ -234,15 +369,31 @@ extension BoolByte: CastSource {
     }
 }
 
+extension Casting {
+    /// Element `index` of `data` (elements of `type`, not strings) as a Double; exact but for
+    /// 64-bit integers beyond 2^53.
+    package static func double(_ data: UnsafeRawPointer, _ type: DataType, at index: Int) -> Double {
+        var value = 0.0
+        withUnsafeMutableBytes(of: &value) { convert(data + index * type.byteWidth, from: type, to: $0.baseAddress!, .double, count: 1) }
+        return value
+    }
+}
+
 extension Tensor {
-    /// The tensor converted to `type` by ONNX Cast rules.
-    package func converted(to type: DataType) throws -> Tensor {
+    /// The tensor converted to `type` by ONNX Cast rules (see ``Casting``).
+    ///
+    /// - Throws: `.unsupportedDataType` if one type is string and the other is not: strings are
+    ///   cast by the Cast operator, through a run's string table.
+    package func converted(to type: DataType, saturate: Bool = true) throws -> Tensor {
         if type == dataType { return self }
+        guard type != .string && dataType != .string else {
+            throw OnyxError.unsupportedDataType("cannot convert \(dataType) to \(type) outside a model: use a Cast node")
+        }
         var result = Tensor(zeros: type, shape: shape)
         withUnsafeBytes { source in
             result.withUnsafeMutableBytes { target in
                 guard let from = source.baseAddress, let to = target.baseAddress else { return }
-                Casting.convert(from, from: dataType, to: to, type, count: elementCount)
+                Casting.convert(from, from: dataType, to: to, type, count: elementCount, saturate: saturate)
             }
         }
         return result

@@ -80,7 +80,9 @@ extension DataType {
         case .int64: try visitor.visit(Int64.self)
         case .uint64: try visitor.visit(UInt64.self)
         case .bool: boolAsByte ? try visitor.visit(UInt8.self) : nil
-        case .string: nil
+        case .string, .bfloat16, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1,
+             .int4, .uint4, .int2, .uint2:
+            nil
         }
     }
 }

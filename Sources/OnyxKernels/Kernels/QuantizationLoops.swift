@@ -95,7 +95,7 @@ import OnyxCore
     }
 }
 
-/// An element type QuantizeLinear reads (float, float16, int32).
+/// An element type QuantizeLinear reads (float, float16, bfloat16, int32).
 @usableFromInline package protocol QuantizationSource {
     func converted<P: BinaryFloatingPoint>(to _: P.Type) -> P
 }
@@ -107,6 +107,92 @@ extension Float16: QuantizationSource {
 }
 extension Int32: QuantizationSource {
     @inlinable @inline(__always) package func converted<P: BinaryFloatingPoint>(to _: P.Type) -> P { P(self) }
+}
+extension BFloat16Bits: QuantizationSource {
+    @inlinable @inline(__always) package func converted<P: BinaryFloatingPoint>(to _: P.Type) -> P { P(castFloat) }
+}
+
+/// How QuantizeLinear divides x by the scale: in the precision of the scale's type or of its
+/// `precision` attribute, the quotient rounded to it.
+@usableFromInline package protocol QuantizationDivision {
+    func quotient<X: QuantizationSource>(_ x: X) -> Double
+}
+
+/// Division in a Swift floating-point type (float16, float, double).
+@usableFromInline package struct NativeDivision<P: BinaryFloatingPoint>: QuantizationDivision {
+    @usableFromInline let scale: P
+    @inlinable package init(scale: Double) { self.scale = P(scale) }
+    @inlinable @inline(__always) package func quotient<X: QuantizationSource>(_ x: X) -> Double { Double(x.converted(to: P.self) / scale) }
+}
+
+/// Division in bfloat16: x and the scale rounded to bfloat16, divided in float (correctly rounded
+/// for such narrow operands), the quotient rounded to bfloat16.
+@usableFromInline package struct BFloat16Division: QuantizationDivision {
+    @usableFromInline let scale: Float
+    @inlinable package init(scale: Double) { self.scale = Self.round(Float(scale)) }
+    @inlinable @inline(__always) static func round(_ v: Float) -> Float {
+        Float(bitPattern: UInt32(BFloat16Bits.fromFloat(v.bitPattern)) << 16)
+    }
+    @inlinable @inline(__always) package func quotient<X: QuantizationSource>(_ x: X) -> Double {
+        Double(Self.round(Self.round(x.converted(to: Float.self)) / scale))
+    }
+}
+
+/// Where QuantizeLinear puts a quotient: rounded and clamped into an integer type, or converted
+/// into a narrow float format.
+@usableFromInline package protocol QuantizedStore {
+    func store(_ quotient: Double, at index: Int)
+}
+
+/// `saturate(round_half_even(q) + zeroPoint)` into `Q`, clamped to `bounds` (int4 is stored in
+/// Int8 but saturates at −8…7); a NaN quotient gives the zero point.
+@usableFromInline package struct IntegerQuantizedStore<Q: FixedWidthInteger>: QuantizedStore {
+    @usableFromInline let y: UnsafeMutablePointer<Q>
+    @usableFromInline let zero: Double, low: Double, high: Double
+    @inlinable package init(_ y: UnsafeMutablePointer<Q>, zeroPoint: Int32, bounds: ClosedRange<Int32>) {
+        self.y = y
+        zero = Double(zeroPoint)
+        low = Double(bounds.lowerBound)
+        high = Double(bounds.upperBound)
+    }
+    @inlinable @inline(__always) package func store(_ q: Double, at index: Int) {
+        let v = q.isNaN ? zero : q.rounded(.toNearestOrEven) + zero
+        y[index] = Q(v > low ? (v < high ? v : high) : low)
+    }
+}
+
+/// `q + zeroPoint` converted to a float8 or float4e2m1 format as Cast converts (ties to even;
+/// beyond the range as `saturate` says).
+package struct MiniFloatQuantizedStore: QuantizedStore {
+    let y: UnsafeMutablePointer<UInt8>
+    let format: MiniFloat
+    let zero: Double
+    let saturate: Bool
+    package init(_ y: UnsafeMutablePointer<UInt8>, format: MiniFloat, zeroPoint: Double, saturate: Bool) {
+        self.y = y
+        self.format = format
+        zero = zeroPoint
+        self.saturate = saturate
+    }
+    @inline(__always) package func store(_ q: Double, at index: Int) {
+        y[index] = UInt8(truncatingIfNeeded: format.bits(q + zero, saturate: saturate))
+    }
+}
+
+/// An element type DequantizeLinear writes: float, float16 or bfloat16, rounded from a Float.
+@usableFromInline package protocol DequantizedElement {
+    static func rounded(_ value: Float) -> Self
+}
+extension Float: DequantizedElement {
+    @inlinable @inline(__always) package static func rounded(_ value: Float) -> Float { value }
+}
+extension Float16: DequantizedElement {
+    @inlinable @inline(__always) package static func rounded(_ value: Float) -> Float16 { Float16(value) }
+}
+extension BFloat16Bits: DequantizedElement {
+    @inlinable @inline(__always) package static func rounded(_ value: Float) -> BFloat16Bits {
+        BFloat16Bits(raw: fromFloat(value.bitPattern))
+    }
 }
 
 extension Double {
@@ -132,14 +218,17 @@ extension Double {
         case .uint64: Double(view.pointer(as: UInt64.self)[index])
         case .bool: view.pointer(as: UInt8.self)[index] != 0 ? 1 : 0
         case .string: .nan  // the planner keeps strings away from the quantization operators
+        case .bfloat16, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1,
+             .int4, .uint4, .int2, .uint2:
+            Casting.double(view.data, view.dataType, at: index)
         }
     }
 
-    /// Element `index` of an integer tensor as an Int32 (int8/uint8/int16/uint16/int32 zero points).
+    /// Element `index` of an integer tensor as an Int32 (zero points of the integer types).
     package static func int32(_ view: TensorView, at index: Int) -> Int32 {
         switch view.dataType {
-        case .int8: Int32(view.pointer(as: Int8.self)[index])
-        case .uint8: Int32(view.pointer(as: UInt8.self)[index])
+        case .int8, .int4, .int2: Int32(view.pointer(as: Int8.self)[index])
+        case .uint8, .uint4, .uint2: Int32(view.pointer(as: UInt8.self)[index])
         case .int16: Int32(view.pointer(as: Int16.self)[index])
         case .uint16: Int32(view.pointer(as: UInt16.self)[index])
         case .int32: view.pointer(as: Int32.self)[index]
@@ -149,29 +238,24 @@ extension Double {
         }
     }
 
-    /// `y = saturate(round_half_even(x / scale) + zeroPoint)` with the division done in `P`.
-    ///
-    /// A NaN quotient quantizes to the zero point.
+    /// `y = store(x / scale)`: the division as `division` does it, the result stored (rounded,
+    /// offset by the zero point, saturated) as `store` does.
     @inlinable @inline(__always)
-    package static func quantize<X: QuantizationSource, P: BinaryFloatingPoint, Q: FixedWidthInteger>(
-        _ x: UnsafePointer<X>, _ y: UnsafeMutablePointer<Q>, count: Int, scale: P, zeroPoint: Int32
+    package static func quantize<X: QuantizationSource, D: QuantizationDivision, S: QuantizedStore>(
+        _ x: UnsafePointer<X>, count: Int, division: D, into store: S
     ) {
-        let low = Double(Q.min), high = Double(Q.max), zero = Double(zeroPoint)
-        for i in 0..<count {
-            let q = Double(x[i].converted(to: P.self) / scale)
-            let v = q.isNaN ? zero : q.rounded(.toNearestOrEven) + zero
-            y[i] = Q(v > low ? (v < high ? v : high) : low)
-        }
+        for i in 0..<count { store.store(division.quotient(x[i]), at: i) }
     }
 
-    /// ``quantize(_:_:count:scale:zeroPoint:)`` for float input and a float scale, in Float
-    /// throughout so the loop vectorises.
+    /// `y = saturate(round_half_even(x / scale) + zeroPoint)` for float input and a float scale,
+    /// in Float throughout so the loop vectorises; saturating at `bounds`.
     @inlinable @inline(__always)
     package static func quantizeFloat<Q: FixedWidthInteger>(
-        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Q>, count: Int, scale: Float, zeroPoint: Int32
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Q>, count: Int, scale: Float, zeroPoint: Int32,
+        bounds: ClosedRange<Int32>
     ) {
         // Every value these types hold is exact in Float, and so are the clamp bounds.
-        let low = Float(Q.min), high = Float(Q.max), zero = Float(zeroPoint)
+        let low = Float(bounds.lowerBound), high = Float(bounds.upperBound), zero = Float(zeroPoint)
         for i in 0..<count {
             let q = x[i] / scale
             let v = q.isNaN ? zero : q.rounded(.toNearestOrEven) + zero
@@ -181,21 +265,31 @@ extension Double {
 
     /// `y = (x - zeroPoint) · scale`, computed in Float (exact for 8- and 16-bit x) and rounded to `O`.
     @inlinable @inline(__always)
-    package static func dequantize<X: BinaryInteger, O: BinaryFloatingPoint>(
+    package static func dequantize<X: BinaryInteger, O: DequantizedElement>(
         _ x: UnsafePointer<X>, _ y: UnsafeMutablePointer<O>, count: Int, scale: Float, zeroPoint: Int32
     ) {
         let zero = Float(zeroPoint)
-        for i in 0..<count { y[i] = O((Float(x[i]) - zero) * scale) }
+        for i in 0..<count { y[i] = O.rounded((Float(x[i]) - zero) * scale) }
     }
 
     /// ``dequantize(_:_:count:scale:zeroPoint:)`` for int32 x, whose difference from the zero
     /// point needs more than Float's precision.
     @inlinable @inline(__always)
-    package static func dequantizeWide<O: BinaryFloatingPoint>(
+    package static func dequantizeWide<O: DequantizedElement>(
         _ x: UnsafePointer<Int32>, _ y: UnsafeMutablePointer<O>, count: Int, scale: Float, zeroPoint: Int32
     ) {
         let s = Double(scale), zero = Int64(zeroPoint)
-        for i in 0..<count { y[i] = O(Float(Double(Int64(x[i]) - zero) * s)) }
+        for i in 0..<count { y[i] = O.rounded(Float(Double(Int64(x[i]) - zero) * s)) }
+    }
+
+    /// ``dequantize(_:_:count:scale:zeroPoint:)`` for x in a float8 or float4e2m1 `format`
+    /// (bit patterns), with a zero point of that type given by its value.
+    @inline(__always)
+    package static func dequantize<O: DequantizedElement>(
+        _ x: UnsafePointer<UInt8>, format: MiniFloat, _ y: UnsafeMutablePointer<O>, count: Int, scale: Float, zeroPoint: Float
+    ) {
+        // In Float, as ONNX's reference computes it: exact whenever the zero point is 0.
+        for i in 0..<count { y[i] = O.rounded((format.float(UInt32(x[i])) - zeroPoint) * scale) }
     }
 
     /// Copies `count` elements of an 8-bit integer tensor into Int32 with `zeroPoint` subtracted.

@@ -168,6 +168,10 @@ import OnyxCore
         case .uint64: gather(UInt64.self, fill: .saturating(extrapolation.rounded(.toNearestOrEven)))
         case .bool: gather(UInt8.self, fill: extrapolation != 0 ? 1 : 0)
         case .string: gather(Int64.self, fill: 0)  // handles; the empty string outside
+        case .bfloat16: gather(UInt16.self, fill: UInt16(truncatingIfNeeded: ElementFill.element(extrapolation, as: .bfloat16)))
+        case .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1,
+             .int4, .uint4, .int2, .uint2:
+            gather(UInt8.self, fill: UInt8(truncatingIfNeeded: ElementFill.element(extrapolation, as: x.dataType)))
         }
     }
 
@@ -234,8 +238,10 @@ import OnyxCore
         case .uint32: read(UInt32.self)
         case .int64: read(Int64.self)
         case .uint64: read(UInt64.self)
-        case .bool: throw OnyxError.unsupportedDataType("Resize: linear and cubic interpolation do not apply to bool")
-        case .string: throw OnyxError.unsupportedDataType("Resize: linear and cubic interpolation do not apply to string")
+        case .bfloat16, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1:
+            Casting.convert(x.data, from: x.dataType, to: buffer, .double, count: n)
+        case .bool, .string, .int4, .uint4, .int2, .uint2:
+            throw OnyxError.unsupportedDataType("Resize: linear and cubic interpolation do not apply to \(x.dataType)")
         }
     }
 
@@ -257,8 +263,10 @@ import OnyxCore
         case .uint32: integer(UInt32.self)
         case .int64: integer(Int64.self)
         case .uint64: integer(UInt64.self)
-        case .bool: throw OnyxError.unsupportedDataType("Resize: linear and cubic interpolation do not apply to bool")
-        case .string: throw OnyxError.unsupportedDataType("Resize: linear and cubic interpolation do not apply to string")
+        case .bfloat16, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1:
+            Casting.convert(buffer, from: .double, to: y.data, y.dataType, count: n)
+        case .bool, .string, .int4, .uint4, .int2, .uint2:
+            throw OnyxError.unsupportedDataType("Resize: linear and cubic interpolation do not apply to \(y.dataType)")
         }
     }
 }

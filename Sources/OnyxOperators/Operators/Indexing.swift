@@ -813,7 +813,10 @@ package struct UniqueKernel: Kernel {
 
     private func groups(_ data: UnsafeRawPointer, _ type: DataType, _ shape: [Int]) throws -> Groups {
         let (outer, count, inner) = try layout(shape)
-        return try type.visitIndexingElement(Grouping(data: data, outer: outer, count: count, inner: inner, sorted: sorted), boolAsByte: true)!
+        guard let groups = try type.visitIndexingElement(
+            Grouping(data: data, outer: outer, count: count, inner: inner, sorted: sorted), boolAsByte: true)
+        else { throw OnyxError.unsupportedDataType("Unique does not support \(type)") }
+        return groups
     }
 
     package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {

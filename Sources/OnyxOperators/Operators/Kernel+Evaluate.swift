@@ -20,7 +20,11 @@ extension OperatorRegistry {
             throw OnyxError.unsupportedOperator(node: node, opset: opset)
         }
         let context = NodeContext(node: node, opset: opset, constantInputs: inputs, isa: isa)
+        try checkElementTypes(domain: node.domain, opType: node.opType, nodeName: node.name, inputs.map { $0?.dataType })
         let kernel = try registration.make(context)
+        let planned = inputs.map { $0.map { PlannedInput(descriptor: TensorDescriptor($0.dataType, $0.shape), constant: $0) } }
+        try checkElementTypes(
+            domain: node.domain, opType: node.opType, nodeName: node.name, try kernel.outputDescriptors(for: planned).map(\.dataType))
         return try kernel.evaluate(inputs: inputs, pool: ComputePool(threadCount: threads))
     }
 }

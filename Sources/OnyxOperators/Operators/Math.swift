@@ -163,7 +163,9 @@ package struct ElementwiseFunctionKernel: Kernel {
         case .uint16: try runInteger(UnsafePointer(x.pointer(as: UInt16.self)), y, count: n, pool: pool)
         case .uint32: try runInteger(UnsafePointer(x.pointer(as: UInt32.self)), y, count: n, pool: pool)
         case .uint64: try runInteger(UnsafePointer(x.pointer(as: UInt64.self)), y, count: n, pool: pool)
-        case .string: throw unsupported(x.dataType)
+        case .string, .bfloat16, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1,
+             .int4, .uint4, .int2, .uint2:
+            throw unsupported(x.dataType)
         case .bool:
             guard case .not = function else { throw unsupported(x.dataType) }
             MathLoops.map(UnsafePointer(x.pointer(as: UInt8.self)), y.pointer(as: UInt8.self), count: n, pool: pool) {

@@ -143,7 +143,7 @@ package enum OperatorRegistry {
 
     /// The implementation of `opType` in `domain` at `opset`, if any.
     package static func registration(domain: String, opType: String, opset: Int) -> OperatorRegistration? {
-        index[key(domain: domain, opType: opType)]?.first { $0.versions.contains(opset) }
+        index[key(domain: domain, opType: opType)]?.first { $0.versions.contains(opset) }.map(stagingNarrowFloats)
     }
 
     /// Whether any opset of `opType` in `domain` is implemented.

@@ -56,15 +56,45 @@ private func requiredInput(_ inputs: [PlannedInput?], _ index: Int, op: String, 
     return input
 }
 
-private let quantizedTypes: [DataType] = [.uint8, .int8, .uint16, .int16]
+/// The types QuantizeLinear writes and DequantizeLinear reads at `opset`, besides the 16-bit
+/// integers (opset 21; QuantizeLinear in Onyx takes them at every opset) and int32 (Dequantize).
+private func quantizedTypes(opset: Int) -> [DataType] {
+    var types: [DataType] = [.int8, .uint8]
+    if opset >= 19 { types += [.float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz] }
+    if opset >= 21 { types += [.uint4, .int4] }
+    if opset >= 23 { types.append(.float4e2m1) }
+    if opset >= 25 { types += [.uint2, .int2] }
+    return types
+}
+
+/// The values an integer quantized type holds, which QuantizeLinear saturates to.
+private func integerBounds(_ type: DataType) -> ClosedRange<Int32>? {
+    switch type {
+    case .uint8: 0...255
+    case .int8: -128...127
+    case .uint16: 0...65535
+    case .int16: -32768...32767
+    case .uint4: 0...15
+    case .int4: -8...7
+    case .uint2: 0...3
+    case .int2: -2...1
+    default: nil
+    }
+}
+
 
 // MARK: - QuantizeLinear
 
 /// QuantizeLinear: `y = saturate(round_half_even(x / y_scale) + y_zero_point)` per tensor,
-/// per axis or per block, into uint8, int8, uint16 or int16.
+/// per axis or per block, into the 8- and 16-bit integers, int4, uint4, int2 and uint2; into
+/// the float8 formats and float4e2m1 `y = cast(x / y_scale + y_zero_point)`, rounding to
+/// nearest even and, for float8, saturating unless `saturate` is 0.
 package struct QuantizeLinearKernel: Kernel {
+    package let opset: Int
     package let axis: Int
     package let blockSize: Int
+    /// `saturate` (opset ≥ 19): float8 outputs clamp out-of-range values to their largest finite value.
+    package let saturate: Bool
     /// `output_dtype` (opset ≥ 21), when given.
     package let outputType: DataType?
     /// The type the division runs in: `precision` (opset ≥ 23) or else the scale's type.
@@ -72,18 +102,22 @@ package struct QuantizeLinearKernel: Kernel {
 
     package init(_ context: NodeContext) throws {
         let opset = context.opset
+        self.opset = opset
         axis = opset >= 13 ? try context.int("axis", default: 1) : 1
         blockSize = opset >= 21 ? try context.int("block_size", default: 0) : 0
         guard blockSize >= 0 else { throw context.attributeError("block_size must be ≥ 0, got \(blockSize)") }
+        saturate = opset >= 19 ? try context.int("saturate", default: 1) != 0 : true
         let outputCode = opset >= 21 ? try context.int("output_dtype", default: 0) : 0
         outputType = outputCode == 0 ? nil : try quantizationAttributeType(code: outputCode, op: "QuantizeLinear", attribute: "output_dtype")
-        if let outputType, !quantizedTypes.contains(outputType) {
-            throw context.attributeError("output_dtype \(outputType) is not uint8, int8, uint16 or int16")
+        let allowed = quantizedTypes(opset: opset) + [.uint16, .int16]
+        if let outputType, !allowed.contains(outputType) {
+            throw context.attributeError(
+                "output_dtype \(outputType) is not one of \(allowed.map(\.onnxName).joined(separator: ", ")) at opset \(opset)")
         }
         let precisionCode = opset >= 23 ? try context.int("precision", default: 0) : 0
         precision = precisionCode == 0 ? nil : try quantizationAttributeType(code: precisionCode, op: "QuantizeLinear", attribute: "precision")
-        if let precision, ![.float, .float16, .int32, .double].contains(precision) {
-            throw context.attributeError("precision \(precision) is not float, float16 or int32")
+        if let precision, ![.float, .float16, .bfloat16, .int32, .double].contains(precision) {
+            throw context.attributeError("precision \(precision) is not float, float16, bfloat16 or int32")
         }
     }
 
@@ -96,12 +130,14 @@ package struct QuantizeLinearKernel: Kernel {
         guard (2...3).contains(inputs.count) else { throw OnyxError.invalidModel("\(op) takes x, y_scale and an optional y_zero_point") }
         let x = try requiredInput(inputs, 0, op: op, name: "x")
         let scale = try requiredInput(inputs, 1, op: op, name: "y_scale")
-        try requireType(x, [.float, .float16, .int32], op: op, name: "x")
-        try requireType(scale, [.float, .float16, .int32], op: op, name: "y_scale")
+        // float16 came with opset 19; Onyx takes it at every opset.
+        let wide: [DataType] = opset >= 19 ? [.float, .float16, .bfloat16, .int32] : [.float, .float16, .int32]
+        try requireType(x, wide, op: op, name: "x")
+        try requireType(scale, opset >= 24 ? wide + [.float8e8m0] : wide, op: op, name: "y_scale")
         _ = try layout(x.shape, scale.shape)
         var type = outputType ?? .uint8
         if let zeroPoint = optionalInput(inputs, 2) {
-            try requireType(zeroPoint, quantizedTypes, op: op, name: "y_zero_point")
+            try requireType(zeroPoint, quantizedTypes(opset: opset) + [.uint16, .int16], op: op, name: "y_zero_point")
             if let outputType, outputType != zeroPoint.dataType {
                 throw OnyxError.unsupportedDataType(
                     "\(op): output_dtype \(outputType) differs from y_zero_point's type \(zeroPoint.dataType)")
@@ -118,44 +154,71 @@ package struct QuantizeLinearKernel: Kernel {
     package func run(_ context: borrowing KernelContext) throws {
         let x = context.input(0)!, scale = context.input(1)!, zeroPoint = context.input(2), y = context.output(0)
         let layout = try layout(x.shape, scale.shape)
-        let precision = self.precision ?? scale.dataType
-        let pool = context.pool
+        // A float8e8m0 scale is a power of two: dividing by it in float is exact.
+        let precision = self.precision ?? (scale.dataType == .float8e8m0 ? .float : scale.dataType)
+        let pool = context.pool, saturate = self.saturate
+        let bounds = integerBounds(y.dataType)
+        let format = MiniFloat.of(y.dataType)
         layout.forEachRun { offset, parameter, count in
             let s = QuantizationLoops.double(scale, at: parameter)
-            let z = zeroPoint.map { QuantizationLoops.int32($0, at: parameter) } ?? 0
-            switch y.dataType {
-            case .uint8: Self.quantize(x, y.pointer(as: UInt8.self), offset, count, s, z, precision, pool)
-            case .int8: Self.quantize(x, y.pointer(as: Int8.self), offset, count, s, z, precision, pool)
-            case .uint16: Self.quantize(x, y.pointer(as: UInt16.self), offset, count, s, z, precision, pool)
-            default: Self.quantize(x, y.pointer(as: Int16.self), offset, count, s, z, precision, pool)
+            if let bounds {
+                let z = zeroPoint.map { QuantizationLoops.int32($0, at: parameter) } ?? 0
+                switch y.dataType {
+                case .uint8, .uint4, .uint2: Self.quantize(x, y.pointer(as: UInt8.self), offset, count, s, z, bounds, precision, pool)
+                case .int8, .int4, .int2: Self.quantize(x, y.pointer(as: Int8.self), offset, count, s, z, bounds, precision, pool)
+                case .uint16: Self.quantize(x, y.pointer(as: UInt16.self), offset, count, s, z, bounds, precision, pool)
+                default: Self.quantize(x, y.pointer(as: Int16.self), offset, count, s, z, bounds, precision, pool)
+                }
+            } else if let format {
+                let z = zeroPoint.map { QuantizationLoops.double($0, at: parameter) } ?? 0
+                let ys = y.pointer(as: UInt8.self) + offset
+                Self.divide(x, offset, count, s, precision, pool) { start in
+                    MiniFloatQuantizedStore(ys + start, format: format, zeroPoint: z, saturate: saturate)
+                }
             }
         }
     }
 
     private static func quantize<Q: FixedWidthInteger>(
         _ x: TensorView, _ y: UnsafeMutablePointer<Q>, _ offset: Int, _ count: Int, _ scale: Double, _ zeroPoint: Int32,
-        _ precision: DataType, _ pool: ComputePool
+        _ bounds: ClosedRange<Int32>, _ precision: DataType, _ pool: ComputePool
+    ) {
+        let ys = y + offset
+        if x.dataType == .float && precision == .float {
+            let xs = UnsafePointer(x.pointer(as: Float.self) + offset)
+            pool.forEachChunk(count, costPerItem: 4) { r in
+                QuantizationLoops.quantizeFloat(xs + r.lowerBound, ys + r.lowerBound, count: r.count, scale: Float(scale),
+                                                zeroPoint: zeroPoint, bounds: bounds)
+            }
+            return
+        }
+        divide(x, offset, count, scale, precision, pool) { start in
+            IntegerQuantizedStore(ys + start, zeroPoint: zeroPoint, bounds: bounds)
+        }
+    }
+
+    /// Divides `count` elements of x from `offset` by `scale` in `precision`, in chunks on
+    /// `pool`, storing each chunk's quotients through `store(chunkStart)`.
+    private static func divide<S: QuantizedStore>(
+        _ x: TensorView, _ offset: Int, _ count: Int, _ scale: Double, _ precision: DataType, _ pool: ComputePool,
+        _ store: @escaping (Int) -> S
     ) {
         func typed<X: QuantizationSource>(_ source: UnsafeMutablePointer<X>) {
-            let xs = UnsafePointer(source + offset), ys = y + offset
+            let xs = UnsafePointer(source + offset)
             pool.forEachChunk(count, costPerItem: 8) { r in
-                let n = r.count, xr = xs + r.lowerBound, yr = ys + r.lowerBound
+                let n = r.count, xr = xs + r.lowerBound, out = store(r.lowerBound)
                 switch precision {
-                case .float16: QuantizationLoops.quantize(xr, yr, count: n, scale: Float16(scale), zeroPoint: zeroPoint)
-                case .float: QuantizationLoops.quantize(xr, yr, count: n, scale: Float(scale), zeroPoint: zeroPoint)
-                default: QuantizationLoops.quantize(xr, yr, count: n, scale: scale, zeroPoint: zeroPoint)
+                case .float16: QuantizationLoops.quantize(xr, count: n, division: NativeDivision<Float16>(scale: scale), into: out)
+                case .float: QuantizationLoops.quantize(xr, count: n, division: NativeDivision<Float>(scale: scale), into: out)
+                case .bfloat16: QuantizationLoops.quantize(xr, count: n, division: BFloat16Division(scale: scale), into: out)
+                default: QuantizationLoops.quantize(xr, count: n, division: NativeDivision<Double>(scale: scale), into: out)
                 }
             }
         }
         switch x.dataType {
-        case .float where precision == .float:
-            let xs = UnsafePointer(x.pointer(as: Float.self) + offset), ys = y + offset
-            pool.forEachChunk(count, costPerItem: 4) { r in
-                QuantizationLoops.quantizeFloat(xs + r.lowerBound, ys + r.lowerBound, count: r.count, scale: Float(scale),
-                                                zeroPoint: zeroPoint)
-            }
         case .float: typed(x.pointer(as: Float.self))
         case .float16: typed(x.pointer(as: Float16.self))
+        case .bfloat16: typed(x.pointer(as: BFloat16Bits.self))
         default: typed(x.pointer(as: Int32.self))
         }
     }
@@ -163,7 +226,9 @@ package struct QuantizeLinearKernel: Kernel {
 
 // MARK: - DequantizeLinear
 
-/// DequantizeLinear: `y = (x - x_zero_point) · x_scale` per tensor, per axis or per block.
+/// DequantizeLinear: `y = (x - x_zero_point) · x_scale` per tensor, per axis or per block, x of
+/// any quantized type (its value, for the float8 formats and float4e2m1), computed in float and
+/// rounded to y's type.
 package struct DequantizeLinearKernel: Kernel {
     package let axis: Int
     package let blockSize: Int
@@ -179,11 +244,11 @@ package struct DequantizeLinearKernel: Kernel {
         guard blockSize >= 0 else { throw context.attributeError("block_size must be ≥ 0, got \(blockSize)") }
         let outputCode = opset >= 23 ? try context.int("output_dtype", default: 0) : 0
         outputType = outputCode == 0 ? nil : try quantizationAttributeType(code: outputCode, op: "DequantizeLinear", attribute: "output_dtype")
-        if let outputType, outputType != .float && outputType != .float16 {
-            throw context.attributeError("output_dtype \(outputType) is not float or float16")
+        if let outputType, ![.float, .float16, .bfloat16].contains(outputType) {
+            throw context.attributeError("output_dtype \(outputType) is not float, float16 or bfloat16")
         }
-        inputTypes = opset >= 21 ? [.int8, .uint8, .int16, .uint16, .int32] : [.int8, .uint8, .int32]
-        scaleTypes = opset >= 19 ? [.float, .float16] : [.float]
+        inputTypes = quantizedTypes(opset: opset) + (opset >= 21 ? [.int16, .uint16, .int32] : [.int32])
+        scaleTypes = opset >= 24 ? [.float, .float16, .bfloat16, .float8e8m0] : opset >= 19 ? [.float, .float16, .bfloat16] : [.float]
     }
 
     private func layout(_ x: [Int], _ scale: [Int]) throws -> QuantizationParameterLayout {
@@ -207,7 +272,10 @@ package struct DequantizeLinearKernel: Kernel {
                     "\(op): x_zero_point of shape \(shapeText(zeroPoint.shape)) must have x_scale's shape \(shapeText(scale.shape))")
             }
         }
-        return [TensorDescriptor(outputType ?? scale.dataType, x.shape)]
+        guard let type = outputType ?? (scale.dataType == .float8e8m0 ? nil : scale.dataType) else {
+            throw OnyxError.invalidAttribute("\(op): a float8e8m0 x_scale needs output_dtype (float, float16 or bfloat16)")
+        }
+        return [TensorDescriptor(type, x.shape)]
     }
 
     package func run(_ context: borrowing KernelContext) throws {
@@ -216,35 +284,44 @@ package struct DequantizeLinearKernel: Kernel {
         let pool = context.pool
         layout.forEachRun { offset, parameter, count in
             let s = Float(QuantizationLoops.double(scale, at: parameter))
-            let z = zeroPoint.map { QuantizationLoops.int32($0, at: parameter) } ?? 0
-            if y.dataType == .float16 {
-                Self.dequantize(x, y.pointer(as: Float16.self), offset, count, s, z, pool)
-            } else {
-                Self.dequantize(x, y.pointer(as: Float.self), offset, count, s, z, pool)
+            switch y.dataType {
+            case .float16: Self.dequantize(x, y.pointer(as: Float16.self), offset, count, s, zeroPoint, parameter, pool)
+            case .bfloat16: Self.dequantize(x, y.pointer(as: BFloat16Bits.self), offset, count, s, zeroPoint, parameter, pool)
+            default: Self.dequantize(x, y.pointer(as: Float.self), offset, count, s, zeroPoint, parameter, pool)
             }
         }
     }
 
-    private static func dequantize<O: BinaryFloatingPoint>(
-        _ x: TensorView, _ y: UnsafeMutablePointer<O>, _ offset: Int, _ count: Int, _ scale: Float, _ zeroPoint: Int32,
-        _ pool: ComputePool
+    private static func dequantize<O: DequantizedElement>(
+        _ x: TensorView, _ y: UnsafeMutablePointer<O>, _ offset: Int, _ count: Int, _ scale: Float, _ zeroPoint: TensorView?,
+        _ parameter: Int, _ pool: ComputePool
     ) {
         let ys = y + offset
+        if let format = MiniFloat.of(x.dataType) {
+            let xs = UnsafePointer(x.pointer(as: UInt8.self) + offset)
+            let z = zeroPoint.map { Float(QuantizationLoops.double($0, at: parameter)) } ?? 0
+            pool.forEachChunk(count, costPerItem: 8) { r in
+                QuantizationLoops.dequantize(xs + r.lowerBound, format: format, ys + r.lowerBound, count: r.count, scale: scale, zeroPoint: z)
+            }
+            return
+        }
+        let z = zeroPoint.map { QuantizationLoops.int32($0, at: parameter) } ?? 0
         func typed<X: FixedWidthInteger>(_ source: UnsafeMutablePointer<X>) {
             let xs = UnsafePointer(source + offset)
             pool.forEachChunk(count, costPerItem: 4) { r in
-                QuantizationLoops.dequantize(xs + r.lowerBound, ys + r.lowerBound, count: r.count, scale: scale, zeroPoint: zeroPoint)
+                QuantizationLoops.dequantize(xs + r.lowerBound, ys + r.lowerBound, count: r.count, scale: scale, zeroPoint: z)
             }
         }
         switch x.dataType {
-        case .int8: typed(x.pointer(as: Int8.self))
-        case .uint8: typed(x.pointer(as: UInt8.self))
+        // The 4- and 2-bit integers hold their value in a whole byte.
+        case .int8, .int4, .int2: typed(x.pointer(as: Int8.self))
+        case .uint8, .uint4, .uint2: typed(x.pointer(as: UInt8.self))
         case .int16: typed(x.pointer(as: Int16.self))
         case .uint16: typed(x.pointer(as: UInt16.self))
         default:
             let xs = UnsafePointer(x.pointer(as: Int32.self) + offset)
             pool.forEachChunk(count, costPerItem: 4) { r in
-                QuantizationLoops.dequantizeWide(xs + r.lowerBound, ys + r.lowerBound, count: r.count, scale: scale, zeroPoint: zeroPoint)
+                QuantizationLoops.dequantizeWide(xs + r.lowerBound, ys + r.lowerBound, count: r.count, scale: scale, zeroPoint: z)
             }
         }
     }
@@ -274,7 +351,8 @@ package struct DynamicQuantizeLinearKernel: Kernel {
         let initial = 0 - low / scale
         let zeroPoint = initial.isNaN ? 0 : Swift.min(Swift.max(initial, 0), 255).rounded(.toNearestOrEven)
         let zero = Int32(zeroPoint)
-        QuantizationLoops.quantizeFloat(xs, context.output(0).pointer(as: UInt8.self), count: n, scale: scale, zeroPoint: zero)
+        QuantizationLoops.quantizeFloat(xs, context.output(0).pointer(as: UInt8.self), count: n, scale: scale, zeroPoint: zero,
+                                        bounds: 0...255)
         context.optionalOutput(1)?.pointer(as: Float.self).pointee = scale
         context.optionalOutput(2)?.pointer(as: UInt8.self).pointee = UInt8(zero)
     }
@@ -626,9 +704,9 @@ package struct BitCastKernel: Kernel {
 
     package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
         guard inputs.count == 1, let x = inputs[0] else { throw OnyxError.invalidModel("BitCast takes one input") }
-        guard x.dataType.byteWidth == target.byteWidth else {
+        guard x.dataType.bitWidth == target.bitWidth, x.dataType != .string, target != .string else {
             throw OnyxError.unsupportedDataType(
-                "BitCast: \(x.dataType) (\(x.dataType.byteWidth * 8) bits) and \(target) (\(target.byteWidth * 8) bits) differ in width")
+                "BitCast: \(x.dataType) (\(x.dataType.bitWidth) bits) and \(target) (\(target.bitWidth) bits) differ in width")
         }
         return [TensorDescriptor(target, x.shape)]
     }
@@ -638,6 +716,16 @@ package struct BitCastKernel: Kernel {
         if target == .bool && x.dataType != .bool {
             let source = x.pointer(as: UInt8.self), destination = y.pointer(as: UInt8.self)
             for i in 0..<x.elementCount { destination[i] = source[i] != 0 ? 1 : 0 }
+        } else if x.dataType.bitWidth < 8 && x.dataType != target {
+            // Unpacked, each byte holds its element's value: keep the low bits, sign-extended for
+            // a signed target (int4 −1 is uint4 15 and back).
+            let source = x.pointer(as: UInt8.self), destination = y.pointer(as: UInt8.self)
+            let unused = UInt8(8 - target.bitWidth)
+            let signed = target == .int4 || target == .int2
+            for i in 0..<x.elementCount {
+                let field = source[i] << unused
+                destination[i] = signed ? UInt8(bitPattern: Int8(bitPattern: field) >> unused) : field >> unused
+            }
         } else if x.data != y.data {
             y.data.copyMemory(from: x.data, byteCount: x.byteCount)
         }

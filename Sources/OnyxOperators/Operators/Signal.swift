@@ -33,7 +33,8 @@ extension OperatorRegistry {
         OperatorRegistration(kind.rawValue, versions: 17...Int.max) { context in
             WindowKernel(
                 kind: kind, periodic: try context.int("periodic", default: 1) != 0,
-                outputType: try windowOutputType(context, allowed: DataType.allCases.filter { $0 != .bool && $0 != .string }))
+                outputType: try windowOutputType(
+                    context, allowed: DataType.allCases.filter { ($0.isNative && $0 != .bool) || $0 == .bfloat16 }))
         }
     }
 }

@@ -61,7 +61,7 @@ extension NodeContext {
 /// numbers; numbers become their shortest round-trip text ("0.1", "42", "inf"). Text that is no
 /// number is an error naming it (the spec leaves it undefined).
 enum StringCasting {
-    static func cast(_ context: borrowing KernelContext) throws {
+    static func cast(_ context: borrowing KernelContext, saturate: Bool, rounding: E8M0.Rounding) throws {
         let x = context.input(0)!, y = context.output(0)
         let count = x.elementCount
         if x.dataType == .string {
@@ -81,7 +81,10 @@ enum StringCasting {
                     guard let value = try parse(text) else { throw OnyxError.invalidInput("Cast: '\(text)' is not a number") }
                     return value
                 }
-                values.withUnsafeBytes { Casting.convert($0.baseAddress!, from: .double, to: y.data, y.dataType, count: count) }
+                values.withUnsafeBytes {
+                    Casting.convert($0.baseAddress!, from: .double, to: y.data, y.dataType, count: count,
+                                    saturate: saturate, rounding: rounding)
+                }
             }
             return
         }
@@ -103,6 +106,13 @@ enum StringCasting {
         case .uint64: values = texts(UInt64.self)
         case .bool: values = UnsafeBufferPointer(start: x.pointer(as: UInt8.self), count: count).map { $0 != 0 ? "1" : "0" }
         case .string: values = try context.strings(ofInput: 0)
+        case .int4, .int2: values = texts(Int8.self)
+        case .uint4, .uint2: values = texts(UInt8.self)
+        case .bfloat16, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1:
+            // Every value of these formats is exact in Float.
+            var floats = [Float](repeating: 0, count: count)
+            floats.withUnsafeMutableBytes { Casting.convert(x.data, from: x.dataType, to: $0.baseAddress!, .float, count: count) }
+            values = floats.map(\.description)
         }
         try context.store(values, intoOutput: 0)
     }

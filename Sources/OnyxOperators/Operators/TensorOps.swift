@@ -28,13 +28,9 @@ extension OperatorRegistry {
 
         OperatorRegistration("Cast") { context in
             guard let code = try context.int("to") else { throw OnyxError.invalidAttribute("Cast: missing attribute 'to'") }
-            _ = try context.int("saturate")  // opset 19: only affects float8 targets, which Onyx refuses anyway
-            return CastKernel(to: try castTarget(code))
+            return try CastKernel(context, to: try castTarget(code))
         },
-        OperatorRegistration("CastLike", versions: 15...Int.max) { context in
-            _ = try context.int("saturate")
-            return CastKernel(to: nil)
-        },
+        OperatorRegistration("CastLike", versions: 15...Int.max) { context in try CastKernel(context, to: nil) },
     ]
 
     /// The ``DataType`` of a Cast target code, or an error naming the unsupported type.
@@ -232,7 +228,28 @@ package struct ConstantKernel: Kernel {
 /// Cast to a fixed type, or (CastLike, `to == nil`) to the type of input 1. See ``Casting`` for
 /// the conversion rules.
 package struct CastKernel: Kernel {
+    /// The target type; `nil` for CastLike, which takes input 1's.
     package let to: DataType?
+    /// `saturate` (opset ≥ 19): float8 targets clamp out-of-range values to their largest finite value.
+    package var saturate = true
+    /// `round_mode` (opset ≥ 24): how values round into a float8e8m0 target.
+    package var rounding = E8M0.Rounding.up
+
+    package init(to: DataType?) {
+        self.to = to
+    }
+
+    package init(_ context: NodeContext, to: DataType?) throws {
+        self.to = to
+        saturate = context.opset >= 19 ? try context.int("saturate", default: 1) != 0 : true
+        if context.opset >= 24 {
+            let mode = try context.string("round_mode", default: "up")
+            guard let rounding = E8M0.Rounding(rawValue: mode) else {
+                throw context.attributeError("round_mode must be 'up', 'down' or 'nearest', got '\(mode)'")
+            }
+            self.rounding = rounding
+        }
+    }
 
     package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
         guard let x = inputs.first ?? nil else { throw OnyxError.invalidModel("Cast: missing input 0") }
@@ -248,8 +265,9 @@ package struct CastKernel: Kernel {
     package func run(_ context: borrowing KernelContext) throws {
         let x = context.input(0)!, y = context.output(0)
         if x.dataType != y.dataType && (x.dataType == .string || y.dataType == .string) {
-            return try StringCasting.cast(context)
+            return try StringCasting.cast(context, saturate: saturate, rounding: rounding)
         }
-        Casting.convert(x.data, from: x.dataType, to: y.data, y.dataType, count: x.elementCount, pool: context.pool)
+        Casting.convert(x.data, from: x.dataType, to: y.data, y.dataType, count: x.elementCount,
+                        saturate: saturate, rounding: rounding, pool: context.pool)
     }
 }

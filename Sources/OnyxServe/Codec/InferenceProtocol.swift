@@ -50,7 +50,9 @@ public enum InferenceProtocol {
                 throw HandlerError.badRequest("input '\(name)' needs a \"datatype\"")
             }
             guard let type = DataType(protocolName: typeName) else {
-                throw HandlerError.badRequest("input '\(name)': datatype '\(typeName)' is not supported (BOOL, UINT8–64, INT8–64, FP16, FP32, FP64, BYTES)")
+                throw HandlerError.badRequest(
+                    "input '\(name)': datatype '\(typeName)' is not supported (BOOL, UINT8–64, INT8–64, FP16, BF16, FP32, FP64, BYTES, "
+                        + "or an ONNX type name such as FLOAT8E4M3FN or INT4)")
             }
             guard let shapeValues = value["shape"]?.arrayValue else {
                 throw HandlerError.badRequest("input '\(name)' needs a \"shape\" array")
@@ -112,6 +114,10 @@ public enum InferenceProtocol {
                 throw HandlerError.badRequest(error.message)
             }
         }
+        guard type.hasBinaryLayout else {
+            throw HandlerError.badRequest(
+                "input '\(name)': \(type.protocolName) has no binary layout in the protocol (ONNX packs it, Onyx does not); send it as \"data\"")
+        }
         guard count * type.byteWidth == byteCount else {
             throw HandlerError.badRequest("input '\(name)': shape \(shape) of \(type.protocolName) needs \(count * type.byteWidth) bytes, binary_data_size is \(byteCount)")
         }
@@ -141,7 +147,8 @@ public enum InferenceProtocol {
         var binaryStrings: [[UInt8]] = []  // BYTES outputs, length-prefixed, in output order
         for (i, output) in outputs.enumerated() {
             if i > 0 { writer.raw(",") }
-            let asBinary = allBinary || binaryOutputs.contains(output.name)
+            // The 4- and 2-bit types have no binary layout: they are sent as "data" even when asked for binary.
+            let asBinary = (allBinary || binaryOutputs.contains(output.name)) && output.tensor.dataType.hasBinaryLayout
             let strings = asBinary && output.tensor.dataType == .string ? TensorJSON.binaryStrings(output.tensor) : nil
             writeOutput(output, binary: asBinary, binaryByteCount: strings?.count, to: &writer)
             if asBinary { binary.append(output.tensor) }

@@ -2,7 +2,10 @@ import Onyx
 
 /// Tensor datatypes as the Open Inference Protocol names them.
 extension DataType {
-    /// `FP32`, `INT64`, `BOOL`, …
+    /// `FP32`, `INT64`, `BOOL`, `BF16`, …
+    ///
+    /// The protocol names no float8, float4 or 4- and 2-bit type: those are named by their
+    /// ONNX names in capitals (`FLOAT8E4M3FN`, `INT4`), which requests may use too.
     public var protocolName: String {
         switch self {
         case .float: "FP32"
@@ -18,8 +21,16 @@ extension DataType {
         case .uint64: "UINT64"
         case .bool: "BOOL"
         case .string: "BYTES"
+        case .bfloat16: "BF16"
+        case .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1,
+             .int4, .uint4, .int2, .uint2:
+            onnxName.uppercased()
         }
     }
+
+    /// Whether the protocol's binary tensor extension has a layout for the type: every type but
+    /// the 4- and 2-bit ones, which ONNX packs and Onyx keeps one element per byte.
+    var hasBinaryLayout: Bool { bitWidth >= 8 }
 
     /// The type named `name` in the protocol (`FP32`) or by ONNX (`float`, `float32`).
     public init?(protocolName name: String) {
@@ -88,6 +99,9 @@ public enum TensorJSON {
 
     /// A tensor of `type` and `shape` from a JSON `data` value.
     ///
+    /// Numbers for bfloat16, float8 and float4e2m1 round as ONNX's `Cast` does (to nearest even;
+    /// beyond the type's range, to its largest value); integer types take integers in their range.
+    ///
     /// - Throws: ``TensorCodingError`` naming what is wrong: element count against the shape,
     ///   non-integers for an integer type, values out of the type's range.
     public static func tensor(from data: JSONValue, type: DataType, shape: [Int], name: String, limit: Int = 1 << 28) throws -> Tensor {
@@ -137,6 +151,22 @@ public enum TensorJSON {
         case .int64: return try integral(Int64.self)
         case .uint64: return try integral(UInt64.self)
         case .string: preconditionFailure("BYTES data is read by stringTensor")
+        case .bfloat16, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1:
+            return try Tensor(converting: try Tensor(shape: shape, scalars: doubles), to: type)
+        case .int4, .uint4, .int2, .uint2:
+            let range: ClosedRange<Int64> = switch type {
+            case .int4: -8...7
+            case .uint4: 0...15
+            case .int2: -2...1
+            default: 0...3
+            }
+            guard let integers else {
+                throw TensorCodingError("input '\(name)': \(type.protocolName) data must be integers")
+            }
+            if let bad = integers.first(where: { !range.contains($0) }) {
+                throw TensorCodingError("input '\(name)': \(bad) is out of range for \(type.protocolName) (\(range))")
+            }
+            return try Tensor(converting: try Tensor(shape: shape, scalars: integers), to: type)
         }
     }
 
@@ -240,6 +270,15 @@ public enum TensorJSON {
             case .uint64: each(UInt64.self) { $0.integer($1) }
             case .bool: each(UInt8.self) { $0.bool($1 != 0) }
             case .string: break  // written above
+            case .int4, .int2: each(Int8.self) { $0.integer($1) }  // unpacked: one value per byte
+            case .uint4, .uint2: each(UInt8.self) { $0.integer($1) }
+            case .bfloat16, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1:
+                // Through float, which holds every value of these types exactly.
+                let floats = (try? Tensor(converting: tensor, to: .float).scalars(as: Float.self)) ?? []
+                for (i, value) in floats.enumerated() {
+                    if i > 0 { writer.bytes.append(UInt8(ascii: ",")) }
+                    writer.float(value)
+                }
             }
         }
         writer.bytes.append(UInt8(ascii: "]"))
