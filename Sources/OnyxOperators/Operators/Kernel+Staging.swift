@@ -10,10 +10,12 @@ package struct Float32Staged: Kernel {
     package let inner: any Kernel
     /// The types converted to float32 around the kernel.
     package let stagedTypes: [DataType]
+    /// `stagedTypes` as a set of bits by raw value: the run loop tests it without touching an array.
+    private let stagedBits: UInt64
 
     /// Whether tensors of `type` are converted to float32 around the kernel.
     @inline(__always)
-    package func isStaged(_ type: DataType) -> Bool { stagedTypes.contains(type) }
+    package func isStaged(_ type: DataType) -> Bool { stagedBits & (1 << UInt64(type.rawValue)) != 0 }
 
     /// Prepares `make` with any constant inputs of `stagedTypes` converted to float32, so weight
     /// packing at session creation happens for those types too.
@@ -22,6 +24,7 @@ package struct Float32Staged: Kernel {
         _ make: (NodeContext) throws -> any Kernel
     ) throws {
         self.stagedTypes = stagedTypes
+        stagedBits = stagedTypes.reduce(0) { $0 | 1 << UInt64($1.rawValue) }
         let constants = try context.constantInputs.map { value in
             try value.map { stagedTypes.contains($0.dataType) ? try $0.converted(to: .float) : $0 }
         }
