@@ -221,7 +221,7 @@ package struct SVMClassifierKernel: Kernel {
                 transform.apply(probabilities, count: classes)
                 for c in 0..<classes { z[c] = Float(probabilities[c]) }
             } else if classes == 2 {
-                // onnxruntime writes the margin as [−s, s] without a transform, else [1 − s, s].
+                // onnxruntime writes the margin as [−s, s] without a transform, else as a probability.
                 let (first, second) = (transform == .none ? BinaryScores.margin : .complement).columns(pairScores[0], transform)
                 z[0] = Float(first)
                 z[1] = Float(second)

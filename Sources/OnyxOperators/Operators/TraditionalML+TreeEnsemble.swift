@@ -118,7 +118,8 @@ struct TreeClassification: Sendable {
                 expansion = .margin
             }
         } else {
-            // onnxruntime writes the literal labels 1 and 0 here; these are the class labels at 1 and 0.
+            // onnxruntime writes the literal labels 1 and 0 here (not class labels unless they are
+            // [0, 1]); Onyx writes the class labels at 1 and 0.
             label = positive > 0 ? 1 : 0
         }
         if oneScore {
