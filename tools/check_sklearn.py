@@ -54,13 +54,13 @@ OPSETS = {1: {"": 17, "ai.onnx.ml": 1}, 3: {"": 18, "ai.onnx.ml": 3}}
 # MARK: - Data and models
 
 def classification(classes, n=400, features=8, seed=0):
-    X, y = make_classification(n, features, n_informative=5, n_redundant=1, n_classes=classes,
+    X, y = make_classification(n, features, n_informative=min(5, features - 1), n_redundant=min(1, features - 3), n_classes=classes,
                                n_clusters_per_class=1, random_state=seed)
     return X.astype(np.float32), y
 
 
 def regression(n=400, features=8, seed=0):
-    X, y = make_regression(n, features, n_informative=6, noise=5.0, random_state=seed)
+    X, y = make_regression(n, features, n_informative=min(6, features), noise=5.0, random_state=seed)
     return X.astype(np.float32), y.astype(np.float32)
 
 
@@ -504,7 +504,7 @@ def fixture_models():
     yield "logreg_multiclass", to_onnx(logreg, Xm[:1], options=zipless(logreg), target_opset=OPSETS[1]), Xm[70:78]
     yield "gbc_binary", to_onnx(gbc, Xb[:1], options=zipless(gbc), target_opset=OPSETS[3]), Xb[100:108]
     yield "svc_probability", to_onnx(svc, Xm[:1], options=zipless(svc), target_opset=OPSETS[1]), Xm[70:78]
-    yield "forest_regressor_double", to_onnx(forest, Xr[:1].astype(np.float64), target_opset=OPSETS[3]), Xr[100:108].astype(np.float64)
+    yield "forest_regressor", to_onnx(forest, Xr[:1], target_opset=OPSETS[1]), Xr[100:108]
 
 
 def write_fixtures():

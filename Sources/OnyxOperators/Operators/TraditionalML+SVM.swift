@@ -176,8 +176,9 @@ package struct SVMClassifierKernel: Kernel {
         let input = floatFeatures(x, scratch: context.workspace! + featuresOffset)
         let scores = (context.workspace! + scoresOffset).assumingMemoryBound(to: Float.self)
         let chosen = (context.workspace! + chosenOffset).assumingMemoryBound(to: Int32.self)
-        // Per task: the kernel values, the pair scores, the votes and the class probabilities.
-        let scratchCount = vectorCount + pairCount + 2 * classes
+        // Per task: the kernel values, the pair scores, the votes and the class probabilities (with
+        // support vectors; rho holds a value per pair, so the pairs are as many as the model holds).
+        let scratchCount = hasSupportVectors ? vectorCount + pairCount + 2 * classes : classes
         context.pool.parallelRanges(rows, minimumChunk: 16) { range in
             withUnsafeTemporaryAllocation(of: Double.self, capacity: scratchCount) { scratch in
                 for r in range {
