@@ -118,7 +118,10 @@ import Testing
         #expect(try Self.regress(try Tensor(shape: [2, 2], scalars: [0, 0, 1, 3] as [Int64]), attributes) == [11, 22])
         #expect(try Self.regress(try Tensor(shape: [2, 2], scalars: [0, 0, 1, 3] as [Int32]), attributes) == [11, 22])
         #expect(try Self.regress(try Tensor(shape: [2, 2], scalars: [0, 0, 1, 3] as [Double]), attributes) == [11, 22])
-        // On a threshold: BRANCH_LEQ goes true, BRANCH_LT false.
+        // Doubles compare in double: 0.5 + 1e-12 is above tree 0's threshold (as a float it would not be).
+        let above = try Tensor(shape: [4, 2], scalars: [0.5 + 1e-12, 0, 0.5, 0, 0.5 + 1e-12, 0, 0.5, 0] as [Double])
+        #expect(try Self.regress(above, attributes) == [12, 11, 12, 11])
+                // On a threshold: BRANCH_LEQ goes true, BRANCH_LT false.
         #expect(try Self.regress(try Tensor(shape: [1, 2], scalars: [0.5, 2] as [Float]), attributes) == [31])
         // A single row as a vector.
         let vector = try TraditionalMLTests.outputs("TreeEnsembleRegressor", [try Tensor(shape: [2], scalars: [1, 3] as [Float])], attributes)[0]
