@@ -326,7 +326,7 @@ extension TreeForest {
                             Self.descend(branches, nodes, roots, x, features, rows, trees, rule, leaves, scores, seen)
                         }
                         func interleave<V: BinaryFloatingPoint>(_ splits: [SplitNode<V>]?, _ rule: Rule) -> Bool {
-                            guard let splits, rows.count >= Self.lanes else { return false }
+                            guard let splits, rows.count >= Self.lanes || trees.count >= Self.lanes else { return false }
                             splits.withUnsafeBufferPointer { splits in
                                 if rule == .less {
                                     Self.interleave(splits.baseAddress!, nodes, roots, x, features, rows, trees, LessSplit(), leaves, scores, seen)
@@ -364,7 +364,8 @@ extension TreeForest {
 
     /// Descends ``lanes`` rows at once per tree, branch-free, over blocks of rows: the rows'
     /// chains of loads are independent, so the core overlaps them, and no step waits on a
-    /// mispredicted branch. Rows left over (fewer than ``lanes``) descend one at a time.
+    /// mispredicted branch. With fewer rows than lanes, each row descends ``lanes`` trees at once
+    /// instead. Rows or trees left over descend one at a time.
     private static func interleave<X: BinaryFloatingPoint, V: BinaryFloatingPoint, R: SplitRule>(
         _ splits: UnsafePointer<SplitNode<V>>, _ nodes: UnsafePointer<Node>, _ roots: UnsafePointer<Int32>,
         _ x: UnsafePointer<X>, _ features: Int, _ rows: Range<Int>, _ trees: Range<Int>, _ rule: R, _ leaves: LeafWeights,
@@ -380,6 +381,36 @@ extension TreeForest {
             let side = rule.goesTrue(V(x[Int(node.feature)]), node.value, at: i) ? 1 : 0
             return Int(children.load(fromByteOffset: i &* stride &+ side &* 4, as: Int32.self))
         }
+        /// The leaves four rows (or one row in four trees) reach from roots `i`.
+        @inline(__always)
+        func descend4(_ i: (Int, Int, Int, Int), _ x: (UnsafePointer<X>, UnsafePointer<X>, UnsafePointer<X>, UnsafePointer<X>)) -> (Int, Int, Int, Int) {
+            var (i0, i1, i2, i3) = i
+            while true {
+                let (j0, j1, j2, j3) = (step(i0, x.0), step(i1, x.1), step(i2, x.2), step(i3, x.3))
+                // Only a leaf is its own child.
+                if (j0 ^ i0) | (j1 ^ i1) | (j2 ^ i2) | (j3 ^ i3) == 0 { return (i0, i1, i2, i3) }
+                (i0, i1, i2, i3) = (j0, j1, j2, j3)
+            }
+        }
+        if rows.count < lanes {
+            let grouped = trees.lowerBound + trees.count / lanes * lanes
+            for row in rows {
+                let r = x + row &* features, offset = (row &- rows.lowerBound) &* width
+                var tree = trees.lowerBound
+                while tree < grouped {
+                    let (i0, i1, i2, i3) = descend4((Int(roots[tree]), Int(roots[tree + 1]), Int(roots[tree + 2]), Int(roots[tree + 3])), (r, r, r, r))
+                    leaves.add(nodes[i0], into: scores + offset, seen + offset)
+                    leaves.add(nodes[i1], into: scores + offset, seen + offset)
+                    leaves.add(nodes[i2], into: scores + offset, seen + offset)
+                    leaves.add(nodes[i3], into: scores + offset, seen + offset)
+                    tree += lanes
+                }
+            }
+            if grouped < trees.upperBound {
+                descend(nodes, nodes, roots, x, features, rows, grouped..<trees.upperBound, rule, leaves, scores, seen)
+            }
+            return
+        }
         var block = rows.lowerBound
         while block < rows.upperBound {
             let end = Swift.min(block + rowBlock, rows.upperBound)
@@ -389,13 +420,7 @@ extension TreeForest {
                 var row = block
                 while row < grouped {
                     let x0 = x + row &* features, x1 = x0 + features, x2 = x1 + features, x3 = x2 + features
-                    var (i0, i1, i2, i3) = (root, root, root, root)
-                    while true {
-                        let (j0, j1, j2, j3) = (step(i0, x0), step(i1, x1), step(i2, x2), step(i3, x3))
-                        // Only a leaf is its own child.
-                        if (j0 ^ i0) | (j1 ^ i1) | (j2 ^ i2) | (j3 ^ i3) == 0 { break }
-                        (i0, i1, i2, i3) = (j0, j1, j2, j3)
-                    }
+                    let (i0, i1, i2, i3) = descend4((root, root, root, root), (x0, x1, x2, x3))
                     let offset = (row &- rows.lowerBound) &* width
                     leaves.add(nodes[i0], into: scores + offset, seen + offset)
                     leaves.add(nodes[i1], into: scores + offset + width, seen + offset + width)
