@@ -36,11 +36,11 @@ struct TreeGraph {
 
 // MARK: - The flattened forest
 
-/// A node of a flattened forest: 16 bytes with a double threshold, 12 with a float one.
-package struct TreeNode<Value: BinaryFloatingPoint & Sendable>: Sendable {
+/// A node of a flattened forest, 16 bytes.
+package struct TreeNode: Sendable {
     /// A branch's threshold (the index of its member set for BRANCH_MEMBER); a leaf's first
     /// weight (or its own value when it has none).
-    package var value: Value
+    package var value: Double
     /// A branch's feature (≥ 0); −1 − its weight count for a leaf.
     package var feature: Int32
     /// A branch's true child (its false child is the next node); a leaf's first weight.
@@ -58,7 +58,7 @@ struct SplitNode<Value: BinaryFloatingPoint & Sendable>: Sendable {
     var falseChild: Int32
     var trueChild: Int32
 
-    init(_ node: TreeNode<Double>, at index: Int) {
+    init(_ node: TreeNode, at index: Int) {
         value = node.isLeaf ? 0 : Value(node.value)
         feature = node.isLeaf ? 0 : node.feature
         (falseChild, trueChild) = node.isLeaf ? (Int32(index), Int32(index)) : (Int32(index + 1), node.child)
@@ -68,7 +68,7 @@ struct SplitNode<Value: BinaryFloatingPoint & Sendable>: Sendable {
 /// Every tree of an ensemble flattened into one array of nodes in depth-first order, each
 /// branch's false child right after it, so a descent reads mostly forward through memory.
 package struct TreeForest: Sendable {
-    package typealias Node = TreeNode<Double>
+    package typealias Node = TreeNode
 
     /// The comparison of a branch, in the order of the ONNX modes (BRANCH_LEQ = 0 … BRANCH_MEMBER = 6).
     package enum Rule: UInt8, Sendable {
@@ -322,8 +322,8 @@ extension TreeForest {
                     weightValues.withUnsafeBufferPointer { values in
                         let nodes = nodes.baseAddress!, roots = roots.baseAddress!
                         let leaves = LeafWeights(accumulation: accumulation, targets: targets, values: values)
-                        func run<V: BinaryFloatingPoint, R: SplitRule>(_ branches: UnsafePointer<TreeNode<V>>, _ rule: R) {
-                            Self.descend(branches, nodes, roots, x, features, rows, trees, rule, leaves, scores, seen)
+                        func run<R: SplitRule>(_ nodes: UnsafePointer<Node>, _ rule: R) {
+                            Self.descend(nodes, roots, x, features, rows, trees, rule, leaves, scores, seen)
                         }
                         func interleave<V: BinaryFloatingPoint>(_ splits: [SplitNode<V>]?, _ rule: Rule) -> Bool {
                             guard let splits, rows.count >= Self.lanes || trees.count >= Self.lanes else { return false }
@@ -407,7 +407,7 @@ extension TreeForest {
                 }
             }
             if grouped < trees.upperBound {
-                descend(nodes, nodes, roots, x, features, rows, grouped..<trees.upperBound, rule, leaves, scores, seen)
+                descend(nodes, roots, x, features, rows, grouped..<trees.upperBound, rule, leaves, scores, seen)
             }
             return
         }
@@ -430,18 +430,18 @@ extension TreeForest {
                 }
             }
             if grouped < end {
-                descend(nodes, nodes, roots, x, features, grouped..<end, trees, rule, leaves,
+                descend(nodes, roots, x, features, grouped..<end, trees, rule, leaves,
                         scores + (grouped - rows.lowerBound) * width, seen + (grouped - rows.lowerBound) * width)
             }
             block = end
         }
     }
 
-    /// Descends `branches` (the nodes, in their threshold type) tree by tree over blocks of rows,
-    /// and folds each leaf reached (from the double `nodes`) into its row's scores.
-    private static func descend<X: BinaryFloatingPoint, V: BinaryFloatingPoint, R: SplitRule>(
-        _ branches: UnsafePointer<TreeNode<V>>, _ nodes: UnsafePointer<Node>, _ roots: UnsafePointer<Int32>,
-        _ x: UnsafePointer<X>, _ features: Int, _ rows: Range<Int>, _ trees: Range<Int>, _ rule: R, _ leaves: LeafWeights,
+    /// Descends tree by tree over blocks of rows, one row at a time, and folds each leaf reached
+    /// into its row's scores: the path for per-node rules and for rows left over by ``interleave``.
+    private static func descend<X: BinaryFloatingPoint, R: SplitRule>(
+        _ nodes: UnsafePointer<Node>, _ roots: UnsafePointer<Int32>, _ x: UnsafePointer<X>, _ features: Int,
+        _ rows: Range<Int>, _ trees: Range<Int>, _ rule: R, _ leaves: LeafWeights,
         _ scores: UnsafeMutablePointer<Double>, _ seen: UnsafeMutablePointer<UInt8>
     ) {
         let width = leaves.accumulation.single ? 1 : leaves.accumulation.targets
@@ -453,13 +453,13 @@ extension TreeForest {
                 for row in block..<end {
                     let features = x + row &* features
                     var i = root
-                    var node = branches[i]
+                    var node = nodes[i]
                     while node.feature >= 0 {
-                        i = rule.goesTrue(V(features[Int(node.feature)]), node.value, at: i) ? Int(node.child) : i &+ 1
-                        node = branches[i]
+                        i = rule.goesTrue(Double(features[Int(node.feature)]), node.value, at: i) ? Int(node.child) : i &+ 1
+                        node = nodes[i]
                     }
                     let offset = (row &- rows.lowerBound) &* width
-                    leaves.add(nodes[i], into: scores + offset, seen + offset)
+                    leaves.add(node, into: scores + offset, seen + offset)
                 }
             }
             block = end
