@@ -412,12 +412,12 @@ import Testing
         }
     }
 
-    /// Forty trees each: every mode with missing-value tracking (the per-node path), and only
+    /// Eighty trees each (two slices of a row's trees on two threads): every mode with missing-value tracking (the per-node path), and only
     /// BRANCH_LEQ or only BRANCH_LT (the uniform paths).
     static let forests = [
-        RandomForest(trees: 40, seed: 42, modes: ["BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT", "BRANCH_EQ", "BRANCH_NEQ"], missing: true),
-        RandomForest(trees: 40, seed: 43, modes: ["BRANCH_LEQ"], missing: false),
-        RandomForest(trees: 40, seed: 44, modes: ["BRANCH_LT"], missing: false),
+        RandomForest(trees: 80, seed: 42, modes: ["BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT", "BRANCH_EQ", "BRANCH_NEQ"], missing: true),
+        RandomForest(trees: 80, seed: 43, modes: ["BRANCH_LEQ"], missing: false),
+        RandomForest(trees: 80, seed: 44, modes: ["BRANCH_LT"], missing: false),
     ]
 
     @Test(arguments: [1, 3, 7, 17, 63, 257], [1, 2])

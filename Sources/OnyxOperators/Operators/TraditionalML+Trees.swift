@@ -479,6 +479,9 @@ struct TreeBatch {
 
     /// The most tree slices a run with few rows splits the trees into.
     static let maxTreeSlices = 8
+    /// Trees per slice at least: below that a slice's work does not pay for a thread's wake-up
+    /// (onnxruntime starts splitting a row's trees at 80).
+    static let treesPerSlice = 40
     /// Rows up to which a run splits the trees rather than the rows between threads.
     static let fewRows = 4
 
@@ -511,7 +514,7 @@ struct TreeBatch {
         let width = width, trees = forest.treeCount
 
         func score<X: BinaryFloatingPoint>(_ input: UnsafePointer<X>) {
-            let slices = Swift.min(pool.threadCount, Self.maxTreeSlices, trees / 16)
+            let slices = Swift.min(pool.threadCount, Self.maxTreeSlices, trees / Self.treesPerSlice)
             if rows <= Self.fewRows && slices > 1 {
                 // Few rows, many trees: each thread takes a slice of the trees; the slices merge in order.
                 let sliceScores = (base + slicesOffset).assumingMemoryBound(to: Double.self)
