@@ -319,14 +319,14 @@ import Testing
 
         /// `modes`: the branch modes to draw from (with one, the uniform fast path runs);
         /// `missing`: whether branches may track missing values to true.
-        init(trees count: Int, seed: UInt64, modes: [String], missing: Bool) {
+        init(trees count: Int, seed: UInt64, modes: [String], missing: Bool, depth maxDepth: Int = 6) {
             var random = SplitMix(state: seed)
             for _ in 0..<count {
                 var nodes: [Node] = []
                 func grow(_ depth: Int) -> Int {
                     let id = nodes.count
                     nodes.append(Node())
-                    if depth == 6 || (depth > 1 && random.next() % 4 == 0) {
+                    if depth == maxDepth || (depth > 1 && random.next() % 4 == 0) {
                         for target in 0..<targets where random.next() % 2 == 0 {
                             nodes[id].weights.append((target, Float(Int(random.next() % 200)) / 50 - 2))
                         }
@@ -412,12 +412,12 @@ import Testing
         }
     }
 
-    /// Eighty trees each (two slices of a row's trees on two threads): every mode with missing-value tracking (the per-node path), and only
+    /// Forty trees each: every mode with missing-value tracking (the per-node path), and only
     /// BRANCH_LEQ or only BRANCH_LT (the uniform paths).
     static let forests = [
-        RandomForest(trees: 80, seed: 42, modes: ["BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT", "BRANCH_EQ", "BRANCH_NEQ"], missing: true),
-        RandomForest(trees: 80, seed: 43, modes: ["BRANCH_LEQ"], missing: false),
-        RandomForest(trees: 80, seed: 44, modes: ["BRANCH_LT"], missing: false),
+        RandomForest(trees: 40, seed: 42, modes: ["BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT", "BRANCH_EQ", "BRANCH_NEQ"], missing: true),
+        RandomForest(trees: 40, seed: 43, modes: ["BRANCH_LEQ"], missing: false),
+        RandomForest(trees: 40, seed: 44, modes: ["BRANCH_LT"], missing: false),
     ]
 
     @Test(arguments: [1, 3, 7, 17, 63, 257], [1, 2])
@@ -425,6 +425,18 @@ import Testing
         for forest in Self.forests {
             try Self.check(forest, rows: rows, threads: threads)
         }
+    }
+
+    /// Enough deep trees that two threads split a row's trees between them.
+    static let bigForest = RandomForest(trees: 600, seed: 45, modes: ["BRANCH_LEQ"], missing: false, depth: 9)
+
+    @Test(arguments: [1, 3], [1, 2])
+    func splitTreesMatchNaiveReference(rows: Int, threads: Int) throws {
+        let node = Node(name: "n", opType: "TreeEnsembleRegressor", domain: "ai.onnx.ml", inputs: ["x"], outputs: ["y"],
+                        attributes: Self.bigForest.attributes)
+        let kernel = try TreeEnsembleRegressorKernel(NodeContext(node: node, opset: 1, constantInputs: [nil], isa: .preferred))
+        #expect(kernel.forest.descentSteps >= 2 * TreeBatch.stepsPerSlice)
+        try Self.check(Self.bigForest, rows: rows, threads: threads)
     }
 
     static func check(_ forest: RandomForest, rows: Int, threads: Int) throws {

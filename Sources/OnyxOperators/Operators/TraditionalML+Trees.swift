@@ -96,6 +96,9 @@ package struct TreeForest: Sendable {
     package let uniformRule: Rule?
     /// The largest feature a branch reads (−1 without branches).
     package let maxFeature: Int
+    /// The branches one row passes through every tree, estimated by each tree's mean leaf depth:
+    /// the work that decides whether a row's trees are worth splitting between threads.
+    package let descentSteps: Double
 
     /// Flattens `graph`: each tree is laid out depth-first from its root. A vertex reached twice
     /// (trees that share a subtree) is laid out once; a false child laid out elsewhere is reached
@@ -117,23 +120,26 @@ package struct TreeForest: Sendable {
         var state = [UInt8](repeating: 0, count: count)
         var jumps = false
 
-        enum Step { case visit(vertex: Int, parent: Int, isTrue: Bool), finish(vertex: Int) }
+        enum Step { case visit(vertex: Int, parent: Int, isTrue: Bool, depth: Int), finish(vertex: Int) }
         var stack: [Step] = []
+        var descentSteps = 0.0
         for root in graph.roots {
             if placed[root] >= 0 {
                 roots.append(placed[root])
                 continue
             }
             roots.append(Int32(nodes.count))
-            stack.append(.visit(vertex: root, parent: -1, isTrue: false))
+            stack.append(.visit(vertex: root, parent: -1, isTrue: false, depth: 0))
+            var leafDepths = 0, leaves = 0
+            defer { descentSteps += leaves > 0 ? Double(leafDepths) / Double(leaves) : 0 }
             while let step = stack.popLast() {
-                let vertex: Int, parent: Int, isTrue: Bool
+                let vertex: Int, parent: Int, isTrue: Bool, depth: Int
                 switch step {
                 case .finish(let v):
                     state[v] = 2
                     continue
-                case .visit(let v, let p, let t):
-                    (vertex, parent, isTrue) = (v, p, t)
+                case .visit(let v, let p, let t, let d):
+                    (vertex, parent, isTrue, depth) = (v, p, t, d)
                 }
                 if state[vertex] == 1 {
                     throw context.attributeError("the tree at root \(root) has a cycle through node \(vertex)")
@@ -153,6 +159,8 @@ package struct TreeForest: Sendable {
                 placed[vertex] = index
                 if isTrue { nodes[parent].child = index }
                 if graph.rules[vertex] == TreeGraph.leaf {
+                    leafDepths += depth
+                    leaves += 1
                     let first = graph.weightStarts[vertex], weights = graph.weightStarts[vertex + 1] - first
                     let value = weights > 0 ? graph.weightValues[first] : graph.values[vertex]
                     nodes.append(Node(value: value, feature: Int32(-1 - weights), child: Int32(first)))
@@ -163,8 +171,8 @@ package struct TreeForest: Sendable {
                     rules.append(graph.rules[vertex])
                     state[vertex] = 1
                     stack.append(.finish(vertex: vertex))
-                    stack.append(.visit(vertex: graph.trueChildren[vertex], parent: Int(index), isTrue: true))
-                    stack.append(.visit(vertex: graph.falseChildren[vertex], parent: Int(index), isTrue: false))
+                    stack.append(.visit(vertex: graph.trueChildren[vertex], parent: Int(index), isTrue: true, depth: depth + 1))
+                    stack.append(.visit(vertex: graph.falseChildren[vertex], parent: Int(index), isTrue: false, depth: depth + 1))
                 }
             }
         }
@@ -192,6 +200,7 @@ package struct TreeForest: Sendable {
         members = graph.members
         uniformRule = mixed ? nil : (uniform ?? .lessOrEqual)
         self.maxFeature = maxFeature
+        self.descentSteps = descentSteps
     }
 
     package var treeCount: Int { roots.count }
@@ -479,9 +488,10 @@ struct TreeBatch {
 
     /// The most tree slices a run with few rows splits the trees into.
     static let maxTreeSlices = 8
-    /// Trees per slice at least: below that a slice's work does not pay for a thread's wake-up
-    /// (onnxruntime starts splitting a row's trees at 80).
-    static let treesPerSlice = 40
+    /// Descent steps per row and slice at least (some microseconds): less work than that does not
+    /// pay for handing a slice to another thread. onnxruntime splits from 80 trees on, which for
+    /// shallow trees (gradient boosting's depth 3) costs more than it saves.
+    static let stepsPerSlice = 2048.0
     /// Rows up to which a run splits the trees rather than the rows between threads.
     static let fewRows = 4
 
@@ -514,7 +524,7 @@ struct TreeBatch {
         let width = width, trees = forest.treeCount
 
         func score<X: BinaryFloatingPoint>(_ input: UnsafePointer<X>) {
-            let slices = Swift.min(pool.threadCount, Self.maxTreeSlices, trees / Self.treesPerSlice)
+            let slices = Swift.min(pool.threadCount, Self.maxTreeSlices, trees, Int(forest.descentSteps / Self.stepsPerSlice))
             if rows <= Self.fewRows && slices > 1 {
                 // Few rows, many trees: each thread takes a slice of the trees; the slices merge in order.
                 let sliceScores = (base + slicesOffset).assumingMemoryBound(to: Double.self)
