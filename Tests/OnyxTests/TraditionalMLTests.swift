@@ -5,13 +5,28 @@ import Testing
 @testable import OnyxKernels
 @testable import OnyxOperators
 
-/// TfIdfVectorizer and the ai.onnx.ml Binarizer, ArrayFeatureExtractor and TreeEnsemble.
+/// TfIdfVectorizer and the ai.onnx.ml Binarizer, ArrayFeatureExtractor and TreeEnsemble (opset 5).
+/// The other ai.onnx.ml operators have their own suites: TraditionalMLTreeTests,
+/// TraditionalMLLinearTests, TraditionalMLPreprocessingTests, TraditionalMLFixtureTests.
 @Suite struct TraditionalMLTests {
     static func run(_ op: String, domain: String = "ai.onnx.ml", opset: Int = 1, _ inputs: [Tensor],
                     _ attributes: [String: Attribute] = [:]) throws -> Tensor {
-        let node = Node(name: "n", opType: op, domain: domain, inputs: inputs.indices.map { "x\($0)" }, outputs: ["y"],
-                        attributes: attributes)
-        return try OperatorRegistry.evaluate(node, opset: opset, inputs: inputs)[0]
+        try outputs(op, domain: domain, opset: opset, inputs, attributes)[0]
+    }
+
+    /// Every output of a one-node model (`outputs` of them), run on `threads` threads.
+    static func outputs(_ op: String, domain: String = "ai.onnx.ml", opset: Int = 1, _ inputs: [Tensor],
+                        _ attributes: [String: Attribute] = [:], outputs: Int = 1, threads: Int = 1) throws -> [Tensor] {
+        let node = Node(name: "n", opType: op, domain: domain, inputs: inputs.indices.map { "x\($0)" },
+                        outputs: (0..<outputs).map { "y\($0)" }, attributes: attributes)
+        return try OperatorRegistry.evaluate(node, opset: opset, inputs: inputs, threads: threads)
+    }
+
+    /// Whether two lists agree within `tolerance` (relative to the larger magnitude, at least 1).
+    static func close(_ a: [Float], _ b: [Float], tolerance: Float = 1e-5) -> Bool {
+        a.count == b.count && zip(a, b).allSatisfy { x, y in
+            (x.isNaN && y.isNaN) || abs(x - y) <= tolerance * max(1, abs(x), abs(y))
+        }
     }
 
     // MARK: - TfIdfVectorizer

@@ -54,8 +54,9 @@ struct WorkspaceCarving {
 // MARK: - LinearClassifier
 
 /// LinearClassifier (ai.onnx.ml 1): one score per class `X · coefficientsᵀ + intercepts`, the label
-/// of the largest, and `post_transform`. With one score and two labels the score is the positive
-/// class's and the scores output has two columns `[1 − s, s]`, as onnxruntime does.
+/// of the largest, and `post_transform`. One score needs two labels: the label is the second when
+/// the score is positive, and the scores output has two columns, `[1 − s, s]` (or
+/// `[logistic(−s), logistic(s)]` under LOGISTIC), as onnxruntime does.
 package struct LinearClassifierKernel: Kernel {
     let linear: LinearScores
     let labels: ClassLabels
@@ -77,14 +78,11 @@ package struct LinearClassifierKernel: Kernel {
             throw context.attributeError("coefficients has \(coefficients.count) values, not a multiple of the \(classes) classes")
         }
         if classes == 1 {
-            // One score: labels[1] when it is positive, else labels[0]; without two labels, 1 and 0.
-            if let given, given.count == 2 {
-                labels = given
-                columns = 2
-            } else {
-                labels = .ints([0, 1])
-                columns = 1
+            guard let given, given.count == 2 else {
+                throw context.attributeError("one score (one intercept) needs two class labels, got \(given?.count ?? 0)")
             }
+            labels = given
+            columns = 2
         } else {
             guard let given, given.count == classes else {
                 throw context.attributeError("has \(classes) classes (intercepts) but \(given?.count ?? 0) class labels")
@@ -126,7 +124,7 @@ package struct LinearClassifierKernel: Kernel {
         let scores = (context.workspace! + scoresOffset).assumingMemoryBound(to: Double.self)
         let chosen = (context.workspace! + chosenOffset).assumingMemoryBound(to: Int32.self)
         let z = context.optionalOutput(1)?.pointer(as: Float.self)
-        let classes = linear.outputs, columns = columns
+        let classes = linear.outputs
         context.pool.parallelRanges(rows, minimumChunk: 64) { range in
             linear.score(features, rows: range, into: scores)
             for r in range {
@@ -134,13 +132,9 @@ package struct LinearClassifierKernel: Kernel {
                 if classes == 1 {
                     chosen[r] = s[0] > 0 ? 1 : 0
                     guard let z else { continue }
-                    if columns == 2 {
-                        let (negative, positive) = BinaryScores.complement.columns(s[0], transform)
-                        z[r * 2] = Float(negative)
-                        z[r * 2 + 1] = Float(positive)
-                    } else {
-                        z[r] = Float(transform.applySingle(s[0]))
-                    }
+                    let (negative, positive) = BinaryScores.complement.columns(s[0], transform)
+                    z[r * 2] = Float(negative)
+                    z[r * 2 + 1] = Float(positive)
                     continue
                 }
                 var best = 0

@@ -176,8 +176,9 @@ package struct SVMClassifierKernel: Kernel {
         let input = floatFeatures(x, scratch: context.workspace! + featuresOffset)
         let scores = (context.workspace! + scoresOffset).assumingMemoryBound(to: Float.self)
         let chosen = (context.workspace! + chosenOffset).assumingMemoryBound(to: Int32.self)
-        // Per task: the kernel values, the pair scores, the votes and the class probabilities.
-        let scratchCount = vectorCount + pairCount + 2 * classes
+        // Per task: the kernel values, the pair scores, the votes and the class probabilities (with
+        // support vectors; rho holds a value per pair, so the pairs are as many as the model holds).
+        let scratchCount = hasSupportVectors ? vectorCount + pairCount + 2 * classes : classes
         context.pool.parallelRanges(rows, minimumChunk: 16) { range in
             withUnsafeTemporaryAllocation(of: Double.self, capacity: scratchCount) { scratch in
                 for r in range {
@@ -221,7 +222,7 @@ package struct SVMClassifierKernel: Kernel {
                 transform.apply(probabilities, count: classes)
                 for c in 0..<classes { z[c] = Float(probabilities[c]) }
             } else if classes == 2 {
-                // onnxruntime writes the margin as [−s, s] without a transform, else [1 − s, s].
+                // onnxruntime writes the margin as [−s, s] without a transform, else as a probability.
                 let (first, second) = (transform == .none ? BinaryScores.margin : .complement).columns(pairScores[0], transform)
                 z[0] = Float(first)
                 z[1] = Float(second)

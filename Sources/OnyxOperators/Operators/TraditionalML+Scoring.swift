@@ -106,19 +106,20 @@ package enum ScoreTransform: Sendable, Equatable {
 package enum BinaryScores: Sendable {
     /// `[1 − s, s]`: the score is the positive class's probability.
     case complement
-    /// `[−s, s]`, or `[logistic(−s), logistic(s)]` under LOGISTIC: the score is a margin.
+    /// `[−s, s]`: the score is a margin.
     case margin
     /// `[s, 0]`: onnxruntime writes only the first column.
     case firstOnly
 
-    /// The two columns for score `s`. PROBIT gives `[probit(s), 0]` whatever the case (onnxruntime
-    /// transforms the one score and leaves the second column unwritten).
+    /// The two columns for score `s`. Under LOGISTIC, complement and margin give
+    /// `[logistic(−s), logistic(s)]`; under PROBIT every case gives `[probit(s), 0]` (onnxruntime
+    /// transforms the one score and leaves the second column unwritten); other transforms do not apply.
     package func columns(_ s: Double, _ transform: ScoreTransform) -> (Double, Double) {
         if transform == .probit { return (ScoreTransform.probit(s), 0) }
+        if transform == .logistic && self != .firstOnly { return (ScoreTransform.logistic(-s), ScoreTransform.logistic(s)) }
         switch self {
         case .complement: return (1 - s, s)
-        case .margin:
-            return transform == .logistic ? (ScoreTransform.logistic(-s), ScoreTransform.logistic(s)) : (-s, s)
+        case .margin: return (-s, s)
         case .firstOnly: return (s, 0)
         }
     }

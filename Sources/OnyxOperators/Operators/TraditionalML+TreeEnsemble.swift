@@ -118,7 +118,8 @@ struct TreeClassification: Sendable {
                 expansion = .margin
             }
         } else {
-            // onnxruntime writes the literal labels 1 and 0 here; these are the class labels at 1 and 0.
+            // onnxruntime writes the literal labels 1 and 0 here (not class labels unless they are
+            // [0, 1]); Onyx writes the class labels at 1 and 0.
             label = positive > 0 ? 1 : 0
         }
         if oneScore {
@@ -261,7 +262,8 @@ private func treeInput(_ inputs: [PlannedInput?], op: String, forest: TreeForest
 // MARK: - TreeEnsembleRegressor
 
 /// TreeEnsembleRegressor (ai.onnx.ml 1 and 3): per target, the sum (or average, minimum, maximum)
-/// of the weights of the leaves each row reaches, plus `base_values`, then `post_transform`.
+/// of the weights of the leaves each row reaches, plus `base_values`, then `post_transform` (of
+/// which one target takes only PROBIT, as in onnxruntime). The output is float whatever X's type.
 package struct TreeEnsembleRegressorKernel: Kernel {
     let forest: TreeForest
     let regression: TreeRegression
@@ -374,7 +376,8 @@ package struct TreeEnsembleClassifierKernel: Kernel {
 
 /// TreeEnsemble (ai.onnx.ml opset 5): branches and leaves in separate lists, trees by their
 /// roots, set membership (BRANCH_MEMBER); per target the sum (or average, minimum, maximum) of the
-/// leaf weights each row reaches, then `post_transform`, in X's type.
+/// leaf weights each row reaches, then `post_transform` (1 SOFTMAX, 2 LOGISTIC as the spec numbers
+/// them; one target takes only PROBIT), in X's type. The aggregation is TreeEnsembleRegressor's.
 package struct TreeEnsembleKernel: Kernel {
     let forest: TreeForest
     let regression: TreeRegression

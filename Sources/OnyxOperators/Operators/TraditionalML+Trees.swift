@@ -36,21 +36,39 @@ struct TreeGraph {
 
 // MARK: - The flattened forest
 
-/// Every tree of an ensemble flattened into one array of 16-byte nodes in depth-first order, each
+/// A node of a flattened forest, 16 bytes.
+package struct TreeNode: Sendable {
+    /// A branch's threshold (the index of its member set for BRANCH_MEMBER); a leaf's first
+    /// weight (or its own value when it has none).
+    package var value: Double
+    /// A branch's feature (≥ 0); −1 − its weight count for a leaf.
+    package var feature: Int32
+    /// A branch's true child (its false child is the next node); a leaf's first weight.
+    package var child: Int32
+
+    var isLeaf: Bool { feature < 0 }
+    var weightCount: Int { Int(-1 - feature) }
+}
+
+/// A node of the branch-free descent: both children, a leaf its own child on both sides (so a
+/// step leaves it in place) and feature 0 (so a step reads something harmless).
+struct SplitNode<Value: BinaryFloatingPoint & Sendable>: Sendable {
+    var value: Value
+    var feature: Int32
+    var falseChild: Int32
+    var trueChild: Int32
+
+    init(_ node: TreeNode, at index: Int) {
+        value = node.isLeaf ? 0 : Value(node.value)
+        feature = node.isLeaf ? 0 : node.feature
+        (falseChild, trueChild) = node.isLeaf ? (Int32(index), Int32(index)) : (Int32(index + 1), node.child)
+    }
+}
+
+/// Every tree of an ensemble flattened into one array of nodes in depth-first order, each
 /// branch's false child right after it, so a descent reads mostly forward through memory.
 package struct TreeForest: Sendable {
-    package struct Node: Sendable {
-        /// A branch's threshold (the index of its member set for BRANCH_MEMBER); a leaf's first
-        /// weight (or its own value when it has none).
-        package var value: Double
-        /// A branch's feature (≥ 0); −1 − its weight count for a leaf.
-        package var feature: Int32
-        /// A branch's true child (its false child is the next node); a leaf's first weight.
-        package var child: Int32
-
-        var isLeaf: Bool { feature < 0 }
-        var weightCount: Int { Int(-1 - feature) }
-    }
+    package typealias Node = TreeNode
 
     /// The comparison of a branch, in the order of the ONNX modes (BRANCH_LEQ = 0 … BRANCH_MEMBER = 6).
     package enum Rule: UInt8, Sendable {
@@ -61,6 +79,11 @@ package struct TreeForest: Sendable {
     static let tracksMissing: UInt8 = 8
 
     package let nodes: [Node]
+    /// With a uniform rule, the nodes of the branch-free descent of several rows at once, with
+    /// double thresholds, and with float ones when every threshold is a float (float rows then
+    /// compare in float, as onnxruntime does, with no conversion on the descent's path).
+    let floatSplits: [SplitNode<Float>]?
+    let doubleSplits: [SplitNode<Double>]?
     /// Per node, its rule (with ``tracksMissing``); read only off the uniform path.
     let rules: [UInt8]
     package let roots: [Int32]
@@ -73,6 +96,9 @@ package struct TreeForest: Sendable {
     package let uniformRule: Rule?
     /// The largest feature a branch reads (−1 without branches).
     package let maxFeature: Int
+    /// The branches one row passes through every tree, estimated by each tree's mean leaf depth:
+    /// the work that decides whether a row's trees are worth splitting between threads.
+    package let descentSteps: Double
 
     /// Flattens `graph`: each tree is laid out depth-first from its root. A vertex reached twice
     /// (trees that share a subtree) is laid out once; a false child laid out elsewhere is reached
@@ -94,23 +120,26 @@ package struct TreeForest: Sendable {
         var state = [UInt8](repeating: 0, count: count)
         var jumps = false
 
-        enum Step { case visit(vertex: Int, parent: Int, isTrue: Bool), finish(vertex: Int) }
+        enum Step { case visit(vertex: Int, parent: Int, isTrue: Bool, depth: Int), finish(vertex: Int) }
         var stack: [Step] = []
+        var descentSteps = 0.0
         for root in graph.roots {
             if placed[root] >= 0 {
                 roots.append(placed[root])
                 continue
             }
             roots.append(Int32(nodes.count))
-            stack.append(.visit(vertex: root, parent: -1, isTrue: false))
+            stack.append(.visit(vertex: root, parent: -1, isTrue: false, depth: 0))
+            var leafDepths = 0, leaves = 0
+            defer { descentSteps += leaves > 0 ? Double(leafDepths) / Double(leaves) : 0 }
             while let step = stack.popLast() {
-                let vertex: Int, parent: Int, isTrue: Bool
+                let vertex: Int, parent: Int, isTrue: Bool, depth: Int
                 switch step {
                 case .finish(let v):
                     state[v] = 2
                     continue
-                case .visit(let v, let p, let t):
-                    (vertex, parent, isTrue) = (v, p, t)
+                case .visit(let v, let p, let t, let d):
+                    (vertex, parent, isTrue, depth) = (v, p, t, d)
                 }
                 if state[vertex] == 1 {
                     throw context.attributeError("the tree at root \(root) has a cycle through node \(vertex)")
@@ -130,6 +159,8 @@ package struct TreeForest: Sendable {
                 placed[vertex] = index
                 if isTrue { nodes[parent].child = index }
                 if graph.rules[vertex] == TreeGraph.leaf {
+                    leafDepths += depth
+                    leaves += 1
                     let first = graph.weightStarts[vertex], weights = graph.weightStarts[vertex + 1] - first
                     let value = weights > 0 ? graph.weightValues[first] : graph.values[vertex]
                     nodes.append(Node(value: value, feature: Int32(-1 - weights), child: Int32(first)))
@@ -140,8 +171,8 @@ package struct TreeForest: Sendable {
                     rules.append(graph.rules[vertex])
                     state[vertex] = 1
                     stack.append(.finish(vertex: vertex))
-                    stack.append(.visit(vertex: graph.trueChildren[vertex], parent: Int(index), isTrue: true))
-                    stack.append(.visit(vertex: graph.falseChildren[vertex], parent: Int(index), isTrue: false))
+                    stack.append(.visit(vertex: graph.trueChildren[vertex], parent: Int(index), isTrue: true, depth: depth + 1))
+                    stack.append(.visit(vertex: graph.falseChildren[vertex], parent: Int(index), isTrue: false, depth: depth + 1))
                 }
             }
         }
@@ -157,6 +188,9 @@ package struct TreeForest: Sendable {
             }
             uniform = rule
         }
+        let narrow = !mixed && nodes.allSatisfy { $0.isLeaf || Double(Float($0.value)) == $0.value }
+        floatSplits = narrow ? nodes.indices.map { SplitNode(nodes[$0], at: $0) } : nil
+        doubleSplits = !mixed ? nodes.indices.map { SplitNode(nodes[$0], at: $0) } : nil
         self.nodes = nodes
         self.rules = rules
         self.roots = roots
@@ -166,53 +200,46 @@ package struct TreeForest: Sendable {
         members = graph.members
         uniformRule = mixed ? nil : (uniform ?? .lessOrEqual)
         self.maxFeature = maxFeature
+        self.descentSteps = descentSteps
     }
 
     package var treeCount: Int { roots.count }
-
-    /// Whether every leaf holds exactly one weight.
-    var leavesHoldOneWeight: Bool { nodes.allSatisfy { !$0.isLeaf || $0.weightCount == 1 } }
 }
 
 // MARK: - Descent
 
-/// An element type trees read features from.
-protocol TreeFeature { var treeValue: Double { get } }
-extension Float: TreeFeature { @inline(__always) var treeValue: Double { Double(self) } }
-extension Double: TreeFeature { @inline(__always) var treeValue: Double { self } }
-
-/// Which way a branch sends a feature value.
+/// Which way a branch sends a feature value (`x` and the threshold in the nodes' type).
 protocol SplitRule {
-    func goesTrue(_ x: Double, _ node: TreeForest.Node, at index: Int) -> Bool
+    func goesTrue<V: BinaryFloatingPoint>(_ x: V, _ threshold: V, at index: Int) -> Bool
 }
 
 struct LessOrEqualSplit: SplitRule {
-    @inline(__always) func goesTrue(_ x: Double, _ node: TreeForest.Node, at index: Int) -> Bool { x <= node.value }
+    @inline(__always) func goesTrue<V: BinaryFloatingPoint>(_ x: V, _ threshold: V, at index: Int) -> Bool { x <= threshold }
 }
 
 struct LessSplit: SplitRule {
-    @inline(__always) func goesTrue(_ x: Double, _ node: TreeForest.Node, at index: Int) -> Bool { x < node.value }
+    @inline(__always) func goesTrue<V: BinaryFloatingPoint>(_ x: V, _ threshold: V, at index: Int) -> Bool { x < threshold }
 }
 
-/// Any rule, read per node, with missing-value tracking and set membership.
+/// Any rule, read per node, with missing-value tracking and set membership (double nodes).
 struct MixedSplit: SplitRule {
     let rules: UnsafePointer<UInt8>
     let memberBounds: UnsafePointer<Int32>
     let members: UnsafeBufferPointer<Double>
 
     @inline(__always)
-    func goesTrue(_ x: Double, _ node: TreeForest.Node, at index: Int) -> Bool {
+    func goesTrue<V: BinaryFloatingPoint>(_ x: V, _ threshold: V, at index: Int) -> Bool {
         let rule = rules[index]
         if rule & TreeForest.tracksMissing != 0 && x.isNaN { return true }
         switch rule & 7 {
-        case 0: return x <= node.value
-        case 1: return x < node.value
-        case 2: return x >= node.value
-        case 3: return x > node.value
-        case 4: return x == node.value
-        case 5: return x != node.value
+        case 0: return x <= threshold
+        case 1: return x < threshold
+        case 2: return x >= threshold
+        case 3: return x > threshold
+        case 4: return x == threshold
+        case 5: return x != threshold
         default:
-            let set = Int(node.value)
+            let set = Int(threshold), x = Double(x)
             for m in Int(memberBounds[set])..<Int(memberBounds[set + 1]) where members[m] == x { return true }
             return false
         }
@@ -293,28 +320,44 @@ extension TreeForest {
 
     /// Adds the leaves of trees `trees` for rows `rows` of `x` into `scores`/`seen`, whose first
     /// entries belong to `rows.lowerBound`.
-    func accumulate<X: TreeFeature>(
+    func accumulate<X: BinaryFloatingPoint>(
         _ x: UnsafePointer<X>, features: Int, rows: Range<Int>, trees: Range<Int>,
         _ accumulation: LeafAccumulation, into scores: UnsafeMutablePointer<Double>, _ seen: UnsafeMutablePointer<UInt8>
     ) {
         if trees.isEmpty { return }
         nodes.withUnsafeBufferPointer { nodes in
             roots.withUnsafeBufferPointer { roots in
-                rules.withUnsafeBufferPointer { rules in
-                    memberBounds.withUnsafeBufferPointer { bounds in
-                        members.withUnsafeBufferPointer { members in
-                            weightTargets.withUnsafeBufferPointer { targets in
-                                weightValues.withUnsafeBufferPointer { values in
-                                    let nodes = nodes.baseAddress!, roots = roots.baseAddress!
-                                    let leaves = LeafWeights(accumulation: accumulation, targets: targets, values: values)
-                                    switch uniformRule {
-                                    case .lessOrEqual?:
-                                        Self.descend(nodes, roots, x, features, rows, trees, LessOrEqualSplit(), leaves, scores, seen)
-                                    case .less?:
-                                        Self.descend(nodes, roots, x, features, rows, trees, LessSplit(), leaves, scores, seen)
-                                    default:
-                                        let mixed = MixedSplit(rules: rules.baseAddress!, memberBounds: bounds.baseAddress!, members: members)
-                                        Self.descend(nodes, roots, x, features, rows, trees, mixed, leaves, scores, seen)
+                weightTargets.withUnsafeBufferPointer { targets in
+                    weightValues.withUnsafeBufferPointer { values in
+                        let nodes = nodes.baseAddress!, roots = roots.baseAddress!
+                        let leaves = LeafWeights(accumulation: accumulation, targets: targets, values: values)
+                        func run<R: SplitRule>(_ nodes: UnsafePointer<Node>, _ rule: R) {
+                            Self.descend(nodes, roots, x, features, rows, trees, rule, leaves, scores, seen)
+                        }
+                        func interleave<V: BinaryFloatingPoint>(_ splits: [SplitNode<V>]?, _ rule: Rule) -> Bool {
+                            guard let splits, rows.count >= Self.lanes || trees.count >= Self.lanes else { return false }
+                            splits.withUnsafeBufferPointer { splits in
+                                if rule == .less {
+                                    Self.interleave(splits.baseAddress!, nodes, roots, x, features, rows, trees, LessSplit(), leaves, scores, seen)
+                                } else {
+                                    Self.interleave(splits.baseAddress!, nodes, roots, x, features, rows, trees, LessOrEqualSplit(), leaves, scores, seen)
+                                }
+                            }
+                            return true
+                        }
+                        // Double rows compare in double: rounded to float, some would cross a threshold.
+                        if let rule = uniformRule, X.self == Float.self ? interleave(floatSplits, rule) || interleave(doubleSplits, rule)
+                            : interleave(doubleSplits, rule) {
+                            return
+                        }
+                        switch uniformRule {
+                        case .lessOrEqual?: run(nodes, LessOrEqualSplit())
+                        case .less?: run(nodes, LessSplit())
+                        default:
+                            rules.withUnsafeBufferPointer { rules in
+                                memberBounds.withUnsafeBufferPointer { bounds in
+                                    members.withUnsafeBufferPointer { members in
+                                        run(nodes, MixedSplit(rules: rules.baseAddress!, memberBounds: bounds.baseAddress!, members: members))
                                     }
                                 }
                             }
@@ -325,7 +368,87 @@ extension TreeForest {
         }
     }
 
-    private static func descend<X: TreeFeature, R: SplitRule>(
+    /// Rows a branch-free descent walks at once.
+    static let lanes = 4
+
+    /// Descends ``lanes`` rows at once per tree, branch-free, over blocks of rows: the rows'
+    /// chains of loads are independent, so the core overlaps them, and no step waits on a
+    /// mispredicted branch. With fewer rows than lanes, each row descends ``lanes`` trees at once
+    /// instead. Rows or trees left over descend one at a time.
+    private static func interleave<X: BinaryFloatingPoint, V: BinaryFloatingPoint, R: SplitRule>(
+        _ splits: UnsafePointer<SplitNode<V>>, _ nodes: UnsafePointer<Node>, _ roots: UnsafePointer<Int32>,
+        _ x: UnsafePointer<X>, _ features: Int, _ rows: Range<Int>, _ trees: Range<Int>, _ rule: R, _ leaves: LeafWeights,
+        _ scores: UnsafeMutablePointer<Double>, _ seen: UnsafeMutablePointer<UInt8>
+    ) {
+        let width = leaves.accumulation.single ? 1 : leaves.accumulation.targets
+        let children = UnsafeRawPointer(splits) + MemoryLayout<SplitNode<V>>.offset(of: \.falseChild)!
+        let stride = MemoryLayout<SplitNode<V>>.stride
+        /// The node after `i` for row `x`: its false or true child, picked by a load, not a branch.
+        @inline(__always)
+        func step(_ i: Int, _ x: UnsafePointer<X>) -> Int {
+            let node = splits[i]
+            let side = rule.goesTrue(V(x[Int(node.feature)]), node.value, at: i) ? 1 : 0
+            return Int(children.load(fromByteOffset: i &* stride &+ side &* 4, as: Int32.self))
+        }
+        /// The leaves four rows (or one row in four trees) reach from roots `i`.
+        @inline(__always)
+        func descend4(_ i: (Int, Int, Int, Int), _ x: (UnsafePointer<X>, UnsafePointer<X>, UnsafePointer<X>, UnsafePointer<X>)) -> (Int, Int, Int, Int) {
+            var (i0, i1, i2, i3) = i
+            while true {
+                let (j0, j1, j2, j3) = (step(i0, x.0), step(i1, x.1), step(i2, x.2), step(i3, x.3))
+                // Only a leaf is its own child.
+                if (j0 ^ i0) | (j1 ^ i1) | (j2 ^ i2) | (j3 ^ i3) == 0 { return (i0, i1, i2, i3) }
+                (i0, i1, i2, i3) = (j0, j1, j2, j3)
+            }
+        }
+        if rows.count < lanes {
+            let grouped = trees.lowerBound + trees.count / lanes * lanes
+            for row in rows {
+                let r = x + row &* features, offset = (row &- rows.lowerBound) &* width
+                var tree = trees.lowerBound
+                while tree < grouped {
+                    let (i0, i1, i2, i3) = descend4((Int(roots[tree]), Int(roots[tree + 1]), Int(roots[tree + 2]), Int(roots[tree + 3])), (r, r, r, r))
+                    leaves.add(nodes[i0], into: scores + offset, seen + offset)
+                    leaves.add(nodes[i1], into: scores + offset, seen + offset)
+                    leaves.add(nodes[i2], into: scores + offset, seen + offset)
+                    leaves.add(nodes[i3], into: scores + offset, seen + offset)
+                    tree += lanes
+                }
+            }
+            if grouped < trees.upperBound {
+                descend(nodes, roots, x, features, rows, grouped..<trees.upperBound, rule, leaves, scores, seen)
+            }
+            return
+        }
+        var block = rows.lowerBound
+        while block < rows.upperBound {
+            let end = Swift.min(block + rowBlock, rows.upperBound)
+            let grouped = block + (end - block) / lanes * lanes
+            for tree in trees {
+                let root = Int(roots[tree])
+                var row = block
+                while row < grouped {
+                    let x0 = x + row &* features, x1 = x0 + features, x2 = x1 + features, x3 = x2 + features
+                    let (i0, i1, i2, i3) = descend4((root, root, root, root), (x0, x1, x2, x3))
+                    let offset = (row &- rows.lowerBound) &* width
+                    leaves.add(nodes[i0], into: scores + offset, seen + offset)
+                    leaves.add(nodes[i1], into: scores + offset + width, seen + offset + width)
+                    leaves.add(nodes[i2], into: scores + offset + 2 * width, seen + offset + 2 * width)
+                    leaves.add(nodes[i3], into: scores + offset + 3 * width, seen + offset + 3 * width)
+                    row += lanes
+                }
+            }
+            if grouped < end {
+                descend(nodes, roots, x, features, grouped..<end, trees, rule, leaves,
+                        scores + (grouped - rows.lowerBound) * width, seen + (grouped - rows.lowerBound) * width)
+            }
+            block = end
+        }
+    }
+
+    /// Descends tree by tree over blocks of rows, one row at a time, and folds each leaf reached
+    /// into its row's scores: the path for per-node rules and for rows left over by ``interleave``.
+    private static func descend<X: BinaryFloatingPoint, R: SplitRule>(
         _ nodes: UnsafePointer<Node>, _ roots: UnsafePointer<Int32>, _ x: UnsafePointer<X>, _ features: Int,
         _ rows: Range<Int>, _ trees: Range<Int>, _ rule: R, _ leaves: LeafWeights,
         _ scores: UnsafeMutablePointer<Double>, _ seen: UnsafeMutablePointer<UInt8>
@@ -337,14 +460,14 @@ extension TreeForest {
             for tree in trees {
                 let root = Int(roots[tree])
                 for row in block..<end {
-                    let features = x + row * features
+                    let features = x + row &* features
                     var i = root
                     var node = nodes[i]
                     while node.feature >= 0 {
-                        i = rule.goesTrue(features[Int(node.feature)].treeValue, node, at: i) ? Int(node.child) : i + 1
+                        i = rule.goesTrue(Double(features[Int(node.feature)]), node.value, at: i) ? Int(node.child) : i &+ 1
                         node = nodes[i]
                     }
-                    let offset = (row - rows.lowerBound) * width
+                    let offset = (row &- rows.lowerBound) &* width
                     leaves.add(node, into: scores + offset, seen + offset)
                 }
             }
@@ -365,6 +488,10 @@ struct TreeBatch {
 
     /// The most tree slices a run with few rows splits the trees into.
     static let maxTreeSlices = 8
+    /// Descent steps per row and slice at least (some microseconds): less work than that does not
+    /// pay for handing a slice to another thread. onnxruntime splits from 80 trees on, which for
+    /// shallow trees (gradient boosting's depth 3) costs more than it saves.
+    static let stepsPerSlice = 2048.0
     /// Rows up to which a run splits the trees rather than the rows between threads.
     static let fewRows = 4
 
@@ -396,8 +523,8 @@ struct TreeBatch {
         let seen = (base + seenOffset).assumingMemoryBound(to: UInt8.self)
         let width = width, trees = forest.treeCount
 
-        func score<X: TreeFeature>(_ input: UnsafePointer<X>) {
-            let slices = Swift.min(pool.threadCount, Self.maxTreeSlices, trees / 16)
+        func score<X: BinaryFloatingPoint>(_ input: UnsafePointer<X>) {
+            let slices = Swift.min(pool.threadCount, Self.maxTreeSlices, trees, Int(forest.descentSteps / Self.stepsPerSlice))
             if rows <= Self.fewRows && slices > 1 {
                 // Few rows, many trees: each thread takes a slice of the trees; the slices merge in order.
                 let sliceScores = (base + slicesOffset).assumingMemoryBound(to: Double.self)

@@ -2,14 +2,6 @@ import OnyxCore
 import OnyxIR
 import OnyxKernels
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 extension OperatorRegistry {
     /// The ai.onnx.ml operators and TfIdfVectorizer.
     package static let traditionalMLOperators: [OperatorRegistration] = [
