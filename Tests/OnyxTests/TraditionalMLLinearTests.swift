@@ -67,9 +67,17 @@ import Testing
             == "LinearClassifier node 'n': one score (one intercept) needs two class labels, got 1")
         #expect(Self.loadError("LinearClassifier", x, Self.threeClasses.merging(["post_transform": .string("softmax")]) { $1 })?.code
             == .invalidAttribute)
-        let strings = Self.loadError("LinearClassifier", x, Self.threeClasses.merging(["classlabels_strings": .strings(["a", "b", "c"])]) { $1 })
-        #expect(strings?.code == .unsupportedDataType)
-        #expect(strings?.message == "LinearClassifier node 'n': classlabels_strings (string labels) are not supported yet")
+        let both = Self.loadError("LinearClassifier", x, Self.threeClasses.merging(["classlabels_strings": .strings(["a", "b", "c"])]) { $1 })
+        #expect(both?.message == "LinearClassifier node 'n': give classlabels_ints or classlabels_strings, not both")
+        // String labels: the label output is a string tensor.
+        var named = Self.threeClasses
+        named["classlabels_ints"] = nil
+        named["classlabels_strings"] = .strings(["low", "mid", "high"])
+        let labels = try OperatorRegistry.evaluate(
+            Node(name: "n", opType: "LinearClassifier", domain: "ai.onnx.ml", inputs: ["x"], outputs: ["label", "scores"], attributes: named),
+            opset: 1, inputs: [x])[0]
+        #expect(labels.dataType == .string)
+        #expect(try labels.strings().allSatisfy { ["low", "mid", "high"].contains($0) })
         let wide = Self.loadError("LinearClassifier", try Tensor(shape: [1, 3], scalars: [1, 2, 3] as [Float]), Self.threeClasses)
         #expect(wide?.code == .shapeMismatch)
         #expect(wide?.message == "LinearClassifier: X has 3 features; the coefficients expect 2")

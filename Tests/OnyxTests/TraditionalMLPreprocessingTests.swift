@@ -75,9 +75,11 @@ import Testing
         let unknown = Self.error("OneHotEncoder", [try Tensor(shape: [1], scalars: [4] as [Int32])], categories.merging(["zeros": .int(0)]) { $1 })
         #expect(unknown?.code == .invalidInput)
         #expect(unknown?.message == "OneHotEncoder node 'n': 4 is not in cats_int64s and zeros is 0")
+        let words = try TraditionalMLTests.run("OneHotEncoder", [try Tensor(strings: ["b", "zz", "a"], shape: [3])], ["cats_strings": .strings(["a", "b"])])
+        #expect(words.shape == [3, 2])
+        #expect(try words.scalars(as: Float.self) == [0, 1, 0, 0, 1, 0])
         let strings = Self.error("OneHotEncoder", [try Tensor(shape: [1], scalars: [4] as [Int64])], ["cats_strings": .strings(["a"])])
-        #expect(strings?.code == .unsupportedDataType)
-        #expect(strings?.message == "OneHotEncoder node 'n': cats_strings (string categories) are not supported yet")
+        #expect(strings?.message == "OneHotEncoder: X must be string with cats_strings")
     }
 
     // MARK: - FeatureVectorizer
@@ -130,9 +132,7 @@ import Testing
         #expect(Self.error("LabelEncoder", opset: 2, [x], ["values_int64s": .ints([1])])?.message
             == "LabelEncoder node 'n': missing the keys (keys_int64s, keys_floats or keys_tensor)")
         let strings = Self.error("LabelEncoder", opset: 2, [x], ["keys_strings": .strings(["a"]), "values_int64s": .ints([1])])
-        #expect(strings?.code == .unsupportedDataType)
-        #expect(strings?.message == "LabelEncoder node 'n': keys_strings (string keys or values) are not supported yet")
-        #expect(Self.error("LabelEncoder", opset: 1, [x], ["classes_strings": .strings(["a"])])?.code == .unsupportedDataType)
+        #expect(strings?.message == "LabelEncoder: X must be string like the keys, found int64")
         #expect(Self.error("LabelEncoder", opset: 2, [try Tensor(shape: [1], scalars: [1] as [Float])], ["keys_int64s": .ints([1]), "values_int64s": .ints([1])])?.message
             == "LabelEncoder: X must be int64 like the keys, found float")
         #expect(Self.error("LabelEncoder", opset: 4, [x], [
@@ -141,9 +141,26 @@ import Testing
         ])?.message == "LabelEncoder node 'n': default_tensor must be one float value, found double [1]")
     }
 
-    @Test func categoryMapperNeedsStrings() throws {
-        let error = Self.error("CategoryMapper", [try Tensor(shape: [1], scalars: [1] as [Int64])], ["cats_int64s": .ints([1]), "cats_strings": .strings(["a"])])
-        #expect(error?.code == .unsupportedDataType)
-        #expect(error?.message == "CategoryMapper node 'n': cats_strings maps string tensors, which are not supported yet")
+    @Test func labelEncoderOnStrings() throws {
+        let words = try Tensor(strings: ["cat", "dog", "emu"], shape: [3])
+        let codes = try TraditionalMLTests.run("LabelEncoder", opset: 2, [words],
+                                               ["keys_strings": .strings(["dog", "cat"]), "values_int64s": .ints([1, 2]), "default_int64": .int(-9)])
+        #expect(try codes.scalars(as: Int64.self) == [2, 1, -9])
+        let names = try TraditionalMLTests.run("LabelEncoder", opset: 2, [try Tensor(shape: [2], scalars: [1, 5] as [Int64])],
+                                               ["keys_int64s": .ints([1]), "values_strings": .strings(["one"])])
+        #expect(try names.strings() == ["one", "_Unused"])
+        // Opset 1: strings to positions in classes_strings, and integers back to strings.
+        let classes: [String: Attribute] = ["classes_strings": .strings(["a", "b"])]
+        #expect(try TraditionalMLTests.run("LabelEncoder", opset: 1, [try Tensor(strings: ["b", "q"], shape: [2])], classes).scalars(as: Int64.self) == [1, -1])
+        #expect(try TraditionalMLTests.run("LabelEncoder", opset: 1, [try Tensor(shape: [2], scalars: [0, 7] as [Int64])], classes).strings()
+                == ["a", "_Unused"])
+    }
+
+    @Test func categoryMapper() throws {
+        let pairs: [String: Attribute] = ["cats_int64s": .ints([10, 20]), "cats_strings": .strings(["a", "b"])]
+        #expect(try TraditionalMLTests.run("CategoryMapper", [try Tensor(strings: ["b", "z"], shape: [2])], pairs).scalars(as: Int64.self) == [20, -1])
+        #expect(try TraditionalMLTests.run("CategoryMapper", [try Tensor(shape: [2], scalars: [10, 3] as [Int64])], pairs).strings() == ["a", "_Unused"])
+        let uneven = Self.error("CategoryMapper", [try Tensor(shape: [1], scalars: [1] as [Int64])], ["cats_int64s": .ints([1]), "cats_strings": .strings(["a", "b"])])
+        #expect(uneven?.message == "CategoryMapper node 'n': cats_strings has 2 entries but cats_int64s 1")
     }
 }

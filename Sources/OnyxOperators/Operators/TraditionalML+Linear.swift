@@ -145,7 +145,7 @@ package struct LinearClassifierKernel: Kernel {
                 for c in 0..<classes { z[r * classes + c] = Float(s[c]) }
             }
         }
-        if let y = context.optionalOutput(0) { labels.write(chosen, to: y) }
+        if let y = context.optionalOutput(0) { try labels.write(chosen, to: y, context) }
     }
 }
 

@@ -210,33 +210,45 @@ package struct ImputerKernel: Kernel {
 
 // MARK: - OneHotEncoder
 
-/// OneHotEncoder (ai.onnx.ml 1) over integer categories (`cats_int64s`): each element becomes a row
-/// of zeros with a one at its category's position. Float and double elements are truncated to
-/// integers first. An unknown category gives all zeros, or an error when `zeros` is 0.
+/// OneHotEncoder (ai.onnx.ml 1) over integer categories (`cats_int64s`) or string categories
+/// (`cats_strings`, for string input): each element becomes a row of zeros with a one at its
+/// category's position. Float and double elements are truncated to integers first. An unknown
+/// category gives all zeros, or an error when `zeros` is 0.
 package struct OneHotEncoderKernel: Kernel {
     let positions: [Int64: Int]
+    let stringPositions: [String: Int]?
     let categoryCount: Int
     let zerosForUnknown: Bool
     let nodeName: String
 
     package init(_ context: NodeContext) throws {
-        if let strings = try attributeStrings(context, "cats_strings"), !strings.isEmpty {
-            throw OnyxError.unsupportedDataType(
-                "OneHotEncoder node '\(context.node.name)': cats_strings (string categories) are not supported yet")
-        }
-        guard let categories = try context.ints("cats_int64s"), !categories.isEmpty else {
-            throw context.attributeError("missing attribute 'cats_int64s'")
-        }
         var positions: [Int64: Int] = [:]
         // A repeated category takes its last position, as in onnxruntime.
-        for (position, category) in categories.enumerated() { positions[Int64(category)] = position }
+        if let strings = try attributeStrings(context, "cats_strings"), !strings.isEmpty {
+            var stringPositions: [String: Int] = [:]
+            for (position, category) in strings.enumerated() { stringPositions[category] = position }
+            self.stringPositions = stringPositions
+            categoryCount = strings.count
+        } else {
+            guard let categories = try context.ints("cats_int64s"), !categories.isEmpty else {
+                throw context.attributeError("missing attribute 'cats_int64s' (or 'cats_strings')")
+            }
+            for (position, category) in categories.enumerated() { positions[Int64(category)] = position }
+            stringPositions = nil
+            categoryCount = categories.count
+        }
         self.positions = positions
-        categoryCount = categories.count
         zerosForUnknown = try context.int("zeros", default: 1) != 0
         nodeName = context.node.name
     }
 
     package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
+        if stringPositions != nil {
+            guard let x = inputs.first ?? nil, x.dataType == .string else {
+                throw OnyxError.unsupportedDataType("OneHotEncoder: X must be string with cats_strings")
+            }
+            return [TensorDescriptor(.float, x.shape + [categoryCount])]
+        }
         let x = try numericInput(inputs, op: "OneHotEncoder")
         return [TensorDescriptor(.float, x.shape + [categoryCount])]
     }
@@ -245,6 +257,16 @@ package struct OneHotEncoderKernel: Kernel {
         let x = context.input(0)!, y = context.output(0).pointer(as: Float.self)
         let count = x.elementCount
         y.initialize(repeating: 0, count: count * categoryCount)
+        if let stringPositions {
+            for (i, text) in try context.strings(ofInput: 0).enumerated() {
+                if let position = stringPositions[text] {
+                    y[i * categoryCount + position] = 1
+                } else if !zerosForUnknown {
+                    throw OnyxError.invalidInput("OneHotEncoder node '\(nodeName)': '\(text)' is not in cats_strings and zeros is 0")
+                }
+            }
+            return
+        }
         for i in 0..<count {
             let category: Int64?
             switch x.dataType {
@@ -328,39 +350,58 @@ package struct FeatureVectorizerKernel: Kernel {
 
 // MARK: - LabelEncoder
 
-/// LabelEncoder (ai.onnx.ml 2 and 4) with numeric keys and values: maps each element to the value
-/// of the equal key, or to the default. Keys come from `keys_int64s`/`keys_floats` (or, from opset
-/// 4, `keys_tensor`), values likewise; the first of repeated keys wins. From opset 4 a NaN key
-/// matches NaN elements. String keys or values (opset 1's `classes_strings` included) are not
-/// supported yet.
+/// LabelEncoder (ai.onnx.ml): maps each element to the value of the equal key, or to the default.
+/// Keys come from `keys_int64s`/`keys_floats`/`keys_strings` (or, from opset 4, `keys_tensor`),
+/// values likewise; the first of repeated keys wins. From opset 4 a NaN key matches NaN elements.
+/// Opset 1 maps strings to their position in `classes_strings` (or −1 / `default_int64`), and
+/// integers to the string at that position (or `default_string`).
 package struct LabelEncoderKernel: Kernel {
     /// The values, in the output's element type, with the default last.
     package enum Values: Sendable {
         case integers([Int64])
         case reals([Double])
+        case strings([String])
     }
 
     let keyType: DataType
     let valueType: DataType
     let integerKeys: [Int64: Int]
     let realKeys: [Double: Int]
+    let stringKeys: [String: Int]
     let nanKey: Int?
     let values: Values
+    /// Opset 1: the reverse mapping, from integer positions to `classes_strings`, for int64 input.
+    let reverse: (keys: [Int64: Int], values: Values)?
 
     package init(_ context: NodeContext) throws {
         let op = "LabelEncoder node '\(context.node.name)'"
-        for name in ["classes_strings", "keys_strings", "values_strings"] {
-            if let strings = try attributeStrings(context, name), !strings.isEmpty {
-                throw OnyxError.unsupportedDataType("\(op): \(name) (string keys or values) are not supported yet")
-            }
-        }
         if context.opset < 2 {
-            throw OnyxError.unsupportedDataType("\(op): opset \(context.opset) maps strings (classes_strings), which are not supported yet")
+            guard let classes = try attributeStrings(context, "classes_strings") else {
+                throw context.attributeError("missing attribute 'classes_strings'")
+            }
+            keyType = .string
+            valueType = .int64
+            var positions: [String: Int] = [:]
+            for (i, name) in classes.enumerated() where positions[name] == nil { positions[name] = i }
+            stringKeys = positions
+            values = .integers(classes.indices.map(Int64.init) + [Int64(try context.int("default_int64", default: -1))])
+            reverse = (Dictionary(uniqueKeysWithValues: classes.indices.map { (Int64($0), $0) }),
+                       .strings(classes + [try context.string("default_string", default: "_Unused")]))
+            integerKeys = [:]
+            realKeys = [:]
+            nanKey = nil
+            return
         }
+        reverse = nil
         // Keys.
         let keyList: [Double]
         var integerKeyList: [Int64] = []
-        if let ints = try context.ints("keys_int64s") {
+        var stringKeyList: [String] = []
+        if let strings = try attributeStrings(context, "keys_strings") {
+            keyType = .string
+            stringKeyList = strings
+            keyList = []
+        } else if let ints = try context.ints("keys_int64s") {
             keyType = .int64
             integerKeyList = ints.map(Int64.init)
             keyList = []
@@ -374,6 +415,7 @@ package struct LabelEncoderKernel: Kernel {
             case .int32: integerKeyList = try tensor.scalars(as: Int32.self).map(Int64.init)
             case .int16: integerKeyList = try tensor.scalars(as: Int16.self).map(Int64.init)
             case .float, .double: break
+            case .string: stringKeyList = try tensor.strings()
             default: throw OnyxError.unsupportedDataType("\(op): keys_tensor of \(tensor.dataType) is not supported")
             }
             keyList = tensor.dataType == .float || tensor.dataType == .double ? visionRealValues(tensor)! : []
@@ -383,7 +425,17 @@ package struct LabelEncoderKernel: Kernel {
         // Values, then the default: default_tensor, else default_int64 or default_float by the value type.
         let defaultTensor = context.opset >= 4 ? try context.tensor("default_tensor") : nil
         var valueCount: Int
-        if let ints = try context.ints("values_int64s") {
+        if let strings = try attributeStrings(context, "values_strings") {
+            valueType = .string
+            let fallback = try defaultTensor.map { tensor -> String in
+                guard tensor.dataType == .string, tensor.elementCount == 1 else {
+                    throw context.attributeError("default_tensor must be one string, found \(tensor.dataType) \(shapeText(tensor.shape))")
+                }
+                return try tensor.strings()[0]
+            }
+            values = .strings(strings + [try fallback ?? context.string("default_string", default: "_Unused")])
+            valueCount = strings.count
+        } else if let ints = try context.ints("values_int64s") {
             valueType = .int64
             values = .integers(ints.map(Int64.init) + [Int64(try context.int("default_int64", default: -1))])
             valueCount = ints.count
@@ -408,17 +460,23 @@ package struct LabelEncoderKernel: Kernel {
                 let standard = Double(try context.float("default_float", default: -0.0))
                 values = .reals(list + [fallback.map { visionRealValues($0)![0] } ?? standard])
                 valueCount = list.count
+            case .string:
+                let list = try tensor.strings()
+                values = .strings(list + [try fallback.map { try $0.strings()[0] } ?? context.string("default_string", default: "_Unused")])
+                valueCount = list.count
             default: throw OnyxError.unsupportedDataType("\(op): values_tensor of \(tensor.dataType) is not supported")
             }
         } else {
             throw context.attributeError("missing the values (values_int64s, values_floats or values_tensor)")
         }
-        let keyCount = keyType == .float || keyType == .double ? keyList.count : integerKeyList.count
+        let keyCount = keyType == .string ? stringKeyList.count
+            : keyType == .float || keyType == .double ? keyList.count : integerKeyList.count
         guard keyCount == valueCount else {
             throw context.attributeError("has \(keyCount) keys but \(valueCount) values")
         }
-        var integerKeys: [Int64: Int] = [:], realKeys: [Double: Int] = [:], nanKey: Int?
+        var integerKeys: [Int64: Int] = [:], realKeys: [Double: Int] = [:], stringKeys: [String: Int] = [:], nanKey: Int?
         for (i, key) in integerKeyList.enumerated() where integerKeys[key] == nil { integerKeys[key] = i }
+        for (i, key) in stringKeyList.enumerated() where stringKeys[key] == nil { stringKeys[key] = i }
         for (i, key) in keyList.enumerated() {
             if key.isNaN {
                 if context.opset >= 4, nanKey == nil { nanKey = i }
@@ -428,6 +486,7 @@ package struct LabelEncoderKernel: Kernel {
         }
         self.integerKeys = integerKeys
         self.realKeys = realKeys
+        self.stringKeys = stringKeys
         self.nanKey = nanKey
     }
 
@@ -441,6 +500,7 @@ package struct LabelEncoderKernel: Kernel {
 
     package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
         guard let x = inputs.first ?? nil else { throw OnyxError.invalidModel("LabelEncoder: missing input 0 (X)") }
+        if reverse != nil && x.dataType == .int64 { return [TensorDescriptor(.string, x.shape)] }
         guard x.dataType == keyType else {
             throw OnyxError.unsupportedDataType("LabelEncoder: X must be \(keyType) like the keys, found \(x.dataType)")
         }
@@ -450,14 +510,21 @@ package struct LabelEncoderKernel: Kernel {
     package func run(_ context: borrowing KernelContext) throws {
         let x = context.input(0)!, y = context.output(0)
         let count = x.elementCount
+        // Opset 1 on integers: positions to class names.
+        let (integerKeys, values) = reverse.flatMap { x.dataType == .int64 ? $0 : nil } ?? (self.integerKeys, self.values)
+        let keyType = x.dataType
         let fallback: Int
         switch values {
         case .integers(let list): fallback = list.count - 1
         case .reals(let list): fallback = list.count - 1
+        case .strings(let list): fallback = list.count - 1
         }
+        let texts = keyType == .string ? try context.strings(ofInput: 0) : []
+        let table = valueType == .string || reverse != nil ? context.strings : nil
         for i in 0..<count {
             let position: Int?
             switch keyType {
+            case .string: position = stringKeys[texts[i]]
             case .int64: position = integerKeys[x.pointer(as: Int64.self)[i]]
             case .int32: position = integerKeys[Int64(x.pointer(as: Int32.self)[i])]
             case .int16: position = integerKeys[Int64(x.pointer(as: Int16.self)[i])]
@@ -475,6 +542,9 @@ package struct LabelEncoderKernel: Kernel {
                 }
             case .reals(let list):
                 if valueType == .double { y.pointer(as: Double.self)[i] = list[k] } else { y.pointer(as: Float.self)[i] = Float(list[k]) }
+            case .strings(let list):
+                guard let table else { throw OnyxError.internalError("LabelEncoder: a string output without a string table") }
+                y.pointer(as: Int64.self)[i] = table.intern(list[k])
             }
         }
     }
@@ -482,11 +552,45 @@ package struct LabelEncoderKernel: Kernel {
 
 // MARK: - CategoryMapper
 
-/// CategoryMapper (ai.onnx.ml 1) maps strings to integers and back; it needs string tensors,
-/// which are not supported yet, so preparing it fails with a clear error.
-package enum CategoryMapperKernel {
-    package static func make(_ context: NodeContext) throws -> any Kernel {
-        throw OnyxError.unsupportedDataType(
-            "CategoryMapper node '\(context.node.name)': cats_strings maps string tensors, which are not supported yet")
+/// CategoryMapper (ai.onnx.ml 1): strings to integers through the pairs (`cats_strings[i]`,
+/// `cats_int64s[i]`), or integers to strings, by the input's type; unmatched elements become
+/// `default_int64` (−1) or `default_string` ("_Unused").
+package struct CategoryMapperKernel: Kernel {
+    let integers: [String: Int64]
+    let strings: [Int64: String]
+    let defaultInteger: Int64
+    let defaultString: String
+
+    package init(_ context: NodeContext) throws {
+        guard let names = try attributeStrings(context, "cats_strings"), let codes = try context.ints("cats_int64s") else {
+            throw context.attributeError("cats_strings and cats_int64s are both required")
+        }
+        guard names.count == codes.count else {
+            throw context.attributeError("cats_strings has \(names.count) entries but cats_int64s \(codes.count)")
+        }
+        integers = Dictionary(zip(names, codes.map(Int64.init)), uniquingKeysWith: { first, _ in first })
+        strings = Dictionary(zip(codes.map(Int64.init), names), uniquingKeysWith: { first, _ in first })
+        defaultInteger = Int64(try context.int("default_int64", default: -1))
+        defaultString = try context.string("default_string", default: "_Unused")
+    }
+
+    package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
+        guard let x = inputs.first ?? nil else { throw OnyxError.invalidModel("CategoryMapper: missing input 0 (X)") }
+        switch x.dataType {
+        case .string: return [TensorDescriptor(.int64, x.shape)]
+        case .int64: return [TensorDescriptor(.string, x.shape)]
+        default: throw OnyxError.unsupportedDataType("CategoryMapper: X must be string or int64, found \(x.dataType)")
+        }
+    }
+
+    package func run(_ context: borrowing KernelContext) throws {
+        let x = context.input(0)!, y = context.output(0)
+        if x.dataType == .string {
+            let out = y.pointer(as: Int64.self)
+            for (i, text) in try context.strings(ofInput: 0).enumerated() { out[i] = integers[text] ?? defaultInteger }
+        } else {
+            let codes = UnsafeBufferPointer(start: x.pointer(as: Int64.self), count: x.elementCount)
+            try context.store(codes.map { strings[$0] ?? defaultString }, intoOutput: 0)
+        }
     }
 }

@@ -187,7 +187,7 @@ package struct SVMClassifierKernel: Kernel {
             }
         }
         if let z = context.optionalOutput(1) { z.pointer(as: Float.self).update(from: scores, count: rows * columns) }
-        if let y = context.optionalOutput(0) { labels.write(chosen, to: y) }
+        if let y = context.optionalOutput(0) { try labels.write(chosen, to: y, context) }
     }
 
     /// Scores one row into `z` (`columns` values) and returns the index of its class.

@@ -131,15 +131,15 @@ package enum BinaryScores: Sendable {
 /// ``write(_:to:)`` turns the chosen indices into the label output.
 package enum ClassLabels: Sendable {
     case ints([Int64])
+    case strings([String])
 
     /// The labels given by `intsName` or `stringsName`, or `nil` if the node gives neither.
-    ///
-    /// - Throws: `unsupportedDataType` naming the node and attribute for string labels (string
-    ///   tensors are not supported yet).
     package static func read(_ context: NodeContext, ints intsName: String, strings stringsName: String) throws -> ClassLabels? {
         if let strings = try attributeStrings(context, stringsName), !strings.isEmpty {
-            throw OnyxError.unsupportedDataType(
-                "\(context.node.opType) node '\(context.node.name)': \(stringsName) (string labels) are not supported yet")
+            if let ints = try context.ints(intsName), !ints.isEmpty {
+                throw context.attributeError("give \(intsName) or \(stringsName), not both")
+            }
+            return .strings(strings)
         }
         guard let ints = try context.ints(intsName) else { return nil }
         return .ints(ints.map(Int64.init))
@@ -148,6 +148,7 @@ package enum ClassLabels: Sendable {
     package var count: Int {
         switch self {
         case .ints(let labels): labels.count
+        case .strings(let labels): labels.count
         }
     }
 
@@ -155,17 +156,24 @@ package enum ClassLabels: Sendable {
     package var dataType: DataType {
         switch self {
         case .ints: .int64
+        case .strings: .string
         }
     }
 
-    /// Writes the label of each chosen class index (`indices[row]`) to the label output.
-    package func write(_ indices: UnsafePointer<Int32>, to output: TensorView) {
+    /// Writes the label of each chosen class index (`indices[row]`) to the label output; string
+    /// labels go through the run's string table.
+    package func write(_ indices: UnsafePointer<Int32>, to output: TensorView, _ context: borrowing KernelContext) throws {
         switch self {
         case .ints(let labels):
             let y = output.pointer(as: Int64.self)
             labels.withUnsafeBufferPointer { labels in
                 for row in 0..<output.elementCount { y[row] = labels[Int(indices[row])] }
             }
+        case .strings(let labels):
+            let table = try context.stringTable()
+            let handles = labels.map(table.intern)
+            let y = output.pointer(as: Int64.self)
+            for row in 0..<output.elementCount { y[row] = handles[Int(indices[row])] }
         }
     }
 }

@@ -368,7 +368,7 @@ package struct TreeEnsembleClassifierKernel: Kernel {
             chosen[row] = Int32(classification.finish(scores, seen))
             if let z { for c in 0..<classes { z[row * classes + c] = Float(scores[c]) } }
         }
-        if let y = context.optionalOutput(0) { labels.write(chosen, to: y) }
+        if let y = context.optionalOutput(0) { try labels.write(chosen, to: y, context) }
     }
 }
 

@@ -17,7 +17,7 @@ extension OperatorRegistry {
         ml("LabelEncoder", 1...1) { context in try LabelEncoderKernel(context) },
         ml("LabelEncoder", 2...3) { context in try LabelEncoderKernel(context) },
         ml("LabelEncoder", 4...Int.max) { context in try LabelEncoderKernel(context) },
-        ml("CategoryMapper") { context in try CategoryMapperKernel.make(context) },
+        ml("CategoryMapper") { context in try CategoryMapperKernel(context) },
         // Linear models and support vector machines (TraditionalML+Linear.swift, TraditionalML+SVM.swift).
         ml("LinearClassifier") { context in try LinearClassifierKernel(context) },
         ml("LinearRegressor") { context in try LinearRegressorKernel(context) },
