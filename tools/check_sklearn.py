@@ -4,10 +4,12 @@
     python3 tools/check_sklearn.py [--onyx PATH] [--keep DIR]     cross-check every pipeline
     python3 tools/check_sklearn.py --write-fixtures                 regenerate Fixtures/sklearn/
     python3 tools/check_sklearn.py --bench [--duration 2]           time the tree ensembles
+    python3 tools/check_sklearn.py --serve                          the classifiers through `onyx serve`
 
 The cross-check trains small models on seeded synthetic data, exports each for ai.onnx.ml opset 1
-and 3 (classifiers without ZipMap: maps are not supported; skl2onnx writes the lowest opset a
-model needs, so "3→1" rows are opset-1 files), runs onnxruntime and `onyx run` on the same
+and 3 (skl2onnx writes the lowest opset a model needs, so "3→1" rows are opset-1 files), each
+classifier also with its default ZipMap (output_probability: one map label → probability per row)
+and with string class labels, runs onnxruntime and `onyx run` on the same
 held-out rows and compares every output: labels and other integer outputs exactly, float outputs
 within rtol 1e-3 / atol 1e-4. Then it checks hand-built one-operator models for what sklearn
 exports do not reach (every post_transform and aggregate, base values, the two-class cases,
@@ -112,17 +114,37 @@ def pipelines():
     yield "gradient boosting regressor (double)", GradientBoostingRegressor(n_estimators=30, max_depth=3, random_state=0).fit(X64r[train], yr[train]), X64r[test]
 
 
-def export(model, X, opset):
-    """The ONNX bytes of `model` for these opsets (classifiers without ZipMap), or None if
+def export(model, X, opset, zipmap=False):
+    """The ONNX bytes of `model` for these opsets (classifiers with or without ZipMap), or None if
     skl2onnx cannot export it for them."""
-    options = {id(model): {"zipmap": False}} if is_classifier(model) else None
+    options = {id(model): {"zipmap": zipmap}} if is_classifier(model) else None
     if options is None and hasattr(model, "steps") and is_classifier(model.steps[-1][1]):
-        options = {id(model.steps[-1][1]): {"zipmap": False}}
+        options = {id(model.steps[-1][1]): {"zipmap": zipmap}}
     try:
         return to_onnx(model, X[:1], options=options, target_opset=opset).SerializeToString()
     except Exception as error:  # an opset skl2onnx cannot target for this model
         print(f"    (skl2onnx: {str(error).splitlines()[0][:100]})")
         return None
+
+
+def variants():
+    """Every pipeline, and each classifier again with ZipMap and with string class labels."""
+    for name, model, X in pipelines():
+        yield name, model, X, False
+        if is_classifier(model):
+            yield name + " +zipmap", model, X, True
+    for name, model, X in string_label_pipelines():
+        yield name, model, X, False
+        yield name + " +zipmap", model, X, True
+
+
+def string_label_pipelines():
+    """Classifiers trained on string labels: their label output is a string tensor."""
+    X, y = classification(3, seed=5)
+    names = np.array(["benign", "probe", "attack"])[y]
+    train, test = slice(0, 300), slice(300, 400)
+    yield "logistic regression, string labels", make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X[train], names[train]), X[test]
+    yield "random forest, string labels", RandomForestClassifier(10, max_depth=5, random_state=0).fit(X[train], names[train]), X[test]
 
 
 # MARK: - Hand-built single operators
@@ -394,10 +416,32 @@ def run_onyx(onyx, model_path, feeds, folder):
     result = subprocess.run(args + ["--output-dir", out_dir], capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError((result.stderr or result.stdout).strip().splitlines()[-1])
+    declared = onnx.load(model_path).graph.output
     outputs = []
     while os.path.exists(os.path.join(out_dir, f"output_{len(outputs)}.pb")):
-        outputs.append(numpy_helper.to_array(onnx.load_tensor(os.path.join(out_dir, f"output_{len(outputs)}.pb"))))
+        is_sequence = declared[len(outputs)].type.HasField("sequence_type")
+        outputs.append(read_value(os.path.join(out_dir, f"output_{len(outputs)}.pb"), is_sequence))
     return outputs
+
+
+def read_value(path, is_sequence):
+    """A TensorProto as an array, or a SequenceProto of maps (ZipMap's output) as a list of dicts."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if is_sequence:
+        sequence = onnx.SequenceProto()
+        sequence.ParseFromString(data)
+        return [numpy_helper.to_dict(m) for m in sequence.map_values]
+    tensor = onnx.TensorProto()
+    tensor.ParseFromString(data)
+    array = numpy_helper.to_array(tensor)
+    return array.astype(str) if array.dtype == object else array
+
+
+def maps_as_array(maps):
+    """A list of {label: probability} maps as (labels, [rows, classes] probabilities)."""
+    labels = sorted(maps[0].keys()) if maps else []
+    return labels, np.array([[m[k] for k in labels] for m in maps], dtype=np.float64)
 
 
 def compare(expected, actual):
@@ -406,7 +450,19 @@ def compare(expected, actual):
         return False, float("nan"), f"{len(actual)} outputs, expected {len(expected)}"
     worst = 0.0
     for k, (e, a) in enumerate(zip(expected, actual)):
+        if isinstance(e, list):  # ZipMap: the same labels in every map, probabilities within tolerance
+            if not isinstance(a, list) or len(a) != len(e):
+                return False, float("nan"), f"output {k}: not a sequence of {len(e)} maps"
+            (el, ep), (al, ap) = maps_as_array([{str(x): v for x, v in m.items()} for m in e]), \
+                maps_as_array([{(x.decode() if isinstance(x, bytes) else str(x)): v for x, v in m.items()} for m in a])
+            if el != al:
+                return False, float("nan"), f"output {k}: map labels {al}, expected {el}"
+            e, a = ep, ap
         e, a = np.asarray(e), np.asarray(a)
+        if e.dtype.kind in "OSU" or a.dtype.kind in "OSU":
+            if not np.array_equal(e.astype(str), a.astype(str)):
+                return False, worst, f"output {k}: string labels differ"
+            continue
         if e.shape != a.shape:
             return False, float("nan"), f"output {k}: shape {a.shape}, expected {e.shape}"
         if e.dtype.kind in "iub":
@@ -434,9 +490,9 @@ def cross_check(onyx, keep, verbose):
     os.makedirs(folder, exist_ok=True)
     failures = checked = 0
     print(f"{'pipeline':44} {'ml':>4} {'ops':40} {'result':6} {'max |Δ|':>9}")
-    for name, model, X in pipelines():
+    for name, model, X, zipmap in variants():
         for ml, opset in OPSETS.items():
-            model_bytes = export(model, X, opset)
+            model_bytes = export(model, X, opset, zipmap=zipmap)
             if model_bytes is None:
                 continue
             proto = onnx.load_from_string(model_bytes)
@@ -491,6 +547,71 @@ def cross_check(onyx, keep, verbose):
     if not keep:
         shutil.rmtree(folder, ignore_errors=True)
     print(f"\n{failures} failing" if failures else "\nall pipelines agree")
+    return 1 if failures else 0
+
+
+# MARK: - Serving
+
+def serve_check(onyx, verbose):
+    """Each classifier (with and without ZipMap, int and string labels) behind `onyx serve`, called
+    with tritonclient.http (binary and JSON tensors), against onnxruntime's outputs."""
+    import json
+    import socket
+    import tritonclient.http as httpclient
+
+    folder = tempfile.mkdtemp(prefix="check_sklearn_serve_")
+    failures = 0
+    cases = [(n, m, X, z) for n, m, X, z in variants() if is_classifier(m)]
+    print(f"{'classifier (onyx serve + tritonclient)':50} {'result':6} {'max |Δ|':>9}")
+    for index, (name, model, X, zipmap) in enumerate(cases):
+        model_bytes = export(model, X, OPSETS[1], zipmap=zipmap)
+        if model_bytes is None:
+            continue
+        path = os.path.join(folder, f"m{index}.onnx")
+        with open(path, "wb") as f:
+            f.write(model_bytes)
+        session = ort_session(model_bytes)
+        rows = X[:16]
+        expected = session.run(None, {session.get_inputs()[0].name: rows})
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        server = subprocess.Popen([onyx, "serve", path, "--name", "m", "--port", str(port), "--log-level", "warning"])
+        try:
+            client = httpclient.InferenceServerClient(f"127.0.0.1:{port}")
+            for _ in range(100):
+                try:
+                    if client.is_model_ready("m"):
+                        break
+                except Exception:
+                    pass
+                time.sleep(0.1)
+            metadata = client.get_model_metadata("m")
+            outputs = [o["name"] for o in metadata["outputs"]]
+            worst, ok, note = 0.0, True, ""
+            for binary in (True, False):
+                datatype = "FP64" if rows.dtype == np.float64 else "FP32"
+                tensor = httpclient.InferInput(session.get_inputs()[0].name, list(rows.shape), datatype)
+                tensor.set_data_from_numpy(rows, binary_data=binary)
+                result = client.infer("m", [tensor], outputs=[httpclient.InferRequestedOutput(o, binary_data=binary) for o in outputs])
+                actual = []
+                for o in outputs:
+                    value = result.as_numpy(o)
+                    if zipmap and value is not None and value.dtype == object and o == outputs[-1]:
+                        value = [json.loads(v.decode() if isinstance(v, bytes) else v) for v in value]
+                    elif value is not None and value.dtype == object:
+                        value = np.array([v.decode() if isinstance(v, bytes) else v for v in value])
+                    actual.append(value)
+                good, delta, why = compare(expected, actual)
+                worst = max(worst, delta) if delta == delta else worst
+                ok, note = ok and good, note or why
+            failures += not ok
+            print(f"{name:50} {'ok' if ok else 'FAIL':6} {worst:9.2e} {note}")
+        finally:
+            server.terminate()
+            server.wait()
+    shutil.rmtree(folder, ignore_errors=True)
+    print(f"\n{failures} failing" if failures else "\nall served classifiers agree")
     return 1 if failures else 0
 
 
@@ -595,6 +716,7 @@ def main():
     parser.add_argument("--verbose", action="store_true", help="list every hand-built model, not just failures")
     parser.add_argument("--write-fixtures", action="store_true", help="regenerate Fixtures/sklearn/")
     parser.add_argument("--bench", action="store_true", help="time the tree ensembles against onnxruntime")
+    parser.add_argument("--serve", action="store_true", help="check the classifiers through onyx serve with tritonclient")
     parser.add_argument("--duration", type=float, default=2.0, help="seconds per timing (--bench)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating timings per side; the best counts (--bench)")
     args = parser.parse_args()
@@ -602,6 +724,8 @@ def main():
         return write_fixtures()
     if args.bench:
         return bench(onyx_binary(args.onyx), args.duration, args.rounds)
+    if args.serve:
+        return serve_check(onyx_binary(args.onyx), args.verbose)
     return cross_check(onyx_binary(args.onyx), args.keep, args.verbose)
 
 
