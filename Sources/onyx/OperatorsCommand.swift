@@ -16,9 +16,30 @@ struct OperatorsCommand: ParsableCommand {
     @Option(help: "A results file written by `onyx test DIR --json`.")
     var results: String?
 
+    /// A case Onyx fails knowingly: its name starts with `prefix` and contains `mentioning`.
+    struct KnownFailure {
+        var prefix: String
+        var mentioning = ""
+        var why: String
+
+        func matches(_ caseName: String) -> Bool {
+            caseName.hasPrefix(prefix) && (mentioning.isEmpty || caseName.contains(mentioning))
+        }
+    }
+
+    static let knownFailures: [KnownFailure] = [
+        KnownFailure(prefix: "test_bernoulli", why: "random draws: the expected outputs come from NumPy's generator, which the spec leaves unspecified"),
+        KnownFailure(prefix: "test_training_dropout", why: "random draws: the expected mask comes from NumPy's generator, which the spec leaves unspecified"),
+        KnownFailure(prefix: "test_image_decoder", why: "ImageDecoder: decoding JPEG, PNG, BMP, TIFF, WebP and JPEG 2000 needs image codecs Onyx does not bundle"),
+        KnownFailure(prefix: "test_cast", mentioning: "FLOAT4E2M1", why: "NaN cast to float4e2m1: the spec and onnxruntime give +6, the test data (ml_dtypes) −0; Onyx follows the spec"),
+    ]
+
     /// A failure reason without the case-specific parts: the unsupported type or operator, or
-    /// the kind of mismatch.
-    static func category(of reason: String) -> String {
+    /// the kind of mismatch; for a case failed knowingly, why.
+    static func category(of reason: String, caseName: String = "") -> String {
+        if let known = knownFailures.first(where: { $0.matches(caseName) }) {
+            return known.why
+        }
         if let range = reason.range(of: #"has data type [^,]+, which Onyx does not support"#, options: .regularExpression) {
             return "element type not supported: " + reason[range]
                 .replacingOccurrences(of: "has data type ", with: "")
@@ -46,7 +67,7 @@ struct OperatorsCommand: ParsableCommand {
                 for entry in cases {
                     let passed = entry["status"] as? String == "passed"
                     if !passed, let name = entry["name"] as? String {
-                        failures[Self.category(of: entry["reason"] as? String ?? ""), default: []].append(name)
+                        failures[Self.category(of: entry["reason"] as? String ?? "", caseName: name), default: []].append(name)
                     }
                     let types = entry["operator_input_types"] as? [String: [String]] ?? [:]
                     let operators = entry["operators"] as? [String] ?? []
