@@ -31,7 +31,7 @@ struct OperatorsCommand: ParsableCommand {
         KnownFailure(prefix: "test_bernoulli", why: "random draws: the expected outputs come from NumPy's generator, which the spec leaves unspecified"),
         KnownFailure(prefix: "test_training_dropout", why: "random draws: the expected mask comes from NumPy's generator, which the spec leaves unspecified"),
         KnownFailure(prefix: "test_image_decoder", why: "ImageDecoder: decoding JPEG, PNG, BMP, TIFF, WebP and JPEG 2000 needs image codecs Onyx does not bundle"),
-        KnownFailure(prefix: "test_cast", mentioning: "FLOAT4E2M1", why: "NaN cast to float4e2m1: the spec and onnxruntime give +6, the test data (ml_dtypes) −0; Onyx follows the spec"),
+        KnownFailure(prefix: "test_cast", mentioning: "FLOAT4E2M1", why: "NaN cast to float4e2m1: ONNX's float4 note and onnxruntime's conversion give +6, the test data (ml_dtypes) −0; Onyx follows the note"),
     ]
 
     /// A failure reason without the case-specific parts: the unsupported type or operator, or
