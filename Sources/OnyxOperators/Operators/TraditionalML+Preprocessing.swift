@@ -65,27 +65,38 @@ package struct NormalizerKernel: Kernel {
     package func run(_ context: borrowing KernelContext) throws {
         let x = context.input(0)!, y = context.output(0).pointer(as: Float.self)
         let (rows, length) = try rowsAndLength(x.shape, op: "Normalizer")
+        let norm = self.norm
         context.pool.parallelRanges(rows, minimumChunk: 256) { range in
+            // Each row is widened to Double in one typed loop: a type switch per element costs
+            // more than the arithmetic.
+            let row = UnsafeMutableBufferPointer<Double>.allocate(capacity: length)
+            defer { row.deallocate() }
             for r in range {
-                let first = r * length
+                widen(x, elements: (r * length)..<(r * length + length), into: row)
                 var divisor = 0.0
                 switch norm {
-                case .max:
-                    divisor = -Double(Float.greatestFiniteMagnitude)
-                    for i in first..<(first + length) { divisor = Swift.max(divisor, realValue(x.data, x.dataType, i)) }
-                case .l1:
-                    for i in first..<(first + length) { divisor += Swift.abs(realValue(x.data, x.dataType, i)) }
-                case .l2:
-                    for i in first..<(first + length) {
-                        let v = realValue(x.data, x.dataType, i)
-                        divisor += v * v
-                    }
-                    divisor = divisor.squareRoot()
+                case .max: divisor = row.reduce(-Double(Float.greatestFiniteMagnitude)) { Swift.max($0, $1) }
+                case .l1: divisor = row.reduce(0) { $0 + Swift.abs($1) }
+                case .l2: divisor = row.reduce(0) { $0 + $1 * $1 }.squareRoot()
                 }
                 if divisor == 0 { divisor = 1 }
-                for i in first..<(first + length) { y[i] = Float(realValue(x.data, x.dataType, i) / divisor) }
+                for i in 0..<length { y[r * length + i] = Float(row[i] / divisor) }
             }
         }
+    }
+}
+
+/// Elements `range` of a float, double, int64 or int32 tensor as Doubles, into `row`.
+private func widen(_ x: TensorView, elements range: Range<Int>, into row: UnsafeMutableBufferPointer<Double>) {
+    @inline(__always) func copy<Element>(_: Element.Type, _ real: (Element) -> Double) {
+        let source = x.pointer(as: Element.self) + range.lowerBound
+        for i in 0..<range.count { row[i] = real(source[i]) }
+    }
+    switch x.dataType {
+    case .float: copy(Float.self) { Double($0) }
+    case .double: copy(Double.self) { $0 }
+    case .int64: copy(Int64.self) { Double($0) }
+    default: copy(Int32.self) { Double($0) }
     }
 }
 

@@ -48,8 +48,8 @@ package struct TfIdfVectorizerKernel: Kernel {
     package enum Weighting { case tf, idf, tfidf }
 
     /// The pool as a trie: node 0 is the root; `ids[node]` is the 1-based n-gram id ending there (0: none).
-    package let children: [[Int64: Int]]
-    package let ids: [Int]
+    let trie: NgramTrie
+    let ids: [Int]
     package let ngramIndexes: [Int]
     package let weights: [Double]
     package let weighting: Weighting
@@ -139,7 +139,7 @@ package struct TfIdfVectorizerKernel: Kernel {
         guard nextId - 1 <= indexes.count else {
             throw context.attributeError("the pool holds \(nextId - 1) n-grams but ngram_indexes has only \(indexes.count) entries")
         }
-        self.children = children
+        self.trie = NgramTrie(children)
         self.ids = ids
     }
 
@@ -198,8 +198,8 @@ package struct TfIdfVectorizerKernel: Kernel {
                 let (reach, overflow) = skip.multipliedReportingOverflow(by: startSize - 1)
                 if overflow || reach >= length - start { break }
                 var node = 0, size = 1, item = start
-                while !children[node].isEmpty && size <= maxGramLength && item < length {
-                    guard let child = children[node][token(item)] else { break }
+                while trie.hasChildren[node] && size <= maxGramLength && item < length {
+                    guard let child = trie.child(of: node, token: token(item)) else { break }
                     let id = ids[child]
                     if size >= startSize && id != 0 { counts[ngramIndexes[id - 1]] += 1 }
                     node = child
@@ -288,6 +288,61 @@ package struct ArrayFeatureExtractorKernel: Kernel {
             for j in 0..<k {
                 (y.data + (row * k + j) * width).copyMemory(from: x.data + (row * extent + Int(index[j])) * width, byteCount: width)
             }
+        }
+    }
+}
+
+/// The edges of TfIdfVectorizer's pool trie in one open-addressed table keyed by (node, token):
+/// one multiply and a probe or two per step, where a dictionary per node hashed every token
+/// with SipHash.
+struct NgramTrie: Sendable {
+    /// Whether a node has any child (the walk stops at one that has none).
+    let hasChildren: [Bool]
+    private let nodes: [Int32]
+    private let tokens: [Int64]
+    /// The child each slot leads to; −1 marks an empty slot.
+    private let targets: [Int32]
+    private let mask: Int
+
+    /// - Parameter children: per node, its children by token.
+    init(_ children: [[Int64: Int]]) {
+        let edges = children.reduce(0) { $0 + $1.count }
+        var capacity = 16
+        while capacity < 2 * edges { capacity *= 2 }
+        var nodes = [Int32](repeating: 0, count: capacity)
+        var tokens = [Int64](repeating: 0, count: capacity)
+        var targets = [Int32](repeating: -1, count: capacity)
+        mask = capacity - 1
+        for (node, edges) in children.enumerated() {
+            for (token, child) in edges {
+                var slot = Self.slot(node: node, token: token, mask: mask)
+                while targets[slot] >= 0 { slot = (slot + 1) & mask }
+                nodes[slot] = Int32(node)
+                tokens[slot] = token
+                targets[slot] = Int32(child)
+            }
+        }
+        self.hasChildren = children.map { !$0.isEmpty }
+        self.nodes = nodes
+        self.tokens = tokens
+        self.targets = targets
+    }
+
+    @inline(__always)
+    private static func slot(node: Int, token: Int64, mask: Int) -> Int {
+        let mixed = (UInt64(bitPattern: token) &+ UInt64(node) &* 0x9E37_79B9) &* 0xD6E8_FEB8_6659_FD93
+        return Int(truncatingIfNeeded: mixed >> 32) & mask
+    }
+
+    /// The child of `node` along `token`, if the pool has that edge.
+    @inline(__always)
+    func child(of node: Int, token: Int64) -> Int? {
+        var slot = Self.slot(node: node, token: token, mask: mask)
+        while true {
+            let target = targets[slot]
+            if target < 0 { return nil }
+            if nodes[slot] == node && tokens[slot] == token { return Int(target) }
+            slot = (slot + 1) & mask
         }
     }
 }
