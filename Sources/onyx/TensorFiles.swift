@@ -80,12 +80,7 @@ enum TensorFiles {
                 // Rounded as Cast rounds: to nearest even, saturating for float8.
                 return try Tensor(converting: try Tensor(shape: shape, scalars: flat.map(\.doubleValue)), to: type)
             case .int4, .uint4, .int2, .uint2:
-                let range: ClosedRange<Int64> = switch type {
-                case .int4: -8...7
-                case .uint4: 0...15
-                case .int2: -2...1
-                default: 0...3
-                }
+                let range = type.narrowIntegerRange!
                 let values = flat.map(\.int64Value)
                 if let bad = flat.first(where: { !range.contains($0.int64Value) || $0.doubleValue != Double($0.int64Value) }) {
                     throw CommandLineInputError("'\(path)': \(bad) is out of range for \(type) (integers \(range))")

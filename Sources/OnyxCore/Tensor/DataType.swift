@@ -146,6 +146,18 @@ public enum DataType: Int32, Sendable, Hashable, CaseIterable, CustomStringConve
     /// Whether the type is an integer type, of any width (bool excluded).
     public var isInteger: Bool { !isFloatingPoint && self != .bool && self != .string }
 
+    /// The values of an integer type narrower than a byte (int4, uint4, int2, uint2); `nil` for
+    /// every other type.
+    package var narrowIntegerRange: ClosedRange<Int64>? {
+        switch self {
+        case .int4: -8...7
+        case .uint4: 0...15
+        case .int2: -2...1
+        case .uint2: 0...3
+        default: nil
+        }
+    }
+
     /// Whether elements of the type have a Swift arithmetic type kernels compute in directly:
     /// float, double, float16, bool and the integers of 8 bits or more. The other types are
     /// converted (``Casting``) or only moved.

@@ -138,14 +138,9 @@ public struct Tensor: Sendable {
     /// Checks that every byte of `bytes` is an element of `dataType` as memory holds it, for the
     /// types narrower than a byte (kernels rely on it: an int4 byte is its value, −8…7).
     package static func checkUnpackedElements(_ dataType: DataType, _ bytes: UnsafeRawBufferPointer) throws {
-        let range: ClosedRange<Int8>
-        switch dataType {
-        case .int4: range = -8...7
-        case .uint4, .float4e2m1: range = 0...15
-        case .int2: range = -2...1
-        case .uint2: range = 0...3
-        default: return
-        }
+        // float4e2m1 is held as its 4-bit pattern, as uint4 is.
+        guard let wide = dataType == .float4e2m1 ? DataType.uint4.narrowIntegerRange : dataType.narrowIntegerRange else { return }
+        let range = Int8(wide.lowerBound)...Int8(wide.upperBound)
         let signed = dataType == .int4 || dataType == .int2
         for (i, byte) in bytes.enumerated() {
             // Read as signed, an unsigned byte above 127 is negative: out of range too.

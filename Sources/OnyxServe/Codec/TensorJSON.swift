@@ -154,12 +154,7 @@ public enum TensorJSON {
         case .bfloat16, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0, .float4e2m1:
             return try Tensor(converting: try Tensor(shape: shape, scalars: doubles), to: type)
         case .int4, .uint4, .int2, .uint2:
-            let range: ClosedRange<Int64> = switch type {
-            case .int4: -8...7
-            case .uint4: 0...15
-            case .int2: -2...1
-            default: 0...3
-            }
+            let range = type.narrowIntegerRange!
             guard let integers else {
                 throw TensorCodingError("input '\(name)': \(type.protocolName) data must be integers")
             }
