@@ -24,3 +24,25 @@ exp = numpy_helper.to_array(onnx.load_tensor(f + "/test_data_set_0/output_0.pb")
 got = numpy_helper.to_array(onnx.load_tensor("/tmp/onyx-quickstart/output_0.pb"))
 print("max |onyx - pytorch| =", float(np.abs(exp - got).max()))
 PY
+
+# The main job: serve a bundled model and ask it something over HTTP (the Open Inference
+# Protocol v2). The request screener takes raw request lines as strings (BYTES).
+port=${ONYX_QUICKSTART_PORT:-8000}
+echo
+echo "== onyx serve Fixtures/screener/model.onnx --name screener --port $port"
+.build/release/onyx serve Fixtures/screener/model.onnx --name screener --port "$port" --log-level warning &
+server=$!
+trap 'kill "$server" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$port/v2/health/ready" >/dev/null && break
+    sleep 0.1
+done
+request='{"inputs": [{"name": "request", "shape": [2, 1], "datatype": "BYTES",
+  "data": ["GET /index.html HTTP/1.1", "GET /search?q=<script>alert(1)</script> HTTP/1.1"]}]}'
+echo "== curl http://127.0.0.1:$port/v2/models/screener/infer -d '$request'"
+curl -sf "http://127.0.0.1:$port/v2/models/screener/infer" -d "$request"
+echo
+echo "(label 1 = malicious; probabilities are [benign, malicious] per line)"
+kill -TERM "$server"
+wait "$server"
+trap - EXIT
