@@ -139,7 +139,7 @@ import Testing
             let y = try #require(try session.run(["cond": Tensor(scalar: cond), "input": x])["y"])
             #expect(try y.scalars(as: Float.self) == expected)
         }
-        #expect(!session.plansRunsWithValues)
+        #expect(!session.runsInStages)
     }
 
     /// Branches of different shapes still work: the run is planned with the condition's value.
@@ -153,7 +153,7 @@ import Testing
         let x = Self.floats([3], [1, -2, 3])
         #expect(try session.run(["cond": Tensor(scalar: true), "input": x])["y"]?.shape == [3])
         #expect(try session.run(["cond": Tensor(scalar: false), "input": x])["y"]?.scalars(as: Float.self) == [1, 0, 3, 1, 0, 3])
-        #expect(session.plansRunsWithValues)
+        #expect(session.runsInStages)
     }
 
     /// A branch reading the enclosing graph's constant (here a Reshape target) gets it as its
@@ -177,6 +177,6 @@ import Testing
         let y = try session.run(["cond": Tensor(scalar: false), "input": Self.floats([2, 3], [1, -2, 3, -4, 5, -6])])["y"]
         #expect(y?.shape == [3, 2])
         #expect(try y?.scalars(as: Float.self) == [1, 0, 3, 0, 5, 0])
-        #expect(!session.plansRunsWithValues)
+        #expect(!session.runsInStages)
     }
 }

@@ -109,7 +109,8 @@ import Testing
         }
     }
 
-    /// A shape given as a graph input is known only in a run: each run is planned with its values.
+    /// A shape given as a graph input is known only in a run: the Reshape runs with its values
+    /// known, between the plans before and after it.
     @Test func plansWithInputValuesWhenShapesDependOnThem() throws {
         let graph = Graph(
             nodes: [
@@ -125,10 +126,50 @@ import Testing
             #expect(y.shape == (target == [6, -1] ? [6, 1] : target))
             #expect(try y.scalars(as: Float.self) == x.scalars(as: Float.self).map { max(0, $0) })
         }
+        #expect(session.runsInStages)
         let bad = #expect(throws: OnyxError.self) {
             try session.run(["x": x, "shape": Tensor(shape: [2], scalars: [Int64(4), 2])])
         }
         #expect(bad?.code == .shapeMismatch)
+    }
+
+    /// A run in stages: NonZero's output shape depends on values, so it runs between the plan
+    /// before it and one for what follows, which is made once per shape NonZero produces and then
+    /// reused. Across the NonZero go a graph output produced before it, a value read on both
+    /// sides (`r`), and a shape folded in the first plan (`Shape(x)`, read by the last Reshape).
+    @Test func runsInStagesAroundValueDependentShapes() throws {
+        let graph = Graph(
+            nodes: [
+                Node(name: "relu", opType: "Relu", inputs: ["x"], outputs: ["r"]),
+                Node(name: "shape", opType: "Shape", inputs: ["x"], outputs: ["s"]),
+                Node(name: "nonzero", opType: "NonZero", inputs: ["r"], outputs: ["nz"]),
+                Node(name: "count", opType: "Shape", inputs: ["nz"], outputs: ["n"]),
+                Node(name: "cast", opType: "Cast", inputs: ["n"], outputs: ["nf"], attributes: ["to": .int(1)]),
+                Node(name: "sum", opType: "ReduceSum", inputs: ["nf"], outputs: ["total"], attributes: ["keepdims": .int(0)]),
+                Node(name: "scale", opType: "Mul", inputs: ["r", "total"], outputs: ["scaled"]),
+                Node(name: "flat", opType: "Reshape", inputs: ["scaled", "minus_one"], outputs: ["flat"]),
+                Node(name: "back", opType: "Reshape", inputs: ["flat", "s"], outputs: ["y"]),
+            ],
+            inputs: [Self.value("x", .float, [.fixed(2), .fixed(3)])],
+            outputs: [Self.value("r", .float, [.fixed(2), .fixed(3)]), Self.value("nz", .int64, [.fixed(2), .symbolic("n")]), Self.value("y", .float, [.fixed(2), .fixed(3)])],
+            initializers: [("minus_one", try Tensor(shape: [1], scalars: [Int64(-1)]))])
+        let session = try InferenceSession(model: Model(opsetImports: ["": 14], graph: graph))
+        let inputs: [[Float]] = [[1, -2, 3, -4, 5, -6], [-1, 2, -3, 4, -5, 6], [1, 2, 3, 4, 5, 6], [0, 0, 0, 0, 0, 0]]
+        for values in inputs + inputs {
+            let outputs = try session.run(["x": try Tensor(shape: [2, 3], scalars: values)])
+            let relu = values.map { max(0, $0) }
+            let positive = relu.indices.filter { relu[$0] > 0 }
+            #expect(try outputs["r"]?.scalars(as: Float.self) == relu)
+            #expect(outputs["nz"]?.shape == [2, positive.count])
+            #expect(try outputs["nz"]?.scalars(as: Int64.self) == positive.map { Int64($0 / 3) } + positive.map { Int64($0 % 3) })
+            // ReduceSum of [2, count] as floats: 2 + count.
+            let total = Float(2 + positive.count)
+            #expect(outputs["y"]?.shape == [2, 3])
+            #expect(try outputs["y"]?.scalars(as: Float.self) == relu.map { $0 * total })
+        }
+        #expect(session.runsInStages)
+        // One plan after the NonZero per shape it produced: 3, 3, 6 and 0 positives.
+        #expect(session.stagePlanCount == 3)
     }
 
     /// A value read after an in-place candidate must keep its bytes; outputs that are also read stay intact.

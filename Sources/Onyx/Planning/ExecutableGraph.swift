@@ -36,6 +36,14 @@ struct ExecutableGraph: Sendable {
 
     var valueCount: Int { valueNames.count }
 
+    /// The values steps `start...` read, and the graph outputs: what must outlive the steps
+    /// before `start`. Ascending ids.
+    func valuesRead(from start: Int) -> [Int] {
+        var read = Set(outputIds)
+        for step in steps[start...] { for case let id? in step.inputs { read.insert(id) } }
+        return read.sorted()
+    }
+
     /// Prepares `graph` for execution.
     ///
     /// - Parameters:

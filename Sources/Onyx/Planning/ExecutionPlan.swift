@@ -6,6 +6,12 @@ import Synchronization
 /// Everything about a run that depends only on the input shapes: every value's type and shape,
 /// where its bytes live, which nodes still run, and the arena size. Computed once per input-shape
 /// signature and cached by the session.
+///
+/// A plan covers the graph's steps from ``start`` up to ``end``. It stops short of the last step
+/// only where a step's output shape depends on a value known only in a run (NonZero, the
+/// Tokenizer's token count, a Reshape fed by a graph input: ``NeedsInputValues``): the session runs
+/// this plan, that one step with its inputs' values at hand, and then the plan for the steps after
+/// it, made from the shapes it produced (``InferenceSession`` caches each by those shapes).
 final class ExecutionPlan: Sendable {
     /// Where a value's bytes are during a run.
     enum Location: Sendable {
@@ -34,6 +40,18 @@ final class ExecutionPlan: Sendable {
     }
 
     let graph: ExecutableGraph
+    /// The values the plan's caller supplies, in order: the graph inputs for a plan from step 0,
+    /// else what earlier steps produced that this plan's steps or the graph's outputs read.
+    let inputIds: [Int]
+    /// The values a run of the plan returns, in order: the graph outputs for a plan that runs to
+    /// the last step, else what this plan produced (or was given) that later steps or the graph's
+    /// outputs read.
+    let outputIds: [Int]
+    /// The first step the plan covers.
+    let start: Int
+    /// The step after the last one the plan covers: the graph's step count, or the step whose
+    /// output shape needs values known only in a run.
+    let end: Int
     let descriptors: [TensorDescriptor?]
     let locations: [Location]
     let steps: [Step]
@@ -44,31 +62,30 @@ final class ExecutionPlan: Sendable {
     let perRunSlots: [Int]
     /// Whether some value is a string tensor, so a run needs a string table.
     let usesStrings: Bool
-    /// The table of a plan made for one run's input values: its folded string values index it, so
-    /// that run uses it too. `nil` for plans shared by runs.
-    let runStrings: StringTable?
     /// Whether some value is a sequence, map or optional, so a run needs a value store.
     let usesValues: Bool
-    /// The value store of a plan made for one run's input values, which that run uses.
-    let runValues: ValueStore?
     private let arenas = Mutex<[RunArena]>([])
 
     /// Plans `graph` for inputs of the given descriptors (one per graph input, in order).
     ///
-    /// - Parameter inputValues: The inputs themselves, for a graph whose shapes depend on values
-    ///   known only in a run (``NeedsInputValues``). Such a plan folds every node it can and
-    ///   serves that one run.
-    ///   String input values must index `strings`, a table that extends the graph's; the handles of
-    ///   sequence, map and optional inputs index `values`.
+    /// - Parameters:
+    ///   - start: The first step to plan; after step 0, `inputIds` names the values earlier steps
+    ///     produced, which `inputs` describes.
+    ///   - constants: Values known when planning beyond the graph's own constants (what an earlier
+    ///     plan folded), by value id; they are not inputs.
+    ///   - stopsAtValues: Whether to end the plan at a step whose output shape needs a value known
+    ///     only in a run; otherwise such a step throws ``NeedsInputValues``.
     init(
-        graph: ExecutableGraph, inputs: [TensorDescriptor], inputValues: [Tensor]? = nil, strings: StringTable? = nil,
-        values: ValueStore? = nil, memoryLimit: Int
+        graph: ExecutableGraph, inputs: [TensorDescriptor], inputIds: [Int]? = nil, start: Int = 0,
+        constants seeded: [Int: Tensor] = [:], stopsAtValues: Bool = false, memoryLimit: Int
     ) throws {
         self.graph = graph
+        let inputIds = inputIds ?? graph.inputIds
         let valueCount = graph.valueCount
         var descriptors = [TensorDescriptor?](repeating: nil, count: valueCount)
         var locations = [Location](repeating: .absent, count: valueCount)
         var constants = graph.constants
+        for (id, tensor) in seeded { constants[id] = tensor }
 
         for (id, tensor) in constants.enumerated() {
             if let tensor {
@@ -77,31 +94,32 @@ final class ExecutionPlan: Sendable {
             }
         }
         for descriptor in inputs { try Self.checkExtents(descriptor, limit: memoryLimit, what: "an input") }
-        for (k, (id, descriptor)) in zip(graph.inputIds, inputs).enumerated() {
+        for (k, (id, descriptor)) in zip(inputIds, inputs).enumerated() {
             descriptors[id] = descriptor
             locations[id] = .input(k)
-            constants[id] = inputValues?[k]
         }
-        let foldingLimit = inputValues == nil ? Self.planTimeFoldingLimit : memoryLimit
-
         // Pass 1: shapes, and plan-time evaluation of nodes whose data inputs are all known
         // (the Shape → Gather → Concat → Reshape chains of exported models).
         var live: [Int] = []
+        var end = graph.steps.count
         let pool = ComputePool(threadCount: 1)
-        for (index, step) in graph.steps.enumerated() {
+        for index in start..<graph.steps.count {
+            let step = graph.steps[index]
             let planned: [PlannedInput?] = try step.inputs.map { id in
                 guard let id else { return nil }
                 guard let descriptor = descriptors[id] else {
                     throw OnyxError.internalError("value '\(graph.valueNames[id])' has no shape when node '\(step.name)' runs")
                 }
-                var containerValue: OnnxValue?
-                if descriptor.container != nil, let handle = constants[id], let values {
-                    containerValue = try values.value(try handle.scalars(as: Int64.self)[0])
-                }
-                return PlannedInput(descriptor: descriptor, constant: constants[id], containerValue: containerValue)
+                return PlannedInput(descriptor: descriptor, constant: constants[id])
             }
             try Self.checkTypes(of: planned.compactMap { $0?.descriptor }, at: step)
-            let outputs = try ExecutableGraph.annotating(step) { try step.kernel.outputDescriptors(for: planned) }
+            let outputs: [TensorDescriptor]
+            do {
+                outputs = try ExecutableGraph.annotating(step) { try step.kernel.outputDescriptors(for: planned) }
+            } catch is NeedsInputValues where stopsAtValues {
+                end = index
+                break
+            }
             try Self.checkTypes(of: outputs, at: step)
             if let last = step.outputs.lastIndex(where: { $0 != nil }), last >= outputs.count {
                 throw OnyxError.invalidModel(
@@ -116,16 +134,15 @@ final class ExecutionPlan: Sendable {
             let dataKnown = step.inputs.enumerated().allSatisfy { i, id in
                 id == nil || constants[id!] != nil || !step.kernel.readsData(ofInput: i)
             }
-            // A shared plan folds no string outputs: it is made while other runs go on, and the
-            // session's string table, which their tables extend, must not grow then. A plan for
-            // one run's values folds them into that run's table.
-            // The same holds for sequences, maps and optionals and the run's value store.
+            // A plan folds no string outputs: it is made while other runs go on, and the session's
+            // string table, which their tables extend, must not grow then. The same holds for
+            // sequences, maps and optionals.
             let smallOutputs = outputs.allSatisfy {
-                $0.byteCount <= foldingLimit && (($0.dataType != .string && $0.container == nil) || inputValues != nil)
+                $0.byteCount <= Self.planTimeFoldingLimit && $0.dataType != .string && $0.container == nil
             }
             if dataKnown && smallOutputs && !ExecutableGraph.nondeterministicOps.contains(step.opType) {
                 let values = try ExecutableGraph.annotating(step) {
-                    try step.kernel.evaluate(planned: planned, outputs: outputs, pool: pool, strings: strings ?? graph.strings, values: values)
+                    try step.kernel.evaluate(planned: planned, outputs: outputs, pool: pool, strings: graph.strings, values: nil)
                 }
                 for (id, value) in zip(step.outputs, values) {
                     guard let id else { continue }
@@ -137,9 +154,15 @@ final class ExecutionPlan: Sendable {
             }
         }
 
+        // What the plan hands on: the graph's outputs, and (short of the last step) every value
+        // known by now that a later step reads.
+        let outputIds = end == graph.steps.count
+            ? graph.outputIds
+            : graph.valuesRead(from: end).filter { descriptors[$0] != nil && graph.constants[$0] == nil }
+
         // Steps whose every output went unread once their readers folded (a Transpose only a Shape
         // read, after the optimizer had a MatMul read its input in place) do not run.
-        var read = Set(graph.outputIds)
+        var read = Set(outputIds)
         live = Array(live.reversed().filter { index in
             let step = graph.steps[index]
             guard step.outputs.contains(where: { $0.map(read.contains) ?? false }) else { return false }
@@ -152,8 +175,7 @@ final class ExecutionPlan: Sendable {
         for (position, index) in live.enumerated() {
             for id in graph.steps[index].inputs { if let id { lastUse[id] = position } }
         }
-        let isGraphOutput = Set(graph.outputIds)
-        for (k, id) in graph.outputIds.enumerated() where constants[id] == nil {
+        for (k, id) in outputIds.enumerated() where constants[id] == nil {
             if case .input = locations[id] { continue }
             locations[id] = .output(k)
         }
@@ -241,16 +263,17 @@ final class ExecutionPlan: Sendable {
                     "running this model on inputs \(inputs) needs more than the memory limit of \(memoryLimit) bytes")
             }
         }
-        _ = isGraphOutput
-        for id in graph.outputIds where descriptors[id] == nil {
+        for id in outputIds where descriptors[id] == nil {
             throw OnyxError.invalidModel("graph output '\(graph.valueNames[id])' is never computed")
         }
 
+        self.inputIds = inputIds
+        self.outputIds = outputIds
+        self.start = start
+        self.end = end
         self.descriptors = descriptors
         self.usesStrings = descriptors.contains { $0?.dataType == .string }
-        self.runStrings = inputValues == nil ? nil : strings
         self.usesValues = descriptors.contains { $0?.container != nil }
-        self.runValues = inputValues == nil ? nil : values
         self.locations = locations
         self.steps = planSteps
         self.arenaByteCount = memory.arenaByteCount
@@ -327,10 +350,13 @@ final class ExecutionPlan: Sendable {
 
     static let idleArenaLimit = 4
 
+    /// Whether the plan runs every step to the graph's outputs.
+    var coversGraph: Bool { start == 0 && end == graph.steps.count }
+
     /// Refuses values a step's operator does not take: the narrow element types, strings, and
     /// sequences, maps and optionals each go only to the operators listed for them, so no kernel
     /// reads such bytes as numbers.
-    private static func checkTypes(of values: [TensorDescriptor], at step: ExecutableGraph.Step) throws {
+    static func checkTypes(of values: [TensorDescriptor], at step: ExecutableGraph.Step) throws {
         try OperatorRegistry.checkElementTypes(domain: step.domain, opType: step.opType, nodeName: step.name, values.map(\.dataType))
         if values.contains(where: { $0.container != nil }), !OperatorRegistry.takesContainers(domain: step.domain, opType: step.opType) {
             throw OnyxError.unsupportedDataType("node '\(step.name)' (\(step.opType)) does not take sequences, maps or optionals in Onyx")

@@ -16,6 +16,11 @@ extension InferenceSession: PreparedSubgraph {
 
     package func outputDescriptors(for inputs: [TensorDescriptor]) throws -> [TensorDescriptor] {
         let plan = try shapePlan(for: inputs)
+        // The body's output shapes wait for a value: so does the node that holds it.
+        guard plan.coversGraph else {
+            let step = graph.steps[plan.end]
+            throw NeedsInputValues(op: step.opType, what: "subgraph's")
+        }
         return try graph.outputIds.map { id in
             guard let descriptor = plan.descriptors[id] else {
                 throw OnyxError.internalError("subgraph output '\(graph.valueNames[id])' has no shape")

@@ -34,13 +34,16 @@ public final class InferenceSession: Sendable {
 
     let graph: ExecutableGraph
     private let pool: ComputePool
-    private let plans = Mutex<PlanCache>(PlanCache())
-    /// Set once planning has met a shape that depends on input values; from then on every run
-    /// is planned with its values.
-    private let shapesDependOnValues = Atomic<Bool>(false)
-    /// Whether planning has met a shape that depends on input values, so every run is planned
-    /// with its values (slower: the run's nodes are evaluated while planning).
-    var plansRunsWithValues: Bool { shapesDependOnValues.load(ordering: .relaxed) }
+    /// Plans from step 0, by input shapes.
+    private let plans = Mutex<PlanCache<[[Int]]>>(PlanCache())
+    /// Plans for the steps after a value-dependent one, by what they are planned from.
+    private let stagePlans = Mutex<PlanCache<StageKey>>(PlanCache())
+    private let stopsAtValues = Atomic<Bool>(false)
+    /// Whether some run met a step whose output shape depends on a value known only in a run, so
+    /// runs go in stages (see ``ExecutionPlan``).
+    var runsInStages: Bool { stopsAtValues.load(ordering: .relaxed) }
+    /// How many plans for the steps after a value-dependent one are cached.
+    var stagePlanCount: Int { stagePlans.withLock(\.count) }
     /// Where the async `run` runs the model, off the caller's executor.
     let runQueue = DispatchQueue(label: "onyx.session.run", attributes: .concurrent)
 
@@ -103,9 +106,7 @@ public final class InferenceSession: Sendable {
     ///   error from the node that failed.
     public func run(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
         let ordered = try orderedInputs(inputs)
-        let plan = try plan(for: ordered)
-        try checkTensorOutputs(plan)
-        let results = try execute(plan, inputs: ordered)
+        let results = try runTensors(ordered)
         var named: [String: Tensor] = [:]
         named.reserveCapacity(results.count)
         for (value, tensor) in zip(outputs, results) { named[value.name] = tensor }
@@ -122,9 +123,7 @@ public final class InferenceSession: Sendable {
             throw OnyxError.invalidInput("the model takes \(self.inputs.count) inputs, \(inputs.count) were given")
         }
         for (value, tensor) in zip(self.inputs, inputs) { try check(tensor, against: value) }
-        let plan = try plan(for: inputs)
-        try checkTensorOutputs(plan)
-        return try execute(plan, inputs: inputs)
+        return try runTensors(inputs)
     }
 
     /// Runs the model on values of any type: tensors, and the sequences, maps and optionals that
@@ -184,20 +183,38 @@ public final class InferenceSession: Sendable {
             containers.append(type)
             return Tensor(scalar: store!.add(value))
         }
-        let plan = try plan(for: ordered, containers: containers, values: store)
-        let runStore = plan.runValues ?? store ?? (plan.usesValues ? ValueStore() : nil)
-        let results = try execute(plan, inputs: ordered, values: runStore)
-        return try zip(graph.outputIds, results).map { id, tensor in
-            guard plan.descriptors[id]?.container != nil else { return .tensor(tensor) }
+        let plan = try plan(for: ordered, containers: containers)
+        let runStore = store ?? (plan.usesValues || !plan.coversGraph ? ValueStore() : nil)
+        let results: [Tensor], descriptors: [TensorDescriptor]
+        if plan.coversGraph {
+            results = try execute(plan, inputs: ordered, values: runStore)
+            descriptors = graph.outputIds.map { plan.descriptors[$0]! }
+        } else {
+            (results, descriptors) = try runInStages(from: plan, inputs: ordered, values: runStore!)
+        }
+        return try zip(descriptors, results).map { descriptor, tensor in
+            guard descriptor.container != nil else { return .tensor(tensor) }
             guard let runStore else { throw OnyxError.internalError("a sequence, map or optional output without a value store") }
             return try runStore.value(try tensor.scalars(as: Int64.self)[0])
         }
     }
 
-    /// Refuses, before running, a plan with an output that is not a tensor: `run(values:)` returns those.
-    private func checkTensorOutputs(_ plan: ExecutionPlan) throws {
-        for (k, id) in graph.outputIds.enumerated() {
-            if let type = plan.descriptors[id]?.container {
+    /// Runs the graph on tensors in graph-input order, refusing an output that is not a tensor
+    /// (`run(values:)` returns those): before running when the plan covers the graph.
+    private func runTensors(_ inputs: [Tensor], timings: UnsafeMutableBufferPointer<UInt64>? = nil) throws -> [Tensor] {
+        let plan = try plan(for: inputs)
+        if plan.coversGraph {
+            try checkTensorOutputs(graph.outputIds.lazy.map { plan.descriptors[$0]?.container })
+            return try execute(plan, inputs: inputs, timings: timings)
+        }
+        let (results, descriptors) = try runInStages(from: plan, inputs: inputs, values: ValueStore(), timings: timings)
+        try checkTensorOutputs(descriptors.lazy.map(\.container))
+        return results
+    }
+
+    private func checkTensorOutputs(_ containers: some Sequence<ValueType?>) throws {
+        for (k, container) in containers.enumerated() {
+            if let type = container {
                 throw OnyxError.invalidInput("output '\(outputs[k].name)' is a \(type), not a tensor; run the model with run(values:)")
             }
         }
@@ -215,10 +232,8 @@ public final class InferenceSession: Sendable {
     /// ```
     public func run(_ inputs: [String: Tensor], profile: inout RunProfile) throws -> [String: Tensor] {
         let ordered = try orderedInputs(inputs)
-        let plan = try plan(for: ordered)
-        try checkTensorOutputs(plan)
         var timings = [UInt64](repeating: 0, count: graph.steps.count)
-        let results = try timings.withUnsafeMutableBufferPointer { try execute(plan, inputs: ordered, timings: $0) }
+        let results = try timings.withUnsafeMutableBufferPointer { try runTensors(ordered, timings: $0) }
         profile.add(timings, steps: graph.steps)
         var named: [String: Tensor] = [:]
         for (value, tensor) in zip(outputs, results) { named[value.name] = tensor }
@@ -259,76 +274,146 @@ public final class InferenceSession: Sendable {
 
     // MARK: - Planning
 
+    /// The plan from step 0 for these inputs (cached by their shapes): the whole graph, or the
+    /// steps before the first whose output shape needs a value known only in a run.
     ///
-    /// - Parameters:
-    ///   - containers: Per input, the type of a sequence, map or optional (whose handle the tensor
-    ///     holds); `nil` for a tensor. Empty: every input is a tensor.
-    ///   - values: The store those handles index.
-    func plan(for inputs: [Tensor], containers: [ValueType?] = [], values: ValueStore? = nil) throws -> ExecutionPlan {
+    /// - Parameter containers: Per input, the type of a sequence, map or optional (whose handle
+    ///   the tensor holds); `nil` for a tensor. Empty: every input is a tensor.
+    func plan(for inputs: [Tensor], containers: [ValueType?] = []) throws -> ExecutionPlan {
         if let cached = plans.withLock({ $0.plan(matching: inputs.lazy.map(\.shape)) }) { return cached }
-        let descriptors = inputs.enumerated().map { k, tensor in
+        return try shapePlan(for: inputs.enumerated().map { k, tensor in
             if k < containers.count, let type = containers[k] { return TensorDescriptor(container: type) }
             return TensorDescriptor(tensor.dataType, tensor.shape)
+        })
+    }
+
+    /// The plan from step 0 for inputs of these descriptors, cached for the runs that follow.
+    func shapePlan(for descriptors: [TensorDescriptor]) throws -> ExecutionPlan {
+        if let cached = plans.withLock({ $0.plan(matching: descriptors.lazy.map(\.shape)) }) { return cached }
+        let plan = try ExecutionPlan(graph: graph, inputs: descriptors, stopsAtValues: true, memoryLimit: options.memoryLimitBytes)
+        if !plan.coversGraph { stopsAtValues.store(true, ordering: .relaxed) }
+        let capacity = options.planCacheCapacity
+        plans.withLock { $0.insert(plan, for: descriptors.map(\.shape), capacity: capacity) }
+        return plan
+    }
+
+    /// The plan for steps `start...`, whose inputs earlier steps produced.
+    private func stagePlan(start: Int, inputIds: [Int], inputs: [TensorDescriptor], constants: [Int: Tensor]) throws -> ExecutionPlan {
+        let key = StageKey(start: start, inputs: inputs, constants: constants)
+        if let cached = stagePlans.withLock({ $0.plan(for: key) }) { return cached }
+        let plan = try ExecutionPlan(
+            graph: graph, inputs: inputs, inputIds: inputIds, start: start, constants: constants, stopsAtValues: true,
+            memoryLimit: options.memoryLimitBytes)
+        let capacity = options.planCacheCapacity
+        stagePlans.withLock { $0.insert(plan, for: key, capacity: capacity) }
+        return plan
+    }
+
+    // MARK: - Runs in stages
+
+    /// Runs `first` and then, where a plan stops short of the graph's end, the step it stopped
+    /// at with its inputs' values at hand and the plan for the steps after it, made from the
+    /// shapes that step produced.
+    ///
+    /// - Returns: The graph outputs and their descriptors.
+    private func runInStages(
+        from first: ExecutionPlan, inputs: [Tensor], values: ValueStore, timings: UnsafeMutableBufferPointer<UInt64>? = nil
+    ) throws -> (outputs: [Tensor], descriptors: [TensorDescriptor]) {
+        // One table for the whole run: the later plans and steps read the strings earlier ones wrote.
+        let strings = StringTable(parent: graph.strings)
+        var known: [Int: (tensor: Tensor, descriptor: TensorDescriptor)] = [:]
+        // Values a plan folded: the plans after it take them as constants, and are cached by them.
+        var folded: [Int: Tensor] = [:]
+        var plan = first, planInputs = inputs
+        while true {
+            let produced = try execute(plan, inputs: planInputs, strings: strings, values: values, timings: timings)
+            for (id, tensor) in zip(plan.outputIds, produced) {
+                known[id] = (tensor, plan.descriptors[id]!)
+                if case .constant = plan.locations[id], graph.constants[id] == nil { folded[id] = tensor }
+            }
+            guard plan.end < graph.steps.count else { break }
+            try runStep(plan.end, known: &known, strings: strings, values: values, timings: timings)
+
+            let start = plan.end + 1
+            let needed = graph.valuesRead(from: start)
+            let inputIds = needed.filter { known[$0] != nil && folded[$0] == nil }
+            let constants = folded.filter { needed.contains($0.key) }
+            plan = try stagePlan(start: start, inputIds: inputIds, inputs: inputIds.map { known[$0]!.descriptor }, constants: constants)
+            planInputs = inputIds.map { known[$0]!.tensor }
         }
-        if !shapesDependOnValues.load(ordering: .relaxed) {
-            do {
-                return try shapePlan(for: descriptors)
-            } catch is NeedsInputValues {}
+        let outputs = try graph.outputIds.map { id in
+            guard let value = known[id] else { throw OnyxError.internalError("graph output '\(graph.valueNames[id])' was not produced") }
+            return value
         }
-        // Some shape depends on input values (NonZero, or a Reshape fed by a graph input): plan
-        // this run with the values known.
+        return (outputs.map(\.tensor), outputs.map(\.descriptor))
+    }
+
+    /// Runs step `index`, whose output shapes depend on its inputs' values, with those values known.
+    private func runStep(
+        _ index: Int, known: inout [Int: (tensor: Tensor, descriptor: TensorDescriptor)], strings: StringTable,
+        values: ValueStore, timings: UnsafeMutableBufferPointer<UInt64>?
+    ) throws {
+        let step = graph.steps[index]
+        let planned: [PlannedInput?] = try step.inputs.map { id in
+            guard let id else { return nil }
+            if let constant = graph.constants[id] {
+                return PlannedInput(descriptor: TensorDescriptor(constant.dataType, constant.shape), constant: constant)
+            }
+            guard let (tensor, descriptor) = known[id] else {
+                throw OnyxError.internalError("value '\(graph.valueNames[id])' is not known when node '\(step.name)' runs")
+            }
+            let value = descriptor.container == nil ? nil : try values.value(try tensor.scalars(as: Int64.self)[0])
+            return PlannedInput(descriptor: descriptor, constant: tensor, containerValue: value)
+        }
+        let started = DispatchTime.now().uptimeNanoseconds
+        try ExecutionPlan.checkTypes(of: planned.compactMap { $0?.descriptor }, at: step)
+        let outputs: [TensorDescriptor]
         do {
-            // String values are read through a table of their own for this plan's folding.
-            let strings = StringTable(parent: graph.strings)
-            return try ExecutionPlan(
-                graph: graph, inputs: descriptors, inputValues: try inputs.map { try $0.rebased(into: strings) },
-                strings: strings, values: values ?? ValueStore(), memoryLimit: options.memoryLimitBytes)
+            outputs = try ExecutableGraph.annotating(step) { try step.kernel.outputDescriptors(for: planned) }
         } catch let error as NeedsInputValues {
             throw OnyxError.internalError("\(error) even with every input value known")
         }
-    }
-
-    /// The plan for inputs of these descriptors from shapes alone, cached for the runs that
-    /// follow.
-    ///
-    /// - Throws: ``NeedsInputValues`` (and remembers it) when some shape depends on a value.
-    func shapePlan(for descriptors: [TensorDescriptor]) throws -> ExecutionPlan {
-        if let cached = plans.withLock({ $0.plan(matching: descriptors.lazy.map(\.shape)) }) { return cached }
-        do {
-            let plan = try ExecutionPlan(graph: graph, inputs: descriptors, memoryLimit: options.memoryLimitBytes)
-            let capacity = options.planCacheCapacity
-            plans.withLock { $0.insert(plan, for: descriptors.map(\.shape), capacity: capacity) }
-            return plan
-        } catch let error as NeedsInputValues {
-            shapesDependOnValues.store(true, ordering: .relaxed)
-            throw error
+        try ExecutionPlan.checkTypes(of: outputs, at: step)
+        for descriptor in outputs {
+            try ExecutionPlan.checkExtents(
+                descriptor, limit: options.memoryLimitBytes, what: "output of node '\(step.name)' (\(step.opType))")
+        }
+        let results = try ExecutableGraph.annotating(step) {
+            try step.kernel.evaluate(planned: planned, outputs: outputs, pool: pool, strings: strings, values: values)
+        }
+        timings?[index] += DispatchTime.now().uptimeNanoseconds - started
+        for (id, (tensor, descriptor)) in zip(step.outputs, zip(results, outputs)) {
+            if let id { known[id] = (tensor, descriptor) }
         }
     }
 
     // MARK: - Execution
 
-    /// Runs `plan`. Its only heap allocations are the returned array and, per output the plan
-    /// places in the arena's stead, one tensor (a storage object and its bytes).
+    /// Runs `plan` on its inputs, returning its outputs (``ExecutionPlan/inputIds``,
+    /// ``ExecutionPlan/outputIds``). Its only heap allocations are the returned array and, per
+    /// output the plan places in the arena's stead, one tensor (a storage object and its bytes).
     ///
-    /// - Parameter timings: When profiling, nanoseconds to add each step's time to, by graph step.
+    /// - Parameters:
+    ///   - strings: The run's string table (a run in stages shares one); by default, a new one
+    ///     that extends the session's, so what the run adds is freed with its outputs.
+    ///   - values: The run's store of sequences, maps and optionals.
+    ///   - timings: When profiling, nanoseconds to add each step's time to, by graph step.
     private func execute(
-        _ plan: ExecutionPlan, inputs: [Tensor], values: ValueStore? = nil, timings: UnsafeMutableBufferPointer<UInt64>? = nil
+        _ plan: ExecutionPlan, inputs: [Tensor], strings: StringTable? = nil, values: ValueStore? = nil,
+        timings: UnsafeMutableBufferPointer<UInt64>? = nil
     ) throws -> [Tensor] {
-        // Sequences, maps and optionals go in the plan's store (a plan for one run's values) or the caller's.
-        let values = plan.usesValues ? plan.runValues ?? values ?? ValueStore() : nil
-        // A run with strings numbers them in a table of its own that extends the session's, so
-        // what it adds is freed with its outputs.
-        let strings = plan.usesStrings ? plan.runStrings ?? StringTable(parent: graph.strings) : nil
+        let values = plan.usesValues ? values ?? ValueStore() : nil
+        let strings = plan.usesStrings ? strings ?? StringTable(parent: graph.strings) : nil
         let inputs = try strings.map { table in try inputs.map { try $0.rebased(into: table) } } ?? inputs
-        let results: [Tensor] = try graph.outputIds.indices.map { k in
-            let id = graph.outputIds[k]
+        let results: [Tensor] = try plan.outputIds.indices.map { k in
+            let id = plan.outputIds[k]
             switch plan.locations[id] {
             case .output(let j) where j == k:
                 let d = plan.descriptors[id]!
                 return Tensor(uninitialized: d.dataType, shape: d.shape, strings: d.dataType == .string ? strings : nil)
             case .constant(let tensor): return tensor
             case .input(let i): return try inputs[i].reshaped(plan.descriptors[id]!.shape)
-            default: throw OnyxError.internalError("graph output '\(graph.valueNames[id])' was not produced")
+            default: throw OnyxError.internalError("value '\(graph.valueNames[id])' was not produced")
             }
         }
         let arena = plan.borrowArena()
@@ -377,11 +462,30 @@ public final class InferenceSession: Sendable {
     }
 }
 
-/// Plans by input-shape signature, evicting the least recently used past capacity.
-struct PlanCache {
-    private var entries: [[[Int]]: (plan: ExecutionPlan, lastUse: UInt64)] = [:]
+/// Plans by what they were made from, evicting the least recently used past capacity.
+struct PlanCache<Key: Hashable> {
+    private var entries: [Key: (plan: ExecutionPlan, lastUse: UInt64)] = [:]
     private var clock: UInt64 = 0
 
+    var count: Int { entries.count }
+
+    mutating func plan(for key: Key) -> ExecutionPlan? {
+        guard let entry = entries[key] else { return nil }
+        clock += 1
+        entries[key] = (entry.plan, clock)
+        return entry.plan
+    }
+
+    mutating func insert(_ plan: ExecutionPlan, for key: Key, capacity: Int) {
+        clock += 1
+        entries[key] = (plan, clock)
+        if entries.count > capacity, let oldest = entries.min(by: { $0.value.lastUse < $1.value.lastUse }) {
+            entries[oldest.key] = nil
+        }
+    }
+}
+
+extension PlanCache where Key == [[Int]] {
     /// The plan for inputs of these shapes, found without building a signature (a run's lookup
     /// allocates nothing).
     mutating func plan<Shapes: Collection>(matching shapes: Shapes) -> ExecutionPlan? where Shapes.Element == [Int] {
@@ -392,18 +496,28 @@ struct PlanCache {
                 break
             }
         }
-        // Updated after the loop: writing while iterating would copy the table.
-        guard let found, let entry = entries[found] else { return nil }
-        clock += 1
-        entries[found] = (entry.plan, clock)
-        return entry.plan
+        return found.flatMap { plan(for: $0) }
+    }
+}
+
+/// What a plan for the steps after a value-dependent one is made from.
+struct StageKey: Hashable {
+    let start: Int
+    let inputs: [TensorDescriptor]
+    /// The values earlier plans folded that this one reads, by value id: their types, shapes and bytes.
+    let constants: [Int: ConstantKey]
+
+    struct ConstantKey: Hashable {
+        let descriptor: TensorDescriptor
+        let bytes: [UInt8]
     }
 
-    mutating func insert(_ plan: ExecutionPlan, for signature: [[Int]], capacity: Int) {
-        clock += 1
-        entries[signature] = (plan, clock)
-        if entries.count > capacity, let oldest = entries.min(by: { $0.value.lastUse < $1.value.lastUse }) {
-            entries[oldest.key] = nil
+    init(start: Int, inputs: [TensorDescriptor], constants: [Int: Tensor]) {
+        self.start = start
+        self.inputs = inputs
+        self.constants = constants.mapValues { tensor in
+            ConstantKey(descriptor: TensorDescriptor(tensor.dataType, tensor.shape),
+                        bytes: tensor.withUnsafeBytes { Array($0) })
         }
     }
 }

@@ -5,8 +5,9 @@ import OnyxKernels
 extension OperatorRegistry {
     /// If, Loop and Scan: nodes that run a subgraph.
     ///
-    /// Their output shapes depend on values (the branch taken, the trip count), so a graph that
-    /// holds them is planned per run with its input values known (see ``NeedsInputValues``).
+    /// Their output shapes can depend on values (the branch taken, the trip count): such a node
+    /// runs with its inputs' values known, between the plans before and after it (see
+    /// ``NeedsInputValues``).
     package static let controlFlowOperators: [OperatorRegistration] = [
         OperatorRegistration("If") { context in try IfKernel(context) },
         OperatorRegistration("Loop") { context in try LoopKernel(context) },

@@ -16,7 +16,7 @@ package struct PlannedInput: Sendable {
     /// TopK's k, NonZero's data).
     ///
     /// - Throws: ``NeedsInputValues`` if the value is only known during a run; the session then
-    ///   plans that run with every input value known.
+    ///   runs this node with its inputs' values known, and plans what follows from its outputs.
     package func requireConstant(op: String, what: String) throws -> Tensor {
         guard let constant else { throw NeedsInputValues(op: op, what: what) }
         return constant
@@ -39,11 +39,18 @@ package struct PlannedInput: Sendable {
 
 /// Thrown while planning when an output shape depends on a value that is known only in a run.
 ///
-/// The session answers by planning that run with the caller's input values as constants (and
-/// does not cache the plan), so operators such as NonZero, or Reshape fed by a graph input, work.
+/// The session answers by ending the plan before that node: a run runs the plan, then the node
+/// with its inputs' values known, then a plan for the nodes after it made from the shapes the
+/// node produced (cached by them), so operators such as NonZero, or Reshape fed by a graph input,
+/// work without planning every run.
 package struct NeedsInputValues: Error, CustomStringConvertible {
     package let op: String
     package let what: String
+
+    package init(op: String, what: String) {
+        self.op = op
+        self.what = what
+    }
 
     package var description: String {
         "\(op): the \(what) input must be known to compute the output shape"
