@@ -367,19 +367,29 @@ public final class InferenceSession: Sendable {
         }
         let started = DispatchTime.now().uptimeNanoseconds
         try ExecutionPlan.checkTypes(of: planned.compactMap { $0?.descriptor }, at: step)
-        let outputs: [TensorDescriptor]
+        let checkOutputs = { (outputs: [TensorDescriptor]) in
+            try ExecutionPlan.checkTypes(of: outputs, at: step)
+            for descriptor in outputs {
+                try ExecutionPlan.checkExtents(
+                    descriptor, limit: self.options.memoryLimitBytes, what: "output of node '\(step.name)' (\(step.opType))")
+            }
+        }
+        let outputs: [TensorDescriptor], results: [Tensor]
         do {
-            outputs = try ExecutableGraph.annotating(step) { try step.kernel.outputDescriptors(for: planned) }
+            if let kernel = step.kernel as? any ValueShapedKernel {
+                let evaluated = try ExecutableGraph.annotating(step) { try kernel.evaluate(knowing: planned, strings: strings) }
+                outputs = evaluated.map(\.descriptor)
+                results = evaluated.map(\.tensor)
+                try checkOutputs(outputs)
+            } else {
+                outputs = try ExecutableGraph.annotating(step) { try step.kernel.outputDescriptors(for: planned) }
+                try checkOutputs(outputs)
+                results = try ExecutableGraph.annotating(step) {
+                    try step.kernel.evaluate(planned: planned, outputs: outputs, pool: pool, strings: strings, values: values)
+                }
+            }
         } catch let error as NeedsInputValues {
             throw OnyxError.internalError("\(error) even with every input value known")
-        }
-        try ExecutionPlan.checkTypes(of: outputs, at: step)
-        for descriptor in outputs {
-            try ExecutionPlan.checkExtents(
-                descriptor, limit: options.memoryLimitBytes, what: "output of node '\(step.name)' (\(step.opType))")
-        }
-        let results = try ExecutableGraph.annotating(step) {
-            try step.kernel.evaluate(planned: planned, outputs: outputs, pool: pool, strings: strings, values: values)
         }
         timings?[index] += DispatchTime.now().uptimeNanoseconds - started
         for (id, (tensor, descriptor)) in zip(step.outputs, zip(results, outputs)) {

@@ -57,6 +57,18 @@ package struct NeedsInputValues: Error, CustomStringConvertible {
     }
 }
 
+/// A kernel whose output shapes depend on its inputs' values and which finds both in one pass.
+///
+/// Such a node runs between the stages of a run (see ``NeedsInputValues``), where the session
+/// would otherwise call ``Kernel/outputDescriptors(for:)`` and then run it, doing the same work
+/// (the Tokenizer's tokenizing) twice.
+package protocol ValueShapedKernel: Kernel {
+    /// The outputs and their descriptors, every input's value known.
+    ///
+    /// - Parameter strings: The run's table, which string outputs index.
+    func evaluate(knowing inputs: [PlannedInput?], strings: StringTable) throws -> [(descriptor: TensorDescriptor, tensor: Tensor)]
+}
+
 /// How a kernel's output 0 may share memory with one of its inputs.
 package enum KernelAliasing: Sendable, Equatable {
     /// The output gets its own buffer.

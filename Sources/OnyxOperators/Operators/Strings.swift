@@ -350,7 +350,7 @@ package struct RegexFullMatchKernel: Kernel {
 ///   search moves on one character.
 /// - Tokens shorter than `mincharnum` characters are dropped; `mark` puts "\u{02}" before and
 ///   "\u{03}" after each element's tokens.
-package struct TokenizerKernel: Kernel {
+package struct TokenizerKernel: ValueShapedKernel {
     enum Mode {
         case separators([CompiledPattern])
         /// Separators that are character classes, scanned for.
@@ -397,12 +397,7 @@ package struct TokenizerKernel: Kernel {
     }
 
     package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
-        guard let x = inputs.first ?? nil, x.dataType == .string else {
-            throw OnyxError.unsupportedDataType("Tokenizer: X must be a string tensor")
-        }
-        guard x.shape.count == 1 || x.shape.count == 2 else {
-            throw OnyxError.shapeMismatch("Tokenizer: X must be [C] or [N, C], got \(shapeText(x.shape))")
-        }
+        let x = try checkedInput(inputs)
         if x.shape.last == 0 { return [TensorDescriptor(.string, x.shape)] }
         let value = try x.requireConstant(op: "Tokenizer", what: "X")
         return [TensorDescriptor(.string, x.shape + [width(try value.strings().map(tokens))])]
@@ -412,11 +407,37 @@ package struct TokenizerKernel: Kernel {
         let y = context.output(0)
         guard y.rank > context.input(0)!.rank else { return }  // an empty X
         let rows = try context.strings(ofInput: 0).map(tokens)
-        let width = y.shape.last!
-        guard self.width(rows) == width else { throw OnyxError.internalError("Tokenizer: token count differs from the plan") }
-        let table = try context.stringTable()
+        guard width(rows) == y.shape.last! else { throw OnyxError.internalError("Tokenizer: token count differs from the plan") }
+        store(rows, into: y.pointer(as: Int64.self), table: try context.stringTable())
+    }
+
+    package func evaluate(knowing inputs: [PlannedInput?], strings: StringTable) throws -> [(descriptor: TensorDescriptor, tensor: Tensor)] {
+        let x = try checkedInput(inputs)
+        if x.shape.last == 0 {
+            return [(TensorDescriptor(.string, x.shape), Tensor(dataType: .string, shape: x.shape, storage: TensorStorage(byteCount: 0, strings: strings)))]
+        }
+        let rows = try x.requireConstant(op: "Tokenizer", what: "X").strings().map(tokens)
+        let y = TensorDescriptor(.string, x.shape + [width(rows)])
+        let tensor = Tensor(dataType: .string, shape: y.shape, storage: TensorStorage(byteCount: y.byteCount, strings: strings))
+        store(rows, into: tensor.baseAddress.assumingMemoryBound(to: Int64.self), table: strings)
+        return [(y, tensor)]
+    }
+
+    /// X, checked to be a string tensor `[C]` or `[N, C]`.
+    private func checkedInput(_ inputs: [PlannedInput?]) throws -> PlannedInput {
+        guard let x = inputs.first ?? nil, x.dataType == .string else {
+            throw OnyxError.unsupportedDataType("Tokenizer: X must be a string tensor")
+        }
+        guard x.shape.count == 1 || x.shape.count == 2 else {
+            throw OnyxError.shapeMismatch("Tokenizer: X must be [C] or [N, C], got \(shapeText(x.shape))")
+        }
+        return x
+    }
+
+    /// Writes each row's tokens, padded to the widest row, as handles in `table`.
+    private func store(_ rows: [[String]], into handles: UnsafeMutablePointer<Int64>, table: StringTable) {
+        let width = width(rows)
         let pad = table.intern(padValue)
-        let handles = y.pointer(as: Int64.self)
         for (i, row) in rows.enumerated() {
             for k in 0..<width { handles[i * width + k] = k < row.count ? table.intern(row[k]) : pad }
         }

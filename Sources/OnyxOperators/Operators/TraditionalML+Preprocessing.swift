@@ -73,16 +73,34 @@ package struct NormalizerKernel: Kernel {
             defer { row.deallocate() }
             for r in range {
                 widen(x, elements: (r * length)..<(r * length + length), into: row)
-                var divisor = 0.0
-                switch norm {
-                case .max: divisor = row.reduce(-Double(Float.greatestFiniteMagnitude)) { Swift.max($0, $1) }
-                case .l1: divisor = row.reduce(0) { $0 + Swift.abs($1) }
-                case .l2: divisor = row.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                var divisor = switch norm {
+                case .max: row.reduce(-Double(Float.greatestFiniteMagnitude)) { Swift.max($0, $1) }
+                case .l1: Self.sum(row) { Swift.abs($0) }
+                case .l2: Self.sum(row) { $0 * $0 }.squareRoot()
                 }
                 if divisor == 0 { divisor = 1 }
                 for i in 0..<length { y[r * length + i] = Float(row[i] / divisor) }
             }
         }
+    }
+
+    /// The sum of `term` over `row`, in four running sums so the additions overlap.
+    @inline(__always)
+    private static func sum(_ row: UnsafeMutableBufferPointer<Double>, _ term: (Double) -> Double) -> Double {
+        var partial: (Double, Double, Double, Double) = (0, 0, 0, 0)
+        var i = 0
+        while i + 4 <= row.count {
+            partial.0 += term(row[i])
+            partial.1 += term(row[i + 1])
+            partial.2 += term(row[i + 2])
+            partial.3 += term(row[i + 3])
+            i += 4
+        }
+        while i < row.count {
+            partial.0 += term(row[i])
+            i += 1
+        }
+        return (partial.0 + partial.1) + (partial.2 + partial.3)
     }
 }
 

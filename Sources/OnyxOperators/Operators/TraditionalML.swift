@@ -166,9 +166,17 @@ package struct TfIdfVectorizerKernel: Kernel {
         let rows = x.rank == 2 ? x.shape[0] : 1
         let length = x.rank == 0 ? 1 : x.shape[x.rank - 1]
         var counts = [Int](repeating: 0, count: outputSize)
-        // String tokens become their pool numbers (−1 for strings outside the pool).
+        // String tokens become their pool numbers (−1 for strings outside the pool), each distinct
+        // token looked up once: equal strings share a handle in the run's table.
         let numbered: [Int64] = try stringTokens.map { numbers in
-            try context.strings(ofInput: 0).map { numbers[$0] ?? -1 }
+            let table = try context.stringTable()
+            var byHandle: [Int64: Int64] = [:]
+            return try UnsafeBufferPointer(start: x.pointer(as: Int64.self), count: x.elementCount).map { handle in
+                if let number = byHandle[handle] { return number }
+                let number = numbers[try table.string(handle)] ?? -1
+                byHandle[handle] = number
+                return number
+            }
         } ?? []
         for row in 0..<rows {
             for i in 0..<outputSize { counts[i] = 0 }
