@@ -1,4 +1,3 @@
-import Glibc  // TEMPORARY: measurement toggle
 import OnyxCore
 import OnyxIR
 import OnyxKernels
@@ -36,10 +35,7 @@ struct NchwcLayout: GraphPass {
 
     /// Whether the layout pays with `isa`: AVX2 and AVX-512 have vector NCHWc kernels (a 16-lane
     /// block is two vectors or one); the portable loops are slower than its GEMM convolutions.
-    static func isUsed(with isa: KernelISA) -> Bool {
-        if isa == .avx2, getenv("ONYX_MEASURE_NO_AVX2_NCHWC") != nil { return false }  // TEMPORARY: measurement toggle
-        return isa == .avx512 || isa == .avx2
-    }
+    static func isUsed(with isa: KernelISA) -> Bool { isa == .avx512 || isa == .avx2 }
 
     func apply(to graph: inout Graph) {
         guard Self.isUsed(with: isa), let nodes = try? graph.topologicallySortedNodes() else { return }
