@@ -317,7 +317,7 @@ INLINE static inline void NAME(window_block)(int depthwise, onyx_nchwc_pool_kind
         for (; ox < first; ox++) NAME(window_tile)(1, 1, kind, depthwise, g, in, f, init, out, oy, ox, activation);
         for (; ox + WINDOW_PIXELS <= last; ox += WINDOW_PIXELS)
             NAME(window_tile)(WINDOW_PIXELS, 0, kind, depthwise, g, in, f, init, out, oy, ox, activation);
-        switch (last - ox) {
+        switch (last - ox) { /* the rest, shorter than a tile */
 #define ONYX_WINDOW_REST(P)                                                                                       \
         case P:                                                                                                   \
             if (P < WINDOW_PIXELS) NAME(window_tile)(P, 0, kind, depthwise, g, in, f, init, out, oy, ox, activation); \
