@@ -1,10 +1,10 @@
 /*
- * Throughput of the NCHWc direct convolution (Sources/CKernels/nchwc_avx512.c) on the layers of
+ * Throughput of the NCHWc direct convolution (Sources/CKernels/nchwc_tiles.h) on the layers of
  * ResNet-18, MobileNetV2 and SqueezeNet, one thread, warm caches, against the core's FMA peak,
- * and a check of the AVX-512 tile against the portable loop. Not part of the product:
+ * and a check of the vector tiles against the portable loop. Not part of the product:
  *
  *   cc -O2 -I Sources/CKernels/include tools/bench_nchwc.c Sources/CKernels/*.c -lm -lpthread -o /tmp/bench_nchwc
- *   /tmp/bench_nchwc [peak GFLOP/s, e.g. from tools/peak_flops.c]
+ *   /tmp/bench_nchwc [peak GFLOP/s, e.g. from tools/peak_flops.c] [avx2|avx512: the CPU's best by default]
  *
  * Prints a markdown table: median time of repeated whole-layer calls, GFLOP/s, % of peak, and
  * the largest difference from the portable kernel (with the bias, a Relu6 clamp, and a residual
@@ -61,8 +61,9 @@ static const layer layers[] = {
 int main(int argc, char **argv) {
     double peak = argc > 1 ? atof(argv[1]) : 0;
     onyx_isa isa = onyx_cpu_best_isa();
-    if (isa != ONYX_ISA_AVX512) {
-        printf("this CPU has no AVX-512: the NCHWc layout is not used\n");
+    if (argc > 2) isa = strcmp(argv[2], "avx512") == 0 ? ONYX_ISA_AVX512 : ONYX_ISA_AVX2;
+    if (isa == ONYX_ISA_PORTABLE || isa > onyx_cpu_best_isa()) {
+        printf("this CPU has no vector NCHWc kernels for that ISA\n");
         return 0;
     }
     printf("| layer | MFLOP | ms | GFLOP/s | %% of peak | max diff from portable |\n|---|---|---|---|---|---|\n");
@@ -94,15 +95,17 @@ int main(int argc, char **argv) {
         float *output = aligned_alloc(64, output_floats * sizeof(float));
         float *expected = aligned_alloc(64, output_floats * sizeof(float));
         size_t groups = onyx_nchwc_filter_groups(l.out_channels);
+        const onyx_activation relu6 = {.kind = ONYX_ACTIVATION_CLIP, .alpha = 0, .beta = 6};
+        const onyx_activation relu = {.kind = ONYX_ACTIVATION_CLIP, .alpha = 0, .beta = INFINITY};
 
-        onyx_nchwc_conv(ONYX_ISA_PORTABLE, &g, input, filter, bias, expected, 0, groups, 0, g.out_h, 0, 1, 0, 6);
-        onyx_nchwc_conv(isa, &g, input, filter, bias, output, 0, groups, 0, g.out_h, 0, 1, 0, 6);
+        onyx_nchwc_conv(ONYX_ISA_PORTABLE, &g, input, filter, bias, expected, 0, groups, 0, g.out_h, 0, &relu6);
+        onyx_nchwc_conv(isa, &g, input, filter, bias, output, 0, groups, 0, g.out_h, 0, &relu6);
         double diff = 0;
         for (size_t j = 0; j < output_floats; j++) diff = fmax(diff, fabs(output[j] - expected[j]));
         for (size_t j = 0; j < output_floats; j++) output[j] = expected[j] = 0.01f * (float)(j % 7);
-        onyx_nchwc_conv(ONYX_ISA_PORTABLE, &g, input, filter, bias, expected, 0, groups, 0, g.out_h, 1, 0, 0, 0);
-        onyx_nchwc_conv(isa, &g, input, filter, bias, output, 0, groups, 0, g.out_h / 2, 1, 0, 0, 0);
-        onyx_nchwc_conv(isa, &g, input, filter, bias, output, 0, groups, g.out_h / 2, g.out_h, 1, 0, 0, 0);
+        onyx_nchwc_conv(ONYX_ISA_PORTABLE, &g, input, filter, bias, expected, 0, groups, 0, g.out_h, 1, NULL);
+        onyx_nchwc_conv(isa, &g, input, filter, bias, output, 0, groups, 0, g.out_h / 2, 1, NULL);
+        onyx_nchwc_conv(isa, &g, input, filter, bias, output, 0, groups, g.out_h / 2, g.out_h, 1, NULL);
         for (size_t j = 0; j < output_floats; j++) diff = fmax(diff, fabs(output[j] - expected[j]));
 
         static double times[4096];
@@ -110,7 +113,7 @@ int main(int argc, char **argv) {
         double start = now();
         while (runs < 4096 && (now() - start < 0.5 || runs < 5)) {
             double t = now();
-            onyx_nchwc_conv(isa, &g, input, filter, bias, output, 0, groups, 0, g.out_h, 0, 1, 0, INFINITY);
+            onyx_nchwc_conv(isa, &g, input, filter, bias, output, 0, groups, 0, g.out_h, 0, &relu);
             times[runs++] = now() - t;
         }
         qsort(times, runs, sizeof *times, by_value);

@@ -97,7 +97,7 @@ const onyx_kernel_table *onyx_kernels(onyx_isa isa);
 extern const onyx_kernel_table onyx_sgemm_portable, onyx_depthwise_portable, onyx_pooling_portable,
     onyx_gather_portable, onyx_elementwise_portable, onyx_nchwc_portable;
 #ifdef ONYX_X86
-extern const onyx_kernel_table onyx_sgemm_avx2, onyx_depthwise_avx2, onyx_elementwise_avx2;
+extern const onyx_kernel_table onyx_sgemm_avx2, onyx_depthwise_avx2, onyx_elementwise_avx2, onyx_nchwc_avx2;
 extern const onyx_kernel_table onyx_sgemm_avx512, onyx_depthwise_avx512, onyx_pooling_avx512, onyx_gather_avx512,
     onyx_nchwc_avx512;
 #endif

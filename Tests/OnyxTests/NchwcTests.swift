@@ -115,6 +115,11 @@ import Testing
         ConvCase(channels: 24, filters: 40, height: 7, width: 13, activation: "LeakyRelu"),
         ConvCase(channels: 8, filters: 24, height: 1, width: 1, kernel: 1, pad: 0, activation: "Sigmoid", plainInput: true),
         ConvCase(channels: 40, filters: 24, height: 5, width: 6, kernel: 1, pad: 0, activation: "HardSigmoid"),
+        // Filter groups of 4 + 1 blocks; stride 2 with dilation; a dilated depthwise window (AVX2 splits a
+        // group of 4 into two register tiles of 2).
+        ConvCase(channels: 17, filters: 72, height: 9, width: 11, activation: "SiLU", residual: true),
+        ConvCase(channels: 33, filters: 50, height: 10, width: 9, stride: 2, pad: 2, dilation: 2, activation: "LeakyRelu"),
+        ConvCase(channels: 33, filters: 33, height: 12, width: 13, pad: 2, dilation: 2, depthwise: true, activation: "HardSigmoid"),
     ]
 
     /// `y = act(Conv(x, w, b) [+ r])` with the plain operators.
@@ -766,22 +771,30 @@ import Testing
         }
     }
 
-    /// A profile names the blocked operators by their domain, apart from the plain ones.
-    @Test func profilesNameTheBlockedOperators() throws {
-        guard KernelISA.supported.contains(.avx512) else { return }
-        let session = try InferenceSession(model: Self.model(Self.resNetStyle()), options: SessionOptions(isa: .avx512))
+    /// A session of each vector variant this CPU runs (`SessionOptions.isa`, as `ONYX_ISA` forces it)
+    /// runs the convolutions in the layout, and its profile names the blocked operators by their
+    /// domain, apart from the plain ones.
+    @Test(arguments: [KernelISA.avx2, .avx512])
+    func sessionsRunTheBlockedOperators(_ isa: KernelISA) throws {
+        guard KernelISA.supported.contains(isa) else { return }
+        let session = try InferenceSession(model: Self.model(Self.resNetStyle()), options: SessionOptions(threadCount: 1, isa: isa))
         var profile = RunProfile()
-        _ = try session.run(Self.feeds(Self.resNetStyle()), profile: &profile)
+        let outputs = try session.run(Self.feeds(Self.resNetStyle()), profile: &profile)
         let types = Dictionary(uniqueKeysWithValues: profile.byOperatorType.map { ($0.opType, $0.nodeCount) })
-        #expect(types["Conv (onyx.nchwc)"] == 6 && types["Conv"] == nil, "\(types)")
+        #expect(types["Conv (onyx.nchwc)"] == 6 && types["Conv"] == nil, "\(isa): \(types)")
+        #expect(types["MaxPool (onyx.nchwc)"] == 1 && types["ReorderOutput (onyx.nchwc)"] == 1, "\(isa): \(types)")
         #expect(types["Gemm"] == 1)
+        let plain = try InferenceSession(
+            model: Self.model(Self.resNetStyle()), options: SessionOptions(threadCount: 1, optimizationLevel: .none, isa: isa))
+            .run(Self.feeds(Self.resNetStyle()))
+        try GemmConvTests.expectClose(try #require(outputs["y"]), try #require(plain["y"]).scalars(as: Float.self), "\(isa)")
     }
 
-    @Test func onlyTheAVX512KernelsTakeTheLayout() {
+    @Test func onlyTheVectorKernelsTakeTheLayout() {
         for graph in [Self.resNetStyle(), Self.mobileNetStyle()] {
             #expect(Self.blockedOps(Self.optimized(graph, isa: .portable)).isEmpty)
-            #expect(Self.blockedOps(Self.optimized(graph, isa: .avx2)).isEmpty)
             #expect(Self.blockedOps(GraphOptimizer(level: .all).optimize(graph)).isEmpty)
+            #expect(!Self.blockedOps(Self.optimized(graph, isa: .avx2)).isEmpty)
             #expect(!Self.blockedOps(Self.optimized(graph, isa: .avx512)).isEmpty)
         }
     }

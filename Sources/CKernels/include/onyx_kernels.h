@@ -180,7 +180,7 @@ void onyx_add_f32(onyx_isa isa, const float *a, const float *b, float *y, size_t
 
 /*
  * NCHWc (nchwc*.c): the blocked channel layout of conv chains. An image is [ceil(C/16)][H][W][16],
- * a block's 16 channels innermost (one AVX-512 vector per pixel). Lanes past C hold finite values
+ * a block's 16 channels innermost (per pixel one AVX-512 vector or two AVX2 ones). Lanes past C hold finite values
  * that no real channel ever reads: zero after a reorder, act(0) after a convolution with a fused
  * activation (0.5 for a sigmoid), and whatever lane-wise arithmetic makes of those. Packed filters
  * are zero there, so a convolution adds 0 · lane; pools and elementwise ops keep lanes apart; a

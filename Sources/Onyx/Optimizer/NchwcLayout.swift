@@ -28,14 +28,14 @@ import OnyxOperators
 /// A convolution reading a value from outside its chain reads it as NCHW when it has fewer than
 /// 16 channels (`onyx.input_layout`), else through one `ReorderInput` per value. Every chain value
 /// read outside the chain, or a graph output, gets one `ReorderOutput` producing it under its own
-/// name; inside the chain it takes a fresh one. Only with the AVX-512 kernels (``isUsed(with:)``).
+/// name; inside the chain it takes a fresh one. Only with the AVX2 and AVX-512 kernels (``isUsed(with:)``).
 struct NchwcLayout: GraphPass {
     /// The kernel variant the session runs.
     let isa: KernelISA
 
-    /// Whether the layout pays with `isa`: only AVX-512 has vector NCHWc kernels (16 lanes per
-    /// block); the other variants run portable loops, slower than their GEMM convolutions.
-    static func isUsed(with isa: KernelISA) -> Bool { isa == .avx512 }
+    /// Whether the layout pays with `isa`: AVX2 and AVX-512 have vector NCHWc kernels (a 16-lane
+    /// block is two vectors or one); the portable loops are slower than its GEMM convolutions.
+    static func isUsed(with isa: KernelISA) -> Bool { isa == .avx512 || isa == .avx2 }
 
     func apply(to graph: inout Graph) {
         guard Self.isUsed(with: isa), let nodes = try? graph.topologicallySortedNodes() else { return }

@@ -11,7 +11,7 @@ public enum OptimizationLevel: String, Sendable, CaseIterable {
     /// Lift Constant nodes into initializers, remove Identity/Dropout, fold Conv+BatchNormalization.
     case basic
     /// Everything in `basic`, plus bias, residual-Add and activation fusion into Conv/Gemm/MatMul epilogues,
-    /// and (with the AVX-512 kernels) chains of convolutions run in a blocked channel layout.
+    /// and (with the AVX2 or AVX-512 kernels) chains of convolutions run in a blocked channel layout.
     case all
 }
 
