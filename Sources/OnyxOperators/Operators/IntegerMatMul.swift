@@ -31,9 +31,9 @@ private func checkColumnZeroPoint(_ zero: PlannedInput, b: PlannedInput, op: Str
     guard zero.dataType == b.dataType else {
         throw OnyxError.unsupportedDataType("\(op): b_zero_point is \(zero.dataType) but B is \(b.dataType)")
     }
-    guard zero.elementCount == 1 || zero.shape == [b.shape[b.rank - 1]] else {
+    guard zero.elementCount == 1 || zero.shape == [b.shape[b.shape.count - 1]] else {
         throw OnyxError.shapeMismatch(
-            "\(op): b_zero_point of shape \(shapeText(zero.shape)) must be a scalar or [\(b.shape[b.rank - 1])], one per column of B \(shapeText(b.shape))")
+            "\(op): b_zero_point of shape \(shapeText(zero.shape)) must be a scalar or [\(b.shape[b.shape.count - 1])], one per column of B \(shapeText(b.shape))")
     }
 }
 
@@ -286,6 +286,11 @@ package struct FloatIntegerMatMulKernel: Kernel {
         isa = context.isa
         let op = dynamic ? "DynamicQuantizeMatMul" : "MatMulIntegerToFloat"
         packedB = try prepackConstantB(context, b: 1, zeroPoint: dynamic ? 3 : 5, op: op)
+        if let b = context.constantInput(1), b.rank == 2, let scale = context.constantInput(dynamic ? 2 : 3),
+           scale.dataType != .float || (scale.elementCount != 1 && scale.shape != [b.shape[1]]) {
+            throw OnyxError.shapeMismatch(
+                "\(op): b_scale \(scale.dataType)\(shapeText(scale.shape)) must be a float scalar or [\(b.shape[1])], one per column of B")
+        }
         switch try context.fusedActivation() {
         case nil: clip = nil
         case let activation?:
@@ -304,7 +309,7 @@ package struct FloatIntegerMatMulKernel: Kernel {
         let b = try requiredInput(inputs, 1, op: op, name: "B")
         try requireType(a, dynamic ? [.float] : eightBit, op: op, name: "A")
         try requireType(b, eightBit, op: op, name: "B")
-        guard a.rank >= 1, b.rank == 2, a.shape[a.rank - 1] == b.shape[0] else {
+        guard a.shape.count >= 1, b.shape.count == 2, a.shape[a.shape.count - 1] == b.shape[0] else {
             throw OnyxError.shapeMismatch("\(op): A \(shapeText(a.shape)) and a 2-D B \(shapeText(b.shape)) must agree on K")
         }
         let n = b.shape[1]
