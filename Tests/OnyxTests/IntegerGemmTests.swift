@@ -105,7 +105,7 @@ import Testing
                 a.withUnsafeBytes { a in
                     y.withUnsafeMutableBufferPointer { y in
                         IntegerGemm.multiply(m: m, a: a.baseAddress!, signed: kase.aSigned, lda: k, zeroPoint: { za[$0] },
-                                             b: packed, output: .float(y.baseAddress!, ldc: n, scale: scale, bias: bias, clip: 0...Float.infinity),
+                                             b: packed, output: .float(y.baseAddress!, ldc: n, scale: scale, bias: bias, activation: .clip(min: 0, max: .infinity)),
                                              workspace: workspace, pool: pool)
                     }
                 }

@@ -7,10 +7,11 @@ import OnyxIR
 ///     DynamicQuantizeLinear(X) → Xq, Xs, Xz
 ///     Mul(Xs, W_scale) → S
 ///     MatMulInteger(Xq, W, Xz, W_zero) → P;  Cast(P, to: float) → F;  Mul(F, S) → Y
-///     [Add(bias, Y) → Z]  [Relu(Z) → R]
+///     [Add(bias, Y) → Z]
 ///
-/// becomes `MatMulIntegerToFloat(Xq, W, Xs, W_scale, Xz, W_zero, bias)` with the Relu as its
-/// `onyx.activation`; the Mul computing S goes when nothing else reads S. A DynamicQuantizeLinear
+/// becomes `MatMulIntegerToFloat(Xq, W, Xs, W_scale, Xz, W_zero, bias)`; the Mul computing S goes
+/// when nothing else reads S, and ``ActivationFusion`` then fuses a following activation (Relu,
+/// GELU …) into the product. A DynamicQuantizeLinear
 /// whose outputs feed one such node alone then joins it: `DynamicQuantizeMatMul(X, W, W_scale,
 /// W_zero, bias)`. One read by several products (a transformer's Q, K and V projections) stays, so
 /// X is quantized once for all of them.
@@ -21,6 +22,8 @@ import OnyxIR
 /// of one value, and every value inside the chain is read by the chain alone and is no graph output.
 struct IntegerMatMulFusion: GraphPass {
     static let domain = "com.microsoft"
+    /// The products it makes, which ``ActivationFusion`` fuses activations into.
+    static let products: Set<String> = ["MatMulIntegerToFloat", "DynamicQuantizeMatMul"]
 
     func apply(to graph: inout Graph) {
         fuseProducts(&graph)
@@ -65,19 +68,10 @@ struct IntegerMatMulFusion: GraphPass {
                     chain.append(addIndex)
                 }
             }
-            var attributes: [String: Attribute] = [:]
-            if let reluIndex = uses.soleReader(of: output), !removed.contains(reluIndex),
-               case let relu = graph.nodes[reluIndex], relu.opType == "Relu", relu.domain.isEmpty,
-               relu.attributes.isEmpty, relu.outputs.count == 1 {
-                attributes["onyx.activation"] = .string("Relu")
-                output = relu.outputs[0]
-                chain.append(reluIndex)
-            }
             let input = { (i: Int) in i < node.inputs.count ? node.inputs[i] : "" }
             graph.nodes[index] = Node(
                 name: node.name, opType: "MatMulIntegerToFloat", domain: Self.domain,
-                inputs: [input(0), input(1), aScale, bScale, input(2), input(3), bias], outputs: [output],
-                attributes: attributes)
+                inputs: [input(0), input(1), aScale, bScale, input(2), input(3), bias], outputs: [output])
             removed.formUnion(chain)
             if uses.consumers[scaleProduct]?.count == 1 && !uses.graphOutputs.contains(scaleProduct) {
                 removed.insert(scaleIndex)

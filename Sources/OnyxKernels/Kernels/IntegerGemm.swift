@@ -97,9 +97,10 @@ package enum IntegerGemm {
     package enum Output {
         /// The int32 product, rows `ldc` apart.
         case int32(UnsafeMutablePointer<Int32>, ldc: Int)
-        /// `float(C) · scale[j] + bias[j]` (bias may be nil), clamped to `clip` when given.
+        /// `activation(float(C) · scale[j] + bias[j])` (bias and activation may be nil): a clamp as
+        /// the kernel stores, any other activation over each finished block of rows.
         case float(UnsafeMutablePointer<Float>, ldc: Int, scale: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                   clip: ClosedRange<Float>?)
+                   activation: FusedActivation?)
     }
 
     /// Scratch bytes of ``multiply(m:a:signed:lda:zeroPoint:b:output:workspace:pool:)`` for M rows of depth K.
@@ -147,27 +148,37 @@ package enum IntegerGemm {
         case .int32(let c, let ldc):
             out.c = c
             out.ldc = ldc
-        case .float(let y, let ldc, let scale, let bias, let clip):
+        case .float(let y, let ldc, let scale, let bias, let activation):
             out.y = y
             out.ldc = ldc
             out.col_scale = scale
             out.bias = bias
-            if let clip {
+            if let clip = activation?.clipBounds {
                 out.apply_clip = 1
-                out.clip_min = clip.lowerBound
-                out.clip_max = clip.upperBound
+                out.clip_min = clip.min
+                out.clip_max = clip.max
             }
         }
+        // An activation other than a clamp, over the columns of the panels just stored.
+        var other: onyx_activation?
+        if case .float(_, _, _, _, let activation?) = output, activation.clipBounds == nil { other = activation.c }
         let nr = onyx_qgemm_nr(isa.cValue)
         let panels = (n + nr - 1) / nr
         let cIsa = isa.cValue
         withUnsafePointer(to: &out) { out in
-            if 2 * m * n * k < parallelWork || panels < 2 || pool.threadCount == 1 {
-                onyx_qgemm(cIsa, m, n, k, operand, stride, b.panels, 0, panels, out)
-            } else {
-                pool.parallelRanges(panels, rangesPerThread: 1) { range in
-                    onyx_qgemm(cIsa, m, n, k, operand, stride, b.panels, range.lowerBound, range.upperBound, out)
+            func compute(_ range: Range<Int>) {
+                onyx_qgemm(cIsa, m, n, k, operand, stride, b.panels, range.lowerBound, range.upperBound, out)
+                guard var activation = other, let y = out.pointee.y else { return }
+                let j0 = range.lowerBound * nr, width = min(range.upperBound * nr, n) - j0
+                for i in 0..<m {
+                    let row = y + i * out.pointee.ldc + j0
+                    onyx_activate_f32(cIsa, &activation, row, row, width)
                 }
+            }
+            if 2 * m * n * k < parallelWork || panels < 2 || pool.threadCount == 1 {
+                compute(0..<panels)
+            } else {
+                pool.parallelRanges(panels, rangesPerThread: 1) { compute($0) }
             }
         }
     }

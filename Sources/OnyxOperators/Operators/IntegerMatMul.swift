@@ -269,12 +269,12 @@ package struct IntegerMatMulKernel: Kernel {
 ///
 /// Rounded as the ONNX nodes quantize_dynamic writes round: the scale product in float, then
 /// `float(C) · scale` and `+ bias` each rounded (no fused multiply-add), so the fused node and the
-/// chain it replaces agree exactly. A fused activation (`onyx.activation`, a clamp) follows.
+/// chain it replaces agree exactly. A fused activation (`onyx.activation`, see ActivationFusion) follows.
 package struct FloatIntegerMatMulKernel: Kernel {
     package let dynamic: Bool
     package let isa: KernelISA
     package let packedB: PackedIntegerMatrix?
-    package let clip: ClosedRange<Float>?
+    package let activation: FusedActivation?
 
     private var op: String { dynamic ? "DynamicQuantizeMatMul" : "MatMulIntegerToFloat" }
     private var bScaleIndex: Int { dynamic ? 2 : 3 }
@@ -291,14 +291,7 @@ package struct FloatIntegerMatMulKernel: Kernel {
             throw OnyxError.shapeMismatch(
                 "\(op): b_scale \(scale.dataType)\(shapeText(scale.shape)) must be a float scalar or [\(b.shape[1])], one per column of B")
         }
-        switch try context.fusedActivation() {
-        case nil: clip = nil
-        case let activation?:
-            guard let bounds = activation.clipBounds, bounds.min <= bounds.max else {
-                throw context.attributeError("only a Relu or Clip can be fused into \(op), got \(activation)")
-            }
-            clip = bounds.min...bounds.max
-        }
+        activation = try context.fusedActivation()
     }
 
     package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
@@ -391,7 +384,7 @@ package struct FloatIntegerMatMulKernel: Kernel {
         let bias = context.input(biasIndex).map { UnsafePointer($0.pointer(as: Float.self)) }
         IntegerGemm.multiply(
             m: rows, a: aBytes, signed: !dynamic && a.dataType == .int8, lda: k, zeroPoint: { _ in aZero }, b: packed,
-            output: .float(y.pointer(as: Float.self), ldc: n, scale: scales, bias: bias, clip: clip),
+            output: .float(y.pointer(as: Float.self), ldc: n, scale: scales, bias: bias, activation: activation),
             workspace: gemmScratch, pool: context.pool)
         withExtendedLifetime(packedB) {}
     }
