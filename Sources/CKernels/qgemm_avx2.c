@@ -91,12 +91,14 @@ static void panels_avx2(size_t k, const void *a_, size_t lda, const void *b_, si
                         size_t panel_end, const onyx_qgemm_output *o) {
     const int16_t *a = a_;
     size_t kp = (k + 1) / 2;
-    for (size_t panel = panel_begin; panel < panel_end; panel++) {
-        const int16_t *b = (const int16_t *)b_ + panel * kp * 2 * AVX2_QNR;
-        size_t j0 = panel * AVX2_QNR, cols = n - j0 < AVX2_QNR ? n - j0 : AVX2_QNR;
-        for (size_t i0 = 0; i0 < m; i0 += AVX2_QMR) {
-            const int16_t *strip = a + i0 * lda;
-            switch (m - i0 < AVX2_QMR ? m - i0 : AVX2_QMR) {
+    /* Strips outside, panels inside: a strip of A stays in L1 while B's panels stream by. */
+    for (size_t i0 = 0; i0 < m; i0 += AVX2_QMR) {
+        const int16_t *strip = a + i0 * lda;
+        size_t rows = m - i0 < AVX2_QMR ? m - i0 : AVX2_QMR;
+        for (size_t panel = panel_begin; panel < panel_end; panel++) {
+            const int16_t *b = (const int16_t *)b_ + panel * kp * 2 * AVX2_QNR;
+            size_t j0 = panel * AVX2_QNR, cols = n - j0 < AVX2_QNR ? n - j0 : AVX2_QNR;
+            switch (rows) {
             case 1: tile_avx2(1, kp, strip, lda, b, o, i0, j0, cols); break;
             case 2: tile_avx2(2, kp, strip, lda, b, o, i0, j0, cols); break;
             case 3: tile_avx2(3, kp, strip, lda, b, o, i0, j0, cols); break;

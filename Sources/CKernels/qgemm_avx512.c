@@ -110,12 +110,14 @@ static void panels_vnni(size_t k, const void *a_, size_t lda, const void *b_, si
                         size_t panel_end, const onyx_qgemm_output *o) {
     const uint8_t *a = a_;
     size_t kg = (k + 3) / 4;
-    for (size_t panel = panel_begin; panel < panel_end; panel++) {
-        const int8_t *b = (const int8_t *)b_ + panel * kg * 4 * VNNI_NR;
-        size_t j0 = panel * VNNI_NR, cols = n - j0 < VNNI_NR ? n - j0 : VNNI_NR;
-        for (size_t i0 = 0; i0 < m; i0 += VNNI_MR) {
-            const uint8_t *strip = a + i0 * lda;
-            switch (m - i0 < VNNI_MR ? m - i0 : VNNI_MR) {
+    /* Strips outside, panels inside: a strip of A (8 rows) stays in L1 while B's panels stream by. */
+    for (size_t i0 = 0; i0 < m; i0 += VNNI_MR) {
+        const uint8_t *strip = a + i0 * lda;
+        size_t rows = m - i0 < VNNI_MR ? m - i0 : VNNI_MR;
+        for (size_t panel = panel_begin; panel < panel_end; panel++) {
+            const int8_t *b = (const int8_t *)b_ + panel * kg * 4 * VNNI_NR;
+            size_t j0 = panel * VNNI_NR, cols = n - j0 < VNNI_NR ? n - j0 : VNNI_NR;
+            switch (rows) {
             case 1: row_vnni(kg, strip, b, o, i0, j0, cols); break;
             case 2: tile_vnni(2, kg, strip, lda, b, o, i0, j0, cols); break;
             case 3: tile_vnni(3, kg, strip, lda, b, o, i0, j0, cols); break;
