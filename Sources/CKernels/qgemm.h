@@ -52,4 +52,23 @@ static inline void qgemm_store_scalar(const uint32_t *t, size_t nr, const onyx_q
         }
 }
 
+/*
+ * The body of a vector ISA's `panels` (its parameters in scope): strips of A outside, so a strip
+ * stays in L1 while B's panels stream by, panels inside. TILES(rows, kg, strip, b, i0, j0, cols)
+ * computes one tile of `rows` ≤ mr rows over kg groups of K.
+ */
+#define QGEMM_PANELS(a_type, b_type, mr, nr, group, TILES)                                             \
+    do {                                                                                               \
+        size_t kg = (k + (group) - 1) / (group);                                                       \
+        for (size_t i0 = 0; i0 < m; i0 += (mr)) {                                                      \
+            const a_type *strip = (const a_type *)a_ + i0 * lda;                                       \
+            size_t rows = m - i0 < (mr) ? m - i0 : (mr);                                               \
+            for (size_t panel = panel_begin; panel < panel_end; panel++) {                             \
+                const b_type *b = (const b_type *)b_ + panel * kg * (group) * (nr);                    \
+                size_t j0 = panel * (nr), cols = n - j0 < (nr) ? n - j0 : (nr);                        \
+                TILES(rows, kg, strip, b, i0, j0, cols);                                               \
+            }                                                                                          \
+        }                                                                                              \
+    } while (0)
+
 #endif

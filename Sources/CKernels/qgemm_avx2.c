@@ -86,26 +86,23 @@ ONYX_AVX2_INLINE void tile_avx2(const int rows, size_t kp, const int16_t *a, siz
     store_avx2(acc, rows, o, i0, j0, cols);
 }
 
+/* A tile of `rows` rows, as a tile of that constant height. */
+ONYX_AVX2_INLINE void tiles_avx2(size_t rows, size_t kp, const int16_t *strip, size_t lda, const int16_t *b,
+                                 const onyx_qgemm_output *o, size_t i0, size_t j0, size_t cols) {
+    switch (rows) {
+    case 1: tile_avx2(1, kp, strip, lda, b, o, i0, j0, cols); break;
+    case 2: tile_avx2(2, kp, strip, lda, b, o, i0, j0, cols); break;
+    case 3: tile_avx2(3, kp, strip, lda, b, o, i0, j0, cols); break;
+    default: tile_avx2(4, kp, strip, lda, b, o, i0, j0, cols); break;
+    }
+}
+
 __attribute__((target("avx2,fma")))
 static void panels_avx2(size_t k, const void *a_, size_t lda, const void *b_, size_t m, size_t n, size_t panel_begin,
                         size_t panel_end, const onyx_qgemm_output *o) {
-    const int16_t *a = a_;
-    size_t kp = (k + 1) / 2;
-    /* Strips outside, panels inside: a strip of A stays in L1 while B's panels stream by. */
-    for (size_t i0 = 0; i0 < m; i0 += AVX2_QMR) {
-        const int16_t *strip = a + i0 * lda;
-        size_t rows = m - i0 < AVX2_QMR ? m - i0 : AVX2_QMR;
-        for (size_t panel = panel_begin; panel < panel_end; panel++) {
-            const int16_t *b = (const int16_t *)b_ + panel * kp * 2 * AVX2_QNR;
-            size_t j0 = panel * AVX2_QNR, cols = n - j0 < AVX2_QNR ? n - j0 : AVX2_QNR;
-            switch (rows) {
-            case 1: tile_avx2(1, kp, strip, lda, b, o, i0, j0, cols); break;
-            case 2: tile_avx2(2, kp, strip, lda, b, o, i0, j0, cols); break;
-            case 3: tile_avx2(3, kp, strip, lda, b, o, i0, j0, cols); break;
-            default: tile_avx2(4, kp, strip, lda, b, o, i0, j0, cols); break;
-            }
-        }
-    }
+#define TILES(rows, kp, strip, b, i0, j0, cols) tiles_avx2(rows, kp, strip, lda, b, o, i0, j0, cols)
+    QGEMM_PANELS(int16_t, int16_t, AVX2_QMR, AVX2_QNR, 2, TILES);
+#undef TILES
 }
 
 static const onyx_qgemm_kernels qgemm_avx2 = {

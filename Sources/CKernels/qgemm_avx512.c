@@ -105,30 +105,27 @@ ONYX_VNNI_INLINE void row_vnni(size_t kg, const uint8_t *a, const int8_t *b, con
     store_vnni(acc, 1, o, i0, j0, cols);
 }
 
+/* A tile of `rows` rows, as a tile of that constant height. */
+ONYX_VNNI_INLINE void tiles_vnni(size_t rows, size_t kg, const uint8_t *strip, size_t lda, const int8_t *b,
+                                 const onyx_qgemm_output *o, size_t i0, size_t j0, size_t cols) {
+    switch (rows) {
+    case 1: row_vnni(kg, strip, b, o, i0, j0, cols); break;
+    case 2: tile_vnni(2, kg, strip, lda, b, o, i0, j0, cols); break;
+    case 3: tile_vnni(3, kg, strip, lda, b, o, i0, j0, cols); break;
+    case 4: tile_vnni(4, kg, strip, lda, b, o, i0, j0, cols); break;
+    case 5: tile_vnni(5, kg, strip, lda, b, o, i0, j0, cols); break;
+    case 6: tile_vnni(6, kg, strip, lda, b, o, i0, j0, cols); break;
+    case 7: tile_vnni(7, kg, strip, lda, b, o, i0, j0, cols); break;
+    default: tile_vnni(8, kg, strip, lda, b, o, i0, j0, cols); break;
+    }
+}
+
 ONYX_VNNI
 static void panels_vnni(size_t k, const void *a_, size_t lda, const void *b_, size_t m, size_t n, size_t panel_begin,
                         size_t panel_end, const onyx_qgemm_output *o) {
-    const uint8_t *a = a_;
-    size_t kg = (k + 3) / 4;
-    /* Strips outside, panels inside: a strip of A (8 rows) stays in L1 while B's panels stream by. */
-    for (size_t i0 = 0; i0 < m; i0 += VNNI_MR) {
-        const uint8_t *strip = a + i0 * lda;
-        size_t rows = m - i0 < VNNI_MR ? m - i0 : VNNI_MR;
-        for (size_t panel = panel_begin; panel < panel_end; panel++) {
-            const int8_t *b = (const int8_t *)b_ + panel * kg * 4 * VNNI_NR;
-            size_t j0 = panel * VNNI_NR, cols = n - j0 < VNNI_NR ? n - j0 : VNNI_NR;
-            switch (rows) {
-            case 1: row_vnni(kg, strip, b, o, i0, j0, cols); break;
-            case 2: tile_vnni(2, kg, strip, lda, b, o, i0, j0, cols); break;
-            case 3: tile_vnni(3, kg, strip, lda, b, o, i0, j0, cols); break;
-            case 4: tile_vnni(4, kg, strip, lda, b, o, i0, j0, cols); break;
-            case 5: tile_vnni(5, kg, strip, lda, b, o, i0, j0, cols); break;
-            case 6: tile_vnni(6, kg, strip, lda, b, o, i0, j0, cols); break;
-            case 7: tile_vnni(7, kg, strip, lda, b, o, i0, j0, cols); break;
-            default: tile_vnni(8, kg, strip, lda, b, o, i0, j0, cols); break;
-            }
-        }
-    }
+#define TILES(rows, kg, strip, b, i0, j0, cols) tiles_vnni(rows, kg, strip, lda, b, o, i0, j0, cols)
+    QGEMM_PANELS(uint8_t, int8_t, VNNI_MR, VNNI_NR, 4, TILES);
+#undef TILES
 }
 
 static const onyx_qgemm_kernels qgemm_vnni = {
