@@ -21,26 +21,28 @@ void onyx_qgemm_pack_b(onyx_isa isa, const void *b, int b_signed, size_t ldb, in
     const uint8_t *src = b;
     size_t nr = q->nr, group = q->k_group, depth = qgemm_round_up(k, group);
     size_t panels = qgemm_round_up(n, nr) / nr;
+    uint32_t sums[64];  /* nr ≤ 64 */
     for (size_t panel = 0; panel < panels; panel++) {
-        for (size_t jj = 0; jj < nr; jj++) {
-            size_t j = panel * nr + jj;
-            uint32_t sum = 0;
-            for (size_t p = 0; p < depth; p++) {
+        size_t j0 = panel * nr, cols = n - j0 < nr ? n - j0 : nr;
+        memset(sums, 0, sizeof sums);
+        /* Along K outside, so a stored row of B is read along its length. */
+        for (size_t p = 0; p < depth; p++) {
+            size_t base = panel * depth * nr + (p / group) * nr * group + p % group;  /* [panel][p / group][jj][p % group] */
+            for (size_t jj = 0; jj < nr; jj++) {
                 int32_t v = 0;
-                if (j < n && p < k) {
+                if (jj < cols && p < k) {
+                    size_t j = j0 + jj;
                     uint8_t raw = transposed ? src[j * ldb + p] : src[p * ldb + j];
                     v = b_signed ? (int32_t)(int8_t)raw : (int32_t)raw - 128;
                 }
-                sum += (uint32_t)v;
-                /* [panel][p / group][jj][p % group] */
-                size_t index = panel * depth * nr + (p / group) * nr * group + jj * group + p % group;
+                sums[jj] += (uint32_t)v;
                 if (q->element_size == 1)
-                    ((int8_t *)packed)[index] = (int8_t)v;
+                    ((int8_t *)packed)[base + jj * group] = (int8_t)v;
                 else
-                    ((int16_t *)packed)[index] = (int16_t)v;
+                    ((int16_t *)packed)[base + jj * group] = (int16_t)v;
             }
-            if (j < n) col_sums[j] = (int32_t)sum;
         }
+        for (size_t jj = 0; jj < cols; jj++) col_sums[j0 + jj] = (int32_t)sums[jj];
     }
 }
 
