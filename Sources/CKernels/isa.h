@@ -37,7 +37,11 @@ enum { ONYX_ISA_COUNT = ONYX_ISA_AVX512 + 1 };
     X(depthwise_plane)                                                                                   \
     X(max_window_row) X(max_into) X(max_pool_2x2) X(gather_strided)                                      \
     X(clip_f32) X(add_f32) X(activate_f32) X(softmax_f32) X(layer_norm_f32)                              \
-    X(nchwc_conv) X(nchwc_depthwise) X(nchwc_pool) X(nchwc_reorder_in) X(nchwc_reorder_out)
+    X(nchwc_conv) X(nchwc_depthwise) X(nchwc_pool) X(nchwc_reorder_in) X(nchwc_reorder_out)               \
+    X(qgemm) X(quantize_u8) X(min_max_f32)
+
+/* One ISA's integer GEMM: its tile, and the packed layout that travels with it (qgemm.h). */
+typedef struct onyx_qgemm_kernels onyx_qgemm_kernels;
 
 /* The transposed tile's type (sgemm_tile also takes a prefetch pointer). */
 typedef void (*onyx_sgemm_tile_fn)(size_t k, const float *a, const float *b, float *c, size_t ldc, size_t m,
@@ -88,6 +92,10 @@ typedef struct {
                              size_t block_end);
     void (*nchwc_reorder_out)(const float *src, size_t channels, size_t area, float *dst, size_t block_begin,
                               size_t block_end);
+
+    const onyx_qgemm_kernels *qgemm;
+    void (*quantize_u8)(const float *x, uint8_t *y, size_t n, float scale, int32_t zero_point);
+    void (*min_max_f32)(const float *x, size_t n, float *low, float *high);
 } onyx_kernel_table;
 
 /* The complete table of `isa` (an unknown value gets the portable one). */
@@ -96,10 +104,13 @@ const onyx_kernel_table *onyx_kernels(onyx_isa isa);
 /* The partial tables of the kernel files. */
 extern const onyx_kernel_table onyx_sgemm_portable, onyx_depthwise_portable, onyx_pooling_portable,
     onyx_gather_portable, onyx_elementwise_portable, onyx_nchwc_portable;
+extern const onyx_kernel_table onyx_qgemm_portable;
 #ifdef ONYX_X86
 extern const onyx_kernel_table onyx_sgemm_avx2, onyx_depthwise_avx2, onyx_elementwise_avx2, onyx_nchwc_avx2;
 extern const onyx_kernel_table onyx_sgemm_avx512, onyx_depthwise_avx512, onyx_pooling_avx512, onyx_gather_avx512,
     onyx_nchwc_avx512;
+/* AVX-512 VNNI (vpdpbusd): merged into the AVX-512 table only where the CPU has it (dispatch.c). */
+extern const onyx_kernel_table onyx_qgemm_avx2, onyx_qgemm_avx512_vnni;
 #endif
 
 #endif

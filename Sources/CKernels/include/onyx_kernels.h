@@ -179,6 +179,79 @@ void onyx_clip_f32(onyx_isa isa, const float *x, float *y, size_t n, float lo, f
 void onyx_add_f32(onyx_isa isa, const float *a, const float *b, float *y, size_t n);
 
 /*
+ * Integer matrix products (qgemm*.c): C = (A − a_zero) × (B − b_zero) over 8-bit A (M × K) and B
+ * (K × N), exact in wrapping int32 arithmetic, or that product as float times a per-column scale
+ * plus a bias. AVX-512 runs vpdpbusd (only where the CPU has AVX-512 VNNI: elsewhere the AVX-512
+ * table has AVX2's); AVX2 widens both operands to 16 bits for vpmaddwd, whose pair sums cannot
+ * saturate (vpmaddubsw's can); portable is plain C.
+ *
+ * The kernels multiply A' (uint8) by B' (int8): int8 A is stored as A' = A + 128, uint8 B as
+ * B' = B − 128, the zero points moved by as much, which leaves every difference A − a_zero and
+ * B − b_zero as it was. The zero points enter after the products:
+ *   C[i][j] = Σ_p A'[i][p]·B'[p][j] + row_zero[i]·col_comp[j] − row_sums[i]·col_zero[j]
+ * with col_comp[j] = k·col_zero[j] − Σ_p B'[p][j] and row_sums[i] = Σ_p A'[i][p].
+ */
+size_t onyx_qgemm_mr(onyx_isa isa);
+size_t onyx_qgemm_nr(onyx_isa isa);
+
+/* Bytes of B (k × n) packed for `isa`: NR-column panels, K in the ISA's groups, zero-padded. */
+size_t onyx_qgemm_packed_b_bytes(onyx_isa isa, size_t k, size_t n);
+/*
+ * Packs B (k × n uint8, or int8 when b_signed, row-major with leading dimension ldb; or, when
+ * transposed, stored n × k) and writes col_sums[j] = Σ_p B'[p][j] for j < n.
+ */
+void onyx_qgemm_pack_b(onyx_isa isa, const void *b, int b_signed, size_t ldb, int transposed, size_t k, size_t n,
+                       void *packed, int32_t *col_sums);
+
+/* Elements (bytes, or int16 for AVX2) of one packed row of A, and bytes of m packed rows. */
+size_t onyx_qgemm_a_stride(onyx_isa isa, size_t k);
+size_t onyx_qgemm_packed_a_bytes(onyx_isa isa, size_t m, size_t k);
+/* Whether uint8 rows of k bytes are already packed rows (read in place, lda = their stride). */
+int onyx_qgemm_reads_a_in_place(onyx_isa isa, size_t k);
+/*
+ * Packs m rows of A (uint8, or int8 when a_signed; row i at a + i·lda bytes) as A', and writes
+ * row_sums[i] = Σ_p A'[i][p] unless row_sums is NULL.
+ */
+void onyx_qgemm_pack_a(onyx_isa isa, const void *a, int a_signed, size_t lda, size_t m, size_t k, void *packed,
+                       int32_t *row_sums);
+/* row_sums[i] = Σ_p a[i·lda + p] over uint8 rows (for rows read in place). */
+void onyx_qgemm_row_sums(const uint8_t *a, size_t lda, size_t m, size_t k, int32_t *row_sums);
+
+/* Where a product goes, and what the zero points and scales are (indices are C's). */
+typedef struct {
+    int32_t *c;               /* the int32 product, or NULL for the float one */
+    float *y;                 /* the float product: float(C) · col_scale[j] + bias[j], clamped if asked */
+    size_t ldc;               /* leading dimension of c or y, in elements */
+    const int32_t *row_zero;  /* A's zero point per row, as A' values */
+    const int32_t *row_sums;  /* NULL when every col_zero is 0 */
+    const int32_t *col_zero;  /* B's zero point per column, as B' values */
+    const int32_t *col_comp;
+    const float *col_scale;
+    const float *bias;        /* NULL: none */
+    float clip_min, clip_max; /* applied when apply_clip != 0 (a fused Relu) */
+    int apply_clip;
+} onyx_qgemm_output;
+
+/*
+ * The product of packed A (m rows of onyx_qgemm_a_stride(isa, k) elements, lda apart) and the
+ * packed B's panels [panel_begin, panel_end) (columns from panel_begin · NR, up to n), into `out`.
+ * Separate panel ranges may run on separate threads.
+ */
+void onyx_qgemm(onyx_isa isa, size_t m, size_t n, size_t k, const void *a, size_t lda, const void *packed_b,
+                size_t panel_begin, size_t panel_end, const onyx_qgemm_output *out);
+
+/*
+ * DynamicQuantizeLinear's loops. onyx_min_max_f32 lowers *low and raises *high to x's extremes
+ * (NaN skipped). onyx_quantize_u8: y = saturate(round_half_even(x / scale) + zero_point) into
+ * 0…255, a NaN quotient giving the zero point.
+ */
+void onyx_min_max_f32(onyx_isa isa, const float *x, size_t n, float *low, float *high);
+void onyx_quantize_u8(onyx_isa isa, const float *x, uint8_t *y, size_t n, float scale, int32_t zero_point);
+
+/* Whether this CPU runs AVX-512 VNNI (vpdpbusd), which the AVX-512 integer GEMM needs. */
+int onyx_cpu_has_avx512_vnni(void);
+
+/*
  * NCHWc (nchwc*.c): the blocked channel layout of conv chains. An image is [ceil(C/16)][H][W][16],
  * a block's 16 channels innermost (per pixel one AVX-512 vector or two AVX2 ones). Lanes past C hold finite values
  * that no real channel ever reads: zero after a reorder, act(0) after a convolution with a fused

@@ -2,7 +2,8 @@ import OnyxCore
 import OnyxIR
 import OnyxKernels
 
-/// Fuses the activation that follows a Conv, Gemm or MatMul into the producer's epilogue.
+/// Fuses the activation that follows a Conv, Gemm or MatMul (or the integer products of
+/// ``IntegerMatMulFusion``) into the producer's epilogue.
 ///
 /// Fused: Relu, Clip (constant bounds), Sigmoid, HardSigmoid, HardSwish, LeakyRelu, Gelu (opset
 /// 20), and the forms exporters write out node by node:
@@ -58,7 +59,9 @@ struct ActivationFusion: GraphPass {
     }
 
     private static func canFuse(into producer: Node) -> Bool {
-        producers.contains(producer.opType) && producer.domain.isEmpty && producer.attributes["onyx.activation"] == nil
+        (producers.contains(producer.opType) && producer.domain.isEmpty
+            || IntegerMatMulFusion.products.contains(producer.opType) && producer.domain == IntegerMatMulFusion.domain)
+            && producer.attributes["onyx.activation"] == nil
             && producer.outputs.count == 1 && !producer.outputs[0].isEmpty
     }
 

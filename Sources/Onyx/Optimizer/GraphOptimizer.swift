@@ -25,7 +25,7 @@ struct GraphOptimizer {
         case .all:
             passes = [
                 ConstantLifting(), IdentityElimination(), HardSigmoidRecognition(), ConvAffineFolding(), MatMulAddFusion(),
-                ConvAddFusion(),
+                ConvAddFusion(), IntegerMatMulFusion(),
                 // After the activation patterns, whose scalar Muls (GELU's ½) it would otherwise take.
                 ActivationFusion(), TransposeIntoMatMul(), NchwcLayout(isa: isa),
             ]

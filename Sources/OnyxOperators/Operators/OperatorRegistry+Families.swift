@@ -20,7 +20,8 @@ extension OperatorRegistry {
         attentionOperators,      // Operators/Attention.swift: Attention, losses
         controlFlowOperators,    // Operators/ControlFlow.swift: If, Loop
         signalOperators,         // Operators/Signal.swift: DFT, STFT, windows
-        quantizationOperators,   // Operators/Quantization.swift: (De)QuantizeLinear, integer products, BitCast, Det
+        quantizationOperators,   // Operators/Quantization.swift: (De)QuantizeLinear, integer convolutions, BitCast, Det
+        integerMatMulOperators,  // Operators/IntegerMatMul.swift: MatMulInteger, QLinearMatMul, MatMulIntegerToFloat …
         visionOperators,         // Operators/Vision.swift: GridSample, RoiAlign, NonMaxSuppression …
         trainingOperators,       // Operators/Training.swift: Adam, Adagrad, Momentum
         traditionalMLOperators,  // Operators/TraditionalML.swift: ai.onnx.ml, TfIdfVectorizer

@@ -2,7 +2,8 @@ import OnyxCore
 import OnyxKernels
 
 extension OperatorRegistry {
-    /// QuantizeLinear, DequantizeLinear and the integer matrix products and convolutions, BitCast, Det.
+    /// QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, the integer convolutions, BitCast, Det
+    /// (the integer matrix products are in IntegerMatMul.swift).
     package static let quantizationOperators: [OperatorRegistration] =
         // 10: per tensor; 13: axis; 19: float16 and saturate; 21: block_size, output_dtype,
         // 16-bit types; 23: precision (Quantize) and output_dtype (Dequantize).
@@ -12,11 +13,9 @@ extension OperatorRegistry {
                 OperatorRegistration("DequantizeLinear", versions: versions) { context in try DequantizeLinearKernel(context) },
             ]
         } + [
-            OperatorRegistration("DynamicQuantizeLinear", versions: 11...Int.max) { _ in DynamicQuantizeLinearKernel() },
-            OperatorRegistration("MatMulInteger", versions: 10...Int.max) { _ in IntegerMatMulKernel(quantizedOutput: false) },
-            // 21 allows float16 scales.
-            OperatorRegistration("QLinearMatMul", versions: 10...20) { _ in IntegerMatMulKernel(quantizedOutput: true) },
-            OperatorRegistration("QLinearMatMul", versions: 21...Int.max) { _ in IntegerMatMulKernel(quantizedOutput: true) },
+            OperatorRegistration("DynamicQuantizeLinear", versions: 11...Int.max) { context in
+                DynamicQuantizeLinearKernel(isa: context.isa)
+            },
             OperatorRegistration("ConvInteger", versions: 10...Int.max) { context in
                 try IntegerConvKernel(context, quantizedOutput: false)
             },
@@ -41,7 +40,7 @@ package func quantizationAttributeType(code: Int, op: String, attribute: String)
 }
 
 /// Checks that input `name` of `op` has one of `allowed` types.
-private func requireType(_ input: PlannedInput, _ allowed: [DataType], op: String, name: String) throws {
+func requireType(_ input: PlannedInput, _ allowed: [DataType], op: String, name: String) throws {
     guard allowed.contains(input.dataType) else {
         throw OnyxError.unsupportedDataType(
             "\(op): \(name) must be \(allowed.map(\.onnxName).joined(separator: ", ")), got \(input.dataType)")
@@ -49,7 +48,7 @@ private func requireType(_ input: PlannedInput, _ allowed: [DataType], op: Strin
 }
 
 /// Input `index`, or an error saying `op` needs it.
-private func requiredInput(_ inputs: [PlannedInput?], _ index: Int, op: String, name: String) throws -> PlannedInput {
+func requiredInput(_ inputs: [PlannedInput?], _ index: Int, op: String, name: String) throws -> PlannedInput {
     guard let input = optionalInput(inputs, index) else {
         throw OnyxError.invalidModel("\(op): missing input \(index) (\(name))")
     }
@@ -332,6 +331,10 @@ package struct DequantizeLinearKernel: Kernel {
 /// DynamicQuantizeLinear: uint8 quantization of float x with a scale and zero point chosen so
 /// the range `[min(0, min x), max(0, max x)]` covers 0…255.
 package struct DynamicQuantizeLinearKernel: Kernel {
+    package let isa: KernelISA
+
+    package init(isa: KernelISA) { self.isa = isa }
+
     package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
         guard inputs.count == 1, let x = inputs[0] else { throw OnyxError.invalidModel("DynamicQuantizeLinear takes one input") }
         try requireType(x, [.float], op: "DynamicQuantizeLinear", name: "x")
@@ -339,174 +342,12 @@ package struct DynamicQuantizeLinearKernel: Kernel {
     }
 
     package func run(_ context: borrowing KernelContext) throws {
-        let x = context.input(0)!, n = x.elementCount
-        let xs = UnsafePointer(x.pointer(as: Float.self))
-        var low: Float = 0, high: Float = 0
-        for i in 0..<n {
-            low = Swift.min(low, xs[i])
-            high = Swift.max(high, xs[i])
-        }
-        // Float arithmetic in the order of the specification's reference.
-        let scale = (high == low ? 1 : high - low) / 255
-        let initial = 0 - low / scale
-        let zeroPoint = initial.isNaN ? 0 : Swift.min(Swift.max(initial, 0), 255).rounded(.toNearestOrEven)
-        let zero = Int32(zeroPoint)
-        QuantizationLoops.quantizeFloat(xs, context.output(0).pointer(as: UInt8.self), count: n, scale: scale, zeroPoint: zero,
-                                        bounds: 0...255)
+        let x = context.input(0)!
+        let (scale, zero) = IntegerGemm.quantizeDynamically(
+            UnsafePointer(x.pointer(as: Float.self)), count: x.elementCount, into: context.output(0).pointer(as: UInt8.self),
+            isa: isa)
         context.optionalOutput(1)?.pointer(as: Float.self).pointee = scale
-        context.optionalOutput(2)?.pointer(as: UInt8.self).pointee = UInt8(zero)
-    }
-}
-
-// MARK: - MatMulInteger, QLinearMatMul
-
-/// MatMulInteger (int32 output) and QLinearMatMul (requantized int8/uint8 output): NumPy
-/// `matmul` of int8/uint8 operands with zero points subtracted, accumulated in wrapping Int32.
-///
-/// Zero points (and QLinearMatMul's scales) are per tensor, per row of A / column of B, or per
-/// row / column of each batch matrix.
-package struct IntegerMatMulKernel: Kernel {
-    package let quantizedOutput: Bool
-
-    private var op: String { quantizedOutput ? "QLinearMatMul" : "MatMulInteger" }
-    /// Input indices of A, B and their zero points and scales.
-    private var aIndex: Int { 0 }
-    private var bIndex: Int { quantizedOutput ? 3 : 1 }
-    private var aZeroIndex: Int { quantizedOutput ? 2 : 2 }
-    private var bZeroIndex: Int { quantizedOutput ? 5 : 3 }
-
-    private struct Layouts {
-        var geometry: IntegerMatMulGeometry
-        var aZero: MatrixParameterLayout?
-        var bZero: MatrixParameterLayout?
-        var aScale: MatrixParameterLayout?
-        var bScale: MatrixParameterLayout?
-    }
-
-    private func layouts(_ shape: (Int) -> [Int]?) throws -> Layouts {
-        guard let a = shape(aIndex), let b = shape(bIndex) else { throw OnyxError.invalidModel("\(op): missing A or B") }
-        let geometry = try IntegerMatMulGeometry(a, b, op: op)
-        func parameter(_ index: Int, _ name: String, rows: Bool) throws -> MatrixParameterLayout? {
-            try shape(index).map {
-                try MatrixParameterLayout(op: op, name: name, operand: rows ? a : b, parameter: $0, rows: rows)
-            }
-        }
-        return Layouts(
-            geometry: geometry,
-            aZero: try parameter(aZeroIndex, "a_zero_point", rows: true),
-            bZero: try parameter(bZeroIndex, "b_zero_point", rows: false),
-            aScale: quantizedOutput ? try parameter(1, "a_scale", rows: true) : nil,
-            bScale: quantizedOutput ? try parameter(4, "b_scale", rows: false) : nil)
-    }
-
-    package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
-        let eight: [DataType] = [.int8, .uint8]
-        let a = try requiredInput(inputs, aIndex, op: op, name: "A")
-        let b = try requiredInput(inputs, bIndex, op: op, name: "B")
-        try requireType(a, eight, op: op, name: "A")
-        try requireType(b, eight, op: op, name: "B")
-        if let zero = optionalInput(inputs, aZeroIndex), zero.dataType != a.dataType {
-            throw OnyxError.unsupportedDataType("\(op): a_zero_point is \(zero.dataType) but A is \(a.dataType)")
-        }
-        if let zero = optionalInput(inputs, bZeroIndex), zero.dataType != b.dataType {
-            throw OnyxError.unsupportedDataType("\(op): b_zero_point is \(zero.dataType) but B is \(b.dataType)")
-        }
-        let layouts = try layouts { optionalInput(inputs, $0)?.shape }
-        guard quantizedOutput else {
-            guard (2...4).contains(inputs.count) else { throw OnyxError.invalidModel("\(op) takes 2 to 4 inputs, got \(inputs.count)") }
-            return [TensorDescriptor(.int32, layouts.geometry.outputShape)]
-        }
-        guard inputs.count == 8 else { throw OnyxError.invalidModel("\(op) takes 8 inputs, got \(inputs.count)") }
-        let aScale = try requiredInput(inputs, 1, op: op, name: "a_scale")
-        let bScale = try requiredInput(inputs, 4, op: op, name: "b_scale")
-        let yScale = try requiredInput(inputs, 6, op: op, name: "y_scale")
-        try requireType(aScale, [.float, .float16], op: op, name: "a_scale")
-        guard bScale.dataType == aScale.dataType, yScale.dataType == aScale.dataType else {
-            throw OnyxError.unsupportedDataType(
-                "\(op): a_scale, b_scale and y_scale must have one type, got \(aScale.dataType), \(bScale.dataType), \(yScale.dataType)")
-        }
-        guard yScale.elementCount == 1 else {
-            throw OnyxError.shapeMismatch("\(op): y_scale must be a scalar, got shape \(shapeText(yScale.shape))")
-        }
-        var outputType = a.dataType
-        if let yZero = optionalInput(inputs, 7) {
-            try requireType(yZero, eight, op: op, name: "y_zero_point")
-            guard yZero.elementCount == 1 else {
-                throw OnyxError.shapeMismatch("\(op): y_zero_point must be a scalar, got shape \(shapeText(yZero.shape))")
-            }
-            outputType = yZero.dataType
-        }
-        return [TensorDescriptor(outputType, layouts.geometry.outputShape)]
-    }
-
-    package func workspaceByteCount(inputs: [TensorDescriptor?], outputs: [TensorDescriptor]) -> Int {
-        guard let g = try? layouts({ $0 < inputs.count ? inputs[$0]?.shape : nil }).geometry else { return 0 }
-        // At least one element, so the workspace exists even when an operand is empty.
-        return max(1, g.m * g.k + g.k * g.n + (quantizedOutput ? g.m * g.n : 0)) * 4
-    }
-
-    package func run(_ context: borrowing KernelContext) throws {
-        let a = context.input(aIndex)!, b = context.input(bIndex)!, y = context.output(0)
-        let l = try layouts { context.input($0)?.shape }
-        let g = l.geometry
-        let aZero = context.input(aZeroIndex), bZero = context.input(bZeroIndex)
-        guard let workspace = context.workspace?.assumingMemoryBound(to: Int32.self) else {
-            throw OnyxError.internalError("\(op): no workspace")
-        }
-        let wideA = workspace, wideB = workspace + g.m * g.k, accumulator = wideB + g.k * g.n
-        var widenedB: Int?
-        for batch in 0..<g.batchCount {
-            let (ia, ib) = g.operandBatches(batch)
-            for row in 0..<g.m {
-                let zero = aZero.map { QuantizationLoops.int32($0, at: l.aZero!.index(batch: ia, line: row)) } ?? 0
-                QuantizationLoops.widen(a, offset: (ia * g.m + row) * g.k, into: wideA + row * g.k, count: g.k, zeroPoint: zero)
-            }
-            if widenedB != ib {
-                QuantizationLoops.widen(b, offset: ib * g.k * g.n, into: wideB, count: g.k * g.n, zeroPoint: 0)
-                if let bZero, let layout = l.bZero {
-                    for column in 0..<g.n {
-                        let zero = QuantizationLoops.int32(bZero, at: layout.index(batch: ib, line: column))
-                        for p in 0..<g.k { wideB[p * g.n + column] &-= zero }
-                    }
-                }
-                widenedB = ib
-            }
-            let target = quantizedOutput ? accumulator : y.pointer(as: Int32.self) + batch * g.m * g.n
-            QuantizationLoops.multiply(m: g.m, n: g.n, k: g.k, a: wideA, b: wideB, c: target, pool: context.pool)
-            if quantizedOutput { requantize(context, l, accumulator, batch: batch, ia: ia, ib: ib) }
-        }
-    }
-
-    /// `y = saturate(round_half_even(acc · a_scale · b_scale / y_scale) + y_zero_point)`, the
-    /// scale product computed in the scales' type.
-    private func requantize(
-        _ context: borrowing KernelContext, _ l: Layouts, _ accumulator: UnsafeMutablePointer<Int32>, batch: Int, ia: Int, ib: Int
-    ) {
-        let g = l.geometry
-        let aScale = context.input(1)!, bScale = context.input(4)!, yScale = context.input(6)!
-        let y = context.output(0)
-        let yZero = context.input(7).map { QuantizationLoops.double($0, at: 0) } ?? 0
-        let ys = QuantizationLoops.double(yScale, at: 0)
-        let half = aScale.dataType == .float16
-        let low: Double = y.dataType == .int8 ? -128 : 0, high: Double = y.dataType == .int8 ? 127 : 255
-        for row in 0..<g.m {
-            let sa = QuantizationLoops.double(aScale, at: l.aScale!.index(batch: ia, line: row))
-            for column in 0..<g.n {
-                let sb = QuantizationLoops.double(bScale, at: l.bScale!.index(batch: ib, line: column))
-                let multiplier = half
-                    ? Double(Float16(sa) * Float16(sb) / Float16(ys))
-                    : Double(Float(sa) * Float(sb) / Float(ys))
-                let v = Double(accumulator[row * g.n + column]) * multiplier
-                let q = v.isNaN ? yZero : v.rounded(.toNearestOrEven) + yZero
-                let clamped = q > low ? (q < high ? q : high) : low
-                let index = (batch * g.m + row) * g.n + column
-                if y.dataType == .int8 {
-                    y.pointer(as: Int8.self)[index] = Int8(clamped)
-                } else {
-                    y.pointer(as: UInt8.self)[index] = UInt8(clamped)
-                }
-            }
-        }
+        context.optionalOutput(2)?.pointer(as: UInt8.self).pointee = zero
     }
 }
 
