@@ -10,7 +10,8 @@ import ServiceLifecycle
 /// (SIGTERM) stops accepting RPCs and lets the ones in flight finish.
 ///
 /// Limits come from the same ``ServerConfiguration`` as HTTP: the bind address, the largest
-/// request message (`maxBodyBytes`; larger ones get RESOURCE_EXHAUSTED) and the idle timeout.
+/// request message (`maxBodyBytes`; the transport resets the stream of a larger one before reading
+/// it) and the idle timeout.
 public struct GRPCInferenceServer: Service {
     private let repository: ModelRepository
     private let configuration: ServerConfiguration
