@@ -244,9 +244,10 @@ import Testing
              .invalidArgument, "input 'input': 300 in int_contents is out of range for INT8"),
             (variant { $0.inputs[0].shape = [1 << 40, 1 << 40] }, .invalidArgument, "holds more than the limit"),
             // The model itself refuses what it cannot take: a wrong datatype or shape for its input.
-            (variant { $0.inputs[0].datatype = "INT32" }, .invalidArgument, "input"),
-            (variant { $0.inputs[0].shape = [4, 32] }, .invalidArgument, "input"),
-            (variant { $0.outputs = [.with { $0.name = "nope" }] }, .invalidArgument, "nope"),
+            (variant { $0.inputs[0].datatype = "INT32" }, .invalidArgument, "input 'input' must be FP32, got INT32"),
+            (variant { $0.inputs[0].shape = [4, 32] }, .invalidArgument, "input 'input' has shape [4, 32], the model expects [-1, 64]"),
+            (variant { $0.inputs[0].name = "x" }, .invalidArgument, "unknown input 'x'; the model's inputs are 'input'"),
+            (variant { $0.outputs = [.with { $0.name = "nope" }] }, .invalidArgument, "unknown output 'nope'"),
         ]
         try await Self.withServer(try await Self.repository()) { client in
             for (request, code, message) in cases {
