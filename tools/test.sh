@@ -4,7 +4,7 @@
 #      suite (generated into Generated/node) for every case in Tests/Conformance/expected-pass.txt.
 #   2. A live `onyx serve` on two fixtures (the MLP; the text screener, BYTES in), checked with
 #      Triton's own clients over HTTP and gRPC (tools/check_tritonclient.py, check_tritonclient_grpc.py).
-#   3. SIGTERM while requests are in flight: all answered, exit 0 (tools/check_sigterm.py).
+#   3. SIGTERM while requests are in flight over HTTP and gRPC: all answered, exit 0 (tools/check_sigterm.py).
 #   4. The Examples package (Onyx used as a dependency) builds; screen-requests runs on its CSV and
 #      screen-text on its request lines (the text screener, string input).
 #   5. Every public declaration of Onyx, OnyxServe and OnyxGRPC has a /// doc comment (tools/check-public-docs.sh).
@@ -39,7 +39,7 @@ check_with_tritonclient() {
 check_with_tritonclient mlp mlp_legacy
 check_with_tritonclient screener screener
 
-python3 tools/check_sigterm.py --port $((port + 1))
+python3 tools/check_sigterm.py --port $((port + 1)) --grpc-port $((port + 3))
 
 swift build --package-path Examples
 swift run --package-path Examples --skip-build screen-requests

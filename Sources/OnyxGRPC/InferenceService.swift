@@ -71,14 +71,14 @@ struct InferenceService: Inference_GRPCInferenceService.ServiceProtocol {
         let start = ContinuousClock.now
         RequestMetrics.inFlight.increment()
         defer { RequestMetrics.inFlight.decrement() }
-        // grpc-swift cancels the RPC when the client's deadline passes (or the client goes away):
-        // the answer is then DEADLINE_EXCEEDED, while the request already queued still runs.
-        let hasDeadline = request.metadata[stringValues: "grpc-timeout"].contains { _ in true }
-        let onCancel = hasDeadline
-            ? RPCError(code: .deadlineExceeded, message: "the request's deadline passed before model '\(message.modelName)' answered")
-            : RPCError(code: .cancelled, message: "the client cancelled the request")
+        // The client's deadline is watched here, not through grpc-swift's RPC cancellation: that
+        // also fires when the server begins a graceful shutdown, whose RPCs in flight must still
+        // be answered. Past the deadline the answer is DEADLINE_EXCEEDED; the request already
+        // queued still runs.
+        let deadlineError = RPCError(
+            code: .deadlineExceeded, message: "the request's deadline passed before model '\(message.modelName)' answered")
         do {
-            let response = try await untilRPCCancelled(onCancel) { try await infer(message) }
+            let response = try await untilTimeout(Self.timeout(request.metadata), deadlineError) { try await infer(message) }
             RequestMetrics.record(model: message.modelName, route: "grpc_infer", status: 200, duration: .now - start)
             return ServerResponse(message: response)
         } catch {
@@ -106,6 +106,23 @@ struct InferenceService: Inference_GRPCInferenceService.ServiceProtocol {
         }
     }
 
+    /// The `grpc-timeout` of a request ("100m", "5S": digits and a unit, H M S m u n), or nil when
+    /// absent or malformed.
+    static func timeout(_ metadata: Metadata) -> Duration? {
+        guard let value = metadata[stringValues: "grpc-timeout"].first(where: { _ in true }),
+              let unit = value.last, (2...9).contains(value.count), let amount = Int64(value.dropLast()), amount >= 0
+        else { return nil }
+        switch unit {
+        case "H": return .seconds(amount * 3600)
+        case "M": return .seconds(amount * 60)
+        case "S": return .seconds(amount)
+        case "m": return .milliseconds(amount)
+        case "u": return .microseconds(amount)
+        case "n": return .nanoseconds(amount)
+        default: return nil
+        }
+    }
+
     /// The model `name` at `version` (its highest version when empty), or NOT_FOUND.
     private func model(_ name: String, version: String) throws -> ServedModel {
         do {
@@ -116,25 +133,27 @@ struct InferenceService: Inference_GRPCInferenceService.ServiceProtocol {
     }
 }
 
-/// Runs `operation` until it answers or the RPC is cancelled, whichever comes first; on
-/// cancellation throws `error` at once and leaves `operation` to finish unheard.
-private func untilRPCCancelled<Output: Sendable>(
-    _ error: RPCError, _ operation: @escaping @Sendable () async throws -> Output
+/// Runs `operation` until it answers or `timeout` passes, whichever comes first; past the timeout
+/// throws `error` at once and leaves `operation` to finish unheard.
+private func untilTimeout<Output: Sendable>(
+    _ timeout: Duration?, _ error: RPCError, _ operation: @escaping @Sendable () async throws -> Output
 ) async throws -> Output {
+    guard let timeout else { return try await operation() }
     let answer = FirstAnswer<Output>()
-    return try await withRPCCancellationHandler {
-        try await withCheckedThrowingContinuation { continuation in
-            answer.wait(continuation)
-            Task {
-                do {
-                    answer.give(.success(try await operation()))
-                } catch {
-                    answer.give(.failure(error))
-                }
+    let timer = Task {
+        guard (try? await Task.sleep(for: timeout)) != nil else { return }
+        answer.give(.failure(error))
+    }
+    defer { timer.cancel() }
+    return try await withCheckedThrowingContinuation { continuation in
+        answer.wait(continuation)
+        Task {
+            do {
+                answer.give(.success(try await operation()))
+            } catch {
+                answer.give(.failure(error))
             }
         }
-    } onCancelRPC: {
-        answer.give(.failure(error))
     }
 }
 
