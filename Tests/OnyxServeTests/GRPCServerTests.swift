@@ -284,6 +284,25 @@ import Testing
         }
     }
 
+    @Test func deadlinesAreReadFromGRPCTimeout() {
+        func timeout(_ value: String) -> Duration? {
+            var metadata = Metadata()
+            metadata.addString(value, forKey: "grpc-timeout")
+            return InferenceService.timeout(metadata)
+        }
+        #expect(timeout("200m") == .milliseconds(200))
+        #expect(timeout("5S") == .seconds(5))
+        #expect(timeout("2M") == .seconds(120))
+        #expect(timeout("1H") == .seconds(3600))
+        #expect(timeout("750u") == .microseconds(750))
+        #expect(timeout("99999999n") == .nanoseconds(99_999_999))
+        #expect(timeout("123456789S") == nil)  // at most 8 digits
+        #expect(timeout("5s") == nil)
+        #expect(timeout("S") == nil)
+        #expect(timeout("-5S") == nil)
+        #expect(InferenceService.timeout([:]) == nil)
+    }
+
     @Test func metricsCountGRPCRequests() async throws {
         try await Self.withServer(try await Self.repository()) { client in
             _ = await Self.failure { _ = try await client.modelInfer(.with { $0.modelName = "metrics-probe" }) }
