@@ -69,14 +69,10 @@ def main():
     threads = [threading.Thread(target=send) for _ in range(16)]
     if args.grpc_port:
         import tritonclient.grpc as grpcclient
+        from check_tritonclient_grpc import wait_until_live
 
         client = grpcclient.InferenceServerClient(f"127.0.0.1:{args.grpc_port}")
-        for _ in range(100):
-            try:
-                if client.is_server_ready():
-                    break
-            except grpcclient.InferenceServerException:
-                time.sleep(0.1)
+        wait_until_live(client)
 
         def send_grpc():
             try:

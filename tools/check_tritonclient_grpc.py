@@ -18,6 +18,16 @@ import tritonclient.grpc as grpcclient
 from check_tritonclient import Checks, compare, load_cases
 
 
+def wait_until_live(client, seconds=10):
+    """Polls the server until it answers ServerLive: the gRPC port may open a moment after HTTP's."""
+    for _ in range(int(seconds * 10)):
+        try:
+            if client.is_server_live():
+                return
+        except grpcclient.InferenceServerException:
+            time.sleep(0.1)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--url", default="localhost:8001")
@@ -30,13 +40,7 @@ def main():
 
     client = grpcclient.InferenceServerClient(args.url)
     check = Checks()
-    # The gRPC port may open a moment after the HTTP one the caller waited for.
-    for _ in range(100):
-        try:
-            if client.is_server_live():
-                break
-        except grpcclient.InferenceServerException:
-            time.sleep(0.1)
+    wait_until_live(client)
 
     check("server live", client.is_server_live())
     check("server ready", client.is_server_ready())
