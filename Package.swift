@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "Onyx", targets: ["Onyx"]),
         .library(name: "OnyxServe", targets: ["OnyxServe"]),
+        .library(name: "OnyxGRPC", targets: ["OnyxGRPC"]),
         .executable(name: "onyx", targets: ["onyx"]),
     ],
     dependencies: [
@@ -17,6 +18,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
     ],
     targets: [
         .systemLibrary(
@@ -58,12 +63,30 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The Open Inference Protocol over gRPC, beside OnyxServe's HTTP front: its own target so
+        // HTTP-only users of OnyxServe do not build grpc-swift. The messages and service stubs in
+        // Generated/ are protoc output, committed (tools/generate-grpc.sh).
+        .target(
+            name: "OnyxGRPC",
+            dependencies: [
+                "Onyx",
+                "OnyxServe",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            exclude: ["Proto/grpc_predict_v2.proto"]
+        ),
         .executableTarget(
             name: "onyx",
             dependencies: [
                 "Onyx",
                 "OnyxConformance",
                 "OnyxServe",
+                "OnyxGRPC",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -83,9 +106,12 @@ let package = Package(
             name: "OnyxServeTests",
             dependencies: [
                 "OnyxServe",
+                "OnyxGRPC",
                 "Onyx",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
             ]
         ),
     ]

@@ -4,10 +4,11 @@
 #   pkg-config         lets SwiftPM find it
 #   curl               tools/test.sh waits for the live server with it
 #   protobuf-c-compiler only to regenerate Sources/COnnxProto (tools/generate-onnx-proto.sh)
+#   protobuf-compiler   only to regenerate Sources/OnyxGRPC/Generated (tools/generate-grpc.sh)
 set -euo pipefail
 
 packages=(libprotobuf-c-dev pkg-config curl)
-if [[ "${1:-}" == "--with-generator" ]]; then packages+=(protobuf-c-compiler); fi
+if [[ "${1:-}" == "--with-generator" ]]; then packages+=(protobuf-c-compiler protobuf-compiler); fi
 
 missing=()
 for p in "${packages[@]}"; do

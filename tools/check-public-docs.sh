@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Lists public API of the Onyx libraries (the runtime layers Onyx re-exports, and OnyxServe) that has no `///` doc comment; exits 1 if any.
+# Lists public API of the Onyx libraries (the runtime layers Onyx re-exports, OnyxServe and OnyxGRPC) that has no `///` doc comment; exits 1 if any.
 #   - declarations marked `public` or `open` (attribute lines such as `@inlinable` may sit between
 #     the comment and the declaration);
 #   - cases of a public enum and requirements of a public protocol (public without the keyword),
@@ -8,12 +8,12 @@
 #   - exempt: witnesses of standard-library protocols, whose documentation DocC takes from the
 #     protocol (`description`, `debugDescription`, `hash(into:)`, `==`, `<`, `init(from:)`,
 #     `encode(to:)`).
-# Usage: tools/check-public-docs.sh [folder …]   (default: every runtime target and OnyxServe)
+# Usage: tools/check-public-docs.sh [folder …]   (default: every runtime target, OnyxServe and OnyxGRPC)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 folders=("$@")
 [ ${#folders[@]} -gt 0 ] || folders=(Sources/OnyxCore Sources/OnyxIR Sources/OnyxKernels Sources/OnyxOperators
-    Sources/Onyx Sources/OnyxServe)
+    Sources/Onyx Sources/OnyxServe Sources/OnyxGRPC)
 
 find "${folders[@]}" -name '*.swift' -print0 | sort -z | xargs -0 awk '
     function indent(s) { match(s, /^ */); return RLENGTH }

@@ -3,11 +3,11 @@
 #   1. swift test: unit, operator, fixture and server tests (HummingbirdTesting), and ONNX's node
 #      suite (generated into Generated/node) for every case in Tests/Conformance/expected-pass.txt.
 #   2. A live `onyx serve` on two fixtures (the MLP; the text screener, BYTES in), checked with
-#      Triton's own client (tools/check_tritonclient.py).
-#   3. SIGTERM while requests are in flight: all answered, exit 0 (tools/check_sigterm.py).
+#      Triton's own clients over HTTP and gRPC (tools/check_tritonclient.py, check_tritonclient_grpc.py).
+#   3. SIGTERM while requests are in flight over HTTP and gRPC: all answered, exit 0 (tools/check_sigterm.py).
 #   4. The Examples package (Onyx used as a dependency) builds; screen-requests runs on its CSV and
 #      screen-text on its request lines (the text screener, string input).
-#   5. Every public declaration of Onyx and OnyxServe has a /// doc comment (tools/check-public-docs.sh).
+#   5. Every public declaration of Onyx, OnyxServe and OnyxGRPC has a /// doc comment (tools/check-public-docs.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +23,7 @@ ONYX_ALLOCATION_TESTS=1 swift test --filter AllocationTests
 port=$((20000 + RANDOM % 20000))
 # Serves a fixture and checks it with Triton's client: NAME FOLDER.
 check_with_tritonclient() {
-    .build/debug/onyx serve "Fixtures/$2/model.onnx" --name "$1" --port "$port" --log-level warning &
+    .build/debug/onyx serve "Fixtures/$2/model.onnx" --name "$1" --port "$port" --grpc-port $((port + 2)) --log-level warning &
     server=$!
     trap 'kill $server 2>/dev/null || true' EXIT
     for _ in $(seq 1 100); do
@@ -31,6 +31,7 @@ check_with_tritonclient() {
         sleep 0.1
     done
     python3 tools/check_tritonclient.py --url "127.0.0.1:$port" --model "$1" --fixture "Fixtures/$2"
+    python3 tools/check_tritonclient_grpc.py --url "127.0.0.1:$((port + 2))" --model "$1" --fixture "Fixtures/$2"
     kill -TERM "$server"
     wait "$server"
     trap - EXIT
@@ -38,7 +39,7 @@ check_with_tritonclient() {
 check_with_tritonclient mlp mlp_legacy
 check_with_tritonclient screener screener
 
-python3 tools/check_sigterm.py --port $((port + 1))
+python3 tools/check_sigterm.py --port $((port + 1)) --grpc-port $((port + 3))
 
 swift build --package-path Examples
 swift run --package-path Examples --skip-build screen-requests

@@ -3,18 +3,20 @@ import Foundation
 import Hummingbird
 import Logging
 import Onyx
+import OnyxGRPC
 import OnyxServe
 import ServiceLifecycle
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Serve models over HTTP: Open Inference Protocol v2, TorchServe-style /predictions, /metrics.",
+        abstract: "Serve models over HTTP (Open Inference Protocol v2, TorchServe-style /predictions, /metrics) and optionally gRPC.",
         discussion: """
             `onyx serve MODEL.onnx` serves one model (named after the file, or --name);
             `onyx serve --model-repository DIR` serves DIR/<name>/<version>/model.onnx with optional
-            DIR/<name>/config.json. SIGTERM stops accepting connections, finishes the requests in
-            flight and exits 0.
+            DIR/<name>/config.json. --grpc-port also serves the protocol over gRPC
+            (inference.GRPCInferenceService, as KServe and Triton's clients speak it) on that port.
+            SIGTERM stops accepting connections, finishes the requests in flight and exits 0.
             """)
 
     @Argument(help: "An ONNX model file to serve.")
@@ -31,6 +33,9 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(help: "Port to listen on.")
     var port = 8000
+
+    @Option(name: .customLong("grpc-port"), help: "Also serve the Open Inference Protocol over gRPC on this port (off unless given; Triton uses 8001).")
+    var grpcPort: Int?
 
     @Option(name: .customLong("max-batch-size"), help: "Requests one batch may hold (1 turns batching off).")
     var maxBatchSize = 8
@@ -73,6 +78,10 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("give either a MODEL file or --model-repository DIR")
         }
         guard (1...65535).contains(port) else { throw ValidationError("--port must be 1–65535") }
+        if let grpcPort {
+            guard (1...65535).contains(grpcPort) else { throw ValidationError("--grpc-port must be 1–65535") }
+            guard grpcPort != port else { throw ValidationError("--grpc-port must differ from --port") }
+        }
         if repositoryControl && repository == nil {
             throw ValidationError("--enable-repository-control needs --model-repository")
         }
@@ -119,8 +128,13 @@ struct ServeCommand: AsyncParsableCommand {
             controlToken: controlToken ?? ProcessInfo.processInfo.environment["ONYX_CONTROL_TOKEN"])
         let app = buildApplication(repository: models, configuration: configuration, logger: logger)
         logger.info("listening", metadata: ["address": "http://\(host):\(port)"])
+        var services: [any Service] = [app]
+        if let grpcPort {
+            services.append(GRPCInferenceServer(repository: models, configuration: configuration, port: grpcPort, logger: logger))
+            logger.info("listening", metadata: ["address": "grpc://\(host):\(grpcPort)"])
+        }
         let group = ServiceGroup(
-            configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         logger.info("stopped")
     }

@@ -95,15 +95,18 @@ actor Gate {
     }
 }
 
-/// A handler whose inference waits at ``Gate``: makes a busy instance deterministic.
+/// A handler whose inference waits at a ``Gate`` (by default the shared one): makes a busy
+/// instance deterministic.
 final class GateHandler: ModelHandler, @unchecked Sendable {
     static let gate = Gate()
+    let gate: Gate
+    init(gate: Gate = GateHandler.gate) { self.gate = gate }
     var inputs: [TensorMetadata] { [] }
     var outputs: [TensorMetadata] { [] }
     func initialize(_ context: HandlerContext) async throws {}
     func preprocess(_ requests: [HandlerRequest], context: HandlerContext) async throws -> Int { requests.count }
     func inference(_ prepared: Int, context: HandlerContext) async throws -> Int {
-        await Self.gate.pass()
+        await gate.pass()
         return prepared
     }
     func postprocess(_ computed: Int, requests: [HandlerRequest], context: HandlerContext) async throws -> [Result<HandlerResponse, HandlerError>] {

@@ -101,8 +101,15 @@ public enum InferenceProtocol {
         return DecodedRequest(request: request, binaryOutputs: binaryOutputs, allBinary: allBinary)
     }
 
-    static func binaryTensor(
-        _ body: [UInt8], offset: Int, byteCount: Int, type: DataType, shape: [Int], name: String, maxElements: Int
+    /// A tensor from `byteCount` bytes of `body` at `offset`, in the binary extension's layout:
+    /// little-endian elements, BYTES as 4-byte length-prefixed elements.
+    ///
+    /// - Parameters:
+    ///   - sizeSource: How the error for a wrong byte count names where the size came from.
+    /// - Throws: ``HandlerError`` (400) naming the input.
+    package static func binaryTensor(
+        _ body: [UInt8], offset: Int, byteCount: Int, type: DataType, shape: [Int], name: String, maxElements: Int,
+        sizeSource: String = "binary_data_size is"
     ) throws -> Tensor {
         guard let count = TensorJSON.elementCount(of: shape, limit: maxElements) else {
             throw HandlerError.badRequest("input '\(name)': shape \(shape) holds more than the limit of \(maxElements) elements")
@@ -119,7 +126,7 @@ public enum InferenceProtocol {
                 "input '\(name)': \(type.protocolName) has no binary layout in the protocol (ONNX packs it, Onyx does not); send it as \"data\"")
         }
         guard count * type.byteWidth == byteCount else {
-            throw HandlerError.badRequest("input '\(name)': shape \(shape) of \(type.protocolName) needs \(count * type.byteWidth) bytes, binary_data_size is \(byteCount)")
+            throw HandlerError.badRequest("input '\(name)': shape \(shape) of \(type.protocolName) needs \(count * type.byteWidth) bytes, \(sizeSource) \(byteCount)")
         }
         if type == .bool, body[offset..<(offset + byteCount)].contains(where: { $0 > 1 }) {
             throw HandlerError.badRequest("input '\(name)': BOOL bytes must be 0 or 1")

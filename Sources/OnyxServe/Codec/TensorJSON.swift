@@ -30,7 +30,7 @@ extension DataType {
 
     /// Whether the protocol's binary tensor extension has a layout for the type: every type but
     /// the 4- and 2-bit ones, which ONNX packs and Onyx keeps one element per byte.
-    var hasBinaryLayout: Bool { bitWidth >= 8 }
+    package var hasBinaryLayout: Bool { bitWidth >= 8 }
 
     /// The type named `name` in the protocol (`FP32`) or by ONNX (`float`, `float32`).
     public init?(protocolName name: String) {
@@ -85,7 +85,7 @@ public enum TensorJSON {
     /// The element count of `shape` (non-negative extents), or `nil` when the extents multiply past
     /// `limit` — zero extents skipped, so `[0, 2^40, 2^40]` is refused too: it holds nothing, but
     /// strides and kernel geometry computed from its other extents would overflow.
-    static func elementCount(of shape: [Int], limit: Int) -> Int? {
+    package static func elementCount(of shape: [Int], limit: Int) -> Int? {
         var count = 1
         var span = 1
         for extent in shape {
@@ -192,7 +192,7 @@ public enum TensorJSON {
 
     /// The elements of a BYTES tensor as the binary extension sends them: each one a 4-byte
     /// little-endian length, then its UTF-8 bytes.
-    static func binaryStrings(_ tensor: Tensor) -> [UInt8] {
+    package static func binaryStrings(_ tensor: Tensor) -> [UInt8] {
         var bytes: [UInt8] = []
         for string in (try? tensor.strings()) ?? [] {
             let utf8 = Array(string.utf8)

@@ -26,6 +26,11 @@ public final class ServedModel: Sendable {
         }
     }
 
+    /// The platform model metadata reports: `onnx_onyx`, or the name of a custom handler.
+    package var platform: String {
+        context.configuration.handler == "onnx" ? "onnx_onyx" : context.configuration.handler
+    }
+
     /// Runs one request through the batcher.
     public func infer(_ request: HandlerRequest) async throws -> HandlerResponse {
         try await batcher.submit(request)
@@ -137,6 +142,11 @@ public final class ModelRepository: Sendable {
     /// Every served model: name → versions.
     public var index: [(name: String, versions: [String])] {
         models.withLock { table in table.keys.sorted().map { ($0, table[$0]!.keys.sorted()) } }
+    }
+
+    /// The loaded versions of `name`, sorted; empty for an unknown model.
+    package func versions(of name: String) -> [String] {
+        models.withLock { table in table[name]?.keys.sorted() ?? [] }
     }
 
     /// Every loaded version of every model.

@@ -37,7 +37,6 @@ struct OpenInferenceV2Routes {
         let name = try context.parameters.require("model")
         do {
             let model = try repository.model(name, version: version)
-            let versions = repository.index.first { $0.name == name }?.versions ?? []
             func tensors(_ list: [TensorMetadata]) -> JSONValue {
                 .array(list.map { t in
                     .object(["name": .string(t.name), "datatype": .string(t.datatype.protocolName),
@@ -46,8 +45,8 @@ struct OpenInferenceV2Routes {
             }
             return Responses.json(.object([
                 "name": .string(name),
-                "versions": .array(versions.map { .string($0) }),
-                "platform": .string(model.context.configuration.handler == "onnx" ? "onnx_onyx" : model.context.configuration.handler),
+                "versions": .array(repository.versions(of: name).map { .string($0) }),
+                "platform": .string(model.platform),
                 "inputs": tensors(model.handler.inputs),
                 "outputs": tensors(model.handler.outputs),
             ]))

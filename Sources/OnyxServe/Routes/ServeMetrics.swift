@@ -26,10 +26,10 @@ struct ModelMetrics: Sendable {
 }
 
 /// Request-level metrics: counts by model and status, latency, requests in flight.
-enum RequestMetrics {
-    static let inFlight = Meter(label: "onyx_inflight_requests")
+package enum RequestMetrics {
+    package static let inFlight = Meter(label: "onyx_inflight_requests")
 
-    static func record(model: String, route: String, status: Int, duration: Duration) {
+    package static func record(model: String, route: String, status: Int, duration: Duration) {
         Counter(label: "onyx_requests_total", dimensions: [("model", model), ("route", route), ("status", String(status))]).increment()
         Metrics.Timer(label: "onyx_request_duration_seconds", dimensions: [("model", model), ("route", route)], preferredDisplayUnit: .seconds)
             .record(duration: duration)
