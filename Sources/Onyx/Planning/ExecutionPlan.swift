@@ -52,6 +52,9 @@ final class ExecutionPlan: Sendable {
     /// The step after the last one the plan covers: the graph's step count, or the step whose
     /// output shape needs values known only in a run.
     let end: Int
+    /// For a plan that stops short: the values the steps after `end` and the graph's outputs read
+    /// (ascending ids), from which the next plan takes its inputs; empty otherwise.
+    let readAfterEnd: [Int]
     let descriptors: [TensorDescriptor?]
     let locations: [Location]
     let steps: [Step]
@@ -271,6 +274,7 @@ final class ExecutionPlan: Sendable {
         self.outputIds = outputIds
         self.start = start
         self.end = end
+        self.readAfterEnd = end < graph.steps.count ? graph.valuesRead(from: end + 1) : []
         self.descriptors = descriptors
         self.usesStrings = descriptors.contains { $0?.dataType == .string }
         self.usesValues = descriptors.contains { $0?.container != nil }

@@ -334,11 +334,16 @@ public final class InferenceSession: Sendable {
             guard plan.end < graph.steps.count else { break }
             try runStep(plan.end, known: &known, strings: strings, values: values, timings: timings)
 
-            let start = plan.end + 1
-            let needed = graph.valuesRead(from: start)
-            let inputIds = needed.filter { known[$0] != nil && folded[$0] == nil }
-            let constants = folded.filter { needed.contains($0.key) }
-            plan = try stagePlan(start: start, inputIds: inputIds, inputs: inputIds.map { known[$0]!.descriptor }, constants: constants)
+            var inputIds: [Int] = [], constants: [Int: Tensor] = [:]
+            for id in plan.readAfterEnd {
+                if let value = folded[id] {
+                    constants[id] = value
+                } else if known[id] != nil {
+                    inputIds.append(id)
+                }
+            }
+            plan = try stagePlan(
+                start: plan.end + 1, inputIds: inputIds, inputs: inputIds.map { known[$0]!.descriptor }, constants: constants)
             planInputs = inputIds.map { known[$0]!.tensor }
         }
         let outputs = try graph.outputIds.map { id in

@@ -407,8 +407,9 @@ package struct TokenizerKernel: ValueShapedKernel {
         let y = context.output(0)
         guard y.rank > context.input(0)!.rank else { return }  // an empty X
         let rows = try context.strings(ofInput: 0).map(tokens)
-        guard width(rows) == y.shape.last! else { throw OnyxError.internalError("Tokenizer: token count differs from the plan") }
-        store(rows, into: y.pointer(as: Int64.self), table: try context.stringTable())
+        let width = y.shape.last!
+        guard self.width(rows) == width else { throw OnyxError.internalError("Tokenizer: token count differs from the plan") }
+        store(rows, width: width, into: y.pointer(as: Int64.self), table: try context.stringTable())
     }
 
     package func evaluate(knowing inputs: [PlannedInput?], strings: StringTable) throws -> [(descriptor: TensorDescriptor, tensor: Tensor)] {
@@ -419,7 +420,7 @@ package struct TokenizerKernel: ValueShapedKernel {
         let rows = try x.requireConstant(op: "Tokenizer", what: "X").strings().map(tokens)
         let y = TensorDescriptor(.string, x.shape + [width(rows)])
         let tensor = Tensor(dataType: .string, shape: y.shape, storage: TensorStorage(byteCount: y.byteCount, strings: strings))
-        store(rows, into: tensor.baseAddress.assumingMemoryBound(to: Int64.self), table: strings)
+        store(rows, width: y.shape.last!, into: tensor.baseAddress.assumingMemoryBound(to: Int64.self), table: strings)
         return [(y, tensor)]
     }
 
@@ -434,9 +435,8 @@ package struct TokenizerKernel: ValueShapedKernel {
         return x
     }
 
-    /// Writes each row's tokens, padded to the widest row, as handles in `table`.
-    private func store(_ rows: [[String]], into handles: UnsafeMutablePointer<Int64>, table: StringTable) {
-        let width = width(rows)
+    /// Writes each row's tokens, padded to `width` (the widest row's count), as handles in `table`.
+    private func store(_ rows: [[String]], width: Int, into handles: UnsafeMutablePointer<Int64>, table: StringTable) {
         let pad = table.intern(padValue)
         for (i, row) in rows.enumerated() {
             for k in 0..<width { handles[i * width + k] = k < row.count ? table.intern(row[k]) : pad }
