@@ -217,6 +217,18 @@ extension ModelHandler {
     public var supportsBatching: Bool { false }
 }
 
+/// A handler that can answer one request on the calling thread, for models so small that a hop to
+/// another thread costs more than running them. The HTTP server then answers such a model's v2
+/// infer requests on the connection's event loop, without the router or the batcher
+/// (``InlineInferenceHandler``); everything else goes through ``ModelHandler/handle(_:context:)``.
+public protocol InlineModelHandler: ModelHandler {
+    /// Whether ``answerInline(_:context:)`` may be called: fixed once ``ModelHandler/initialize(_:)`` returns.
+    var answersInline: Bool { get }
+
+    /// The answer to `request`, computed on this thread.
+    func answerInline(_ request: HandlerRequest, context: HandlerContext) -> Result<HandlerResponse, HandlerError>
+}
+
 /// Handler types by name, so a model's `config.json` can pick one (`"handler": "screening"`).
 public enum HandlerRegistry {
     /// Makes a new, uninitialized handler.

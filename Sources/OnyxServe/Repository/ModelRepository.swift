@@ -10,11 +10,14 @@ public final class ServedModel: Sendable {
     public let context: HandlerContext
     let metrics: ModelMetrics
     private let batcherBox = Mutex<DynamicBatcher?>(nil)
+    /// The handler, when it answers requests on the caller's thread (cast once, not per request).
+    private let inlineHandler: (any InlineModelHandler)?
 
     init(handler: any ModelHandler, context: HandlerContext) {
         self.handler = handler
         self.context = context
         self.metrics = ModelMetrics(model: context.modelName)
+        inlineHandler = (handler as? any InlineModelHandler).flatMap { $0.answersInline ? $0 : nil }
     }
 
     var batcher: DynamicBatcher {
@@ -34,6 +37,20 @@ public final class ServedModel: Sendable {
     /// Runs one request through the batcher.
     public func infer(_ request: HandlerRequest) async throws -> HandlerResponse {
         try await batcher.submit(request)
+    }
+
+    /// Whether ``inferNow(_:)`` answers: the handler runs this model on the caller's thread.
+    var answersInline: Bool { inlineHandler != nil }
+
+    /// Runs one request on the calling thread, bypassing the batcher (which only groups requests
+    /// for a model this small: it would run each inline anyway). `nil` when ``answersInline`` is false.
+    func inferNow(_ request: HandlerRequest) -> Result<HandlerResponse, HandlerError>? {
+        guard let inlineHandler else { return nil }
+        let started = ContinuousClock.now
+        let result = inlineHandler.answerInline(request, context: context)
+        metrics.recordQueue(.zero)
+        metrics.recordCompute(ContinuousClock.now - started, batchSize: 1)
+        return result
     }
 }
 
