@@ -112,18 +112,16 @@ final class InlineInferenceHandler: ChannelDuplexHandler, RemovableChannelHandle
         return Exchange(model: model, name: target.name, head: head, body: allocator.buffer(capacity: min(capacity, 1 << 16)))
     }
 
-    /// The model name and version of an infer path, `nil` for any other path.
+    /// The model name and version of an infer path, `nil` for any other path. Read as bytes: it
+    /// runs for every request, and String's Unicode-aware prefix and split cost more than the model.
     static func inferTarget(_ path: String) -> (name: String, version: String?)? {
-        var path = Substring(path)
-        if let query = path.firstIndex(of: "?") { path = path[..<query] }
-        let prefix = "/v2/models/", suffix = "/infer"
-        guard path.hasPrefix(prefix), path.hasSuffix(suffix), !path.contains("%") else { return nil }
-        let parts = path.dropFirst(prefix.count).dropLast(suffix.count).split(separator: "/", omittingEmptySubsequences: false)
-        switch parts.count {
-        case 1 where !parts[0].isEmpty: return (String(parts[0]), nil)
-        case 3 where !parts[0].isEmpty && parts[1] == "versions" && !parts[2].isEmpty: return (String(parts[0]), String(parts[2]))
-        default: return nil
-        }
+        let parts = path.utf8.prefix { $0 != UInt8(ascii: "?") }.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+        guard parts.count == 5 || parts.count == 7, parts[0].isEmpty, parts[1].elementsEqual("v2".utf8),
+              parts[2].elementsEqual("models".utf8), parts.last!.elementsEqual("infer".utf8),
+              parts.count == 5 || parts[4].elementsEqual("versions".utf8) else { return nil }
+        let name = parts[3], version = parts.count == 7 ? parts[5] : nil
+        for part in [name, version ?? name] where part.isEmpty || part.contains(UInt8(ascii: "%")) { return nil }
+        return (String(Substring(name)), version.map { String(Substring($0)) })
     }
 
     private func answer(_ exchange: Exchange) -> Responses.Parts {
