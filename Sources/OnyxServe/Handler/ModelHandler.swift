@@ -115,6 +115,9 @@ public struct HandlerContext: Sendable {
     public var modelPath: String
     /// The model's `config.json` (or command-line) settings.
     public var configuration: ModelConfiguration
+    /// The kernel threads the server's models share; a model whose configuration sets `threads`
+    /// has threads of its own instead. `nil` outside a ``ModelRepository``.
+    public var threadPool: SharedThreadPool?
 
     /// Creates a context.
     ///
@@ -124,12 +127,23 @@ public struct HandlerContext: Sendable {
     ///   - modelDirectory: The version's folder.
     ///   - modelPath: The model file.
     ///   - configuration: The model's settings.
-    public init(modelName: String, version: String, modelDirectory: String, modelPath: String, configuration: ModelConfiguration) {
+    ///   - threadPool: The kernel threads the server's models share.
+    public init(
+        modelName: String, version: String, modelDirectory: String, modelPath: String, configuration: ModelConfiguration,
+        threadPool: SharedThreadPool? = nil
+    ) {
         self.modelName = modelName
         self.version = version
         self.modelDirectory = modelDirectory
         self.modelPath = modelPath
         self.configuration = configuration
+        self.threadPool = threadPool
+    }
+
+    /// Session options for this model: its own `threads` when its configuration sets them,
+    /// otherwise the server's shared ``threadPool``.
+    public var sessionOptions: SessionOptions {
+        configuration.threads > 0 ? SessionOptions(threadCount: configuration.threads) : SessionOptions(threadPool: threadPool)
     }
 }
 

@@ -8,7 +8,7 @@ import Onyx
 /// concurrently, on the same session.
 public final class OnnxModelHandler: InlineModelHandler, @unchecked Sendable {
     // Set once in `initialize`, before any request; read-only afterwards.
-    private var session: InferenceSession?
+    private(set) var session: InferenceSession?
     /// Small models run inline on the request's task: a thread hop costs more than their inference.
     private var runsInline = false
     /// The model's inputs, after any `config.json` override.
@@ -23,16 +23,14 @@ public final class OnnxModelHandler: InlineModelHandler, @unchecked Sendable {
     /// Creates a handler; ``initialize(_:)`` loads the model.
     public init() {}
 
-    /// Loads the model at `context.modelPath` with the configured thread count and checks
+    /// Loads the model at `context.modelPath` on the server's shared threads (or the configured
+    /// thread count) and checks
     /// any `inputs`/`outputs` overrides against it.
     ///
     /// - Parameter context: The model to serve.
     /// - Throws: ``HandlerError`` (500) if an override does not fit the model, or ``OnyxError`` if the model cannot be loaded.
     public func initialize(_ context: HandlerContext) async throws {
-        let threads = context.configuration.threads
-        let session = try await Compute.run {
-            try InferenceSession(contentsOf: context.modelPath, options: SessionOptions(threadCount: threads == 0 ? nil : threads))
-        }
+        let session = try await Compute.run { try InferenceSession(contentsOf: context.modelPath, options: context.sessionOptions) }
         self.session = session
         jsonOutputs = Set(session.outputs.filter { !($0.valueType?.isTensor ?? true) }.map(\.name))
         runsInline = session.parameterCount.bytes <= Self.inlineParameterBytes

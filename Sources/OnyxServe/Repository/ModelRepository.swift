@@ -59,16 +59,26 @@ public final class ServedModel: Sendable {
 public final class ModelRepository: Sendable {
     /// The repository folder, when serving one (load/unload resolve names inside it only).
     public let root: String?
+    /// The kernel threads every model shares (but one whose configuration sets `threads`), so that
+    /// several models do not each start a thread per core.
+    public let threadPool: SharedThreadPool
     private let models = Mutex<[String: [String: ServedModel]]>([:])
 
     /// An empty repository; models are added with ``load(name:version:path:configuration:)``.
-    public init(root: String? = nil) {
+    ///
+    /// - Parameters:
+    ///   - root: The repository folder, when serving one.
+    ///   - threadPool: Kernel threads the models share; by default one per online CPU.
+    public init(root: String? = nil, threadPool: SharedThreadPool = SharedThreadPool()) {
         self.root = root.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+        self.threadPool = threadPool
     }
 
     /// Loads every model of a repository folder.
-    public static func open(_ root: String, defaults: ModelConfiguration = ModelConfiguration()) async throws -> ModelRepository {
-        let repository = ModelRepository(root: root)
+    public static func open(
+        _ root: String, defaults: ModelConfiguration = ModelConfiguration(), threadPool: SharedThreadPool = SharedThreadPool()
+    ) async throws -> ModelRepository {
+        let repository = ModelRepository(root: root, threadPool: threadPool)
         for name in try repository.availableModels() {
             try await repository.loadFromRepository(name, defaults: defaults)
         }
@@ -107,7 +117,7 @@ public final class ModelRepository: Sendable {
         guard !versions.isEmpty else { throw HandlerError.notFound("model '\(name)' has no <version>/model.onnx in the repository") }
         var loaded: [String: ServedModel] = [:]
         for version in versions {
-            loaded[version] = try await Self.makeModel(
+            loaded[version] = try await makeModel(
                 name: name, version: version, directory: folder + "/" + version,
                 path: folder + "/" + version + "/model.onnx", configuration: configuration)
         }
@@ -117,16 +127,18 @@ public final class ModelRepository: Sendable {
     /// Loads one model file under `name`.
     public func load(name: String, version: String = "1", path: String, configuration: ModelConfiguration = ModelConfiguration()) async throws {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        let model = try await Self.makeModel(name: name, version: version, directory: directory, path: path, configuration: configuration)
+        let model = try await makeModel(name: name, version: version, directory: directory, path: path, configuration: configuration)
         models.withLock { $0[name, default: [:]][version] = model }
     }
 
-    static func makeModel(name: String, version: String, directory: String, path: String, configuration: ModelConfiguration) async throws -> ServedModel {
+    func makeModel(name: String, version: String, directory: String, path: String, configuration: ModelConfiguration) async throws -> ServedModel {
         try configuration.validate("model '\(name)'")
         guard let handler = HandlerRegistry.make(configuration.handler) else {
             throw HandlerError(status: 500, "model '\(name)': unknown handler '\(configuration.handler)' (registered: \(HandlerRegistry.names.joined(separator: ", ")))")
         }
-        let context = HandlerContext(modelName: name, version: version, modelDirectory: directory, modelPath: path, configuration: configuration)
+        let context = HandlerContext(
+            modelName: name, version: version, modelDirectory: directory, modelPath: path, configuration: configuration,
+            threadPool: threadPool)
         do {
             try await handler.initialize(context)
         } catch let error as OnyxError {
