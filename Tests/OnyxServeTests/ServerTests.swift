@@ -247,6 +247,32 @@ import Testing
         #expect(try back.scalars(as: Float.self).map(\.bitPattern) == values.map(\.bitPattern))
     }
 
+    /// Numbers as clients print them (17 significant digits for a float32 widened to double,
+    /// shortest round-trip forms, exponents) parse to exactly what strtod gives.
+    @Test func numbersParseAsStrtodDoes() throws {
+        var generator = SystemRandomNumberGenerator()
+        // Leading zeros are not significant digits: these once lost their digits past the 19th character.
+        var texts = ["0.0000000000000000001234", "-0.00000000000000000000098765432109876543", "000000000000000000000012.5e-3"]
+        for _ in 0..<20_000 {
+            let double = Double(bitPattern: UInt64.random(in: 0...UInt64.max, using: &generator))
+            let float = Double(Float(bitPattern: UInt32.random(in: 0...UInt32.max, using: &generator)))
+            for value in [double, float, Double.random(in: -1...1, using: &generator)] where value.isFinite {
+                texts.append("\(value)")
+                texts.append(String(format: "%.17g", value))
+                texts.append(String(format: "%.17e", value))
+            }
+            let digits = (0..<Int.random(in: 1...19, using: &generator)).map { _ in String(Int.random(in: 0...9, using: &generator)) }.joined()
+            texts.append("\(digits)e\(Int.random(in: -30...30, using: &generator))")
+            texts.append("0.\(digits)")
+        }
+        let parsed = try JSONParser.parse(Array("[\(texts.joined(separator: ","))]".utf8))
+        guard case .numbers(let run) = parsed else { Issue.record("not a number run: \(parsed)"); return }
+        for (text, value) in zip(texts, run.doubles) where value.bitPattern != Double(text)!.bitPattern {
+            Issue.record("\(text) parsed as \(value), strtod gives \(Double(text)!)")
+        }
+        #expect(run.doubles.count == texts.count)
+    }
+
     // MARK: - Errors
 
     @Test func badRequestsGetClearErrors() async throws {

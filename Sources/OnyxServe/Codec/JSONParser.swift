@@ -234,6 +234,30 @@ public struct JSONParser {
 
     private static let powersOfTen: [Double] = (0...22).map { p in (0..<p).reduce(1.0) { r, _ in r * 10 } }
 
+    #if arch(x86_64)
+    /// 10⁰ … 10²⁷, each exact in Float80 (5²⁷ < 2⁶⁴).
+    private static let powersOfTen80: [Float80] = (0...27).map { p in (0..<p).reduce(Float80(1)) { r, _ in r * 10 } }
+    #endif
+
+    /// `mantissa × 10^exponent` correctly rounded to Double, for up to 19 significant digits (how
+    /// numpy and Python print a float32 as a double: 17): the product or quotient in Float80's
+    /// 64-bit precision is within half a Float80 ulp of the exact value, so rounding it to Double
+    /// gives the correctly rounded result unless it lies within one Float80 ulp of a point halfway
+    /// between two doubles. Then, and where Float80 does not exist, `nil`: strtod decides.
+    static func decimal(_ mantissa: UInt64, timesTenTo exponent: Int) -> Double? {
+        #if arch(x86_64)
+        guard exponent >= -27 && exponent <= 27 else { return nil }
+        let power = powersOfTen80[abs(exponent)]
+        let value = exponent < 0 ? Float80(mantissa) / power : Float80(mantissa) * power
+        // The 11 fraction bits Float80 has below Double's 52; 0x400 is the halfway point.
+        let below = value.significandBitPattern & 0x7FF
+        guard below < 0x3FF || below > 0x401 else { return nil }
+        return Double(value)
+        #else
+        return nil
+        #endif
+    }
+
     /// Parses a number; `integer` is set when the token is an integer that fits in Int64.
     @inline(__always)
     private mutating func number(_ integer: inout Int64?) throws -> Double {
@@ -247,14 +271,23 @@ public struct JSONParser {
             index += 1
             if index < bytes.count && bytes[index] == UInt8(ascii: "I") { try literal("Infinity"); return -.infinity }
         }
+        // Up to 19 significant digits (leading zeros are not) go into the mantissa; `truncated`
+        // tells whether a nonzero digit did not fit, so that only strtod can round the number.
         var mantissa: UInt64 = 0
         var digits = 0
         var dropped = 0
+        var truncated = false
         let integerStart = index
         while index < bytes.count {
             let d = bytes[index] &- UInt8(ascii: "0")
             guard d < 10 else { break }
-            if digits < 19 { mantissa = mantissa &* 10 &+ UInt64(d); digits += 1 } else { dropped += 1 }
+            if digits < 19 {
+                mantissa = mantissa &* 10 &+ UInt64(d)
+                if mantissa != 0 { digits += 1 }
+            } else {
+                dropped += 1
+                truncated = truncated || d != 0
+            }
             index += 1
         }
         guard index > integerStart else { throw error("expected a digit") }
@@ -267,7 +300,13 @@ public struct JSONParser {
             while index < bytes.count {
                 let d = bytes[index] &- UInt8(ascii: "0")
                 guard d < 10 else { break }
-                if digits < 19 { mantissa = mantissa &* 10 &+ UInt64(d); digits += 1; exponent -= 1 }
+                if digits < 19 {
+                    mantissa = mantissa &* 10 &+ UInt64(d)
+                    if mantissa != 0 { digits += 1 }
+                    exponent -= 1
+                } else {
+                    truncated = truncated || d != 0
+                }
                 index += 1
             }
             guard index > fractionStart else { throw error("expected a digit after '.'") }
@@ -297,9 +336,12 @@ public struct JSONParser {
             integer = Int64.min
         }
         // Exact fast path: the mantissa and the power of ten are both exact doubles.
-        if mantissa <= (1 << 53) && exponent >= -22 && exponent <= 22 && dropped == 0 {
+        if mantissa <= (1 << 53) && exponent >= -22 && exponent <= 22 && !truncated {
             var value = Double(mantissa)
             value = exponent < 0 ? value / Self.powersOfTen[-exponent] : value * Self.powersOfTen[exponent]
+            return negative ? -value : value
+        }
+        if !truncated, let value = Self.decimal(mantissa, timesTenTo: exponent) {
             return negative ? -value : value
         }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
