@@ -4,8 +4,9 @@
     python3 tools/soak.py --onyx .build/release/onyx --seconds 60
 
 Serves a temporary model repository (mlp and lenet from Fixtures, plus `tight`, a lenet copy with a
-queue of 2 that is deliberately overloaded in bursts) on 127.0.0.1 with a 1 MiB body limit, a 2 s
-idle timeout and at most 64 connections. Worker threads send requests drawn from CASES over raw
+queue of 2 that is deliberately overloaded in bursts) on 127.0.0.1 over HTTP and gRPC with a 1 MiB
+body limit, a 2 s idle timeout and at most 64 connections; one thread sends tritonclient.grpc
+traffic (valid and refused calls) beside the HTTP workers. Worker threads send requests drawn from CASES over raw
 sockets; a slow-client thread keeps one connection stalled mid-body at a time; every 10 s a burst
 opens 150 connections at once. Reports requests, statuses, 5xx, whether the server crashed, and its
 RSS after warm-up and at the end. Exits 1 when a 5xx (outside the overload burst), an unexpected
@@ -281,6 +282,47 @@ def overload_bursts(port, deadline, tally, size=24):
             t.join()
 
 
+def grpc_traffic(grpc_port, deadline, tally):
+    """tritonclient.grpc beside the HTTP traffic: valid ModelInfer calls on mlp and lenet, each answer
+    checked, and the refusals a client can cause (a wrong shape, an unknown model)."""
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    client = grpcclient.InferenceServerClient(url=f"{HOST}:{grpc_port}")
+
+    def infer(model, x):
+        request = grpcclient.InferInput("input", list(x.shape), "FP32")
+        request.set_data_from_numpy(x.astype(np.float32))
+        return client.infer(model, [request])
+
+    def valid_mlp():
+        y = infer("mlp", MLP_X).as_numpy("output")
+        return "OK" if np.allclose(y, MLP_Y, rtol=1e-4, atol=1e-5) else "wrong answer"
+
+    def valid_lenet():
+        return "OK" if infer("lenet", LENET_X).get_response().outputs else "no outputs"
+
+    cases = {
+        "grpc: mlp infer": (valid_mlp, {"OK"}),
+        "grpc: lenet infer": (valid_lenet, {"OK"}),
+        "grpc: wrong shape": (lambda: infer("mlp", MLP_X[:, :10]), {"StatusCode.INVALID_ARGUMENT"}),
+        "grpc: unknown model": (lambda: infer("nope", MLP_X), {"StatusCode.NOT_FOUND"}),
+    }
+    rng = random.Random(7)
+    names = list(cases)
+    while time.monotonic() < deadline:
+        name = rng.choices(names, [8, 2, 1, 1])[0]
+        run, expected = cases[name]
+        try:
+            outcome = run()
+        except InferenceServerException as error:
+            outcome = error.status() or "no status"
+        except Exception as error:  # a client-side failure is a finding too
+            outcome = f"client error: {type(error).__name__}"
+        tally.add(name, outcome, expected)
+    client.close()
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as status:
         for line in status:
@@ -312,17 +354,20 @@ def main():
                         help="run only the cases whose name contains TEXT (repeatable; for narrowing a finding down)")
     args = parser.parse_args()
 
-    port = args.port
-    if port == 0:
+    def free_port():
         with socket.socket() as s:
             s.bind((HOST, 0))
-            port = s.getsockname()[1]
+            return s.getsockname()[1]
+
+    port = args.port or free_port()
+    grpc_port = free_port()
     folder = tempfile.mkdtemp(prefix="onyx-soak-")
     make_repository(folder)
     command = [args.onyx, "serve", "--model-repository", folder, "--host", HOST, "--port", str(port),
+               "--grpc-port", str(grpc_port),
                "--max-body-bytes", str(MAX_BODY), "--idle-timeout", str(IDLE_TIMEOUT),
                "--max-connections", str(MAX_CONNECTIONS), "--log-level", "error"]
-    print("server:", " ".join(command[:1] + ["serve", "--model-repository", "TMP"] + command[4:]))
+    print("server:", " ".join(command[:1] + ["serve", "--model-repository", "TMP"] + [str(a) for a in command[4:]]))
     server = subprocess.Popen(command)
     try:
         for _ in range(200):
@@ -350,6 +395,8 @@ def main():
                                     ("overload burst", overload_bursts, ())]:
             if selected(name):
                 threads.append(threading.Thread(target=target, args=(port, deadline, tally) + extra))
+        if selected("grpc"):
+            threads.append(threading.Thread(target=grpc_traffic, args=(grpc_port, deadline, tally)))
         for t in threads:
             t.start()
         warmup = min(10.0, args.seconds / 5)
@@ -384,7 +431,7 @@ def main():
                 for status, n in outcomes.items() if isinstance(status, int) and status >= 500)
     growth = (rss_end - rss_start) / rss_start if rss_start else float("inf")
 
-    print(f"\n{total} requests in {elapsed:.1f} s ({total / elapsed:.0f}/s), {args.workers} workers + slow clients + bursts")
+    print(f"\n{total} requests in {elapsed:.1f} s ({total / elapsed:.0f}/s), {args.workers} workers + slow clients + bursts + gRPC")
     print("statuses:", ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items(), key=lambda kv: str(kv[0]))))
     print("\nper case:")
     for case in sorted(tally.by_case):
