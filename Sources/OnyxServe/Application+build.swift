@@ -17,7 +17,9 @@ public func buildApplication(
     let router = buildRouter(repository: repository, configuration: configuration)
     return Application(
         router: router,
-        server: .http1(configuration: .init(idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)))),
+        server: .http1(configuration: .init(
+            additionalChannelHandlers: [ConnectionWatchHandler()],
+            idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)))),
         configuration: ApplicationConfiguration(
             address: .hostname(configuration.host, port: configuration.port),
             serverName: configuration.serverName,
@@ -27,8 +29,8 @@ public func buildApplication(
 }
 
 /// The router alone (for tests and embedding).
-public func buildRouter(repository: ModelRepository, configuration: ServerConfiguration) -> Router<BasicRequestContext> {
-    let router = Router(context: BasicRequestContext.self)
+public func buildRouter(repository: ModelRepository, configuration: ServerConfiguration) -> Router<ServeRequestContext> {
+    let router = Router(context: ServeRequestContext.self)
     OpenInferenceV2Routes(repository: repository, configuration: configuration).register(on: router)
     TorchServeRoutes(repository: repository, configuration: configuration).register(on: router)
     if configuration.repositoryControl {

@@ -10,11 +10,29 @@ public final class ServedModel: Sendable {
     public let context: HandlerContext
     let metrics: ModelMetrics
     private let batcherBox = Mutex<DynamicBatcher?>(nil)
+    /// The state kept per sequence, for a model with `sequence_batching`.
+    let sequences: SequenceTable?
 
-    init(handler: any ModelHandler, context: HandlerContext) {
+    init(handler: any ModelHandler, context: HandlerContext) throws {
         self.handler = handler
         self.context = context
-        self.metrics = ModelMetrics(model: context.modelName)
+        let metrics = ModelMetrics(model: context.modelName)
+        self.metrics = metrics
+        sequences = try context.configuration.sequenceBatching.map {
+            try SequenceTable($0, inputs: handler.inputs, outputs: handler.outputs, modelName: context.modelName, metrics: metrics)
+        }
+    }
+
+    /// The inputs clients send: the handler's, less the state the server feeds a stateful model.
+    public var inputs: [TensorMetadata] {
+        guard let sequences else { return handler.inputs }
+        return handler.inputs.filter { !sequences.stateInputs.contains($0.name) }
+    }
+
+    /// The outputs clients get: the handler's, less the state the server keeps for a stateful model.
+    public var outputs: [TensorMetadata] {
+        guard let sequences else { return handler.outputs }
+        return handler.outputs.filter { !sequences.stateOutputs.contains($0.name) }
     }
 
     var batcher: DynamicBatcher {
@@ -31,9 +49,11 @@ public final class ServedModel: Sendable {
         context.configuration.handler == "onnx" ? "onnx_onyx" : context.configuration.handler
     }
 
-    /// Runs one request through the batcher.
+    /// Runs one request through the batcher (in its sequence's turn, fed its state, for a
+    /// stateful model). Cancelling the calling task takes a request still queued out of the queue.
     public func infer(_ request: HandlerRequest) async throws -> HandlerResponse {
-        try await batcher.submit(request)
+        if let sequences { return try await sequences.infer(request, batcher: batcher) }
+        return try await batcher.submit(request)
     }
 }
 
@@ -115,7 +135,7 @@ public final class ModelRepository: Sendable {
         } catch let error as OnyxError {
             throw HandlerError(status: 500, "model '\(name)' version \(version) failed to load: \(error.message)")
         }
-        return ServedModel(handler: handler, context: context)
+        return try ServedModel(handler: handler, context: context)
     }
 
     /// Stops serving `name`.

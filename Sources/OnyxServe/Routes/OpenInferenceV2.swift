@@ -6,7 +6,7 @@ struct OpenInferenceV2Routes {
     let repository: ModelRepository
     let configuration: ServerConfiguration
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<ServeRequestContext>) {
         router.get("v2") { _, _ in
             Responses.json(.object([
                 "name": .string(configuration.serverName),
@@ -33,7 +33,7 @@ struct OpenInferenceV2Routes {
         }
     }
 
-    private func metadata(_ context: BasicRequestContext, version: String?) async throws -> Response {
+    private func metadata(_ context: ServeRequestContext, version: String?) async throws -> Response {
         let name = try context.parameters.require("model")
         do {
             let model = try repository.model(name, version: version)
@@ -47,15 +47,15 @@ struct OpenInferenceV2Routes {
                 "name": .string(name),
                 "versions": .array(repository.versions(of: name).map { .string($0) }),
                 "platform": .string(model.platform),
-                "inputs": tensors(model.handler.inputs),
-                "outputs": tensors(model.handler.outputs),
+                "inputs": tensors(model.inputs),
+                "outputs": tensors(model.outputs),
             ]))
         } catch let error as HandlerError {
             return Responses.error(error)
         }
     }
 
-    private func ready(_ context: BasicRequestContext, version: String?) -> Response {
+    private func ready(_ context: ServeRequestContext, version: String?) -> Response {
         guard let name = context.parameters.get("model") else { return Responses.error(.notFound("no model named")) }
         do {
             _ = try repository.model(name, version: version)
@@ -67,7 +67,7 @@ struct OpenInferenceV2Routes {
         }
     }
 
-    private func infer(_ request: Request, _ context: BasicRequestContext, version: String?) async -> Response {
+    private func infer(_ request: Request, _ context: ServeRequestContext, version: String?) async -> Response {
         let name = context.parameters.get("model") ?? ""
         return await Responses.measured(model: name, route: "infer", maxBodyBytes: configuration.maxBodyBytes) {
             let model = try repository.model(name, version: version)
@@ -81,7 +81,13 @@ struct OpenInferenceV2Routes {
             let body = try await request.collectBody(limit: configuration.maxBodyBytes)
             let decoded = try InferenceProtocol.decodeRequest(
                 body, headerLength: headerLength, maxElements: model.context.configuration.maxTensorElements)
-            let response = try await model.infer(decoded.request)
+            // A client that goes away while its request waits takes it out of the queue.
+            let request = decoded.request
+            let response = if let watch = ConnectionWatch.of(context.channel) {
+                try await watch.run { try await model.infer(request) }
+            } else {
+                try await model.infer(request)
+            }
             guard case .tensors(let outputs) = response else {
                 guard case .json(let value) = response else { throw HandlerError(status: 500, "no response") }
                 return Responses.json(value)
