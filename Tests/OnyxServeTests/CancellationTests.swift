@@ -24,7 +24,7 @@ import Glibc
         let repository = ModelRepository()
         try await repository.load(
             name: name, path: ServerTests.fixtures.appendingPathComponent("mlp_legacy/model.onnx").path,
-            configuration: ModelConfiguration(handler: name, maxBatchSize: 1, instanceCount: 1, queueCapacity: 8))
+            configuration: ModelConfiguration(handler: name, maxBatchSize: 1, instanceCount: 1, queueCapacity: 8, timeoutMilliseconds: 600_000))
         return repository
     }
 
@@ -38,9 +38,9 @@ import Glibc
         return first
     }
 
-    /// Waits until the model's batcher holds `load` requests.
+    /// Waits (up to 20 s) until the model's batcher holds `load` requests.
     static func waitForLoad(_ model: ServedModel, _ load: Int) async throws {
-        for _ in 0..<3000 where await model.batcher.load != load {
+        for _ in 0..<2000 where await model.batcher.load != load {
             try await Task.sleep(for: .milliseconds(10))
         }
         #expect(await model.batcher.load == load)
