@@ -98,6 +98,14 @@ FIXTURES = [
 ]
 
 
+def report(name, folder, detail):
+    """Prints a written fixture's size and check; stops if it is over the 2 MB budget."""
+    size = folder_size(folder)
+    print(f"{name}: {size / 1024:.0f} KiB, {detail}")
+    if size > 2 * 1024 * 1024:
+        raise SystemExit(f"{name} is {size} bytes, over the 2 MB fixture budget")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "Fixtures"))
@@ -106,19 +114,13 @@ def main():
     if args.only in (None, "stateful"):
         import stateful_fixture
         folder, worst = stateful_fixture.write(args.out)
-        size = folder_size(folder)
-        print(f"stateful_gru: {size / 1024:.0f} KiB, onnxruntime vs PyTorch over a 100-chunk stream {worst:.2e}")
-        if size > 2 * 1024 * 1024:
-            raise SystemExit(f"stateful_gru is {size} bytes, over the 2 MB fixture budget")
+        report("stateful_gru", folder, f"onnxruntime vs PyTorch over a 100-chunk stream {worst:.2e}")
     if args.only == "stateful":
         return
     if args.only != "pytorch":
         import screener
         folder, worst = screener.write(args.out)
-        size = folder_size(folder)
-        print(f"screener: {size / 1024:.0f} KiB, onnxruntime vs scikit-learn probabilities {worst:.2e}")
-        if size > 2 * 1024 * 1024:
-            raise SystemExit(f"screener is {size} bytes, over the 2 MB fixture budget")
+        report("screener", folder, f"onnxruntime vs scikit-learn probabilities {worst:.2e}")
     if args.only == "screener":
         return
     for seed, (base, make, shape) in enumerate(FIXTURES):
