@@ -147,8 +147,11 @@ import Testing
         #expect(third?.0 == 429 && third?.1.contains("maximum of 2 live sequences") == true, "\(String(describing: third))")
         #expect(await status(HandlerRequest(inputs: input, sequence: SequenceControl(id: .number(1), end: true))) == nil)
         #expect(await status(HandlerRequest(inputs: input, sequence: SequenceControl(id: .number(3), start: true))) == nil)
-        // A start of a live sequence starts it over.
-        #expect(await status(HandlerRequest(inputs: input, sequence: SequenceControl(id: .number(3), start: true))) == nil)
+        // A start of a live sequence starts it over; a state output named in `outputs` is returned.
+        let restart = HandlerRequest(inputs: input, requestedOutputs: ["stateN"], sequence: SequenceControl(id: .number(3), start: true))
+        guard case .tensors(let outputs) = try await model.infer(restart) else { throw HandlerError(status: 500, "no tensors") }
+        #expect(outputs.map(\.name) == ["stateN"])
+        #expect(outputs.first?.tensor.shape == [1, 16])
         #expect(await model.sequences?.liveCount == 2)
 
         // Malformed parameters.

@@ -19,6 +19,15 @@ public struct ServeRequestContext: RequestContext {
     }
 }
 
+extension ServeRequestContext {
+    /// Runs `request` through `model`, cancelled if the client goes away while it waits: a request
+    /// still queued then leaves the queue without running.
+    func infer(_ request: HandlerRequest, on model: ServedModel) async throws -> HandlerResponse {
+        guard let watch = ConnectionWatch.of(channel) else { return try await model.infer(request) }
+        return try await watch.run { try await model.infer(request) }
+    }
+}
+
 /// Whether an HTTP connection's client is still there: a request waiting for its model is
 /// cancelled when the client closes the connection (or its sending side), so the batcher drops it
 /// from the queue before it runs. Each connection's ``ConnectionWatchHandler`` keeps one.

@@ -81,13 +81,7 @@ struct OpenInferenceV2Routes {
             let body = try await request.collectBody(limit: configuration.maxBodyBytes)
             let decoded = try InferenceProtocol.decodeRequest(
                 body, headerLength: headerLength, maxElements: model.context.configuration.maxTensorElements)
-            // A client that goes away while its request waits takes it out of the queue.
-            let request = decoded.request
-            let response = if let watch = ConnectionWatch.of(context.channel) {
-                try await watch.run { try await model.infer(request) }
-            } else {
-                try await model.infer(request)
-            }
+            let response = try await context.infer(decoded.request, on: model)
             guard case .tensors(let outputs) = response else {
                 guard case .json(let value) = response else { throw HandlerError(status: 500, "no response") }
                 return Responses.json(value)

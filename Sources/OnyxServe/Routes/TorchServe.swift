@@ -37,7 +37,7 @@ struct TorchServeRoutes {
             if model.context.configuration.handler == "onnx" {
                 handlerRequest.inputs = try Self.tensors(from: document, limit: limit)
             }
-            switch try await model.infer(handlerRequest) {
+            switch try await context.infer(handlerRequest, on: model) {
             case .json(let value):
                 return Responses.json(value)
             case .tensors(let outputs):
