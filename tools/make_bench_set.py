@@ -180,17 +180,20 @@ class Logits(nn.Module):
 
 
 def hf_vit():
+    import_torchvision()  # transformers imports it; the CPU-only wheel needs the shim
     from transformers import ViTConfig, ViTForImageClassification
     return Logits(ViTForImageClassification(ViTConfig(num_labels=1000)), ["pixel_values"], ["logits"])
 
 
 def hf_gpt2():
+    import_torchvision()  # transformers imports it; the CPU-only wheel needs the shim
     from transformers import GPT2Config, GPT2LMHeadModel
     config = GPT2Config(use_cache=False)
     return Logits(GPT2LMHeadModel(config), ["input_ids", "attention_mask"], ["logits"])
 
 
 def hf_bert():
+    import_torchvision()  # transformers imports it; the CPU-only wheel needs the shim
     from transformers import BertConfig, BertModel
     return Logits(BertModel(BertConfig()), ["input_ids", "attention_mask", "token_type_ids"],
                   ["last_hidden_state", "pooler_output"])

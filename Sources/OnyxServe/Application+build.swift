@@ -5,7 +5,8 @@ import Logging
 import NIOCore
 
 /// Builds the HTTP application serving `repository`: Open Inference Protocol v2, TorchServe-style
-/// routes, `/metrics`, and (when enabled) repository control.
+/// routes, `/metrics`, and (when enabled) repository control. v2 infer requests to models that run
+/// inline are answered on the event loop before the router (``InlineInferenceHandler``).
 ///
 /// - Parameters:
 ///   - onServerRunning: called with the listening channel once the server is bound (its
@@ -17,9 +18,15 @@ public func buildApplication(
     let router = buildRouter(repository: repository, configuration: configuration)
     return Application(
         router: router,
-        server: .http1(configuration: .init(
-            additionalChannelHandlers: [ConnectionWatchHandler()],
-            idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)))),
+        server: HTTPServerBuilder { responder in
+            InlineInferenceChannel(
+                base: HTTP1Channel(
+                    responder: responder,
+                    configuration: .init(
+                        additionalChannelHandlers: [ConnectionWatchHandler()],
+                        idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)))),
+                repository: repository, configuration: configuration)
+        },
         configuration: ApplicationConfiguration(
             address: .hostname(configuration.host, port: configuration.port),
             serverName: configuration.serverName,

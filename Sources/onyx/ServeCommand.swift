@@ -46,7 +46,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Batches of one model running at once.")
     var instances = 2
 
-    @Option(help: "Threads per inference (0: all cores).")
+    @Option(help: "Kernel threads the served models share (0: all cores); a model's config.json \"threads\" gives it its own.")
     var threads = 0
 
     @Option(name: .customLong("queue-capacity"), help: "Requests queued or running per model before 503.")
@@ -94,13 +94,14 @@ struct ServeCommand: AsyncParsableCommand {
 
         let defaults = ModelConfiguration(
             maxBatchSize: maxBatchSize, maxQueueDelayMilliseconds: maxQueueDelay, instanceCount: instances,
-            queueCapacity: queueCapacity, timeoutMilliseconds: timeout, threads: threads)
+            queueCapacity: queueCapacity, timeoutMilliseconds: timeout)
+        let threadPool = SharedThreadPool(threadCount: threads == 0 ? nil : threads)
         let models: ModelRepository
         do {
             if let repository {
-                models = try await ModelRepository.open(repository, defaults: defaults)
+                models = try await ModelRepository.open(repository, defaults: defaults, threadPool: threadPool)
             } else {
-                models = ModelRepository()
+                models = ModelRepository(threadPool: threadPool)
                 let path = model!
                 let modelName = name ?? URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
                 try await models.load(name: modelName, path: path, configuration: defaults)

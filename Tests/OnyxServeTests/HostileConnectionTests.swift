@@ -214,14 +214,31 @@ final class RawConnection: @unchecked Sendable {
     /// Sends `bytes` (possibly none), then reads until a whole response has arrived, the server
     /// closes the connection, or nothing arrives for `timeoutSeconds`.
     func exchange(_ bytes: [UInt8], timeoutSeconds: Int = 30) async -> Received {
+        await exchange(bytes, responses: 1, timeoutSeconds: timeoutSeconds)[0]
+    }
+
+    /// Sends `bytes` (pipelined requests, say), then reads `count` responses in the order they
+    /// come; the last one tells how reading ended if fewer arrived.
+    func exchange(_ bytes: [UInt8], responses count: Int, timeoutSeconds: Int = 30) async -> [Received] {
         await withCheckedContinuation { continuation in
             Thread.detachNewThread {
-                continuation.resume(returning: self.blockingExchange(bytes, timeoutSeconds: timeoutSeconds))
+                continuation.resume(returning: self.blockingExchange(bytes, responses: count, timeoutSeconds: timeoutSeconds))
             }
         }
     }
 
-    private func blockingExchange(_ bytes: [UInt8], timeoutSeconds: Int) -> Received {
+    private func blockingExchange(_ bytes: [UInt8], responses count: Int, timeoutSeconds: Int) -> [Received] {
+        var received: [Received] = []
+        var data: [UInt8] = []
+        while received.count < count {
+            let next = blockingRead(bytes: received.isEmpty ? bytes : [], data: &data, timeoutSeconds: timeoutSeconds)
+            received.append(next)
+            if next.outcome != .response { break }
+        }
+        return received
+    }
+
+    private func blockingRead(bytes: [UInt8], data: inout [UInt8], timeoutSeconds: Int) -> Received {
         var sent = 0
         while sent < bytes.count {
             let n = bytes[sent...].withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -230,23 +247,29 @@ final class RawConnection: @unchecked Sendable {
         }
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var data: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
-            if let response = Self.response(in: data) { return response }
+            if let response = Self.response(consumingFrom: &data) { return response }
             let n = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
             if n > 0 {
                 data += buffer[0..<n]
             } else if n == 0 || errno == ECONNRESET {
-                return Self.response(in: data) ?? Received(outcome: .closed, status: nil, body: String(decoding: data, as: UTF8.self))
+                return Self.response(consumingFrom: &data) ?? Received(outcome: .closed, status: nil, body: String(decoding: data, as: UTF8.self))
             } else {
                 return Received(outcome: .timedOut, status: nil, body: String(decoding: data, as: UTF8.self))
             }
         }
     }
 
-    /// A complete response (head and `Content-Length` body) at the start of `data`, if there is one.
-    private static func response(in data: [UInt8]) -> Received? {
+    /// The complete response at the start of `data`, if there is one, removed from it.
+    private static func response(consumingFrom data: inout [UInt8]) -> Received? {
+        guard let (response, length) = response(in: data) else { return nil }
+        data.removeFirst(length)
+        return response
+    }
+
+    /// A complete response (head and `Content-Length` body) at the start of `data` and its length in bytes, if there is one.
+    private static func response(in data: [UInt8]) -> (Received, Int)? {
         let separator = Array("\r\n\r\n".utf8)
         guard let end = data.indices.dropLast(3).first(where: { data[$0..<$0 + 4].elementsEqual(separator) }) else { return nil }
         let lines = String(decoding: data[..<end], as: UTF8.self).split(separator: "\r\n")
@@ -258,6 +281,6 @@ final class RawConnection: @unchecked Sendable {
         }.first ?? 0
         let body = data[(end + 4)...]
         guard body.count >= length else { return nil }
-        return Received(outcome: .response, status: status, body: String(decoding: body.prefix(length), as: UTF8.self))
+        return (Received(outcome: .response, status: status, body: String(decoding: body.prefix(length), as: UTF8.self)), end + 4 + length)
     }
 }

@@ -318,6 +318,46 @@ import Testing
         }
     }
 
+    @Test func modelsShareTheServersKernelThreads() async throws {
+        PrometheusSetup.bootstrap()
+        let repository = ModelRepository(threadPool: SharedThreadPool(threadCount: 2))
+        let mlp = Self.fixtures.appendingPathComponent("mlp_legacy/model.onnx").path
+        let lenet = Self.fixtures.appendingPathComponent("lenet_dynamo/model.onnx").path
+        try await repository.load(name: "mlp", path: mlp)
+        try await repository.load(name: "lenet", path: lenet)
+        try await repository.load(name: "own", path: mlp, configuration: ModelConfiguration(threads: 1))
+        func options(_ name: String) throws -> SessionOptions? {
+            (try repository.model(name).handler as? OnnxModelHandler)?.session?.options
+        }
+        #expect(try options("mlp")?.threadPool === repository.threadPool)
+        #expect(try options("lenet")?.threadPool === repository.threadPool)
+        #expect(try options("lenet")?.threadCount == 2)
+        #expect(try options("own")?.threadPool == nil)
+        #expect(try options("own")?.threadCount == 1)
+
+        // Both models at once on the one pool give what each gives alone.
+        let cases = [("mlp", "mlp_legacy"), ("lenet", "lenet_dynamo")]
+        let results = try await withThrowingTaskGroup(of: (Int, [Float]).self) { group in
+            for i in 0..<16 {
+                let (name, folder) = cases[i % 2]
+                let x = try Self.fixtureTensor("\(folder)/test_data_set_0/input_0.pb")
+                let model = try repository.model(name)
+                group.addTask {
+                    let response = try await model.infer(HandlerRequest(inputs: [NamedTensor(name: model.handler.inputs[0].name, tensor: x)]))
+                    guard case .tensors(let outputs) = response else { return (i, []) }
+                    return (i, try outputs[0].tensor.scalars(as: Float.self))
+                }
+            }
+            var collected: [Int: [Float]] = [:]
+            for try await (i, values) in group { collected[i] = values }
+            return collected
+        }
+        for i in 0..<16 {
+            let expected = try Self.fixtureTensor("\(cases[i % 2].1)/test_data_set_0/output_0.pb").scalars(as: Float.self)
+            Self.expectClose(results[i] ?? [], expected)
+        }
+    }
+
     @Test func overloadGets503WithRetryAfter() async throws {
         HandlerRegistry.register("slow") { SlowHandler() }
         let repository = ModelRepository()

@@ -93,4 +93,25 @@ import Testing
             #expect(visits.eachOnce)
         }
     }
+
+    /// Sessions on one ``SharedThreadPool`` run their kernels on it, and runs of different models
+    /// at once (one takes the pool, the others work on their own threads) give what each gives alone.
+    @Test func sessionsShareOnePool() throws {
+        let shared = SharedThreadPool(threadCount: 2)
+        let names = ["lenet_legacy", "lenet_dynamo", "mlp_legacy"]
+        let sessions = try names.map { name in
+            try InferenceSession(contentsOf: FixtureTests.root.appendingPathComponent("\(name)/model.onnx").path,
+                                 options: SessionOptions(threadCount: 7, threadPool: shared))
+        }
+        #expect(sessions.allSatisfy { $0.options.threadPool === shared && $0.options.threadCount == 2 })
+        let inputs = try names.map { try FixtureTests.load(FixtureTests.root.appendingPathComponent("\($0)/test_data_set_0/input_0.pb")).tensor }
+        let expected = try sessions.indices.map { try sessions[$0].run([sessions[$0].inputs[0].name: inputs[$0]]).values.first!.scalars(as: Float.self) }
+        let results = Mutex<[Int: [Float]]>([:])
+        DispatchQueue.concurrentPerform(iterations: 24) { i in
+            let k = i % sessions.count
+            let output = try? sessions[k].run([sessions[k].inputs[0].name: inputs[k]]).values.first!.scalars(as: Float.self)
+            results.withLock { $0[i] = output }
+        }
+        for i in 0..<24 { #expect(results.withLock { $0[i] } == expected[i % sessions.count]) }
+    }
 }

@@ -92,7 +92,7 @@ public final class InferenceSession: Sendable {
         self.inputs = model.graph.inputs
         self.outputs = model.graph.outputs
         self.options = options
-        self.pool = ComputePool(threadCount: options.threadCount)
+        self.pool = options.threadPool?.pool ?? ComputePool(threadCount: options.threadCount)
     }
 
     /// Runs the model.

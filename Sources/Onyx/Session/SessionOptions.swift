@@ -17,8 +17,11 @@ public enum OptimizationLevel: String, Sendable, CaseIterable {
 
 /// Settings for an ``InferenceSession``.
 public struct SessionOptions: Sendable {
-    /// Threads a single `run` may use for one kernel; defaults to the number of online CPUs.
+    /// Threads a single `run` may use for one kernel; defaults to the number of online CPUs. With a
+    /// ``threadPool``, its ``SharedThreadPool/threadCount``.
     public var threadCount: Int
+    /// Kernel threads shared with other sessions; `nil` for threads of the session's own.
+    public var threadPool: SharedThreadPool?
     /// Graph optimizations to apply when the session is created.
     public var optimizationLevel: OptimizationLevel
     /// The micro-kernel variant; defaults to the best the CPU supports (or `ONYX_ISA`).
@@ -36,14 +39,18 @@ public struct SessionOptions: Sendable {
     ///   - isa: The micro-kernel variant; ``KernelISA/preferred`` unless you force one for testing.
     ///   - planCacheCapacity: Most input-shape signatures whose plans are kept. At least 1.
     ///   - memoryLimitBytes: Largest arena of intermediate values one run may need; a run that needs more throws `.limitExceeded`.
+    ///   - threadPool: Kernel threads shared with other sessions, in place of the session's own
+    ///     `threadCount` threads.
     public init(
         threadCount: Int? = nil,
         optimizationLevel: OptimizationLevel = .all,
         isa: KernelISA = .preferred,
         planCacheCapacity: Int = 32,
-        memoryLimitBytes: Int = 8 << 30
+        memoryLimitBytes: Int = 8 << 30,
+        threadPool: SharedThreadPool? = nil
     ) {
-        self.threadCount = max(1, threadCount ?? Self.onlineProcessorCount)
+        self.threadCount = threadPool?.threadCount ?? max(1, threadCount ?? Self.onlineProcessorCount)
+        self.threadPool = threadPool
         self.optimizationLevel = optimizationLevel
         self.isa = isa
         self.planCacheCapacity = max(1, planCacheCapacity)

@@ -125,6 +125,9 @@ public struct HandlerContext: Sendable {
     public var modelPath: String
     /// The model's `config.json` (or command-line) settings.
     public var configuration: ModelConfiguration
+    /// The kernel threads the server's models share; a model whose configuration sets `threads`
+    /// has threads of its own instead. `nil` outside a ``ModelRepository``.
+    public var threadPool: SharedThreadPool?
 
     /// Creates a context.
     ///
@@ -134,12 +137,23 @@ public struct HandlerContext: Sendable {
     ///   - modelDirectory: The version's folder.
     ///   - modelPath: The model file.
     ///   - configuration: The model's settings.
-    public init(modelName: String, version: String, modelDirectory: String, modelPath: String, configuration: ModelConfiguration) {
+    ///   - threadPool: The kernel threads the server's models share.
+    public init(
+        modelName: String, version: String, modelDirectory: String, modelPath: String, configuration: ModelConfiguration,
+        threadPool: SharedThreadPool? = nil
+    ) {
         self.modelName = modelName
         self.version = version
         self.modelDirectory = modelDirectory
         self.modelPath = modelPath
         self.configuration = configuration
+        self.threadPool = threadPool
+    }
+
+    /// Session options for this model: its own `threads` when its configuration sets them,
+    /// otherwise the server's shared ``threadPool``.
+    public var sessionOptions: SessionOptions {
+        configuration.threads > 0 ? SessionOptions(threadCount: configuration.threads) : SessionOptions(threadPool: threadPool)
     }
 }
 
@@ -225,6 +239,18 @@ extension ModelHandler {
 
     /// By default requests are not stacked: each runs on its own.
     public var supportsBatching: Bool { false }
+}
+
+/// A handler that can answer one request on the calling thread, for models so small that a hop to
+/// another thread costs more than running them. The HTTP server then answers such a model's v2
+/// infer requests on the connection's event loop, without the router or the batcher
+/// (``InlineInferenceHandler``); everything else goes through ``ModelHandler/handle(_:context:)``.
+public protocol InlineModelHandler: ModelHandler {
+    /// Whether ``answerInline(_:context:)`` may be called: fixed once ``ModelHandler/initialize(_:)`` returns.
+    var answersInline: Bool { get }
+
+    /// The answer to `request`, computed on this thread.
+    func answerInline(_ request: HandlerRequest, context: HandlerContext) -> Result<HandlerResponse, HandlerError>
 }
 
 /// Handler types by name, so a model's `config.json` can pick one (`"handler": "screening"`).

@@ -6,9 +6,9 @@ import Onyx
 /// When every model input has a dynamic first axis, a batch of requests whose other axes agree is
 /// stacked into one run and the outputs are split back; otherwise each request runs on its own,
 /// concurrently, on the same session.
-public final class OnnxModelHandler: ModelHandler, @unchecked Sendable {
+public final class OnnxModelHandler: InlineModelHandler, @unchecked Sendable {
     // Set once in `initialize`, before any request; read-only afterwards.
-    private var session: InferenceSession?
+    private(set) var session: InferenceSession?
     /// Small models run inline on the request's task: a thread hop costs more than their inference.
     private var runsInline = false
     /// The model's inputs, after any `config.json` override.
@@ -23,16 +23,14 @@ public final class OnnxModelHandler: ModelHandler, @unchecked Sendable {
     /// Creates a handler; ``initialize(_:)`` loads the model.
     public init() {}
 
-    /// Loads the model at `context.modelPath` with the configured thread count and checks
+    /// Loads the model at `context.modelPath` on the server's shared threads (or the configured
+    /// thread count) and checks
     /// any `inputs`/`outputs` overrides against it.
     ///
     /// - Parameter context: The model to serve.
     /// - Throws: ``HandlerError`` (500) if an override does not fit the model, or ``OnyxError`` if the model cannot be loaded.
     public func initialize(_ context: HandlerContext) async throws {
-        let threads = context.configuration.threads
-        let session = try await Compute.run {
-            try InferenceSession(contentsOf: context.modelPath, options: SessionOptions(threadCount: threads == 0 ? nil : threads))
-        }
+        let session = try await Compute.run { try InferenceSession(contentsOf: context.modelPath, options: context.sessionOptions) }
         self.session = session
         jsonOutputs = Set(session.outputs.filter { !($0.valueType?.isTensor ?? true) }.map(\.name))
         runsInline = session.parameterCount.bytes <= Self.inlineParameterBytes
@@ -260,14 +258,9 @@ public final class OnnxModelHandler: ModelHandler, @unchecked Sendable {
             case .success(let outputs):
                 var offset = 0
                 for member in run.members {
-                    let wanted = requests[member.request].requestedOutputs ?? self.outputs.map(\.name)
                     do {
-                        let tensors = try wanted.map { name -> NamedTensor in
-                            let full = outputs[name]!
-                            let part = run.members.count == 1 ? full : try Batching.slice(full, rows: offset..<(offset + member.rows))
-                            return NamedTensor(name: name, tensor: part, holdsJSON: jsonOutputs.contains(name))
-                        }
-                        responses[member.request] = .success(.tensors(tensors))
+                        let rows = run.members.count == 1 ? nil : offset..<(offset + member.rows)
+                        responses[member.request] = .success(.tensors(try tensors(outputs, rows: rows, for: requests[member.request])))
                     } catch {
                         responses[member.request] = .failure(HandlerError(status: 500, "splitting the batch failed: \(error)"))
                     }
@@ -277,6 +270,39 @@ public final class OnnxModelHandler: ModelHandler, @unchecked Sendable {
         }
         return responses.enumerated().map { index, response in
             response ?? .failure(HandlerError(status: 500, "request \(index) got no result"))
+        }
+    }
+
+    /// The outputs `request` asked for (all by default), cut to `rows` of a stacked run.
+    private func tensors(_ outputs: [String: Tensor], rows: Range<Int>?, for request: HandlerRequest) throws -> [NamedTensor] {
+        try (request.requestedOutputs ?? self.outputs.map(\.name)).map { name in
+            let full = outputs[name]!
+            return NamedTensor(name: name, tensor: try rows.map { try Batching.slice(full, rows: $0) } ?? full,
+                               holdsJSON: jsonOutputs.contains(name))
+        }
+    }
+
+    /// Whether the model is small enough to run on the request's own thread (see ``inlineParameterBytes``).
+    public var answersInline: Bool { runsInline }
+
+    /// Checks and runs one request on this thread: ``preprocess(_:context:)``, ``inference(_:context:)``
+    /// and ``postprocess(_:requests:context:)`` for a batch of one, without their hops.
+    ///
+    /// - Parameters:
+    ///   - request: The request.
+    ///   - context: The model being served.
+    /// - Returns: Its outputs, or the error the batched path would give it.
+    public func answerInline(_ request: HandlerRequest, context: HandlerContext) -> Result<HandlerResponse, HandlerError> {
+        guard let session else { return .failure(HandlerError(status: 503, "model '\(context.modelName)' is not initialized")) }
+        do {
+            let outputs = try Self.run(session, try validate(request), jsonOutputs: jsonOutputs)
+            return .success(.tensors(try tensors(outputs, rows: nil, for: request)))
+        } catch let error as HandlerError {
+            return .failure(error)
+        } catch let error as OnyxError {
+            return .failure(HandlerError(status: error.code == .internalError ? 500 : 400, error.message))
+        } catch {
+            return .failure(HandlerError(status: 500, "\(error)"))
         }
     }
 }

@@ -37,7 +37,7 @@ public final class RequestScreeningHandler: ModelHandler, @unchecked Sendable {
     /// - Parameter context: The model to serve.
     /// - Throws: ``HandlerError`` (500) if the model's inputs or outputs do not fit, or `features.json` is malformed; ``OnyxError`` if the model cannot be loaded.
     public func initialize(_ context: HandlerContext) async throws {
-        let session = try await Compute.run { try InferenceSession(contentsOf: context.modelPath) }
+        let session = try await Compute.run { try InferenceSession(contentsOf: context.modelPath, options: context.sessionOptions) }
         guard session.inputs.count == 1, let shape = session.inputs[0].type?.shape, shape.rank == 2,
               case .fixed(let width) = shape.dimensions[1], session.outputs.count == 1 else {
             throw HandlerError(status: 500, "the screening handler needs a model with one [batch, N] input and one [batch, 2] output")

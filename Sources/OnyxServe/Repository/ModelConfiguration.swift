@@ -23,7 +23,8 @@ public struct ModelConfiguration: Sendable, Codable, Equatable {
     public var queueCapacity: Int
     /// A request still queued after this long gets 503.
     public var timeoutMilliseconds: Int
-    /// Threads one inference may use (0: the machine's cores).
+    /// Kernel threads of this model's own; 0 (the default) shares the server's pool
+    /// (``ModelRepository/threadPool``) with the other models.
     public var threads: Int
     /// Largest number of elements accepted in one request tensor.
     public var maxTensorElements: Int
@@ -134,7 +135,7 @@ public struct ModelConfiguration: Sendable, Codable, Equatable {
     ///   - instanceCount: Batches of the model that may run at the same time.
     ///   - queueCapacity: Requests queued or running beyond which new ones get 503.
     ///   - timeoutMilliseconds: A request still queued after this long gets 503.
-    ///   - threads: Threads one inference may use; 0 for the machine's cores.
+    ///   - threads: Kernel threads of the model's own; 0 to share the server's pool.
     ///   - maxTensorElements: Largest number of elements accepted in one request tensor.
     ///   - inputs: Declared inputs replacing the model's.
     ///   - outputs: Declared outputs replacing the model's.

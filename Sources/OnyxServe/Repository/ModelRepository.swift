@@ -12,6 +12,8 @@ public final class ServedModel: Sendable {
     private let batcherBox = Mutex<DynamicBatcher?>(nil)
     /// The state kept per sequence, for a model with `sequence_batching`.
     let sequences: SequenceTable?
+    /// The handler, when it answers requests on the caller's thread (cast once, not per request).
+    private let inlineHandler: (any InlineModelHandler)?
 
     init(handler: any ModelHandler, context: HandlerContext) throws {
         self.handler = handler
@@ -21,6 +23,8 @@ public final class ServedModel: Sendable {
         sequences = try context.configuration.sequenceBatching.map {
             try SequenceTable($0, inputs: handler.inputs, outputs: handler.outputs, modelName: context.modelName, metrics: metrics)
         }
+        // A stateful model's requests go through its sequences, never around them.
+        inlineHandler = sequences != nil ? nil : (handler as? any InlineModelHandler).flatMap { $0.answersInline ? $0 : nil }
     }
 
     /// The inputs clients send: the handler's, less the state the server feeds a stateful model.
@@ -55,6 +59,20 @@ public final class ServedModel: Sendable {
         if let sequences { return try await sequences.infer(request, batcher: batcher) }
         return try await batcher.submit(request)
     }
+
+    /// Whether ``inferNow(_:)`` answers: the handler runs this model on the caller's thread.
+    var answersInline: Bool { inlineHandler != nil }
+
+    /// Runs one request on the calling thread, bypassing the batcher (which only groups requests
+    /// for a model this small: it would run each inline anyway). `nil` when ``answersInline`` is false.
+    func inferNow(_ request: HandlerRequest) -> Result<HandlerResponse, HandlerError>? {
+        guard let inlineHandler else { return nil }
+        let started = ContinuousClock.now
+        let result = inlineHandler.answerInline(request, context: context)
+        metrics.recordQueue(.zero)
+        metrics.recordCompute(ContinuousClock.now - started, batchSize: 1)
+        return result
+    }
 }
 
 /// The models a server serves: one file, or a repository folder `DIR/<name>/<version>/model.onnx`
@@ -62,16 +80,26 @@ public final class ServedModel: Sendable {
 public final class ModelRepository: Sendable {
     /// The repository folder, when serving one (load/unload resolve names inside it only).
     public let root: String?
+    /// The kernel threads every model shares (but one whose configuration sets `threads`), so that
+    /// several models do not each start a thread per core.
+    public let threadPool: SharedThreadPool
     private let models = Mutex<[String: [String: ServedModel]]>([:])
 
     /// An empty repository; models are added with ``load(name:version:path:configuration:)``.
-    public init(root: String? = nil) {
+    ///
+    /// - Parameters:
+    ///   - root: The repository folder, when serving one.
+    ///   - threadPool: Kernel threads the models share; by default one per online CPU.
+    public init(root: String? = nil, threadPool: SharedThreadPool = SharedThreadPool()) {
         self.root = root.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+        self.threadPool = threadPool
     }
 
     /// Loads every model of a repository folder.
-    public static func open(_ root: String, defaults: ModelConfiguration = ModelConfiguration()) async throws -> ModelRepository {
-        let repository = ModelRepository(root: root)
+    public static func open(
+        _ root: String, defaults: ModelConfiguration = ModelConfiguration(), threadPool: SharedThreadPool = SharedThreadPool()
+    ) async throws -> ModelRepository {
+        let repository = ModelRepository(root: root, threadPool: threadPool)
         for name in try repository.availableModels() {
             try await repository.loadFromRepository(name, defaults: defaults)
         }
@@ -110,7 +138,7 @@ public final class ModelRepository: Sendable {
         guard !versions.isEmpty else { throw HandlerError.notFound("model '\(name)' has no <version>/model.onnx in the repository") }
         var loaded: [String: ServedModel] = [:]
         for version in versions {
-            loaded[version] = try await Self.makeModel(
+            loaded[version] = try await makeModel(
                 name: name, version: version, directory: folder + "/" + version,
                 path: folder + "/" + version + "/model.onnx", configuration: configuration)
         }
@@ -120,16 +148,18 @@ public final class ModelRepository: Sendable {
     /// Loads one model file under `name`.
     public func load(name: String, version: String = "1", path: String, configuration: ModelConfiguration = ModelConfiguration()) async throws {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        let model = try await Self.makeModel(name: name, version: version, directory: directory, path: path, configuration: configuration)
+        let model = try await makeModel(name: name, version: version, directory: directory, path: path, configuration: configuration)
         models.withLock { $0[name, default: [:]][version] = model }
     }
 
-    static func makeModel(name: String, version: String, directory: String, path: String, configuration: ModelConfiguration) async throws -> ServedModel {
+    func makeModel(name: String, version: String, directory: String, path: String, configuration: ModelConfiguration) async throws -> ServedModel {
         try configuration.validate("model '\(name)'")
         guard let handler = HandlerRegistry.make(configuration.handler) else {
             throw HandlerError(status: 500, "model '\(name)': unknown handler '\(configuration.handler)' (registered: \(HandlerRegistry.names.joined(separator: ", ")))")
         }
-        let context = HandlerContext(modelName: name, version: version, modelDirectory: directory, modelPath: path, configuration: configuration)
+        let context = HandlerContext(
+            modelName: name, version: version, modelDirectory: directory, modelPath: path, configuration: configuration,
+            threadPool: threadPool)
         do {
             try await handler.initialize(context)
         } catch let error as OnyxError {

@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 import Onyx
 
@@ -71,21 +72,42 @@ struct OpenInferenceV2Routes {
         let name = context.parameters.get("model") ?? ""
         return await Responses.measured(model: name, route: "infer", maxBodyBytes: configuration.maxBodyBytes) {
             let model = try repository.model(name, version: version)
-            var headerLength: Int?
-            if let field = request.headers[Responses.headerLengthField] {
-                guard let n = Int(field), n >= 0 else {
-                    throw HandlerError.badRequest("Inference-Header-Content-Length must be a non-negative integer, got '\(field)'")
-                }
-                headerLength = n
-            }
+            let headerLength = try InferExchange.headerLength(request.headers[Responses.headerLengthField])
             let body = try await request.collectBody(limit: configuration.maxBodyBytes)
-            let decoded = try InferenceProtocol.decodeRequest(
-                body, headerLength: headerLength, maxElements: model.context.configuration.maxTensorElements)
+            let decoded = try InferExchange.decode(body, headerLength: headerLength, for: model)
             let response = try await context.infer(decoded.request, on: model)
-            guard case .tensors(let outputs) = response else {
-                guard case .json(let value) = response else { throw HandlerError(status: 500, "no response") }
-                return Responses.json(value)
-            }
+            return InferExchange.answer(response, to: decoded, name: name, model: model).response
+        }
+    }
+}
+
+/// The parts of a v2 infer exchange that do not depend on how the request arrived: the router's
+/// route and ``InlineInferenceHandler`` share them.
+enum InferExchange {
+    /// `Inference-Header-Content-Length`: where the JSON part of a binary-tensor body ends.
+    static func headerLength(_ field: String?) throws -> Int? {
+        guard let field else { return nil }
+        guard let n = Int(field), n >= 0 else {
+            throw HandlerError.badRequest("Inference-Header-Content-Length must be a non-negative integer, got '\(field)'")
+        }
+        return n
+    }
+
+    static func decode(_ body: [UInt8], headerLength: Int?, for model: ServedModel) throws -> InferenceProtocol.DecodedRequest {
+        try InferenceProtocol.decodeRequest(body, headerLength: headerLength, maxElements: model.context.configuration.maxTensorElements)
+    }
+
+    /// The response to `decoded`: its outputs as JSON, or as binary after a JSON header when the
+    /// request asked for that.
+    static func answer(
+        _ response: HandlerResponse, to decoded: InferenceProtocol.DecodedRequest, name: String, model: ServedModel
+    ) -> Responses.Parts {
+        switch response {
+        case .json(let value):
+            var writer = JSONWriter()
+            writer.value(value)
+            return Responses.Parts(json: writer.bytes)
+        case .tensors(let outputs):
             let (bytes, jsonLength) = InferenceProtocol.encodeResponse(
                 modelName: name, version: model.context.version, id: decoded.request.id, outputs: outputs,
                 binaryOutputs: decoded.binaryOutputs, allBinary: decoded.allBinary)
@@ -94,7 +116,7 @@ struct OpenInferenceV2Routes {
                 headers[Responses.headerLengthField] = String(jsonLength)
                 headers[.contentType] = "application/octet-stream"
             }
-            return Responses.json(bytes, headers: headers)
+            return Responses.Parts(json: bytes, headers: headers)
         }
     }
 }

@@ -8,11 +8,36 @@ enum Responses {
     static let jsonType = "application/json"
     static let headerLengthField = HTTPField.Name("Inference-Header-Content-Length")!
 
+    /// A response before a server writes it: what the router's routes and ``InlineInferenceHandler`` both build.
+    struct Parts {
+        var status: HTTPResponse.Status
+        var headers: HTTPFields
+        var body: [UInt8]
+
+        /// `body` with its length, as JSON unless `headers` name another content type.
+        init(json body: [UInt8], status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) {
+            var fields = headers
+            if fields[.contentType] == nil { fields[.contentType] = Responses.jsonType }
+            fields[.contentLength] = String(body.count)
+            self.status = status
+            self.headers = fields
+            self.body = body
+        }
+
+        /// `{"error": "..."}` with the error's status (and `Retry-After` when it has one).
+        init(error: HandlerError) {
+            var headers: HTTPFields = [:]
+            if let retry = error.retryAfter { headers[.retryAfter] = String(retry) }
+            self.init(json: InferenceProtocol.errorBody(error.message), status: HTTPResponse.Status(code: error.status), headers: headers)
+        }
+
+        var response: Response {
+            Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+        }
+    }
+
     static func json(_ bytes: [UInt8], status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
-        var fields = headers
-        if fields[.contentType] == nil { fields[.contentType] = jsonType }
-        fields[.contentLength] = String(bytes.count)
-        return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+        Parts(json: bytes, status: status, headers: headers).response
     }
 
     static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
@@ -22,9 +47,7 @@ enum Responses {
     }
 
     static func error(_ error: HandlerError) -> Response {
-        var headers: HTTPFields = [:]
-        if let retry = error.retryAfter { headers[.retryAfter] = String(retry) }
-        return json(InferenceProtocol.errorBody(error.message), status: HTTPResponse.Status(code: error.status), headers: headers)
+        Parts(error: error).response
     }
 
     /// Maps anything a route throws to a ``HandlerError``.
@@ -52,6 +75,21 @@ enum Responses {
         }
         RequestMetrics.record(model: model, route: route, status: Int(response.status.code), duration: ContinuousClock.now - start)
         return response
+    }
+
+    /// ``measured(model:route:maxBodyBytes:_:)`` for a body that answers on the calling thread.
+    static func measuredNow(model: String, route: String, maxBodyBytes: Int, _ body: () throws -> Parts) -> Parts {
+        let start = ContinuousClock.now
+        RequestMetrics.inFlight.increment()
+        defer { RequestMetrics.inFlight.decrement() }
+        let parts: Parts
+        do {
+            parts = try body()
+        } catch {
+            parts = Parts(error: handlerError(error, maxBodyBytes: maxBodyBytes))
+        }
+        RequestMetrics.record(model: model, route: route, status: Int(parts.status.code), duration: ContinuousClock.now - start)
+        return parts
     }
 }
 
