@@ -176,6 +176,39 @@ import Testing
         }
     }
 
+    @Test func aSequenceHoldsAtMostTheQueueCapacityWaiting() async throws {
+        let gate = Gate()
+        HandlerRegistry.register("gated-gru") { GatedOnnxHandler(gate: gate) }
+        let repository = ModelRepository()
+        try await repository.load(
+            name: "gru", path: Self.folder.appendingPathComponent("model.onnx").path,
+            configuration: ModelConfiguration(handler: "gated-gru", queueCapacity: 2, sequenceBatching: .init(state: [Self.state])))
+        let model = try repository.model("gru")
+        let chunks = try Self.stream().chunks
+        let local = try Self.localRun(Array(chunks[0..<3]))
+        @Sendable func send(_ index: Int) async throws -> [Float] {
+            let request = HandlerRequest(inputs: [NamedTensor(name: "input", tensor: chunks[index])],
+                                         sequence: SequenceControl(id: .number(1), start: index == 0))
+            guard case .tensors(let outputs) = try await model.infer(request) else { return [] }
+            return try outputs[0].tensor.scalars(as: Float.self)
+        }
+        // The first holds the model at the gate; two more wait in line, in order.
+        let first = Task { try await send(0) }
+        for _ in 0..<2000 where await gate.entered == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        let second = Task { try await send(1) }
+        for _ in 0..<2000 where await model.sequences?.waitingCount(.number(1)) != 1 { try await Task.sleep(for: .milliseconds(10)) }
+        let third = Task { try await send(2) }
+        for _ in 0..<2000 where await model.sequences?.waitingCount(.number(1)) != 2 { try await Task.sleep(for: .milliseconds(10)) }
+        do {
+            _ = try await send(2)
+            Issue.record("a third request waiting in one sequence was accepted with a queue capacity of 2")
+        } catch let error as HandlerError {
+            #expect(error.status == 503 && error.message.contains("sequence 1 of model 'gru' has 2 requests waiting for their turn"), "\(error)")
+        }
+        await gate.open()
+        #expect(try await [first.value, second.value, third.value] == local)
+    }
+
     @Test func idleSequencesAreDropped() async throws {
         let chunk = try Self.stream().chunks[0]
         let repository = try await Self.repository(idleMilliseconds: 50)
@@ -260,5 +293,27 @@ import Testing
             #expect(unknown?.0 == .invalidArgument)
             #expect(unknown?.1.contains("sequence 5 of model 'gru' is not live") == true, "\(String(describing: unknown))")
         }
+    }
+}
+
+/// The ONNX handler with its inference held at a ``Gate``: a stateful model whose runs wait.
+final class GatedOnnxHandler: ModelHandler, @unchecked Sendable {
+    let inner = OnnxModelHandler()
+    let gate: Gate
+    init(gate: Gate) { self.gate = gate }
+    var inputs: [TensorMetadata] { inner.inputs }
+    var outputs: [TensorMetadata] { inner.outputs }
+    func initialize(_ context: HandlerContext) async throws { try await inner.initialize(context) }
+    func preprocess(_ requests: [HandlerRequest], context: HandlerContext) async throws -> OnnxModelHandler.Prepared {
+        try await inner.preprocess(requests, context: context)
+    }
+    func inference(_ prepared: OnnxModelHandler.Prepared, context: HandlerContext) async throws -> OnnxModelHandler.Computed {
+        await gate.pass()
+        return try await inner.inference(prepared, context: context)
+    }
+    func postprocess(_ computed: OnnxModelHandler.Computed, requests: [HandlerRequest], context: HandlerContext) async throws
+        -> [Result<HandlerResponse, HandlerError>]
+    {
+        try await inner.postprocess(computed, requests: requests, context: context)
     }
 }

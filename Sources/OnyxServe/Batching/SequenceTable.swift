@@ -7,7 +7,8 @@ import Onyx
 /// A sequence starts with a request flagged `sequence_start` and ends with one flagged
 /// `sequence_end`, or when it has been idle longer than `max_sequence_idle_ms`. Its requests run
 /// one at a time, in the order they arrive; those of different sequences run (and batch) together.
-/// At most `max_sequences` live at once: a start beyond that gets 429.
+/// At most `max_sequences` live at once: a start beyond that gets 429; at most `queue_capacity`
+/// requests of one sequence wait for their turn: one more gets 503.
 actor SequenceTable {
     /// One state pair, checked against the model.
     struct StateSpec: Sendable {
@@ -34,6 +35,8 @@ actor SequenceTable {
     private let idle: Duration
     private let idleMilliseconds: Int
     private let capacity: Int
+    /// Most requests of one sequence waiting for their turn (the model's queue capacity).
+    private let maxWaiting: Int
     private let metrics: ModelMetrics
     /// The model inputs the server feeds (clients do not send them).
     nonisolated let stateInputs: Set<String>
@@ -47,7 +50,7 @@ actor SequenceTable {
     ///
     /// - Throws: ``HandlerError`` (500, failing the load) naming the state pair that does not fit.
     init(_ configuration: ModelConfiguration.SequenceBatching, inputs: [TensorMetadata], outputs: [TensorMetadata],
-         modelName: String, metrics: ModelMetrics) throws {
+         modelName: String, maxWaiting: Int, metrics: ModelMetrics) throws {
         var specs: [StateSpec] = []
         for pair in configuration.state {
             let origin = "model '\(modelName)': sequence_batching state '\(pair.inputName)' → '\(pair.outputName)'"
@@ -77,6 +80,7 @@ actor SequenceTable {
         self.idle = .milliseconds(configuration.maxSequenceIdleMilliseconds)
         self.idleMilliseconds = configuration.maxSequenceIdleMilliseconds
         self.capacity = configuration.maxSequences
+        self.maxWaiting = maxWaiting
         self.metrics = metrics
         self.stateInputs = Set(specs.map(\.input))
         self.stateOutputs = Set(specs.map(\.output))
@@ -84,6 +88,9 @@ actor SequenceTable {
 
     /// Sequences alive (running, waiting or idle).
     var liveCount: Int { entries.count }
+
+    /// Requests of sequence `id` waiting for their turn.
+    func waitingCount(_ id: SequenceControl.ID) -> Int { entries[id]?.waiters.count ?? 0 }
 
     /// Runs `request` in its sequence's turn through `batcher`, fed the sequence's state; keeps
     /// the state it leaves, and answers without the state outputs unless the client named them.
@@ -157,6 +164,9 @@ actor SequenceTable {
             return nil
         }
         if entry.busy {
+            guard entry.waiters.count < maxWaiting else {
+                throw HandlerError.overloaded("sequence \(id) of model '\(modelName)' has \(maxWaiting) requests waiting for their turn")
+            }
             nextTicket += 1
             let ticket = nextTicket
             try await withTaskCancellationHandler {

@@ -21,7 +21,9 @@ public final class ServedModel: Sendable {
         let metrics = ModelMetrics(model: context.modelName)
         self.metrics = metrics
         sequences = try context.configuration.sequenceBatching.map {
-            try SequenceTable($0, inputs: handler.inputs, outputs: handler.outputs, modelName: context.modelName, metrics: metrics)
+            try SequenceTable(
+                $0, inputs: handler.inputs, outputs: handler.outputs, modelName: context.modelName,
+                maxWaiting: context.configuration.queueCapacity, metrics: metrics)
         }
         // A stateful model's requests go through its sequences, never around them.
         inlineHandler = sequences != nil ? nil : (handler as? any InlineModelHandler).flatMap { $0.answersInline ? $0 : nil }
