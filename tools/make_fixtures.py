@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Writes the small fixtures under Fixtures/ (committed; each folder < 2 MB).
 
-    python3 tools/make_fixtures.py [--out Fixtures] [--only screener]
+    python3 tools/make_fixtures.py [--out Fixtures] [--only screener|pytorch|stateful]
 
+The stateful GRU step (tools/stateful_fixture.py): state in and out, for `onyx serve`'s sequences.
 PyTorch models: random weights (fixed seeds), eval mode, both exporters; expected outputs from
 PyTorch. The request screener (tools/screener.py): scikit-learn, exported with skl2onnx; expected
 outputs from onnxruntime (its StringNormalizer needs the en_US.UTF-8 locale: `locale-gen`).
@@ -97,18 +98,29 @@ FIXTURES = [
 ]
 
 
+def report(name, folder, detail):
+    """Prints a written fixture's size and check; stops if it is over the 2 MB budget."""
+    size = folder_size(folder)
+    print(f"{name}: {size / 1024:.0f} KiB, {detail}")
+    if size > 2 * 1024 * 1024:
+        raise SystemExit(f"{name} is {size} bytes, over the 2 MB fixture budget")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "Fixtures"))
-    parser.add_argument("--only", choices=["pytorch", "screener"], help="write only these fixtures")
+    parser.add_argument("--only", choices=["pytorch", "screener", "stateful"], help="write only these fixtures")
     args = parser.parse_args()
+    if args.only in (None, "stateful"):
+        import stateful_fixture
+        folder, worst = stateful_fixture.write(args.out)
+        report("stateful_gru", folder, f"onnxruntime vs PyTorch over a 100-chunk stream {worst:.2e}")
+    if args.only == "stateful":
+        return
     if args.only != "pytorch":
         import screener
         folder, worst = screener.write(args.out)
-        size = folder_size(folder)
-        print(f"screener: {size / 1024:.0f} KiB, onnxruntime vs scikit-learn probabilities {worst:.2e}")
-        if size > 2 * 1024 * 1024:
-            raise SystemExit(f"screener is {size} bytes, over the 2 MB fixture budget")
+        report("screener", folder, f"onnxruntime vs scikit-learn probabilities {worst:.2e}")
     if args.only == "screener":
         return
     for seed, (base, make, shape) in enumerate(FIXTURES):

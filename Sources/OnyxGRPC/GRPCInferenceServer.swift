@@ -49,8 +49,10 @@ public struct GRPCInferenceServer: Service {
                 config.rpc.maxRequestPayloadSize = configuration.maxBodyBytes
                 config.connection.maxIdleTime = .seconds(configuration.idleTimeoutSeconds)
             })
+        let shutdown = ShutdownFlag()
         let server = GRPCServer(
-            transport: transport, services: [InferenceService(repository: repository, configuration: configuration)])
+            transport: transport,
+            services: [InferenceService(repository: repository, configuration: configuration, shutdown: shutdown)])
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
                 group.addTask { try await server.serve() }
@@ -61,6 +63,7 @@ public struct GRPCInferenceServer: Service {
                 }
             }
         } onGracefulShutdown: {
+            shutdown.set()
             server.beginGracefulShutdown()
         }
     }

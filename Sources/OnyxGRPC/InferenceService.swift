@@ -9,6 +9,8 @@ import Synchronization
 struct InferenceService: Inference_GRPCInferenceService.ServiceProtocol {
     let repository: ModelRepository
     let configuration: ServerConfiguration
+    /// Set when the server begins a graceful shutdown.
+    var shutdown = ShutdownFlag()
 
     func serverLive(
         request: ServerRequest<Inference_ServerLiveRequest>, context: ServerContext
@@ -59,8 +61,8 @@ struct InferenceService: Inference_GRPCInferenceService.ServiceProtocol {
             $0.name = name
             $0.versions = repository.versions(of: name)
             $0.platform = served.platform
-            $0.inputs = tensors(served.handler.inputs)
-            $0.outputs = tensors(served.handler.outputs)
+            $0.inputs = tensors(served.inputs)
+            $0.outputs = tensors(served.outputs)
         })
     }
 
@@ -71,14 +73,26 @@ struct InferenceService: Inference_GRPCInferenceService.ServiceProtocol {
         let start = ContinuousClock.now
         RequestMetrics.inFlight.increment()
         defer { RequestMetrics.inFlight.decrement() }
-        // The client's deadline is watched here, not through grpc-swift's RPC cancellation: that
-        // also fires when the server begins a graceful shutdown, whose RPCs in flight must still
-        // be answered. Past the deadline the answer is DEADLINE_EXCEEDED; the request already
-        // queued still runs.
+        // The client's deadline is watched here: past it the answer is DEADLINE_EXCEEDED at once,
+        // and a request still queued then is dropped by the batcher without running (one already
+        // running finishes unheard).
+        let deadline = Self.timeout(request.metadata).map { start + $0 }
         let deadlineError = RPCError(
             code: .deadlineExceeded, message: "the request's deadline passed before model '\(message.modelName)' answered")
+        let work = Task { try await infer(message, deadline: deadline) }
         do {
-            let response = try await untilTimeout(Self.timeout(request.metadata), deadlineError) { try await infer(message) }
+            let response = try await withRPCCancellationHandler {
+                try await untilDeadline(deadline, deadlineError, work)
+            } onCancelRPC: { [shutdown] in
+                // grpc-swift cancels an RPC when its client resets the stream (cancels the call or
+                // disconnects), when its deadline passes, and when the server begins a graceful
+                // shutdown. Only the first means no one waits for the answer: the request leaves
+                // the queue. At the deadline the batcher drops it itself (counted as a timeout);
+                // in a shutdown, calls in flight are still answered.
+                if shutdown.isShuttingDown { return }
+                if let deadline, deadline - .now < .milliseconds(100) { return }
+                work.cancel()
+            }
             RequestMetrics.record(model: message.modelName, route: "grpc_infer", status: 200, duration: .now - start)
             return ServerResponse(message: response)
         } catch {
@@ -93,9 +107,10 @@ struct InferenceService: Inference_GRPCInferenceService.ServiceProtocol {
     }
 
     /// Decodes, runs through the model's batcher and encodes, as the REST `/infer` route does.
-    private func infer(_ message: Inference_ModelInferRequest) async throws -> Inference_ModelInferResponse {
+    private func infer(_ message: Inference_ModelInferRequest, deadline: ContinuousClock.Instant?) async throws -> Inference_ModelInferResponse {
         let served = try repository.model(message.modelName, version: message.modelVersion.isEmpty ? nil : message.modelVersion)
-        let request = try message.handlerRequest(maxElements: served.context.configuration.maxTensorElements)
+        var request = try message.handlerRequest(maxElements: served.context.configuration.maxTensorElements)
+        if let deadline { request.tighten(deadline: deadline) }
         switch try await served.infer(request) {
         case .tensors(let outputs):
             return try Inference_ModelInferResponse(
@@ -133,15 +148,15 @@ struct InferenceService: Inference_GRPCInferenceService.ServiceProtocol {
     }
 }
 
-/// Runs `operation` until it answers or `timeout` passes, whichever comes first; past the timeout
-/// throws `error` at once and leaves `operation` to finish unheard.
-private func untilTimeout<Output: Sendable>(
-    _ timeout: Duration?, _ error: RPCError, _ operation: @escaping @Sendable () async throws -> Output
+/// Waits for `work` until it answers or `deadline` passes, whichever comes first; past the
+/// deadline throws `error` at once and leaves `work` to finish unheard.
+private func untilDeadline<Output: Sendable>(
+    _ deadline: ContinuousClock.Instant?, _ error: RPCError, _ work: Task<Output, any Error>
 ) async throws -> Output {
-    guard let timeout else { return try await operation() }
+    guard let deadline else { return try await work.value }
     let answer = FirstAnswer<Output>()
     let timer = Task {
-        guard (try? await Task.sleep(for: timeout)) != nil else { return }
+        guard (try? await Task.sleep(until: deadline, clock: .continuous)) != nil else { return }
         answer.give(.failure(error))
     }
     defer { timer.cancel() }
@@ -149,12 +164,24 @@ private func untilTimeout<Output: Sendable>(
         answer.wait(continuation)
         Task {
             do {
-                answer.give(.success(try await operation()))
+                answer.give(.success(try await work.value))
             } catch {
                 answer.give(.failure(error))
             }
         }
     }
+}
+
+/// Whether the server has begun a graceful shutdown, which grpc-swift also reports to the RPCs in
+/// flight as a cancellation.
+final class ShutdownFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+
+    /// Whether the shutdown has begun.
+    var isShuttingDown: Bool { flag.load(ordering: .acquiring) }
+
+    /// Records that the shutdown has begun.
+    func set() { flag.store(true, ordering: .releasing) }
 }
 
 /// Hands the first of several results to one waiting continuation; later ones are dropped.

@@ -29,6 +29,7 @@ extension Inference_ModelInferRequest {
                 "raw_input_contents has \(rawInputContents.count) entries for \(inputs.count) inputs: give one per input, or none and use contents")
         }
         var request = HandlerRequest(id: id.isEmpty ? nil : id, parameters: parameters.mapValues(\.jsonValue))
+        try request.readControlParameters(exactSequenceID: exactSequenceID)
         for (index, input) in inputs.enumerated() {
             let name = input.name
             guard !name.isEmpty else { throw HandlerError.badRequest("input #\(index) needs a name") }
@@ -64,6 +65,16 @@ extension Inference_ModelInferRequest {
         }
         if !outputs.isEmpty { request.requestedOutputs = outputs.map(\.name) }
         return request
+    }
+
+    /// A numeric `sequence_id` as sent (int64 or uint64, as tritonclient sends it), not rounded
+    /// through a JSON number; nil for a string, zero or negative id (the shared parsing judges those).
+    var exactSequenceID: SequenceControl.ID? {
+        switch parameters["sequence_id"]?.parameterChoice {
+        case .int64Param(let value)? where value > 0: .number(UInt64(value))
+        case .uint64Param(let value)? where value > 0: .number(value)
+        default: nil
+        }
     }
 
     /// Whether the client asked for typed `contents` rather than `raw_output_contents`: the request

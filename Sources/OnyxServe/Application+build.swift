@@ -20,7 +20,11 @@ public func buildApplication(
         router: router,
         server: HTTPServerBuilder { responder in
             InlineInferenceChannel(
-                base: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)))),
+                base: HTTP1Channel(
+                    responder: responder,
+                    configuration: .init(
+                        additionalChannelHandlers: [ConnectionWatchHandler()],
+                        idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)))),
                 repository: repository, configuration: configuration)
         },
         configuration: ApplicationConfiguration(
@@ -32,8 +36,8 @@ public func buildApplication(
 }
 
 /// The router alone (for tests and embedding).
-public func buildRouter(repository: ModelRepository, configuration: ServerConfiguration) -> Router<BasicRequestContext> {
-    let router = Router(context: BasicRequestContext.self)
+public func buildRouter(repository: ModelRepository, configuration: ServerConfiguration) -> Router<ServeRequestContext> {
+    let router = Router(context: ServeRequestContext.self)
     OpenInferenceV2Routes(repository: repository, configuration: configuration).register(on: router)
     TorchServeRoutes(repository: repository, configuration: configuration).register(on: router)
     if configuration.repositoryControl {

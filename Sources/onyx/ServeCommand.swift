@@ -117,11 +117,15 @@ struct ServeCommand: AsyncParsableCommand {
             let describe = { (list: [TensorMetadata]) in
                 list.map { "\($0.name): \($0.datatype.protocolName)\($0.shape)" }.joined(separator: ", ")
             }
-            logger.info("model ready", metadata: [
+            var metadata: Logger.Metadata = [
                 "model": "\(served.context.modelName)", "version": "\(served.context.version)",
-                "inputs": "\(describe(served.handler.inputs))", "outputs": "\(describe(served.handler.outputs))",
+                "inputs": "\(describe(served.inputs))", "outputs": "\(describe(served.outputs))",
                 "batching": "\(served.handler.supportsBatching ? "up to \(served.context.configuration.maxBatchSize)" : "off")",
-            ])
+            ]
+            if let sequences = served.context.configuration.sequenceBatching {
+                metadata["state"] = "\(sequences.state.map { "\($0.outputName) → \($0.inputName)" }.joined(separator: ", ")) per sequence"
+            }
+            logger.info("model ready", metadata: metadata)
         }
         let configuration = ServerConfiguration(
             host: host, port: port, maxBodyBytes: maxBodyBytes, idleTimeoutSeconds: idleTimeout,

@@ -107,7 +107,9 @@ import Glibc
     /// Runs the server exactly as `onyx serve` builds it on an ephemeral port. (HummingbirdTesting's
     /// `.live` rebuilds the application configuration with a new address and drops the connection
     /// limit on the way, so it cannot test that.)
-    static func withServer(_ configuration: ServerConfiguration, _ body: @Sendable (Int) async throws -> Void) async throws {
+    static func withServer(
+        _ configuration: ServerConfiguration, repository: ModelRepository? = nil, _ body: @Sendable (Int) async throws -> Void
+    ) async throws {
         var configuration = configuration
         configuration.host = "127.0.0.1"
         configuration.port = 0
@@ -115,7 +117,8 @@ import Glibc
         // Stopping by cancellation makes the server log a harmless "Already closed" at error level.
         var logger = Logger(label: "onyx.test")
         logger.logLevel = .critical
-        let app = buildApplication(repository: try await ServerTests.repository(), configuration: configuration, logger: logger) { channel in
+        let models = if let repository { repository } else { try await ServerTests.repository() }
+        let app = buildApplication(repository: models, configuration: configuration, logger: logger) { channel in
             continuation.yield(channel.localAddress?.port ?? 0)
         }
         try await withThrowingTaskGroup(of: Void.self) { group in

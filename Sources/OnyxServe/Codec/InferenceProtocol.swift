@@ -40,6 +40,7 @@ public enum InferenceProtocol {
         var request = HandlerRequest()
         request.id = document["id"]?.stringValue
         if case .object(let parameters)? = document["parameters"] { request.parameters = parameters }
+        try request.readControlParameters()
 
         var binaryOffset = jsonLength
         for (index, value) in inputValues.enumerated() {

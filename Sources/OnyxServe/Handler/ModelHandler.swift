@@ -36,6 +36,11 @@ public struct HandlerRequest: Sendable {
     public var parameters: [String: JSONValue]
     /// The parsed JSON body when a handler defines its own format (`/predictions` with a custom handler).
     public var json: JSONValue?
+    /// The stateful sequence the request belongs to (`sequence_id` and its flags), if any.
+    public var sequence: SequenceControl?
+    /// When the client stops waiting (the `timeout` parameter, a gRPC deadline): a request still
+    /// queued then is dropped without running.
+    public var deadline: ContinuousClock.Instant?
 
     /// Creates a request, for handlers called directly and for tests.
     ///
@@ -45,13 +50,18 @@ public struct HandlerRequest: Sendable {
     ///   - requestedOutputs: Outputs to return; `nil` for all.
     ///   - parameters: Request-level protocol parameters.
     ///   - json: The raw JSON body, for handlers with their own format.
+    ///   - sequence: The stateful sequence the request belongs to.
+    ///   - deadline: When the client stops waiting.
     public init(id: String? = nil, inputs: [NamedTensor] = [], requestedOutputs: [String]? = nil,
-                parameters: [String: JSONValue] = [:], json: JSONValue? = nil) {
+                parameters: [String: JSONValue] = [:], json: JSONValue? = nil,
+                sequence: SequenceControl? = nil, deadline: ContinuousClock.Instant? = nil) {
         self.id = id
         self.inputs = inputs
         self.requestedOutputs = requestedOutputs
         self.parameters = parameters
         self.json = json
+        self.sequence = sequence
+        self.deadline = deadline
     }
 }
 

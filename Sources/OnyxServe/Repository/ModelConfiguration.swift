@@ -5,7 +5,9 @@ import Foundation
 /// ```json
 /// {"handler": "onnx", "max_batch_size": 8, "max_queue_delay_ms": 0, "instance_count": 2,
 ///  "queue_capacity": 64, "timeout_ms": 30000, "threads": 1,
-///  "inputs": [{"name": "input", "datatype": "FP32", "dims": [-1, 64]}]}
+///  "inputs": [{"name": "input", "datatype": "FP32", "dims": [-1, 64]}],
+///  "sequence_batching": {"state": [{"input_name": "state", "output_name": "stateN"}],
+///                        "max_sequence_idle_ms": 60000, "max_sequences": 1024}}
 /// ```
 public struct ModelConfiguration: Sendable, Codable, Equatable {
     /// The registered handler type (`onnx` by default).
@@ -31,6 +33,76 @@ public struct ModelConfiguration: Sendable, Codable, Equatable {
     public var inputs: [TensorOverride]?
     /// Declared outputs, likewise.
     public var outputs: [TensorOverride]?
+    /// State the server keeps per sequence for a stateful model (Triton's `sequence_batching`
+    /// with implicit state); `nil` for a stateless model.
+    public var sequenceBatching: SequenceBatching?
+
+    /// A stateful model's sequences: which model inputs are fed from which outputs of the
+    /// sequence's previous request, how long an idle sequence lives, how many may live at once.
+    public struct SequenceBatching: Sendable, Codable, Equatable {
+        /// One state tensor: the input fed, each request, from the output of the one before.
+        public struct State: Sendable, Codable, Equatable {
+            /// The model input the state is fed into (`state`).
+            public var inputName: String
+            /// The model output the next state is read from (`stateN`).
+            public var outputName: String
+            /// The state's shape, for its initial value (zeros); `-1` takes the request's batch
+            /// size (the first axis of its first input). `nil`: the input's declared shape.
+            public var dims: [Int]?
+
+            /// Creates a state pair.
+            ///
+            /// - Parameters:
+            ///   - inputName: The model input the state is fed into.
+            ///   - outputName: The model output the next state is read from.
+            ///   - dims: The initial state's shape, `-1` for the batch size; `nil` for the input's declared shape.
+            public init(inputName: String, outputName: String, dims: [Int]? = nil) {
+                self.inputName = inputName
+                self.outputName = outputName
+                self.dims = dims
+            }
+
+            enum CodingKeys: String, CodingKey {
+                case inputName = "input_name"
+                case outputName = "output_name"
+                case dims
+            }
+        }
+
+        /// The state pairs.
+        public var state: [State]
+        /// A sequence with no request for this long is dropped, with its state.
+        public var maxSequenceIdleMilliseconds: Int
+        /// Most sequences alive at once; a start beyond it gets 429 (gRPC RESOURCE_EXHAUSTED).
+        public var maxSequences: Int
+
+        /// Creates sequence settings.
+        ///
+        /// - Parameters:
+        ///   - state: The state pairs.
+        ///   - maxSequenceIdleMilliseconds: How long an idle sequence lives.
+        ///   - maxSequences: Most sequences alive at once.
+        public init(state: [State], maxSequenceIdleMilliseconds: Int = 60_000, maxSequences: Int = 1024) {
+            self.state = state
+            self.maxSequenceIdleMilliseconds = maxSequenceIdleMilliseconds
+            self.maxSequences = maxSequences
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case state
+            case maxSequenceIdleMilliseconds = "max_sequence_idle_ms"
+            case maxSequences = "max_sequences"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let defaults = SequenceBatching(state: [])
+            state = try c.decode([State].self, forKey: .state)
+            maxSequenceIdleMilliseconds = try c.decodeIfPresent(Int.self, forKey: .maxSequenceIdleMilliseconds)
+                ?? defaults.maxSequenceIdleMilliseconds
+            maxSequences = try c.decodeIfPresent(Int.self, forKey: .maxSequences) ?? defaults.maxSequences
+        }
+    }
 
     /// One `inputs`/`outputs` entry of config.json: `{"name": "x", "datatype": "FP32", "dims": [-1, 64]}`.
     public struct TensorOverride: Sendable, Codable, Equatable {
@@ -67,10 +139,11 @@ public struct ModelConfiguration: Sendable, Codable, Equatable {
     ///   - maxTensorElements: Largest number of elements accepted in one request tensor.
     ///   - inputs: Declared inputs replacing the model's.
     ///   - outputs: Declared outputs replacing the model's.
+    ///   - sequenceBatching: The state kept per sequence, for a stateful model.
     public init(
         handler: String = "onnx", maxBatchSize: Int = 8, maxQueueDelayMilliseconds: Int = 0, instanceCount: Int = 2,
         queueCapacity: Int = 256, timeoutMilliseconds: Int = 30_000, threads: Int = 0, maxTensorElements: Int = 1 << 26,
-        inputs: [TensorOverride]? = nil, outputs: [TensorOverride]? = nil
+        inputs: [TensorOverride]? = nil, outputs: [TensorOverride]? = nil, sequenceBatching: SequenceBatching? = nil
     ) {
         self.handler = handler
         self.maxBatchSize = maxBatchSize
@@ -82,6 +155,7 @@ public struct ModelConfiguration: Sendable, Codable, Equatable {
         self.maxTensorElements = maxTensorElements
         self.inputs = inputs
         self.outputs = outputs
+        self.sequenceBatching = sequenceBatching
     }
 
     enum CodingKeys: String, CodingKey {
@@ -95,6 +169,7 @@ public struct ModelConfiguration: Sendable, Codable, Equatable {
         case maxTensorElements = "max_tensor_elements"
         case inputs
         case outputs
+        case sequenceBatching = "sequence_batching"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -110,6 +185,7 @@ public struct ModelConfiguration: Sendable, Codable, Equatable {
         maxTensorElements = try c.decodeIfPresent(Int.self, forKey: .maxTensorElements) ?? defaults.maxTensorElements
         inputs = try c.decodeIfPresent([TensorOverride].self, forKey: .inputs)
         outputs = try c.decodeIfPresent([TensorOverride].self, forKey: .outputs)
+        sequenceBatching = try c.decodeIfPresent(SequenceBatching.self, forKey: .sequenceBatching)
     }
 
     /// Reads `config.json`, checking every value.
@@ -131,6 +207,11 @@ public struct ModelConfiguration: Sendable, Codable, Equatable {
         guard maxBatchSize >= 1, maxQueueDelayMilliseconds >= 0, instanceCount >= 1, queueCapacity >= 1,
               timeoutMilliseconds >= 1, threads >= 0, maxTensorElements >= 1 else {
             throw HandlerError(status: 500, "\(origin): batch size, instances, queue capacity and timeout must be ≥ 1; delays and threads ≥ 0")
+        }
+        if let sequences = sequenceBatching {
+            guard !sequences.state.isEmpty, sequences.maxSequenceIdleMilliseconds >= 1, sequences.maxSequences >= 1 else {
+                throw HandlerError(status: 500, "\(origin): sequence_batching needs at least one state pair, and max_sequence_idle_ms and max_sequences ≥ 1")
+            }
         }
     }
 }

@@ -10,14 +10,35 @@ public final class ServedModel: Sendable {
     public let context: HandlerContext
     let metrics: ModelMetrics
     private let batcherBox = Mutex<DynamicBatcher?>(nil)
+    /// The state kept per sequence, for a model with `sequence_batching`.
+    let sequences: SequenceTable?
     /// The handler, when it answers requests on the caller's thread (cast once, not per request).
     private let inlineHandler: (any InlineModelHandler)?
 
-    init(handler: any ModelHandler, context: HandlerContext) {
+    init(handler: any ModelHandler, context: HandlerContext) throws {
         self.handler = handler
         self.context = context
-        self.metrics = ModelMetrics(model: context.modelName)
-        inlineHandler = (handler as? any InlineModelHandler).flatMap { $0.answersInline ? $0 : nil }
+        let metrics = ModelMetrics(model: context.modelName)
+        self.metrics = metrics
+        sequences = try context.configuration.sequenceBatching.map {
+            try SequenceTable(
+                $0, inputs: handler.inputs, outputs: handler.outputs, modelName: context.modelName,
+                maxWaiting: context.configuration.queueCapacity, metrics: metrics)
+        }
+        // A stateful model's requests go through its sequences, never around them.
+        inlineHandler = sequences != nil ? nil : (handler as? any InlineModelHandler).flatMap { $0.answersInline ? $0 : nil }
+    }
+
+    /// The inputs clients send: the handler's, less the state the server feeds a stateful model.
+    public var inputs: [TensorMetadata] {
+        guard let sequences else { return handler.inputs }
+        return handler.inputs.filter { !sequences.stateInputs.contains($0.name) }
+    }
+
+    /// The outputs clients get: the handler's, less the state the server keeps for a stateful model.
+    public var outputs: [TensorMetadata] {
+        guard let sequences else { return handler.outputs }
+        return handler.outputs.filter { !sequences.stateOutputs.contains($0.name) }
     }
 
     var batcher: DynamicBatcher {
@@ -34,9 +55,11 @@ public final class ServedModel: Sendable {
         context.configuration.handler == "onnx" ? "onnx_onyx" : context.configuration.handler
     }
 
-    /// Runs one request through the batcher.
+    /// Runs one request through the batcher (in its sequence's turn, fed its state, for a
+    /// stateful model). Cancelling the calling task takes a request still queued out of the queue.
     public func infer(_ request: HandlerRequest) async throws -> HandlerResponse {
-        try await batcher.submit(request)
+        if let sequences { return try await sequences.infer(request, batcher: batcher) }
+        return try await batcher.submit(request)
     }
 
     /// Whether ``inferNow(_:)`` answers: the handler runs this model on the caller's thread.
@@ -144,7 +167,7 @@ public final class ModelRepository: Sendable {
         } catch let error as OnyxError {
             throw HandlerError(status: 500, "model '\(name)' version \(version) failed to load: \(error.message)")
         }
-        return ServedModel(handler: handler, context: context)
+        return try ServedModel(handler: handler, context: context)
     }
 
     /// Stops serving `name`.

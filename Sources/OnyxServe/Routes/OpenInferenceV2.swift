@@ -7,7 +7,7 @@ struct OpenInferenceV2Routes {
     let repository: ModelRepository
     let configuration: ServerConfiguration
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<ServeRequestContext>) {
         router.get("v2") { _, _ in
             Responses.json(.object([
                 "name": .string(configuration.serverName),
@@ -34,7 +34,7 @@ struct OpenInferenceV2Routes {
         }
     }
 
-    private func metadata(_ context: BasicRequestContext, version: String?) async throws -> Response {
+    private func metadata(_ context: ServeRequestContext, version: String?) async throws -> Response {
         let name = try context.parameters.require("model")
         do {
             let model = try repository.model(name, version: version)
@@ -48,15 +48,15 @@ struct OpenInferenceV2Routes {
                 "name": .string(name),
                 "versions": .array(repository.versions(of: name).map { .string($0) }),
                 "platform": .string(model.platform),
-                "inputs": tensors(model.handler.inputs),
-                "outputs": tensors(model.handler.outputs),
+                "inputs": tensors(model.inputs),
+                "outputs": tensors(model.outputs),
             ]))
         } catch let error as HandlerError {
             return Responses.error(error)
         }
     }
 
-    private func ready(_ context: BasicRequestContext, version: String?) -> Response {
+    private func ready(_ context: ServeRequestContext, version: String?) -> Response {
         guard let name = context.parameters.get("model") else { return Responses.error(.notFound("no model named")) }
         do {
             _ = try repository.model(name, version: version)
@@ -68,14 +68,15 @@ struct OpenInferenceV2Routes {
         }
     }
 
-    private func infer(_ request: Request, _ context: BasicRequestContext, version: String?) async -> Response {
+    private func infer(_ request: Request, _ context: ServeRequestContext, version: String?) async -> Response {
         let name = context.parameters.get("model") ?? ""
         return await Responses.measured(model: name, route: "infer", maxBodyBytes: configuration.maxBodyBytes) {
             let model = try repository.model(name, version: version)
             let headerLength = try InferExchange.headerLength(request.headers[Responses.headerLengthField])
             let body = try await request.collectBody(limit: configuration.maxBodyBytes)
             let decoded = try InferExchange.decode(body, headerLength: headerLength, for: model)
-            return InferExchange.answer(try await model.infer(decoded.request), to: decoded, name: name, model: model).response
+            let response = try await context.infer(decoded.request, on: model)
+            return InferExchange.answer(response, to: decoded, name: name, model: model).response
         }
     }
 }

@@ -7,7 +7,7 @@ struct RepositoryControlRoutes {
     let repository: ModelRepository
     let configuration: ServerConfiguration
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<ServeRequestContext>) {
         router.post("v2/repository/index") { request, _ in
             await guarded(request) {
                 let loaded = Dictionary(uniqueKeysWithValues: repository.index.map { ($0.name, $0.versions) })

@@ -23,6 +23,21 @@ struct ModelMetrics: Sendable {
         compute.record(duration: duration)
         batchSize.record(size)
     }
+
+    /// Why a request left the queue without running.
+    enum CancelReason: String {
+        /// Its client disconnected (HTTP) or cancelled the call (gRPC).
+        case clientGone = "client_disconnected"
+        /// Its own deadline passed: the `timeout` parameter or the gRPC deadline.
+        case timeout
+        /// It waited past the model's `timeout_ms`.
+        case queueTimeout = "queue_timeout"
+    }
+
+    /// Counts a request dropped before it ran: `onyx_requests_cancelled_total{model,reason}`.
+    func recordCancelled(_ reason: CancelReason) {
+        Counter(label: "onyx_requests_cancelled_total", dimensions: [("model", model), ("reason", reason.rawValue)]).increment()
+    }
 }
 
 /// Request-level metrics: counts by model and status, latency, requests in flight.

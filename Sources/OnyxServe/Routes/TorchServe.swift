@@ -10,7 +10,7 @@ struct TorchServeRoutes {
     let repository: ModelRepository
     let configuration: ServerConfiguration
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<ServeRequestContext>) {
         router.get("ping") { _, _ in
             Responses.json(.object(["status": .string(repository.allModels.isEmpty ? "Unhealthy" : "Healthy")]),
                            status: repository.allModels.isEmpty ? .serviceUnavailable : .ok)
@@ -21,7 +21,7 @@ struct TorchServeRoutes {
         }
     }
 
-    private func predict(_ request: Request, _ context: BasicRequestContext, version: String?) async -> Response {
+    private func predict(_ request: Request, _ context: ServeRequestContext, version: String?) async -> Response {
         let name = context.parameters.get("model") ?? ""
         return await Responses.measured(model: name, route: "predictions", maxBodyBytes: configuration.maxBodyBytes) {
             let model = try repository.model(name, version: version)
@@ -37,7 +37,7 @@ struct TorchServeRoutes {
             if model.context.configuration.handler == "onnx" {
                 handlerRequest.inputs = try Self.tensors(from: document, limit: limit)
             }
-            switch try await model.infer(handlerRequest) {
+            switch try await context.infer(handlerRequest, on: model) {
             case .json(let value):
                 return Responses.json(value)
             case .tensors(let outputs):
