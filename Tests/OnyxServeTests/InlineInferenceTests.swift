@@ -131,6 +131,36 @@ import Testing
         #expect(try Self.response(from: channel)?.0.status == .ok)
     }
 
+    /// Inline answers count against the model's instance count: with its one instance taken, a
+    /// request goes to the router (and its batcher's queue); a connection that closes mid-body
+    /// gives its reservation back.
+    @Test func inlineAnswersTakeOneOfTheModelsInstances() async throws {
+        let repository = try await ServerTests.repository(ModelConfiguration(instanceCount: 1))
+        let model = try repository.model("mlp")
+        let channel = try await Self.connected(EmbeddedChannel(handler: InlineInferenceHandler(repository: repository, configuration: ServerConfiguration())))
+        let infer = Self.post("/v2/models/mlp/infer", Self.validBody)
+
+        #expect(model.reserveInline())  // another connection's answer under way
+        #expect(!model.reserveInline())
+        for part in infer { try channel.writeInbound(part) }
+        for part in infer { #expect(try channel.readInbound(as: HTTPRequestPart.self) == part) }
+        try Self.routerFinishes(channel)
+        model.releaseInline()
+
+        for part in infer { try channel.writeInbound(part) }
+        #expect(try channel.readInbound(as: HTTPRequestPart.self) == nil)
+        #expect(try Self.response(from: channel)?.0.status == .ok)
+        #expect(model.reserveInline(), "the answer gave its reservation back")
+        model.releaseInline()
+
+        // Head and part of the body, then the connection goes.
+        try channel.writeInbound(infer[0])
+        #expect(!model.reserveInline())
+        try await channel.close()
+        #expect(model.reserveInline(), "the closed connection gave its reservation back")
+        model.releaseInline()
+    }
+
     @Test func chunkedBodyPastTheLimitGets413AndTheConnectionCloses() async throws {
         let channel = try await Self.channel(ServerConfiguration(maxBodyBytes: 100))
         let parts = Self.post("/v2/models/mlp/infer", Self.validBody, declareLength: false)

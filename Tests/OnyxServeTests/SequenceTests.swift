@@ -67,7 +67,7 @@ import Testing
         let localReversed = try Self.localRun(reversed)
         let repository = try await Self.repository()
         // Small enough to be answered on the event loop, but its requests must go through its sequences.
-        #expect(try repository.model("gru").answersInline == false)
+        #expect(try repository.model("gru").reserveInline() == false)
         try await ServerTests.app(repository).test(.router) { client in
             try await client.execute(uri: "/v2/models/gru", method: .get) { response throws in
                 let metadata = try ServerTests.json(response.body)

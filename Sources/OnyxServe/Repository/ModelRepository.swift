@@ -14,6 +14,10 @@ public final class ServedModel: Sendable {
     let sequences: SequenceTable?
     /// The handler, when it answers requests on the caller's thread (cast once, not per request).
     private let inlineHandler: (any InlineModelHandler)?
+    /// Inline answers reserved and not yet given (see ``reserveInline()``).
+    private let inlineRuns = Atomic<Int>(0)
+    /// Requests in ``infer(_:)``: queued in the batcher or running there.
+    private let batcherLoad = Atomic<Int>(0)
 
     init(handler: any ModelHandler, context: HandlerContext) throws {
         self.handler = handler
@@ -59,16 +63,37 @@ public final class ServedModel: Sendable {
     /// stateful model). Cancelling the calling task takes a request still queued out of the queue.
     public func infer(_ request: HandlerRequest) async throws -> HandlerResponse {
         if let sequences { return try await sequences.infer(request, batcher: batcher) }
+        batcherLoad.add(1, ordering: .relaxed)
+        defer { batcherLoad.subtract(1, ordering: .relaxed) }
         return try await batcher.submit(request)
     }
 
-    /// Whether ``inferNow(_:)`` answers: the handler runs this model on the caller's thread.
-    var answersInline: Bool { inlineHandler != nil }
+    /// Reserves one answer on the caller's thread (``inferNow(reserved:)``), for a model whose
+    /// handler runs it inline, when it would not have waited in the batcher either: fewer inline
+    /// answers under way than the model's `instance_count`, and nothing in its batcher. Otherwise
+    /// `false`, and the request goes through ``infer(_:)``, where queue capacity, timeouts and
+    /// cancellation apply as for any model.
+    func reserveInline() -> Bool {
+        guard inlineHandler != nil, batcherLoad.load(ordering: .relaxed) == 0 else { return false }
+        var current = inlineRuns.load(ordering: .relaxed)
+        while current < context.configuration.instanceCount {
+            let (exchanged, original) = inlineRuns.compareExchange(expected: current, desired: current + 1, ordering: .relaxed)
+            if exchanged { return true }
+            current = original
+        }
+        return false
+    }
 
-    /// Runs one request on the calling thread, bypassing the batcher (which only groups requests
-    /// for a model this small: it would run each inline anyway). `nil` when ``answersInline`` is false.
-    func inferNow(_ request: HandlerRequest) -> Result<HandlerResponse, HandlerError>? {
-        guard let inlineHandler else { return nil }
+    /// Gives back a reservation that will not be used (the request failed before it ran).
+    func releaseInline() {
+        inlineRuns.subtract(1, ordering: .relaxed)
+    }
+
+    /// Runs one request on the calling thread, bypassing the batcher, on a reservation from
+    /// ``reserveInline()``, which it gives back.
+    func inferNow(reserved request: HandlerRequest) -> Result<HandlerResponse, HandlerError> {
+        defer { releaseInline() }
+        guard let inlineHandler else { return .failure(HandlerError(status: 500, "model '\(context.modelName)' does not run inline")) }
         let started = ContinuousClock.now
         let result = inlineHandler.answerInline(request, context: context)
         metrics.recordQueue(.zero)

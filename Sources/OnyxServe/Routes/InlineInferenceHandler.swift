@@ -71,6 +71,7 @@ final class InlineInferenceHandler: ChannelDuplexHandler, RemovableChannelHandle
             state = .idle  // so `exchange.body` is not shared while it grows
             guard exchange.body.readableBytes + chunk.readableBytes <= configuration.maxBodyBytes else {
                 state = .discarding
+                exchange.model.releaseInline()
                 let error = HandlerError(status: 413, "request body is larger than the limit of \(configuration.maxBodyBytes) bytes")
                 write(Responses.measuredNow(model: exchange.name, route: "infer", maxBodyBytes: configuration.maxBodyBytes) {
                     throw error
@@ -93,21 +94,39 @@ final class InlineInferenceHandler: ChannelDuplexHandler, RemovableChannelHandle
         }
     }
 
+    /// A connection that closes mid-body gives its reservation back.
+    func channelInactive(context: ChannelHandlerContext) {
+        abandon()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        abandon()
+    }
+
+    private func abandon() {
+        guard case .collecting(let exchange) = state else { return }
+        exchange.model.releaseInline()
+        state = .discarding
+    }
+
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = unwrapOutboundIn(data) { routedResponsesPending -= 1 }
         context.write(data, promise: promise)
     }
 
     /// The exchange to answer here, or `nil` to leave the request to the router (any other
-    /// route, an unknown model, one that does not run inline, a declared body over the limit).
+    /// route, an unknown model, a declared body over the limit, or a model that does not run
+    /// inline or not now: see ``ServedModel/reserveInline()``).
     private func inlineExchange(_ head: HTTPRequest, allocator: ByteBufferAllocator) -> Exchange? {
         guard head.method == .post, let path = head.path, let target = Self.inferTarget(path),
-              let model = try? repository.model(target.name, version: target.version), model.answersInline else { return nil }
+              let model = try? repository.model(target.name, version: target.version) else { return nil }
         var capacity = 0
         if let declared = head.headerFields[.contentLength] {
             guard let length = Int(declared), length <= configuration.maxBodyBytes else { return nil }
             capacity = length
         }
+        guard model.reserveInline() else { return nil }
         // A declared length is reserved up to a bound: a client may declare more than it sends.
         return Exchange(model: model, name: target.name, head: head, body: allocator.buffer(capacity: min(capacity, 1 << 16)))
     }
@@ -125,14 +144,15 @@ final class InlineInferenceHandler: ChannelDuplexHandler, RemovableChannelHandle
     }
 
     private func answer(_ exchange: Exchange) -> Responses.Parts {
-        Responses.measuredNow(model: exchange.name, route: "infer", maxBodyBytes: configuration.maxBodyBytes) {
+        var reserved = true  // until the model runs, which gives the reservation back itself
+        defer { if reserved { exchange.model.releaseInline() } }
+        return Responses.measuredNow(model: exchange.name, route: "infer", maxBodyBytes: configuration.maxBodyBytes) {
             let headerLength = try InferExchange.headerLength(exchange.head.headerFields[Responses.headerLengthField])
             let decoded = try InferExchange.decode(
                 exchange.body.getBytes(at: exchange.body.readerIndex, length: exchange.body.readableBytes) ?? [],
                 headerLength: headerLength, for: exchange.model)
-            guard let result = exchange.model.inferNow(decoded.request) else {
-                throw HandlerError(status: 500, "model '\(exchange.name)' no longer runs inline")
-            }
+            reserved = false
+            let result = exchange.model.inferNow(reserved: decoded.request)
             return InferExchange.answer(try result.get(), to: decoded, name: exchange.name, model: exchange.model)
         }
     }
