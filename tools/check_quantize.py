@@ -72,7 +72,8 @@ def compare_weights(onyx_path, ort_path):
         if not tensor.name.endswith(("_quantized", "_scale", "_zero_point")):
             continue
         want = numpy_helper.to_array(tensor)
-        # onnxruntime turns a Gemm with transB into a MatMul reading "<B>_Transposed"; Onyx keeps B's name.
+        # onnxruntime turns a Gemm with transB into a MatMul reading "<B>_Transposed", and Onyx names the
+        # quantized weight after that too; onyx builds before 2026-12-07 kept B's own name.
         got = onyx_weights.get(tensor.name, onyx_weights.get(tensor.name.replace("_Transposed", "", 1)))
         compared += 1
         if got is None:

@@ -165,8 +165,8 @@ import Testing
             let (n, k) = (w.shape[0], w.shape[1])  // transB: stored N × K
             let relu = layer < 2
             // The int8 computation the file describes, row by row as DynamicQuantizeLinear sees the batch.
-            let q = try Self.initializer(result.model, "\(name).weight_quantized").scalars(as: Int8.self)  // K × N
-            let scales = try Self.initializer(result.model, "\(name).weight_scale").scalars(as: Float.self)
+            let q = try Self.initializer(result.model, "\(name).weight_Transposed_quantized").scalars(as: Int8.self)  // K × N
+            let scales = try Self.initializer(result.model, "\(name).weight_Transposed_scale").scalars(as: Float.self)
             let a = Self.dynamicQuantize(simulated)
             simulated = (0..<(rows * n)).map { index in
                 let (i, j) = (index / n, index % n)
@@ -212,9 +212,9 @@ import Testing
             inputs: [Self.value("x", [.fixed(2), .fixed(k)])], outputs: [Self.value("y", [.fixed(2), .fixed(n)])],
             initializers: [("B", Self.t([n, k], stored)), ("C", Self.t([1], [0.25]))])
         let result = try Model(opsetImports: ["": 13], graph: graph).quantizedDynamically()
-        let q = try Self.initializer(result.model, "B_quantized")
+        let q = try Self.initializer(result.model, "B_Transposed_quantized")
         #expect(q.shape == [k, n])
-        let scales = try Self.initializer(result.model, "B_scale").scalars(as: Float.self)
+        let scales = try Self.initializer(result.model, "B_Transposed_scale").scalars(as: Float.self)
         for j in 0..<n {
             let absMax = (0..<k).map { abs(stored[j * k + $0] * 0.5) }.max()!
             #expect(scales[j] == Float(Double(absMax) / 127))

@@ -282,6 +282,11 @@ struct DynamicQuantizer {
 
     private mutating func fresh(_ base: String) -> String { Graph.freshName(base, avoiding: &usedNames) }
 
+    /// Unused names for the quantized form of `base`, its scale and its zero point, as onnxruntime names them.
+    private mutating func quantizedNames(_ base: String) -> (q: String, scale: String, zeroPoint: String) {
+        (fresh("\(base)_quantized"), fresh("\(base)_scale"), fresh("\(base)_zero_point"))
+    }
+
     /// The graph with every planned node replaced by its integer chain.
     mutating func rewrite(_ plans: [Plan]) -> Graph {
         var replacements: [Int: [Node]] = [:]
@@ -294,7 +299,7 @@ struct DynamicQuantizer {
             if let existing = quantizedActivations[a] {
                 activation = existing
             } else {
-                activation = (fresh("\(a)_quantized"), fresh("\(a)_scale"), fresh("\(a)_zero_point"))
+                activation = quantizedNames(a)
                 quantizedActivations[a] = activation
                 nodes.append(Node(name: fresh("\(a)_QuantizeLinear"), opType: "DynamicQuantizeLinear", inputs: [a],
                                   outputs: [activation.q, activation.scale, activation.zeroPoint]))
@@ -305,7 +310,9 @@ struct DynamicQuantizer {
             if let existing = quantizedWeights[weightKey] {
                 weight = existing
             } else {
-                weight = (fresh("\(plan.weight)_quantized"), fresh("\(plan.weight)_scale"), fresh("\(plan.weight)_zero_point"))
+                // onnxruntime's names: it turns such a Gemm into a MatMul reading "<B>_Transposed".
+                let base = plan.transposed ? "\(plan.weight)_Transposed" : plan.weight
+                weight = quantizedNames(base)
                 quantizedWeights[weightKey] = weight
                 let tensors = quantizeWeight(plan)
                 graph.initializers += [(weight.q, tensors.q), (weight.scale, tensors.scale), (weight.zeroPoint, tensors.zeroPoint)]
