@@ -15,7 +15,8 @@ extension InferenceSession {
     }
 
     /// The nodes the session runs, in order, each with the file's nodes it stands for. The file's
-    /// nodes no step stands for were removed (Identity, Dropout) or folded into constants at load.
+    /// nodes no step stands for were removed (Identity, Dropout) or folded into constants at load;
+    /// an Identity between a value and a step is counted as removed, not fused.
     ///
     /// Found from names alone: a step stands for the file's nodes that compute its outputs from
     /// values the prepared graph no longer has, back to values it still reads.
@@ -36,6 +37,8 @@ extension InferenceSession {
             while let value = pending.popLast() {
                 guard let index = producer[value], !claimed.contains(index) else { continue }
                 let node = original[index]
+                // Removed, not fused: the step reads what the Identity passed on.
+                if node.opType == "Identity" && node.domain.isEmpty && node.opType != step.opType { continue }
                 guard node.outputs.allSatisfy({ $0.isEmpty || outputs.contains($0) || !present.contains($0) }) else { continue }
                 claimed.insert(index)
                 absorbed.append(index)
