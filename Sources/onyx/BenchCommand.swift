@@ -15,6 +15,9 @@ struct BenchCommand: ParsableCommand {
             --batch. Runs --warmup untimed runs, then runs for --duration seconds (at least 10 runs). \
             heap_growth_bytes_per_run: how much memory in use (glibc mallinfo2) grows per untimed \
             run(orderedInputs:) after the timed ones, outputs dropped; 0 when a run keeps nothing. \
+            integer_steps (quantized models): the quantized operators the session runs, by type: \
+            DynamicQuantizeMatMul and MatMulIntegerToFloat are fused integer products, a MatMulInteger \
+            left over is a chain that did not fuse. \
             --profile: as many runs again, each node timed, printed as time per operator type \
             (largest first) so the next gap shows without a profiler.
             """)
@@ -90,6 +93,8 @@ struct BenchCommand: ParsableCommand {
                 ("base_rss_mb", baseResident),
             ]
             if let growth = try Self.heapGrowthPerRun(session, feeds) { result.append(("heap_growth_bytes_per_run", growth)) }
+            let integerSteps = Self.integerSteps(session)
+            if !integerSteps.isEmpty { result.append(("integer_steps", json ? integerSteps as Any : Self.counts(integerSteps))) }
             if codec { result += try Self.codecThroughput(feeds) }
             if profile {
                 // Separate runs, so the clock reads do not touch the latencies above.
@@ -113,6 +118,22 @@ struct BenchCommand: ParsableCommand {
                 }
             }
         }
+    }
+
+    /// How many of the nodes the session runs take or make quantized values, per operator (fused
+    /// integer products such as DynamicQuantizeMatMul apart from unfused MatMulIntegers), so a
+    /// benchmark of an int8 model shows whether it ran on the fused path.
+    static func integerSteps(_ session: InferenceSession) -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for node in session.preparedNodes where InspectCommand.isQuantized(opType: node.opType) {
+            counts[node.domain.isEmpty ? node.opType : "\(node.opType) (\(node.domain))", default: 0] += 1
+        }
+        return counts
+    }
+
+    /// "A × 2, B × 1", largest first.
+    static func counts(_ counts: [String: Int]) -> String {
+        counts.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.map { "\($0.key) × \($0.value)" }.joined(separator: ", ")
     }
 
     /// Nodes listed by name under the per-type table: the few where a gap usually hides.
@@ -167,6 +188,9 @@ struct BenchCommand: ParsableCommand {
             switch type.dataType {
             case .float: feeds[value.name] = try Tensor(shape: extents, scalars: (0..<count).map { _ in Float.random(in: -1...1, using: &generator) })
             case .int64: feeds[value.name] = try Tensor(shape: extents, scalars: (0..<count).map { _ in Int64.random(in: 0..<2, using: &generator) })
+            // Quantized inputs over their whole range, as real data is, not zeros.
+            case .uint8: feeds[value.name] = try Tensor(shape: extents, scalars: (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
+            case .int8: feeds[value.name] = try Tensor(shape: extents, scalars: (0..<count).map { _ in Int8.random(in: .min ... .max, using: &generator) })
             default: feeds[value.name] = zeros
             }
         }

@@ -7,7 +7,7 @@ struct OnyxCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "onyx",
         abstract: "Load ONNX models exported from PyTorch and run them on the CPU.",
-        subcommands: [RunCommand.self, InspectCommand.self, BenchCommand.self, ServeCommand.self, TestCommand.self, OperatorsCommand.self])
+        subcommands: [RunCommand.self, InspectCommand.self, BenchCommand.self, QuantizeCommand.self, ServeCommand.self, TestCommand.self, OperatorsCommand.self])
 }
 
 /// Options every command that loads a model shares.

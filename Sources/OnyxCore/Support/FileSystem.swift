@@ -73,6 +73,37 @@ import Darwin
         }
     }
 
+    /// Writes `bytes` to the file at `path`, replacing it: the bytes go to a temporary file beside
+    /// it that is then renamed over it, so a reader (or a failed write) never sees half a file.
+    ///
+    /// - Throws: ``OnyxError`` `.io` naming the path and the system's reason.
+    package static func write(_ bytes: UnsafeRawBufferPointer, to path: String) throws {
+        let temporary = "\(path).tmp-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw OnyxError(.io, "cannot create '\(temporary)': \(String(cString: strerror(errno)))") }
+        var done = 0
+        while done < bytes.count {
+            let n = systemWrite(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                let reason = String(cString: strerror(errno))
+                close(fd)
+                unlink(temporary)
+                throw OnyxError(.io, "writing '\(temporary)' failed after \(done) of \(bytes.count) bytes: \(reason)")
+            }
+            done += n
+        }
+        guard close(fd) == 0 else {
+            unlink(temporary)
+            throw OnyxError(.io, "writing '\(temporary)' failed: \(String(cString: strerror(errno)))")
+        }
+        guard rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw OnyxError(.io, "cannot move '\(temporary)' to '\(path)': \(reason)")
+        }
+    }
+
     /// The canonical absolute path of an existing file or folder, with symlinks resolved.
     package static func realPath(_ path: String) -> String? {
         guard let resolved = realpath(path, nil) else { return nil }
@@ -86,4 +117,9 @@ import Darwin
         let folder = String(path[..<slash])
         return folder.isEmpty ? "/" : folder
     }
+}
+
+/// The C library's `write`, which `FileSystem.write` would shadow inside the enum.
+private func systemWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
+    write(fd, buffer, count)
 }

@@ -53,10 +53,25 @@ struct ModelEncoder {
 
     /// The serialized `ModelProto` of `model`.
     static func encode(_ model: Model) -> [UInt8] {
+        // Without a limit the size check cannot fail.
+        try! encode(model, limit: .max)
+    }
+
+    /// The largest message protobuf readers accept (onnxruntime, the `onnx` package): 2 GiB − 1.
+    static let protobufLimit = Int(Int32.max)
+
+    /// The serialized `ModelProto` of `model`, or an error before anything is allocated when it
+    /// would be larger than `limit` bytes.
+    static func encode(_ model: Model, limit: Int) throws -> [UInt8] {
         let encoder = ModelEncoder()
         var proto = encoder.model(model)
-        return withUnsafePointer(to: &proto.base) { base in
+        return try withUnsafePointer(to: &proto.base) { base in
             let size = protobuf_c_message_get_packed_size(base)
+            guard size <= limit else {
+                throw OnyxError.limitExceeded(
+                    "the model serializes to \(size) bytes, more than the \(limit)-byte limit of one protobuf message; "
+                        + "Onyx writes every tensor inline and does not write external data")
+            }
             var bytes = [UInt8](repeating: 0, count: size)
             _ = bytes.withUnsafeMutableBufferPointer { protobuf_c_message_pack(base, $0.baseAddress) }
             return bytes
@@ -325,6 +340,20 @@ extension Model {
     /// The model as a serialized ONNX `ModelProto`, tensors written as `raw_data`.
     public func serializedBytes() -> [UInt8] {
         ModelEncoder.encode(self)
+    }
+
+    /// Writes the model as an ONNX file, every tensor inline as `raw_data`.
+    ///
+    /// The file is written beside `path` and renamed over it, so `path` may be the file the
+    /// model was read from.
+    ///
+    /// - Parameter path: The `.onnx` file to write.
+    /// - Throws: ``OnyxError`` `.limitExceeded` if the model would serialize to more than 2 GiB − 1
+    ///   bytes, the most one protobuf message can hold (Onyx does not write external data), or
+    ///   `.io` if the file cannot be written.
+    public func write(to path: String) throws {
+        let bytes = try ModelEncoder.encode(self, limit: ModelEncoder.protobufLimit)
+        try bytes.withUnsafeBytes { try FileSystem.write($0, to: path) }
     }
 }
 
