@@ -360,9 +360,12 @@ package struct IntegerConvKernel: Kernel {
     package let quantizedOutput: Bool
     package let spatial: SpatialAttributes
     package let group: Int
+    /// QLinearConv's output clamped further (a Relu or Clip QdqFusion folded in).
+    package let outputRange: ClosedRange<Int32>?
 
     package init(_ context: NodeContext, quantizedOutput: Bool) throws {
         self.quantizedOutput = quantizedOutput
+        outputRange = quantizedOutput ? try OnyxOperators.outputRange(context) : nil
         spatial = try SpatialAttributes(context)
         group = try context.int("group", default: 1)
         guard group >= 1 else { throw context.attributeError("group must be ≥ 1, got \(group)") }
@@ -510,7 +513,8 @@ package struct IntegerConvKernel: Kernel {
         let bias = context.input(8)
         let y = context.output(0)
         let yZero = context.input(7).map { QuantizationLoops.double($0, at: 0) } ?? 0
-        let low: Double = y.dataType == .int8 ? -128 : 0, high: Double = y.dataType == .int8 ? 127 : 255
+        var low: Double = y.dataType == .int8 ? -128 : 0, high: Double = y.dataType == .int8 ? 127 : 255
+        if let outputRange { (low, high) = (max(low, Double(outputRange.lowerBound)), min(high, Double(outputRange.upperBound))) }
         for (row, f) in filters.enumerated() {
             let ws = wScale.pointer(as: Float.self)[wScale.elementCount == 1 ? 0 : f]
             let multiplier = Double(xScale * ws / yScale)
