@@ -46,27 +46,63 @@ ONYX_QCONV_INLINE void qconv_requantize_body(const int32_t *acc, const int32_t *
     }
 }
 
+/* Channels per register block of the depthwise loop: its sums stay in registers over the taps. */
+enum { QCONV_DW_BLOCK = 32, QCONV_DW_TAPS = 64 };
+
 /* One output row of an NHWC depthwise convolution (onyx_kernels.h, onyx_qdepthwise_row). */
 ONYX_QCONV_INLINE void qconv_depthwise_row_body(const onyx_qdepthwise_geometry *g, const uint8_t *x, const int16_t *w,
                                                  const int32_t *bias, const float *multiplier,
                                                  const onyx_requantization *q, size_t oh, int32_t *acc, void *y) {
     size_t c = g->channels;
     int32_t xz = g->input_zero;
+    const uint8_t *src[QCONV_DW_TAPS];
+    const int16_t *wt[QCONV_DW_TAPS];
+    int blocked = g->kernel_h * g->kernel_w <= QCONV_DW_TAPS;
     for (size_t ow = 0; ow < g->out_w; ow++) {
-        if (bias) memcpy(acc, bias, c * sizeof *acc);
-        else memset(acc, 0, c * sizeof *acc);
+        uint8_t *out = (uint8_t *)y + ow * c;
+        size_t taps = 0, k0 = 0;
+        if (blocked) {
+            /* The taps inside the image, then blocks of channels over all of them. */
+            for (size_t ky = 0; ky < g->kernel_h; ky++) {
+                ptrdiff_t iy = (ptrdiff_t)(oh * g->stride_h + ky * g->dilation_h) - (ptrdiff_t)g->pad_top;
+                if (iy < 0 || iy >= (ptrdiff_t)g->in_h) continue;
+                for (size_t kx = 0; kx < g->kernel_w; kx++) {
+                    ptrdiff_t ix = (ptrdiff_t)(ow * g->stride_w + kx * g->dilation_w) - (ptrdiff_t)g->pad_left;
+                    if (ix < 0 || ix >= (ptrdiff_t)g->in_w) continue;
+                    src[taps] = x + ((size_t)iy * g->in_w + (size_t)ix) * c;
+                    wt[taps] = w + (ky * g->kernel_w + kx) * c;
+                    taps++;
+                }
+            }
+            for (; k0 + QCONV_DW_BLOCK <= c; k0 += QCONV_DW_BLOCK) {
+                int32_t a[QCONV_DW_BLOCK];
+                if (bias) memcpy(a, bias + k0, sizeof a);
+                else memset(a, 0, sizeof a);
+                for (size_t t = 0; t < taps; t++) {
+                    const uint8_t *p = src[t] + k0;
+                    const int16_t *f = wt[t] + k0;
+                    for (size_t k = 0; k < QCONV_DW_BLOCK; k++) a[k] += ((int32_t)p[k] - xz) * (int32_t)f[k];
+                }
+                qconv_requantize_body(a, NULL, multiplier + k0, q, out + k0, QCONV_DW_BLOCK);
+            }
+            if (k0 == c) continue;
+        }
+        /* The channels past the blocks (or every channel of a kernel of many taps). */
+        size_t rest = c - k0;
+        if (bias) memcpy(acc, bias + k0, rest * sizeof *acc);
+        else memset(acc, 0, rest * sizeof *acc);
         for (size_t ky = 0; ky < g->kernel_h; ky++) {
             ptrdiff_t iy = (ptrdiff_t)(oh * g->stride_h + ky * g->dilation_h) - (ptrdiff_t)g->pad_top;
             if (iy < 0 || iy >= (ptrdiff_t)g->in_h) continue;
             for (size_t kx = 0; kx < g->kernel_w; kx++) {
                 ptrdiff_t ix = (ptrdiff_t)(ow * g->stride_w + kx * g->dilation_w) - (ptrdiff_t)g->pad_left;
                 if (ix < 0 || ix >= (ptrdiff_t)g->in_w) continue;
-                const uint8_t *px = x + ((size_t)iy * g->in_w + (size_t)ix) * c;
-                const int16_t *wk = w + (ky * g->kernel_w + kx) * c;
-                for (size_t k = 0; k < c; k++) acc[k] += ((int32_t)px[k] - xz) * (int32_t)wk[k];
+                const uint8_t *px = x + ((size_t)iy * g->in_w + (size_t)ix) * c + k0;
+                const int16_t *wk = w + (ky * g->kernel_w + kx) * c + k0;
+                for (size_t k = 0; k < rest; k++) acc[k] += ((int32_t)px[k] - xz) * (int32_t)wk[k];
             }
         }
-        qconv_requantize_body(acc, NULL, multiplier, q, (uint8_t *)y + ow * c, c);
+        qconv_requantize_body(acc, NULL, multiplier + k0, q, out + k0, rest);
     }
 }
 

@@ -10,8 +10,8 @@ import OnyxIR
 ///   `QLinearMatMul`, the weights a constant 8-bit tensor (per tensor, or per output channel: axis 0
 ///   of a Conv weight, axis 1 of a MatMul one), the bias a constant int32 tensor whose scale is
 ///   `x_scale · w_scale` (as the quantizer writes it);
-/// - `Q(Add(DQ(a), DQ(b)))`, `Q(Mul(DQ(a), DQ(b)))`, `Q(GlobalAveragePool(DQ(x)))` → com.microsoft
-///   QLinearAdd, QLinearMul, QLinearGlobalAveragePool;
+/// - `Q(Add(DQ(a), DQ(b)))`, `Q(Mul(DQ(a), DQ(b)))`, `Q(GlobalAveragePool(DQ(x)))`,
+///   `Q(Gemm(DQ(a), DQ(w), DQ(b)))` → com.microsoft QLinearAdd, QLinearMul, QLinearGlobalAveragePool, QGemm;
 /// - `Q(op(DQ(x)))` for the operators that only move or select values (MaxPool, Flatten, Reshape,
 ///   Transpose, Squeeze, Unsqueeze), Q with DQ's own scale and zero point → `op(x)` on the 8-bit
 ///   values (exact: these commute with a monotonic per-tensor map);
@@ -107,6 +107,8 @@ struct QdqFusion: GraphPass {
                     fused!.attributes[Self.outputRange] = .ints([Int(activation.range.lowerBound), Int(activation.range.upperBound)])
                     removed.insert(activation.index)
                 }
+            case "Gemm":
+                fused = gemm(node, inputs, q.node, graph)
             case "Add", "Mul":
                 guard inputs.count == 2, let a = inputs[0], let b = inputs[1], isActivation(a, graph), isActivation(b, graph),
                       a.type == b.type, a.type == graph.initializer(named: q.node.inputs[2])?.dataType
@@ -207,6 +209,37 @@ struct QdqFusion: GraphPass {
         return Node(name: node.name, opType: conv ? "QLinearConv" : "QLinearMatMul", domain: "",
                     inputs: [x.data, x.scale, x.zero, w.data, w.scale, w.zero, q.inputs[1], q.inputs[2]] + bias,
                     outputs: q.outputs, attributes: conv ? node.attributes : [:])
+    }
+
+    /// com.microsoft QGemm of `Q(Gemm(DQ(a), DQ(w), DQ(b)))`: transA 0, alpha and beta 1, w a constant
+    /// 8-bit matrix per tensor or per output column, the bias int32 in the scale `a_scale · w_scale`.
+    private func gemm(_ node: Node, _ inputs: [Dequantized?], _ q: Node, _ graph: Graph) -> Node? {
+        func attribute(_ name: String) -> Attribute? { node.attributes[name] }
+        if case .int(let t)? = attribute("transA"), t != 0 { return nil }
+        if case .float(let v)? = attribute("alpha"), v != 1 { return nil }
+        if case .float(let v)? = attribute("beta"), v != 1 { return nil }
+        var transB = 0
+        if case .int(let t)? = attribute("transB") { transB = t }
+        guard (2...3).contains(inputs.count), let a = inputs[0], isActivation(a, graph), let w = inputs[1],
+              let weight = graph.initializer(named: w.data), weight.rank == 2, [.int8, .uint8].contains(weight.dataType)
+        else { return nil }
+        let n = transB != 0 ? weight.shape[0] : weight.shape[1]
+        let axis = w.axis < 0 ? w.axis + 2 : w.axis
+        guard w.scales.count == 1 || (w.scales.count == n && axis == (transB != 0 ? 0 : 1)) else { return nil }
+        var bias = ""
+        if inputs.count == 3 {
+            guard let b = inputs[2], let values = graph.initializer(named: b.data), values.dataType == .int32,
+                  values.elementCount == n, b.zeros.allSatisfy({ $0 == 0 }), [1, n].contains(b.scales.count)
+            else { return nil }
+            for j in 0..<n {
+                let expected = a.scales[0] * w.scales[w.scales.count == 1 ? 0 : j]
+                guard abs(b.scales[b.scales.count == 1 ? 0 : j] - expected) <= 1e-6 * abs(expected) else { return nil }
+            }
+            bias = b.data
+        }
+        return Node(name: node.name, opType: "QGemm", domain: Self.microsoft,
+                    inputs: [a.data, a.scale, a.zero, w.data, w.scale, w.zero, bias, q.inputs[1], q.inputs[2]],
+                    outputs: q.outputs, attributes: ["transB": .int(transB), "alpha": .float(1)])
     }
 
     /// DequantizeLinear of initializers alone → a float initializer (per tensor or per axis).

@@ -98,10 +98,12 @@ package struct QuantizeLinearKernel: Kernel {
     package let outputType: DataType?
     /// The type the division runs in: `precision` (opset ≥ 23) or else the scale's type.
     package let precision: DataType?
+    package let isa: KernelISA
 
     package init(_ context: NodeContext) throws {
         let opset = context.opset
         self.opset = opset
+        isa = context.isa
         axis = opset >= 13 ? try context.int("axis", default: 1) : 1
         blockSize = opset >= 21 ? try context.int("block_size", default: 0) : 0
         guard blockSize >= 0 else { throw context.attributeError("block_size must be ≥ 0, got \(blockSize)") }
@@ -155,12 +157,20 @@ package struct QuantizeLinearKernel: Kernel {
         let layout = try layout(x.shape, scale.shape)
         // A float8e8m0 scale is a power of two: dividing by it in float is exact.
         let precision = self.precision ?? (scale.dataType == .float8e8m0 ? .float : scale.dataType)
-        let pool = context.pool, saturate = self.saturate
+        let pool = context.pool, saturate = self.saturate, isa = self.isa
         let bounds = integerBounds(y.dataType)
         let format = MiniFloat.of(y.dataType)
         layout.forEachRun { offset, parameter, count in
             let s = QuantizationLoops.double(scale, at: parameter)
-            if let bounds {
+            if y.dataType == .uint8 && x.dataType == .float && precision == .float {
+                // The common case (an int8 network's input) on the vector kernel.
+                let z = zeroPoint.map { QuantizationLoops.int32($0, at: parameter) } ?? 0
+                let xs = UnsafePointer(x.pointer(as: Float.self) + offset), ys = y.pointer(as: UInt8.self) + offset
+                pool.forEachChunk(count, costPerItem: 2) { r in
+                    IntegerGemm.quantize(xs + r.lowerBound, count: r.count, into: ys + r.lowerBound, scale: Float(s),
+                                         zeroPoint: z, isa: isa)
+                }
+            } else if let bounds {
                 let z = zeroPoint.map { QuantizationLoops.int32($0, at: parameter) } ?? 0
                 switch y.dataType {
                 case .uint8, .uint4, .uint2: Self.quantize(x, y.pointer(as: UInt8.self), offset, count, s, z, bounds, precision, pool)

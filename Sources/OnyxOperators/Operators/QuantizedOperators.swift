@@ -156,19 +156,20 @@ package struct NhwcQLinearConvKernel: Kernel {
                 UnsafeRawPointer(w.baseAddress), signed: signed, filters: filters, area: area, zeroPoint: zero)
             packed = nil
         } else {
-            // [F][C][kh][kw] → [F][kh][kw][C], the order of NHWC im2col rows.
+            // [F][C][kh][kw] → the K × F matrix [kh][kw][C][F], K in the order of NHWC im2col rows
+            // (packing reads it along its rows).
             let c = channels, k = area * c
             var reordered = [UInt8](repeating: 0, count: filters * k)
-            let source = UnsafeRawPointer(w.baseAddress)
-            for f in 0..<filters {
-                for ch in 0..<c {
-                    for i in 0..<area {
-                        reordered[f * k + i * c + ch] = source.load(fromByteOffset: (f * c + ch) * area + i, as: UInt8.self)
+            let source = w.baseAddress.assumingMemoryBound(to: UInt8.self)
+            reordered.withUnsafeMutableBufferPointer { out in
+                for f in 0..<filters {
+                    for ch in 0..<c {
+                        for i in 0..<area { out[(i * c + ch) * filters + f] = source[(f * c + ch) * area + i] }
                     }
                 }
             }
             packed = reordered.withUnsafeBytes {
-                PackedIntegerMatrix.prepack($0.baseAddress!, signed: signed, k: k, n: filters, ld: k, transposed: true, isa: isa) {
+                PackedIntegerMatrix.prepack($0.baseAddress!, signed: signed, k: k, n: filters, ld: filters, isa: isa) {
                     zero($0)
                 }
             }
