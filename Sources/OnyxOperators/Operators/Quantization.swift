@@ -377,6 +377,18 @@ package struct IntegerConvKernel: Kernel {
         self.quantizedOutput = quantizedOutput
         outputRange = quantizedOutput ? try OnyxOperators.outputRange(context) : nil
         spatial = try SpatialAttributes(context)
+        // Constant scales and zero points that cannot fit the weights are refused here, at load.
+        if quantizedOutput, let w = context.constantInput(3), w.rank >= 1 {
+            let op = "QLinearConv", filters = w.shape[0]
+            for (index, name) in [(1, "x_scale"), (4, "w_scale"), (6, "y_scale")] where context.constantInput(index) != nil {
+                _ = try QuantizationConstant.scales(context, index, op: op, name: name, count: index == 4 ? filters : nil)
+            }
+            for (index, name) in [(2, "x_zero_point"), (5, "w_zero_point"), (7, "y_zero_point")]
+            where context.constantInput(index) != nil {
+                _ = try QuantizationConstant.zeroPoints(context, index, op: op, name: name, type: index == 5 ? w.dataType : nil,
+                                                        count: index == 5 ? filters : nil)
+            }
+        }
         group = try context.int("group", default: 1)
         guard group >= 1 else { throw context.attributeError("group must be ≥ 1, got \(group)") }
     }
