@@ -1,29 +1,36 @@
 #!/usr/bin/env python3
-"""Builds the dynamic-quantized benchmark models (issue [10]) into the git-ignored Bench/ folder.
+"""Builds the int8 benchmark models (issue [10]) into the git-ignored Bench/ folder.
 
     python3 tools/make_int8_set.py [--out Bench] [--only NAME ...] [--list]
     python3 tools/bench_vs_ort.py --models Bench --only mlp_int8 bert_small_int8 --threads 1 2
 
 Each model is an fp32 PyTorch export (random weights, eval mode, legacy exporter at opset 17)
-passed through `onnxruntime.quantization.quantize_dynamic` with its defaults (uint8 activations,
-int8 weights) and per-channel weights, in the layout of tools/make_bench_set.py:
+quantized by onnxruntime.quantization, in the layout of tools/make_bench_set.py:
 
     Bench/<name>/model.onnx               the quantized model
     Bench/<name>/test_data_set_0/input_N.pb
     Bench/<name>/test_data_set_0/output_N.pb   onnxruntime's outputs of the quantized model
 
-Members:
+Dynamic members (`quantize_dynamic` with its defaults, uint8 activations, int8 per-channel weights):
 - mlp_int8: an MLP 784-512-256-10 with ReLUs at batch 1, its linear layers exported as MatMul + Add
   (the quantizer leaves Gemm alone; a 3-D [1, 1, 784] input makes the exporter write MatMul);
 - bert_small_int8: a BERT encoder (transformers BertModel, hidden 256, 4 layers, 4 heads,
   intermediate 1024) over 128 tokens;
 - bert_base_int8: BERT-base (hidden 768, 12 layers) over 128 tokens, the bert_base of
   make_bench_set.py quantized.
+Static members (`quantize_static`: uint8 activations, int8 per-channel weights, MinMax calibration
+over a few random images fed through a CalibrationDataReader, after `quant_pre_process`), torchvision
+models with random weights (BatchNorm statistics randomised as make_bench_set.py does):
+- resnet18_int8_qdq, mobilenet_v2_int8_qdq: QuantFormat.QDQ (QuantizeLinear/DequantizeLinear pairs
+  around fp32 operators);
+- resnet18_int8_qop: QuantFormat.QOperator (QLinearConv, com.microsoft QLinearAdd, ...);
+- resnet18_fp32, mobilenet_v2_fp32: the fp32 models they were quantized from, same input.
 The print-out gives, per model, onnxruntime's largest difference from the fp32 model's outputs:
 how far int8 moves the results, the scale against which Onyx's difference from onnxruntime reads.
 """
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import warnings
@@ -34,6 +41,7 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(__file__))
+from export_common import randomize_batchnorm  # noqa: E402
 from make_bench_set import (Logits, export_torch, fresh, import_torchvision, text_inputs, write_case,  # noqa: E402
                             TEXT_AXES)
 
@@ -82,6 +90,55 @@ def quantized_case(make, make_inputs, input_names, output_names, dynamic_axes):
     return build
 
 
+def calibration_reader(input_name, shape, count=8):
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class RandomImages(CalibrationDataReader):
+        """`count` normal(0, 1) images, the distribution of the benchmark's own input."""
+        def __init__(self):
+            rng = np.random.default_rng(11)
+            self.feeds = iter([{input_name: rng.standard_normal(shape).astype(np.float32)} for _ in range(count)])
+
+        def get_next(self):
+            return next(self.feeds, None)
+    return RandomImages()
+
+
+def vision_fp32(name):
+    return lambda: randomize_batchnorm(import_torchvision().models.__dict__[name](weights=None), 0)
+
+
+def static_case(name, quant_format):
+    """A builder: exports the torchvision model `name` in fp32 (None: writes that fp32 model itself),
+    quantizes it statically in `quant_format`, writes onnxruntime's outputs as the reference."""
+    shape = (1, 3, 224, 224)
+
+    def build(out, folder_name):
+        from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+        torch.manual_seed(0)
+        model = vision_fp32(name)().eval()
+        example = (torch.randn(shape, generator=torch.Generator().manual_seed(1234)),)
+        folder = fresh(out, folder_name)
+        with tempfile.TemporaryDirectory() as work:
+            export_torch(model, example, work, "legacy", ["input"], ["output"], {"input": {0: "batch"}})
+            fp32 = os.path.join(work, "model.onnx")
+            if quant_format is None:
+                shutil.copy(fp32, os.path.join(folder, "model.onnx"))
+            else:
+                prepared = os.path.join(work, "prepared.onnx")
+                quant_pre_process(fp32, prepared)
+                formats = {"qdq": QuantFormat.QDQ, "qop": QuantFormat.QOperator}
+                quantize_static(prepared, os.path.join(folder, "model.onnx"), calibration_reader("input", shape),
+                                quant_format=formats[quant_format], per_channel=True,
+                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        with torch.no_grad():
+            y = model(*example)
+        worst = write_case(folder, [example[0].numpy()], [y.numpy()])
+        return f"{'fp32' if quant_format is None else 'int8 vs fp32'} (onnxruntime vs torch) {worst:.1e}"
+    return build
+
+
 MODELS = {
     "mlp_int8": quantized_case(MLP, lambda: (torch.randn(1, 1, 784, generator=torch.Generator().manual_seed(3)),),
                                ["input"], ["output"], {"input": {0: "batch"}}),
@@ -91,6 +148,11 @@ MODELS = {
     "bert_base_int8": quantized_case(bert(768, 12, 12, 3072), lambda: text_inputs(30522, True),
                                      ["input_ids", "attention_mask", "token_type_ids"],
                                      ["last_hidden_state", "pooler_output"], TEXT_AXES),
+    "resnet18_int8_qdq": static_case("resnet18", "qdq"),
+    "mobilenet_v2_int8_qdq": static_case("mobilenet_v2", "qdq"),
+    "resnet18_int8_qop": static_case("resnet18", "qop"),
+    "resnet18_fp32": static_case("resnet18", None),
+    "mobilenet_v2_fp32": static_case("mobilenet_v2", None),
 }
 
 

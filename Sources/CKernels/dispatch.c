@@ -10,12 +10,12 @@
 static const onyx_kernel_table *const parts[ONYX_ISA_COUNT][8] = {
     [ONYX_ISA_PORTABLE] = {&onyx_sgemm_portable, &onyx_depthwise_portable, &onyx_pooling_portable,
                            &onyx_gather_portable, &onyx_elementwise_portable, &onyx_nchwc_portable,
-                           &onyx_qgemm_portable},
+                           &onyx_qgemm_portable, &onyx_qconv_portable},
 #ifdef ONYX_X86
     [ONYX_ISA_AVX2] = {&onyx_sgemm_avx2, &onyx_depthwise_avx2, &onyx_elementwise_avx2, &onyx_nchwc_avx2,
-                       &onyx_qgemm_avx2},
+                       &onyx_qgemm_avx2, &onyx_qconv_avx2},
     [ONYX_ISA_AVX512] = {&onyx_sgemm_avx512, &onyx_depthwise_avx512, &onyx_pooling_avx512, &onyx_gather_avx512,
-                         &onyx_nchwc_avx512, &onyx_qgemm_avx512_vnni},
+                         &onyx_nchwc_avx512, &onyx_qgemm_avx512_vnni, &onyx_qconv_avx512},
 #endif
 };
 

@@ -248,6 +248,61 @@ void onyx_qgemm(onyx_isa isa, size_t m, size_t n, size_t k, const void *a, size_
 void onyx_min_max_f32(onyx_isa isa, const float *x, size_t n, float *low, float *high);
 void onyx_quantize_u8(onyx_isa isa, const float *x, uint8_t *y, size_t n, float scale, int32_t zero_point);
 
+/*
+ * Quantized convolution in NHWC (qconv*.c), as QLinearConv computes it: int32 sums of
+ * (x − x_zero)·(w − w_zero) plus an int32 bias, requantized per output channel.
+ */
+typedef struct {
+    int32_t zero_point;  /* the output's */
+    int32_t low, high;   /* the output's type's range, narrowed by a fused Relu/Clip */
+    int output_signed;   /* int8 output (else uint8) */
+} onyx_requantization;
+
+/*
+ * y[j] = saturate(round_half_even(float(acc[j] + bias[j]) · multiplier[j]) + zero_point) into
+ * [low, high], for `rows` rows of n (acc rows ld_acc apart, y rows ld_y bytes apart; bias may be NULL).
+ */
+void onyx_qrequantize(onyx_isa isa, const int32_t *acc, size_t ld_acc, const int32_t *bias, const float *multiplier,
+                      const onyx_requantization *q, void *y, size_t ld_y, size_t rows, size_t n);
+
+/* One image's 2-D window geometry over NHWC uint8 data (the input's zero point pads). */
+typedef struct {
+    size_t in_h, in_w, channels, out_h, out_w;
+    size_t kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left;
+    int32_t input_zero;
+} onyx_qdepthwise_geometry;
+
+/*
+ * im2col of NHWC uint8 rows for the integer GEMM: output pixels [row_begin, row_end) of one image
+ * (row-major over out_h × out_w), each a row of K = kernel_h · kernel_w · channels values ordered
+ * (ky, kx, c), the padding given the input zero point, written `element_size` bytes each (1: uint8,
+ * 2: uint16) into rows `stride` elements apart, zero past K. row_sums (NULL: none) gets each row's sum.
+ */
+
+void onyx_qconv_im2col(const onyx_qdepthwise_geometry *g, const uint8_t *x, size_t row_begin, size_t row_end,
+                       size_t element_size, size_t stride, void *dest, int32_t *row_sums);
+
+/*
+ * Output row `oh` of an NHWC depthwise convolution (channels = groups = filters): w holds
+ * (w − w_zero) as [kernel_h][kernel_w][channels] int16, bias is per channel (NULL: none), acc
+ * scratch of `channels` int32; y is the row's out_w × channels bytes.
+ */
+void onyx_qdepthwise_row(onyx_isa isa, const onyx_qdepthwise_geometry *g, const uint8_t *x, const int16_t *w,
+                         const int32_t *bias, const float *multiplier, const onyx_requantization *q, size_t oh,
+                         int32_t *acc, void *y);
+
+/* NHWC uint8 max pooling of output row `oh` (no padding value enters: padded taps are skipped). */
+void onyx_qmax_pool_row(const onyx_qdepthwise_geometry *g, const uint8_t *x, size_t oh, uint8_t *y);
+
+/*
+ * QLinearAdd / QLinearMul of n elements (b_step 0: b is one value, broadcast):
+ * add: y = saturate(round_half_even(a_ratio·(a − a_zero) + b_ratio·(b − b_zero)) + y_zero)
+ * mul: y = saturate(round_half_even(a_ratio·(a − a_zero)·(b − b_zero)) + y_zero)   (b_ratio unused)
+ */
+void onyx_qlinear_binary(onyx_isa isa, int multiply, const void *a, int32_t a_zero, float a_ratio, const void *b,
+                         size_t b_step, int32_t b_zero, float b_ratio, const onyx_requantization *q, void *y, size_t n,
+                         int input_signed);
+
 /* Whether this CPU runs AVX-512 VNNI (vpdpbusd), which the AVX-512 integer GEMM needs. */
 int onyx_cpu_has_avx512_vnni(void);
 

@@ -136,10 +136,13 @@ struct ExecutableGraph: Sendable {
         let domain = Model.canonicalDomain(node.domain)
         if let version = imports[domain] ?? (domain.isEmpty ? imports["ai.onnx"] : nil) { return version }
         // The optimizer's own operators need no import.
-        if domain == NchwcFormat.domain { return 1 }
+        if domain == NchwcFormat.domain || domain == QuantizedNhwc.domain { return 1 }
         // com.microsoft products the optimizer makes of quantize_dynamic's chains (IntegerMatMulFusion):
         // a model's own com.microsoft nodes were checked against its imports before optimizing.
-        if domain == "com.microsoft" && ["MatMulIntegerToFloat", "DynamicQuantizeMatMul"].contains(node.opType) { return 1 }
+        // and of QDQ groups (QdqFusion).
+        if domain == "com.microsoft"
+            && ["MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool", "QGemm"]
+                .contains(node.opType) { return 1 }
         throw OnyxError.invalidModel(
             "missing opset import for domain '\(domain.isEmpty ? "ai.onnx" : domain)' used by node '\(node.name)'")
     }

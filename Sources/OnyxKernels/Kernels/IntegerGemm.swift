@@ -187,6 +187,15 @@ package enum IntegerGemm {
     package static func mr(_ isa: KernelISA) -> Int { onyx_qgemm_mr(isa.cValue) }
     package static func nr(_ isa: KernelISA) -> Int { onyx_qgemm_nr(isa.cValue) }
 
+    /// `y = saturate(round_half_even(x / scale) + zeroPoint)` into uint8 (a NaN quotient gives the
+    /// zero point): QuantizeLinear's per-tensor loop on the CKernels kernel.
+    package static func quantize(
+        _ x: UnsafePointer<Float>, count: Int, into y: UnsafeMutablePointer<UInt8>, scale: Float, zeroPoint: Int32,
+        isa: KernelISA
+    ) {
+        onyx_quantize_u8(isa.cValue, x, y, count, scale, zeroPoint)
+    }
+
     /// DynamicQuantizeLinear of `count` floats into uint8: the scale and zero point that map
     /// `[min(0, min x), max(0, max x)]` onto 0…255, and `y = saturate(round_half_even(x / scale) + zero)`.
     ///

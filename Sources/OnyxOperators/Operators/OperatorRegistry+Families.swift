@@ -22,6 +22,7 @@ extension OperatorRegistry {
         signalOperators,         // Operators/Signal.swift: DFT, STFT, windows
         quantizationOperators,   // Operators/Quantization.swift: (De)QuantizeLinear, integer convolutions, BitCast, Det
         integerMatMulOperators,  // Operators/IntegerMatMul.swift: MatMulInteger, QLinearMatMul, MatMulIntegerToFloat …
+        quantizedOperators,      // Operators/QuantizedOperators.swift: QLinearAdd, QGemm … (com.microsoft), onyx.nhwc
         visionOperators,         // Operators/Vision.swift: GridSample, RoiAlign, NonMaxSuppression …
         trainingOperators,       // Operators/Training.swift: Adam, Adagrad, Momentum
         traditionalMLOperators,  // Operators/TraditionalML.swift: ai.onnx.ml, TfIdfVectorizer

@@ -98,10 +98,12 @@ package struct QuantizeLinearKernel: Kernel {
     package let outputType: DataType?
     /// The type the division runs in: `precision` (opset ≥ 23) or else the scale's type.
     package let precision: DataType?
+    package let isa: KernelISA
 
     package init(_ context: NodeContext) throws {
         let opset = context.opset
         self.opset = opset
+        isa = context.isa
         axis = opset >= 13 ? try context.int("axis", default: 1) : 1
         blockSize = opset >= 21 ? try context.int("block_size", default: 0) : 0
         guard blockSize >= 0 else { throw context.attributeError("block_size must be ≥ 0, got \(blockSize)") }
@@ -155,12 +157,20 @@ package struct QuantizeLinearKernel: Kernel {
         let layout = try layout(x.shape, scale.shape)
         // A float8e8m0 scale is a power of two: dividing by it in float is exact.
         let precision = self.precision ?? (scale.dataType == .float8e8m0 ? .float : scale.dataType)
-        let pool = context.pool, saturate = self.saturate
+        let pool = context.pool, saturate = self.saturate, isa = self.isa
         let bounds = integerBounds(y.dataType)
         let format = MiniFloat.of(y.dataType)
         layout.forEachRun { offset, parameter, count in
             let s = QuantizationLoops.double(scale, at: parameter)
-            if let bounds {
+            if y.dataType == .uint8 && x.dataType == .float && precision == .float {
+                // The common case (an int8 network's input) on the vector kernel.
+                let z = zeroPoint.map { QuantizationLoops.int32($0, at: parameter) } ?? 0
+                let xs = UnsafePointer(x.pointer(as: Float.self) + offset), ys = y.pointer(as: UInt8.self) + offset
+                pool.forEachChunk(count, costPerItem: 2) { r in
+                    IntegerGemm.quantize(xs + r.lowerBound, count: r.count, into: ys + r.lowerBound, scale: Float(s),
+                                         zeroPoint: z, isa: isa)
+                }
+            } else if let bounds {
                 let z = zeroPoint.map { QuantizationLoops.int32($0, at: parameter) } ?? 0
                 switch y.dataType {
                 case .uint8, .uint4, .uint2: Self.quantize(x, y.pointer(as: UInt8.self), offset, count, s, z, bounds, precision, pool)
@@ -360,10 +370,25 @@ package struct IntegerConvKernel: Kernel {
     package let quantizedOutput: Bool
     package let spatial: SpatialAttributes
     package let group: Int
+    /// QLinearConv's output clamped further (a Relu or Clip QdqFusion folded in).
+    package let outputRange: ClosedRange<Int32>?
 
     package init(_ context: NodeContext, quantizedOutput: Bool) throws {
         self.quantizedOutput = quantizedOutput
+        outputRange = quantizedOutput ? try OnyxOperators.outputRange(context) : nil
         spatial = try SpatialAttributes(context)
+        // Constant scales and zero points that cannot fit the weights are refused here, at load.
+        if quantizedOutput, let w = context.constantInput(3), w.rank >= 1 {
+            let op = "QLinearConv", filters = w.shape[0]
+            for (index, name) in [(1, "x_scale"), (4, "w_scale"), (6, "y_scale")] where context.constantInput(index) != nil {
+                _ = try QuantizationConstant.scales(context, index, op: op, name: name, count: index == 4 ? filters : nil)
+            }
+            for (index, name) in [(2, "x_zero_point"), (5, "w_zero_point"), (7, "y_zero_point")]
+            where context.constantInput(index) != nil {
+                _ = try QuantizationConstant.zeroPoints(context, index, op: op, name: name, type: index == 5 ? w.dataType : nil,
+                                                        count: index == 5 ? filters : nil)
+            }
+        }
         group = try context.int("group", default: 1)
         guard group >= 1 else { throw context.attributeError("group must be ≥ 1, got \(group)") }
     }
@@ -510,7 +535,8 @@ package struct IntegerConvKernel: Kernel {
         let bias = context.input(8)
         let y = context.output(0)
         let yZero = context.input(7).map { QuantizationLoops.double($0, at: 0) } ?? 0
-        let low: Double = y.dataType == .int8 ? -128 : 0, high: Double = y.dataType == .int8 ? 127 : 255
+        var low: Double = y.dataType == .int8 ? -128 : 0, high: Double = y.dataType == .int8 ? 127 : 255
+        if let outputRange { (low, high) = (max(low, Double(outputRange.lowerBound)), min(high, Double(outputRange.upperBound))) }
         for (row, f) in filters.enumerated() {
             let ws = wScale.pointer(as: Float.self)[wScale.elementCount == 1 ? 0 : f]
             let multiplier = Double(xScale * ws / yScale)

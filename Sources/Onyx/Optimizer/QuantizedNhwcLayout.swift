@@ -1,0 +1,123 @@
+import OnyxCore
+import OnyxIR
+import OnyxOperators
+
+/// Runs chains of quantized convolutions with uint8 activations in NHWC (as onnxruntime's NHWC
+/// transformer does for its int8 kernels), where an im2col row is a run of whole pixels, a 1×1
+/// convolution reads its input as the GEMM's rows in place, and the GEMM's output rows are the
+/// output pixels.
+///
+/// Converted: QLinearConv with constant 4-D weights, constant scales and zero points (uint8 input
+/// and output, per-tensor or per-filter weights), group 1 or depthwise, which always converts;
+/// and, when their data inputs are NHWC values of the chain, MaxPool (2-D, ceil_mode 0, one
+/// output), com.microsoft QLinearAdd and QLinearMul (both operands NHWC, which keeps NumPy
+/// broadcasting as it was: both are permuted alike), and QLinearGlobalAveragePool (then
+/// `channels_last`, its output `[N, 1, 1, C]`). Values enter through a Transpose to NHWC, one per
+/// value, and every chain value read outside the chain, or a graph output, gets a Transpose back
+/// producing it under its own name.
+struct QuantizedNhwcLayout: GraphPass {
+    func apply(to graph: inout Graph) {
+        guard let nodes = try? graph.topologicallySortedNodes() else { return }
+        var inChain = Set<String>()
+        var converted = Set<Int>()
+        for (index, node) in nodes.enumerated() {
+            let ok: Bool
+            switch (node.domain, node.opType) {
+            case ("", "QLinearConv"): ok = isConvertibleConv(node, graph)
+            case ("", "MaxPool"): ok = inChain.contains(node.inputs[0]) && isConvertibleMaxPool(node)
+            case (QdqFusion.microsoft, "QLinearAdd"), (QdqFusion.microsoft, "QLinearMul"):
+                ok = node.inputs.count >= 7 && inChain.contains(node.inputs[0]) && inChain.contains(node.inputs[3])
+            case (QdqFusion.microsoft, "QLinearGlobalAveragePool"):
+                var last = 0
+                if case .int(let v)? = node.attributes["channels_last"] { last = v }
+                ok = last == 0 && !node.inputs.isEmpty && inChain.contains(node.inputs[0])
+            default: ok = false
+            }
+            guard ok, node.outputs.count == 1 else { continue }
+            converted.insert(index)
+            inChain.insert(node.outputs[0])
+        }
+        guard !converted.isEmpty else { return }
+
+        let protected = graph.protectedValueNames
+        var leaving = Set(inChain.filter(protected.contains))
+        for (index, node) in nodes.enumerated() where !converted.contains(index) {
+            leaving.formUnion((node.inputs + node.implicitInputs).filter(inChain.contains))
+        }
+        var used = graph.usedNames
+        var renamed: [String: String] = [:]
+        for name in leaving.sorted() { renamed[name] = Graph.freshName(name + "_nhwc", avoiding: &used) }
+        graph.valueInfo.removeAll { inChain.contains($0.name) && !leaving.contains($0.name) }
+
+        var entered: [String: String] = [:]
+        var rewritten: [Node] = []
+        for (index, original) in nodes.enumerated() {
+            guard converted.contains(index) else {
+                rewritten.append(original)
+                continue
+            }
+            var node = original
+            let data = ["QLinearAdd", "QLinearMul"].contains(node.opType) ? [0, 3] : [0]
+            for position in data {
+                let value = original.inputs[position]
+                if inChain.contains(value) {
+                    node.inputs[position] = renamed[value] ?? value
+                } else if let nhwc = entered[value] {
+                    node.inputs[position] = nhwc
+                } else {
+                    let nhwc = Graph.freshName(value + "_nhwc", avoiding: &used)
+                    rewritten.append(Node(name: nhwc + "_transpose", opType: "Transpose", domain: "", inputs: [value],
+                                          outputs: [nhwc], attributes: ["perm": .ints(QuantizedNhwc.toNhwc)]))
+                    entered[value] = nhwc
+                    node.inputs[position] = nhwc
+                }
+            }
+            switch node.opType {
+            case "QLinearConv", "MaxPool": node.domain = QuantizedNhwc.domain
+            case "QLinearGlobalAveragePool": node.attributes["channels_last"] = .int(1)
+            default: break
+            }
+            let output = original.outputs[0]
+            if let inside = renamed[output] {
+                node.outputs[0] = inside
+                rewritten.append(node)
+                rewritten.append(Node(name: output + "_transpose", opType: "Transpose", domain: "", inputs: [inside],
+                                      outputs: [output], attributes: ["perm": .ints(QuantizedNhwc.toNchw)]))
+            } else {
+                rewritten.append(node)
+            }
+        }
+        graph.nodes = rewritten
+    }
+
+    /// A QLinearConv the NHWC kernel runs: constant parameters, uint8 activations, group 1 or depthwise.
+    private func isConvertibleConv(_ node: Node, _ graph: Graph) -> Bool {
+        guard (8...9).contains(node.inputs.count), node.outputs.count == 1,
+              let w = graph.initializer(named: node.inputs[3]), w.rank == 4, [.int8, .uint8].contains(w.dataType),
+              let xZero = graph.initializer(named: node.inputs[2]), xZero.dataType == .uint8, xZero.elementCount == 1,
+              let yZero = graph.initializer(named: node.inputs[7]), yZero.dataType == .uint8, yZero.elementCount == 1,
+              let wZero = graph.initializer(named: node.inputs[5]), wZero.dataType == w.dataType,
+              [1, w.shape[0]].contains(wZero.elementCount)
+        else { return false }
+        for index in [1, 6] {
+            guard let s = graph.initializer(named: node.inputs[index]), s.dataType == .float, s.elementCount == 1 else { return false }
+        }
+        guard let ws = graph.initializer(named: node.inputs[4]), ws.dataType == .float, [1, w.shape[0]].contains(ws.elementCount)
+        else { return false }
+        if node.inputs.count == 9 && !node.inputs[8].isEmpty {
+            guard let b = graph.initializer(named: node.inputs[8]), b.dataType == .int32, b.shape == [w.shape[0]] else { return false }
+        }
+        var group = 1
+        if case .int(let g)? = node.attributes["group"] { group = g }
+        return group == 1 || (group == w.shape[0] && w.shape[1] == 1)
+    }
+
+    private func isConvertibleMaxPool(_ node: Node) -> Bool {
+        guard node.outputs.count == 1, case .ints(let kernel)? = node.attributes["kernel_shape"], kernel.count == 2 else {
+            return false
+        }
+        if case .int(let c)? = node.attributes["ceil_mode"], c != 0 { return false }
+        if case .int(let s)? = node.attributes["storage_order"], s != 0 { return false }
+        return true
+    }
+}
