@@ -104,7 +104,7 @@ import Testing
         let residual = Self.random(Self.blocks(w.outChannels) * outArea * Self.block, seed: 9)
         let groups = NchwcLoops.filterGroups(w.outChannels)
 
-        func run(_ isa: KernelISA, _ tiles: NchwcTileSet = .cpu, _ activation: FusedActivation?, accumulate: Bool,
+        func run(_ isa: KernelISA, _ tiles: NchwcTileSet, _ activation: FusedActivation?, accumulate: Bool,
                  withBias: Bool) -> [Float] {
             var output = accumulate ? residual : [Float](repeating: .nan, count: residual.count)
             bias.withUnsafeBufferPointer { bias in
@@ -124,7 +124,7 @@ import Testing
                 for (index, activation) in Self.activations.enumerated() {
                     let accumulate = index % 2 == 1, withBias = index % 3 != 2
                     Self.expectClose(run(isa, tiles, activation, accumulate: accumulate, withBias: withBias),
-                                     run(.portable, activation, accumulate: accumulate, withBias: withBias),
+                                     run(.portable, .cpu, activation, accumulate: accumulate, withBias: withBias),
                                      "\(isa) \(tiles) \(w.testDescription) \(activation.map { "\($0)" } ?? "linear") accumulate \(accumulate) bias \(withBias)")
                 }
             }
