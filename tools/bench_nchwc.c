@@ -1,12 +1,14 @@
 /*
  * Throughput of the NCHWc direct convolution (Sources/CKernels/nchwc_tiles.h) on the layers of
- * ResNet-18, MobileNetV2 and SqueezeNet, one thread, warm caches, against the core's FMA peak,
+ * ResNet-18, MobileNetV2, SqueezeNet, MobileNetV3 and DenseNet-121, one thread, warm caches, against the core's FMA peak,
  * and a check of the vector tiles against the portable loop. Not part of the product:
  *
- *   cc -O2 -I Sources/CKernels/include tools/bench_nchwc.c Sources/CKernels/*.c -lm -lpthread -o /tmp/bench_nchwc
+ *   cc -O2 -I Sources/CKernels/include tools/bench_nchwc.c Sources/CKernels/[a-z]*.c -lm -lpthread -o /tmp/bench_nchwc
  *   /tmp/bench_nchwc [peak GFLOP/s, e.g. from tools/peak_flops.c] [avx2|avx512: the CPU's best by default]
+ *                    [full|split: AVX-512's register tiles (onyx_nchwc_tiles), the CPU's choice by default]
  *
- * Prints a markdown table: median time of repeated whole-layer calls, GFLOP/s, % of peak, and
+ * Prints a markdown table: median time of repeated whole-layer calls (and the best, which a
+ * machine shared with other work disturbs least), GFLOP/s at the median, % of peak, and
  * the largest difference from the portable kernel (with the bias, a Relu6 clamp, and a residual
  * accumulated over two row ranges).
  */
@@ -56,17 +58,25 @@ static const layer layers[] = {
     {"mobilenet_v2 1x1 144→24 56²", 144, 24, 56, 1, 1, 0, 0},
     {"squeezenet conv1 3x3/2 3→64 224²", 3, 64, 224, 3, 2, 0, 1},
     {"squeezenet 3x3 16→64 55²", 16, 64, 55, 3, 1, 1, 0},
+    {"mobilenet_v3 1x1 64→24 56²", 64, 24, 56, 1, 1, 0, 0},
+    {"mobilenet_v3 1x1 120→40 28²", 120, 40, 28, 1, 1, 0, 0},
+    {"mobilenet_v3 1x1 672→160 7²", 672, 160, 7, 1, 1, 0, 0},
+    {"densenet121 1x1 256→128 56²", 256, 128, 56, 1, 1, 0, 0},
+    {"densenet121 3x3 128→32 56²", 128, 32, 56, 3, 1, 1, 0},
+    {"densenet121 3x3 128→32 14²", 128, 32, 14, 3, 1, 1, 0},
 };
 
 int main(int argc, char **argv) {
     double peak = argc > 1 ? atof(argv[1]) : 0;
     onyx_isa isa = onyx_cpu_best_isa();
     if (argc > 2) isa = strcmp(argv[2], "avx512") == 0 ? ONYX_ISA_AVX512 : ONYX_ISA_AVX2;
+    onyx_nchwc_tiles tiles = ONYX_NCHWC_TILES_CPU;
+    if (argc > 3) tiles = strcmp(argv[3], "split") == 0 ? ONYX_NCHWC_TILES_SPLIT : ONYX_NCHWC_TILES_FULL;
     if (isa == ONYX_ISA_PORTABLE || isa > onyx_cpu_best_isa()) {
         printf("this CPU has no vector NCHWc kernels for that ISA\n");
         return 0;
     }
-    printf("| layer | MFLOP | ms | GFLOP/s | %% of peak | max diff from portable |\n|---|---|---|---|---|---|\n");
+    printf("| layer | MFLOP | ms | best ms | GFLOP/s | %% of peak | max diff from portable |\n|---|---|---|---|---|---|---|\n");
     for (size_t i = 0; i < sizeof layers / sizeof *layers; i++) {
         layer l = layers[i];
         onyx_nchwc_geometry g = {0};
@@ -99,13 +109,13 @@ int main(int argc, char **argv) {
         const onyx_activation relu = {.kind = ONYX_ACTIVATION_CLIP, .alpha = 0, .beta = INFINITY};
 
         onyx_nchwc_conv(ONYX_ISA_PORTABLE, &g, input, filter, bias, expected, 0, groups, 0, g.out_h, 0, &relu6);
-        onyx_nchwc_conv(isa, &g, input, filter, bias, output, 0, groups, 0, g.out_h, 0, &relu6);
+        onyx_nchwc_conv_tiles(isa, tiles, &g, input, filter, bias, output, 0, groups, 0, g.out_h, 0, &relu6);
         double diff = 0;
         for (size_t j = 0; j < output_floats; j++) diff = fmax(diff, fabs(output[j] - expected[j]));
         for (size_t j = 0; j < output_floats; j++) output[j] = expected[j] = 0.01f * (float)(j % 7);
         onyx_nchwc_conv(ONYX_ISA_PORTABLE, &g, input, filter, bias, expected, 0, groups, 0, g.out_h, 1, NULL);
-        onyx_nchwc_conv(isa, &g, input, filter, bias, output, 0, groups, 0, g.out_h / 2, 1, NULL);
-        onyx_nchwc_conv(isa, &g, input, filter, bias, output, 0, groups, g.out_h / 2, g.out_h, 1, NULL);
+        onyx_nchwc_conv_tiles(isa, tiles, &g, input, filter, bias, output, 0, groups, 0, g.out_h / 2, 1, NULL);
+        onyx_nchwc_conv_tiles(isa, tiles, &g, input, filter, bias, output, 0, groups, g.out_h / 2, g.out_h, 1, NULL);
         for (size_t j = 0; j < output_floats; j++) diff = fmax(diff, fabs(output[j] - expected[j]));
 
         static double times[4096];
@@ -113,7 +123,7 @@ int main(int argc, char **argv) {
         double start = now();
         while (runs < 4096 && (now() - start < 0.5 || runs < 5)) {
             double t = now();
-            onyx_nchwc_conv(isa, &g, input, filter, bias, output, 0, groups, 0, g.out_h, 0, &relu);
+            onyx_nchwc_conv_tiles(isa, tiles, &g, input, filter, bias, output, 0, groups, 0, g.out_h, 0, &relu);
             times[runs++] = now() - t;
         }
         qsort(times, runs, sizeof *times, by_value);
@@ -121,7 +131,8 @@ int main(int argc, char **argv) {
         double flop = 2.0 * l.out_channels * l.in_channels * area * g.out_h * g.out_w;
         char share[16] = "–";
         if (peak > 0) snprintf(share, sizeof share, "%.0f%%", 100 * flop / median / 1e9 / peak);
-        printf("| %s | %.1f | %.3f | %.1f | %s | %.1e |\n", l.name, flop / 1e6, median * 1e3, flop / median / 1e9, share, diff);
+        printf("| %s | %.1f | %.3f | %.3f | %.1f | %s | %.1e |\n", l.name, flop / 1e6, median * 1e3, times[0] * 1e3,
+               flop / median / 1e9, share, diff);
         free(input), free(weights), free(filter), free(bias), free(output), free(expected);
     }
     return 0;

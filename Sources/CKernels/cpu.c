@@ -1,4 +1,7 @@
 #include "isa.h"
+#ifdef ONYX_X86
+#include <cpuid.h>
+#endif
 
 onyx_isa onyx_cpu_best_isa(void) {
 #ifdef ONYX_X86
@@ -14,6 +17,25 @@ int onyx_cpu_has_avx512_vnni(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vnni");
+#else
+    return 0;
+#endif
+}
+
+/*
+ * AMD's Zen 4 (family 19h, the only family 19h cores with AVX-512) runs each 512-bit FMA as two
+ * 256-bit halves on its two FMA pipes: as many flops per cycle as AVX2, so the register tiles
+ * that win there are AVX2's shapes, not those for cores with full-width 512-bit units (Intel's;
+ * AMD's Zen 5, family 1Ah, has full-width units on its server parts).
+ */
+int onyx_cpu_splits_512bit_fma(void) {
+#ifdef ONYX_X86
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_is("amd")) return 0;
+    unsigned eax, ebx, ecx, edx;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return 0;
+    unsigned family = ((eax >> 8) & 0xf) == 0xf ? 0xf + ((eax >> 20) & 0xff) : (eax >> 8) & 0xf;
+    return family == 0x19;
 #else
     return 0;
 #endif

@@ -24,6 +24,8 @@ enum { ONYX_KERNEL_LIST(ONYX_INDEX) KERNEL_COUNT };
 #undef ONYX_INDEX
 
 static onyx_kernel_table tables[ONYX_ISA_COUNT];
+/* onyx_cpu_splits_512bit_fma, read once: it picks the NCHWc convolution's tiles. */
+static int splits_512bit_fma;
 static unsigned char native[ONYX_ISA_COUNT][KERNEL_COUNT];
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static atomic_int filled;
@@ -39,6 +41,7 @@ static void fill(void) {
             /* The tile sizes travel with their tiles. */
             if (part->sgemm_tile) { t->sgemm_mr = part->sgemm_mr; t->sgemm_nr = part->sgemm_nr; }
             if (part->sgemm_tile_transposed) t->sgemm_transposed_mr = part->sgemm_transposed_mr;
+            if (part->nchwc_conv_split) t->nchwc_conv_split = part->nchwc_conv_split;
 #define ONYX_MERGE(name) if (part->name) { t->name = part->name; native[isa][KERNEL_##name] = 1; }
             ONYX_KERNEL_LIST(ONYX_MERGE)
 #undef ONYX_MERGE
@@ -51,6 +54,7 @@ static void fill(void) {
         ONYX_KERNEL_LIST(ONYX_INHERIT)
 #undef ONYX_INHERIT
     }
+    splits_512bit_fma = onyx_cpu_splits_512bit_fma();
     atomic_store_explicit(&filled, 1, memory_order_release);
 }
 
@@ -173,11 +177,21 @@ void onyx_layer_norm_f32(onyx_isa isa, const float *x, float *y, size_t rows, si
     table(isa)->layer_norm_f32(x, y, rows, n, epsilon, scale, bias, mean, inverse);
 }
 
+void onyx_nchwc_conv_tiles(onyx_isa isa, onyx_nchwc_tiles tiles, const onyx_nchwc_geometry *g, const float *input,
+                           const float *filter, const float *bias, float *output, size_t group_begin,
+                           size_t group_end, size_t row_begin, size_t row_end, int accumulate,
+                           const onyx_activation *activation) {
+    const onyx_kernel_table *t = table(isa);
+    int split = tiles == ONYX_NCHWC_TILES_SPLIT || (tiles == ONYX_NCHWC_TILES_CPU && splits_512bit_fma);
+    (split && t->nchwc_conv_split ? t->nchwc_conv_split : t->nchwc_conv)(
+        g, input, filter, bias, output, group_begin, group_end, row_begin, row_end, accumulate, activation);
+}
+
 void onyx_nchwc_conv(onyx_isa isa, const onyx_nchwc_geometry *g, const float *input, const float *filter,
                      const float *bias, float *output, size_t group_begin, size_t group_end, size_t row_begin,
                      size_t row_end, int accumulate, const onyx_activation *activation) {
-    table(isa)->nchwc_conv(g, input, filter, bias, output, group_begin, group_end, row_begin, row_end, accumulate,
-                           activation);
+    onyx_nchwc_conv_tiles(isa, ONYX_NCHWC_TILES_CPU, g, input, filter, bias, output, group_begin, group_end,
+                          row_begin, row_end, accumulate, activation);
 }
 
 void onyx_nchwc_depthwise(onyx_isa isa, const onyx_nchwc_geometry *g, const float *input, const float *filter,

@@ -83,6 +83,11 @@ typedef struct {
     void (*nchwc_conv)(const onyx_nchwc_geometry *g, const float *input, const float *filter, const float *bias,
                        float *output, size_t group_begin, size_t group_end, size_t row_begin, size_t row_end,
                        int accumulate, const onyx_activation *activation);
+    /* nchwc_conv with the tiles for cores that split a 512-bit FMA in two (onyx_cpu_splits_512bit_fma),
+     * where the ISA has such a set (AVX-512); NULL elsewhere, and not inherited. */
+    void (*nchwc_conv_split)(const onyx_nchwc_geometry *g, const float *input, const float *filter,
+                             const float *bias, float *output, size_t group_begin, size_t group_end,
+                             size_t row_begin, size_t row_end, int accumulate, const onyx_activation *activation);
     void (*nchwc_depthwise)(const onyx_nchwc_geometry *g, const float *input, const float *filter,
                             const float *bias, float *output, size_t block_begin, size_t block_end,
                             size_t row_begin, size_t row_end, const onyx_activation *activation);

@@ -29,11 +29,12 @@
 #define GREATER(v, acc) _mm256_max_ps(v, acc) /* v > acc ? v : acc, acc where v is NaN */
 #define ACTIVATE(v, a) onyx_activate8(v, a)
 #define TILE_MAX 6
-#define TILE_WIDTH(gw) ((gw) == 4 ? 2 : (gw))
-#define HOLD_BROADCASTS(width) ((width) > 1)
-#define MOST_PIXELS {0, 6, 3, 2, 3}
-#define CONV_TILE_CASES(X)                                                                                        \
-    X(1, 1) X(1, 2) X(1, 3) X(1, 4) X(1, 5) X(1, 6) X(2, 1) X(2, 2) X(2, 3) X(3, 1) X(3, 2) X(4, 1) X(4, 2) X(4, 3)
+/* 6 × 1 holding the filter vectors; 3 × 2 and 2 × 3 holding the broadcasts; 4 blocks as two 3 × 2. */
+#define TILES_MOST {0, 6, 3, 2, 3}
+#define TILES_CASES(X)                                                                                            \
+    X(1, 1, 1, 0) X(1, 1, 2, 0) X(1, 1, 3, 0) X(1, 1, 4, 0) X(1, 1, 5, 0) X(1, 1, 6, 0)                           \
+    X(2, 2, 1, 1) X(2, 2, 2, 1) X(2, 2, 3, 1) X(3, 3, 1, 1) X(3, 3, 2, 1) X(4, 2, 1, 1) X(4, 2, 2, 1) X(4, 2, 3, 1)
+#define CONV_TILE_SETS(S) S(tiles, TILES_MOST, TILES_CASES)
 #define WINDOW_PIXELS 6
 #include "nchwc_tiles.h"
 
@@ -103,7 +104,7 @@ static void reorder_out_avx2(const float *src, size_t channels, size_t area, flo
 }
 
 const onyx_kernel_table onyx_nchwc_avx2 = {
-    .nchwc_conv = conv_avx2,
+    .nchwc_conv = tiles_conv_avx2,
     .nchwc_depthwise = depthwise_avx2,
     .nchwc_pool = pool_avx2,
     .nchwc_reorder_in = reorder_in_avx2,

@@ -10,13 +10,16 @@
  *   GREATER(v, acc)     v where v > acc, else acc (a NaN v is skipped, as the portable max)
  *   ACTIVATE(v, a)      the fused activation (activation.h)
  *   TILE_MAX            the most pixels of a convolution tile
- *   TILE_WIDTH(gw)      blocks per convolution tile for a filter group gw blocks wide; a wider
- *                       group runs as several tiles over the same pixels
- *   HOLD_BROADCASTS(w)  whether a tile w blocks wide holds its pixels' broadcasts in registers and
- *                       loads each filter vector once per input lane (else it holds the filter
- *                       vectors and broadcasts one pixel at a time)
- *   MOST_PIXELS         conv_tiles.most_pixels: the most pixels per tile by group width
- *   CONV_TILE_CASES(X)  X(group width, pixels) for every tile the dispatch instantiates
+ *   CONV_TILE_SETS(S)   S(set, most pixels, cases) for each of the ISA's sets of convolution tiles
+ *                       (most of them have one; nchwc_avx512.c has two, chosen by CPU): `most
+ *                       pixels` names a macro giving conv_tiles.most_pixels (the most pixels per
+ *                       tile by group width), `cases` a macro X(group width, tile width, pixels,
+ *                       hold) listing every tile the set's dispatch instantiates. A group wider
+ *                       than `tile width` runs as several tiles over the same pixels; `hold` says
+ *                       whether a tile holds its pixels' broadcasts in registers and loads each
+ *                       filter vector once per input lane (else it holds the filter vectors and
+ *                       broadcasts one pixel at a time). Each set defines NAME(set), a conv_tiles,
+ *                       and NAME(set_conv), the convolution with it.
  *   WINDOW_PIXELS       pixels per depthwise or pooling tile (at most 8)
  */
 
@@ -61,9 +64,9 @@ INLINE static inline void NAME(tile_finish)(const size_t pixels, const size_t wi
 }
 
 /* One input lane: pixel p's value at x[p] times the lane's filter vectors (block b's at f + b·16). */
-INLINE static inline void NAME(lane)(const size_t pixels, const size_t width, const float *f, const float *const x[],
-                                     VEC acc[G][PARTS][TILE_MAX]) {
-    if (HOLD_BROADCASTS(width)) {
+INLINE static inline void NAME(lane)(const size_t pixels, const size_t width, const int hold, const float *f,
+                                     const float *const x[], VEC acc[G][PARTS][TILE_MAX]) {
+    if (hold) {
         VEC v[TILE_MAX];
         ONYX_UNROLL
         for (size_t p = 0; p < pixels; p++) v[p] = BROADCAST(x[p]);
@@ -99,7 +102,7 @@ INLINE static inline void NAME(lane)(const size_t pixels, const size_t width, co
  * across the pixels instead. Rows of taps above or below the image are skipped. The tile is
  * blocks [b0, b0 + width) of a group `group_width` blocks wide.
  */
-INLINE static inline void NAME(conv_row_tile)(const size_t pixels, const size_t width, const size_t group_width,
+INLINE static inline void NAME(conv_row_tile)(const size_t pixels, const size_t width, const size_t group_width, const int hold,
                                               const conv_job *job, size_t b0, size_t oy, size_t ox0, size_t ib_begin,
                                               size_t ib_end, int first, int last) {
     const onyx_nchwc_geometry *g = job->g;
@@ -122,7 +125,7 @@ INLINE static inline void NAME(conv_row_tile)(const size_t pixels, const size_t 
                     const float *x[TILE_MAX];
                     ONYX_UNROLL
                     for (size_t p = 0; p < pixels; p++) x[p] = tap + lane * ls + p * pixel_step;
-                    NAME(lane)(pixels, width, f + lane * lane_floats, x, acc);
+                    NAME(lane)(pixels, width, hold, f + lane * lane_floats, x, acc);
                 }
             }
         }
@@ -138,7 +141,7 @@ INLINE static inline void NAME(conv_row_tile)(const size_t pixels, const size_t 
  * input pixel's lanes, or the zero block when the tap falls in the padding, so the loop never
  * branches on edges.
  */
-INLINE static inline void NAME(conv_tile)(const size_t pixels, const size_t width, const size_t group_width,
+INLINE static inline void NAME(conv_tile)(const size_t pixels, const size_t width, const size_t group_width, const int hold,
                                           const conv_job *job, size_t b0, size_t q0, size_t ib_begin, size_t ib_end,
                                           int first, int last) {
     const onyx_nchwc_geometry *g = job->g;
@@ -187,11 +190,11 @@ INLINE static inline void NAME(conv_tile)(const size_t pixels, const size_t widt
                         const float *at[TILE_MAX];
                         ONYX_UNROLL
                         for (size_t p = 0; p < pixels; p++) at[p] = x[p] + lane;
-                        NAME(lane)(pixels, width, f + lane * lane_floats, at, acc);
+                        NAME(lane)(pixels, width, hold, f + lane * lane_floats, at, acc);
                     }
                 } else {
                     for (size_t lane = 0; lane < lanes; lane++) {
-                        NAME(lane)(pixels, width, f + lane * lane_floats, x, acc);
+                        NAME(lane)(pixels, width, hold, f + lane * lane_floats, x, acc);
                         ONYX_UNROLL
                         for (size_t p = 0; p < pixels; p++) x[p] += stride[p];
                     }
@@ -202,51 +205,50 @@ INLINE static inline void NAME(conv_tile)(const size_t pixels, const size_t widt
     NAME(tile_finish)(pixels, width, job, b0, q0, last, acc);
 }
 
-/* The tiles of a group over the same pixels, TILE_WIDTH(GW) blocks each. */
-#define ONYX_CONV_TILE_CASE(GW, P)                                                                                \
+/* The tiles of a group over the same pixels, TW blocks each. */
+#define ONYX_CONV_TILE_CASE(GW, TW, P, HOLD)                                                                      \
     case (GW) * 16 + (P):                                                                                         \
-        for (size_t b0 = 0; b0 < (GW); b0 += TILE_WIDTH(GW))                                                      \
-            NAME(conv_tile)(P, TILE_WIDTH(GW), GW, job, b0, q0, ib_begin, ib_end, first, last);                   \
+        for (size_t b0 = 0; b0 < (GW); b0 += (TW))                                                                \
+            NAME(conv_tile)(P, TW, GW, HOLD, job, b0, q0, ib_begin, ib_end, first, last);                         \
         break;
-#define ONYX_CONV_ROW_TILE_CASE(GW, P)                                                                            \
+#define ONYX_CONV_ROW_TILE_CASE(GW, TW, P, HOLD)                                                                  \
     case (GW) * 16 + (P):                                                                                         \
-        for (size_t b0 = 0; b0 < (GW); b0 += TILE_WIDTH(GW))                                                      \
-            NAME(conv_row_tile)(P, TILE_WIDTH(GW), GW, job, b0, oy, ox0, ib_begin, ib_end, first, last);          \
+        for (size_t b0 = 0; b0 < (GW); b0 += (TW))                                                                \
+            NAME(conv_row_tile)(P, TW, GW, HOLD, job, b0, oy, ox0, ib_begin, ib_end, first, last);                \
         break;
 
-TARGET
-static void NAME(conv_tile_dispatch)(size_t pixels, size_t width, const conv_job *job, size_t q0, size_t ib_begin,
-                                     size_t ib_end, int first, int last) {
-    switch (width * 16 + pixels) {
-    CONV_TILE_CASES(ONYX_CONV_TILE_CASE)
-    default: break;
+/* A set's two dispatches (by group width and pixels), its conv_tiles NAME(SET), and its convolution NAME(SET_conv). */
+#define ONYX_CONV_TILE_SET(SET, MOST, CASES)                                                                      \
+    TARGET                                                                                                        \
+    static void NAME(SET##_tile)(size_t pixels, size_t width, const conv_job *job, size_t q0, size_t ib_begin,    \
+                                 size_t ib_end, int first, int last) {                                            \
+        switch (width * 16 + pixels) {                                                                            \
+        CASES(ONYX_CONV_TILE_CASE)                                                                                \
+        default: break;                                                                                           \
+        }                                                                                                         \
+    }                                                                                                             \
+    TARGET                                                                                                        \
+    static void NAME(SET##_row_tile)(size_t pixels, size_t width, const conv_job *job, size_t oy, size_t ox0,     \
+                                     size_t ib_begin, size_t ib_end, int first, int last) {                       \
+        switch (width * 16 + pixels) {                                                                            \
+        CASES(ONYX_CONV_ROW_TILE_CASE)                                                                            \
+        default: break;                                                                                           \
+        }                                                                                                         \
+    }                                                                                                             \
+    static const conv_tiles NAME(SET) = {.most_pixels = MOST, .tile = NAME(SET##_tile), .row_tile = NAME(SET##_row_tile)}; \
+    static void NAME(SET##_conv)(const onyx_nchwc_geometry *g, const float *input, const float *filter,            \
+                                 const float *bias, float *output, size_t group_begin, size_t group_end,          \
+                                 size_t row_begin, size_t row_end, int accumulate,                                \
+                                 const onyx_activation *activation) {                                             \
+        onyx_nchwc_conv_tiled(&NAME(SET), g, input, filter, bias, output, group_begin, group_end, row_begin,      \
+                              row_end, accumulate, activation);                                                   \
     }
-}
 
-TARGET
-static void NAME(conv_row_tile_dispatch)(size_t pixels, size_t width, const conv_job *job, size_t oy, size_t ox0,
-                                         size_t ib_begin, size_t ib_end, int first, int last) {
-    switch (width * 16 + pixels) {
-    CONV_TILE_CASES(ONYX_CONV_ROW_TILE_CASE)
-    default: break;
-    }
-}
+CONV_TILE_SETS(ONYX_CONV_TILE_SET)
 
+#undef ONYX_CONV_TILE_SET
 #undef ONYX_CONV_TILE_CASE
 #undef ONYX_CONV_ROW_TILE_CASE
-
-static const conv_tiles NAME(tiles) = {
-    .most_pixels = MOST_PIXELS,
-    .tile = NAME(conv_tile_dispatch),
-    .row_tile = NAME(conv_row_tile_dispatch),
-};
-
-static void NAME(conv)(const onyx_nchwc_geometry *g, const float *input, const float *filter, const float *bias,
-                       float *output, size_t group_begin, size_t group_end, size_t row_begin, size_t row_end,
-                       int accumulate, const onyx_activation *activation) {
-    onyx_nchwc_conv_tiled(&NAME(tiles), g, input, filter, bias, output, group_begin, group_end, row_begin, row_end,
-                          accumulate, activation);
-}
 
 /*
  * Depthwise and pooling windows: per channel block and output row, the columns whose taps all

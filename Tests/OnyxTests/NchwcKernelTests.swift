@@ -71,7 +71,8 @@ import Testing
     }
 
     /// Group widths 4 + 1, 3, 2, 4 and 1 blocks; partial lanes; strides, dilations and pads
-    /// (one wider than a tile); 1×1 (pointwise) and non-square windows; plain NCHW inputs.
+    /// (one wider than a tile); 1×1 (pointwise) and non-square windows; plain NCHW inputs (groups
+    /// 4, 3, 1 and 2 blocks wide).
     static let convWindows: [Window] = [
         Window(),
         Window(inChannels: 33, outChannels: 40, height: 7, width: 13, stride: (2, 2)),
@@ -85,6 +86,7 @@ import Testing
                pad: (0, 1)),
         Window(inChannels: 48, outChannels: 64, height: 8, width: 9, kernel: (5, 5), pad: (2, 2)),
         Window(inChannels: 1, outChannels: 16, height: 5, width: 19, kernel: (1, 1), pad: (0, 0), plainInput: true),
+        Window(inChannels: 3, outChannels: 24, height: 11, width: 14, stride: (2, 2), plainInput: true),
     ]
 
     @Test(arguments: convWindows)
@@ -102,25 +104,29 @@ import Testing
         let residual = Self.random(Self.blocks(w.outChannels) * outArea * Self.block, seed: 9)
         let groups = NchwcLoops.filterGroups(w.outChannels)
 
-        func run(_ isa: KernelISA, _ activation: FusedActivation?, accumulate: Bool, withBias: Bool) -> [Float] {
+        func run(_ isa: KernelISA, _ tiles: NchwcTileSet, _ activation: FusedActivation?, accumulate: Bool,
+                 withBias: Bool) -> [Float] {
             var output = accumulate ? residual : [Float](repeating: .nan, count: residual.count)
             bias.withUnsafeBufferPointer { bias in
                 for groupRange in Self.halves(groups) {
                     for rowRange in Self.halves(g.outHeight) {
                         NchwcLoops.convolve(g, input, filter: filter, bias: withBias ? bias.baseAddress : nil, into: &output,
                                             groups: groupRange, rows: rowRange, accumulate: accumulate,
-                                            activation: activation, isa: isa)
+                                            activation: activation, isa: isa, tiles: tiles)
                     }
                 }
             }
             return output
         }
+        // Both sets of register tiles, whichever this CPU prefers (they differ for AVX-512).
         for isa in Self.vectorVariants {
-            for (index, activation) in Self.activations.enumerated() {
-                let accumulate = index % 2 == 1, withBias = index % 3 != 2
-                Self.expectClose(run(isa, activation, accumulate: accumulate, withBias: withBias),
-                                 run(.portable, activation, accumulate: accumulate, withBias: withBias),
-                                 "\(isa) \(w.testDescription) \(activation.map { "\($0)" } ?? "linear") accumulate \(accumulate) bias \(withBias)")
+            for tiles in [NchwcTileSet.full, .split] {
+                for (index, activation) in Self.activations.enumerated() {
+                    let accumulate = index % 2 == 1, withBias = index % 3 != 2
+                    Self.expectClose(run(isa, tiles, activation, accumulate: accumulate, withBias: withBias),
+                                     run(.portable, .cpu, activation, accumulate: accumulate, withBias: withBias),
+                                     "\(isa) \(tiles) \(w.testDescription) \(activation.map { "\($0)" } ?? "linear") accumulate \(accumulate) bias \(withBias)")
+                }
             }
         }
     }

@@ -306,6 +306,10 @@ void onyx_qlinear_binary(onyx_isa isa, int multiply, const void *a, int32_t a_ze
 /* Whether this CPU runs AVX-512 VNNI (vpdpbusd), which the AVX-512 integer GEMM needs. */
 int onyx_cpu_has_avx512_vnni(void);
 
+/* Whether this CPU runs a 512-bit FMA as two 256-bit halves (AMD Zen 4), which sets the NCHWc
+ * convolution's AVX-512 register tiles (onyx_nchwc_conv_tiles). */
+int onyx_cpu_splits_512bit_fma(void);
+
 /*
  * NCHWc (nchwc*.c): the blocked channel layout of conv chains. An image is [ceil(C/16)][H][W][16],
  * a block's 16 channels innermost (per pixel one AVX-512 vector or two AVX2 ones). Lanes past C hold finite values
@@ -356,6 +360,20 @@ size_t onyx_nchwc_filter_groups(size_t out_channels);
 void onyx_nchwc_conv(onyx_isa isa, const onyx_nchwc_geometry *g, const float *input, const float *filter,
                      const float *bias, float *output, size_t group_begin, size_t group_end, size_t row_begin,
                      size_t row_end, int accumulate, const onyx_activation *activation);
+
+/* The register tiles of an NCHWc convolution: the ones for this CPU, or either set by name (the
+ * sets differ for AVX-512 only; elsewhere both name the ISA's one set). */
+typedef enum {
+    ONYX_NCHWC_TILES_CPU = 0,   /* SPLIT where onyx_cpu_splits_512bit_fma, else FULL */
+    ONYX_NCHWC_TILES_FULL = 1,  /* for full-width 512-bit FMA units */
+    ONYX_NCHWC_TILES_SPLIT = 2, /* for 512-bit FMAs split into 256-bit halves */
+} onyx_nchwc_tiles;
+
+/* onyx_nchwc_conv with the given register tiles (tests force each set with it). */
+void onyx_nchwc_conv_tiles(onyx_isa isa, onyx_nchwc_tiles tiles, const onyx_nchwc_geometry *g, const float *input,
+                           const float *filter, const float *bias, float *output, size_t group_begin,
+                           size_t group_end, size_t row_begin, size_t row_end, int accumulate,
+                           const onyx_activation *activation);
 
 /* Depthwise filters [channels][1][kernel_h][kernel_w] packed as [block][ky][kx][16]. */
 void onyx_nchwc_pack_depthwise_filter(const float *w, size_t channels, size_t kernel_h, size_t kernel_w,

@@ -45,6 +45,25 @@ package enum NchwcPoolKind: Sendable {
     case averageFull
 }
 
+/// Which register tiles an NCHWc convolution runs: the set for this CPU, or a named one (the two
+/// differ for AVX-512 only, see `onyx_nchwc_tiles`); tests force each.
+package enum NchwcTileSet: Sendable, CaseIterable {
+    /// The set this CPU runs best.
+    case cpu
+    /// For cores with full-width 512-bit FMA units.
+    case full
+    /// For cores that split a 512-bit FMA into two 256-bit halves (AMD Zen 4).
+    case split
+
+    var cValue: onyx_nchwc_tiles {
+        switch self {
+        case .cpu: ONYX_NCHWC_TILES_CPU
+        case .full: ONYX_NCHWC_TILES_FULL
+        case .split: ONYX_NCHWC_TILES_SPLIT
+        }
+    }
+}
+
 /// The C kernels of the blocked channel layout NCHWc (`[⌈C/16⌉][H][W][16]` per image): filter
 /// packing, reorders, convolution, depthwise convolution and pooling, over ranges of work items
 /// that the caller spreads over threads.
@@ -90,16 +109,17 @@ package enum NchwcLoops {
     }
 
     /// One image of a group-1 convolution into NCHWc `output`, filter groups `groups` and output
-    /// rows `rows`: bias + filter ⋆ input (added to what `output` holds when `accumulate`), then the activation.
+    /// rows `rows`: bias + filter ⋆ input (added to what `output` holds when `accumulate`), then the
+    /// activation, with register tiles `tiles`.
     package static func convolve(
         _ geometry: NchwcGeometry, _ input: UnsafePointer<Float>, filter: UnsafePointer<Float>,
         bias: UnsafePointer<Float>?, into output: UnsafeMutablePointer<Float>, groups: Range<Int>, rows: Range<Int>,
-        accumulate: Bool, activation: FusedActivation?, isa: KernelISA
+        accumulate: Bool, activation: FusedActivation?, isa: KernelISA, tiles: NchwcTileSet = .cpu
     ) {
         var g = geometry.c
         FusedActivation.withCValue(activation) {
-            onyx_nchwc_conv(
-                isa.cValue, &g, input, filter, bias, output, groups.lowerBound, groups.upperBound, rows.lowerBound,
+            onyx_nchwc_conv_tiles(
+                isa.cValue, tiles.cValue, &g, input, filter, bias, output, groups.lowerBound, groups.upperBound, rows.lowerBound,
                 rows.upperBound, accumulate ? 1 : 0, $0)
         }
     }
