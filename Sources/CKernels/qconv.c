@@ -73,12 +73,10 @@ void onyx_qmax_pool_row(const onyx_qdepthwise_geometry *g, const uint8_t *x, siz
         uint8_t *out = y + ow * c;
         memset(out, 0, c);
         for (size_t ky = 0; ky < g->kernel_h; ky++) {
-            ptrdiff_t iy = (ptrdiff_t)(oh * g->stride_h + ky * g->dilation_h) - (ptrdiff_t)g->pad_top;
-            if (iy < 0 || iy >= (ptrdiff_t)g->in_h) continue;
             for (size_t kx = 0; kx < g->kernel_w; kx++) {
-                ptrdiff_t ix = (ptrdiff_t)(ow * g->stride_w + kx * g->dilation_w) - (ptrdiff_t)g->pad_left;
-                if (ix < 0 || ix >= (ptrdiff_t)g->in_w) continue;
-                const uint8_t *px = x + ((size_t)iy * g->in_w + (size_t)ix) * c;
+                ptrdiff_t pixel = qconv_tap_pixel(g, oh, ow, ky, kx);
+                if (pixel < 0) continue;
+                const uint8_t *px = x + (size_t)pixel * c;
                 for (size_t i = 0; i < c; i++) out[i] = px[i] > out[i] ? px[i] : out[i];
             }
         }

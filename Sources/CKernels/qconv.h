@@ -49,6 +49,14 @@ ONYX_QCONV_INLINE void qconv_requantize_body(const int32_t *acc, const int32_t *
 /* Channels per register block of the depthwise loop: its sums stay in registers over the taps. */
 enum { QCONV_DW_BLOCK = 32, QCONV_DW_TAPS = 64 };
 
+/* Where tap (ky, kx) of output pixel (oh, ow) reads: the input pixel's index, or -1 in the padding. */
+ONYX_QCONV_INLINE ptrdiff_t qconv_tap_pixel(const onyx_qdepthwise_geometry *g, size_t oh, size_t ow, size_t ky, size_t kx) {
+    ptrdiff_t iy = (ptrdiff_t)(oh * g->stride_h + ky * g->dilation_h) - (ptrdiff_t)g->pad_top;
+    ptrdiff_t ix = (ptrdiff_t)(ow * g->stride_w + kx * g->dilation_w) - (ptrdiff_t)g->pad_left;
+    if (iy < 0 || iy >= (ptrdiff_t)g->in_h || ix < 0 || ix >= (ptrdiff_t)g->in_w) return -1;
+    return iy * (ptrdiff_t)g->in_w + ix;
+}
+
 /* One output row of an NHWC depthwise convolution (onyx_kernels.h, onyx_qdepthwise_row). */
 ONYX_QCONV_INLINE void qconv_depthwise_row_body(const onyx_qdepthwise_geometry *g, const uint8_t *x, const int16_t *w,
                                                  const int32_t *bias, const float *multiplier,
@@ -64,12 +72,10 @@ ONYX_QCONV_INLINE void qconv_depthwise_row_body(const onyx_qdepthwise_geometry *
         if (blocked) {
             /* The taps inside the image, then blocks of channels over all of them. */
             for (size_t ky = 0; ky < g->kernel_h; ky++) {
-                ptrdiff_t iy = (ptrdiff_t)(oh * g->stride_h + ky * g->dilation_h) - (ptrdiff_t)g->pad_top;
-                if (iy < 0 || iy >= (ptrdiff_t)g->in_h) continue;
                 for (size_t kx = 0; kx < g->kernel_w; kx++) {
-                    ptrdiff_t ix = (ptrdiff_t)(ow * g->stride_w + kx * g->dilation_w) - (ptrdiff_t)g->pad_left;
-                    if (ix < 0 || ix >= (ptrdiff_t)g->in_w) continue;
-                    src[taps] = x + ((size_t)iy * g->in_w + (size_t)ix) * c;
+                    ptrdiff_t pixel = qconv_tap_pixel(g, oh, ow, ky, kx);
+                    if (pixel < 0) continue;
+                    src[taps] = x + (size_t)pixel * c;
                     wt[taps] = w + (ky * g->kernel_w + kx) * c;
                     taps++;
                 }
@@ -92,12 +98,10 @@ ONYX_QCONV_INLINE void qconv_depthwise_row_body(const onyx_qdepthwise_geometry *
         if (bias) memcpy(acc, bias + k0, rest * sizeof *acc);
         else memset(acc, 0, rest * sizeof *acc);
         for (size_t ky = 0; ky < g->kernel_h; ky++) {
-            ptrdiff_t iy = (ptrdiff_t)(oh * g->stride_h + ky * g->dilation_h) - (ptrdiff_t)g->pad_top;
-            if (iy < 0 || iy >= (ptrdiff_t)g->in_h) continue;
             for (size_t kx = 0; kx < g->kernel_w; kx++) {
-                ptrdiff_t ix = (ptrdiff_t)(ow * g->stride_w + kx * g->dilation_w) - (ptrdiff_t)g->pad_left;
-                if (ix < 0 || ix >= (ptrdiff_t)g->in_w) continue;
-                const uint8_t *px = x + ((size_t)iy * g->in_w + (size_t)ix) * c + k0;
+                ptrdiff_t pixel = qconv_tap_pixel(g, oh, ow, ky, kx);
+                if (pixel < 0) continue;
+                const uint8_t *px = x + (size_t)pixel * c + k0;
                 const int16_t *wk = w + (ky * g->kernel_w + kx) * c + k0;
                 for (size_t k = 0; k < rest; k++) acc[k] += ((int32_t)px[k] - xz) * (int32_t)wk[k];
             }
