@@ -24,7 +24,7 @@ public func buildApplication(
                     responder: responder,
                     configuration: .init(
                         additionalChannelHandlers: [ConnectionWatchHandler()],
-                        idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)))),
+                        idleTimeout: nil)),  // kept by the inline handler, which sees all of a connection's requests
                 repository: repository, configuration: configuration)
         },
         configuration: ApplicationConfiguration(

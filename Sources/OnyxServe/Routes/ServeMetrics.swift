@@ -44,10 +44,36 @@ struct ModelMetrics: Sendable {
 package enum RequestMetrics {
     package static let inFlight = Meter(label: "onyx_inflight_requests")
 
+    private struct Key: Hashable {
+        let model: String
+        let route: String
+        let status: Int
+    }
+
+    /// The counter and timer of each (model, route, status) seen, so a request does not build
+    /// them anew (a factory lookup, label validation and locks: a few percent of a small model's
+    /// request). Bounded: past `cachedLimit` keys (say, requests naming ever new unknown models)
+    /// metrics are built per request as before.
+    private static let cached = Mutex<[Key: (Metrics.Counter, Metrics.Timer)]>([:])
+    private static let cachedLimit = 1024
+
     package static func record(model: String, route: String, status: Int, duration: Duration) {
-        Counter(label: "onyx_requests_total", dimensions: [("model", model), ("route", route), ("status", String(status))]).increment()
-        Metrics.Timer(label: "onyx_request_duration_seconds", dimensions: [("model", model), ("route", route)], preferredDisplayUnit: .seconds)
-            .record(duration: duration)
+        let key = Key(model: model, route: route, status: status)
+        let metrics = cached.withLock { table in
+            if let found = table[key] { return found }
+            let made = (
+                Metrics.Counter(label: "onyx_requests_total", dimensions: [("model", model), ("route", route), ("status", String(status))]),
+                Metrics.Timer(label: "onyx_request_duration_seconds", dimensions: [("model", model), ("route", route)], preferredDisplayUnit: .seconds))
+            if table.count < cachedLimit { table[key] = made }
+            return made
+        }
+        metrics.0.increment()
+        metrics.1.record(duration: duration)
+    }
+
+    /// Forgets the cached metrics: those made before a backend was bootstrapped record nowhere.
+    static func forgetCached() {
+        cached.withLock { $0.removeAll() }
     }
 }
 
@@ -69,6 +95,7 @@ public enum PrometheusSetup {
             ]
             factory.defaultValueHistogramBuckets = [1, 2, 4, 8, 16, 32, 64]
             MetricsSystem.bootstrap(factory)
+            RequestMetrics.forgetCached()
             registry = created
             return created
         }
