@@ -11,8 +11,8 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Time a model: load time, latency percentiles, throughput, peak memory.",
         discussion: """
-            Inputs come from --input files (as for `onyx run`) or are random, with symbolic axes set to \
-            --batch. Runs --warmup untimed runs, then runs for --duration seconds (at least 10 runs). \
+            Inputs come from --input files (as for `onyx run`) or are random, with each symbolic axis \
+            set by --dim NAME=N when given (e.g. --dim sequence=128), else to --batch. Runs --warmup untimed runs, then runs for --duration seconds (at least 10 runs). \
             heap_growth_bytes_per_run: how much memory in use (glibc mallinfo2) grows per untimed \
             run(orderedInputs:) after the timed ones, outputs dropped; 0 when a run keeps nothing. \
             integer_steps (quantized models): the quantized operators the session runs, by type: \
@@ -30,6 +30,9 @@ struct BenchCommand: ParsableCommand {
 
     @Option(help: "Extent given to symbolic (batch) axes of random inputs.")
     var batch = 1
+
+    @Option(name: .customLong("dim"), help: "Extent of a named symbolic axis of random inputs, as NAME=N (repeatable).")
+    var dims: [String] = []
 
     @Option(help: "Untimed runs first.")
     var warmup = 5
@@ -171,16 +174,42 @@ struct BenchCommand: ParsableCommand {
         return table
     }
 
+    /// `--dim NAME=N` as a table, refusing a malformed entry or a name no input has.
+    private func namedExtents(_ session: InferenceSession) throws -> [String: Int] {
+        var names = Set<String>()
+        for value in session.inputs {
+            for case .symbolic(let name) in value.type?.shape?.dimensions ?? [] { names.insert(name) }
+        }
+        var extents: [String: Int] = [:]
+        for entry in dims {
+            let parts = entry.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, let n = Int(parts[1]), n >= 0 else {
+                throw CommandLineInputError("--dim takes NAME=N with N a non-negative integer; got '\(entry)'")
+            }
+            let name = String(parts[0])
+            guard names.contains(name) else {
+                let known = names.isEmpty ? "none" : names.sorted().joined(separator: ", ")
+                throw CommandLineInputError("--dim \(entry): no input has a symbolic axis '\(name)' (the model's: \(known))")
+            }
+            extents[name] = n
+        }
+        return extents
+    }
+
     private func randomInputs(_ session: InferenceSession) throws -> [String: Tensor] {
         var generator = SystemRandomNumberGenerator()
         var feeds: [String: Tensor] = [:]
+        let named = try namedExtents(session)
         for value in session.inputs {
             guard let type = value.type, let shape = type.shape else {
                 throw CommandLineInputError("input '\(value.name)' has no declared shape; give --input")
             }
             let extents = shape.dimensions.map { d -> Int in
-                if case .fixed(let n) = d { return n }
-                return batch
+                switch d {
+                case .fixed(let n): return n
+                case .symbolic(let name): return named[name] ?? batch
+                case .unknown: return batch
+                }
             }
             // Refuses negative or overflowing declared extents before anything is allocated.
             let zeros = try Tensor.zeros(type.dataType, shape: extents)
