@@ -25,8 +25,10 @@ struct QdqFusion: GraphPass {
 
     func apply(to graph: inout Graph) {
         fuseGroups(&graph)
-        foldConstantDequantization(&graph)
+        // The fused groups' weight and bias DequantizeLinear nodes are unread now: dropped before
+        // folding, or every weight of the model would be dequantized into a float copy for nothing.
         removeUnread(&graph)
+        foldConstantDequantization(&graph)
     }
 
     /// A DequantizeLinear's operands, when `value` is its output and its scale and zero point are constants.
