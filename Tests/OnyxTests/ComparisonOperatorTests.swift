@@ -212,4 +212,41 @@ import Testing
         let shape = #expect(throws: OnyxError.self) { try Self.run("Where", [Self.t([true, false]), Self.t([Float(1), 2, 3]), Self.t([Float(2)])]) }
         #expect(shape?.code == .shapeMismatch)
     }
+
+    /// Each kind of row (every operand contiguous, X or Y or both a scalar, a condition that is one
+    /// value per row, a strided operand) against the element-by-element definition.
+    @Test(arguments: [
+        ([2, 3, 5], [2, 3, 5], [2, 3, 5]),  // all contiguous
+        ([2, 3, 5], [], [2, 3, 5]),  // X a scalar: NaN → 0 after a Softmax
+        ([2, 3, 5], [2, 3, 5], [1]),  // Y a scalar
+        ([1, 3, 5], [], []),  // both scalars: a mask from constants
+        ([2, 3, 1], [2, 3, 5], [2, 3, 5]),  // one condition per row
+        ([2, 3, 1], [], [3, 1]),  // one condition per row, scalar X, Y one per row
+        ([2, 1, 5], [3, 1], [5]),  // X strided within the row
+    ])
+    func whereRowsMatchTheDefinition(_ shapes: ([Int], [Int], [Int])) throws {
+        let (cs, xs, ys) = shapes
+        let count = { (shape: [Int]) in shape.reduce(1, *) }
+        let condition = Self.t((0..<count(cs)).map { ($0 * 7 + 3) % 5 < 2 }, cs)
+        let x = Self.t((0..<count(xs)).map { Float($0) + 0.5 }, xs), y = Self.t((0..<count(ys)).map { -Float($0) - 1 }, ys)
+        let out = try Self.run("Where", [condition, x, y])
+        let shape = try Broadcasting.shape([cs, xs, ys], op: "Where")
+        #expect(out.shape == shape)
+        let c = try condition.scalars(as: Bool.self), xv = try x.scalars(as: Float.self), yv = try y.scalars(as: Float.self)
+        func at(_ flat: Int, _ of: [Int]) -> Int {  // the flat index into a broadcast operand
+            var rest = flat, index = 0, stride = 1
+            for axis in (0..<shape.count).reversed() {
+                let coordinate = rest % shape[axis]
+                rest /= shape[axis]
+                let local = axis - (shape.count - of.count)
+                if local >= 0 {
+                    if of[local] != 1 { index += coordinate * stride }
+                    stride *= of[local]
+                }
+            }
+            return index
+        }
+        let expected = (0..<count(shape)).map { i in c[at(i, cs)] ? xv[at(i, xs)] : yv[at(i, ys)] }
+        #expect(try out.scalars(as: Float.self) == expected)
+    }
 }

@@ -90,7 +90,7 @@
         var position = 0
         while position < total {
             let c = condition + oc, xs = x + ox, ys = y + oy, o = out + position
-            for i in 0..<row { o[i] = c[i * stepC] != 0 ? xs[i * stepX] : ys[i * stepY] }
+            selectRow(c, stepC, xs, stepX, ys, stepY, o, row)
             position += row
             var axis = rank - 2
             while axis >= 0 {
@@ -105,6 +105,29 @@
                 index[axis] = 0
                 axis -= 1
             }
+        }
+    }
+
+    /// One output row of `select`: contiguous operands and scalars (a step of 0: a mask's constant,
+    /// NaN replaced by 0) as loops the compiler vectorises; any other steps element by element.
+    @inlinable @inline(__always)
+    static func selectRow<T>(
+        _ c: UnsafePointer<UInt8>, _ stepC: Int, _ x: UnsafePointer<T>, _ stepX: Int, _ y: UnsafePointer<T>, _ stepY: Int,
+        _ o: UnsafeMutablePointer<T>, _ row: Int
+    ) {
+        switch (stepC, stepX, stepY) {
+        case (1, 1, 1): for i in 0..<row { o[i] = c[i] != 0 ? x[i] : y[i] }
+        case (1, 0, 1): let v = x[0]; for i in 0..<row { o[i] = c[i] != 0 ? v : y[i] }
+        case (1, 1, 0): let v = y[0]; for i in 0..<row { o[i] = c[i] != 0 ? x[i] : v }
+        case (1, 0, 0): let u = x[0], v = y[0]; for i in 0..<row { o[i] = c[i] != 0 ? u : v }
+        case (0, _, _):
+            let (source, step) = c[0] != 0 ? (x, stepX) : (y, stepY)
+            if step == 1 {
+                o.update(from: source, count: row)
+            } else {
+                for i in 0..<row { o[i] = source[i * step] }
+            }
+        default: for i in 0..<row { o[i] = c[i * stepC] != 0 ? x[i * stepX] : y[i * stepY] }
         }
     }
 }
