@@ -56,7 +56,8 @@ package struct RecurrentKernel: Kernel {
 
     private static let inputNames = ["X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P"]
 
-    package init(_ context: NodeContext, cell: RecurrentCell) throws {
+    /// - Parameter inputLimit: The most inputs the node may have (default: ONNX's 8 for LSTM, 6 otherwise).
+    package init(_ context: NodeContext, cell: RecurrentCell, inputLimit: Int? = nil) throws {
         let op = context.node.opType
         self.op = op
         self.cell = cell
@@ -85,7 +86,7 @@ package struct RecurrentKernel: Kernel {
         let layout = context.opset >= 14 ? try context.int("layout", default: 0) : 0
         guard layout == 0 || layout == 1 else { throw context.attributeError("layout must be 0 or 1, got \(layout)") }
         batchFirst = layout == 1
-        let maxInputs = cell.gates == 4 ? 8 : 6
+        let maxInputs = inputLimit ?? (cell.gates == 4 ? 8 : 6)
         guard context.inputCount >= 3, context.inputCount <= maxInputs else {
             throw OnyxError.invalidModel("\(op) node '\(context.node.name)' takes 3 to \(maxInputs) inputs, got \(context.inputCount)")
         }
@@ -253,7 +254,7 @@ package struct RecurrentKernel: Kernel {
         }
     }
 
-    private func directionLoop<S: RecurrentScalar>(_ s: RecurrentShape, _ d: Int, lengths: RecurrentLengths) -> RecurrentDirection<S> {
+    func directionLoop<S: RecurrentScalar>(_ s: RecurrentShape, _ d: Int, lengths: RecurrentLengths) -> RecurrentDirection<S> {
         let per = cell.activationsPerDirection
         return RecurrentDirection<S>(
             cell: cell, shape: s, direction: d, reverse: d == 1 || reverse,
@@ -261,7 +262,7 @@ package struct RecurrentKernel: Kernel {
     }
 
     /// Zeroes Y where some entry has fewer than `sequence_length` steps.
-    private func clearOutput<S>(_ y: UnsafeMutablePointer<S>?, _ s: RecurrentShape, lengths: RecurrentLengths) where S: BinaryFloatingPoint {
+    func clearOutput<S>(_ y: UnsafeMutablePointer<S>?, _ s: RecurrentShape, lengths: RecurrentLengths) where S: BinaryFloatingPoint {
         if let y, lengths.isRagged(batch: s.batch) {
             y.update(repeating: 0, count: s.sequenceLength * directions * s.batch * s.hidden)
         }
