@@ -88,6 +88,22 @@ import Testing
         #expect(worst <= 1.0 / 255 + 1e-6, "float QDQ: largest difference \(worst)")
     }
 
+    /// A Softmax over an axis other than −1 stays in float (its meaning depends on the opset,
+    /// which the pass does not see); one over −1 is fused.
+    @Test(arguments: [1, -1])
+    func qdqSoftmaxFusedOnlyOverTheLastAxis(axis: Int) {
+        var graph = Graph(
+            nodes: [
+                Node(name: "dq", opType: "DequantizeLinear", inputs: ["xq", "s", "z"], outputs: ["x"]),
+                Node(name: "softmax", opType: "Softmax", inputs: ["x"], outputs: ["p"], attributes: ["axis": .int(axis)]),
+                Node(name: "q", opType: "QuantizeLinear", inputs: ["p", "sy", "z"], outputs: ["y"]),
+            ],
+            inputs: [M.value("xq", .uint8, [2, 8])], outputs: [Value(name: "y", type: nil)],
+            initializers: [("s", M.t([], [Float(0.1)])), ("sy", M.t([], [Float(1.0 / 256)])), ("z", M.t([], [UInt8(0)]))])
+        QdqFusion().apply(to: &graph)
+        #expect(graph.nodes.map(\.opType) == (axis == -1 ? ["QLinearSoftmax"] : ["DequantizeLinear", "Softmax", "QuantizeLinear"]))
+    }
+
     /// quantize_dynamic's bidirectional LSTM (DynamicQuantizeLSTM, then a dynamically quantized
     /// MatMul): within one step of the read-out's quantization of onnxruntime's output on every ISA.
     @Test(arguments: KernelISA.supported)

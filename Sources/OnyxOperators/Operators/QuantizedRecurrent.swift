@@ -136,13 +136,7 @@ package struct DynamicQuantizeLSTMKernel: Kernel {
         let s = RecurrentShape(sequenceLength: x.shape[0], batch: x.shape[1], inputSize: inputSize, hidden: hidden,
                                directions: recurrence.directions, batchFirst: false)
         guard let workspace = context.workspace else { throw OnyxError.internalError("\(Self.op): no workspace") }
-        let given = context.input(4).map { UnsafePointer($0.pointer(as: Int32.self)) }
-        if let given {
-            for b in 0..<s.batch where given[b] < 0 || Int(given[b]) > s.sequenceLength {
-                throw OnyxError.invalidInput("\(Self.op): sequence_lens[\(b)] = \(given[b]) is outside 0...\(s.sequenceLength)")
-            }
-        }
-        let lengths = RecurrentLengths(full: s.sequenceLength, given: given)
+        let lengths = try recurrence.lengths(context, s)
         func input(_ i: Int) -> UnsafePointer<Float>? { context.input(i).map { UnsafePointer($0.pointer(as: Float.self)) } }
         let (bias, initialH, initialC, peepholes) = (input(3), input(5), input(6), input(7))
         let xs = UnsafePointer(x.pointer(as: Float.self))

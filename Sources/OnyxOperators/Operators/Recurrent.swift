@@ -230,13 +230,7 @@ package struct RecurrentKernel: Kernel {
         let inputs = context.inputs
         let s = try shape(count: inputs.count) { inputs[$0].map { TensorDescriptor($0.dataType, $0.shape) } }
         guard let workspace = context.workspace else { throw OnyxError.internalError("\(op): no workspace") }
-        let given = context.input(4).map { UnsafePointer($0.pointer(as: Int32.self)) }
-        if let given {
-            for b in 0..<s.batch where given[b] < 0 || Int(given[b]) > s.sequenceLength {
-                throw OnyxError.invalidInput("\(op): sequence_lens[\(b)] = \(given[b]) is outside 0...\(s.sequenceLength)")
-            }
-        }
-        let lengths = RecurrentLengths(full: s.sequenceLength, given: given)
+        let lengths = try lengths(context, s)
         let type = inputs[0]!.dataType
         switch type {
         case .float, .float16:
@@ -252,6 +246,18 @@ package struct RecurrentKernel: Kernel {
         default:
             throw OnyxError.unsupportedDataType("\(op) supports float, double and float16, got \(type)")
         }
+    }
+
+    /// The run's valid steps per batch entry: input 4 (`sequence_lens`), each checked to lie in
+    /// `0...sequence_length`, or all of them.
+    func lengths(_ context: borrowing KernelContext, _ s: RecurrentShape) throws -> RecurrentLengths {
+        let given = context.input(4).map { UnsafePointer($0.pointer(as: Int32.self)) }
+        if let given {
+            for b in 0..<s.batch where given[b] < 0 || Int(given[b]) > s.sequenceLength {
+                throw OnyxError.invalidInput("\(op): sequence_lens[\(b)] = \(given[b]) is outside 0...\(s.sequenceLength)")
+            }
+        }
+        return RecurrentLengths(full: s.sequenceLength, given: given)
     }
 
     func directionLoop<S: RecurrentScalar>(_ s: RecurrentShape, _ d: Int, lengths: RecurrentLengths) -> RecurrentDirection<S> {
