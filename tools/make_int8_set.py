@@ -13,11 +13,14 @@ quantized by onnxruntime.quantization, in the layout of tools/make_bench_set.py:
 
 Dynamic members (`quantize_dynamic` with its defaults, uint8 activations, int8 per-channel weights):
 - mlp_int8: an MLP 784-512-256-10 with ReLUs at batch 1, its linear layers exported as MatMul + Add
-  (the quantizer leaves Gemm alone; a 3-D [1, 1, 784] input makes the exporter write MatMul);
+  (a 3-D [1, 1, 784] input makes the exporter write MatMul; quantize_dynamic would quantize a Gemm
+  too, after rewriting it as MatMul + Add itself);
 - bert_small_int8: a BERT encoder (transformers BertModel, hidden 256, 4 layers, 4 heads,
   intermediate 1024) over 128 tokens;
 - bert_base_int8: BERT-base (hidden 768, 12 layers) over 128 tokens, the bert_base of
-  make_bench_set.py quantized.
+  make_bench_set.py quantized;
+- lstm_int8: a 2-layer LSTM 64→256 over 100 steps at batch 1 with a linear read-out, its LSTMs
+  becoming com.microsoft DynamicQuantizeLSTM (int8 weights per column).
 Static members (`quantize_static`: uint8 activations, int8 per-channel weights, MinMax calibration
 over a few random images fed through a CalibrationDataReader, after `quant_pre_process`), torchvision
 models with random weights (BatchNorm statistics randomised as make_bench_set.py does):
@@ -55,6 +58,17 @@ class MLP(nn.Module):
 
     def forward(self, x):
         return self.layers(x)
+
+
+class Recurrent(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(64, 256, num_layers=2)
+        self.out = nn.Linear(256, 16)
+
+    def forward(self, x):
+        y, _ = self.lstm(x)
+        return self.out(y)
 
 
 def bert(hidden, layers, heads, intermediate):
@@ -148,6 +162,8 @@ MODELS = {
     "bert_base_int8": quantized_case(bert(768, 12, 12, 3072), lambda: text_inputs(30522, True),
                                      ["input_ids", "attention_mask", "token_type_ids"],
                                      ["last_hidden_state", "pooler_output"], TEXT_AXES),
+    "lstm_int8": quantized_case(Recurrent, lambda: (torch.randn(100, 1, 64, generator=torch.Generator().manual_seed(5)),),
+                                ["input"], ["output"], {}),
     "resnet18_int8_qdq": static_case("resnet18", "qdq"),
     "mobilenet_v2_int8_qdq": static_case("mobilenet_v2", "qdq"),
     "resnet18_int8_qop": static_case("resnet18", "qop"),

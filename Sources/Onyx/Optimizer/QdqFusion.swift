@@ -12,6 +12,9 @@ import OnyxIR
 ///   `x_scale · w_scale` (as the quantizer writes it);
 /// - `Q(Add(DQ(a), DQ(b)))`, `Q(Mul(DQ(a), DQ(b)))`, `Q(GlobalAveragePool(DQ(x)))`,
 ///   `Q(Gemm(DQ(a), DQ(w), DQ(b)))` → com.microsoft QLinearAdd, QLinearMul, QLinearGlobalAveragePool, QGemm;
+/// - `Q(Sigmoid(DQ(x)))`, `Q(LeakyRelu(DQ(x)))`, `Q(AveragePool(DQ(x)))`, `Q(Softmax(DQ(x)))` (axis -1)
+///   and `Q(Concat(DQ(a), DQ(b), …))` → com.microsoft QLinearSigmoid, QLinearLeakyRelu,
+///   QLinearAveragePool, QLinearSoftmax, QLinearConcat (onnxruntime's QDQ transformer makes the same);
 /// - `Q(op(DQ(x)))` for the operators that only move or select values (MaxPool, Flatten, Reshape,
 ///   Transpose, Squeeze, Unsqueeze), Q with DQ's own scale and zero point → `op(x)` on the 8-bit
 ///   values (exact: these commute with a monotonic per-tensor map);
@@ -124,6 +127,20 @@ struct QdqFusion: GraphPass {
                 fused = Node(name: node.name, opType: "QLinearGlobalAveragePool", domain: Self.microsoft,
                              inputs: [x.data, x.scale, x.zero, q.node.inputs[1], q.node.inputs[2]], outputs: q.node.outputs,
                              attributes: ["channels_last": .int(0)])
+            case "Sigmoid", "LeakyRelu", "AveragePool", "Softmax":
+                guard let x = inputs[0], isActivation(x, graph), x.type == graph.initializer(named: q.node.inputs[2])?.dataType,
+                      let (opType, attributes) = Self.quantizedUnary(node)
+                else { continue }
+                fused = Node(name: node.name, opType: opType, domain: Self.microsoft,
+                             inputs: [x.data, x.scale, x.zero, q.node.inputs[1], q.node.inputs[2]], outputs: q.node.outputs,
+                             attributes: attributes)
+            case "Concat":
+                let type = graph.initializer(named: q.node.inputs[2])?.dataType
+                let parts = inputs.compactMap { $0 }.filter { isActivation($0, graph) && $0.type == type }
+                guard parts.count == inputs.count, case .int? = node.attributes["axis"] else { continue }
+                fused = Node(name: node.name, opType: "QLinearConcat", domain: Self.microsoft,
+                             inputs: [q.node.inputs[1], q.node.inputs[2]] + parts.flatMap { [$0.data, $0.scale, $0.zero] },
+                             outputs: q.node.outputs, attributes: ["axis": node.attributes["axis"]!])
             case "MaxPool", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze":
                 // The data input dequantized with Q's own parameters; the others (shapes, axes) constants.
                 guard let x = inputs[0], isActivation(x, graph), x.scales == [q.scale], x.zeros == [q.zero],
@@ -142,6 +159,25 @@ struct QdqFusion: GraphPass {
             removed.insert(q.index)
         }
         graph.nodes = graph.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+    }
+
+    /// The com.microsoft operator and attributes standing for a one-input float operator between a
+    /// DQ and a Q, or nil: Sigmoid, LeakyRelu, AveragePool without dilations, and Softmax over the
+    /// last axis (`axis` -1 means the same at every opset; the pass does not know the model's).
+    private static func quantizedUnary(_ node: Node) -> (String, [String: Attribute])? {
+        switch node.opType {
+        case "Sigmoid": return ("QLinearSigmoid", [:])
+        case "LeakyRelu": return ("QLinearLeakyRelu", node.attributes.filter { $0.key == "alpha" })
+        case "AveragePool":
+            if case .ints(let d)? = node.attributes["dilations"], d.contains(where: { $0 != 1 }) { return nil }
+            var attributes = node.attributes.filter { $0.key != "dilations" }
+            attributes["channels_last"] = .int(0)
+            return ("QLinearAveragePool", attributes)
+        case "Softmax":
+            guard case .int(-1)? = node.attributes["axis"] else { return nil }
+            return ("QLinearSoftmax", ["axis": .int(-1), "opset": .int(13)])
+        default: return nil
+        }
     }
 
     /// The attribute of a fused QLinearConv narrowing its output to `[low, high]` (a Relu or Clip

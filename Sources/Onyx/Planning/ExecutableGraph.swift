@@ -141,7 +141,8 @@ struct ExecutableGraph: Sendable {
         // a model's own com.microsoft nodes were checked against its imports before optimizing.
         // and of QDQ groups (QdqFusion).
         if domain == "com.microsoft"
-            && ["MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool", "QGemm"]
+            && ["MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool", "QGemm",
+                "QLinearSigmoid", "QLinearLeakyRelu", "QLinearAveragePool", "QLinearSoftmax", "QLinearConcat"]
                 .contains(node.opType) { return 1 }
         throw OnyxError.invalidModel(
             "missing opset import for domain '\(domain.isEmpty ? "ai.onnx" : domain)' used by node '\(node.name)'")

@@ -23,6 +23,7 @@ extension OperatorRegistry {
         quantizationOperators,   // Operators/Quantization.swift: (De)QuantizeLinear, integer convolutions, BitCast, Det
         integerMatMulOperators,  // Operators/IntegerMatMul.swift: MatMulInteger, QLinearMatMul, MatMulIntegerToFloat …
         quantizedOperators,      // Operators/QuantizedOperators.swift: QLinearAdd, QGemm … (com.microsoft), onyx.nhwc
+        quantizedContribOperators,  // Operators/QuantizedOperators+Contrib.swift: QLinearSigmoid, QLinearConcat, QLinearSoftmax …; DynamicQuantizeLSTM
         visionOperators,         // Operators/Vision.swift: GridSample, RoiAlign, NonMaxSuppression …
         trainingOperators,       // Operators/Training.swift: Adam, Adagrad, Momentum
         traditionalMLOperators,  // Operators/TraditionalML.swift: ai.onnx.ml, TfIdfVectorizer

@@ -394,13 +394,21 @@ package struct QLinearGlobalAveragePoolKernel: Kernel {
     }
 
     package func run(_ context: borrowing KernelContext) throws {
-        let x = context.input(0)!, y = context.output(0)
+        Self.average(
+            context.input(0)!, xScale: context.input(1)!.pointer(as: Float.self).pointee,
+            xZero: QuantizationLoops.int32(context.input(2)!, at: 0), yScale: context.input(3)!.pointer(as: Float.self).pointee,
+            yZero: QuantizationLoops.int32(context.input(4)!, at: 0), channelsLast: channelsLast, into: context.output(0), isa: isa)
+    }
+
+    /// The per-channel means of x into y (also QLinearAveragePool's, for a window covering the image).
+    static func average(
+        _ x: TensorView, xScale: Float, xZero: Int32, yScale: Float, yZero: Int32, channelsLast: Bool, into y: TensorView,
+        isa: KernelISA
+    ) {
         let batch = x.shape[0], channels = channelsLast ? x.shape[x.rank - 1] : x.shape[1]
         let area = x.elementCount / max(batch * channels, 1)
-        let xScale = context.input(1)!.pointer(as: Float.self).pointee, yScale = context.input(3)!.pointer(as: Float.self).pointee
-        let xZero = QuantizationLoops.int32(context.input(2)!, at: 0)
         let signed = x.dataType == .int8
-        let q = Requantization(zeroPoint: QuantizationLoops.int32(context.input(4)!, at: 0), signed: signed)
+        let q = Requantization(zeroPoint: yZero, signed: signed)
         let multiplier = [Float](repeating: xScale / (yScale * Float(area)), count: channels)
         var sums = [Int32](repeating: 0, count: channels)
         let bytes = UnsafeRawPointer(x.data)

@@ -56,7 +56,8 @@ package struct RecurrentKernel: Kernel {
 
     private static let inputNames = ["X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P"]
 
-    package init(_ context: NodeContext, cell: RecurrentCell) throws {
+    /// - Parameter inputLimit: The most inputs the node may have (default: ONNX's 8 for LSTM, 6 otherwise).
+    package init(_ context: NodeContext, cell: RecurrentCell, inputLimit: Int? = nil) throws {
         let op = context.node.opType
         self.op = op
         self.cell = cell
@@ -85,7 +86,7 @@ package struct RecurrentKernel: Kernel {
         let layout = context.opset >= 14 ? try context.int("layout", default: 0) : 0
         guard layout == 0 || layout == 1 else { throw context.attributeError("layout must be 0 or 1, got \(layout)") }
         batchFirst = layout == 1
-        let maxInputs = cell.gates == 4 ? 8 : 6
+        let maxInputs = inputLimit ?? (cell.gates == 4 ? 8 : 6)
         guard context.inputCount >= 3, context.inputCount <= maxInputs else {
             throw OnyxError.invalidModel("\(op) node '\(context.node.name)' takes 3 to \(maxInputs) inputs, got \(context.inputCount)")
         }
@@ -229,13 +230,7 @@ package struct RecurrentKernel: Kernel {
         let inputs = context.inputs
         let s = try shape(count: inputs.count) { inputs[$0].map { TensorDescriptor($0.dataType, $0.shape) } }
         guard let workspace = context.workspace else { throw OnyxError.internalError("\(op): no workspace") }
-        let given = context.input(4).map { UnsafePointer($0.pointer(as: Int32.self)) }
-        if let given {
-            for b in 0..<s.batch where given[b] < 0 || Int(given[b]) > s.sequenceLength {
-                throw OnyxError.invalidInput("\(op): sequence_lens[\(b)] = \(given[b]) is outside 0...\(s.sequenceLength)")
-            }
-        }
-        let lengths = RecurrentLengths(full: s.sequenceLength, given: given)
+        let lengths = try lengths(context, s)
         let type = inputs[0]!.dataType
         switch type {
         case .float, .float16:
@@ -253,7 +248,19 @@ package struct RecurrentKernel: Kernel {
         }
     }
 
-    private func directionLoop<S: RecurrentScalar>(_ s: RecurrentShape, _ d: Int, lengths: RecurrentLengths) -> RecurrentDirection<S> {
+    /// The run's valid steps per batch entry: input 4 (`sequence_lens`), each checked to lie in
+    /// `0...sequence_length`, or all of them.
+    func lengths(_ context: borrowing KernelContext, _ s: RecurrentShape) throws -> RecurrentLengths {
+        let given = context.input(4).map { UnsafePointer($0.pointer(as: Int32.self)) }
+        if let given {
+            for b in 0..<s.batch where given[b] < 0 || Int(given[b]) > s.sequenceLength {
+                throw OnyxError.invalidInput("\(op): sequence_lens[\(b)] = \(given[b]) is outside 0...\(s.sequenceLength)")
+            }
+        }
+        return RecurrentLengths(full: s.sequenceLength, given: given)
+    }
+
+    func directionLoop<S: RecurrentScalar>(_ s: RecurrentShape, _ d: Int, lengths: RecurrentLengths) -> RecurrentDirection<S> {
         let per = cell.activationsPerDirection
         return RecurrentDirection<S>(
             cell: cell, shape: s, direction: d, reverse: d == 1 || reverse,
@@ -261,7 +268,7 @@ package struct RecurrentKernel: Kernel {
     }
 
     /// Zeroes Y where some entry has fewer than `sequence_length` steps.
-    private func clearOutput<S>(_ y: UnsafeMutablePointer<S>?, _ s: RecurrentShape, lengths: RecurrentLengths) where S: BinaryFloatingPoint {
+    func clearOutput<S>(_ y: UnsafeMutablePointer<S>?, _ s: RecurrentShape, lengths: RecurrentLengths) where S: BinaryFloatingPoint {
         if let y, lengths.isRagged(batch: s.batch) {
             y.update(repeating: 0, count: s.sequenceLength * directions * s.batch * s.hidden)
         }
