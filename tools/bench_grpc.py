@@ -7,10 +7,13 @@ Starts `onyx serve MODEL --grpc-port`, then, alternately and twice each, keeps -
 threads sending one request at a time for --duration seconds: tritonclient.http with binary
 tensors (`binary_data=True` both ways) and tritonclient.grpc (raw_input_contents). The input is
 random, batch 1, shaped as the model's first input with dynamic axes set to 1 (or --shape).
-Prints requests/s and p50/p99 latency per client and the gRPC / HTTP throughput ratio.
+Prints requests/s, p50/p99 latency, and the CPU time per request of the server process and of
+this (client) process per client, and the gRPC / HTTP throughput ratio. Clients and server share
+the machine, so both CPU costs bound the throughput.
 """
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -36,7 +39,19 @@ def model_input(path, shape):
     return value.name, datatype, np.random.default_rng(0).standard_normal(dims).astype(dtype), [o.name for o in graph.output]
 
 
-def run(kind, url, name, datatype, data, output_names, duration, concurrency):
+def cpu_seconds(pid):
+    """User + system CPU seconds used so far by process `pid` (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(kind, url, name, datatype, data, output_names, duration, concurrency, server_pid):
     latencies, errors = [], []
     lock = threading.Lock()
     stop = time.perf_counter() + duration
@@ -65,15 +80,19 @@ def run(kind, url, name, datatype, data, output_names, duration, concurrency):
             latencies.extend(mine)
 
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    server_began, client_began = cpu_seconds(server_pid), own_cpu_seconds()
     began = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - began
+    server_cpu, client_cpu = cpu_seconds(server_pid) - server_began, own_cpu_seconds() - client_began
     latencies.sort()
     p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000 if latencies else float("nan")  # noqa: E731
+    per_request = lambda seconds: seconds * 1000 / max(1, len(latencies))  # noqa: E731
     return {"rps": len(latencies) / elapsed, "p50": p(0.5), "p99": p(0.99), "errors": len(errors),
+            "server_cpu": per_request(server_cpu), "client_cpu": per_request(client_cpu),
             "first_error": errors[0] if errors else ""}
 
 
@@ -99,18 +118,20 @@ def main():
         for _ in range(args.rounds):
             for kind in ("http", "grpc"):
                 results[kind].append(run(kind, http_url if kind == "http" else grpc_url, name, datatype, data,
-                                         output_names, args.duration, args.concurrency))
+                                         output_names, args.duration, args.concurrency, server.pid))
         print(f"model: {args.model}, input {name} {datatype}{list(data.shape)} ({data.nbytes} bytes), "
               f"{args.concurrency} client threads, {args.rounds} x {args.duration:g} s each, alternated")
         print()
-        print("| client | requests/s | p50 (ms) | p99 (ms) | errors |")
-        print("|---|---|---|---|---|")
+        print("| client | requests/s | p50 (ms) | p99 (ms) | server CPU (ms/req) | client CPU (ms/req) | errors |")
+        print("|---|---|---|---|---|---|---|")
         medians = {}
         for kind, label in (("http", "tritonclient.http, binary tensors"), ("grpc", "tritonclient.grpc")):
             rounds = results[kind]
             medians[kind] = statistics.median(r["rps"] for r in rounds)
             print(f"| {label} | {medians[kind]:.1f} | {statistics.median(r['p50'] for r in rounds):.2f} | "
-                  f"{statistics.median(r['p99'] for r in rounds):.2f} | {sum(r['errors'] for r in rounds)} |")
+                  f"{statistics.median(r['p99'] for r in rounds):.2f} | "
+                  f"{statistics.median(r['server_cpu'] for r in rounds):.2f} | "
+                  f"{statistics.median(r['client_cpu'] for r in rounds):.2f} | {sum(r['errors'] for r in rounds)} |")
             for r in rounds:
                 if r["errors"]:
                     print(f"  {kind}: {r['first_error']}", file=sys.stderr)

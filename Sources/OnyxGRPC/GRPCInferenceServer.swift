@@ -10,8 +10,8 @@ import ServiceLifecycle
 /// (SIGTERM) stops accepting RPCs and lets the ones in flight finish.
 ///
 /// Limits come from the same ``ServerConfiguration`` as HTTP: the bind address, the largest
-/// request message (`maxBodyBytes`; the transport resets the stream of a larger one before reading
-/// it) and the idle timeout.
+/// request message (`maxBodyBytes`; a larger one is answered RESOURCE_EXHAUSTED from its length
+/// prefix, before it is read, by ``MessageLimitHandler``) and the idle timeout.
 public struct GRPCInferenceServer: Service {
     private let repository: ModelRepository
     private let configuration: ServerConfiguration
@@ -48,6 +48,13 @@ public struct GRPCInferenceServer: Service {
             config: .defaults { config in
                 config.rpc.maxRequestPayloadSize = configuration.maxBodyBytes
                 config.connection.maxIdleTime = .seconds(configuration.idleTimeoutSeconds)
+                config.http2.targetWindowSize = Self.flowControlWindow
+                let limit = configuration.maxBodyBytes
+                config.channelDebuggingCallbacks.onAcceptHTTP2Stream = { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(MessageLimitHandler(limit: limit), position: .first)
+                    }
+                }
             })
         let shutdown = ShutdownFlag()
         let server = GRPCServer(
@@ -67,6 +74,14 @@ public struct GRPCInferenceServer: Service {
             server.beginGracefulShutdown()
         }
     }
+
+    /// The HTTP/2 flow-control window the server grants each connection and each stream, in bytes
+    /// (grpc-swift's client default; its server default is 64 KiB). With 64 KiB a client may have
+    /// only that much unacknowledged, so a 600 KB tensor took about twenty WINDOW_UPDATE round
+    /// trips, and every call on the connection (gRPC clients share one) waited behind them. It
+    /// bounds what one connection can have in flight; each message stays bounded by
+    /// `maxBodyBytes`, checked from its length prefix before it is read.
+    static let flowControlWindow = 8 << 20
 
     /// The socket address for `host`: an IPv6 literal, an IPv4 literal, or `localhost`.
     static func address(host: String, port: Int) -> GRPCNIOTransportCore.SocketAddress {

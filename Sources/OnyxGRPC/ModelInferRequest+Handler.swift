@@ -56,10 +56,11 @@ extension Inference_ModelInferRequest {
                 guard type.hasBinaryLayout else {
                     throw HandlerError.input(name, "\(type.protocolName) has no raw layout (ONNX packs it, Onyx does not); send it in \(type.contentsField ?? "contents")")
                 }
-                let raw = [UInt8](rawInputContents[index])
-                tensor = try InferenceProtocol.binaryTensor(
-                    raw, offset: 0, byteCount: raw.count, type: type, shape: shape, name: name, maxElements: maxElements,
-                    sizeSource: "raw_input_contents[\(index)] holds")
+                // Read in place: the bytes are copied once, into the tensor.
+                tensor = try rawInputContents[index].withUnsafeBytes { raw in
+                    try InferenceProtocol.binaryTensor(
+                        raw, type: type, shape: shape, name: name, maxElements: maxElements, sizeSource: "raw_input_contents[\(index)] holds")
+                }
             }
             request.inputs.append(NamedTensor(name: name, tensor: tensor))
         }

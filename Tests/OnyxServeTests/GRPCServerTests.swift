@@ -273,14 +273,15 @@ import Testing
         try await Self.withServer(try await Self.repository(), ServerConfiguration(maxBodyBytes: 1024)) { client in
             let answer = try await client.modelInfer(small)
             #expect(answer.rawOutputContents.first?.count == 2 * 2 * 4)
-            // grpc-swift-nio-transport refuses a message past the limit before reading it by
-            // resetting the stream (RST_STREAM; grpc-java and Go send RESOURCE_EXHAUSTED): the
-            // client sees UNAVAILABLE or CANCELLED. Whatever the code, the call must fail.
+            // Refused from its length prefix, with a status rather than a bare stream reset.
             let outcome = await Self.failure { _ = try await client.modelInfer(large) }
-            #expect(outcome != nil, "a message past the 1,024-byte limit was answered")
-            #expect([.resourceExhausted, .unavailable, .cancelled].contains(outcome?.0), "\(String(describing: outcome))")
+            #expect(outcome?.0 == .resourceExhausted, "\(String(describing: outcome))")
+            #expect(outcome?.1.contains("limit of 1024 bytes") == true, "\(String(describing: outcome))")
             let live = try await client.serverLive(Inference_ServerLiveRequest())
             #expect(live.live)
+            // The connection still carries calls, and the limit applies to each message alone.
+            let again = try await client.modelInfer(small)
+            #expect(again.rawOutputContents.first?.count == 2 * 2 * 4)
         }
     }
 

@@ -112,12 +112,26 @@ public enum InferenceProtocol {
         _ body: [UInt8], offset: Int, byteCount: Int, type: DataType, shape: [Int], name: String, maxElements: Int,
         sizeSource: String = "binary_data_size is"
     ) throws -> Tensor {
+        try body.withUnsafeBytes { raw in
+            try binaryTensor(
+                UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + byteCount)]), type: type, shape: shape, name: name,
+                maxElements: maxElements, sizeSource: sizeSource)
+        }
+    }
+
+    /// A tensor from `bytes` in the binary extension's layout, copied once into the tensor's storage
+    /// (the gRPC front reads `raw_input_contents` in place through this).
+    ///
+    /// - Throws: ``HandlerError`` (400) naming the input.
+    package static func binaryTensor(
+        _ bytes: UnsafeRawBufferPointer, type: DataType, shape: [Int], name: String, maxElements: Int, sizeSource: String
+    ) throws -> Tensor {
         guard let count = TensorJSON.elementCount(of: shape, limit: maxElements) else {
             throw HandlerError.badRequest("input '\(name)': shape \(shape) holds more than the limit of \(maxElements) elements")
         }
         if type == .string {
             do {
-                return try TensorJSON.stringTensor(binary: body[offset..<(offset + byteCount)], shape: shape, count: count, name: name)
+                return try TensorJSON.stringTensor(binary: bytes, shape: shape, count: count, name: name)
             } catch let error as TensorCodingError {
                 throw HandlerError.badRequest(error.message)
             }
@@ -126,15 +140,13 @@ public enum InferenceProtocol {
             throw HandlerError.badRequest(
                 "input '\(name)': \(type.protocolName) has no binary layout in the protocol (ONNX packs it, Onyx does not); send it as \"data\"")
         }
-        guard count * type.byteWidth == byteCount else {
-            throw HandlerError.badRequest("input '\(name)': shape \(shape) of \(type.protocolName) needs \(count * type.byteWidth) bytes, \(sizeSource) \(byteCount)")
+        guard count * type.byteWidth == bytes.count else {
+            throw HandlerError.badRequest("input '\(name)': shape \(shape) of \(type.protocolName) needs \(count * type.byteWidth) bytes, \(sizeSource) \(bytes.count)")
         }
-        if type == .bool, body[offset..<(offset + byteCount)].contains(where: { $0 > 1 }) {
+        if type == .bool, bytes.contains(where: { $0 > 1 }) {
             throw HandlerError.badRequest("input '\(name)': BOOL bytes must be 0 or 1")
         }
-        return try body.withUnsafeBytes { raw in
-            try Tensor(dataType: type, shape: shape, bytes: UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + byteCount)]))
-        }
+        return try Tensor(dataType: type, shape: shape, bytes: bytes)
     }
 
     /// Encodes an `/infer` response; binary outputs follow the JSON part, whose length is returned.

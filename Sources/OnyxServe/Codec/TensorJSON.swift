@@ -203,7 +203,9 @@ public enum TensorJSON {
     }
 
     /// A BYTES tensor of `shape` from length-prefixed elements.
-    static func stringTensor(binary bytes: ArraySlice<UInt8>, shape: [Int], count: Int, name: String) throws -> Tensor {
+    static func stringTensor<Bytes: RandomAccessCollection<UInt8>>(
+        binary bytes: Bytes, shape: [Int], count: Int, name: String
+    ) throws -> Tensor where Bytes.Index == Int {
         var strings: [String] = []
         var cursor = bytes.startIndex
         while cursor < bytes.endIndex {
