@@ -7,7 +7,7 @@
 #include <stdatomic.h>
 
 /* Each ISA's partial tables (the x86 files define theirs on x86 only). */
-static const onyx_kernel_table *const parts[ONYX_ISA_COUNT][8] = {
+static const onyx_kernel_table *const parts[ONYX_ISA_COUNT][10] = {
     [ONYX_ISA_PORTABLE] = {&onyx_sgemm_portable, &onyx_depthwise_portable, &onyx_pooling_portable,
                            &onyx_gather_portable, &onyx_elementwise_portable, &onyx_nchwc_portable,
                            &onyx_qgemm_portable, &onyx_qconv_portable},
@@ -15,7 +15,7 @@ static const onyx_kernel_table *const parts[ONYX_ISA_COUNT][8] = {
     [ONYX_ISA_AVX2] = {&onyx_sgemm_avx2, &onyx_depthwise_avx2, &onyx_elementwise_avx2, &onyx_nchwc_avx2,
                        &onyx_qgemm_avx2, &onyx_qconv_avx2},
     [ONYX_ISA_AVX512] = {&onyx_sgemm_avx512, &onyx_depthwise_avx512, &onyx_pooling_avx512, &onyx_gather_avx512,
-                         &onyx_nchwc_avx512, &onyx_qgemm_avx512_vnni, &onyx_qconv_avx512},
+                         &onyx_nchwc_avx512, &onyx_qgemm_avx512_vnni, &onyx_qconv_avx512, &onyx_qconv_avx512_vnni},
 #endif
 };
 
@@ -36,7 +36,8 @@ static void fill(void) {
         for (size_t i = 0; i < sizeof parts[isa] / sizeof *parts[isa] && parts[isa][i]; i++) {
             const onyx_kernel_table *part = parts[isa][i];
 #ifdef ONYX_X86
-            if (part == &onyx_qgemm_avx512_vnni && !onyx_cpu_has_avx512_vnni()) continue;
+            if ((part == &onyx_qgemm_avx512_vnni || part == &onyx_qconv_avx512_vnni) && !onyx_cpu_has_avx512_vnni())
+                continue;
 #endif
             /* The tile sizes travel with their tiles. */
             if (part->sgemm_tile) { t->sgemm_mr = part->sgemm_mr; t->sgemm_nr = part->sgemm_nr; }

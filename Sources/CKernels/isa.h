@@ -104,8 +104,8 @@ typedef struct {
 
     void (*qrequantize)(const int32_t *acc, size_t ld_acc, const int32_t *bias, const float *multiplier,
                         const onyx_requantization *q, void *y, size_t ld_y, size_t rows, size_t n);
-    void (*qdepthwise_row)(const onyx_qdepthwise_geometry *g, const uint8_t *x, const int16_t *w, const int32_t *bias,
-                           const float *multiplier, const onyx_requantization *q, size_t oh, int32_t *acc, void *y);
+    void (*qdepthwise_row)(const onyx_qdepthwise_geometry *g, const uint8_t *x, const onyx_qdepthwise_filters *f,
+                           const onyx_requantization *q, size_t oh, int32_t *acc, const uint8_t *pad, void *y);
     void (*qlinear_binary)(int multiply, const void *a, int32_t a_zero, float a_ratio, const void *b, size_t b_step,
                            int32_t b_zero, float b_ratio, const onyx_requantization *q, void *y, size_t n,
                            int input_signed);
@@ -124,7 +124,7 @@ extern const onyx_kernel_table onyx_sgemm_avx512, onyx_depthwise_avx512, onyx_po
     onyx_nchwc_avx512;
 /* AVX-512 VNNI (vpdpbusd): merged into the AVX-512 table only where the CPU has it (dispatch.c). */
 extern const onyx_kernel_table onyx_qgemm_avx2, onyx_qgemm_avx512_vnni;
-extern const onyx_kernel_table onyx_qconv_avx2, onyx_qconv_avx512;
+extern const onyx_kernel_table onyx_qconv_avx2, onyx_qconv_avx512, onyx_qconv_avx512_vnni;
 #endif
 
 #endif

@@ -5,17 +5,45 @@
 #include "qconv.h"
 #include <string.h>
 
-QCONV_DEFINE(portable, );
+QCONV_DEFINE(portable, , qconv_dw_block_scalar);
 
 void onyx_qrequantize(onyx_isa isa, const int32_t *acc, size_t ld_acc, const int32_t *bias, const float *multiplier,
                       const onyx_requantization *q, void *y, size_t ld_y, size_t rows, size_t n) {
     onyx_kernels(isa)->qrequantize(acc, ld_acc, bias, multiplier, q, y, ld_y, rows, n);
 }
 
-void onyx_qdepthwise_row(onyx_isa isa, const onyx_qdepthwise_geometry *g, const uint8_t *x, const int16_t *w,
-                         const int32_t *bias, const float *multiplier, const onyx_requantization *q, size_t oh,
-                         int32_t *acc, void *y) {
-    onyx_kernels(isa)->qdepthwise_row(g, x, w, bias, multiplier, q, oh, acc, y);
+size_t onyx_qdepthwise_packed_channels(size_t channels) {
+    return (channels + QCONV_DW_BLOCK - 1) / QCONV_DW_BLOCK * QCONV_DW_BLOCK;
+}
+
+size_t onyx_qdepthwise_packed_weights(size_t taps, size_t channels) {
+    return onyx_qdepthwise_packed_channels(channels) * 2 * ((taps + 1) / 2);
+}
+
+void onyx_qdepthwise_pack(const int16_t *w, size_t taps, size_t channels, const int32_t *bias, const float *multiplier,
+                          int32_t x_zero, int16_t *packed_weights, int32_t *packed_bias, float *packed_multiplier) {
+    size_t pairs = (taps + 1) / 2, blocks = onyx_qdepthwise_packed_channels(channels) / QCONV_DW_BLOCK;
+    for (size_t k = 0; k < blocks; k++) {
+        for (size_t s = 0; s < QCONV_DW_BLOCK; s++) {
+            size_t ch = k * QCONV_DW_BLOCK + qconv_dw_channel(s), at = k * QCONV_DW_BLOCK + s;
+            int inside = ch < channels;
+            uint32_t sum = 0;
+            for (size_t t = 0; t < 2 * pairs; t++) {
+                int16_t v = inside && t < taps ? w[t * channels + ch] : 0;
+                sum += (uint32_t)(int32_t)v;
+                packed_weights[((k * pairs + t / 2) * QCONV_DW_BLOCK + s) * 2 + t % 2] = v;
+            }
+            /* Wrapping, as the sums are: bias − x_zero · Σ w. */
+            packed_bias[at] = inside ? (int32_t)((bias ? (uint32_t)bias[ch] : 0) - (uint32_t)x_zero * sum) : 0;
+            packed_multiplier[at] = inside ? multiplier[ch] : 0.0f;
+        }
+    }
+}
+
+void onyx_qdepthwise_row(onyx_isa isa, const onyx_qdepthwise_geometry *g, const uint8_t *x,
+                         const onyx_qdepthwise_filters *filters, const onyx_requantization *q, size_t oh, int32_t *acc,
+                         const uint8_t *pad, void *y) {
+    onyx_kernels(isa)->qdepthwise_row(g, x, filters, q, oh, acc, pad, y);
 }
 
 void onyx_qlinear_binary(onyx_isa isa, int multiply, const void *a, int32_t a_zero, float a_ratio, const void *b,

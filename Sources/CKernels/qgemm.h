@@ -5,7 +5,7 @@
 #ifndef ONYX_QGEMM_H
 #define ONYX_QGEMM_H
 
-#include "isa.h"
+#include "qconv.h"
 
 /*
  * One ISA's integer GEMM. B is packed in panels of nr columns, each [K / k_group][nr][k_group]
@@ -22,9 +22,17 @@ static inline size_t qgemm_round_up(size_t k, size_t group) { return (k + group 
 
 /* C[i][j] from its product sum, in wrapping arithmetic (onyx_kernels.h). */
 static inline int32_t qgemm_finish(uint32_t sum, const onyx_qgemm_output *o, size_t i, size_t j) {
-    sum += (uint32_t)o->row_zero[i] * (uint32_t)o->col_comp[j];
+    if (o->row_zero) sum += (uint32_t)o->row_zero[i] * (uint32_t)o->col_comp[j];
     if (o->row_sums) sum -= (uint32_t)o->row_sums[i] * (uint32_t)o->col_zero[j];
     return (int32_t)sum;
+}
+
+/* The requantized C[i][j] (onyx_qgemm_output.y8), before narrowing to 8 bits. */
+static inline int32_t qgemm_requantized(int32_t c, const onyx_qgemm_output *o, size_t j) {
+    const onyx_requantization *q = o->requantize;
+    if (o->int_bias) c = (int32_t)((uint32_t)c + (uint32_t)o->int_bias[j]);
+    return qconv_requantized(c, o->col_scale[j], (float)(q->low - q->zero_point), (float)(q->high - q->zero_point),
+                             q->zero_point);
 }
 
 /* The float result of C[i][j]: product, then bias, then clamp, each rounded as the ONNX nodes
@@ -45,10 +53,13 @@ static inline void qgemm_store_scalar(const uint32_t *t, size_t nr, const onyx_q
     for (size_t i = 0; i < rows; i++)
         for (size_t j = 0; j < cols; j++) {
             int32_t c = qgemm_finish(t[i * nr + j], o, i0 + i, j0 + j);
+            size_t at = (i0 + i) * o->ldc + j0 + j;
             if (o->c)
-                o->c[(i0 + i) * o->ldc + j0 + j] = c;
+                o->c[at] = c;
+            else if (o->y)
+                o->y[at] = qgemm_float(c, o, j0 + j);
             else
-                o->y[(i0 + i) * o->ldc + j0 + j] = qgemm_float(c, o, j0 + j);
+                ((uint8_t *)o->y8)[at] = (uint8_t)qgemm_requantized(c, o, j0 + j);
         }
 }
 

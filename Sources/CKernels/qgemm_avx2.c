@@ -27,32 +27,57 @@ ONYX_AVX2_INLINE void store_avx2(__m256i acc[AVX2_QMR][2], const int rows, const
         qgemm_store_scalar(t, AVX2_QNR, o, i0, j0, (size_t)rows, cols);
         return;
     }
-    __m256i comp[2], zero[2];
+    __m256i comp[2], zero[2], ibias[2];
     __m256 scale[2], bias[2];
     for (int v = 0; v < 2; v++) {
-        comp[v] = _mm256_loadu_si256((const __m256i *)(o->col_comp + j0 + 8 * v));
+        comp[v] = o->row_zero ? _mm256_loadu_si256((const __m256i *)(o->col_comp + j0 + 8 * v)) : _mm256_setzero_si256();
         zero[v] = o->row_sums ? _mm256_loadu_si256((const __m256i *)(o->col_zero + j0 + 8 * v)) : _mm256_setzero_si256();
         scale[v] = o->c ? _mm256_setzero_ps() : _mm256_loadu_ps(o->col_scale + j0 + 8 * v);
         bias[v] = o->bias ? _mm256_loadu_ps(o->bias + j0 + 8 * v) : _mm256_setzero_ps();
+        ibias[v] = o->int_bias ? _mm256_loadu_si256((const __m256i *)(o->int_bias + j0 + 8 * v)) : _mm256_setzero_si256();
     }
     __m256 lo = _mm256_set1_ps(o->clip_min), hi = _mm256_set1_ps(o->clip_max);
+    __m256i yzero = _mm256_setzero_si256();
+    if (o->y8) {
+        const onyx_requantization *q = o->requantize;
+        lo = _mm256_set1_ps((float)(q->low - q->zero_point));
+        hi = _mm256_set1_ps((float)(q->high - q->zero_point));
+        yzero = _mm256_set1_epi32(q->zero_point);
+    }
     ONYX_UNROLL
     for (int i = 0; i < AVX2_QMR; i++) {
         if (i >= rows) break;
-        __m256i za = _mm256_set1_epi32(o->row_zero[i0 + i]);
+        __m256i za = _mm256_set1_epi32(o->row_zero ? o->row_zero[i0 + i] : 0);
         __m256i sa = _mm256_set1_epi32(o->row_sums ? o->row_sums[i0 + i] : 0);
+        __m256i r[2];
         for (int v = 0; v < 2; v++) {
-            __m256i c = _mm256_add_epi32(acc[i][v], _mm256_mullo_epi32(za, comp[v]));
+            __m256i c = acc[i][v];
+            if (o->row_zero) c = _mm256_add_epi32(c, _mm256_mullo_epi32(za, comp[v]));
             if (o->row_sums) c = _mm256_sub_epi32(c, _mm256_mullo_epi32(sa, zero[v]));
             size_t at = (i0 + i) * o->ldc + j0 + 8 * v;
             if (o->c) {
                 _mm256_storeu_si256((__m256i *)(o->c + at), c);
                 continue;
             }
+            if (o->y8) {
+                /* As qconv_requantized (cvtps2dq rounds to nearest even in the default mode). */
+                __m256 y = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(c, ibias[v])), scale[v]);
+                y = _mm256_min_ps(_mm256_max_ps(y, lo), hi);
+                r[v] = _mm256_add_epi32(_mm256_cvtps_epi32(y), yzero);
+                continue;
+            }
             __m256 y = _mm256_mul_ps(_mm256_cvtepi32_ps(c), scale[v]);
             if (o->bias) y = _mm256_add_ps(y, bias[v]);
             if (o->apply_clip) y = _mm256_min_ps(hi, _mm256_max_ps(lo, y));
             _mm256_storeu_ps(o->y + at, y);
+        }
+        if (o->y8) {
+            /* Sixteen values within [low, high] ⊂ −128…255: to int16 exactly, back in column order
+             * (packs interleaves the 128-bit lanes), then to bytes, saturating as the output type. */
+            __m256i words = _mm256_permute4x64_epi64(_mm256_packs_epi32(r[0], r[1]), 0xD8);
+            __m128i w0 = _mm256_castsi256_si128(words), w1 = _mm256_extracti128_si256(words, 1);
+            __m128i bytes = o->requantize->output_signed ? _mm_packs_epi16(w0, w1) : _mm_packus_epi16(w0, w1);
+            _mm_storeu_si128((__m128i *)((uint8_t *)o->y8 + (i0 + i) * o->ldc + j0), bytes);
         }
     }
 }

@@ -217,12 +217,28 @@ void onyx_qgemm_pack_a(onyx_isa isa, const void *a, int a_signed, size_t lda, si
 /* row_sums[i] = Σ_p a[i·lda + p] over uint8 rows (for rows read in place). */
 void onyx_qgemm_row_sums(const uint8_t *a, size_t lda, size_t m, size_t k, int32_t *row_sums);
 
+/* How int32 sums become 8-bit outputs (the integer GEMM's requantized product, qconv*.c). */
+typedef struct {
+    int32_t zero_point;  /* the output's */
+    int32_t low, high;   /* the output's type's range, narrowed by a fused Relu/Clip */
+    int output_signed;   /* int8 output (else uint8) */
+} onyx_requantization;
+
 /* Where a product goes, and what the zero points and scales are (indices are C's). */
 typedef struct {
-    int32_t *c;               /* the int32 product, or NULL for the float one */
+    int32_t *c;               /* the int32 product, or NULL for the float or 8-bit one */
     float *y;                 /* the float product: float(C) · col_scale[j] + bias[j], clamped if asked */
-    size_t ldc;               /* leading dimension of c or y, in elements */
-    const int32_t *row_zero;  /* A's zero point per row, as A' values */
+    /*
+     * The requantized product (when c and y are NULL): y8[i][j] = saturate(round_half_even(
+     * float(C[i][j] + int_bias[j]) · col_scale[j]) + zero_point) into [low, high] of `requantize`,
+     * as onyx_qrequantize computes it; bytes, ldc apart.
+     */
+    void *y8;
+    const int32_t *int_bias;  /* NULL: none */
+    const onyx_requantization *requantize;
+    size_t ldc;               /* leading dimension of c, y or y8, in elements */
+    const int32_t *row_zero;  /* A's zero point per row, as A' values; NULL: no row_zero·col_comp term
+                                 (folded into int_bias by the caller) */
     const int32_t *row_sums;  /* NULL when every col_zero is 0 */
     const int32_t *col_zero;  /* B's zero point per column, as B' values */
     const int32_t *col_comp;
@@ -250,13 +266,9 @@ void onyx_quantize_u8(onyx_isa isa, const float *x, uint8_t *y, size_t n, float 
 
 /*
  * Quantized convolution in NHWC (qconv*.c), as QLinearConv computes it: int32 sums of
- * (x − x_zero)·(w − w_zero) plus an int32 bias, requantized per output channel.
+ * (x − x_zero)·(w − w_zero) plus an int32 bias, requantized per output channel (onyx_requantization,
+ * above).
  */
-typedef struct {
-    int32_t zero_point;  /* the output's */
-    int32_t low, high;   /* the output's type's range, narrowed by a fused Relu/Clip */
-    int output_signed;   /* int8 output (else uint8) */
-} onyx_requantization;
 
 /*
  * y[j] = saturate(round_half_even(float(acc[j] + bias[j]) · multiplier[j]) + zero_point) into
@@ -283,13 +295,34 @@ void onyx_qconv_im2col(const onyx_qdepthwise_geometry *g, const uint8_t *x, size
                        size_t element_size, size_t stride, void *dest, int32_t *row_sums);
 
 /*
- * Output row `oh` of an NHWC depthwise convolution (channels = groups = filters): w holds
- * (w − w_zero) as [kernel_h][kernel_w][channels] int16, bias is per channel (NULL: none), acc
- * scratch of `channels` int32; y is the row's out_w × channels bytes.
+ * A depthwise convolution's filters packed for onyx_qdepthwise_row: weights (w − w_zero) in blocks
+ * of 32 channels and pairs of taps (qconv.h), and per channel the bias with the input's zero point
+ * folded in, bias[c] − x_zero · Σ_t w[t][c], and the multiplier, both in the blocks' channel order.
  */
-void onyx_qdepthwise_row(onyx_isa isa, const onyx_qdepthwise_geometry *g, const uint8_t *x, const int16_t *w,
-                         const int32_t *bias, const float *multiplier, const onyx_requantization *q, size_t oh,
-                         int32_t *acc, void *y);
+typedef struct {
+    const int16_t *weights;
+    const int32_t *bias;
+    const float *multiplier;
+} onyx_qdepthwise_filters;
+
+/* Elements of the packed weights, and of the packed bias and multiplier, for `taps` taps of `channels`. */
+size_t onyx_qdepthwise_packed_weights(size_t taps, size_t channels);
+size_t onyx_qdepthwise_packed_channels(size_t channels);
+/*
+ * Packs w ((w − w_zero) as [taps][channels] int16, taps in (ky, kx) order), bias (per channel,
+ * NULL: none) and multiplier for an input zero point of x_zero into the three arrays.
+ */
+void onyx_qdepthwise_pack(const int16_t *w, size_t taps, size_t channels, const int32_t *bias, const float *multiplier,
+                          int32_t x_zero, int16_t *packed_weights, int32_t *packed_bias, float *packed_multiplier);
+
+/*
+ * Output row `oh` of an NHWC depthwise convolution (channels = groups = filters) on packed filters:
+ * acc is scratch of onyx_qdepthwise_packed_channels(channels) int32, pad that many bytes of the
+ * input's zero point (g->input_zero); y is the row's out_w × channels bytes.
+ */
+void onyx_qdepthwise_row(onyx_isa isa, const onyx_qdepthwise_geometry *g, const uint8_t *x,
+                         const onyx_qdepthwise_filters *filters, const onyx_requantization *q, size_t oh, int32_t *acc,
+                         const uint8_t *pad, void *y);
 
 /* NHWC uint8 max pooling of output row `oh` (no padding value enters: padded taps are skipped). */
 void onyx_qmax_pool_row(const onyx_qdepthwise_geometry *g, const uint8_t *x, size_t oh, uint8_t *y);
@@ -303,7 +336,7 @@ void onyx_qlinear_binary(onyx_isa isa, int multiply, const void *a, int32_t a_ze
                          size_t b_step, int32_t b_zero, float b_ratio, const onyx_requantization *q, void *y, size_t n,
                          int input_signed);
 
-/* Whether this CPU runs AVX-512 VNNI (vpdpbusd), which the AVX-512 integer GEMM needs. */
+/* Whether this CPU runs AVX-512 VNNI (vpdpbusd) with BW and VL, which the AVX-512 integer GEMM needs. */
 int onyx_cpu_has_avx512_vnni(void);
 
 /* Whether this CPU runs a 512-bit FMA as two 256-bit halves (AMD Zen 4), which sets the NCHWc

@@ -36,18 +36,17 @@ package enum QuantizedConvolution {
     /// Scratch slots for parallel blocks (each thread uses one).
     package static let slots = 8
 
-    /// Bytes of one slot of ``convolve``: the block's im2col rows, their row terms and the int32 sums.
-    static func slotBytes(depth: Int, filters: Int, isa: KernelISA) -> Int {
+    /// Bytes of one slot of ``convolve``: the block's im2col rows and their row sums.
+    static func slotBytes(depth: Int, isa: KernelISA) -> Int {
         let rows = blockRows(depth: depth, isa: isa)
-        let a = onyx_qgemm_packed_a_bytes(isa.cValue, rows, depth)
-        return roundedUp(a) + roundedUp(2 * rows * 4) + roundedUp(rows * filters * 4)
+        return roundedUp(onyx_qgemm_packed_a_bytes(isa.cValue, rows, depth)) + roundedUp(rows * 4)
     }
 
     private static func roundedUp(_ bytes: Int) -> Int { (bytes + 63) / 64 * 64 }
 
-    /// Workspace of ``convolve`` for one image.
+    /// Workspace of ``convolve`` for one image: the bias with the input's zero point folded in, and the slots.
     package static func workspaceByteCount(depth: Int, filters: Int, isa: KernelISA) -> Int {
-        slots * slotBytes(depth: depth, filters: filters, isa: isa)
+        roundedUp(filters * 4) + slots * slotBytes(depth: depth, isa: isa)
     }
 
     /// The C geometry of a window over an NHWC image.
@@ -59,8 +58,33 @@ package enum QuantizedConvolution {
             input_zero: inputZero)
     }
 
+    /// Output pixels below which (per thread) ``convolve`` splits the filters between threads
+    /// rather than the pixels: each thread then reads part of the weights once instead of all of
+    /// them for a few rows (MobileNetV2's last 7 × 7 layers).
+    static let pixelsPerThreadForRowSplit = 128
+
+    /// How ``convolve`` cuts one image into work items: `blocks` blocks of `rows` output pixels, each
+    /// in `parts` ranges of the weights' panels.
+    static func split(pixels: Int, depth: Int, panels: Int, threads: Int, isa: KernelISA)
+        -> (rows: Int, blocks: Int, parts: Int)
+    {
+        let mr = IntegerGemm.mr(isa), most = blockRows(depth: depth, isa: isa)
+        var blocks = (pixels + most - 1) / most, parts = 1
+        if threads > 1 {
+            if pixels < pixelsPerThreadForRowSplit * threads && panels >= threads {
+                parts = threads
+            } else {
+                // Whole rounds of blocks, so no thread takes one block more than the others.
+                blocks = (blocks + threads - 1) / threads * threads
+            }
+        }
+        let rows = min(most, ((pixels + blocks - 1) / blocks + mr - 1) / mr * mr)
+        return (rows, (pixels + rows - 1) / rows, parts)
+    }
+
     /// One NHWC image `x` (`channels` per pixel) convolved with the packed filters into `y`
-    /// (`filters.n` per pixel): `y = requantize(Σ (x − inputZero)(w − w_zero) + bias)`.
+    /// (`filters.n` per pixel): `y = requantize(Σ (x − inputZero)(w − w_zero) + bias)`, requantized
+    /// as the integer GEMM stores each tile.
     ///
     /// - Parameters:
     ///   - filters: K × F with K ordered (ky, kx, c), packed with the filters' zero points.
@@ -75,10 +99,12 @@ package enum QuantizedConvolution {
     ) {
         let isa = filters.isa, cIsa = isa.cValue, k = filters.k, n = filters.n
         let pixels = g.outputArea
-        let rowsPerBlock = blockRows(depth: k, isa: isa)
-        let blocks = (pixels + rowsPerBlock - 1) / rowsPerBlock
-        let slot = slotBytes(depth: k, filters: n, isa: isa)
-        let aBytes = roundedUp(onyx_qgemm_packed_a_bytes(cIsa, rowsPerBlock, k))
+        let nr = IntegerGemm.nr(isa)
+        let panels = (n + nr - 1) / nr
+        let threads = min(pool.threadCount, slots)
+        let (rowsPerBlock, blocks, parts) = split(pixels: pixels, depth: k, panels: panels, threads: threads, isa: isa)
+        let slot = slotBytes(depth: k, isa: isa)
+        let aBytes = roundedUp(onyx_qgemm_packed_a_bytes(cIsa, blockRows(depth: k, isa: isa), k))
         let stride = onyx_qgemm_a_stride(cIsa, k)
         let elementSize = onyx_qgemm_packed_a_bytes(cIsa, 1, k) / max(stride, 1)
         // A 1×1, stride-1, unpadded convolution reads its pixels as the GEMM's rows in place.
@@ -86,45 +112,53 @@ package enum QuantizedConvolution {
             && onyx_qgemm_reads_a_in_place(cIsa, k) != 0
         let geometry = window(g, channels: channels, inputZero: inputZero)
         let q = requantization.c
-        let nr = IntegerGemm.nr(isa)
-        let panels = (n + nr - 1) / nr
         // Panels per GEMM call: as many as keep the weights read per call within ~256 KB.
         let panelsPerCall = max(1, (256 * 1024) / max(stride * nr, 1))
-        let workers = min(pool.threadCount, slots, blocks)
+        let items = blocks * parts
+        let workers = min(threads, items)
+
+        // Every row's zero point is the input's: its term inputZero · columnTerm[f] joins the bias.
+        let foldedBias = workspace.assumingMemoryBound(to: Int32.self)
+        for f in 0..<n { foldedBias[f] = (bias?[f] ?? 0) &+ inputZero &* filters.columnTerm[f] }
+        let slotBase = workspace + roundedUp(n * 4)
 
         withUnsafePointer(to: geometry) { geometry in withUnsafePointer(to: q) { q in
         pool.parallelFor(workers) { worker in
-            let base = workspace + worker * slot
-            let rowZero = (base + aBytes).assumingMemoryBound(to: Int32.self)
-            let rowSums = filters.zeroPointsAreZero ? nil : rowZero + rowsPerBlock
-            let sums = (base + aBytes + roundedUp(2 * rowsPerBlock * 4)).assumingMemoryBound(to: Int32.self)
-            for r in 0..<rowsPerBlock { rowZero[r] = inputZero }
-            var block = worker
-            while block < blocks {
+            let base = slotBase + worker * slot
+            let rowSums = filters.zeroPointsAreZero ? nil : (base + aBytes).assumingMemoryBound(to: Int32.self)
+            var out = onyx_qgemm_output()
+            out.row_sums = rowSums.map { UnsafePointer($0) }
+            out.ldc = n
+            out.int_bias = UnsafePointer(foldedBias)
+            out.requantize = q
+            out.col_scale = multiplier
+            out.row_zero = nil
+            out.col_zero = filters.columnZero
+            out.col_comp = filters.columnTerm
+            var item = worker, prepared = -1
+            var a = UnsafeRawPointer(base), lda = stride
+            while item < items {
+                let block = item / parts, part = item % parts
                 let first = block * rowsPerBlock, rows = min(rowsPerBlock, pixels - first)
-                let a: UnsafeRawPointer, lda: Int
-                if inPlace {
-                    (a, lda) = (UnsafeRawPointer(x + first * channels), channels)
-                    if let rowSums { onyx_qgemm_row_sums(x + first * channels, channels, rows, k, rowSums) }
-                } else {
-                    onyx_qconv_im2col(geometry, x, first, first + rows, elementSize, stride, base, rowSums)
-                    (a, lda) = (UnsafeRawPointer(base), stride)
+                if block != prepared {
+                    if inPlace {
+                        (a, lda) = (UnsafeRawPointer(x + first * channels), channels)
+                        if let rowSums { onyx_qgemm_row_sums(x + first * channels, channels, rows, k, rowSums) }
+                    } else {
+                        onyx_qconv_im2col(geometry, x, first, first + rows, elementSize, stride, base, rowSums)
+                        (a, lda) = (UnsafeRawPointer(base), stride)
+                    }
+                    prepared = block
                 }
-                var out = onyx_qgemm_output()
-                out.c = sums
-                out.ldc = n
-                out.row_zero = UnsafePointer(rowZero)
-                out.row_sums = rowSums.map { UnsafePointer($0) }
-                out.col_zero = filters.columnZero
-                out.col_comp = filters.columnTerm
-                var panel = 0
-                while panel < panels {
-                    let end = min(panels, panel + panelsPerCall)
+                out.y8 = y + first * n
+                var panel = panels * part / parts
+                let last = panels * (part + 1) / parts
+                while panel < last {
+                    let end = min(last, panel + panelsPerCall)
                     onyx_qgemm(cIsa, rows, n, k, a, lda, filters.panels, panel, end, &out)
                     panel = end
                 }
-                onyx_qrequantize(cIsa, sums, n, bias, multiplier, q, y + first * n, n, rows, n)
-                block += workers
+                item += workers
             }
         }
         } }
@@ -146,31 +180,72 @@ package enum QuantizedConvolution {
         return out
     }
 
-    /// Workspace of ``depthwise`` (one int32 accumulator row per slot).
-    package static func depthwiseWorkspaceByteCount(channels: Int) -> Int { slots * roundedUp(channels * 4) }
+    /// Depthwise filters packed for the row kernel (`onyx_qdepthwise_pack`): the weights in blocks of
+    /// channels and pairs of taps, the bias with the input's zero point folded in, the multipliers.
+    package struct DepthwiseFilters: Sendable {
+        let weights: [Int16]
+        let bias: [Int32]
+        let multiplier: [Float]
 
-    /// One NHWC image through a depthwise convolution (``depthwiseFilters(_:signed:filters:area:zeroPoint:)``).
+        /// - Parameters:
+        ///   - filters: ``depthwiseFilters(_:signed:filters:area:zeroPoint:)`` of `taps` taps.
+        ///   - bias: One per channel, or nil.
+        ///   - multiplier: One per channel.
+        package init(_ filters: [Int16], taps: Int, channels: Int, bias: [Int32]?, multiplier: [Float], inputZero: Int32) {
+            let padded = onyx_qdepthwise_packed_channels(channels)
+            var weights = [Int16](repeating: 0, count: onyx_qdepthwise_packed_weights(taps, channels))
+            var packedBias = [Int32](repeating: 0, count: padded)
+            var packedMultiplier = [Float](repeating: 0, count: padded)
+            filters.withUnsafeBufferPointer { w in multiplier.withUnsafeBufferPointer { m in
+                (bias ?? []).withUnsafeBufferPointer { b in
+                    onyx_qdepthwise_pack(w.baseAddress, taps, channels, bias == nil ? nil : b.baseAddress, m.baseAddress,
+                                         inputZero, &weights, &packedBias, &packedMultiplier)
+                }
+            } }
+            self.weights = weights
+            self.bias = packedBias
+            self.multiplier = packedMultiplier
+        }
+    }
+
+    /// Workspace of ``depthwise``: per slot, an int32 accumulator row and a row of the input's zero point.
+    package static func depthwiseWorkspaceByteCount(channels: Int) -> Int {
+        slots * depthwiseSlotBytes(channels: channels)
+    }
+
+    private static func depthwiseSlotBytes(channels: Int) -> Int {
+        let padded = onyx_qdepthwise_packed_channels(channels)
+        return roundedUp(padded * 4) + roundedUp(padded)
+    }
+
+    /// One NHWC image through a depthwise convolution (``DepthwiseFilters``).
     package static func depthwise(
         _ x: UnsafePointer<UInt8>, channels: Int, geometry g: ConvolutionGeometry, inputZero: Int32,
-        filters: UnsafePointer<Int16>, bias: UnsafePointer<Int32>?, multiplier: UnsafePointer<Float>,
-        requantization: Requantization, into y: UnsafeMutableRawPointer, workspace: UnsafeMutableRawPointer,
-        isa: KernelISA, pool: ComputePool
+        filters: DepthwiseFilters, requantization: Requantization, into y: UnsafeMutableRawPointer,
+        workspace: UnsafeMutableRawPointer, isa: KernelISA, pool: ComputePool
     ) {
         let geometry = window(g, channels: channels, inputZero: inputZero)
         let q = requantization.c
         let rows = g.outputHeight, rowBytes = g.outputWidth * channels
         let workers = min(pool.threadCount, slots, rows)
         let cIsa = isa.cValue
-        withUnsafePointer(to: geometry) { geometry in withUnsafePointer(to: q) { q in
+        let padded = onyx_qdepthwise_packed_channels(channels), slot = depthwiseSlotBytes(channels: channels)
+        filters.weights.withUnsafeBufferPointer { w in filters.bias.withUnsafeBufferPointer { b in
+        filters.multiplier.withUnsafeBufferPointer { m in
+        let packed = onyx_qdepthwise_filters(weights: w.baseAddress, bias: b.baseAddress, multiplier: m.baseAddress)
+        withUnsafePointer(to: packed) { packed in withUnsafePointer(to: geometry) { geometry in
+        withUnsafePointer(to: q) { q in
         pool.parallelFor(workers) { worker in
-            let acc = (workspace + worker * roundedUp(channels * 4)).assumingMemoryBound(to: Int32.self)
-            var oh = worker
-            while oh < rows {
-                onyx_qdepthwise_row(cIsa, geometry, x, filters, bias, multiplier, q, oh, acc, y + oh * rowBytes)
-                oh += workers
+            let base = workspace + worker * slot
+            let acc = base.assumingMemoryBound(to: Int32.self)
+            let pad = (base + roundedUp(padded * 4)).assumingMemoryBound(to: UInt8.self)
+            pad.initialize(repeating: UInt8(truncatingIfNeeded: inputZero), count: padded)
+            // Rows in contiguous runs, so a thread's input rows overlap from one output row to the next.
+            for oh in (rows * worker / workers)..<(rows * (worker + 1) / workers) {
+                onyx_qdepthwise_row(cIsa, geometry, x, packed, q, oh, acc, pad, y + oh * rowBytes)
             }
         }
-        } }
+        } } } } } }
     }
 
     /// One NHWC uint8 image max-pooled (padded taps skipped).

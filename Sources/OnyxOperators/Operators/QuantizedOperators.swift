@@ -104,7 +104,7 @@ package struct NhwcQLinearConvKernel: Kernel {
     let multipliers: [Float]
     let bias: [Int32]?
     let packed: PackedIntegerMatrix?
-    let depthwiseFilters: [Int16]
+    let depthwiseFilters: QuantizedConvolution.DepthwiseFilters?
     let isa: KernelISA
 
     init(_ context: NodeContext) throws {
@@ -152,8 +152,10 @@ package struct NhwcQLinearConvKernel: Kernel {
         let signed = w.dataType == .int8
         let area = w.shape[2] * w.shape[3]
         if group > 1 {
-            depthwiseFilters = QuantizedConvolution.depthwiseFilters(
+            let unpacked = QuantizedConvolution.depthwiseFilters(
                 UnsafeRawPointer(w.baseAddress), signed: signed, filters: filters, area: area, zeroPoint: zero)
+            depthwiseFilters = QuantizedConvolution.DepthwiseFilters(
+                unpacked, taps: area, channels: filters, bias: bias, multiplier: multipliers, inputZero: inputZero)
             packed = nil
         } else {
             // [F][C][kh][kw] → the K × F matrix [kh][kw][C][F], K in the order of NHWC im2col rows
@@ -173,7 +175,7 @@ package struct NhwcQLinearConvKernel: Kernel {
                     zero($0)
                 }
             }
-            depthwiseFilters = []
+            depthwiseFilters = nil
         }
         withExtendedLifetime(w) {}
     }
@@ -209,14 +211,11 @@ package struct NhwcQLinearConvKernel: Kernel {
             try (bias ?? []).withUnsafeBufferPointer { bias in
                 let b = self.bias == nil ? nil : bias.baseAddress
                 for n in 0..<x.shape[0] {
-                    if depthwise {
-                        depthwiseFilters.withUnsafeBufferPointer { w in
-                            QuantizedConvolution.depthwise(
-                                xs + n * inputImage, channels: channels, geometry: g, inputZero: inputZero,
-                                filters: w.baseAddress!, bias: b, multiplier: multiplier.baseAddress!,
-                                requantization: requantization, into: ys + n * outputImage, workspace: workspace,
-                                isa: isa, pool: pool)
-                        }
+                    if let depthwiseFilters {
+                        QuantizedConvolution.depthwise(
+                            xs + n * inputImage, channels: channels, geometry: g, inputZero: inputZero,
+                            filters: depthwiseFilters, requantization: requantization, into: ys + n * outputImage,
+                            workspace: workspace, isa: isa, pool: pool)
                     } else {
                         guard let packed else { throw OnyxError.internalError("QLinearConv (NHWC): no packed weights") }
                         QuantizedConvolution.convolve(
