@@ -1,7 +1,8 @@
 /*
  * Throughput of the NCHWc direct convolution (Sources/CKernels/nchwc_tiles.h) on the layers of
- * ResNet-18, MobileNetV2, SqueezeNet, MobileNetV3 and DenseNet-121, one thread, warm caches, against the core's FMA peak,
- * and a check of the vector tiles against the portable loop. Not part of the product:
+ * ResNet-18, MobileNetV2, SqueezeNet, MobileNetV3 and DenseNet-121, and of the depthwise convolution on
+ * those of MobileNetV2 and EfficientNet-B0, one thread, warm caches, against the core's FMA peak, and a
+ * check of the vector kernels against the portable loop. Not part of the product:
  *
  *   cc -O2 -I Sources/CKernels/include tools/bench_nchwc.c Sources/CKernels/[a-z]*.c -lm -lpthread -o /tmp/bench_nchwc
  *   /tmp/bench_nchwc [peak GFLOP/s, e.g. from tools/peak_flops.c] [avx2|avx512: the CPU's best by default]
@@ -40,6 +41,7 @@ typedef struct {
     const char *name;
     size_t in_channels, out_channels, size, kernel, stride, pad;
     int plain_input; /* the chain's first convolution, reading NCHW */
+    int depthwise;   /* one filter per channel (in_channels == out_channels) */
 } layer;
 
 static const layer layers[] = {
@@ -64,6 +66,12 @@ static const layer layers[] = {
     {"densenet121 1x1 256→128 56²", 256, 128, 56, 1, 1, 0, 0},
     {"densenet121 3x3 128→32 56²", 128, 32, 56, 3, 1, 1, 0},
     {"densenet121 3x3 128→32 14²", 128, 32, 14, 3, 1, 1, 0},
+    {"mobilenet_v2 depthwise 3x3 144 56²", 144, 144, 56, 3, 1, 1, 0, 1},
+    {"mobilenet_v2 depthwise 3x3/2 96 112²", 96, 96, 112, 3, 2, 1, 0, 1},
+    {"mobilenet_v2 depthwise 3x3 960 7²", 960, 960, 7, 3, 1, 1, 0, 1},
+    {"efficientnet_b0 depthwise 5x5 240 28²", 240, 240, 28, 5, 1, 2, 0, 1},
+    {"efficientnet_b0 depthwise 5x5 672 14²", 672, 672, 14, 5, 1, 2, 0, 1},
+    {"efficientnet_b0 depthwise 5x5 1152 7²", 1152, 1152, 7, 5, 1, 2, 0, 1},
 };
 
 int main(int argc, char **argv) {
@@ -96,9 +104,11 @@ int main(int argc, char **argv) {
             for (size_t p = 0; p < input_floats; p++)
                 if ((p / (16 * l.size * l.size)) * 16 + p % 16 >= l.in_channels) input[p] = 0;
         size_t area = l.kernel * l.kernel;
-        float *weights = random_floats(l.out_channels * l.in_channels * area);
-        float *filter = aligned_alloc(64, onyx_nchwc_filter_floats(l.out_channels, l.in_channels, area) * sizeof(float));
-        onyx_nchwc_pack_filter(weights, l.out_channels, l.in_channels, l.kernel, l.kernel, filter);
+        float *weights = random_floats(l.out_channels * (l.depthwise ? 1 : l.in_channels) * area);
+        size_t filter_floats = l.depthwise ? out_blocks * 16 * area : onyx_nchwc_filter_floats(l.out_channels, l.in_channels, area);
+        float *filter = aligned_alloc(64, filter_floats * sizeof(float));
+        if (l.depthwise) onyx_nchwc_pack_depthwise_filter(weights, l.out_channels, l.kernel, l.kernel, filter);
+        else onyx_nchwc_pack_filter(weights, l.out_channels, l.in_channels, l.kernel, l.kernel, filter);
         float *bias = calloc(out_blocks * 16, sizeof(float));
         for (size_t c = 0; c < l.out_channels; c++) bias[c] = 0.01f * (float)c;
         size_t output_floats = out_blocks * 16 * g.out_h * g.out_w;
@@ -108,9 +118,16 @@ int main(int argc, char **argv) {
         const onyx_activation relu6 = {.kind = ONYX_ACTIVATION_CLIP, .alpha = 0, .beta = 6};
         const onyx_activation relu = {.kind = ONYX_ACTIVATION_CLIP, .alpha = 0, .beta = INFINITY};
 
+        double diff = 0;
+        if (l.depthwise) {
+            onyx_nchwc_depthwise(ONYX_ISA_PORTABLE, &g, input, filter, bias, expected, 0, out_blocks, 0, g.out_h, &relu6);
+            onyx_nchwc_depthwise(isa, &g, input, filter, bias, output, 0, out_blocks, 0, g.out_h / 2, &relu6);
+            onyx_nchwc_depthwise(isa, &g, input, filter, bias, output, 0, out_blocks, g.out_h / 2, g.out_h, &relu6);
+            for (size_t j = 0; j < output_floats; j++) diff = fmax(diff, fabs(output[j] - expected[j]));
+            goto timed;
+        }
         onyx_nchwc_conv(ONYX_ISA_PORTABLE, &g, input, filter, bias, expected, 0, groups, 0, g.out_h, 0, &relu6);
         onyx_nchwc_conv_tiles(isa, tiles, &g, input, filter, bias, output, 0, groups, 0, g.out_h, 0, &relu6);
-        double diff = 0;
         for (size_t j = 0; j < output_floats; j++) diff = fmax(diff, fabs(output[j] - expected[j]));
         for (size_t j = 0; j < output_floats; j++) output[j] = expected[j] = 0.01f * (float)(j % 7);
         onyx_nchwc_conv(ONYX_ISA_PORTABLE, &g, input, filter, bias, expected, 0, groups, 0, g.out_h, 1, NULL);
@@ -118,17 +135,19 @@ int main(int argc, char **argv) {
         onyx_nchwc_conv_tiles(isa, tiles, &g, input, filter, bias, output, 0, groups, g.out_h / 2, g.out_h, 1, NULL);
         for (size_t j = 0; j < output_floats; j++) diff = fmax(diff, fabs(output[j] - expected[j]));
 
+    timed:;
         static double times[4096];
         size_t runs = 0;
         double start = now();
         while (runs < 4096 && (now() - start < 0.5 || runs < 5)) {
             double t = now();
-            onyx_nchwc_conv_tiles(isa, tiles, &g, input, filter, bias, output, 0, groups, 0, g.out_h, 0, &relu);
+            if (l.depthwise) onyx_nchwc_depthwise(isa, &g, input, filter, bias, output, 0, out_blocks, 0, g.out_h, &relu);
+            else onyx_nchwc_conv_tiles(isa, tiles, &g, input, filter, bias, output, 0, groups, 0, g.out_h, 0, &relu);
             times[runs++] = now() - t;
         }
         qsort(times, runs, sizeof *times, by_value);
         double median = times[runs / 2];
-        double flop = 2.0 * l.out_channels * l.in_channels * area * g.out_h * g.out_w;
+        double flop = 2.0 * l.out_channels * (l.depthwise ? 1 : l.in_channels) * area * g.out_h * g.out_w;
         char share[16] = "–";
         if (peak > 0) snprintf(share, sizeof share, "%.0f%%", 100 * flop / median / 1e9 / peak);
         printf("| %s | %.1f | %.3f | %.3f | %.1f | %s | %.1e |\n", l.name, flop / 1e6, median * 1e3, times[0] * 1e3,

@@ -250,10 +250,18 @@ CONV_TILE_SETS(ONYX_CONV_TILE_SET)
 #undef ONYX_CONV_TILE_CASE
 #undef ONYX_CONV_ROW_TILE_CASE
 
+/* How a window tile treats the image's left and right edges. */
+enum {
+    WINDOW_INTERIOR = 0, /* every tap of every pixel lies inside the row: no checks */
+    WINDOW_SKIP = 1,     /* one pixel, taps outside the row skipped (and not counted) */
+    WINDOW_ZERO = 2,     /* depthwise only: a pixel's taps outside the row read the zero block */
+};
+
 /*
  * Depthwise and pooling windows: per channel block and output row, the columns whose taps all
  * lie inside the image run in tiles of WINDOW_PIXELS pixels with no bounds checks; the few edge
- * columns run one at a time, skipping the taps outside. `init` is the block the sums start from.
+ * columns run one at a time, skipping the taps outside (rows of at most two tiles, below, are
+ * the exception). `init` is the block the sums start from.
  */
 INLINE static inline void NAME(window_tile)(const size_t pixels, int checked, onyx_nchwc_pool_kind kind,
                                             int depthwise, const onyx_nchwc_geometry *g, const float *in,
@@ -272,13 +280,21 @@ INLINE static inline void NAME(window_tile)(const size_t pixels, int checked, on
         if (iy < 0) continue;
         const float *row = in + (size_t)iy * g->in_row_stride;
         for (size_t kx = 0; kx < g->kernel_w; kx++) {
-            const float *x = row;
-            if (checked) {
+            const float *x[8];
+            if (checked == WINDOW_ZERO) {
+                ONYX_UNROLL
+                for (size_t p = 0; p < pixels; p++) {
+                    ptrdiff_t ix = source(ox0 + p, kx, g->stride_x, g->dilation_x, g->pad_left, g->in_w);
+                    x[p] = ix >= 0 ? row + (size_t)ix * B : onyx_nchwc_zero_block;
+                }
+            } else if (checked == WINDOW_SKIP) {
                 ptrdiff_t ix = source(ox0, kx, g->stride_x, g->dilation_x, g->pad_left, g->in_w);
                 if (ix < 0) continue;
-                x += (size_t)ix * B;
+                x[0] = row + (size_t)ix * B;
             } else {
-                x += (ox0 * g->stride_x + kx * g->dilation_x - g->pad_left) * B;
+                const float *at = row + (ox0 * g->stride_x + kx * g->dilation_x - g->pad_left) * B;
+                ONYX_UNROLL
+                for (size_t p = 0; p < pixels; p++) x[p] = at + p * g->stride_x * B;
             }
             taps++;
             ONYX_UNROLL
@@ -286,7 +302,7 @@ INLINE static inline void NAME(window_tile)(const size_t pixels, int checked, on
                 VEC w = depthwise ? LOAD(f + (ky * g->kernel_w + kx) * B + k * W) : ZERO();
                 ONYX_UNROLL
                 for (size_t p = 0; p < pixels; p++) {
-                    VEC v = LOAD(x + p * g->stride_x * B + k * W);
+                    VEC v = LOAD(x[p] + k * W);
                     if (depthwise) acc[p][k] = FMA(v, w, acc[p][k]);
                     else if (max) acc[p][k] = GREATER(v, acc[p][k]);
                     else acc[p][k] = ADD(acc[p][k], v);
@@ -316,13 +332,13 @@ INLINE static inline void NAME(window_block)(int depthwise, onyx_nchwc_pool_kind
     interior_columns(g, &first, &last);
     for (size_t oy = row_begin; oy < row_end; oy++) {
         size_t ox = 0;
-        for (; ox < first; ox++) NAME(window_tile)(1, 1, kind, depthwise, g, in, f, init, out, oy, ox, activation);
+        for (; ox < first; ox++) NAME(window_tile)(1, WINDOW_SKIP, kind, depthwise, g, in, f, init, out, oy, ox, activation);
         for (; ox + WINDOW_PIXELS <= last; ox += WINDOW_PIXELS)
-            NAME(window_tile)(WINDOW_PIXELS, 0, kind, depthwise, g, in, f, init, out, oy, ox, activation);
+            NAME(window_tile)(WINDOW_PIXELS, WINDOW_INTERIOR, kind, depthwise, g, in, f, init, out, oy, ox, activation);
         switch (last - ox) { /* the rest, shorter than a tile */
 #define ONYX_WINDOW_REST(P)                                                                                       \
         case P:                                                                                                   \
-            if (P < WINDOW_PIXELS) NAME(window_tile)(P, 0, kind, depthwise, g, in, f, init, out, oy, ox, activation); \
+            if (P < WINDOW_PIXELS) NAME(window_tile)(P, WINDOW_INTERIOR, kind, depthwise, g, in, f, init, out, oy, ox, activation); \
             break;
         ONYX_WINDOW_REST(1) ONYX_WINDOW_REST(2) ONYX_WINDOW_REST(3) ONYX_WINDOW_REST(4) ONYX_WINDOW_REST(5)
         ONYX_WINDOW_REST(6) ONYX_WINDOW_REST(7)
@@ -330,7 +346,44 @@ INLINE static inline void NAME(window_block)(int depthwise, onyx_nchwc_pool_kind
         default: break;
         }
         ox = last;
-        for (; ox < g->out_w; ox++) NAME(window_tile)(1, 1, kind, depthwise, g, in, f, init, out, oy, ox, activation);
+        for (; ox < g->out_w; ox++) NAME(window_tile)(1, WINDOW_SKIP, kind, depthwise, g, in, f, init, out, oy, ox, activation);
+    }
+}
+
+/*
+ * Depthwise rows of at most two tiles (a 5×5 window over 7 or 14 columns): near-equal tiles, those
+ * reaching the left or right edge reading the zero block for the taps outside, rather than a
+ * one-pixel tile per edge column with a short tile between. On longer rows the edge columns are
+ * too few to matter and the unchecked tiles run faster (measured on Zen 4: docs/performance.md).
+ */
+INLINE static inline void NAME(depthwise_narrow)(const onyx_nchwc_geometry *g, const float *in, const float *f,
+                                                 const float *init, float *out, size_t row_begin, size_t row_end,
+                                                 const onyx_activation *activation) {
+    size_t first, last;
+    interior_columns(g, &first, &last);
+    size_t count = (g->out_w + WINDOW_PIXELS - 1) / WINDOW_PIXELS, base = g->out_w / count, extra = g->out_w % count;
+    for (size_t oy = row_begin; oy < row_end; oy++) {
+        size_t ox = 0;
+        for (size_t t = 0; t < count; t++) {
+            size_t pixels = base + (t < extra);
+            int edge = ox < first || ox + pixels > last;
+            switch (pixels * 2 + (size_t)edge) {
+#define ONYX_DEPTHWISE_TILE(P)                                                                                    \
+            case 2 * P:                                                                                           \
+                if (P <= WINDOW_PIXELS)                                                                           \
+                    NAME(window_tile)(P, WINDOW_INTERIOR, ONYX_NCHWC_POOL_MAX, 1, g, in, f, init, out, oy, ox, activation); \
+                break;                                                                                            \
+            case 2 * P + 1:                                                                                       \
+                if (P <= WINDOW_PIXELS)                                                                           \
+                    NAME(window_tile)(P, WINDOW_ZERO, ONYX_NCHWC_POOL_MAX, 1, g, in, f, init, out, oy, ox, activation); \
+                break;
+            ONYX_DEPTHWISE_TILE(1) ONYX_DEPTHWISE_TILE(2) ONYX_DEPTHWISE_TILE(3) ONYX_DEPTHWISE_TILE(4)
+            ONYX_DEPTHWISE_TILE(5) ONYX_DEPTHWISE_TILE(6) ONYX_DEPTHWISE_TILE(7) ONYX_DEPTHWISE_TILE(8)
+#undef ONYX_DEPTHWISE_TILE
+            default: break;
+            }
+            ox += pixels;
+        }
     }
 }
 
@@ -346,10 +399,15 @@ static void NAME(depthwise)(const onyx_nchwc_geometry *g, const float *input, co
                             const onyx_activation *activation) {
     if (row_end > g->out_h) row_end = g->out_h;
     size_t area = g->kernel_h * g->kernel_w, plane = g->out_h * g->out_w * B;
+    int narrow = g->out_w <= 2 * WINDOW_PIXELS;
     for (size_t blk = block_begin; blk < block_end; blk++) {
         const float *init = bias ? bias + blk * B : onyx_nchwc_zero_block;
-        NAME(window_block)(1, ONYX_NCHWC_POOL_MAX, g, input + blk * g->in_block_stride, filter + blk * area * B, init,
-                           output + blk * plane, row_begin, row_end, activation);
+        if (narrow)
+            NAME(depthwise_narrow)(g, input + blk * g->in_block_stride, filter + blk * area * B, init, output + blk * plane,
+                                   row_begin, row_end, activation);
+        else
+            NAME(window_block)(1, ONYX_NCHWC_POOL_MAX, g, input + blk * g->in_block_stride, filter + blk * area * B, init,
+                               output + blk * plane, row_begin, row_end, activation);
     }
 }
 

@@ -137,6 +137,14 @@ import Testing
         Window(inChannels: 72, outChannels: 72, height: 9, width: 20, kernel: (5, 5), dilation: (2, 2), pad: (4, 4)),
         Window(inChannels: 3, outChannels: 3, height: 7, width: 28, kernel: (3, 5), stride: (1, 2), pad: (3, 2)),
         Window(inChannels: 33, outChannels: 33, height: 5, width: 6, kernel: (1, 1), pad: (0, 0)),
+        // Rows of at most two tiles, every tile reaching an edge (EfficientNet's 5×5 on 7² and 14²),
+        // a window wider than the image, and rows long enough for interior tiles.
+        Window(inChannels: 40, outChannels: 40, height: 7, width: 7, kernel: (5, 5), pad: (2, 2)),
+        Window(inChannels: 17, outChannels: 17, height: 6, width: 14, kernel: (5, 5), pad: (2, 2)),
+        Window(inChannels: 24, outChannels: 24, height: 4, width: 3, kernel: (5, 5), pad: (2, 2)),
+        Window(inChannels: 20, outChannels: 20, height: 9, width: 9, kernel: (5, 5), stride: (2, 2), pad: (2, 2)),
+        Window(inChannels: 16, outChannels: 16, height: 3, width: 17, kernel: (3, 3), stride: (1, 1), pad: (1, 1)),
+        Window(inChannels: 16, outChannels: 16, height: 4, width: 23, kernel: (3, 3), stride: (2, 2), pad: (1, 1)),
     ]
 
     @Test(arguments: depthwiseWindows)
