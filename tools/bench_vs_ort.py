@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Onyx vs onnxruntime, side by side in one run, on the same models and inputs.
 
-    python3 tools/bench_vs_ort.py [--models DIR ...] [--threads 1 2] [--duration 3] [--onyx PATH] [--openvino]
+    python3 tools/bench_vs_ort.py [--models DIR ...] [--threads 1 2] [--duration 3] [--rounds 3] [--onyx PATH] [--openvino]
                                   [--write docs/performance.md]
 
 For each model folder (model.onnx + test_data_set_0/input_N.pb, one TensorProto per graph input, of
 any dtype; all of them are fed, to onnxruntime by name and to Onyx as repeated --input files): checks
 that Onyx's outputs agree with onnxruntime's (max |Δ| over all outputs), then alternates
-`onyx bench --json` and an onnxruntime timing loop of the same duration, and prints p50 latencies
-and the Onyx/onnxruntime ratio (below 1 means Onyx is faster). With --openvino, OpenVINO (CPU
+`onyx bench --json` and an onnxruntime timing loop of the same duration for --rounds rounds, and
+prints each side's median p50 and the Onyx/onnxruntime ratio (below 1 means Onyx is faster). With --openvino, OpenVINO (CPU
 device, f32 inference precision, one stream of the same thread count) is timed the same way in the
 same run, printed as its own OpenVINO/onnxruntime ratio.
 Load times are medians of --load-repeats loads each, in a fresh process on both sides. Peak RSS is the whole process on each side;
@@ -72,17 +72,19 @@ def timed_p50(run, duration):
     return samples[len(samples) // 2]
 
 
-def ort_p50(model, files, threads, duration):
-    """p50 (ms), load time (ms, this process) and all outputs of onnxruntime on the model."""
+def ort_session(model, files, threads):
+    """An onnxruntime session on the model, its load time (ms, this process) and its feed."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     start = time.perf_counter()
     session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     load_ms = (time.perf_counter() - start) * 1000
-    feed = load_feeds(files, [i.name for i in session.get_inputs()])
-    p50 = timed_p50(lambda: session.run(None, feed), duration)
-    return p50, load_ms, session.run(None, feed)
+    return session, load_ms, load_feeds(files, [i.name for i in session.get_inputs()])
+
+
+def median(values):
+    return sorted(values)[len(values) // 2]
 
 
 def openvino_p50(model, files, threads, duration):
@@ -212,7 +214,9 @@ def main():
     parser.add_argument("--models", nargs="+", default=[os.path.join(root, "Fixtures"), os.path.join(root, "Models")])
     parser.add_argument("--only", nargs="*", help="model folder names to include")
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
-    parser.add_argument("--duration", type=float, default=3)
+    parser.add_argument("--duration", type=float, default=3, help="seconds of timed runs per side and round")
+    parser.add_argument("--rounds", type=int, default=3, help="alternated rounds per model and thread count; "
+                        "each side's median p50 is reported")
     parser.add_argument("--load-repeats", type=int, default=3, help="fresh loads per model whose median is reported; "
                         "0: Onyx's load is the timed `onyx bench` run's own and onnxruntime's one fresh load (each extra "
                         "`onyx bench` also makes 200 untimed runs for its heap-growth figure: minutes on BERT-size models)")
@@ -249,16 +253,26 @@ def main():
                 while os.path.isfile(os.path.join(out, f"output_{len(got)}.pb")):
                     got.append(numpy_helper.to_array(onnx.load_tensor(os.path.join(out, f"output_{len(got)}.pb"))))
             for threads in args.threads:
-                bench = subprocess.run(
-                    [args.onyx, "bench", model, *onyx_inputs(files), "--threads", str(threads),
-                     "--duration", str(args.duration), "--json"], capture_output=True, text=True)
-                if bench.returncode != 0:
-                    why = bench.stderr.strip() or f"exit status {bench.returncode}"
+                # Rounds of Onyx then onnxruntime, each side's median p50 reported: on a shared VM a
+                # core can run slow for tens of seconds, and alternating puts both sides in each window.
+                session, ort_load, feed = ort_session(model, files, threads)
+                onyx_runs, ort_runs, why = [], [], None
+                for _ in range(args.rounds):
+                    bench = subprocess.run(
+                        [args.onyx, "bench", model, *onyx_inputs(files), "--threads", str(threads),
+                         "--duration", str(args.duration), "--json"], capture_output=True, text=True)
+                    if bench.returncode != 0:
+                        why = bench.stderr.strip() or f"exit status {bench.returncode}"
+                        break
+                    onyx_runs.append(json.loads(bench.stdout.strip().splitlines()[-1]))
+                    ort_runs.append(timed_p50(lambda: session.run(None, feed), args.duration))
+                if why is not None:
                     print(f"{name:28s} t{threads} bench failed: {why}", flush=True)
                     skipped.append((name, "bench: " + why.replace("onyx: error: ", "")))
                     continue
-                onyx = json.loads(bench.stdout.strip().splitlines()[-1])
-                ort_ms, ort_load, expected = ort_p50(model, files, threads, args.duration)
+                onyx = sorted(onyx_runs, key=lambda run: run["p50_ms"])[len(onyx_runs) // 2]
+                ort_ms, expected = median(ort_runs), session.run(None, feed)
+                del session
                 agree = max_abs_diff(got, expected)
                 ov_ms, ov_agree = None, None
                 if args.openvino:
@@ -308,7 +322,8 @@ def main():
         command = "python3 tools/bench_vs_ort.py " + " ".join(sys.argv[1:])
         start, end = "<!-- bench_vs_ort:start -->", "<!-- bench_vs_ort:end -->"
         generated = (f"{start}\nCommand: `{command}` (onnxruntime {ort.__version__}, "
-                     f"{platform.machine()}, same inputs, alternating in one run; p50 of {args.duration:g} s each).\n\n"
+                     f"{platform.machine()}, same inputs, alternating in one run; median of {args.rounds} rounds' p50s "
+                     f"of {args.duration:g} s each).\n\n"
                      + "\n".join(table) + f"\n{end}")
         text = open(args.write).read() if os.path.exists(args.write) else "# Performance\n"
         # Only the part between the markers is replaced: analysis written around it stays.
