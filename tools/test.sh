@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the build needs and runs the whole test suite. CI runs exactly this.
 #   1. swift test: unit, operator, fixture and server tests (HummingbirdTesting), and ONNX's node
-#      suite (generated into Generated/node) for every case in Tests/Conformance/expected-pass.txt.
+#      suite (generated into Generated/node) for every case in Tests/Conformance/expected-pass.txt;
+#      then the int8 suites again with VNNI masked (ONYX_VNNI=0), as a CPU without it runs them.
 #   2. A live `onyx serve` on two fixtures (the MLP; the text screener, BYTES in), checked with
 #      Triton's own clients over HTTP and gRPC (tools/check_tritonclient.py, check_tritonclient_grpc.py).
 #      A stateful model (Fixtures/stateful_gru) streamed in sequences with both clients (tools/check_sequence.py).
@@ -20,6 +21,10 @@ swift build --product onyx
 swift test
 # The heap is measured process-wide: the allocation tests run in a process of their own.
 ONYX_ALLOCATION_TESTS=1 swift test --filter AllocationTests
+# The int8 suites once more with VNNI masked (ONYX_VNNI=0): the AVX-512 table of a CPU without
+# VNNI (vpmaddwd depthwise rows, AVX2's integer GEMM), which a VNNI CPU otherwise never runs.
+ONYX_VNNI=0 swift test --skip-build --filter \
+    'KernelTableTests|QuantizedKernelTests|QuantizedConvolutionTests|QuantizedContribTests|IntegerGemmTests|IntegerMatMulTests|DynamicQuantizationTests|QuantizationTests'
 
 port=$((20000 + RANDOM % 20000))
 # Starts `onyx serve ARGS...` on $port (HTTP) and $port + 2 (gRPC) and waits until it is ready.

@@ -30,6 +30,20 @@ import Testing
         }
     }
 
+    /// `ONYX_VNNI=0` (tools/test.sh runs the int8 suites once more with it) masks VNNI: the AVX-512
+    /// table is then the one a CPU with AVX-512 but without VNNI gets, whose integer GEMM is AVX2's.
+    @Test func maskedVNNIGivesTheTableOfACPUWithoutIt() throws {
+        let qgemm = try #require((0..<onyx_kernel_count()).first { Self.name($0) == "qgemm" })
+        if ProcessInfo.processInfo.environment["ONYX_VNNI"] == "0" {
+            #expect(onyx_cpu_has_avx512_vnni() == 0)
+        }
+        if onyx_cpu_has_avx512_vnni() == 0 {
+            #expect(onyx_kernel_entry(ONYX_ISA_AVX512, qgemm) == onyx_kernel_entry(ONYX_ISA_AVX2, qgemm))
+        } else {
+            #expect(onyx_kernel_is_native(ONYX_ISA_AVX512, qgemm) == 1)
+        }
+    }
+
     /// The doc's cell for kernel `index` in column `position`: ✓, or → the ISA whose kernel runs.
     static func cell(_ index: Int, _ position: Int) -> String {
         if onyx_kernel_is_native(columns[position].isa, index) == 1 { return "✓" }

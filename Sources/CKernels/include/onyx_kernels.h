@@ -336,7 +336,8 @@ void onyx_qlinear_binary(onyx_isa isa, int multiply, const void *a, int32_t a_ze
                          size_t b_step, int32_t b_zero, float b_ratio, const onyx_requantization *q, void *y, size_t n,
                          int input_signed);
 
-/* Whether this CPU runs AVX-512 VNNI (vpdpbusd) with BW and VL, which the AVX-512 integer GEMM needs. */
+/* Whether this CPU runs AVX-512 VNNI (vpdpbusd) with BW and VL, which the AVX-512 integer GEMM needs
+ * (0 when the environment has ONYX_VNNI=0: tests run the kernels of a CPU without VNNI that way). */
 int onyx_cpu_has_avx512_vnni(void);
 
 /* Whether this CPU runs a 512-bit FMA as two 256-bit halves (AMD Zen 4), which sets the NCHWc
