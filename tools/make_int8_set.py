@@ -27,6 +27,9 @@ models with random weights (BatchNorm statistics randomised as make_bench_set.py
 - resnet18_int8_qdq, mobilenet_v2_int8_qdq: QuantFormat.QDQ (QuantizeLinear/DequantizeLinear pairs
   around fp32 operators);
 - resnet18_int8_qop: QuantFormat.QOperator (QLinearConv, com.microsoft QLinearAdd, ...);
+- efficientnet_b0_int8_qdq, mobilenet_v3_int8_qdq, mobilenet_v3_int8_qop: the same for networks with
+  SiLU / HardSwish activations and squeeze-excitation blocks (QLinearSigmoid, QLinearMul,
+  QLinearGlobalAveragePool and their QDQ groups);
 - resnet18_fp32, mobilenet_v2_fp32: the fp32 models they were quantized from, same input.
 The print-out gives, per model, onnxruntime's largest difference from the fp32 model's outputs:
 how far int8 moves the results, the scale against which Onyx's difference from onnxruntime reads.
@@ -167,6 +170,9 @@ MODELS = {
     "resnet18_int8_qdq": static_case("resnet18", "qdq"),
     "mobilenet_v2_int8_qdq": static_case("mobilenet_v2", "qdq"),
     "resnet18_int8_qop": static_case("resnet18", "qop"),
+    "efficientnet_b0_int8_qdq": static_case("efficientnet_b0", "qdq"),
+    "mobilenet_v3_int8_qdq": static_case("mobilenet_v3_large", "qdq"),
+    "mobilenet_v3_int8_qop": static_case("mobilenet_v3_large", "qop"),
     "resnet18_fp32": static_case("resnet18", None),
     "mobilenet_v2_fp32": static_case("mobilenet_v2", None),
 }

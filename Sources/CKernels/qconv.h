@@ -189,22 +189,36 @@ ONYX_QCONV_INLINE void qconv_dw_block_scalar(const qconv_dw_block *b, const onyx
         }                                                                                                \
     } while (0)
 
+/* One uint8 loop of the binary body with VALUE(i) as the float result, spelled out so it vectorizes. */
+#define QCONV_BINARY_U8(VALUE)                                                                           \
+    do {                                                                                                 \
+        const uint8_t *pa = a, *pb = b;                                                                  \
+        uint8_t *out = y;                                                                                \
+        float lo = (float)(q->low - q->zero_point), hi = (float)(q->high - q->zero_point);               \
+        (void)pb;                                                                                        \
+        for (size_t i = 0; i < n; i++) {                                                                 \
+            float v = VALUE;                                                                             \
+            v = v < lo ? lo : v;                                                                         \
+            v = v > hi ? hi : v;                                                                         \
+            out[i] = (uint8_t)((int32_t)qconv_round(v) + q->zero_point);                                 \
+        }                                                                                                \
+    } while (0)
+
 ONYX_QCONV_INLINE void qconv_binary_body(int multiply, const void *a, int32_t a_zero, float a_ratio, const void *b,
                                          size_t b_step, int32_t b_zero, float b_ratio, const onyx_requantization *q,
                                          void *y, size_t n, int input_signed) {
-    if (input_signed) QCONV_BINARY_BODY(int8_t);
-    else if (b_step == 1 && !multiply && !q->output_signed) {
-        /* The common case (a residual Add of uint8 values) spelled out, so it vectorizes. */
-        const uint8_t *pa = a, *pb = b;
-        uint8_t *out = y;
-        float lo = (float)(q->low - q->zero_point), hi = (float)(q->high - q->zero_point);
-        for (size_t i = 0; i < n; i++) {
-            float v = a_ratio * (float)((int32_t)pa[i] - a_zero) + b_ratio * (float)((int32_t)pb[i] - b_zero);
-            v = v < lo ? lo : v;
-            v = v > hi ? hi : v;
-            out[i] = (uint8_t)((int32_t)qconv_round(v) + q->zero_point);
-        }
-    } else QCONV_BINARY_BODY(uint8_t);
+    if (input_signed || q->output_signed) {
+        if (input_signed) QCONV_BINARY_BODY(int8_t);
+        else QCONV_BINARY_BODY(uint8_t);
+        return;
+    }
+    /* uint8 in and out (residual Adds, SiLU and squeeze-excitation products), each form spelled
+     * out with the generic body's arithmetic, so the results are the same bytes. */
+    float db0 = (float)((int32_t)((const uint8_t *)b)[0] - b_zero);
+    if (multiply && b_step == 1) QCONV_BINARY_U8(a_ratio * (float)((int32_t)pa[i] - a_zero) * (float)((int32_t)pb[i] - b_zero));
+    else if (multiply) QCONV_BINARY_U8(a_ratio * (float)((int32_t)pa[i] - a_zero) * db0);
+    else if (b_step == 1) QCONV_BINARY_U8(a_ratio * (float)((int32_t)pa[i] - a_zero) + b_ratio * (float)((int32_t)pb[i] - b_zero));
+    else QCONV_BINARY_U8(a_ratio * (float)((int32_t)pa[i] - a_zero) + b_ratio * db0);
 }
 
 /* The depthwise row under a target attribute, on the block function DW_BLOCK. */

@@ -104,6 +104,34 @@ import Testing
         #expect(graph.nodes.map(\.opType) == (axis == -1 ? ["QLinearSoftmax"] : ["DequantizeLinear", "Softmax", "QuantizeLinear"]))
     }
 
+    /// `Q(f(DQ(x)))` for HardSigmoid, HardSwish and Tanh becomes one `onyx.quantized` QLinearUnary,
+    /// whose table gives on every byte of both 8-bit types what the float operators between the
+    /// DQ and the Q give (the unoptimized session), but where the float function's last bit
+    /// decides a rounding tie.
+    @Test(arguments: ["HardSigmoid", "HardSwish", "Tanh"], [DataType.uint8, .int8])
+    func qdqTabulatedUnaryMatchesFloat(op: String, type: DataType) throws {
+        let bytes = type == .uint8 ? M.t([256], (0...255).map { UInt8($0) }) : M.t([256], (-128...127).map { Int8($0) })
+        let zero = type == .uint8 ? M.t([], [UInt8(128)]) : M.t([], [Int8(0)])
+        let attributes: [String: Attribute] = op == "HardSigmoid" ? ["alpha": .float(0.25), "beta": .float(0.4)] : [:]
+        let graph = Graph(
+            nodes: [
+                Node(name: "dq", opType: "DequantizeLinear", inputs: ["xq", "s", "z"], outputs: ["x"]),
+                Node(name: "f", opType: op, inputs: ["x"], outputs: ["v"], attributes: attributes),
+                Node(name: "q", opType: "QuantizeLinear", inputs: ["v", "sy", "z"], outputs: ["y"]),
+            ],
+            inputs: [M.value("xq", type, [256])], outputs: [Value(name: "y", type: nil)],
+            initializers: [("s", M.t([], [Float(0.05)])), ("sy", M.t([], [Float(0.01)])), ("z", zero)])
+        var fused = graph
+        QdqFusion().apply(to: &fused)
+        #expect(fused.nodes.map(\.opType) == ["QLinearUnary"])
+        #expect(fused.nodes.first?.domain == QuantizedLookupTable.domain)
+        let fast = try Self.doubles(try #require(try M.session(graph, isa: .portable).run(["xq": bytes])["y"]))
+        let slow = try Self.doubles(try #require(try M.session(graph, isa: .portable, level: .none).run(["xq": bytes])["y"]))
+        #expect(zip(fast, slow).allSatisfy { abs($0 - $1) <= 1 })
+        #expect(zip(fast, slow).filter { $0 != $1 }.count <= 2, "\(op) \(type)")
+        #expect(Set(fast).count > 50, "a degenerate (saturated) output tests nothing")
+    }
+
     /// quantize_dynamic's bidirectional LSTM (DynamicQuantizeLSTM, then a dynamically quantized
     /// MatMul): within one step of the read-out's quantization of onnxruntime's output on every ISA.
     @Test(arguments: KernelISA.supported)

@@ -156,6 +156,70 @@ import Testing
         #expect(fast.contains { $0 != 0 })
     }
 
+    /// Squeeze-excitation and activation blocks as quantize_static writes them for EfficientNet
+    /// (SiLU: Sigmoid and Mul) and MobileNetV3 (HardSwish as HardSigmoid and Mul, the HardSigmoid
+    /// left in float between a DQ and a Q): after QdqFusion and the NHWC layout, the whole
+    /// chain stays NHWC (one Transpose in, one out), the squeeze-excitation product broadcasts a
+    /// `[1, C, 1, 1]` scale over the image, and the result is the float graph's within one step.
+    @Test(arguments: KernelISA.supported, ["Sigmoid", "HardSigmoid"])
+    func excitationBlocksStayNhwc(isa: KernelISA, gate: String) throws {
+        let c = 8
+        func q(_ x: String, _ p: String) -> Node {
+            Node(name: "q_" + x, opType: "QuantizeLinear", inputs: [x, p + "_s", p + "_z"], outputs: [x + "_q"])
+        }
+        func dq(_ x: String, _ p: String) -> Node {
+            Node(name: "dq_" + x, opType: "DequantizeLinear", inputs: [x, p + "_s", p + "_z"], outputs: [x + "_dq"])
+        }
+        let initializers: [(String, Tensor)] = [
+            ("in_s", M.t([], [Float(0.02)])), ("in_z", M.t([], [UInt8(128)])),
+            ("c_s", M.t([], [Float(0.04)])), ("c_z", M.t([], [UInt8(120)])),
+            ("g_s", M.t([], [Float(1.0 / 255)])), ("g_z", M.t([], [UInt8(0)])),
+            ("m_s", M.t([], [Float(0.03)])), ("m_z", M.t([], [UInt8(100)])),
+            ("p_s", M.t([], [Float(0.01)])), ("p_z", M.t([], [UInt8(90)])),
+            ("e_s", M.t([], [Float(1.0 / 255)])), ("e_z", M.t([], [UInt8(0)])),
+            ("o_s", M.t([], [Float(0.025)])), ("o_z", M.t([], [UInt8(110)])),
+            ("w", M.tensor(.int8, [c, c, 3, 3], M.bytes(c * c * 9, seed: 21))),
+            ("w_s", M.t([], [Float(0.004)])), ("w_z", M.t([], [Int8(0)])),
+        ]
+        let nodes = [
+            q("x", "in"), dq("x_q", "in"), dq("w", "w"),
+            Node(name: "conv", opType: "Conv", inputs: ["x_q_dq", "w_dq"], outputs: ["c"],
+                 attributes: ["kernel_shape": .ints([3, 3]), "pads": .ints([1, 1, 1, 1])]),
+            q("c", "c"), dq("c_q", "c"),
+            // The activation: x · gate(x).
+            Node(name: "gate", opType: gate, inputs: ["c_q_dq"], outputs: ["g"]),
+            q("g", "g"), dq("g_q", "g"),
+            Node(name: "act", opType: "Mul", inputs: ["c_q_dq", "g_q_dq"], outputs: ["m"]),
+            q("m", "m"), dq("m_q", "m"),
+            // Squeeze-excitation: the image scaled per channel by gate(mean).
+            Node(name: "pool", opType: "GlobalAveragePool", inputs: ["m_q_dq"], outputs: ["p"]),
+            q("p", "p"), dq("p_q", "p"),
+            Node(name: "excite", opType: gate, inputs: ["p_q_dq"], outputs: ["e"]),
+            q("e", "e"), dq("e_q", "e"),
+            Node(name: "scale", opType: "Mul", inputs: ["m_q_dq", "e_q_dq"], outputs: ["o"]),
+            q("o", "o"), dq("o_q", "o"),
+        ]
+        let graph = Graph(nodes: nodes, inputs: [M.value("x", .float, [1, c, 9, 9])], outputs: [Value(name: "o_q_dq", type: nil)],
+                          initializers: initializers)
+        var fused = graph
+        ConstantLifting().apply(to: &fused)
+        QdqFusion().apply(to: &fused)
+        QuantizedNhwcLayout().apply(to: &fused)
+        let ops = fused.nodes.map(\.opType)
+        #expect(ops.filter { $0 == "Transpose" }.count == 2, "\(ops)")
+        #expect(!ops.contains(gate) && ops.filter { $0 == "QLinearMul" }.count == 2, "\(ops)")
+        var floats: [Float] = []
+        var stream = IntegerGemmTests.Bytes(state: 9)
+        for _ in 0..<(c * 81) { floats.append(Float(Int(stream.next()) - 128) / 50) }
+        let x = M.t([1, c, 9, 9], floats)
+        let fast = try #require(try M.session(graph, isa: isa).run(["x": x])["o_q_dq"]).scalars(as: Float.self)
+        let slow = try #require(try M.session(graph, isa: isa, level: .none).run(["x": x])["o_q_dq"]).scalars(as: Float.self)
+        // Each requantization may round a near-tie the other way: a step of the output, rarely two.
+        for (a, b) in zip(fast, slow) { #expect(abs(a - b) <= 2 * 0.025 + 1e-6, "\(a) vs \(b)") }
+        #expect(zip(fast, slow).filter { $0 != $1 }.count <= fast.count / 20)
+        #expect(Set(fast).count > 8, "a degenerate (saturated) output tests nothing")
+    }
+
     /// A Relu or Clip between the Conv and its Q is folded into the requantized range, on the NHWC
     /// kernel and on the reference one (optimized with the NHWC layout, and QdqFusion alone).
     @Test(arguments: KernelISA.supported, ["Relu", "Clip"])
@@ -199,7 +263,12 @@ import Testing
     @Test(arguments: KernelISA.supported, [false, true])
     func qLinearAddAndMulBroadcast(isa: KernelISA, multiply: Bool) throws {
         let shapes: [([Int], [Int])] = [([2, 3, 4, 5], [2, 3, 4, 5]), ([2, 3, 4, 5], []), ([], [2, 3, 4, 5]),
-                                        ([2, 3, 4, 5], [1, 3, 1, 1]), ([3, 1], [1, 7])]
+                                        ([2, 3, 4, 5], [1, 3, 1, 1]), ([3, 1], [1, 7]),
+                                        // A squeeze-excitation scale first (rows against one a each),
+                                        // both broadcast, a scalar output, and one large enough to be
+                                        // split between threads mid-row.
+                                        ([1, 3, 1, 1], [2, 3, 4, 5]), ([2, 1, 4, 1], [1, 3, 1, 5]), ([1, 1], [1]),
+                                        ([1, 48, 37, 37], [1, 48, 1, 1])]
         for (aShape, bShape) in shapes {
             let a = M.bytes(aShape.reduce(1, *), seed: 1), b = M.bytes(bShape.reduce(1, *), seed: 2)
             let (sa, sb, sy): (Float, Float, Float) = multiply ? (0.05, 0.04, 0.3) : (0.05, 0.04, 0.07)

@@ -1,5 +1,6 @@
 import OnyxCore
 import OnyxIR
+import OnyxOperators
 
 /// Turns the QuantizeLinear/DequantizeLinear (QDQ) groups onnxruntime.quantization.quantize_static
 /// writes into the quantized operators they stand for, as onnxruntime's QDQ transformers do, so
@@ -15,6 +16,9 @@ import OnyxIR
 /// - `Q(Sigmoid(DQ(x)))`, `Q(LeakyRelu(DQ(x)))`, `Q(AveragePool(DQ(x)))`, `Q(Softmax(DQ(x)))` (axis -1)
 ///   and `Q(Concat(DQ(a), DQ(b), …))` → com.microsoft QLinearSigmoid, QLinearLeakyRelu,
 ///   QLinearAveragePool, QLinearSoftmax, QLinearConcat (onnxruntime's QDQ transformer makes the same);
+/// - `Q(HardSigmoid(DQ(x)))`, `Q(HardSwish(DQ(x)))`, `Q(Tanh(DQ(x)))` → `onyx.quantized` QLinearUnary,
+///   the function tabulated over the 256 inputs as QLinearSigmoid's is (onnxruntime runs these in
+///   float between the DQ and the Q; the table gives the same bytes up to the function's last bit);
 /// - `Q(op(DQ(x)))` for the operators that only move or select values (MaxPool, Flatten, Reshape,
 ///   Transpose, Squeeze, Unsqueeze), Q with DQ's own scale and zero point → `op(x)` on the 8-bit
 ///   values (exact: these commute with a monotonic per-tensor map);
@@ -127,11 +131,11 @@ struct QdqFusion: GraphPass {
                 fused = Node(name: node.name, opType: "QLinearGlobalAveragePool", domain: Self.microsoft,
                              inputs: [x.data, x.scale, x.zero, q.node.inputs[1], q.node.inputs[2]], outputs: q.node.outputs,
                              attributes: ["channels_last": .int(0)])
-            case "Sigmoid", "LeakyRelu", "AveragePool", "Softmax":
+            case "Sigmoid", "LeakyRelu", "AveragePool", "Softmax", "HardSigmoid", "HardSwish", "Tanh":
                 guard let x = inputs[0], isActivation(x, graph), x.type == graph.initializer(named: q.node.inputs[2])?.dataType,
                       let (opType, attributes) = Self.quantizedUnary(node)
                 else { continue }
-                fused = Node(name: node.name, opType: opType, domain: Self.microsoft,
+                fused = Node(name: node.name, opType: opType, domain: opType == "QLinearUnary" ? QuantizedLookupTable.domain : Self.microsoft,
                              inputs: [x.data, x.scale, x.zero, q.node.inputs[1], q.node.inputs[2]], outputs: q.node.outputs,
                              attributes: attributes)
             case "Concat":
@@ -161,9 +165,9 @@ struct QdqFusion: GraphPass {
         graph.nodes = graph.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
     }
 
-    /// The com.microsoft operator and attributes standing for a one-input float operator between a
-    /// DQ and a Q, or nil: Sigmoid, LeakyRelu, AveragePool without dilations, and Softmax over the
-    /// last axis (`axis` -1 means the same at every opset; the pass does not know the model's).
+    /// The quantized operator and attributes standing for a one-input float operator between a
+    /// DQ and a Q, or nil: Sigmoid, LeakyRelu, AveragePool without dilations, Softmax over the
+    /// last axis, and the tabulated HardSigmoid, HardSwish and Tanh (`axis` -1 means the same at every opset; the pass does not know the model's).
     private static func quantizedUnary(_ node: Node) -> (String, [String: Attribute])? {
         switch node.opType {
         case "Sigmoid": return ("QLinearSigmoid", [:])
@@ -176,6 +180,10 @@ struct QdqFusion: GraphPass {
         case "Softmax":
             guard case .int(-1)? = node.attributes["axis"] else { return nil }
             return ("QLinearSoftmax", ["axis": .int(-1), "opset": .int(13)])
+        case "HardSigmoid", "HardSwish", "Tanh":
+            var attributes = node.attributes.filter { ["alpha", "beta"].contains($0.key) }
+            attributes["function"] = .string(node.opType)
+            return ("QLinearUnary", attributes)
         default: return nil
         }
     }

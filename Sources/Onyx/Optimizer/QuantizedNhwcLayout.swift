@@ -12,9 +12,14 @@ import OnyxOperators
 /// and, when their data inputs are NHWC values of the chain, MaxPool (2-D, ceil_mode 0, one
 /// output), com.microsoft QLinearAdd and QLinearMul (both operands NHWC, which keeps NumPy
 /// broadcasting as it was: both are permuted alike), and QLinearGlobalAveragePool (then
-/// `channels_last`, its output `[N, 1, 1, C]`). Values enter through a Transpose to NHWC, one per
-/// value, and every chain value read outside the chain, or a graph output, gets a Transpose back
-/// producing it under its own name.
+/// `channels_last`, its output `[N, 1, 1, C]`). Element-wise operators whose every input is a
+/// chain value or a one-element constant join the chain too, as they do not care about the
+/// layout: com.microsoft QLinearSigmoid and QLinearLeakyRelu, `onyx.quantized` QLinearUnary, per-tensor QuantizeLinear and
+/// DequantizeLinear, and float activations and arithmetic between them (a MobileNetV3's
+/// `DequantizeLinear → HardSigmoid → QuantizeLinear`, an EfficientNet's SiLU as QLinearSigmoid and
+/// QLinearMul), so squeeze-excitation blocks do not cut the chain. Values enter through a
+/// Transpose to NHWC, one per value, and every chain value read outside the chain, or a graph
+/// output, gets a Transpose back producing it under its own name.
 struct QuantizedNhwcLayout: GraphPass {
     func apply(to graph: inout Graph) {
         guard let nodes = try? graph.topologicallySortedNodes() else { return }
@@ -31,6 +36,14 @@ struct QuantizedNhwcLayout: GraphPass {
                 var last = 0
                 if case .int(let v)? = node.attributes["channels_last"] { last = v }
                 ok = last == 0 && !node.inputs.isEmpty && inChain.contains(node.inputs[0])
+            case (QdqFusion.microsoft, "QLinearSigmoid"), (QdqFusion.microsoft, "QLinearLeakyRelu"),
+                 (QuantizedLookupTable.domain, "QLinearUnary"),
+                 ("", "QuantizeLinear"), ("", "DequantizeLinear"):
+                ok = !node.inputs.isEmpty && inChain.contains(node.inputs[0])
+                    && node.inputs.dropFirst().allSatisfy { $0.isEmpty || isOneElementConstant($0, graph) }
+            case ("", let op) where Self.elementwise.contains(op):
+                ok = node.inputs.contains(where: inChain.contains)
+                    && node.inputs.allSatisfy { $0.isEmpty || inChain.contains($0) || isOneElementConstant($0, graph) }
             default: ok = false
             }
             guard ok, node.outputs.count == 1 else { continue }
@@ -57,8 +70,14 @@ struct QuantizedNhwcLayout: GraphPass {
                 continue
             }
             var node = original
-            let data = ["QLinearAdd", "QLinearMul"].contains(node.opType) ? [0, 3] : [0]
-            for position in data {
+            // The data inputs: those that enter the chain through a Transpose when they are not in
+            // it yet, and for the element-wise operators (only chain values and constants) theirs.
+            let entering = switch node.opType {
+            case "QLinearAdd", "QLinearMul": [0, 3]
+            case "QLinearConv", "MaxPool", "QLinearGlobalAveragePool": [0]
+            default: [Int]()
+            }
+            for position in node.inputs.indices where entering.contains(position) || inChain.contains(node.inputs[position]) {
                 let value = original.inputs[position]
                 if inChain.contains(value) {
                     node.inputs[position] = renamed[value] ?? value
@@ -110,6 +129,18 @@ struct QuantizedNhwcLayout: GraphPass {
         var group = 1
         if case .int(let g)? = node.attributes["group"] { group = g }
         return group == 1 || (group == w.shape[0] && w.shape[1] == 1)
+    }
+
+    /// Float element-wise operators that may sit between the chain's quantized ones.
+    static let elementwise: Set<String> = [
+        "Relu", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu", "Clip", "Tanh", "Add", "Sub", "Mul", "Div",
+    ]
+
+    /// A constant of one element and rank at most 4, which broadcasts against an NHWC value as it
+    /// did against the NCHW one.
+    private func isOneElementConstant(_ name: String, _ graph: Graph) -> Bool {
+        guard let t = graph.initializer(named: name) else { return false }
+        return t.elementCount == 1 && t.rank <= 4
     }
 
     private func isConvertibleMaxPool(_ node: Node) -> Bool {

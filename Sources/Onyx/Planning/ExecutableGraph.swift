@@ -136,7 +136,7 @@ struct ExecutableGraph: Sendable {
         let domain = Model.canonicalDomain(node.domain)
         if let version = imports[domain] ?? (domain.isEmpty ? imports["ai.onnx"] : nil) { return version }
         // The optimizer's own operators need no import.
-        if domain == NchwcFormat.domain || domain == QuantizedNhwc.domain { return 1 }
+        if [NchwcFormat.domain, QuantizedNhwc.domain, QuantizedLookupTable.domain].contains(domain) { return 1 }
         // com.microsoft products the optimizer makes of quantize_dynamic's chains (IntegerMatMulFusion):
         // a model's own com.microsoft nodes were checked against its imports before optimizing.
         // and of QDQ groups (QdqFusion).

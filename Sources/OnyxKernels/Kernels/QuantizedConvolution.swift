@@ -261,20 +261,42 @@ package enum QuantizedConvolution {
         }
     }
 
-    /// QLinearAdd (or, `multiply`, QLinearMul) of `count` elements of a and b (`bStep` 0: one b
-    /// broadcast), with `aRatio = a_scale / y_scale` and `bRatio = b_scale / y_scale` (for a product,
-    /// `aRatio = a_scale · b_scale / y_scale`).
+    /// QLinearAdd (or, `multiply`, QLinearMul) of 8-bit `a` and `b` broadcast to `shape` (NumPy
+    /// rules), with `aRatio = a_scale / y_scale` and `bRatio = b_scale / y_scale` (for a product,
+    /// `aRatio = a_scale · b_scale / y_scale`). Each row of the broadcast (``BinaryBroadcastPlan``:
+    /// a squeeze-excitation scale `[N, C, 1, 1]` against `[N, C, H, W]` is N·C rows of H·W against
+    /// one value) is one kernel call, an operand repeated along it passed as its scalar; rows are
+    /// split between threads.
     package static func binary(
-        multiply: Bool, _ a: UnsafeRawPointer, aZero: Int32, aRatio: Float, _ b: UnsafeRawPointer, bStep: Int,
-        bZero: Int32, bRatio: Float, requantization: Requantization, into y: UnsafeMutableRawPointer, count: Int,
-        inputSigned: Bool, isa: KernelISA, pool: ComputePool
+        multiply: Bool, _ a: UnsafeRawPointer, shape aShape: [Int], aZero: Int32, aRatio: Float,
+        _ b: UnsafeRawPointer, shape bShape: [Int], bZero: Int32, bRatio: Float, requantization: Requantization,
+        into y: UnsafeMutableRawPointer, shape: [Int], inputSigned: Bool, isa: KernelISA, pool: ComputePool
     ) {
-        let cIsa = isa.cValue
+        let cIsa = isa.cValue, op: Int32 = multiply ? 1 : 0, signed: Int32 = inputSigned ? 1 : 0
+        // Both operations commute; with a as the repeated one, b goes first, and for a product
+        // the first ratio is the whole scale product.
+        let swappedRatios = multiply ? (aRatio, Float(0)) : (bRatio, aRatio)
         withUnsafePointer(to: requantization.c) { q in
-            pool.forEachChunk(count, costPerItem: 2) { r in
-                onyx_qlinear_binary(cIsa, multiply ? 1 : 0, a + r.lowerBound, aZero, aRatio, b + r.lowerBound * bStep,
-                                    bStep, bZero, bRatio, q, y + r.lowerBound, r.count, inputSigned ? 1 : 0)
+        BinaryBroadcastPlan.withPlan(aShape, bShape, output: shape) { plan in
+            let (stepA, stepB) = (plan.stepA, plan.stepB)
+            pool.forEachChunk(plan.elementCount, costPerItem: 2) { range in
+                plan.forEachSegment(range) { o, offsetA, offsetB, count in
+                    switch (stepA, stepB) {
+                    case (1, _):
+                        onyx_qlinear_binary(cIsa, op, a + offsetA, aZero, aRatio, b + offsetB, stepB, bZero, bRatio, q,
+                                            y + o, count, signed)
+                    case (0, 1):
+                        onyx_qlinear_binary(cIsa, op, b + offsetB, bZero, swappedRatios.0, a + offsetA, 0, aZero,
+                                            swappedRatios.1, q, y + o, count, signed)
+                    default:  // one value along the row
+                        onyx_qlinear_binary(cIsa, op, a + offsetA, aZero, aRatio, b + offsetB, 0, bZero, bRatio, q,
+                                            y + o, 1, signed)
+                        (y + o + 1).initializeMemory(as: UInt8.self, repeating: y.load(fromByteOffset: o, as: UInt8.self),
+                                                     count: count - 1)
+                    }
+                }
             }
+        }
         }
     }
 

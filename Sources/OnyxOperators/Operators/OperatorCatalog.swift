@@ -13,7 +13,7 @@ public enum OperatorCatalog {
 
     /// Every implemented operator, sorted by domain and name.
     public static var entries: [Entry] {
-        let groups = Dictionary(grouping: OperatorRegistry.all.filter { $0.domain != NchwcFormat.domain && $0.domain != QuantizedNhwc.domain }) { "\($0.domain)\u{0}\($0.opType)" }
+        let groups = Dictionary(grouping: OperatorRegistry.all.filter { ![NchwcFormat.domain, QuantizedNhwc.domain, QuantizedLookupTable.domain].contains($0.domain) }) { "\($0.domain)\u{0}\($0.opType)" }
         return groups.values.map { registrations in
             Entry(domain: registrations[0].domain, opType: registrations[0].opType,
                   versions: registrations.map(\.versions).sorted { $0.lowerBound < $1.lowerBound })

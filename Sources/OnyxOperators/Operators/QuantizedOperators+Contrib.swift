@@ -15,6 +15,13 @@ extension OperatorRegistry {
             let alpha = try context.float("alpha", default: 0.01)
             return try QLinearLookupKernel(context, op: "QLinearLeakyRelu") { v in v >= 0 ? v : alpha * v }
         },
+        OperatorRegistration("QLinearUnary", domain: QuantizedLookupTable.domain, versions: 1...Int.max) { context in
+            let name = try context.string("function") ?? ""
+            guard let function = QuantizedLookupTable.function(
+                named: name, alpha: try context.float("alpha"), beta: try context.float("beta"))
+            else { throw OnyxError.invalidModel("QLinearUnary: unknown function '\(name)'") }
+            return try QLinearLookupKernel(context, op: "QLinearUnary (\(name))", function: function)
+        },
         OperatorRegistration("QLinearConcat", domain: "com.microsoft", versions: 1...Int.max) { context in
             try QLinearConcatKernel(context)
         },
@@ -77,7 +84,7 @@ struct TensorQuantization: Equatable {
 /// builds them: each input value dequantized in float (`x_scale · (q − x_zero)`), mapped, then
 /// quantized as MLAS quantizes (`round_half_even(clamp(v / y_scale, qmin − y_zero, qmax − y_zero))
 /// + y_zero`). Running the table is then exactly onnxruntime's result.
-enum QuantizedLookupTable {
+package enum QuantizedLookupTable {
     /// Writes the table for `function` into `table` (256 bytes), indexed by the input's bit pattern.
     static func build(
         into table: UnsafeMutablePointer<UInt8>, signed: Bool, x: TensorQuantization, y: TensorQuantization,
@@ -100,6 +107,26 @@ enum QuantizedLookupTable {
         var table = [UInt8](repeating: 0, count: 256)
         table.withUnsafeMutableBufferPointer { build(into: $0.baseAddress!, signed: signed, x: x, y: y, function) }
         return table
+    }
+
+    /// The domain of `QLinearUnary`, which only ``QdqFusion`` puts in graphs: `Q(f(DQ(x)))` for a
+    /// float function onnxruntime has no quantized operator for, through the same table.
+    package static let domain = "onyx.quantized"
+
+    /// The float functions `QLinearUnary` tabulates (attribute `function`, with `alpha` and `beta`
+    /// as the ONNX operator of that name takes them), or nil.
+    package static func function(named name: String, alpha: Float?, beta: Float?) -> (@Sendable (Float) -> Float)? {
+        switch name {
+        case "HardSigmoid":
+            let (a, b) = (alpha ?? 0.2, beta ?? 0.5)
+            return { x in max(0, min(1, a * x + b)) }
+        case "HardSwish":
+            return { x in x * max(0, min(1, Float(1.0 / 6.0) * x + 0.5)) }
+        case "Tanh":
+            return { x in tanh(x) }
+        default:
+            return nil
+        }
     }
 
     static func apply(_ table: UnsafePointer<UInt8>, _ x: UnsafePointer<UInt8>, into y: UnsafeMutablePointer<UInt8>, count: Int) {

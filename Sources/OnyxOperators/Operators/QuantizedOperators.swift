@@ -314,43 +314,10 @@ package struct QLinearBinaryKernel: Kernel {
         let signed = a.dataType == .int8
         let q = Requantization(zeroPoint: zero(7), signed: signed)
         let aRatio = multiply ? aScale * bScale / yScale : aScale / yScale, bRatio = bScale / yScale
-        let pa = UnsafeRawPointer(a.data), pb = UnsafeRawPointer(b.data), py = UnsafeMutableRawPointer(y.data)
-        func run(_ x: UnsafeRawPointer, _ xZero: Int32, _ xRatio: Float, _ other: UnsafeRawPointer, step: Int,
-                 _ otherZero: Int32, _ otherRatio: Float, into out: UnsafeMutableRawPointer, count: Int) {
-            QuantizedConvolution.binary(
-                multiply: multiply, x, aZero: xZero, aRatio: xRatio, other, bStep: step, bZero: otherZero,
-                bRatio: otherRatio, requantization: q, into: out, count: count, inputSigned: signed, isa: isa,
-                pool: pool)
-        }
-        if a.shape == b.shape {
-            run(pa, aZero, aRatio, pb, step: 1, bZero, bRatio, into: py, count: y.elementCount)
-        } else if b.elementCount == 1 && a.elementCount == y.elementCount {
-            run(pa, aZero, aRatio, pb, step: 0, bZero, bRatio, into: py, count: y.elementCount)
-        } else if a.elementCount == 1 && b.elementCount == y.elementCount {
-            // Both operations commute; for a product the ratio is the whole scale product.
-            run(pb, bZero, multiply ? aRatio : bRatio, pa, step: 0, aZero, multiply ? 0 : aRatio, into: py,
-                count: y.elementCount)
-        } else {
-            // General broadcasting: one element at a time through the same loop.
-            let aStrides = Broadcasting.strides(of: a.shape, in: y.shape)
-            let bStrides = Broadcasting.strides(of: b.shape, in: y.shape)
-            var index = [Int](repeating: 0, count: y.rank)
-            for i in 0..<y.elementCount {
-                var ia = 0, ib = 0
-                for axis in 0..<y.rank { ia += index[axis] * aStrides[axis]; ib += index[axis] * bStrides[axis] }
-                QuantizedConvolution.binary(
-                    multiply: multiply, pa + ia, aZero: aZero, aRatio: aRatio, pb + ib, bStep: 0, bZero: bZero,
-                    bRatio: bRatio, requantization: q, into: py + i, count: 1, inputSigned: signed, isa: isa,
-                    pool: pool)
-                var axis = y.rank - 1
-                while axis >= 0 {
-                    index[axis] += 1
-                    if index[axis] < y.shape[axis] { break }
-                    index[axis] = 0
-                    axis -= 1
-                }
-            }
-        }
+        QuantizedConvolution.binary(
+            multiply: multiply, UnsafeRawPointer(a.data), shape: a.shape, aZero: aZero, aRatio: aRatio,
+            UnsafeRawPointer(b.data), shape: b.shape, bZero: bZero, bRatio: bRatio, requantization: q,
+            into: UnsafeMutableRawPointer(y.data), shape: y.shape, inputSigned: signed, isa: isa, pool: pool)
     }
 }
 
@@ -410,18 +377,32 @@ package struct QLinearGlobalAveragePoolKernel: Kernel {
         let q = Requantization(zeroPoint: yZero, signed: signed)
         let multiplier = [Float](repeating: xScale / (yScale * Float(area)), count: channels)
         var sums = [Int32](repeating: 0, count: channels)
-        let bytes = UnsafeRawPointer(x.data)
-        func value(_ i: Int) -> Int32 {
-            let raw = bytes.load(fromByteOffset: i, as: UInt8.self)
-            return signed ? Int32(Int8(bitPattern: raw)) : Int32(raw)
+        // Sums of one image's channels, in loops over typed pointers the compiler vectorises.
+        func accumulate<T: FixedWidthInteger>(_: T.Type, image: Int, into sums: UnsafeMutablePointer<Int32>) {
+            let pixels = UnsafeRawPointer(x.data).assumingMemoryBound(to: T.self) + image
+            if channelsLast {
+                for p in 0..<area {
+                    let row = pixels + p * channels
+                    for c in 0..<channels { sums[c] &+= Int32(row[c]) }
+                }
+            } else {
+                for c in 0..<channels {
+                    let plane = pixels + c * area
+                    var sum: Int32 = 0
+                    for p in 0..<area { sum &+= Int32(plane[p]) }
+                    sums[c] &+= sum
+                }
+            }
         }
         for n in 0..<batch {
             let image = n * area * channels
-            for c in 0..<channels { sums[c] = -Int32(area) * xZero }
-            if channelsLast {
-                for p in 0..<area { for c in 0..<channels { sums[c] &+= value(image + p * channels + c) } }
-            } else {
-                for c in 0..<channels { for p in 0..<area { sums[c] &+= value(image + c * area + p) } }
+            sums.withUnsafeMutableBufferPointer { sums in
+                for c in 0..<channels { sums[c] = -Int32(area) * xZero }
+                if signed {
+                    accumulate(Int8.self, image: image, into: sums.baseAddress!)
+                } else {
+                    accumulate(UInt8.self, image: image, into: sums.baseAddress!)
+                }
             }
             QuantizedConvolution.requantize(
                 sums, ldAcc: channels, bias: nil, multiplier: multiplier, requantization: q,
