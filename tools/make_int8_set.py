@@ -30,6 +30,8 @@ models with random weights (BatchNorm statistics randomised as make_bench_set.py
 - efficientnet_b0_int8_qdq, mobilenet_v3_int8_qdq, mobilenet_v3_int8_qop: the same for networks with
   SiLU / HardSwish activations and squeeze-excitation blocks (QLinearSigmoid, QLinearMul,
   QLinearGlobalAveragePool and their QDQ groups);
+- yolov8n_int8_qdq: the YOLOv8n detector of tools/make_bench_set.py (Bench/yolov8n_320, made first)
+  quantized the same way in QDQ (SiLU, Concat, Split, Resize and MaxPool between Q/DQ pairs);
 - resnet18_fp32, mobilenet_v2_fp32: the fp32 models they were quantized from, same input.
 The print-out gives, per model, onnxruntime's largest difference from the fp32 model's outputs:
 how far int8 moves the results, the scale against which Onyx's difference from onnxruntime reads.
@@ -156,6 +158,32 @@ def static_case(name, quant_format):
     return build
 
 
+def static_from_bench(source, quant_format):
+    """A builder: quantizes statically the fp32 model of another Bench folder (made first by
+    tools/make_bench_set.py --only SOURCE), calibrated on normal(0, 1) inputs of its test input's
+    shape; the test input is that folder's."""
+    def build(out, folder_name):
+        from onnx import numpy_helper
+        from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+        fp32 = os.path.join(out, source, "model.onnx")
+        if not os.path.isfile(fp32):
+            raise SystemExit(f"{folder_name} quantizes {fp32}: run tools/make_bench_set.py --only {source} first")
+        x = numpy_helper.to_array(onnx.load_tensor(os.path.join(out, source, "test_data_set_0", "input_0.pb")))
+        name = onnx.load(fp32, load_external_data=False).graph.input[0].name
+        folder = fresh(out, folder_name)
+        with tempfile.TemporaryDirectory() as work:
+            prepared = os.path.join(work, "prepared.onnx")
+            quant_pre_process(fp32, prepared)
+            formats = {"qdq": QuantFormat.QDQ, "qop": QuantFormat.QOperator}
+            quantize_static(prepared, os.path.join(folder, "model.onnx"), calibration_reader(name, x.shape),
+                            quant_format=formats[quant_format], per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        write_case(folder, [x])
+        return f"int8 from Bench/{source}"
+    return build
+
+
 MODELS = {
     "mlp_int8": quantized_case(MLP, lambda: (torch.randn(1, 1, 784, generator=torch.Generator().manual_seed(3)),),
                                ["input"], ["output"], {"input": {0: "batch"}}),
@@ -173,6 +201,7 @@ MODELS = {
     "efficientnet_b0_int8_qdq": static_case("efficientnet_b0", "qdq"),
     "mobilenet_v3_int8_qdq": static_case("mobilenet_v3_large", "qdq"),
     "mobilenet_v3_int8_qop": static_case("mobilenet_v3_large", "qop"),
+    "yolov8n_int8_qdq": static_from_bench("yolov8n_320", "qdq"),
     "resnet18_fp32": static_case("resnet18", None),
     "mobilenet_v2_fp32": static_case("mobilenet_v2", None),
 }

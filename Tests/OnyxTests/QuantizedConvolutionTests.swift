@@ -220,6 +220,63 @@ import Testing
         #expect(Set(fast).count > 8, "a degenerate (saturated) output tests nothing")
     }
 
+    /// YOLOv8's C2f block as quantize_static writes it: a convolution's output split in two along
+    /// the channels (a float Split between a DQ and a Q per output), one half through another
+    /// convolution, and all concatenated. The Split moves to the 8-bit values and the whole block
+    /// stays NHWC (Split and QLinearConcat along the renumbered channel axis), within a step of float.
+    @Test(arguments: KernelISA.supported)
+    func splitAndConcatStayNhwc(isa: KernelISA) throws {
+        let c = 8
+        func q(_ x: String, _ p: String) -> Node {
+            Node(name: "q_" + x, opType: "QuantizeLinear", inputs: [x, p + "_s", p + "_z"], outputs: [x + "_q"])
+        }
+        func dq(_ x: String, _ p: String) -> Node {
+            Node(name: "dq_" + x, opType: "DequantizeLinear", inputs: [x, p + "_s", p + "_z"], outputs: [x + "_dq"])
+        }
+        let initializers: [(String, Tensor)] = [
+            ("in_s", M.t([], [Float(0.02)])), ("in_z", M.t([], [UInt8(128)])),
+            ("c_s", M.t([], [Float(0.04)])), ("c_z", M.t([], [UInt8(120)])),
+            ("d_s", M.t([], [Float(0.03)])), ("d_z", M.t([], [UInt8(110)])),
+            ("o_s", M.t([], [Float(0.05)])), ("o_z", M.t([], [UInt8(115)])),
+            ("w", M.tensor(.int8, [c, c, 3, 3], M.bytes(c * c * 9, seed: 23))),
+            ("v", M.tensor(.int8, [c / 2, c / 2, 3, 3], M.bytes(c * c * 9 / 4, seed: 24))),
+            ("w_s", M.t([], [Float(0.004)])), ("w_z", M.t([], [Int8(0)])),
+            ("halves", M.t([2], [Int64(c / 2), Int64(c / 2)])),
+        ]
+        let conv = { (name: String, input: String, weight: String, output: String) in
+            Node(name: name, opType: "Conv", inputs: [input, weight], outputs: [output],
+                 attributes: ["kernel_shape": .ints([3, 3]), "pads": .ints([1, 1, 1, 1])])
+        }
+        let nodes = [
+            q("x", "in"), dq("x_q", "in"), dq("w", "w"), dq("v", "w"),
+            conv("conv", "x_q_dq", "w_dq", "c"), q("c", "c"), dq("c_q", "c"),
+            Node(name: "split", opType: "Split", inputs: ["c_q_dq", "halves"], outputs: ["a", "b"], attributes: ["axis": .int(1)]),
+            q("a", "c"), dq("a_q", "c"), q("b", "c"), dq("b_q", "c"),
+            conv("conv2", "b_q_dq", "v_dq", "d"), q("d", "d"), dq("d_q", "d"),
+            Node(name: "concat", opType: "Concat", inputs: ["a_q_dq", "b_q_dq", "d_q_dq"], outputs: ["o"], attributes: ["axis": .int(1)]),
+            q("o", "o"), dq("o_q", "o"),
+        ]
+        let graph = Graph(nodes: nodes, inputs: [M.value("x", .float, [1, c, 7, 7])], outputs: [Value(name: "o_q_dq", type: nil)],
+                          initializers: initializers)
+        var fused = graph
+        ConstantLifting().apply(to: &fused)
+        QdqFusion().apply(to: &fused)
+        QuantizedNhwcLayout().apply(to: &fused)
+        let ops = fused.nodes.map(\.opType)
+        #expect(ops.filter { $0 == "Transpose" }.count == 2, "\(ops)")
+        #expect(fused.nodes.first { $0.opType == "Split" }?.attributes["axis"].flatMap { if case .int(let a) = $0 { a } else { nil } } == 3)
+        var floats: [Float] = []
+        var stream = IntegerGemmTests.Bytes(state: 12)
+        for _ in 0..<(c * 49) { floats.append(Float(Int(stream.next()) - 128) / 50) }
+        let x = M.t([1, c, 7, 7], floats)
+        let fast = try #require(try M.session(graph, isa: isa).run(["x": x])["o_q_dq"]).scalars(as: Float.self)
+        let slow = try #require(try M.session(graph, isa: isa, level: .none).run(["x": x])["o_q_dq"]).scalars(as: Float.self)
+        #expect(fast.count == slow.count && fast.count == 12 * 49)
+        for (a, b) in zip(fast, slow) { #expect(abs(a - b) <= 2 * 0.05 + 1e-6, "\(a) vs \(b)") }
+        #expect(zip(fast, slow).filter { $0 != $1 }.count <= fast.count / 20)
+        #expect(Set(fast).count > 8, "a degenerate (saturated) output tests nothing")
+    }
+
     /// A Relu or Clip between the Conv and its Q is folded into the requantized range, on the NHWC
     /// kernel and on the reference one (optimized with the NHWC layout, and QdqFusion alone).
     @Test(arguments: KernelISA.supported, ["Relu", "Clip"])

@@ -21,7 +21,8 @@ import OnyxOperators
 ///   float between the DQ and the Q; the table gives the same bytes up to the function's last bit);
 /// - `Q(op(DQ(x)))` for the operators that only move or select values (MaxPool, Flatten, Reshape,
 ///   Transpose, Squeeze, Unsqueeze), Q with DQ's own scale and zero point → `op(x)` on the 8-bit
-///   values (exact: these commute with a monotonic per-tensor map);
+///   values (exact: these commute with a monotonic per-tensor map), and a Split whose every output
+///   has such a Q;
 /// - then a DequantizeLinear of constants (a weight nothing above took, a float Gemm's) is folded
 ///   into a float initializer, and the QuantizeLinear/DequantizeLinear nodes left unread removed.
 ///
@@ -32,6 +33,7 @@ struct QdqFusion: GraphPass {
 
     func apply(to graph: inout Graph) {
         fuseGroups(&graph)
+        moveSplits(&graph)
         // The fused groups' weight and bias DequantizeLinear nodes are unread now: dropped before
         // folding, or every weight of the model would be dequantized into a float copy for nothing.
         removeUnread(&graph)
@@ -161,6 +163,33 @@ struct QdqFusion: GraphPass {
             guard let fused else { continue }
             graph.nodes[index] = fused
             removed.insert(q.index)
+        }
+        graph.nodes = graph.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+    }
+
+    /// `Split(DQ(x))` whose every output is read by its own Q with DQ's scale and zero point → the
+    /// Split on the 8-bit values, as for the other operators that only move values (YOLOv8's C2f
+    /// blocks split each convolution's output in two).
+    private func moveSplits(_ graph: inout Graph) {
+        let uses = GraphUses(graph)
+        let producers = graph.producerIndices
+        var removed = Set<Int>()
+        for index in graph.nodes.indices {
+            let node = graph.nodes[index]
+            guard node.opType == "Split", node.domain.isEmpty, !node.inputs.isEmpty, !node.outputs.isEmpty,
+                  let x = dequantized(node.inputs[0], graph, producers), isActivation(x, graph),
+                  node.inputs.dropFirst().allSatisfy({ $0.isEmpty || graph.initializer(named: $0) != nil })
+            else { continue }
+            let quantizers = node.outputs.compactMap { quantizer(of: $0, graph, uses) }
+            guard quantizers.count == node.outputs.count, quantizers.allSatisfy({ q in
+                q.scale == x.scales[0] && q.zero == x.zeros[0] && !removed.contains(q.index)
+                    && graph.initializer(named: q.node.inputs[2])?.dataType == x.type
+            }) else { continue }
+            var moved = node
+            moved.inputs[0] = x.data
+            moved.outputs = quantizers.map { $0.node.outputs[0] }
+            graph.nodes[index] = moved
+            removed.formUnion(quantizers.map(\.index))
         }
         graph.nodes = graph.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
     }

@@ -17,7 +17,8 @@ import OnyxOperators
 /// layout: com.microsoft QLinearSigmoid and QLinearLeakyRelu, `onyx.quantized` QLinearUnary, per-tensor QuantizeLinear and
 /// DequantizeLinear, and float activations and arithmetic between them (a MobileNetV3's
 /// `DequantizeLinear → HardSigmoid → QuantizeLinear`, an EfficientNet's SiLU as QLinearSigmoid and
-/// QLinearMul), so squeeze-excitation blocks do not cut the chain. Values enter through a
+/// QLinearMul), so squeeze-excitation blocks do not cut the chain; and Split and com.microsoft QLinearConcat
+/// along any axis (renumbered for NHWC), so YOLOv8's C2f blocks do not either. Values enter through a
 /// Transpose to NHWC, one per value, and every chain value read outside the chain, or a graph
 /// output, gets a Transpose back producing it under its own name.
 struct QuantizedNhwcLayout: GraphPass {
@@ -41,14 +42,20 @@ struct QuantizedNhwcLayout: GraphPass {
                  ("", "QuantizeLinear"), ("", "DequantizeLinear"):
                 ok = !node.inputs.isEmpty && inChain.contains(node.inputs[0])
                     && node.inputs.dropFirst().allSatisfy { $0.isEmpty || isOneElementConstant($0, graph) }
+            case ("", "Split"):
+                ok = !node.inputs.isEmpty && inChain.contains(node.inputs[0]) && Self.nhwcAxis(node) != nil
+                    && node.inputs.dropFirst().allSatisfy { $0.isEmpty || graph.initializer(named: $0) != nil }
+            case (QdqFusion.microsoft, "QLinearConcat"):
+                ok = node.inputs.count >= 5 && (node.inputs.count - 2) % 3 == 0 && Self.nhwcAxis(node) != nil
+                    && Self.concatData(node).contains { inChain.contains(node.inputs[$0]) }
             case ("", let op) where Self.elementwise.contains(op):
                 ok = node.inputs.contains(where: inChain.contains)
                     && node.inputs.allSatisfy { $0.isEmpty || inChain.contains($0) || isOneElementConstant($0, graph) }
             default: ok = false
             }
-            guard ok, node.outputs.count == 1 else { continue }
+            guard ok, node.outputs.count == 1 || (node.opType == "Split" && !node.outputs.isEmpty) else { continue }
             converted.insert(index)
-            inChain.insert(node.outputs[0])
+            inChain.formUnion(node.outputs.filter { !$0.isEmpty })
         }
         guard !converted.isEmpty else { return }
 
@@ -75,6 +82,7 @@ struct QuantizedNhwcLayout: GraphPass {
             let entering = switch node.opType {
             case "QLinearAdd", "QLinearMul": [0, 3]
             case "QLinearConv", "MaxPool", "QLinearGlobalAveragePool": [0]
+            case "QLinearConcat": Self.concatData(node)
             default: [Int]()
             }
             for position in node.inputs.indices where entering.contains(position) || inChain.contains(node.inputs[position]) {
@@ -94,17 +102,18 @@ struct QuantizedNhwcLayout: GraphPass {
             switch node.opType {
             case "QLinearConv", "MaxPool": node.domain = QuantizedNhwc.domain
             case "QLinearGlobalAveragePool": node.attributes["channels_last"] = .int(1)
+            case "Split", "QLinearConcat": node.attributes["axis"] = .int(Self.nhwcAxis(original)!)
             default: break
             }
-            let output = original.outputs[0]
-            if let inside = renamed[output] {
-                node.outputs[0] = inside
-                rewritten.append(node)
-                rewritten.append(Node(name: output + "_transpose", opType: "Transpose", domain: "", inputs: [inside],
-                                      outputs: [output], attributes: ["perm": .ints(QuantizedNhwc.toNchw)]))
-            } else {
-                rewritten.append(node)
+            var exits: [Node] = []
+            for (k, output) in original.outputs.enumerated() {
+                guard let inside = renamed[output] else { continue }
+                node.outputs[k] = inside
+                exits.append(Node(name: output + "_transpose", opType: "Transpose", domain: "", inputs: [inside],
+                                  outputs: [output], attributes: ["perm": .ints(QuantizedNhwc.toNchw)]))
             }
+            rewritten.append(node)
+            rewritten.append(contentsOf: exits)
         }
         graph.nodes = rewritten
     }
@@ -130,6 +139,17 @@ struct QuantizedNhwcLayout: GraphPass {
         if case .int(let g)? = node.attributes["group"] { group = g }
         return group == 1 || (group == w.shape[0] && w.shape[1] == 1)
     }
+
+    /// The NHWC axis of a Split's or Concat's NCHW `axis` (Split's default 0), or nil if out of range.
+    static func nhwcAxis(_ node: Node) -> Int? {
+        var axis = node.opType == "Split" ? 0 : -5
+        if case .int(let a)? = node.attributes["axis"] { axis = a }
+        guard (-4..<4).contains(axis) else { return nil }
+        return [0, 3, 1, 2][(axis + 4) % 4]
+    }
+
+    /// QLinearConcat's data inputs (after Y's scale and zero point, each with its own).
+    static func concatData(_ node: Node) -> [Int] { Array(stride(from: 2, to: node.inputs.count, by: 3)) }
 
     /// Float element-wise operators that may sit between the chain's quantized ones.
     static let elementwise: Set<String> = [
