@@ -84,15 +84,19 @@ import Testing
 
     /// A residual block as quantize_static writes it in QDQ: Conv, Add, MaxPool, GlobalAveragePool
     /// between Q/DQ pairs, and a float Gemm on dequantized weights at the end.
+    /// `x` quantized with the parameters `p_s`, `p_z`, as `x_q`.
+    static func q(_ x: String, _ p: String) -> Node {
+        Node(name: "q_" + x, opType: "QuantizeLinear", inputs: [x, p + "_s", p + "_z"], outputs: [x + "_q"])
+    }
+
+    /// `x` dequantized with the parameters `p_s`, `p_z` (per `axis` when given), as `x_dq`.
+    static func dq(_ x: String, _ p: String, axis: Int? = nil) -> Node {
+        Node(name: "dq_" + x, opType: "DequantizeLinear", inputs: [x, p + "_s", p + "_z"], outputs: [x + "_dq"],
+             attributes: axis.map { ["axis": .int($0)] } ?? [:])
+    }
+
     static func qdqBlock() -> Graph {
         let (c, size) = (8, 8)
-        func q(_ x: String, _ p: String) -> Node {
-            Node(name: "q_" + x, opType: "QuantizeLinear", inputs: [x, p + "_s", p + "_z"], outputs: [x + "_q"])
-        }
-        func dq(_ x: String, _ p: String, axis: Int? = nil) -> Node {
-            Node(name: "dq_" + x, opType: "DequantizeLinear", inputs: [x, p + "_s", p + "_z"], outputs: [x + "_dq"],
-                 attributes: axis.map { ["axis": .int($0)] } ?? [:])
-        }
         let ws = (0..<c).map { Float($0 % 3 + 1) * 0.004 }
         var initializers: [(String, Tensor)] = [
             ("in_s", M.t([], [Float(0.02)])), ("in_z", M.t([], [UInt8(128)])),
@@ -156,6 +160,24 @@ import Testing
         #expect(fast.contains { $0 != 0 })
     }
 
+    /// A QDQ graph from float input `x` to `o_q_dq`: the graph after ConstantLifting, QdqFusion and
+    /// QuantizedNhwcLayout, and its output on a pseudo-random input optimized and unoptimized.
+    static func fusedToNhwc(_ nodes: [Node], _ initializers: [(String, Tensor)], input shape: [Int], seed: UInt64, isa: KernelISA)
+        throws -> (fused: Graph, fast: [Float], slow: [Float])
+    {
+        let graph = Graph(nodes: nodes, inputs: [M.value("x", .float, shape)], outputs: [Value(name: "o_q_dq", type: nil)],
+                          initializers: initializers)
+        var fused = graph
+        ConstantLifting().apply(to: &fused)
+        QdqFusion().apply(to: &fused)
+        QuantizedNhwcLayout().apply(to: &fused)
+        var stream = IntegerGemmTests.Bytes(state: seed)
+        let x = M.t(shape, (0..<shape.reduce(1, *)).map { _ in Float(Int(stream.next()) - 128) / 50 })
+        let fast = try #require(try M.session(graph, isa: isa).run(["x": x])["o_q_dq"]).scalars(as: Float.self)
+        let slow = try #require(try M.session(graph, isa: isa, level: .none).run(["x": x])["o_q_dq"]).scalars(as: Float.self)
+        return (fused, fast, slow)
+    }
+
     /// Squeeze-excitation and activation blocks as quantize_static writes them for EfficientNet
     /// (SiLU: Sigmoid and Mul) and MobileNetV3 (HardSwish as HardSigmoid and Mul, the HardSigmoid
     /// left in float between a DQ and a Q): after QdqFusion and the NHWC layout, the whole
@@ -164,12 +186,7 @@ import Testing
     @Test(arguments: KernelISA.supported, ["Sigmoid", "HardSigmoid"])
     func excitationBlocksStayNhwc(isa: KernelISA, gate: String) throws {
         let c = 8
-        func q(_ x: String, _ p: String) -> Node {
-            Node(name: "q_" + x, opType: "QuantizeLinear", inputs: [x, p + "_s", p + "_z"], outputs: [x + "_q"])
-        }
-        func dq(_ x: String, _ p: String) -> Node {
-            Node(name: "dq_" + x, opType: "DequantizeLinear", inputs: [x, p + "_s", p + "_z"], outputs: [x + "_dq"])
-        }
+        let (q, dq) = (Self.q, { (x: String, p: String) in Self.dq(x, p) })
         let initializers: [(String, Tensor)] = [
             ("in_s", M.t([], [Float(0.02)])), ("in_z", M.t([], [UInt8(128)])),
             ("c_s", M.t([], [Float(0.04)])), ("c_z", M.t([], [UInt8(120)])),
@@ -199,21 +216,10 @@ import Testing
             Node(name: "scale", opType: "Mul", inputs: ["m_q_dq", "e_q_dq"], outputs: ["o"]),
             q("o", "o"), dq("o_q", "o"),
         ]
-        let graph = Graph(nodes: nodes, inputs: [M.value("x", .float, [1, c, 9, 9])], outputs: [Value(name: "o_q_dq", type: nil)],
-                          initializers: initializers)
-        var fused = graph
-        ConstantLifting().apply(to: &fused)
-        QdqFusion().apply(to: &fused)
-        QuantizedNhwcLayout().apply(to: &fused)
+        let (fused, fast, slow) = try Self.fusedToNhwc(nodes, initializers, input: [1, c, 9, 9], seed: 9, isa: isa)
         let ops = fused.nodes.map(\.opType)
         #expect(ops.filter { $0 == "Transpose" }.count == 2, "\(ops)")
         #expect(!ops.contains(gate) && ops.filter { $0 == "QLinearMul" }.count == 2, "\(ops)")
-        var floats: [Float] = []
-        var stream = IntegerGemmTests.Bytes(state: 9)
-        for _ in 0..<(c * 81) { floats.append(Float(Int(stream.next()) - 128) / 50) }
-        let x = M.t([1, c, 9, 9], floats)
-        let fast = try #require(try M.session(graph, isa: isa).run(["x": x])["o_q_dq"]).scalars(as: Float.self)
-        let slow = try #require(try M.session(graph, isa: isa, level: .none).run(["x": x])["o_q_dq"]).scalars(as: Float.self)
         // Each requantization may round a near-tie the other way: a step of the output, rarely two.
         for (a, b) in zip(fast, slow) { #expect(abs(a - b) <= 2 * 0.025 + 1e-6, "\(a) vs \(b)") }
         #expect(zip(fast, slow).filter { $0 != $1 }.count <= fast.count / 20)
@@ -227,12 +233,7 @@ import Testing
     @Test(arguments: KernelISA.supported)
     func splitAndConcatStayNhwc(isa: KernelISA) throws {
         let c = 8
-        func q(_ x: String, _ p: String) -> Node {
-            Node(name: "q_" + x, opType: "QuantizeLinear", inputs: [x, p + "_s", p + "_z"], outputs: [x + "_q"])
-        }
-        func dq(_ x: String, _ p: String) -> Node {
-            Node(name: "dq_" + x, opType: "DequantizeLinear", inputs: [x, p + "_s", p + "_z"], outputs: [x + "_dq"])
-        }
+        let (q, dq) = (Self.q, { (x: String, p: String) in Self.dq(x, p) })
         let initializers: [(String, Tensor)] = [
             ("in_s", M.t([], [Float(0.02)])), ("in_z", M.t([], [UInt8(128)])),
             ("c_s", M.t([], [Float(0.04)])), ("c_z", M.t([], [UInt8(120)])),
@@ -256,21 +257,10 @@ import Testing
             Node(name: "concat", opType: "Concat", inputs: ["a_q_dq", "b_q_dq", "d_q_dq"], outputs: ["o"], attributes: ["axis": .int(1)]),
             q("o", "o"), dq("o_q", "o"),
         ]
-        let graph = Graph(nodes: nodes, inputs: [M.value("x", .float, [1, c, 7, 7])], outputs: [Value(name: "o_q_dq", type: nil)],
-                          initializers: initializers)
-        var fused = graph
-        ConstantLifting().apply(to: &fused)
-        QdqFusion().apply(to: &fused)
-        QuantizedNhwcLayout().apply(to: &fused)
+        let (fused, fast, slow) = try Self.fusedToNhwc(nodes, initializers, input: [1, c, 7, 7], seed: 12, isa: isa)
         let ops = fused.nodes.map(\.opType)
         #expect(ops.filter { $0 == "Transpose" }.count == 2, "\(ops)")
         #expect(fused.nodes.first { $0.opType == "Split" }?.attributes["axis"].flatMap { if case .int(let a) = $0 { a } else { nil } } == 3)
-        var floats: [Float] = []
-        var stream = IntegerGemmTests.Bytes(state: 12)
-        for _ in 0..<(c * 49) { floats.append(Float(Int(stream.next()) - 128) / 50) }
-        let x = M.t([1, c, 7, 7], floats)
-        let fast = try #require(try M.session(graph, isa: isa).run(["x": x])["o_q_dq"]).scalars(as: Float.self)
-        let slow = try #require(try M.session(graph, isa: isa, level: .none).run(["x": x])["o_q_dq"]).scalars(as: Float.self)
         #expect(fast.count == slow.count && fast.count == 12 * 49)
         for (a, b) in zip(fast, slow) { #expect(abs(a - b) <= 2 * 0.05 + 1e-6, "\(a) vs \(b)") }
         #expect(zip(fast, slow).filter { $0 != $1 }.count <= fast.count / 20)
