@@ -30,6 +30,16 @@ int onyx_cpu_has_avx512_vnni(void) {
 #endif
 }
 
+int onyx_cpu_has_avx512_vbmi(void) {
+#ifdef ONYX_X86
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vbmi");
+#else
+    return 0;
+#endif
+}
+
 /*
  * AMD's Zen 4 (family 19h, the only family 19h cores with AVX-512) runs each 512-bit FMA as two
  * 256-bit halves on its two FMA pipes: as many flops per cycle as AVX2, so the register tiles

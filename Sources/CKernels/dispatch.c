@@ -10,12 +10,13 @@
 static const onyx_kernel_table *const parts[ONYX_ISA_COUNT][10] = {
     [ONYX_ISA_PORTABLE] = {&onyx_sgemm_portable, &onyx_depthwise_portable, &onyx_pooling_portable,
                            &onyx_gather_portable, &onyx_elementwise_portable, &onyx_nchwc_portable,
-                           &onyx_qgemm_portable, &onyx_qconv_portable},
+                           &onyx_qgemm_portable, &onyx_qconv_portable, &onyx_lookup_portable},
 #ifdef ONYX_X86
     [ONYX_ISA_AVX2] = {&onyx_sgemm_avx2, &onyx_depthwise_avx2, &onyx_elementwise_avx2, &onyx_nchwc_avx2,
                        &onyx_qgemm_avx2, &onyx_qconv_avx2},
     [ONYX_ISA_AVX512] = {&onyx_sgemm_avx512, &onyx_depthwise_avx512, &onyx_pooling_avx512, &onyx_gather_avx512,
-                         &onyx_nchwc_avx512, &onyx_qgemm_avx512_vnni, &onyx_qconv_avx512, &onyx_qconv_avx512_vnni},
+                         &onyx_nchwc_avx512, &onyx_qgemm_avx512_vnni, &onyx_qconv_avx512, &onyx_qconv_avx512_vnni,
+                         &onyx_lookup_avx512_vbmi},
 #endif
 };
 
@@ -38,6 +39,7 @@ static void fill(void) {
 #ifdef ONYX_X86
             if ((part == &onyx_qgemm_avx512_vnni || part == &onyx_qconv_avx512_vnni) && !onyx_cpu_has_avx512_vnni())
                 continue;
+            if (part == &onyx_lookup_avx512_vbmi && !onyx_cpu_has_avx512_vbmi()) continue;
 #endif
             /* The tile sizes travel with their tiles. */
             if (part->sgemm_tile) { t->sgemm_mr = part->sgemm_mr; t->sgemm_nr = part->sgemm_nr; }
@@ -110,6 +112,10 @@ void onyx_sgemm_tile(onyx_isa isa, size_t k, const float *a, const float *b, con
                      size_t ldc, size_t m, size_t n, int accumulate, const onyx_epilogue *epilogue) {
     table(isa)->sgemm_tile(k, a, b, prefetch, c, ldc, m, n, accumulate, epilogue);
     activate_rows(isa, epilogue, c, ldc, m, n);
+}
+
+void onyx_lookup_u8(onyx_isa isa, const uint8_t *lut, const uint8_t *x, uint8_t *y, size_t n) {
+    table(isa)->lookup_u8(lut, x, y, n);
 }
 
 void onyx_sgemm_pack_a(onyx_isa isa, const float *a, size_t lda, int transposed, size_t m, size_t k, float scale,

@@ -38,7 +38,8 @@ enum { ONYX_ISA_COUNT = ONYX_ISA_AVX512 + 1 };
     X(max_window_row) X(max_into) X(max_pool_2x2) X(gather_strided)                                      \
     X(clip_f32) X(add_f32) X(activate_f32) X(softmax_f32) X(layer_norm_f32)                              \
     X(nchwc_conv) X(nchwc_depthwise) X(nchwc_pool) X(nchwc_reorder_in) X(nchwc_reorder_out)               \
-    X(qgemm) X(quantize_u8) X(min_max_f32) X(qrequantize) X(qdepthwise_row) X(qlinear_binary)
+    X(qgemm) X(quantize_u8) X(min_max_f32) X(qrequantize) X(qdepthwise_row) X(qlinear_binary)          \
+    X(lookup_u8)
 
 /* One ISA's integer GEMM: its tile, and the packed layout that travels with it (qgemm.h). */
 typedef struct onyx_qgemm_kernels onyx_qgemm_kernels;
@@ -109,6 +110,7 @@ typedef struct {
     void (*qlinear_binary)(int multiply, const void *a, int32_t a_zero, float a_ratio, const void *b, size_t b_step,
                            int32_t b_zero, float b_ratio, const onyx_requantization *q, void *y, size_t n,
                            int input_signed);
+    void (*lookup_u8)(const uint8_t *table, const uint8_t *x, uint8_t *y, size_t n);
 } onyx_kernel_table;
 
 /* The complete table of `isa` (an unknown value gets the portable one). */
@@ -117,7 +119,7 @@ const onyx_kernel_table *onyx_kernels(onyx_isa isa);
 /* The partial tables of the kernel files. */
 extern const onyx_kernel_table onyx_sgemm_portable, onyx_depthwise_portable, onyx_pooling_portable,
     onyx_gather_portable, onyx_elementwise_portable, onyx_nchwc_portable;
-extern const onyx_kernel_table onyx_qgemm_portable, onyx_qconv_portable;
+extern const onyx_kernel_table onyx_qgemm_portable, onyx_qconv_portable, onyx_lookup_portable;
 #ifdef ONYX_X86
 extern const onyx_kernel_table onyx_sgemm_avx2, onyx_depthwise_avx2, onyx_elementwise_avx2, onyx_nchwc_avx2;
 extern const onyx_kernel_table onyx_sgemm_avx512, onyx_depthwise_avx512, onyx_pooling_avx512, onyx_gather_avx512,
@@ -125,6 +127,8 @@ extern const onyx_kernel_table onyx_sgemm_avx512, onyx_depthwise_avx512, onyx_po
 /* AVX-512 VNNI (vpdpbusd): merged into the AVX-512 table only where the CPU has it (dispatch.c). */
 extern const onyx_kernel_table onyx_qgemm_avx2, onyx_qgemm_avx512_vnni;
 extern const onyx_kernel_table onyx_qconv_avx2, onyx_qconv_avx512, onyx_qconv_avx512_vnni;
+/* AVX-512 VBMI (vpermt2b): merged into the AVX-512 table only where the CPU has it. */
+extern const onyx_kernel_table onyx_lookup_avx512_vbmi;
 #endif
 
 #endif

@@ -49,6 +49,8 @@ import Testing
         if onyx_kernel_is_native(columns[position].isa, index) == 1 { return "✓" }
         // The doc shows a VNNI CPU: AVX-512 without VNNI takes AVX2's integer GEMM.
         if name(index) == "qgemm", columns[position].isa == ONYX_ISA_AVX512, onyx_cpu_has_avx512_vnni() == 0 { return "✓" }
+        // ... and with VBMI: AVX-512 without it takes the portable table lookup.
+        if name(index) == "lookup_u8", columns[position].isa == ONYX_ISA_AVX512, onyx_cpu_has_avx512_vbmi() == 0 { return "✓" }
         let source = columns[(position + 1)...].first { onyx_kernel_is_native($0.isa, index) == 1 }
         return "→ \(source?.name ?? "?")"
     }

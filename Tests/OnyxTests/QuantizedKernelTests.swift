@@ -200,6 +200,29 @@ import Testing
 
     /// How ``QuantizedConvolution/convolve`` cuts an image: whole rounds of blocks for many pixels,
     /// the filters split between threads for few, every pixel covered once.
+    /// The 256-byte table lookup of the quantized unary operators, on every ISA (AVX-512 with VBMI:
+    /// 64 bytes per step, a masked tail), at lengths around the step, against the plain loop.
+    @Test(arguments: KernelISA.supported)
+    func tableLookupIsExact(isa: KernelISA) {
+        let table = (0..<256).map { UInt8(truncatingIfNeeded: $0 &* 167 &+ 13) }
+        var stream = IntegerGemmTests.Bytes(state: 31)
+        for count in [0, 1, 63, 64, 65, 127, 128, 200, 1000] {
+            let x = (0..<count).map { _ in stream.next() }
+            var y = [UInt8](repeating: 0, count: count + 1)
+            y[count] = 0xA5  // past the end: left alone
+            table.withUnsafeBufferPointer { t in
+                x.withUnsafeBufferPointer { x in
+                    y.withUnsafeMutableBufferPointer { y in
+                        QuantizationLoops.lookup(t.baseAddress!, x.baseAddress ?? t.baseAddress!, into: y.baseAddress!,
+                                                 count: count, isa: isa)
+                    }
+                }
+            }
+            #expect(Array(y.prefix(count)) == x.map { table[Int($0)] }, "\(isa) \(count) bytes")
+            #expect(y[count] == 0xA5, "\(isa) \(count) bytes: wrote past the end")
+        }
+    }
+
     @Test func convolutionSplitCoversEveryPixel() {
         for isa in KernelISA.supported {
             for (pixels, depth, panels, threads) in [(49, 960, 10, 2), (12544, 27, 1, 2), (12544, 16, 3, 2), (3136, 144, 1, 1),

@@ -340,6 +340,12 @@ void onyx_qlinear_binary(onyx_isa isa, int multiply, const void *a, int32_t a_ze
  * (0 when the environment has ONYX_VNNI=0: tests run the kernels of a CPU without VNNI that way). */
 int onyx_cpu_has_avx512_vnni(void);
 
+/* Whether this CPU runs AVX-512 VBMI (vpermt2b) with BW, which the AVX-512 table lookup needs. */
+int onyx_cpu_has_avx512_vbmi(void);
+
+/* y[i] = table[x[i]] for n bytes (a 256-byte table: the quantized unary operators' loop). */
+void onyx_lookup_u8(onyx_isa isa, const uint8_t *table, const uint8_t *x, uint8_t *y, size_t n);
+
 /* Whether this CPU runs a 512-bit FMA as two 256-bit halves (AMD Zen 4), which sets the NCHWc
  * convolution's AVX-512 register tiles (onyx_nchwc_conv_tiles). */
 int onyx_cpu_splits_512bit_fma(void);

@@ -1,3 +1,4 @@
+internal import CKernels
 import OnyxCore
 
 /// How the scale and zero point of QuantizeLinear / DequantizeLinear map onto the data tensor:
@@ -201,6 +202,14 @@ extension Double {
 
 /// Element loops of the quantization operators.
 @usableFromInline package enum QuantizationLoops {
+    /// `y[i] = table[x[i]]` for `count` bytes (a 256-byte table): the quantized unary operators' loop.
+    package static func lookup(
+        _ table: UnsafePointer<UInt8>, _ x: UnsafePointer<UInt8>, into y: UnsafeMutablePointer<UInt8>, count: Int,
+        isa: KernelISA
+    ) {
+        onyx_lookup_u8(isa.cValue, table, x, y, count)
+    }
+
     /// Element `index` of `view` as a Double, for parameters (scales, zero points) of any
     /// numeric type.
     package static func double(_ view: TensorView, at index: Int) -> Double {

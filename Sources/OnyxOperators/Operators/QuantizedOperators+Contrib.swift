@@ -129,8 +129,10 @@ package enum QuantizedLookupTable {
         }
     }
 
-    static func apply(_ table: UnsafePointer<UInt8>, _ x: UnsafePointer<UInt8>, into y: UnsafeMutablePointer<UInt8>, count: Int) {
-        for i in 0..<count { y[i] = table[Int(x[i])] }
+    static func apply(
+        _ table: UnsafePointer<UInt8>, _ x: UnsafePointer<UInt8>, into y: UnsafeMutablePointer<UInt8>, count: Int, isa: KernelISA
+    ) {
+        QuantizationLoops.lookup(table, x, into: y, count: count, isa: isa)
     }
 
     /// MLAS's logistic (`MlasComputeLogistic`, Eigen's rational approximation), the function
@@ -162,9 +164,11 @@ package struct QLinearLookupKernel: Kernel {
     /// Tables built at load, for uint8 and int8 data.
     let tables: (unsigned: [UInt8], signed: [UInt8])?
     let constantType: DataType?
+    let isa: KernelISA
 
     init(_ context: NodeContext, op: String, function: @escaping @Sendable (Float) -> Float) throws {
         self.op = op
+        isa = context.isa
         self.function = function
         guard (4...5).contains(context.inputCount) else { throw OnyxError.invalidModel("\(op) takes 4 or 5 inputs, got \(context.inputCount)") }
         let x = try TensorQuantization.constant(context, scale: 1, zero: 2, op: op, name: "X")
@@ -197,7 +201,7 @@ package struct QLinearLookupKernel: Kernel {
         let xs = UnsafePointer(x.pointer(as: UInt8.self)), ys = y.pointer(as: UInt8.self)
         if let tables {
             (signed ? tables.signed : tables.unsigned).withUnsafeBufferPointer {
-                QuantizedLookupTable.apply($0.baseAddress!, xs, into: ys, count: x.elementCount)
+                QuantizedLookupTable.apply($0.baseAddress!, xs, into: ys, count: x.elementCount, isa: isa)
             }
             return
         }
@@ -205,7 +209,7 @@ package struct QLinearLookupKernel: Kernel {
         let table = workspace.assumingMemoryBound(to: UInt8.self)
         QuantizedLookupTable.build(
             into: table, signed: signed, x: .read(context, scale: 1, zero: 2), y: .read(context, scale: 3, zero: 4), function)
-        QuantizedLookupTable.apply(table, xs, into: ys, count: x.elementCount)
+        QuantizedLookupTable.apply(table, xs, into: ys, count: x.elementCount, isa: isa)
     }
 }
 
@@ -221,10 +225,12 @@ package struct QLinearConcatKernel: Kernel {
     /// Per input, when Y's and its parameters are constants: nil (a copy) or its table.
     let tables: [[UInt8]?]?
     let constantType: DataType?
+    let isa: KernelISA
     private static let op = "QLinearConcat"
 
     init(_ context: NodeContext) throws {
         let op = Self.op
+        isa = context.isa
         guard let axis = try context.int("axis") else { throw context.attributeError("missing 'axis'") }
         self.axis = axis
         guard context.inputCount >= 5, (context.inputCount - 2) % 3 == 0 else {
@@ -302,7 +308,7 @@ package struct QLinearConcatKernel: Kernel {
             }
             if let tables {
                 if let table = tables[part] {
-                    table.withUnsafeBufferPointer { t in each { QuantizedLookupTable.apply(t.baseAddress!, $0, into: $1, count: pitch) } }
+                    table.withUnsafeBufferPointer { t in each { QuantizedLookupTable.apply(t.baseAddress!, $0, into: $1, count: pitch, isa: isa) } }
                 } else {
                     each { $1.update(from: $0, count: pitch) }
                 }
@@ -316,7 +322,7 @@ package struct QLinearConcatKernel: Kernel {
             guard let workspace = context.workspace else { throw OnyxError.internalError("\(Self.op): no workspace") }
             let table = workspace.assumingMemoryBound(to: UInt8.self) + 256 * part
             QuantizedLookupTable.build(into: table, signed: signed, x: xq, y: yq) { $0 }
-            each { QuantizedLookupTable.apply(table, $0, into: $1, count: pitch) }
+            each { QuantizedLookupTable.apply(table, $0, into: $1, count: pitch, isa: isa) }
         }
     }
 }
