@@ -30,6 +30,8 @@ models with random weights (BatchNorm statistics randomised as make_bench_set.py
 - efficientnet_b0_int8_qdq, mobilenet_v3_int8_qdq, mobilenet_v3_int8_qop: the same for networks with
   SiLU / HardSwish activations and squeeze-excitation blocks (QLinearSigmoid, QLinearMul,
   QLinearGlobalAveragePool and their QDQ groups);
+- resnet18_int8_s8, mobilenet_v2_int8_s8: QDQ with quantize_static's defaults, int8 activations
+  and per-tensor int8 weights (what a user who passes no options gets);
 - yolov8n_int8_qdq: the YOLOv8n detector of tools/make_bench_set.py (Bench/yolov8n_320, made first)
   quantized the same way in QDQ (SiLU, Concat, Split, Resize and MaxPool between Q/DQ pairs);
 - resnet18_fp32, mobilenet_v2_fp32: the fp32 models they were quantized from, same input.
@@ -127,9 +129,11 @@ def vision_fp32(name):
     return lambda: randomize_batchnorm(import_torchvision().models.__dict__[name](weights=None), 0)
 
 
-def static_case(name, quant_format):
+def static_case(name, quant_format, defaults=False):
     """A builder: exports the torchvision model `name` in fp32 (None: writes that fp32 model itself),
-    quantizes it statically in `quant_format`, writes onnxruntime's outputs as the reference."""
+    quantizes it statically in `quant_format`, writes onnxruntime's outputs as the reference.
+    `defaults`: quantize_static's own defaults (int8 activations and weights, per tensor) instead
+    of uint8 activations and per-channel int8 weights."""
     shape = (1, 3, 224, 224)
 
     def build(out, folder_name):
@@ -148,9 +152,10 @@ def static_case(name, quant_format):
                 prepared = os.path.join(work, "prepared.onnx")
                 quant_pre_process(fp32, prepared)
                 formats = {"qdq": QuantFormat.QDQ, "qop": QuantFormat.QOperator}
+                options = {} if defaults else dict(per_channel=True, activation_type=QuantType.QUInt8,
+                                                    weight_type=QuantType.QInt8)
                 quantize_static(prepared, os.path.join(folder, "model.onnx"), calibration_reader("input", shape),
-                                quant_format=formats[quant_format], per_channel=True,
-                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                                quant_format=formats[quant_format], **options)
         with torch.no_grad():
             y = model(*example)
         worst = write_case(folder, [example[0].numpy()], [y.numpy()])
@@ -202,6 +207,8 @@ MODELS = {
     "mobilenet_v3_int8_qdq": static_case("mobilenet_v3_large", "qdq"),
     "mobilenet_v3_int8_qop": static_case("mobilenet_v3_large", "qop"),
     "yolov8n_int8_qdq": static_from_bench("yolov8n_320", "qdq"),
+    "resnet18_int8_s8": static_case("resnet18", "qdq", defaults=True),
+    "mobilenet_v2_int8_s8": static_case("mobilenet_v2", "qdq", defaults=True),
     "resnet18_fp32": static_case("resnet18", None),
     "mobilenet_v2_fp32": static_case("mobilenet_v2", None),
 }

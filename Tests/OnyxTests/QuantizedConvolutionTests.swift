@@ -160,8 +160,8 @@ import Testing
         #expect(fast.contains { $0 != 0 })
     }
 
-    /// A QDQ graph from float input `x` to `o_q_dq`: the graph after ConstantLifting, QdqFusion and
-    /// QuantizedNhwcLayout, and its output on a pseudo-random input optimized and unoptimized.
+    /// A QDQ graph from float input `x` to `o_q_dq`: the graph after ConstantLifting, QdqFusion,
+    /// UnsignedActivations and QuantizedNhwcLayout, and its output on a pseudo-random input optimized and unoptimized.
     static func fusedToNhwc(_ nodes: [Node], _ initializers: [(String, Tensor)], input shape: [Int], seed: UInt64, isa: KernelISA)
         throws -> (fused: Graph, fast: [Float], slow: [Float])
     {
@@ -170,6 +170,7 @@ import Testing
         var fused = graph
         ConstantLifting().apply(to: &fused)
         QdqFusion().apply(to: &fused)
+        UnsignedActivations().apply(to: &fused)
         QuantizedNhwcLayout().apply(to: &fused)
         var stream = IntegerGemmTests.Bytes(state: seed)
         let x = M.t(shape, (0..<shape.reduce(1, *)).map { _ in Float(Int(stream.next()) - 128) / 50 })
@@ -224,6 +225,55 @@ import Testing
         for (a, b) in zip(fast, slow) { #expect(abs(a - b) <= 2 * 0.025 + 1e-6, "\(a) vs \(b)") }
         #expect(zip(fast, slow).filter { $0 != $1 }.count <= fast.count / 20)
         #expect(Set(fast).count > 8, "a degenerate (saturated) output tests nothing")
+    }
+
+    /// quantize_static's defaults: int8 activations, per-tensor int8 weights, the bias's scale of
+    /// shape [1] beside a scalar zero point. The activations run as uint8 (zero points shifted by
+    /// 128, a fused Relu's range with them), so the convolutions, MaxPool and residual Add take the
+    /// NHWC kernels, within a step of float; an int8 value that is a graph output keeps its type.
+    @Test(arguments: KernelISA.supported)
+    func signedActivationsRunAsUnsigned(isa: KernelISA) throws {
+        let c = 8
+        let (q, dq) = (Self.q, { (x: String, p: String) in Self.dq(x, p) })
+        let initializers: [(String, Tensor)] = [
+            ("in_s", M.t([], [Float(0.02)])), ("in_z", M.t([], [Int8(3)])),
+            ("c_s", M.t([], [Float(0.03)])), ("c_z", M.t([], [Int8(-128)])),
+            ("o_s", M.t([], [Float(0.04)])), ("o_z", M.t([], [Int8(-5)])),
+            ("w", M.tensor(.int8, [c, c, 3, 3], M.bytes(c * c * 9, seed: 27))),
+            ("w_s", M.t([], [Float(0.004)])), ("w_z", M.t([], [Int8(0)])),
+            ("b", M.t([c], (0..<c).map { Int32($0 * 40) - 150 })), ("b_s", M.t([1], [Float(0.02 * 0.004)])),
+            ("b_z", M.t([], [Int32(0)])),
+        ]
+        let nodes = [
+            q("x", "in"), dq("x_q", "in"), dq("w", "w"), dq("b", "b"),
+            Node(name: "conv", opType: "Conv", inputs: ["x_q_dq", "w_dq", "b_dq"], outputs: ["c"],
+                 attributes: ["kernel_shape": .ints([3, 3]), "pads": .ints([1, 1, 1, 1])]),
+            Node(name: "relu", opType: "Relu", inputs: ["c"], outputs: ["r"]),
+            q("r", "c"), dq("r_q", "c"),
+            Node(name: "pool", opType: "MaxPool", inputs: ["r_q_dq"], outputs: ["p"],
+                 attributes: ["kernel_shape": .ints([3, 3]), "pads": .ints([1, 1, 1, 1])]),
+            q("p", "c"), dq("p_q", "c"),
+            Node(name: "add", opType: "Add", inputs: ["p_q_dq", "x_q_dq"], outputs: ["o"]),
+            q("o", "o"), dq("o_q", "o"),
+        ]
+        let (fused, fast, slow) = try Self.fusedToNhwc(nodes, initializers, input: [1, c, 9, 9], seed: 5, isa: isa)
+        let ops = fused.nodes.map { "\($0.domain):\($0.opType)" }
+        #expect(ops.filter { $0 == ":Transpose" }.count == 2, "\(ops)")
+        #expect(ops.contains("onyx.nhwc:QLinearConv") && ops.contains("onyx.nhwc:MaxPool"), "\(ops)")
+        let conv = try #require(fused.nodes.first { $0.opType == "QLinearConv" })
+        for zero in [conv.inputs[2], conv.inputs[7]] { #expect(fused.initializer(named: zero)?.dataType == .uint8, "\(zero)") }
+        for (a, b) in zip(fast, slow) { #expect(abs(a - b) <= 2 * 0.04 + 1e-6, "\(a) vs \(b)") }
+        #expect(zip(fast, slow).filter { $0 != $1 }.count <= fast.count / 20)
+        #expect(Set(fast).count > 8 && fast.min()! < 0, "a degenerate (saturated) output tests nothing")
+
+        // The same graph with the int8 sum as an output: its group stays int8.
+        var exposed = Graph(nodes: nodes, inputs: [M.value("x", .float, [1, c, 9, 9])],
+                            outputs: [Value(name: "o_q_dq", type: nil), Value(name: "o_q", type: nil)], initializers: initializers)
+        ConstantLifting().apply(to: &exposed)
+        QdqFusion().apply(to: &exposed)
+        UnsignedActivations().apply(to: &exposed)
+        let add = try #require(exposed.nodes.first { $0.opType == "QLinearAdd" })
+        #expect(exposed.initializer(named: add.inputs[7])?.dataType == .int8)
     }
 
     /// YOLOv8's C2f block as quantize_static writes it: a convolution's output split in two along

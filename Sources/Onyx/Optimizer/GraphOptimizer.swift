@@ -25,7 +25,8 @@ struct GraphOptimizer {
         case .all:
             passes = [
                 ConstantLifting(), IdentityElimination(), QdqFusion(), HardSigmoidRecognition(), ConvAffineFolding(),
-                MatMulAddFusion(), ConvAddFusion(), IntegerMatMulFusion(), QuantizedNhwcLayout(),
+                MatMulAddFusion(), ConvAddFusion(), IntegerMatMulFusion(), UnsignedActivations(),
+                QuantizedNhwcLayout(),
                 // After the activation patterns, whose scalar Muls (GELU's ½) it would otherwise take.
                 ActivationFusion(), TransposeIntoMatMul(), NchwcLayout(isa: isa),
             ]

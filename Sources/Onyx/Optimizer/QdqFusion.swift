@@ -55,7 +55,9 @@ struct QdqFusion: GraphPass {
         guard let index = producers[value], case let node = graph.nodes[index], node.opType == "DequantizeLinear",
               node.domain.isEmpty, node.inputs.count == 3, node.outputs.count == 1,
               let scale = graph.initializer(named: node.inputs[1]), scale.dataType == .float, scale.rank <= 1,
-              let zero = graph.initializer(named: node.inputs[2]), zero.shape == scale.shape,
+              // Per tensor, the quantizer may write a scale of shape [1] beside a scalar zero point.
+              let zero = graph.initializer(named: node.inputs[2]),
+              zero.shape == scale.shape || (zero.elementCount == 1 && scale.elementCount == 1),
               let scales = try? scale.scalars(as: Float.self), let zeros = Self.integers(zero)
         else { return nil }
         if case .int(let b)? = node.attributes["block_size"], b != 0 { return nil }
