@@ -68,17 +68,41 @@ static inline void store_avx512(__m512 acc[AVX512_MR][2], float *c, size_t ldc, 
  * Products with few output pixels (7×7 and 14×14 feature maps) waste most of a 32-wide pixel
  * panel; here pixels are the broadcast side in strips of 7 and filters the vector side, and the
  * tile is stored transposed: tile element (i, j) goes to c[j * ldc + i].
+ *
+ * `rows` (1–7, a constant once inlined) is the strip's valid rows: a strip of fewer pixels (a
+ * convolution of 1–6 output pixels, as a streaming 1-D model's, or the last strip of a map)
+ * computes only those. One or two rows keep too few accumulators to cover the FMA latency, so
+ * they sum even and odd k steps apart.
  */
-ONYX_AVX512
-static void tile_transposed_avx512(size_t k, const float *a, const float *b, float *c, size_t ldc,
-                                   size_t m, size_t n, int accumulate, const onyx_epilogue *ep) {
+__attribute__((target("avx512f"), always_inline))
+static inline void transposed_rows_avx512(const int rows, size_t k, const float *a, const float *b, float *c,
+                                          size_t ldc, size_t n, int accumulate, const onyx_epilogue *ep) {
     enum { TMR = AVX512_TRANSPOSED_MR };
-    __m512 acc[TMR][2];
-    for (int i = 0; i < TMR; i++) { acc[i][0] = _mm512_setzero_ps(); acc[i][1] = _mm512_setzero_ps(); }
-    for (size_t p = 0; p < k; p++) {
+    __m512 acc[TMR][2], odd[TMR][2];
+    for (int i = 0; i < rows; i++) {
+        acc[i][0] = _mm512_setzero_ps(); acc[i][1] = _mm512_setzero_ps();
+        odd[i][0] = _mm512_setzero_ps(); odd[i][1] = _mm512_setzero_ps();
+    }
+    size_t p = 0;
+    if (rows <= 2) {
+        for (; p + 2 <= k; p += 2) {
+            __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+            __m512 b2 = _mm512_loadu_ps(b + AVX512_NR), b3 = _mm512_loadu_ps(b + AVX512_NR + 16);
+            for (int i = 0; i < rows; i++) {
+                __m512 x = _mm512_set1_ps(a[i]), y = _mm512_set1_ps(a[TMR + i]);
+                acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
+                acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
+                odd[i][0] = _mm512_fmadd_ps(y, b2, odd[i][0]);
+                odd[i][1] = _mm512_fmadd_ps(y, b3, odd[i][1]);
+            }
+            a += 2 * TMR;
+            b += 2 * AVX512_NR;
+        }
+    }
+    for (; p < k; p++) {
         __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
 #pragma GCC unroll 7
-        for (int i = 0; i < TMR; i++) {
+        for (int i = 0; i < rows; i++) {
             __m512 x = _mm512_set1_ps(a[i]);
             acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
             acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
@@ -90,10 +114,14 @@ static void tile_transposed_avx512(size_t k, const float *a, const float *b, flo
     __mmask16 k0 = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
     __mmask16 k1 = n >= 32 ? (__mmask16)0xFFFF : (n > 16 ? (__mmask16)((1u << (n - 16)) - 1u) : (__mmask16)0);
     float t[TMR * AVX512_NR];
-    for (int i = 0; i < TMR; i++) {
+    for (int i = 0; i < rows; i++) {
         __m512 v0 = acc[i][0], v1 = acc[i][1];
+        if (rows <= 2) {
+            v0 = _mm512_add_ps(v0, odd[i][0]);
+            v1 = _mm512_add_ps(v1, odd[i][1]);
+        }
         if (ep) {
-            __m512 rb = _mm512_set1_ps(ep->bias_row && (size_t)i < m ? ep->bias_row[i] : 0.0f);
+            __m512 rb = _mm512_set1_ps(ep->bias_row ? ep->bias_row[i] : 0.0f);
             v0 = _mm512_add_ps(v0, rb);
             v1 = _mm512_add_ps(v1, rb);
             if (ep->bias_col) {
@@ -104,6 +132,7 @@ static void tile_transposed_avx512(size_t k, const float *a, const float *b, flo
         _mm512_storeu_ps(t + i * AVX512_NR, v0);
         _mm512_storeu_ps(t + i * AVX512_NR + 16, v1);
     }
+    const size_t m = (size_t)rows;
     for (size_t j = 0; j < n; j++) {
         float *column = c + j * ldc;
         if (accumulate)
@@ -115,6 +144,20 @@ static void tile_transposed_avx512(size_t k, const float *a, const float *b, flo
                 float v = column[i] < ep->clip_min ? ep->clip_min : column[i];
                 column[i] = v > ep->clip_max ? ep->clip_max : v;
             }
+    }
+}
+
+ONYX_AVX512
+static void tile_transposed_avx512(size_t k, const float *a, const float *b, float *c, size_t ldc,
+                                   size_t m, size_t n, int accumulate, const onyx_epilogue *ep) {
+    switch (m) {
+    case 1: transposed_rows_avx512(1, k, a, b, c, ldc, n, accumulate, ep); break;
+    case 2: transposed_rows_avx512(2, k, a, b, c, ldc, n, accumulate, ep); break;
+    case 3: transposed_rows_avx512(3, k, a, b, c, ldc, n, accumulate, ep); break;
+    case 4: transposed_rows_avx512(4, k, a, b, c, ldc, n, accumulate, ep); break;
+    case 5: transposed_rows_avx512(5, k, a, b, c, ldc, n, accumulate, ep); break;
+    case 6: transposed_rows_avx512(6, k, a, b, c, ldc, n, accumulate, ep); break;
+    default: transposed_rows_avx512(AVX512_TRANSPOSED_MR, k, a, b, c, ldc, n, accumulate, ep); break;
     }
 }
 

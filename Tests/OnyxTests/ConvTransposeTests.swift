@@ -117,6 +117,10 @@ import Testing
         Case(x: [1, 17, 3, 4], w: [17, 17, 1, 1], group: 17, padBegin: [0, 0], output: [3, 4]),
         Case(x: [1, 2, 3, 4, 2], w: [2, 3, 2, 3, 2], strides: [1, 2, 1], pads: [0, 1, 0, 1, 0, 0], padBegin: [0, 1, 0], output: [3, 8, 3]),
         Case(x: [2, 63, 1, 1], w: [63, 7, 2, 2], padBegin: [0, 0], output: [2, 2]),
+        // Maps large enough that col2im splits a filter's plane by rows between the threads: one
+        // filter (a segmentation head's last layer), and overlapping taps with pads.
+        Case(x: [1, 3, 128, 128], w: [3, 1, 2, 2], strides: [2, 2], padBegin: [0, 0], output: [256, 256]),
+        Case(x: [1, 2, 100, 90], w: [2, 2, 3, 3], strides: [2, 2], pads: [1, 1, 1, 1], padBegin: [1, 1], output: [199, 179]),
     ]
 
     @Test(arguments: cases)

@@ -200,6 +200,16 @@ import Testing
         ConvCase(channels: 128, filters: 256, height: 7, width: 7, kernel: [3, 3], pads: [1, 1, 1, 1], activation: "Relu"),
         ConvCase(channels: 64, filters: 256, height: 13, width: 13, kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1]),
         ConvCase(channels: 512, filters: 320, height: 7, width: 7, kernel: [1, 1]),
+        // Strips of fewer than 7 pixels (1–6 rows of the transposed tile): a streaming VAD's 1-D
+        // convolutions of 4, 2 and 1 output pixels (Silero's STFT and encoder), and maps of 9 and
+        // 20 pixels whose last strip is partial.
+        ConvCase(channels: 1, filters: 258, height: 1, width: 704, kernel: [256], strides: [128], pads: [0, 0], dilations: [1], oneD: true),
+        ConvCase(channels: 129, filters: 128, height: 1, width: 4, kernel: [3], strides: [1], pads: [1, 1], dilations: [1], oneD: true, activation: "Relu"),
+        ConvCase(channels: 128, filters: 64, height: 1, width: 4, kernel: [3], strides: [2], pads: [1, 1], dilations: [1], oneD: true, activation: "Relu"),
+        ConvCase(channels: 64, filters: 64, height: 1, width: 2, kernel: [3], strides: [2], pads: [1, 1], dilations: [1], oneD: true),
+        ConvCase(channels: 64, filters: 128, height: 1, width: 1, kernel: [3], strides: [1], pads: [1, 1], dilations: [1], oneD: true, activation: "Clip"),
+        ConvCase(channels: 64, filters: 96, height: 5, width: 5, kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1]),
+        ConvCase(channels: 48, filters: 96, height: 4, width: 5, kernel: [3, 3], pads: [1, 1, 1, 1], activation: "Relu"),
         // Few output pixels, fewer filters: shifted rows or pointwise.
         ConvCase(channels: 16, filters: 64, height: 7, width: 7, kernel: [3, 3], pads: [1, 1, 1, 1]),
         ConvCase(channels: 32, filters: 96, height: 13, width: 13, kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], activation: "Clip"),
@@ -288,6 +298,23 @@ import Testing
             let variable = try ConvKernel(NodeContext(node: node, opset: 11, constantInputs: [nil, nil, nil], isa: isa))
             try Self.expectClose(try variable.evaluate(inputs: inputs, pool: ComputePool(threadCount: threads))[0], expected,
                                  "variable W \(c.testDescription) \(isa)")
+        }
+    }
+
+    /// The few-pixel cases above reach the transposed tile's partial strips (where AVX-512 has it).
+    @Test func fewPixelConvolutionsUseTheTransposedTile() {
+        guard KernelISA.supported.contains(.avx512) else { return }
+        let shapes: [(ConvolutionGeometry, channels: Int, filters: Int)] = [
+            (ConvolutionGeometry(inputHeight: 1, inputWidth: 704, kernelHeight: 1, kernelWidth: 256, strideY: 1, strideX: 128,
+                                 dilationY: 1, dilationX: 1, padTop: 0, padLeft: 0, outputHeight: 1, outputWidth: 4), 1, 258),
+            (ConvolutionGeometry(inputHeight: 1, inputWidth: 2, kernelHeight: 1, kernelWidth: 3, strideY: 1, strideX: 2,
+                                 dilationY: 1, dilationX: 1, padTop: 0, padLeft: 1, outputHeight: 1, outputWidth: 1), 64, 64),
+            (ConvolutionGeometry(inputHeight: 4, inputWidth: 5, kernelHeight: 3, kernelWidth: 3, strideY: 1, strideX: 1,
+                                 dilationY: 1, dilationX: 1, padTop: 1, padLeft: 1, outputHeight: 4, outputWidth: 5), 48, 96),
+        ]
+        for (geometry, channels, filters) in shapes {
+            let columns = ConvColumns(geometry, channels: channels, filters: filters, isa: .avx512, allowsTransposed: true)
+            #expect(columns.layout == .transposed, "\(geometry)")
         }
     }
 

@@ -146,6 +146,9 @@ import OnyxCore
         _ image: UnsafePointer<Float>, channels: Int, geometry g: ConvolutionGeometry,
         nr: Int, into destination: UnsafeMutablePointer<Float>, rows: Range<Int>, line: UnsafeMutablePointer<Float>
     ) {
+        if nr < 16 {
+            return packImageStrips(image, channels: channels, geometry: g, nr: nr, into: destination, rows: rows)
+        }
         let depth = channels * g.kernelArea
         let n = g.outputArea
         let panels = (n + nr - 1) / nr
@@ -185,13 +188,51 @@ import OnyxCore
                 let j0 = panel * nr
                 let width = min(nr, n - j0)
                 let out = destination + panel * depth * nr + p * nr
-                if nr < 16 {
-                    // Narrow strips (the transposed tile's 7 pixels): a call per piece would cost more than the copy.
-                    for j in 0..<width { out[j] = source[j0 + j] }
-                    for j in width..<nr { out[j] = 0 }
-                } else {
-                    out.update(from: source + j0, count: width)
-                    if width < nr { (out + width).update(repeating: 0, count: nr - width) }
+                out.update(from: source + j0, count: width)
+                if width < nr { (out + width).update(repeating: 0, count: nr - width) }
+            }
+        }
+    }
+
+    /// im2col into strips narrower than a vector (the transposed tile's 7 pixels), for maps of few
+    /// output pixels: per kernel tap, each pixel's offset in a channel plane (−1 in the padding) is
+    /// found once, and that tap's row of every channel is a gather through them. (Row by row, as
+    /// ``packImageColumns`` goes, the per-row set-up cost more than the few pixels it copies: a
+    /// streaming 1-D model's convolutions of 1–4 pixels spent a third of their time there.)
+    private static func packImageStrips(
+        _ image: UnsafePointer<Float>, channels: Int, geometry g: ConvolutionGeometry,
+        nr: Int, into destination: UnsafeMutablePointer<Float>, rows: Range<Int>
+    ) {
+        let area = g.kernelArea, depth = channels * area, n = g.outputArea
+        let strips = (n + nr - 1) / nr
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: n) { buffer in
+            let offsets = buffer.baseAddress!
+            for tap in 0..<area {
+                // The channels whose row p = c · area + tap lies in `rows`.
+                let firstChannel = (rows.lowerBound - tap + area - 1) / area
+                let endChannel = min(channels, (rows.upperBound - tap + area - 1) / area)
+                guard firstChannel < endChannel else { continue }
+                let ky = tap / g.kernelWidth, kx = tap % g.kernelWidth
+                for oy in 0..<g.outputHeight {
+                    let iy = oy * g.strideY + ky * g.dilationY - g.padTop
+                    for ox in 0..<g.outputWidth {
+                        let ix = ox * g.strideX + kx * g.dilationX - g.padLeft
+                        let inside = iy >= 0 && iy < g.inputHeight && ix >= 0 && ix < g.inputWidth
+                        offsets[oy * g.outputWidth + ox] = inside ? iy * g.inputWidth + ix : -1
+                    }
+                }
+                for c in firstChannel..<endChannel {
+                    let plane = image + c * g.inputArea
+                    let p = c * area + tap
+                    for strip in 0..<strips {
+                        let j0 = strip * nr, width = min(nr, n - j0)
+                        let out = destination + strip * depth * nr + p * nr
+                        for j in 0..<width {
+                            let offset = offsets[j0 + j]
+                            out[j] = offset >= 0 ? plane[offset] : 0
+                        }
+                        for j in width..<nr { out[j] = 0 }
+                    }
                 }
             }
         }

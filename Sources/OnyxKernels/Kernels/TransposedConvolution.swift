@@ -41,8 +41,12 @@
 @usableFromInline package enum TransposedConvolution {
     /// Adds the columns of one output channel into its plane (col2im): `columns` holds
     /// `kernelArea` rows of `inputArea` values, row `(kz, ky, kx)`.
+    ///
+    /// - Parameter outputRows: Only the output rows (axis 1) in this range, so that threads can
+    ///   share one plane; `nil`, all of them.
     @inlinable package static func accumulateColumns<T: BinaryFloatingPoint>(
-        _ columns: UnsafePointer<T>, into plane: UnsafeMutablePointer<T>, geometry g: TransposedConvolutionGeometry
+        _ columns: UnsafePointer<T>, into plane: UnsafeMutablePointer<T>, geometry g: TransposedConvolutionGeometry,
+        outputRows: Range<Int>? = nil
     ) {
         let (ih, iw) = (g.input[1], g.input[2])
         let (oh, ow) = (g.output[1], g.output[2])
@@ -50,7 +54,15 @@
         for kz in 0..<g.kernel[0] {
             let zs = g.validInputs(axis: 0, tap: kz)
             for ky in 0..<g.kernel[1] {
-                let ys = g.validInputs(axis: 1, tap: ky)
+                var ys = g.validInputs(axis: 1, tap: ky)
+                if let outputRows {
+                    // The input rows iy whose output row iy·s + offset lies in outputRows.
+                    let offset = ky * g.dilations[1] - g.padBegin[1], s = g.strides[1]
+                    func ceilingQuotient(_ a: Int) -> Int { a >= 0 ? (a + s - 1) / s : -(-a / s) }
+                    let lower = max(ys.lowerBound, ceilingQuotient(outputRows.lowerBound - offset))
+                    let upper = min(ys.upperBound, ceilingQuotient(outputRows.upperBound - offset))
+                    ys = lower..<max(lower, upper)
+                }
                 for kx in 0..<g.kernel[2] {
                     defer { tap += 1 }
                     let xs = g.validInputs(axis: 2, tap: kx)

@@ -157,7 +157,8 @@ package struct ConvTransposeKernel: Kernel {
         let g = s.geometry
         guard x.dataType == .float else { return s.filters * g.outputArea * 8 + 64 }
         let rows = s.filters / group * g.kernelArea, depth = s.channels / group
-        var floats = rows * g.inputArea + PackedPanels.floatCount(extent: g.inputArea, depth: depth, width: Gemm.nr(isa)) + 16
+        // The columns, then the input planes' row offsets (the GEMM reads them in place).
+        var floats = (rows * g.inputArea + 15) / 16 * 16 + (depth * MemoryLayout<Int>.stride / 4 + 15) / 16 * 16
         if packedWeights == nil { floats += PackedPanels.floatCount(extent: rows, depth: depth, width: Gemm.mr(isa)) + 16 }
         return floats * 4 + 64
     }
@@ -193,10 +194,18 @@ package struct ConvTransposeKernel: Kernel {
         let g = s.geometry
         let channelsPerGroup = s.channels / group, filtersPerGroup = s.filters / group
         let rows = filtersPerGroup * g.kernelArea
-        let (mr, nr) = (Gemm.mr(isa), Gemm.nr(isa))
+        let mr = Gemm.mr(isa)
         let columns = workspace
-        let panels = columns + (rows * g.inputArea + 15) / 16 * 16
-        let strips = panels + (PackedPanels.floatCount(extent: g.inputArea, depth: channelsPerGroup, width: nr) + 15) / 16 * 16
+        let offsetsAt = columns + (rows * g.inputArea + 15) / 16 * 16
+        let strips = offsetsAt + (channelsPerGroup * MemoryLayout<Int>.stride / 4 + 15) / 16 * 16
+        // B is the group's input planes, read in place: packing them would copy the whole image
+        // (7 MB for a segmentation head's last layer) on one thread.
+        let rowOffsets = UnsafeMutableRawPointer(offsetsAt).bindMemory(to: Int.self, capacity: channelsPerGroup)
+        for c in 0..<channelsPerGroup { rowOffsets[c] = c * g.inputArea }
+        // Output rows are independent (each sums its own taps), so col2im splits by filter and
+        // row: a segmentation head's last layer has one filter and the largest map.
+        let planeRows = g.output[0] == 1 ? g.output[1] : 1
+        let rowLength = g.outputArea / planeRows
         let input = UnsafePointer(x.pointer(as: Float.self)), weights = UnsafePointer(w.pointer(as: Float.self))
         let output = y.pointer(as: Float.self)
         let biasValues = bias.map { UnsafePointer($0.pointer(as: Float.self)) }
@@ -205,8 +214,6 @@ package struct ConvTransposeKernel: Kernel {
         for n in 0..<s.batch {
             for gi in 0..<group {
                 let image = input + (n * s.channels + gi * channelsPerGroup) * g.inputArea
-                Gemm.packB(image, k: channelsPerGroup, n: g.inputArea, ld: g.inputArea, transposed: false, nr: nr, into: panels)
-                let b = PackedPanels(extent: g.inputArea, depth: channelsPerGroup, width: nr, base: UnsafePointer(panels), owner: nil)
                 let a: PackedPanels
                 if let packedWeights {
                     a = packedWeights[gi]
@@ -215,15 +222,22 @@ package struct ConvTransposeKernel: Kernel {
                                transposed: true, mr: mr, isa: isa, into: strips)
                     a = PackedPanels(extent: rows, depth: channelsPerGroup, width: mr, base: UnsafePointer(strips), owner: nil)
                 }
-                Gemm.multiply(isa: isa, m: rows, n: g.inputArea, k: channelsPerGroup, a: a, b: b, c: columns,
+                Gemm.multiply(isa: isa, m: rows, n: g.inputArea, k: channelsPerGroup, a: a,
+                              b: .rows(base: image, rowOffsets: UnsafePointer(rowOffsets)), c: columns,
                               ldc: g.inputArea, accumulate: false, epilogue: .none, pool: pool)
                 let firstFilter = gi * filtersPerGroup
-                pool.forEachChunk(filtersPerGroup, costPerItem: g.kernelArea * g.inputArea + area) { range in
-                    for m in range {
+                pool.forEachChunk(filtersPerGroup * planeRows, costPerItem: rowLength * (1 + g.kernelArea)) { range in
+                    var item = range.lowerBound
+                    while item < range.upperBound {
+                        let m = item / planeRows, first = item % planeRows
+                        let end = min(planeRows, first + range.upperBound - item)
                         let plane = output + (n * s.filters + firstFilter + m) * area
-                        plane.update(repeating: biasValues?[firstFilter + m] ?? 0, count: area)
+                        (plane + first * rowLength).update(repeating: biasValues?[firstFilter + m] ?? 0,
+                                                           count: (end - first) * rowLength)
                         TransposedConvolution.accumulateColumns(
-                            UnsafePointer(columns + m * g.kernelArea * g.inputArea), into: plane, geometry: g)
+                            UnsafePointer(columns + m * g.kernelArea * g.inputArea), into: plane, geometry: g,
+                            outputRows: planeRows == 1 ? nil : first..<end)
+                        item += end - first
                     }
                 }
             }

@@ -264,7 +264,8 @@ package struct RecurrentKernel: Kernel {
         let per = cell.activationsPerDirection
         return RecurrentDirection<S>(
             cell: cell, shape: s, direction: d, reverse: d == 1 || reverse,
-            activations: activations[(d * per)..<(d * per + per)], clip: clip.map { S($0) }, lengths: lengths)
+            activations: activations[(d * per)..<(d * per + per)], clip: clip.map { S($0) }, lengths: lengths,
+            isa: isa)
     }
 
     /// Zeroes Y where some entry has fewer than `sequence_length` steps.
