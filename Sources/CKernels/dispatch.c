@@ -15,7 +15,8 @@ static const onyx_kernel_table *const parts[ONYX_ISA_COUNT][10] = {
     [ONYX_ISA_AVX2] = {&onyx_sgemm_avx2, &onyx_depthwise_avx2, &onyx_elementwise_avx2, &onyx_nchwc_avx2,
                        &onyx_qgemm_avx2, &onyx_qconv_avx2},
     [ONYX_ISA_AVX512] = {&onyx_sgemm_avx512, &onyx_depthwise_avx512, &onyx_pooling_avx512, &onyx_gather_avx512,
-                         &onyx_nchwc_avx512, &onyx_qgemm_avx512_vnni, &onyx_qconv_avx512, &onyx_qconv_avx512_vnni},
+                         &onyx_nchwc_avx512, &onyx_elementwise_avx512, &onyx_qgemm_avx512_vnni, &onyx_qconv_avx512,
+                         &onyx_qconv_avx512_vnni},
 #endif
 };
 
@@ -169,8 +170,8 @@ void onyx_activate_f32(onyx_isa isa, const onyx_activation *activation, const fl
     table(isa)->activate_f32(activation, x, y, n);
 }
 
-void onyx_softmax_f32(onyx_isa isa, const float *x, float *y, size_t rows, size_t n) {
-    table(isa)->softmax_f32(x, y, rows, n);
+void onyx_softmax_f32(onyx_isa isa, const float *x, float *y, size_t rows, size_t n, int zero_nan_rows) {
+    table(isa)->softmax_f32(x, y, rows, n, zero_nan_rows);
 }
 
 void onyx_layer_norm_f32(onyx_isa isa, const float *x, float *y, size_t rows, size_t n, float epsilon,

@@ -24,7 +24,8 @@ struct GraphOptimizer {
         case .basic: passes = [ConstantLifting(), IdentityElimination(), ConvAffineFolding()]
         case .all:
             passes = [
-                ConstantLifting(), IdentityElimination(), QdqFusion(), HardSigmoidRecognition(), ConvAffineFolding(),
+                ConstantLifting(), IdentityElimination(), CommonSubexpressionElimination(), QdqFusion(),
+                HardSigmoidRecognition(), ConvAffineFolding(), SoftmaxNaNFusion(),
                 MatMulAddFusion(), ConvAddFusion(), IntegerMatMulFusion(), QuantizedNhwcLayout(),
                 // After the activation patterns, whose scalar Muls (GELU's ½) it would otherwise take.
                 ActivationFusion(), TransposeIntoMatMul(), NchwcLayout(isa: isa),
