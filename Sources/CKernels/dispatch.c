@@ -7,7 +7,7 @@
 #include <stdatomic.h>
 
 /* Each ISA's partial tables (the x86 files define theirs on x86 only). */
-static const onyx_kernel_table *const parts[ONYX_ISA_COUNT][10] = {
+static const onyx_kernel_table *const parts[ONYX_ISA_COUNT][12] = {
     [ONYX_ISA_PORTABLE] = {&onyx_sgemm_portable, &onyx_depthwise_portable, &onyx_pooling_portable,
                            &onyx_gather_portable, &onyx_elementwise_portable, &onyx_nchwc_portable,
                            &onyx_qgemm_portable, &onyx_qconv_portable, &onyx_lookup_portable},
@@ -15,8 +15,8 @@ static const onyx_kernel_table *const parts[ONYX_ISA_COUNT][10] = {
     [ONYX_ISA_AVX2] = {&onyx_sgemm_avx2, &onyx_depthwise_avx2, &onyx_elementwise_avx2, &onyx_nchwc_avx2,
                        &onyx_qgemm_avx2, &onyx_qconv_avx2},
     [ONYX_ISA_AVX512] = {&onyx_sgemm_avx512, &onyx_depthwise_avx512, &onyx_pooling_avx512, &onyx_gather_avx512,
-                         &onyx_nchwc_avx512, &onyx_qgemm_avx512_vnni, &onyx_qconv_avx512, &onyx_qconv_avx512_vnni,
-                         &onyx_lookup_avx512_vbmi},
+                         &onyx_nchwc_avx512, &onyx_elementwise_avx512, &onyx_qgemm_avx512_vnni, &onyx_qconv_avx512,
+                         &onyx_qconv_avx512_vnni, &onyx_lookup_avx512_vbmi},
 #endif
 };
 
@@ -175,8 +175,8 @@ void onyx_activate_f32(onyx_isa isa, const onyx_activation *activation, const fl
     table(isa)->activate_f32(activation, x, y, n);
 }
 
-void onyx_softmax_f32(onyx_isa isa, const float *x, float *y, size_t rows, size_t n) {
-    table(isa)->softmax_f32(x, y, rows, n);
+void onyx_softmax_f32(onyx_isa isa, const float *x, float *y, size_t rows, size_t n, int zero_nan_rows) {
+    table(isa)->softmax_f32(x, y, rows, n, zero_nan_rows);
 }
 
 void onyx_layer_norm_f32(onyx_isa isa, const float *x, float *y, size_t rows, size_t n, float epsilon,

@@ -1,4 +1,4 @@
-/* AVX2 clamp, add, fused activations, softmax and layer normalisation (AVX-512 inherits them). */
+/* AVX2 clamp, add, fused activations, softmax and layer normalisation (AVX-512 inherits all but softmax). */
 #include "activation.h"
 #include <math.h>
 
@@ -64,7 +64,7 @@ static inline __m256 softmax_exp8(__m256 t) {
 }
 
 ONYX_AVX2
-static void softmax_avx2(const float *x, float *y, size_t rows, size_t n) {
+static void softmax_avx2(const float *x, float *y, size_t rows, size_t n, int zero_nan_rows) {
     for (size_t r = 0; r < rows; r++, x += n, y += n) {
         /* max(x, m) keeps m where x is NaN, as the scalar comparison does; the NaN returns in e^(x − peak). */
         __m256 m = _mm256_set1_ps(-INFINITY);
@@ -91,6 +91,12 @@ static void softmax_avx2(const float *x, float *y, size_t rows, size_t n) {
             float t = x[i] - peak;
             y[i] = t < ONYX_SOFTMAX_FLOOR ? 0.0f : onyx_exp1(t);
             sum += y[i];
+        }
+        if (zero_nan_rows && sum != sum) {
+            /* Every element of a row whose sum is NaN is NaN (see onyx_softmax_f32). */
+            for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_setzero_ps());
+            for (; i < n; i++) y[i] = 0.0f;
+            continue;
         }
         __m256 scale = _mm256_set1_ps(1.0f / sum);
         for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(scale, _mm256_loadu_ps(y + i)));

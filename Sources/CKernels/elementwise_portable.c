@@ -15,7 +15,7 @@ static void activate_portable(const onyx_activation *a, const float *x, float *y
     for (size_t i = 0; i < n; i++) y[i] = onyx_activate1(x[i], a);
 }
 
-static void softmax_portable(const float *x, float *y, size_t rows, size_t n) {
+static void softmax_portable(const float *x, float *y, size_t rows, size_t n, int zero_nan_rows) {
     for (size_t r = 0; r < rows; r++, x += n, y += n) {
         float peak = -INFINITY;
         for (size_t i = 0; i < n; i++) peak = x[i] > peak ? x[i] : peak;
@@ -24,6 +24,10 @@ static void softmax_portable(const float *x, float *y, size_t rows, size_t n) {
             float t = x[i] - peak;
             y[i] = t < ONYX_SOFTMAX_FLOOR ? 0.0f : onyx_exp1(t);
             sum += y[i];
+        }
+        if (zero_nan_rows && sum != sum) { /* every element of the row is NaN (see onyx_softmax_f32) */
+            for (size_t i = 0; i < n; i++) y[i] = 0.0f;
+            continue;
         }
         float scale = 1.0f / sum;
         for (size_t i = 0; i < n; i++) y[i] *= scale;

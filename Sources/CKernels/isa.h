@@ -77,7 +77,7 @@ typedef struct {
     void (*clip_f32)(const float *x, float *y, size_t n, float lo, float hi);
     void (*add_f32)(const float *a, const float *b, float *y, size_t n);
     void (*activate_f32)(const onyx_activation *activation, const float *x, float *y, size_t n);
-    void (*softmax_f32)(const float *x, float *y, size_t rows, size_t n);
+    void (*softmax_f32)(const float *x, float *y, size_t rows, size_t n, int zero_nan_rows);
     void (*layer_norm_f32)(const float *x, float *y, size_t rows, size_t n, float epsilon, const float *scale,
                            const float *bias, float *mean, float *inverse);
 
@@ -123,7 +123,7 @@ extern const onyx_kernel_table onyx_qgemm_portable, onyx_qconv_portable, onyx_lo
 #ifdef ONYX_X86
 extern const onyx_kernel_table onyx_sgemm_avx2, onyx_depthwise_avx2, onyx_elementwise_avx2, onyx_nchwc_avx2;
 extern const onyx_kernel_table onyx_sgemm_avx512, onyx_depthwise_avx512, onyx_pooling_avx512, onyx_gather_avx512,
-    onyx_nchwc_avx512;
+    onyx_nchwc_avx512, onyx_elementwise_avx512;
 /* AVX-512 VNNI (vpdpbusd): merged into the AVX-512 table only where the CPU has it (dispatch.c). */
 extern const onyx_kernel_table onyx_qgemm_avx2, onyx_qgemm_avx512_vnni;
 extern const onyx_kernel_table onyx_qconv_avx2, onyx_qconv_avx512, onyx_qconv_avx512_vnni;

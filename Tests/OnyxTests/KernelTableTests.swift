@@ -180,7 +180,7 @@ import Testing
             if n > 1 { x[n / 2] = -.infinity }  // (a row of one masked logit is NaN by the definition)
             if n > 2 { x[n + 1] = -200 }
             var y = [Float](repeating: 0, count: x.count)
-            onyx_softmax_f32(isa.cValue, x, &y, rows, n)
+            onyx_softmax_f32(isa.cValue, x, &y, rows, n, 0)
             for r in 0..<rows {
                 let row = x[(r * n)..<((r + 1) * n)].map(Double.init)
                 let peak = row.max()!
@@ -192,12 +192,39 @@ import Testing
             }
             #expect((n == 1 || y[n / 2] == 0) && (n <= 2 || y[n + 1] == 0), "\(isa) n \(n): masked and far-below logits give 0")
             var inPlace = x
-            inPlace.withUnsafeMutableBufferPointer { onyx_softmax_f32(isa.cValue, $0.baseAddress, $0.baseAddress, rows, n) }
+            inPlace.withUnsafeMutableBufferPointer { onyx_softmax_f32(isa.cValue, $0.baseAddress, $0.baseAddress, rows, n, 0) }
             #expect(inPlace == y, "\(isa) n \(n) in place")
         }
         var withNaN: [Float] = [1, 2, .nan, 4, 5, 6, 7, 8, 9, 10]
-        withNaN.withUnsafeMutableBufferPointer { onyx_softmax_f32(isa.cValue, $0.baseAddress, $0.baseAddress, 1, 10) }
+        withNaN.withUnsafeMutableBufferPointer { onyx_softmax_f32(isa.cValue, $0.baseAddress, $0.baseAddress, 1, 10, 0) }
         #expect(withNaN.allSatisfy { $0.isNaN }, "\(isa): a NaN makes its row NaN")
+    }
+
+    /// With `zero_nan_rows`, every variant writes zeros for exactly the rows it would make NaN (a NaN
+    /// logit, every logit −∞, a +∞ logit) and the same values as without for the others: rows of
+    /// lengths around the vector widths, in place and not.
+    @Test(arguments: KernelISA.supported)
+    func softmaxZeroesNaNRows(_ isa: KernelISA) {
+        for n in [1, 5, 8, 15, 16, 17, 31, 32, 33, 128, 197] {
+            let rows = 5
+            var x = (0..<rows * n).map { Float(($0 * 29) % 83) / 9 - 4 }
+            for i in 0..<n { x[n + i] = -.infinity }  // row 1: fully masked
+            x[2 * n + n / 2] = .nan                    // row 2: a NaN
+            x[3 * n + n - 1] = .infinity               // row 3: +∞
+            if n > 1 { x[4 * n] = -.infinity }         // row 4: partly masked (finite)
+            var plain = [Float](repeating: 0, count: x.count), zeroed = plain
+            onyx_softmax_f32(isa.cValue, x, &plain, rows, n, 0)
+            onyx_softmax_f32(isa.cValue, x, &zeroed, rows, n, 1)
+            for r in 0..<rows {
+                let row = r * n..<(r + 1) * n
+                let nanRow = plain[row].contains { $0.isNaN }
+                #expect(nanRow == (1...3).contains(r), "\(isa) n \(n) row \(r): NaN rows are the masked, NaN and +∞ ones")
+                #expect(zeroed[row].elementsEqual(plain[row].map { $0.isNaN ? 0 : $0 }), "\(isa) n \(n) row \(r)")
+            }
+            var inPlace = x
+            inPlace.withUnsafeMutableBufferPointer { onyx_softmax_f32(isa.cValue, $0.baseAddress, $0.baseAddress, rows, n, 1) }
+            #expect(inPlace == zeroed, "\(isa) n \(n) in place")
+        }
     }
 
     /// Every variant's layer normalisation against the definition in Double, with and without a

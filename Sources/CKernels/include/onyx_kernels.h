@@ -60,9 +60,11 @@ void onyx_activate_f32(onyx_isa isa, const onyx_activation *activation, const fl
 /*
  * Softmax over each of `rows` contiguous rows of n floats: y = e^(x − max) / Σ e^(x − max). An
  * element more than 87.3 below its row's maximum (a −∞ mask among them) gets exactly 0; a NaN in a
- * row makes the row NaN. y may be x.
+ * row makes the row NaN, and so do a row of −∞ only and a +∞ (a row is NaN everywhere or nowhere:
+ * exactly when its sum is). With zero_nan_rows != 0 such rows are written as zeros instead
+ * (PyTorch's `where(isnan(softmax), 0, softmax)`). y may be x.
  */
-void onyx_softmax_f32(onyx_isa isa, const float *x, float *y, size_t rows, size_t n);
+void onyx_softmax_f32(onyx_isa isa, const float *x, float *y, size_t rows, size_t n, int zero_nan_rows);
 
 /*
  * Layer normalisation of each of `rows` contiguous rows of n floats:

@@ -24,9 +24,9 @@ struct GraphOptimizer {
         case .basic: passes = [ConstantLifting(), IdentityElimination(), ConvAffineFolding()]
         case .all:
             passes = [
-                ConstantLifting(), IdentityElimination(), QdqFusion(), HardSigmoidRecognition(), ConvAffineFolding(),
-                MatMulAddFusion(), ConvAddFusion(), IntegerMatMulFusion(), UnsignedActivations(),
-                QuantizedNhwcLayout(),
+                ConstantLifting(), IdentityElimination(), CommonSubexpressionElimination(), QdqFusion(),
+                HardSigmoidRecognition(), ConvAffineFolding(), SoftmaxNaNFusion(),
+                MatMulAddFusion(), ConvAddFusion(), IntegerMatMulFusion(), UnsignedActivations(), QuantizedNhwcLayout(),
                 // After the activation patterns, whose scalar Muls (GELU's ½) it would otherwise take.
                 ActivationFusion(), TransposeIntoMatMul(), NchwcLayout(isa: isa),
             ]

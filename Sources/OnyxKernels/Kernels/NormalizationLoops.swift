@@ -62,12 +62,15 @@ internal import CKernels
         }
     }
 
-    /// Softmax over each of `rows` contiguous rows of `length` elements (`onyx_softmax_f32`).
+    /// Softmax over each of `rows` contiguous rows of `length` elements (`onyx_softmax_f32`); with
+    /// `zeroingNaN`, the rows it would make NaN are zeros.
     package static func softmax(
-        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, length: Int, isa: KernelISA, pool: ComputePool
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, length: Int, zeroingNaN: Bool = false,
+        isa: KernelISA, pool: ComputePool
     ) {
         pool.forEachChunk(rows, costPerItem: 8 * length) { range in
-            onyx_softmax_f32(isa.cValue, x + range.lowerBound * length, y + range.lowerBound * length, range.count, length)
+            onyx_softmax_f32(isa.cValue, x + range.lowerBound * length, y + range.lowerBound * length, range.count, length,
+                             zeroingNaN ? 1 : 0)
         }
     }
 

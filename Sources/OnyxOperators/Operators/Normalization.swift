@@ -39,10 +39,12 @@ extension OperatorRegistry {
     ] + SoftmaxKernel.Kind.allCases.flatMap { kind in
         [
             OperatorRegistration(kind.rawValue, versions: 1...12) { context in
-                SoftmaxKernel(kind: kind, axis: try context.int("axis", default: 1), coercesTo2D: true, isa: context.isa)
+                try SoftmaxKernel(kind: kind, axis: context.int("axis", default: 1), coercesTo2D: true,
+                                  nanToZero: context.int("onyx.nan_to_zero", default: 0) != 0, isa: context.isa)
             },
             OperatorRegistration(kind.rawValue, versions: 13...Int.max) { context in
-                SoftmaxKernel(kind: kind, axis: try context.int("axis", default: -1), coercesTo2D: false, isa: context.isa)
+                try SoftmaxKernel(kind: kind, axis: context.int("axis", default: -1), coercesTo2D: false,
+                                  nanToZero: context.int("onyx.nan_to_zero", default: 0) != 0, isa: context.isa)
             },
         ]
     } + [
@@ -222,6 +224,9 @@ package struct SoftmaxKernel: Kernel {
     package let kind: Kind
     package let axis: Int
     package let coercesTo2D: Bool
+    /// Writes 0 where the result would be NaN (`onyx.nan_to_zero`, see SoftmaxNaNFusion): float
+    /// Softmax only, as the fused Where's float zero requires.
+    package let nanToZero: Bool
     package let isa: KernelISA
 
     private var name: String { kind.rawValue }
@@ -245,6 +250,9 @@ package struct SoftmaxKernel: Kernel {
         guard x.dataType.isFloatingPoint else {
             throw OnyxError.unsupportedDataType("\(name) supports float, double and float16, got \(x.dataType)")
         }
+        guard !nanToZero || (kind == .softmax && x.dataType == .float) else {
+            throw OnyxError.unsupportedDataType("\(name) with onyx.nan_to_zero (a fused Where of a float 0) takes float, got \(x.dataType)")
+        }
         _ = try layout(x.shape)
         return [x.descriptor]
     }
@@ -260,9 +268,13 @@ package struct SoftmaxKernel: Kernel {
         if x.dataType == .float && kind == .softmax {
             let input = UnsafePointer(x.pointer(as: Float.self)), output = y.pointer(as: Float.self)
             if inner == 1 {
-                NormalizationLoops.softmax(input, output, rows: outer, length: extent, isa: isa, pool: context.pool)
+                NormalizationLoops.softmax(input, output, rows: outer, length: extent, zeroingNaN: nanToZero, isa: isa,
+                                           pool: context.pool)
             } else {
                 NormalizationLoops.softmax(input, output, outer: outer, extent: extent, inner: inner, pool: context.pool)
+                if nanToZero {
+                    for i in 0..<outer * extent * inner where output[i].isNaN { output[i] = 0 }
+                }
             }
         } else {
             let lines = Lines(x: x, y: y, outer: outer, extent: extent, inner: inner, kind: kind, pool: context.pool)
