@@ -5,6 +5,8 @@
  * check of the vector kernels against the portable loop. Not part of the product:
  *
  *   cc -O2 -I Sources/CKernels/include tools/bench_nchwc.c Sources/CKernels/[a-z]*.c -lm -lpthread -o /tmp/bench_nchwc
+ *   (SwiftPM builds CKernels with clang at -O2: build with /opt/swift/usr/bin/clang to time what Onyx runs;
+ *   gcc's code differs, see docs/performance.md, "NCHWc tiles under clang -O2")
  *   /tmp/bench_nchwc [peak GFLOP/s, e.g. from tools/peak_flops.c] [avx2|avx512: the CPU's best by default]
  *                    [full|split: AVX-512's register tiles (onyx_nchwc_tiles), the CPU's choice by default]
  *

@@ -27,17 +27,30 @@
  * (and the residual) on the first pass, the partial sums in the output on later ones. */
 INLINE static inline void NAME(tile_start)(const size_t pixels, const size_t width, const conv_job *job, size_t b0,
                                            size_t q0, int first, VEC acc[G][PARTS][TILE_MAX]) {
+    /* The job's fields read once and each case a loop of its own: clang -O2 otherwise reloads
+     * and tests them for every accumulator. */
+    const float *bias = first ? job->bias : NULL;
+    const float *out = job->output + b0 * job->plane + q0 * B;
+    const size_t plane = job->plane;
+    VEC start[G][PARTS];
     ONYX_UNROLL
-    for (size_t b = 0; b < width; b++) {
+    for (size_t b = 0; b < width; b++)
         ONYX_UNROLL
-        for (size_t k = 0; k < PARTS; k++) {
-            VEC bias = first && job->bias ? LOAD(job->bias + (b0 + b) * B + k * W) : ZERO();
+        for (size_t k = 0; k < PARTS; k++) start[b][k] = bias ? LOAD(bias + (b0 + b) * B + k * W) : ZERO();
+    if (first && !job->accumulate) {
+        ONYX_UNROLL
+        for (size_t b = 0; b < width; b++)
             ONYX_UNROLL
-            for (size_t p = 0; p < pixels; p++) {
-                const float *out = job->output + (b0 + b) * job->plane + (q0 + p) * B + k * W;
-                acc[b][k][p] = first && !job->accumulate ? bias : ADD(bias, LOAD(out));
-            }
-        }
+            for (size_t k = 0; k < PARTS; k++)
+                ONYX_UNROLL
+                for (size_t p = 0; p < pixels; p++) acc[b][k][p] = start[b][k];
+    } else {
+        ONYX_UNROLL
+        for (size_t b = 0; b < width; b++)
+            ONYX_UNROLL
+            for (size_t k = 0; k < PARTS; k++)
+                ONYX_UNROLL
+                for (size_t p = 0; p < pixels; p++) acc[b][k][p] = ADD(start[b][k], LOAD(out + b * plane + p * B + k * W));
     }
 }
 
@@ -45,8 +58,27 @@ INLINE static inline void NAME(tile_start)(const size_t pixels, const size_t wid
 INLINE static inline void NAME(tile_finish)(const size_t pixels, const size_t width, const conv_job *job, size_t b0,
                                             size_t q0, int last, VEC acc[G][PARTS][TILE_MAX]) {
     /* A local copy: the stores below could otherwise alias the activation's floats. */
-    const onyx_activation activation = last && job->activation ? *job->activation : (onyx_activation){0};
-    if (activation.kind != ONYX_ACTIVATION_NONE) {
+    onyx_activation activation = last && job->activation ? *job->activation : (onyx_activation){0};
+    /* One loop per kind, the kind a constant in it: clang -O2 would otherwise switch on the kind
+     * for every accumulator. */
+#define ONYX_ACTIVATE_TILE(KIND)                                                                                  \
+    case KIND:                                                                                                    \
+        activation.kind = KIND;                                                                                   \
+        ONYX_UNROLL                                                                                               \
+        for (size_t b = 0; b < width; b++)                                                                        \
+            ONYX_UNROLL                                                                                           \
+            for (size_t k = 0; k < PARTS; k++)                                                                    \
+                ONYX_UNROLL                                                                                       \
+                for (size_t p = 0; p < pixels; p++) acc[b][k][p] = ACTIVATE(acc[b][k][p], &activation);          \
+        break;
+    switch (activation.kind) {
+    case ONYX_ACTIVATION_NONE: break;
+    ONYX_ACTIVATE_TILE(ONYX_ACTIVATION_CLIP)
+    ONYX_ACTIVATE_TILE(ONYX_ACTIVATION_SIGMOID)
+    ONYX_ACTIVATE_TILE(ONYX_ACTIVATION_SILU)
+    ONYX_ACTIVATE_TILE(ONYX_ACTIVATION_HARD_SIGMOID)
+    ONYX_ACTIVATE_TILE(ONYX_ACTIVATION_HARD_SWISH)
+    default:
         ONYX_UNROLL
         for (size_t b = 0; b < width; b++)
             ONYX_UNROLL
@@ -54,13 +86,15 @@ INLINE static inline void NAME(tile_finish)(const size_t pixels, const size_t wi
                 ONYX_UNROLL
                 for (size_t p = 0; p < pixels; p++) acc[b][k][p] = ACTIVATE(acc[b][k][p], &activation);
     }
+#undef ONYX_ACTIVATE_TILE
+    float *out = job->output + b0 * job->plane + q0 * B;
+    const size_t plane = job->plane;
     ONYX_UNROLL
     for (size_t b = 0; b < width; b++)
         ONYX_UNROLL
         for (size_t k = 0; k < PARTS; k++)
             ONYX_UNROLL
-            for (size_t p = 0; p < pixels; p++)
-                STORE(job->output + (b0 + b) * job->plane + (q0 + p) * B + k * W, acc[b][k][p]);
+            for (size_t p = 0; p < pixels; p++) STORE(out + b * plane + p * B + k * W, acc[b][k][p]);
 }
 
 /* One input lane: pixel p's value at x[p] times the lane's filter vectors (block b's at f + b·16). */
@@ -159,6 +193,37 @@ INLINE static inline void NAME(conv_tile)(const size_t pixels, const size_t widt
     const char *pf = job->prefetch;
     const size_t ls = g->in_lane_stride, lane_floats = group_width * B, step = B * lane_floats;
     const float *f = job->filter + ib_begin * job->area * step + b0 * B;
+    if (job->pointwise && ls == 1) {
+        /* Output pixel q reads input pixel q: every operand is the block's base plus a constant.
+         * Kept apart from the windowed loop below, which clang -O2 (SwiftPM's release level)
+         * compiles with far slower narrow tiles when the two share one loop. */
+        for (size_t ib = ib_begin; ib < ib_end; ib++, f += step) {
+            if (pf < job->prefetch_end) {
+                for (size_t line = 0; line < 8; line++) _mm_prefetch(pf + line * 64, _MM_HINT_T1);
+                pf += 8 * 64;
+            }
+            const float *x = job->input + ib * g->in_block_stride + q0 * B;
+            size_t lanes = g->in_channels - ib * B < B ? g->in_channels - ib * B : B;
+            if (lanes == B) {
+                ONYX_UNROLL
+                for (size_t lane = 0; lane < B; lane++) {
+                    const float *at[TILE_MAX];
+                    ONYX_UNROLL
+                    for (size_t p = 0; p < pixels; p++) at[p] = x + p * B + lane;
+                    NAME(lane)(pixels, width, hold, f + lane * lane_floats, at, acc);
+                }
+            } else {
+                for (size_t lane = 0; lane < lanes; lane++) {
+                    const float *at[TILE_MAX];
+                    ONYX_UNROLL
+                    for (size_t p = 0; p < pixels; p++) at[p] = x + p * B + lane;
+                    NAME(lane)(pixels, width, hold, f + lane * lane_floats, at, acc);
+                }
+            }
+        }
+        NAME(tile_finish)(pixels, width, job, b0, q0, last, acc);
+        return;
+    }
     for (size_t ib = ib_begin; ib < ib_end; ib++) {
         const float *block = job->input + ib * g->in_block_stride;
         size_t lanes = g->in_channels - ib * B < B ? g->in_channels - ib * B : B;

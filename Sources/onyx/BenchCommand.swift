@@ -150,10 +150,12 @@ struct BenchCommand: ParsableCommand {
         if json {
             return [
                 "by_op_type": types.map { entry -> [String: Any] in
-                    ["op_type": entry.opType, "nodes": entry.nodeCount, "ms_per_run": entry.seconds * 1000 / runs, "share": entry.share]
+                    ["op_type": entry.opType, "nodes": entry.nodeCount, "ms_per_run": entry.seconds * 1000 / runs,
+                     "min_ms": entry.fastestSeconds * 1000, "share": entry.share]
                 },
                 "by_node": profile.byNode.map { entry -> [String: Any] in
-                    ["op_type": entry.opType, "name": entry.name, "ms_per_run": entry.seconds * 1000 / runs, "share": entry.share]
+                    ["op_type": entry.opType, "name": entry.name, "ms_per_run": entry.seconds * 1000 / runs,
+                     "min_ms": entry.fastestSeconds * 1000, "share": entry.share]
                 },
             ]
         }

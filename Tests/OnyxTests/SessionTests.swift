@@ -260,6 +260,12 @@ import Testing
         #expect(types.reduce(0) { $0 + $1.nodeCount } <= session.graph.steps.count)
         #expect(abs(types.reduce(0) { $0 + $1.share } - 1) < 1e-9)
         #expect(profile.byNode.count == session.graph.steps.count)
+        // A node's fastest run is one of its three runs: no more than their sum, no less than a third of it.
+        for node in profile.byNode {
+            #expect(node.fastestSeconds > 0)
+            #expect(node.fastestSeconds * 3 <= node.seconds * (1 + 1e-12))
+        }
+        #expect(abs(types.reduce(0) { $0 + $1.fastestSeconds } - profile.byNode.reduce(0) { $0 + $1.fastestSeconds }) < 1e-12)
     }
 
     /// A repeated symbolic axis is a name, not a constraint (Paddle writes `?` for every dynamic

@@ -16,13 +16,17 @@ public struct RunProfile: Sendable {
         public let nodeCount: Int
         /// Seconds over all profiled runs.
         public let seconds: Double
+        /// For a node, its fastest run in seconds: on a machine shared with other work the
+        /// least disturbed figure, comparable with another runtime's per-node minimum. For a
+        /// per-type entry, the sum of its nodes' fastest runs.
+        public let fastestSeconds: Double
         /// The entry's part of the time of all nodes, from 0 to 1.
         public let share: Double
     }
 
     /// Profiled runs so far.
     public private(set) var runs = 0
-    private var nodes: [(name: String, opType: String, nanoseconds: UInt64)] = []
+    private var nodes: [(name: String, opType: String, nanoseconds: UInt64, fastest: UInt64)] = []
 
     /// An empty profile, to pass to ``InferenceSession/run(_:profile:)``.
     public init() {}
@@ -35,22 +39,27 @@ public struct RunProfile: Sendable {
         let total = max(totalSeconds, .leastNonzeroMagnitude)
         return nodes.filter { $0.nanoseconds > 0 }.map { node in
             let seconds = Double(node.nanoseconds) / 1e9
-            return Entry(opType: node.opType, name: node.name, nodeCount: 1, seconds: seconds, share: seconds / total)
+            return Entry(
+                opType: node.opType, name: node.name, nodeCount: 1, seconds: seconds, fastestSeconds: Double(node.fastest) / 1e9,
+                share: seconds / total)
         }
         .sorted { $0.seconds > $1.seconds }
     }
 
     /// Time per operator type, slowest first: where to look for the next gain.
     public var byOperatorType: [Entry] {
-        var grouped: [String: (count: Int, nanoseconds: UInt64)] = [:]
+        var grouped: [String: (count: Int, nanoseconds: UInt64, fastest: UInt64)] = [:]
         for node in nodes where node.nanoseconds > 0 {
-            grouped[node.opType, default: (0, 0)].count += 1
-            grouped[node.opType, default: (0, 0)].nanoseconds += node.nanoseconds
+            grouped[node.opType, default: (0, 0, 0)].count += 1
+            grouped[node.opType, default: (0, 0, 0)].nanoseconds += node.nanoseconds
+            grouped[node.opType, default: (0, 0, 0)].fastest += node.fastest
         }
         let total = max(totalSeconds, .leastNonzeroMagnitude)
         return grouped.map { opType, group in
             let seconds = Double(group.nanoseconds) / 1e9
-            return Entry(opType: opType, name: "\(group.count) nodes", nodeCount: group.count, seconds: seconds, share: seconds / total)
+            return Entry(
+                opType: opType, name: "\(group.count) nodes", nodeCount: group.count, seconds: seconds,
+                fastestSeconds: Double(group.fastest) / 1e9, share: seconds / total)
         }
         .sorted { $0.seconds > $1.seconds }
     }
@@ -58,9 +67,15 @@ public struct RunProfile: Sendable {
     /// Adds one run's per-step times.
     mutating func add(_ timings: [UInt64], steps: [ExecutableGraph.Step]) {
         if nodes.count != steps.count {
-            nodes = steps.map { (name: $0.name, opType: $0.domain.isEmpty ? $0.opType : "\($0.opType) (\($0.domain))", nanoseconds: 0) }
+            nodes = steps.map {
+                (name: $0.name, opType: $0.domain.isEmpty ? $0.opType : "\($0.opType) (\($0.domain))", nanoseconds: 0,
+                 fastest: UInt64.max)
+            }
         }
-        for (index, time) in timings.enumerated() { nodes[index].nanoseconds += time }
+        for (index, time) in timings.enumerated() {
+            nodes[index].nanoseconds += time
+            nodes[index].fastest = min(nodes[index].fastest, time)
+        }
         runs += 1
     }
 }
