@@ -142,8 +142,10 @@ import Testing
         var outputs = [Value(name: "y", type: nil)]
         if shared {
             nodes += [
-                Node(name: "scales2", opType: "Mul", inputs: ["xs", "ws"], outputs: ["s2"]),
-                Node(name: "mmi2", opType: "MatMulInteger", inputs: ["xq", "w", "xz", "wz"], outputs: ["p2"]),
+                // Its own weights and scales, as quantize_dynamic writes them: equal ones would make
+                // the two products one (common subexpressions).
+                Node(name: "scales2", opType: "Mul", inputs: ["xs", "ws2"], outputs: ["s2"]),
+                Node(name: "mmi2", opType: "MatMulInteger", inputs: ["xq", "w2", "xz", "wz"], outputs: ["p2"]),
                 Node(name: "cast2", opType: "Cast", inputs: ["p2"], outputs: ["f2"], attributes: ["to": .int(1)]),
                 Node(name: "mul2", opType: "Mul", inputs: ["s2", "f2"], outputs: ["z"]),
             ]
@@ -155,7 +157,8 @@ import Testing
             nodes: nodes, inputs: [value("x", .float, [m, k])], outputs: outputs,
             initializers: [
                 ("w", tensor(wType, [k, n], w)), ("ws", t(scales.count == 1 ? [] : [n], scales)), ("wz", zeros),
-                ("bias", GemmConvTests.random([n], seed: 8)),
+                ("bias", GemmConvTests.random([n], seed: 8)), ("w2", tensor(wType, [k, n], bytes(k * n, seed: 22))),
+                ("ws2", t(scales.count == 1 ? [] : [n], scales.map { $0 * 1.5 })),
             ])
         return (graph, x)
     }
