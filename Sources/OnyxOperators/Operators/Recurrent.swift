@@ -200,20 +200,32 @@ package struct RecurrentKernel: Kernel {
         return outputs
     }
 
-    /// Scalars of compute-type scratch and floats of SGEMM packing scratch.
+    /// Scalars of compute-type scratch and floats of SGEMM packing scratch, for every lane
+    /// (``concurrentLanes``) together.
     private func scratchCounts(_ s: RecurrentShape, _ type: DataType) -> (scalars: Int, packing: Int) {
         let scalars = RecurrentDirection<Float>.scratchCount(s, cell: cell)
         guard type != .double else { return (scalars, 0) }
-        let (mr, nr) = (Gemm.mr(isa), Gemm.nr(isa))
-        let width = cell.gates * s.hidden
-        var packing = PackedPanels.floatCount(
-            extent: max(s.sequenceLength * s.batch, 1), depth: max(s.inputSize, s.hidden), width: mr) + 16
+        let lanes = concurrentLanes(type)
+        var packing = lanes * (stripCount(s) + 32)
         if packedWeights == nil || type != .float {
+            let width = cell.gates * s.hidden
+            let nr = Gemm.nr(isa)
             packing += PackedPanels.floatCount(extent: width, depth: s.inputSize, width: nr) + 16
             packing += PackedPanels.floatCount(extent: width, depth: s.hidden, width: nr)
                 + PackedPanels.floatCount(extent: s.hidden, depth: s.hidden, width: nr) + 32
         }
-        return (scalars, packing)
+        return (lanes * (scalars + 16), packing)
+    }
+
+    /// Floats of the input product's packed X strips.
+    private func stripCount(_ s: RecurrentShape) -> Int {
+        PackedPanels.floatCount(extent: max(s.sequenceLength * s.batch, 1), depth: max(s.inputSize, s.hidden), width: Gemm.mr(isa))
+    }
+
+    /// Scratch lanes: two when the directions of a bidirectional float node may run at once (their
+    /// weights are packed ahead, so each lane needs only its own gates and strips), else one.
+    private func concurrentLanes(_ type: DataType) -> Int {
+        directions == 2 && packedWeights != nil && type == .float ? 2 : 1
     }
 
     package func workspaceByteCount(inputs: [TensorDescriptor?], outputs: [TensorDescriptor]) -> Int {
@@ -238,7 +250,8 @@ package struct RecurrentKernel: Kernel {
             Float32Staging.run(
                 inputs: context.inputs, inputCount: 8, outputs: context.outputs, outputCount: 3, workspace: workspace, widens: Self.widens
             ) { widened, results, rest in
-                runFloat(s, lengths: lengths, inputs: widened, outputs: results, workspace: rest!, pool: pool)
+                runFloat(s, lengths: lengths, inputs: widened, outputs: results, workspace: rest!, pool: pool,
+                         lanes: concurrentLanes(type))
             }
         case .double:
             runDouble(s, lengths: lengths, inputs: context.inputs, outputs: context.outputs,
@@ -277,45 +290,41 @@ package struct RecurrentKernel: Kernel {
 
     private func runFloat(
         _ s: RecurrentShape, lengths: RecurrentLengths, inputs: UnsafeBufferPointer<UnsafePointer<Float>?>,
-        outputs: UnsafeBufferPointer<UnsafeMutablePointer<Float>?>, workspace: UnsafeMutableRawPointer, pool: ComputePool
+        outputs: UnsafeBufferPointer<UnsafeMutablePointer<Float>?>, workspace: UnsafeMutableRawPointer, pool: ComputePool,
+        lanes: Int
     ) {
         guard let x = inputs[0], let w = inputs[1], let r = inputs[2] else { return }
         clearOutput(outputs[0], s, lengths: lengths)
-        let (scalars, _) = scratchCounts(s, .float)
         let scratch = workspace.assumingMemoryBound(to: Float.self)
-        let stripScratch = scratch + (scalars + 15) / 16 * 16
-        let (mr, nr) = (Gemm.mr(isa), Gemm.nr(isa))
-        var weightScratch = stripScratch
-            + (PackedPanels.floatCount(extent: max(s.sequenceLength * s.batch, 1), depth: max(s.inputSize, s.hidden), width: mr) + 31) / 16 * 16
+        // A lane: one direction's gates and cell scratch, then its packed X strips.
+        let scalars = (RecurrentDirection<Float>.scratchCount(s, cell: cell) + 15) / 16 * 16
+        let laneCount = scalars + (stripCount(s) + 31) / 16 * 16
+        var weightScratch = scratch + laneCount
         let width = cell.gates * s.hidden
-        let isa = self.isa
+        let (isa, nr) = (self.isa, Gemm.nr(isa))
 
-        func product(_ panels: PackedPanels) -> PackedRecurrentProduct {
-            PackedRecurrentProduct(panels, isa: isa, strips: stripScratch, pool: pool)
-        }
         func pack(_ matrix: UnsafePointer<Float>, n: Int, k: Int) -> PackedPanels {
             Gemm.packB(matrix, k: k, n: n, ld: k, transposed: true, nr: nr, into: weightScratch)
             let panels = PackedPanels(extent: n, depth: k, width: nr, base: UnsafePointer(weightScratch), owner: nil)
             weightScratch += (PackedPanels.floatCount(extent: n, depth: k, width: nr) + 15) / 16 * 16
             return panels
         }
-
-        let weightBase = weightScratch
-        for d in 0..<directions {
-            let weights: PackedRecurrentWeights
-            if let packedWeights {
-                weights = packedWeights[d]
-            } else {
-                weightScratch = weightBase
-                let rd = r + d * width * s.hidden
-                let input = pack(w + d * width * s.inputSize, n: width, k: s.inputSize)
-                if case .gru = cell {
-                    let hidden = pack(rd, n: 2 * s.hidden, k: s.hidden)
-                    weights = PackedRecurrentWeights(
-                        input: input, hidden: hidden, candidate: pack(rd + 2 * s.hidden * s.hidden, n: s.hidden, k: s.hidden))
-                } else {
-                    weights = PackedRecurrentWeights(input: input, hidden: pack(rd, n: width, k: s.hidden), candidate: nil)
-                }
+        func weights(_ d: Int) -> PackedRecurrentWeights {
+            if let packedWeights { return packedWeights[d] }
+            weightScratch = scratch + laneCount
+            let rd = r + d * width * s.hidden
+            let input = pack(w + d * width * s.inputSize, n: width, k: s.inputSize)
+            if case .gru = cell {
+                let hidden = pack(rd, n: 2 * s.hidden, k: s.hidden)
+                return PackedRecurrentWeights(
+                    input: input, hidden: hidden, candidate: pack(rd + 2 * s.hidden * s.hidden, n: s.hidden, k: s.hidden))
+            }
+            return PackedRecurrentWeights(input: input, hidden: pack(rd, n: width, k: s.hidden), candidate: nil)
+        }
+        func run(_ d: Int, lane: UnsafeMutablePointer<Float>, pool: ComputePool) {
+            let weights = weights(d)
+            func product(_ panels: PackedPanels) -> PackedRecurrentProduct {
+                PackedRecurrentProduct(panels, isa: isa, strips: lane + scalars, pool: pool)
             }
             let direction: RecurrentDirection<Float> = directionLoop(s, d, lengths: lengths)
             direction.run(
@@ -323,7 +332,16 @@ package struct RecurrentKernel: Kernel {
                 candidateProduct: weights.candidate.map(product),
                 bias: inputs[3].map { $0 + d * 2 * width }, peepholes: inputs[7].map { $0 + d * 3 * s.hidden },
                 initialH: inputs[5], initialC: inputs[6],
-                y: outputs[0], yH: outputs[1], yC: outputs[2], scratch: scratch)
+                y: outputs[0], yH: outputs[1], yC: outputs[2], scratch: lane)
+        }
+
+        if lanes == 2 && pool.threadCount > 1 {
+            // Each step's product is too small to split well; the two directions are independent,
+            // so each runs whole on its own thread (the products inside find the pool busy and
+            // run serially), writing disjoint parts of Y, Y_h and Y_c.
+            pool.parallelFor(2) { d in run(d, lane: scratch + d * laneCount, pool: pool) }
+        } else {
+            for d in 0..<directions { run(d, lane: scratch, pool: pool) }
         }
         withExtendedLifetime(packedWeights) {}
     }
