@@ -9,10 +9,13 @@ import NIOCore
 /// inline are answered on the event loop before the router (``InlineInferenceHandler``).
 ///
 /// - Parameters:
+///   - eventLoopGroup: the threads that run connections (and inline models); NIO's shared group,
+///     one thread per core, when `nil`. The caller shuts a group it made down after the server stops.
 ///   - onServerRunning: called with the listening channel once the server is bound (its
 ///     `localAddress` tells the port when `configuration.port` is 0).
 public func buildApplication(
     repository: ModelRepository, configuration: ServerConfiguration, logger: Logger = Logger(label: "onyx.serve"),
+    eventLoopGroup: (any EventLoopGroup)? = nil,
     onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     let router = buildRouter(repository: repository, configuration: configuration)
@@ -32,6 +35,7 @@ public func buildApplication(
             serverName: configuration.serverName,
             availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxConnections)),
         onServerRunning: onServerRunning,
+        eventLoopGroupProvider: eventLoopGroup.map { .shared($0) } ?? .singleton,
         logger: logger)
 }
 

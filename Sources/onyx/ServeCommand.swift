@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
+import NIOPosix
 import Onyx
 import OnyxGRPC
 import OnyxServe
@@ -49,6 +50,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Kernel threads the served models share (0: all cores); a model's config.json \"threads\" gives it its own.")
     var threads = 0
 
+    @Option(name: .customLong("http-threads"), help: "Event-loop threads serving HTTP connections, and running models small enough to answer inline (0: one per core).")
+    var httpThreads = 0
+
     @Option(name: .customLong("queue-capacity"), help: "Requests queued or running per model before 503.")
     var queueCapacity = 256
 
@@ -78,6 +82,7 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("give either a MODEL file or --model-repository DIR")
         }
         guard (1...65535).contains(port) else { throw ValidationError("--port must be 1–65535") }
+        guard httpThreads >= 0 else { throw ValidationError("--http-threads must be 0 (one per core) or more") }
         if let grpcPort {
             guard (1...65535).contains(grpcPort) else { throw ValidationError("--grpc-port must be 1–65535") }
             guard grpcPort != port else { throw ValidationError("--grpc-port must differ from --port") }
@@ -131,7 +136,9 @@ struct ServeCommand: AsyncParsableCommand {
             host: host, port: port, maxBodyBytes: maxBodyBytes, idleTimeoutSeconds: idleTimeout,
             maxConnections: maxConnections, repositoryControl: repositoryControl,
             controlToken: controlToken ?? ProcessInfo.processInfo.environment["ONYX_CONTROL_TOKEN"])
-        let app = buildApplication(repository: models, configuration: configuration, logger: logger)
+        // NIO's shared group has one thread per core; a group of our own when told otherwise.
+        let eventLoops = httpThreads > 0 ? MultiThreadedEventLoopGroup(numberOfThreads: httpThreads) : nil
+        let app = buildApplication(repository: models, configuration: configuration, logger: logger, eventLoopGroup: eventLoops)
         logger.info("listening", metadata: ["address": "http://\(host):\(port)"])
         var services: [any Service] = [app]
         if let grpcPort {
@@ -141,6 +148,7 @@ struct ServeCommand: AsyncParsableCommand {
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+        try await eventLoops?.shutdownGracefully()
         logger.info("stopped")
     }
 }

@@ -108,7 +108,8 @@ import Glibc
     /// `.live` rebuilds the application configuration with a new address and drops the connection
     /// limit on the way, so it cannot test that.)
     static func withServer(
-        _ configuration: ServerConfiguration, repository: ModelRepository? = nil, _ body: @Sendable (Int) async throws -> Void
+        _ configuration: ServerConfiguration, repository: ModelRepository? = nil, eventLoopGroup: (any EventLoopGroup)? = nil,
+        onServerRunning: @escaping @Sendable (any Channel) -> Void = { _ in }, _ body: @Sendable (Int) async throws -> Void
     ) async throws {
         var configuration = configuration
         configuration.host = "127.0.0.1"
@@ -118,7 +119,9 @@ import Glibc
         var logger = Logger(label: "onyx.test")
         logger.logLevel = .critical
         let models = if let repository { repository } else { try await ServerTests.repository() }
-        let app = buildApplication(repository: models, configuration: configuration, logger: logger) { channel in
+        let app = buildApplication(repository: models, configuration: configuration, logger: logger, eventLoopGroup: eventLoopGroup) {
+            channel in
+            onServerRunning(channel)
             continuation.yield(channel.localAddress?.port ?? 0)
         }
         try await withThrowingTaskGroup(of: Void.self) { group in

@@ -5,6 +5,8 @@ import HTTPTypes
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
+import NIOPosix
+import NIOConcurrencyHelpers
 import Onyx
 import Testing
 @testable import OnyxServe
@@ -121,6 +123,25 @@ import Testing
             }
         }
         #expect(channel.isActive)
+    }
+
+    /// `onyx serve --http-threads N`: connections, and the models answered inline on them, run on
+    /// the group given, not on NIO's shared one.
+    @Test func servesOnTheEventLoopGroupItIsGiven() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        let listening = NIOLockedValueBox<(any EventLoop)?>(nil)
+        try await HostileConnectionTests.withServer(ServerConfiguration(), eventLoopGroup: group, onServerRunning: { channel in
+            listening.withLockedValue { $0 = channel.eventLoop }
+        }) { port in
+            let body = String(buffer: try ServerTests.inferBody(try ServerTests.fixtureTensor("mlp_legacy/test_data_set_0/input_0.pb")))
+            let request = "POST /v2/models/mlp/infer HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
+            let answer = try await RawConnection.exchange(port: port, Array(request.utf8))
+            #expect(answer.status == 200, "\(answer)")
+            #expect(answer.body.contains("\"output\""), "\(answer)")
+        }
+        #expect(listening.withLockedValue { $0 } === loop)
+        try await group.shutdownGracefully()
     }
 
     @Test func leavesEveryOtherRequestToTheRouter() async throws {
