@@ -720,8 +720,8 @@ import Testing
 
     /// A DenseNet-style block: stem conv (3 → 32), then two dense layers, each BatchNormalization
     /// → Relu → 1×1 (→ 48) → BatchNormalization → Relu → 3×3 (→ 16) and a Concat with its input;
-    /// the BatchNormalizations after Concats (and one after a Split) run as ScaleShift in the
-    /// chain. A training-mode one stays out.
+    /// the BatchNormalizations after Concats (and one after a Split, then a LeakyRelu) run as
+    /// ScaleShift in the chain, each with the activation reading it. A training-mode one stays out.
     @Test func denseNetStyleBatchNormalizationsStayBlocked() throws {
         func bn(_ name: String, _ x: String, _ y: String) -> Node {
             Node(name: name, opType: "BatchNormalization", inputs: [x, name + "_g", name + "_b", name + "_m", name + "_v"],
@@ -753,7 +753,8 @@ import Testing
             (input, channels) = ("\(layer)k", channels + 16)
         }
         nodes.append(Node(name: "split", opType: "Split", inputs: [input, "parts"], outputs: ["p1", "p2"], attributes: ["axis": .int(1)]))
-        nodes.append(bn("tail", "p2", "y"))
+        nodes.append(bn("tail", "p2", "t"))
+        nodes.append(Node(name: "leaky", opType: "LeakyRelu", inputs: ["t"], outputs: ["y"], attributes: ["alpha": .float(0.3)]))
         initializers += parameters("tail", 48) + [("parts", try! Tensor(shape: [2], scalars: [Int64(16), 48]))]
         var graph = Graph(nodes: nodes, inputs: [Self.value("x", [2, 3, 18, 17])], outputs: [Self.value("y", [2, 48, 9, 9])],
                           initializers: initializers)
@@ -762,6 +763,13 @@ import Testing
             // The BatchNormalizations after 1×1 convolutions fold into them; the others run blocked.
             #expect(Self.blockedOps(rewritten) == ["Conv": 5, "ScaleShift": 3, "ReorderOutput": 1], "\(isa)")
             #expect(!rewritten.nodes.contains { $0.opType == "BatchNormalization" })
+            // The activation after each ScaleShift runs in it.
+            let fused = rewritten.nodes.filter { $0.opType == "ScaleShift" }.map { node -> String in
+                guard case .string(let kind)? = node.attributes["onyx.activation"] else { return "none" }
+                return kind
+            }
+            #expect(fused.sorted() == ["LeakyRelu", "Relu", "Relu"], "\(isa): \(fused)")
+            #expect(!rewritten.nodes.contains { $0.opType == "Relu" || $0.opType == "LeakyRelu" }, "\(isa)")
         }
         try Self.expectSameOutputs(graph, graph, level: .all, Self.feeds(graph), "DenseNet-style")
 

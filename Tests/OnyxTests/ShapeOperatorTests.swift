@@ -307,6 +307,21 @@ import Testing
         #expect(Self.bytes(cd) == interleaved)
     }
 
+    /// Copies of a megabyte and more split into 64 KB ranges of the output over two threads: the
+    /// ranges straddle inputs and rows (a DenseNet Concat, one image and two; a middle axis; odd
+    /// sizes that do not fill the last range), and the result is the one-thread one.
+    @Test(arguments: [
+        ([[1, 256, 56, 56], [1, 32, 56, 56]], 1), ([[2, 96, 56, 56], [2, 17, 56, 56], [2, 1, 56, 56]], 1),
+        ([[3, 131, 257], [3, 7, 257], [3, 263, 257]], 1), ([[4, 1, 300, 257], [4, 1, 100, 257]], 2),
+    ])
+    func largeConcatUsesThreads(shapes: [[Int]], axis: Int) throws {
+        let inputs = shapes.enumerated().map { Self.randomTensor(.float, $0.element, seed: UInt64($0.offset + 3)) }
+        let threaded = try Self.run("Concat", inputs, ["axis": .int(axis)], threads: 2)[0]
+        let serial = try Self.run("Concat", inputs, ["axis": .int(axis)], threads: 1)[0]
+        #expect(threaded.byteCount >= ConcatKernel.parallelBytes, "\(shapes)")
+        #expect(threaded.shape == serial.shape && Self.bytes(threaded) == Self.bytes(serial), "\(shapes)")
+    }
+
     @Test func concatAllowsEmptyInputs() throws {
         let a = Self.i64([2], [1, 2]), none = Self.i64([0], [])
         #expect(try Self.ints(Self.run1("Concat", [none, a, none, Self.i64([1], [3])], ["axis": .int(0)])) == [1, 2, 3])

@@ -35,9 +35,15 @@ struct ActivationFusion: GraphPass {
     }
 
     func apply(to graph: inout Graph) {
+        Self.fuse(into: Self.canFuse, &graph)
+    }
+
+    /// Fuses the activation reading each node that `isProducer` accepts (one output, no
+    /// `onyx.activation` yet) into it; ``NchwcLayout`` calls it for its ScaleShifts.
+    static func fuse(into isProducer: (Node) -> Bool, _ graph: inout Graph) {
         let uses = GraphUses(graph)
         var removed = Set<Int>()
-        for index in graph.nodes.indices where Self.canFuse(into: graph.nodes[index]) {
+        for index in graph.nodes.indices where isProducer(graph.nodes[index]) {
             let product = graph.nodes[index].outputs[0]
             var x = product, view: Int?
             if let readers = uses.consumers[product], readers.count == 1, !uses.graphOutputs.contains(product) {

@@ -23,7 +23,8 @@ import OnyxOperators
 /// factors that picks pixel (y / sy, x / sx), as an NCHWc Upsample. A connected set of these is
 /// converted when it holds two convolutions at least (a lone one would only pay two reorders).
 /// An inference-mode BatchNormalization that no convolution absorbed (DenseNet's, after each
-/// Concat) runs as an NCHWc ScaleShift.
+/// Concat) runs as an NCHWc ScaleShift, which takes the activation reading it (as
+/// ``ActivationFusion`` gives one to a Conv).
 ///
 /// A convolution reading a value from outside its chain reads it as NCHW when it has fewer than
 /// 16 channels (`onyx.input_layout`), else through one `ReorderInput` per value. Every chain value
@@ -121,6 +122,11 @@ struct NchwcLayout: GraphPass {
             }
         }
         graph.nodes = rewritten
+        // DenseNet's BatchNormalization → Relu after each Concat: one pass over the tensor, not two.
+        ActivationFusion.fuse(into: { node in
+            node.opType == "ScaleShift" && node.domain == NchwcFormat.domain && node.attributes["onyx.activation"] == nil
+                && node.outputs.count == 1
+        }, &graph)
     }
 }
 

@@ -32,7 +32,7 @@ extension OperatorRegistry {
             NchwcPoolKernel(globalAverage: context.isa)
         },
         OperatorRegistration("Upsample", domain: NchwcFormat.domain) { context in try NchwcUpsampleKernel(context) },
-        OperatorRegistration("ScaleShift", domain: NchwcFormat.domain) { _ in NchwcScaleShiftKernel() },
+        OperatorRegistration("ScaleShift", domain: NchwcFormat.domain) { context in try NchwcScaleShiftKernel(context) },
         OperatorRegistration("Mul", domain: NchwcFormat.domain) { _ in NchwcMulKernel() },
     ]
 }
@@ -399,7 +399,7 @@ package struct NchwcConvKernel: Kernel {
 
     /// Splits `parts × rows` work items over the pool's threads and calls `body(part, first, last)`
     /// for each run of rows `first..<last` of one part a thread takes.
-    private static func forEachRowRun(
+    static func forEachRowRun(
         _ parts: Int, rows: Int, costPerRow: Double, pool: ComputePool, _ body: (Int, Int, Int) -> Void
     ) {
         NchwcFormat.split(parts * rows, costPerItem: costPerRow, pool: pool) { range in
@@ -532,8 +532,19 @@ package struct NchwcUpsampleKernel: Kernel {
 }
 
 /// `x · scale + shift` per lane of NCHWc `x` (inputs: x, then `scale` and `shift` of 16 floats
-/// per channel block): an inference-mode BatchNormalization, its parameters laid out as the blocks.
+/// per channel block), then the fused activation (`onyx.activation`, see ``NchwcLayout``): an
+/// inference-mode BatchNormalization, its parameters laid out as the blocks. It runs as a 1×1
+/// depthwise convolution, `scale` its packed filter and `shift` its bias, as onnxruntime's NCHWc
+/// transformer runs one.
 package struct NchwcScaleShiftKernel: Kernel {
+    package let activation: FusedActivation?
+    package let isa: KernelISA
+
+    package init(_ context: NodeContext) throws {
+        activation = try context.fusedActivation()
+        isa = context.isa
+    }
+
     package func outputDescriptors(for inputs: [PlannedInput?]) throws -> [TensorDescriptor] {
         guard inputs.count == 3, let x = inputs[0], let scale = inputs[1], let shift = inputs[2],
               [x.dataType, scale.dataType, shift.dataType].allSatisfy({ $0 == .float }), NchwcFormat.isBlocked(x.shape)
@@ -549,22 +560,22 @@ package struct NchwcScaleShiftKernel: Kernel {
 
     package func run(_ context: borrowing KernelContext) throws {
         let x = context.input(0)!, y = context.output(0)
-        let blocks = x.shape[1], area = x.shape[2] * x.shape[3], block = NchwcFormat.block
+        let blocks = x.shape[1], height = x.shape[2], width = x.shape[3], block = NchwcFormat.block
+        let image = blocks * height * width * block, channels = blocks * block
         let source = UnsafePointer(x.pointer(as: Float.self)), destination = y.pointer(as: Float.self)
         let scale = UnsafePointer(context.input(1)!.pointer(as: Float.self))
         let shift = UnsafePointer(context.input(2)!.pointer(as: Float.self))
-        NchwcFormat.split(x.shape[0] * blocks, costPerItem: Double(area * block), pool: context.pool) { planes in
-            for plane in planes {
-                // One block's 16 lanes as one value: the loop is loads, a multiply-add and stores.
-                let s = UnsafeRawPointer(scale + (plane % blocks) * block).loadUnaligned(as: SIMD16<Float>.self)
-                let t = UnsafeRawPointer(shift + (plane % blocks) * block).loadUnaligned(as: SIMD16<Float>.self)
-                let input = UnsafeRawPointer(source + plane * area * block)
-                let output = UnsafeMutableRawPointer(destination + plane * area * block)
-                let stride = MemoryLayout<SIMD16<Float>>.size
-                for pixel in 0..<area {
-                    let v = input.loadUnaligned(fromByteOffset: pixel * stride, as: SIMD16<Float>.self)
-                    output.storeBytes(of: v * s + t, toByteOffset: pixel * stride, as: SIMD16<Float>.self)
-                }
+        let geometry = NchwcGeometry(
+            inHeight: height, inWidth: width, outHeight: height, outWidth: width, kernelHeight: 1, kernelWidth: 1,
+            strideY: 1, strideX: 1, dilationY: 1, dilationX: 1, padTop: 0, padLeft: 0, inChannels: channels,
+            outChannels: channels)
+        let activation = self.activation, isa = self.isa
+        for n in 0..<x.shape[0] {
+            let input = source + n * image, output = destination + n * image
+            NchwcConvKernel.forEachRowRun(blocks, rows: height, costPerRow: Double(block * width), pool: context.pool) {
+                block, first, last in
+                NchwcLoops.depthwise(geometry, input, filter: scale, bias: shift, into: output, blocks: block..<block + 1,
+                                     rows: first..<last, activation: activation, isa: isa)
             }
         }
     }
