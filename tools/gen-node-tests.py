@@ -11,6 +11,7 @@ OptionalProto, as onnx's own generator does; `onyx test` reports those cases as 
 """
 
 import os
+import re
 import shutil
 import sys
 import warnings
@@ -34,6 +35,30 @@ def serialized(value, value_info):
     if isinstance(value, TensorProto):
         return value.SerializeToString()
     return numpy_helper.from_array(np.asarray(value), value_info.name).SerializeToString()
+
+
+# Cast/CastLike from a float type to a 2- or 4-bit integer type. ONNX says such a cast keeps the
+# low bits ("we truncate bits which can't be stored"); onnx's generator takes the expected values
+# from ml_dtypes' astype, which since ml_dtypes 0.5.4 (the oldest onnx 1.23.2 accepts) writes 0 for
+# out-of-range inputs on some CPUs (seen on an Intel Xeon) and the low bits on others (AMD Zen 4,
+# and ml_dtypes 0.5.1 everywhere). Those expected outputs are rewritten from the inputs, by the
+# spec, so the suite is the same on every machine.
+LOW_BIT_CAST = re.compile(r"^test_cast(like)?_(FLOAT16|FLOAT|BFLOAT16|DOUBLE)_to_(U?INT[24])(_expanded)?$")
+
+
+def low_bits_cast_output(input_tensor, output_tensor, target):
+    """The spec's output of casting `input_tensor` to `target` (INT4, UINT4, INT2, UINT2)."""
+    from onnx import helper, numpy_helper
+
+    bits = int(target[-1])
+    values = np.trunc(numpy_helper.to_array(input_tensor).astype(np.float64)).astype(np.int64) & ((1 << bits) - 1)
+    if not target.startswith("U"):
+        values = np.where(values >= 1 << (bits - 1), values - (1 << bits), values)
+    dtype = helper.tensor_dtype_to_np_dtype(output_tensor.data_type)
+    small = values.astype(np.int8).astype(dtype)  # every value is in range now
+    packed = numpy_helper._pack_4bitx2(small) if bits == 4 else numpy_helper._pack_2bitx4(small)
+    return helper.make_tensor(output_tensor.name, output_tensor.data_type, list(output_tensor.dims),
+                              vals=packed.tobytes(), raw=True)
 
 
 def main() -> int:
@@ -62,7 +87,10 @@ def main() -> int:
         with open(os.path.join(folder, "model.onnx"), "wb") as f:
             f.write(case.model.SerializeToString())
         graph = case.model.graph
+        low_bits = LOW_BIT_CAST.match(case.name)
         for index, (inputs, outputs) in enumerate(case.data_sets):
+            if low_bits:
+                outputs = [low_bits_cast_output(inputs[0], outputs[0], low_bits.group(3))]
             data_set = os.path.join(folder, f"test_data_set_{index}")
             os.makedirs(data_set)
             for k, value in enumerate(inputs):
